@@ -1,0 +1,87 @@
+package tokend
+
+import (
+	"errors"
+	"fmt"
+	"sort"
+)
+
+// Error codes. Each maps to exactly one HTTP status in internal/api.
+const (
+	ENOTFOUND     = "not_found"    // the thing does not exist or the caller may not know it exists
+	EUNAUTHORIZED = "unauthorized" // no usable credentials
+	EFORBIDDEN    = "forbidden"    // authenticated, visible, but not allowed
+	EINVALID      = "invalid"      // input fails validation; Fields says where
+	EINTERNAL     = "internal"     // anything else; the message is never shown to clients
+)
+
+// Error is the one error type of tokend. Message is safe to show to API clients;
+// wrapped internal errors are not.
+type Error struct {
+	Code    string
+	Message string
+	// Reason is a machine-readable detail, such as "invalid_api_key" or "expired_api_key".
+	Reason string
+	// Fields holds validation messages by input field; "base" is for the whole record.
+	Fields map[string][]string
+}
+
+func (e *Error) Error() string {
+	if len(e.Fields) == 0 {
+		return fmt.Sprintf("%s: %s", e.Code, e.Message)
+	}
+	keys := make([]string, 0, len(e.Fields))
+	for k := range e.Fields {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	s := e.Code + ":"
+	for _, k := range keys {
+		s += fmt.Sprintf(" %s %v;", k, e.Fields[k])
+	}
+	return s
+}
+
+// Errorf returns an *Error with the given code and a client-safe message.
+func Errorf(code, format string, args ...any) *Error {
+	return &Error{Code: code, Message: fmt.Sprintf(format, args...)}
+}
+
+// ErrorCode returns the code of the first *Error in err's chain, EINTERNAL for any
+// other non-nil error, and "" for nil.
+func ErrorCode(err error) string {
+	if err == nil {
+		return ""
+	}
+	var e *Error
+	if errors.As(err, &e) {
+		return e.Code
+	}
+	return EINTERNAL
+}
+
+// FieldErrors collects validation messages by field. The zero value is ready to use.
+type FieldErrors map[string][]string
+
+// Add records msg against field.
+func (f *FieldErrors) Add(field, msg string) {
+	if *f == nil {
+		*f = FieldErrors{}
+	}
+	(*f)[field] = append((*f)[field], msg)
+}
+
+// Err returns an EINVALID *Error carrying the messages, or nil if there are none.
+func (f FieldErrors) Err() error {
+	if len(f) == 0 {
+		return nil
+	}
+	return &Error{Code: EINVALID, Message: "Validation failed", Fields: f}
+}
+
+// Invalid returns an EINVALID error with one message on one field.
+func Invalid(field, msg string) error {
+	var f FieldErrors
+	f.Add(field, msg)
+	return f.Err()
+}

@@ -1,0 +1,135 @@
+// Package sqlite implements tokend.Store on a SQLite file.
+//
+// Writes go through one connection opened with BEGIN IMMEDIATE, so write
+// transactions are serialized and a rule checked inside one still holds at
+// commit; reads use a separate pool and, in WAL mode, never wait for writes.
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"embed"
+	"errors"
+	"fmt"
+	"io/fs"
+	"net/url"
+	"runtime"
+
+	"github.com/pressly/goose/v3"
+	"modernc.org/sqlite"
+	sqlite3 "modernc.org/sqlite/lib"
+
+	"github.com/tokend/tokend"
+)
+
+//go:embed migrations/*.sql
+var migrations embed.FS
+
+// Store is a tokend.Store backed by SQLite.
+type Store struct {
+	write *sql.DB
+	read  *sql.DB
+}
+
+var _ tokend.Store = (*Store)(nil)
+
+// Open opens (creating if needed) the database at path and applies every
+// pending migration.
+func Open(ctx context.Context, path string) (*Store, error) {
+	if path == "" {
+		return nil, errors.New("sqlite: empty database path")
+	}
+	dsn := func(txlock string) string {
+		q := url.Values{}
+		q.Add("_pragma", "foreign_keys(1)")
+		q.Add("_pragma", "journal_mode(WAL)")
+		q.Add("_pragma", "synchronous(NORMAL)")
+		q.Add("_pragma", "busy_timeout(10000)")
+		q.Set("_txlock", txlock)
+		return "file:" + (&url.URL{Path: path}).EscapedPath() + "?" + q.Encode()
+	}
+	w, err := sql.Open("sqlite", dsn("immediate"))
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
+	}
+	w.SetMaxOpenConns(1)
+	w.SetConnMaxIdleTime(0)
+	s := &Store{write: w}
+	if err := s.migrate(ctx); err != nil {
+		w.Close()
+		return nil, err
+	}
+	r, err := sql.Open("sqlite", dsn("deferred"))
+	if err != nil {
+		w.Close()
+		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
+	}
+	r.SetMaxOpenConns(max(4, runtime.GOMAXPROCS(0)))
+	s.read = r
+	return s, nil
+}
+
+func (s *Store) migrate(ctx context.Context) error {
+	sub, err := fs.Sub(migrations, "migrations")
+	if err != nil {
+		return fmt.Errorf("sqlite: migrations: %w", err)
+	}
+	p, err := goose.NewProvider(goose.DialectSQLite3, s.write, sub)
+	if err != nil {
+		return fmt.Errorf("sqlite: migrations: %w", err)
+	}
+	if _, err := p.Up(ctx); err != nil {
+		return fmt.Errorf("sqlite: migrate: %w", err)
+	}
+	return nil
+}
+
+// Close closes both connection pools.
+func (s *Store) Close() error {
+	var errs []error
+	if s.read != nil {
+		errs = append(errs, s.read.Close())
+	}
+	errs = append(errs, s.write.Close())
+	return errors.Join(errs...)
+}
+
+// Read runs fn in a read transaction.
+func (s *Store) Read(ctx context.Context, fn func(tokend.Tx) error) error {
+	return inTx(ctx, s.read, fn)
+}
+
+// Write runs fn in a serialized write transaction.
+func (s *Store) Write(ctx context.Context, fn func(tokend.Tx) error) error {
+	return inTx(ctx, s.write, fn)
+}
+
+// inTx is the one transaction helper: it commits when fn returns nil and rolls
+// back otherwise, returning fn's error unchanged so that codes survive.
+func inTx(ctx context.Context, db *sql.DB, fn func(tokend.Tx) error) error {
+	sqlTx, err := db.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("sqlite: begin: %w", err)
+	}
+	if err := fn(&tx{sqlTx}); err != nil {
+		if rbErr := sqlTx.Rollback(); rbErr != nil {
+			return errors.Join(err, fmt.Errorf("sqlite: rollback: %w", rbErr))
+		}
+		return err
+	}
+	if err := sqlTx.Commit(); err != nil {
+		return fmt.Errorf("sqlite: commit: %w", err)
+	}
+	return nil
+}
+
+// TokenByHash looks a token up by the hash of its value: one indexed query on
+// the reader pool, outside any transaction.
+func (s *Store) TokenByHash(ctx context.Context, hash []byte) (*tokend.Token, error) {
+	return (&tx{s.read}).tokenWhere(ctx, "t.token_hash = ?", hash)
+}
+
+func isUniqueViolation(err error) bool {
+	var e *sqlite.Error
+	return errors.As(err, &e) && e.Code() == sqlite3.SQLITE_CONSTRAINT_UNIQUE
+}

@@ -1,0 +1,306 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/tokend/tokend"
+)
+
+// querier is what the query helpers need: a *sql.Tx or a *sql.DB, so that the
+// same helper serves inside and outside a transaction.
+type querier interface {
+	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
+	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
+	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
+}
+
+type tx struct{ q querier }
+
+var _ tokend.Tx = (*tx)(nil)
+
+func micros(t time.Time) int64 { return t.UnixMicro() }
+
+func fromMicros(us int64) time.Time { return time.UnixMicro(us).UTC() }
+
+func nullMicros(t *time.Time) sql.NullInt64 {
+	if t == nil {
+		return sql.NullInt64{}
+	}
+	return sql.NullInt64{Int64: t.UnixMicro(), Valid: true}
+}
+
+func timePtr(n sql.NullInt64) *time.Time {
+	if !n.Valid {
+		return nil
+	}
+	t := fromMicros(n.Int64)
+	return &t
+}
+
+func notFound(what string) error { return tokend.Errorf(tokend.ENOTFOUND, "%s not found", what) }
+
+// CreateAccount inserts a and sets its ID.
+func (x *tx) CreateAccount(ctx context.Context, a *tokend.Account) error {
+	err := x.q.QueryRowContext(ctx,
+		`INSERT INTO accounts (name, plan, rate_limit, created_at) VALUES (?, ?, ?, ?) RETURNING id`,
+		a.Name, string(a.Plan), a.RateLimit, micros(a.CreatedAt)).Scan(&a.ID)
+	if err != nil {
+		return fmt.Errorf("sqlite: insert account: %w", err)
+	}
+	return nil
+}
+
+const accountColumns = `id, name, plan, rate_limit, created_at`
+
+func scanAccount(row interface{ Scan(...any) error }) (tokend.Account, error) {
+	var a tokend.Account
+	var plan string
+	var created int64
+	err := row.Scan(&a.ID, &a.Name, &plan, &a.RateLimit, &created)
+	a.Plan, a.CreatedAt = tokend.Plan(plan), fromMicros(created)
+	return a, err
+}
+
+// Account returns one account.
+func (x *tx) Account(ctx context.Context, id int64) (*tokend.Account, error) {
+	a, err := scanAccount(x.q.QueryRowContext(ctx, `SELECT `+accountColumns+` FROM accounts WHERE id = ?`, id))
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, notFound("account")
+	} else if err != nil {
+		return nil, fmt.Errorf("sqlite: account: %w", err)
+	}
+	return &a, nil
+}
+
+// Accounts returns every account in ID order.
+func (x *tx) Accounts(ctx context.Context) ([]tokend.Account, error) {
+	rows, err := x.q.QueryContext(ctx, `SELECT `+accountColumns+` FROM accounts ORDER BY id`)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: accounts: %w", err)
+	}
+	defer rows.Close()
+	var out []tokend.Account
+	for rows.Next() {
+		a, err := scanAccount(rows)
+		if err != nil {
+			return nil, fmt.Errorf("sqlite: accounts: %w", err)
+		}
+		out = append(out, a)
+	}
+	return out, rows.Err()
+}
+
+// CreateResource inserts r and sets its ID.
+func (x *tx) CreateResource(ctx context.Context, r *tokend.Resource) error {
+	var project sql.NullInt64
+	if r.Type == tokend.ResourceSandbox {
+		project = sql.NullInt64{Int64: r.ProjectID, Valid: true}
+	}
+	err := x.q.QueryRowContext(ctx,
+		`INSERT INTO resources (account_id, type, project_id, name, created_at) VALUES (?, ?, ?, ?, ?) RETURNING id`,
+		r.AccountID, string(r.Type), project, r.Name, micros(r.CreatedAt)).Scan(&r.ID)
+	if isUniqueViolation(err) && r.Type == tokend.ResourceDomain {
+		return tokend.Invalid("domain_name", "has already been taken")
+	} else if err != nil {
+		return fmt.Errorf("sqlite: insert %s: %w", r.Type, err)
+	}
+	return nil
+}
+
+const resourceColumns = `id, account_id, type, project_id, name, created_at`
+
+func scanResource(row interface{ Scan(...any) error }) (tokend.Resource, error) {
+	var r tokend.Resource
+	var typ string
+	var project sql.NullInt64
+	var created int64
+	err := row.Scan(&r.ID, &r.AccountID, &typ, &project, &r.Name, &created)
+	r.Type, r.ProjectID, r.CreatedAt = tokend.ResourceType(typ), project.Int64, fromMicros(created)
+	return r, err
+}
+
+// Resource returns one resource of the given type.
+func (x *tx) Resource(ctx context.Context, typ tokend.ResourceType, id int64) (*tokend.Resource, error) {
+	r, err := scanResource(x.q.QueryRowContext(ctx,
+		`SELECT `+resourceColumns+` FROM resources WHERE id = ? AND type = ?`, id, string(typ)))
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, notFound(string(typ))
+	} else if err != nil {
+		return nil, fmt.Errorf("sqlite: %s: %w", typ, err)
+	}
+	return &r, nil
+}
+
+// Resources lists an account's resources in ID order.
+func (x *tx) Resources(ctx context.Context, accountID int64) ([]tokend.Resource, error) {
+	rows, err := x.q.QueryContext(ctx,
+		`SELECT `+resourceColumns+` FROM resources WHERE account_id = ? ORDER BY id`, accountID)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: resources: %w", err)
+	}
+	defer rows.Close()
+	var out []tokend.Resource
+	for rows.Next() {
+		r, err := scanResource(rows)
+		if err != nil {
+			return nil, fmt.Errorf("sqlite: resources: %w", err)
+		}
+		out = append(out, r)
+	}
+	return out, rows.Err()
+}
+
+// RenameResource sets a resource's name.
+func (x *tx) RenameResource(ctx context.Context, typ tokend.ResourceType, id int64, name string) error {
+	res, err := x.q.ExecContext(ctx, `UPDATE resources SET name = ? WHERE id = ? AND type = ?`, name, id, string(typ))
+	return expectOne(res, err, string(typ))
+}
+
+// DeleteResource deletes a resource, a project's sandboxes, and every
+// permission naming any of them.
+func (x *tx) DeleteResource(ctx context.Context, typ tokend.ResourceType, id int64) error {
+	if typ == tokend.ResourceProject {
+		if _, err := x.q.ExecContext(ctx,
+			`DELETE FROM token_permissions WHERE resource_type = 'sandbox'
+			   AND resource_id IN (SELECT id FROM resources WHERE project_id = ?)`, id); err != nil {
+			return fmt.Errorf("sqlite: delete sandbox permissions: %w", err)
+		}
+	}
+	if _, err := x.q.ExecContext(ctx,
+		`DELETE FROM token_permissions WHERE resource_type = ? AND resource_id = ?`, string(typ), id); err != nil {
+		return fmt.Errorf("sqlite: delete %s permissions: %w", typ, err)
+	}
+	res, err := x.q.ExecContext(ctx, `DELETE FROM resources WHERE id = ? AND type = ?`, id, string(typ))
+	return expectOne(res, err, string(typ))
+}
+
+// CreateToken inserts t and its permissions and sets its ID.
+func (x *tx) CreateToken(ctx context.Context, t *tokend.Token) error {
+	err := x.q.QueryRowContext(ctx,
+		`INSERT INTO api_tokens (account_id, name, token_hash, last4, environment, created_by, created_at, expires_at, reset_at)
+		 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id`,
+		t.AccountID, t.Name, t.Hash, t.Last4, string(t.Environment), t.CreatedBy,
+		micros(t.CreatedAt), nullMicros(t.ExpiresAt), nullMicros(t.ResetAt)).Scan(&t.ID)
+	if err != nil {
+		return fmt.Errorf("sqlite: insert token: %w", err)
+	}
+	return x.insertPermissions(ctx, t.ID, t.Permissions)
+}
+
+func (x *tx) insertPermissions(ctx context.Context, tokenID int64, perms []tokend.Permission) error {
+	for _, p := range perms {
+		if _, err := x.q.ExecContext(ctx,
+			`INSERT INTO token_permissions (token_id, resource_type, resource_id, access_level) VALUES (?, ?, ?, ?)`,
+			tokenID, string(p.ResourceType), p.ResourceID, int(p.Level)); err != nil {
+			return fmt.Errorf("sqlite: insert permission: %w", err)
+		}
+	}
+	return nil
+}
+
+// UpdateToken stores t's mutable fields and replaces its permissions.
+func (x *tx) UpdateToken(ctx context.Context, t *tokend.Token) error {
+	res, err := x.q.ExecContext(ctx,
+		`UPDATE api_tokens SET name = ?, expires_at = ?, reset_at = ? WHERE id = ?`,
+		t.Name, nullMicros(t.ExpiresAt), nullMicros(t.ResetAt), t.ID)
+	if err := expectOne(res, err, "token"); err != nil {
+		return err
+	}
+	if _, err := x.q.ExecContext(ctx, `DELETE FROM token_permissions WHERE token_id = ?`, t.ID); err != nil {
+		return fmt.Errorf("sqlite: replace permissions: %w", err)
+	}
+	return x.insertPermissions(ctx, t.ID, t.Permissions)
+}
+
+// DeleteToken deletes a token; its permissions go with it.
+func (x *tx) DeleteToken(ctx context.Context, id int64) error {
+	res, err := x.q.ExecContext(ctx, `DELETE FROM api_tokens WHERE id = ?`, id)
+	return expectOne(res, err, "token")
+}
+
+// DeleteTokensExpiredBefore deletes tokens expired at or before cutoff.
+func (x *tx) DeleteTokensExpiredBefore(ctx context.Context, cutoff time.Time) (int64, error) {
+	res, err := x.q.ExecContext(ctx, `DELETE FROM api_tokens WHERE expires_at <= ?`, micros(cutoff))
+	if err != nil {
+		return 0, fmt.Errorf("sqlite: purge tokens: %w", err)
+	}
+	return res.RowsAffected()
+}
+
+// Token returns one token with its permissions.
+func (x *tx) Token(ctx context.Context, id int64) (*tokend.Token, error) {
+	return x.tokenWhere(ctx, "t.id = ?", id)
+}
+
+// Tokens lists an account's tokens with their permissions in ID order.
+func (x *tx) Tokens(ctx context.Context, accountID int64) ([]tokend.Token, error) {
+	return x.tokensWhere(ctx, "t.account_id = ?", accountID)
+}
+
+func (x *tx) tokenWhere(ctx context.Context, where string, arg any) (*tokend.Token, error) {
+	ts, err := x.tokensWhere(ctx, where, arg)
+	if err != nil {
+		return nil, err
+	}
+	if len(ts) == 0 {
+		return nil, notFound("token")
+	}
+	return &ts[0], nil
+}
+
+// tokensWhere loads tokens and their permissions in one query.
+func (x *tx) tokensWhere(ctx context.Context, where string, arg any) ([]tokend.Token, error) {
+	rows, err := x.q.QueryContext(ctx,
+		`SELECT t.id, t.account_id, t.name, t.token_hash, t.last4, t.environment, t.created_by,
+		        t.created_at, t.expires_at, t.reset_at, p.resource_type, p.resource_id, p.access_level
+		   FROM api_tokens t LEFT JOIN token_permissions p ON p.token_id = t.id
+		  WHERE `+where+` ORDER BY t.id, p.rowid`, arg)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: tokens: %w", err)
+	}
+	defer rows.Close()
+	var out []tokend.Token
+	for rows.Next() {
+		var t tokend.Token
+		var env string
+		var created int64
+		var expires, reset sql.NullInt64
+		var ptype sql.NullString
+		var pid, plevel sql.NullInt64
+		if err := rows.Scan(&t.ID, &t.AccountID, &t.Name, &t.Hash, &t.Last4, &env, &t.CreatedBy,
+			&created, &expires, &reset, &ptype, &pid, &plevel); err != nil {
+			return nil, fmt.Errorf("sqlite: tokens: %w", err)
+		}
+		if n := len(out); n == 0 || out[n-1].ID != t.ID {
+			t.Environment, t.CreatedAt = tokend.Environment(env), fromMicros(created)
+			t.ExpiresAt, t.ResetAt = timePtr(expires), timePtr(reset)
+			t.Permissions = []tokend.Permission{}
+			out = append(out, t)
+		}
+		if ptype.Valid {
+			last := &out[len(out)-1]
+			last.Permissions = append(last.Permissions, tokend.Permission{
+				ResourceType: tokend.ResourceType(ptype.String), ResourceID: pid.Int64, Level: tokend.AccessLevel(plevel.Int64),
+			})
+		}
+	}
+	return out, rows.Err()
+}
+
+func expectOne(res sql.Result, err error, what string) error {
+	if err != nil {
+		return fmt.Errorf("sqlite: %s: %w", what, err)
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return fmt.Errorf("sqlite: %s: %w", what, err)
+	}
+	if n == 0 {
+		return notFound(what)
+	}
+	return nil
+}

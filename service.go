@@ -1,0 +1,490 @@
+package tokend
+
+import (
+	"context"
+	"fmt"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/tokend/tokend/internal/apikey"
+)
+
+// Options configures a Service. Zero durations mean what the field says.
+type Options struct {
+	// ResetGrace is how long a reset token keeps working (12 h by default).
+	ResetGrace time.Duration
+	// PurgeAfter bounds how long an expired token stays listed before it is deleted.
+	PurgeAfter time.Duration
+	// DefaultTTL is the lifetime of tokens created without expires_at; 0 means they never expire.
+	DefaultTTL time.Duration
+	// Format generates and parses token values.
+	Format apikey.Format
+	// Now is the clock; time.Now if nil.
+	Now func() time.Time
+}
+
+// Service applies tokend's rules on top of a Store. Every method that takes a
+// caller acts on its behalf and reveals nothing outside what the caller can see.
+type Service struct {
+	store Store
+	opts  Options
+	now   func() time.Time
+}
+
+// NewService returns a Service over store.
+func NewService(store Store, opts Options) *Service {
+	now := opts.Now
+	if now == nil {
+		now = time.Now
+	}
+	return &Service{store: store, opts: opts, now: func() time.Time { return now().UTC().Truncate(time.Microsecond) }}
+}
+
+// IssuedToken is a token together with its value, which exists only in the
+// response that created it.
+type IssuedToken struct {
+	Token
+	Value string
+}
+
+// Expiry is an optional expires_at input: when Set is false the server default
+// applies; when At is nil the token never expires.
+type Expiry struct {
+	Set bool
+	At  *time.Time
+}
+
+// TokenInput is what a caller asks for when creating a token.
+type TokenInput struct {
+	Name        string
+	Permissions []Permission
+	Environment Environment // "" means live
+	Expiry      Expiry
+}
+
+// TokenPatch changes a token's name, its permissions, or both.
+type TokenPatch struct {
+	Name        *string
+	Permissions *[]Permission
+}
+
+const (
+	maxNameLength    = 255
+	maxLifetimeYears = 5
+)
+
+var (
+	errTokenNotFound = Errorf(ENOTFOUND, "Not Found")
+	errBadToken      = &Error{Code: EUNAUTHORIZED, Message: "Incorrect API token", Reason: "invalid_api_key"}
+	errExpiredToken  = &Error{Code: EUNAUTHORIZED, Message: "API token has expired", Reason: "expired_api_key"}
+)
+
+// Authenticate returns the token whose value is raw. A value that fails the
+// format's checksum is rejected before any lookup. Unknown, deleted and expired
+// tokens give an EUNAUTHORIZED error. It never writes to the store.
+func (s *Service) Authenticate(ctx context.Context, raw string) (*Token, error) {
+	env, err := s.opts.Format.Parse(raw)
+	if err != nil {
+		return nil, errBadToken
+	}
+	h := apikey.Hash(raw)
+	t, err := s.store.TokenByHash(ctx, h[:])
+	if ErrorCode(err) == ENOTFOUND {
+		return nil, errBadToken
+	} else if err != nil {
+		return nil, fmt.Errorf("authenticate: %w", err)
+	}
+	if string(t.Environment) != env {
+		return nil, errBadToken
+	}
+	if t.ExpiredAt(s.now()) {
+		return nil, errExpiredToken
+	}
+	return t, nil
+}
+
+// ListTokens returns the tokens the caller can see, in ID order.
+func (s *Service) ListTokens(ctx context.Context, caller *Token) ([]Token, error) {
+	var out []Token
+	err := s.store.Read(ctx, func(tx Tx) error {
+		c, err := loadCatalog(ctx, tx, caller.AccountID)
+		if err != nil {
+			return err
+		}
+		tokens, err := tx.Tokens(ctx, caller.AccountID)
+		if err != nil {
+			return err
+		}
+		out = make([]Token, 0, len(tokens))
+		for i := range tokens {
+			if c.canSee(caller, &tokens[i]) {
+				out = append(out, tokens[i])
+			}
+		}
+		return nil
+	})
+	return out, err
+}
+
+// GetToken returns one token the caller can see, or ENOTFOUND.
+func (s *Service) GetToken(ctx context.Context, caller *Token, id int64) (*Token, error) {
+	var out *Token
+	err := s.store.Read(ctx, func(tx Tx) error {
+		var err error
+		out, _, err = visibleToken(ctx, tx, caller, id)
+		return err
+	})
+	return out, err
+}
+
+// CreateToken creates a token in the caller's account. The caller must be admin
+// on every resource granted (account admin for a token with none): EFORBIDDEN
+// otherwise. Resources that do not exist in the caller's account are EINVALID.
+func (s *Service) CreateToken(ctx context.Context, caller *Token, in TokenInput) (*IssuedToken, error) {
+	now := s.now()
+	var fe FieldErrors
+	name := validateName(&fe, "name", in.Name)
+	env := in.Environment
+	if env == "" {
+		env = Live
+	} else if env != Live && env != Test {
+		fe.Add("environment", "must be live or test")
+	}
+	validatePermissions(&fe, in.Permissions)
+	expiresAt := s.expiry(&fe, in.Expiry, now)
+	if err := fe.Err(); err != nil {
+		return nil, err
+	}
+	var out *IssuedToken
+	err := s.store.Write(ctx, func(tx Tx) error {
+		c, err := loadCatalog(ctx, tx, caller.AccountID)
+		if err != nil {
+			return err
+		}
+		if err := c.checkGrant(caller, in.Permissions, nil); err != nil {
+			return err
+		}
+		out, err = s.issue(ctx, tx, &Token{
+			AccountID:   caller.AccountID,
+			Name:        name,
+			Environment: env,
+			CreatedBy:   caller.Name,
+			ExpiresAt:   expiresAt,
+			Permissions: in.Permissions,
+		}, now, "")
+		return err
+	})
+	return out, err
+}
+
+// UpdateToken renames a token or replaces its permissions. The caller must see
+// the token (ENOTFOUND otherwise) and grant nothing it is not admin on. Taking
+// admin on a domain away from its last active token is EFORBIDDEN.
+func (s *Service) UpdateToken(ctx context.Context, caller *Token, id int64, p TokenPatch) (*Token, error) {
+	now := s.now()
+	var fe FieldErrors
+	var name string
+	if p.Name != nil {
+		name = validateName(&fe, "name", *p.Name)
+	}
+	if p.Permissions != nil {
+		validatePermissions(&fe, *p.Permissions)
+	}
+	var out *Token
+	err := s.store.Write(ctx, func(tx Tx) error {
+		t, c, err := visibleToken(ctx, tx, caller, id)
+		if err != nil {
+			return err
+		}
+		if err := fe.Err(); err != nil {
+			return err
+		}
+		if p.Name != nil {
+			t.Name = name
+		}
+		if p.Permissions != nil {
+			if err := c.checkGrant(caller, *p.Permissions, t.Permissions); err != nil {
+				return err
+			}
+			if err := s.guardDomains(ctx, tx, c, t, *p.Permissions, now, "remove admin access to"); err != nil {
+				return err
+			}
+			t.Permissions = *p.Permissions
+		}
+		if err := tx.UpdateToken(ctx, t); err != nil {
+			return err
+		}
+		out = t
+		return nil
+	})
+	return out, err
+}
+
+// DeleteToken deletes a token the caller can see (ENOTFOUND otherwise). The last
+// active token with admin on a domain cannot be deleted: EFORBIDDEN.
+func (s *Service) DeleteToken(ctx context.Context, caller *Token, id int64) error {
+	now := s.now()
+	return s.store.Write(ctx, func(tx Tx) error {
+		t, c, err := visibleToken(ctx, tx, caller, id)
+		if err != nil {
+			return err
+		}
+		if err := s.guardDomains(ctx, tx, c, t, nil, now, "delete"); err != nil {
+			return err
+		}
+		return tx.DeleteToken(ctx, id)
+	})
+}
+
+// ResetToken replaces a token the caller can see with a new one holding the
+// same permissions and environment, in one transaction. The old token keeps
+// working for the reset grace period (or until its own earlier expiry). A token
+// already reset or expired is EINVALID.
+func (s *Service) ResetToken(ctx context.Context, caller *Token, id int64, expiry Expiry) (*IssuedToken, error) {
+	now := s.now()
+	var fe FieldErrors
+	expiresAt := s.expiry(&fe, expiry, now)
+	var out *IssuedToken
+	err := s.store.Write(ctx, func(tx Tx) error {
+		old, _, err := visibleToken(ctx, tx, caller, id)
+		if err != nil {
+			return err
+		}
+		switch {
+		case old.ResetAt != nil:
+			fe.Add("base", "API token has already been reset")
+		case old.ExpiredAt(now):
+			fe.Add("base", "API token has expired")
+		}
+		if err := fe.Err(); err != nil {
+			return err
+		}
+		out, err = s.issue(ctx, tx, &Token{
+			AccountID:   old.AccountID,
+			Environment: old.Environment,
+			CreatedBy:   caller.Name,
+			ExpiresAt:   expiresAt,
+			Permissions: old.Permissions,
+		}, now, baseName(old.Name))
+		if err != nil {
+			return err
+		}
+		graceEnd := now.Add(s.opts.ResetGrace)
+		if old.ExpiresAt == nil || old.ExpiresAt.After(graceEnd) {
+			old.ExpiresAt = &graceEnd
+		}
+		old.ResetAt = &now
+		return tx.UpdateToken(ctx, old)
+	})
+	return out, err
+}
+
+// PurgeInterval is how often PurgeExpired should run so that expired tokens are
+// gone no later than PurgeAfter after their expiry.
+func (s *Service) PurgeInterval() time.Duration {
+	return min(max(s.opts.PurgeAfter/4, time.Second), 5*time.Minute)
+}
+
+// PurgeExpired deletes the tokens that have been expired for long enough that
+// waiting for the next run would keep them past PurgeAfter.
+func (s *Service) PurgeExpired(ctx context.Context) (int64, error) {
+	now := s.now()
+	cutoff := now.Add(-max(s.opts.PurgeAfter-s.PurgeInterval(), 0))
+	var n int64
+	err := s.store.Write(ctx, func(tx Tx) error {
+		var err error
+		n, err = tx.DeleteTokensExpiredBefore(ctx, cutoff)
+		return err
+	})
+	return n, err
+}
+
+// issue stores t with a fresh value. With a non-empty base, the token is named
+// "<base> token <id>" once its ID is known.
+func (s *Service) issue(ctx context.Context, tx Tx, t *Token, now time.Time, base string) (*IssuedToken, error) {
+	value, err := s.opts.Format.Generate(string(t.Environment))
+	if err != nil {
+		return nil, err
+	}
+	h := apikey.Hash(value)
+	t.Hash = h[:]
+	t.Last4 = apikey.Last4(value)
+	t.CreatedAt = now
+	if base != "" {
+		t.Name = base
+	}
+	if err := tx.CreateToken(ctx, t); err != nil {
+		return nil, err
+	}
+	if base != "" {
+		t.Name = base + " token " + strconv.FormatInt(t.ID, 10)
+		if err := tx.UpdateToken(ctx, t); err != nil {
+			return nil, err
+		}
+	}
+	return &IssuedToken{Token: *t, Value: value}, nil
+}
+
+// guardDomains refuses a change that leaves a domain without an active admin
+// token: target's permissions become after, and every domain target
+// administered but no longer would must still have another active admin.
+func (s *Service) guardDomains(ctx context.Context, tx Tx, c *catalog, target *Token, after []Permission, now time.Time, verb string) error {
+	if !target.activeAt(now) {
+		return nil
+	}
+	var lost []Resource
+	for _, d := range c.domainsAdministered(target.Permissions) {
+		if LevelOn(after, d) != Admin {
+			lost = append(lost, d)
+		}
+	}
+	if len(lost) == 0 {
+		return nil
+	}
+	tokens, err := tx.Tokens(ctx, target.AccountID)
+	if err != nil {
+		return err
+	}
+	for _, d := range lost {
+		covered := false
+		for i := range tokens {
+			t := &tokens[i]
+			if t.ID != target.ID && t.activeAt(now) && LevelOn(t.Permissions, d) == Admin {
+				covered = true
+				break
+			}
+		}
+		if !covered {
+			return Errorf(EFORBIDDEN, "Cannot %s the last active API token with admin access to domain %s; give another token admin access to the domain first", verb, d.Name)
+		}
+	}
+	return nil
+}
+
+// checkGrant decides whether caller may give perms to a token that now holds
+// had. Every resource must exist in the caller's account (EINVALID); the caller
+// must be admin on each resource it grants beyond what the token already had,
+// and account admin to leave a token with no permissions (EFORBIDDEN).
+func (c *catalog) checkGrant(caller *Token, perms, had []Permission) error {
+	var fe FieldErrors
+	for _, p := range perms {
+		if _, ok := c.resolve(p.ResourceType, p.ResourceID); !ok {
+			fe.Add("resources", fmt.Sprintf("%s %d does not exist", p.ResourceType, p.ResourceID))
+		}
+	}
+	if err := fe.Err(); err != nil {
+		return err
+	}
+	if len(perms) == 0 && !caller.IsAccountAdmin() {
+		return Errorf(EFORBIDDEN, "Only an account admin can manage a token without resources")
+	}
+	for _, p := range perms {
+		if alreadyHeld(had, p) {
+			continue
+		}
+		r, _ := c.resolve(p.ResourceType, p.ResourceID)
+		if caller.LevelOn(r) != Admin {
+			return Errorf(EFORBIDDEN, "You need admin access to %s %d to grant permissions on it", p.ResourceType, p.ResourceID)
+		}
+	}
+	return nil
+}
+
+func alreadyHeld(had []Permission, p Permission) bool {
+	for _, h := range had {
+		if h.ResourceType == p.ResourceType && h.ResourceID == p.ResourceID && h.Level >= p.Level {
+			return true
+		}
+	}
+	return false
+}
+
+// expiry resolves an expires_at input: the server default when unset, nil for
+// never, otherwise a time in the future at most five years away.
+func (s *Service) expiry(fe *FieldErrors, e Expiry, now time.Time) *time.Time {
+	if !e.Set {
+		if s.opts.DefaultTTL > 0 {
+			t := now.Add(s.opts.DefaultTTL)
+			return &t
+		}
+		return nil
+	}
+	if e.At == nil {
+		return nil
+	}
+	t := e.At.UTC().Truncate(time.Microsecond)
+	switch {
+	case !t.After(now):
+		fe.Add("expires_at", "must be in the future")
+	case t.After(now.AddDate(maxLifetimeYears, 0, 0)):
+		fe.Add("expires_at", fmt.Sprintf("must be at most %d years from now", maxLifetimeYears))
+	}
+	return &t
+}
+
+func validateName(fe *FieldErrors, field, name string) string {
+	name = strings.TrimSpace(name)
+	switch {
+	case name == "":
+		fe.Add(field, "can't be blank")
+	case utf8.RuneCountInString(name) > maxNameLength:
+		fe.Add(field, fmt.Sprintf("is too long (maximum is %d characters)", maxNameLength))
+	case strings.ContainsFunc(name, func(r rune) bool { return r < 0x20 || r == 0x7f }):
+		fe.Add(field, "must not contain control characters")
+	}
+	return name
+}
+
+func validatePermissions(fe *FieldErrors, perms []Permission) {
+	seen := make(map[resourceKey]bool, len(perms))
+	for _, p := range perms {
+		if !p.Level.Valid() {
+			fe.Add("resources", "access_level must be 10 (viewer) or 100 (admin)")
+		}
+		if p.ResourceID <= 0 {
+			fe.Add("resources", "resource_id must be a positive integer")
+		}
+		k := resourceKey{p.ResourceType, p.ResourceID}
+		if seen[k] {
+			fe.Add("resources", fmt.Sprintf("%s %d is listed more than once", p.ResourceType, p.ResourceID))
+		}
+		seen[k] = true
+	}
+}
+
+var tokenSuffix = regexp.MustCompile(` token \d+$`)
+
+// baseName strips one trailing " token <id>" so that names do not stack on reset.
+func baseName(name string) string {
+	return tokenSuffix.ReplaceAllString(name, "")
+}
+
+func loadCatalog(ctx context.Context, tx Tx, accountID int64) (*catalog, error) {
+	rs, err := tx.Resources(ctx, accountID)
+	if err != nil {
+		return nil, err
+	}
+	return newCatalog(accountID, rs), nil
+}
+
+// visibleToken loads token id if the caller can see it; ENOTFOUND otherwise, so
+// that nothing reveals the existence of tokens the caller cannot see.
+func visibleToken(ctx context.Context, tx Tx, caller *Token, id int64) (*Token, *catalog, error) {
+	t, err := tx.Token(ctx, id)
+	if ErrorCode(err) == ENOTFOUND || err == nil && t.AccountID != caller.AccountID {
+		return nil, nil, errTokenNotFound
+	} else if err != nil {
+		return nil, nil, err
+	}
+	c, err := loadCatalog(ctx, tx, caller.AccountID)
+	if err != nil {
+		return nil, nil, err
+	}
+	if !c.canSee(caller, t) {
+		return nil, nil, errTokenNotFound
+	}
+	return t, c, nil
+}

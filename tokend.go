@@ -1,0 +1,190 @@
+// Package tokend holds the domain of the API token service: accounts, the
+// resources that permissions name, API tokens, the rules that decide who may see
+// and change what, and the Store interface that persistence implementations satisfy.
+//
+// It knows nothing of HTTP or SQL; internal/api and internal/sqlite adapt it.
+package tokend
+
+import (
+	"context"
+	"time"
+)
+
+// AccessLevel is the level a permission grants: viewers read, admins change.
+type AccessLevel int
+
+// The two access levels of the API contract.
+const (
+	NoAccess AccessLevel = 0
+	Viewer   AccessLevel = 10
+	Admin    AccessLevel = 100
+)
+
+// Valid reports whether l is one of the levels a permission may grant.
+func (l AccessLevel) Valid() bool { return l == Viewer || l == Admin }
+
+// ResourceType names a kind of resource a permission can refer to.
+type ResourceType string
+
+// Resource types. An account contains projects and domains; a project contains sandboxes.
+const (
+	ResourceAccount ResourceType = "account"
+	ResourceProject ResourceType = "project"
+	ResourceSandbox ResourceType = "sandbox"
+	ResourceDomain  ResourceType = "domain"
+)
+
+// ParseResourceType accepts the contract's names and the aliases Mailtrap's
+// resource APIs use ("inbox" for sandbox, "sending_domain" for domain).
+func ParseResourceType(s string) (ResourceType, bool) {
+	switch s {
+	case "account":
+		return ResourceAccount, true
+	case "project":
+		return ResourceProject, true
+	case "sandbox", "inbox":
+		return ResourceSandbox, true
+	case "domain", "sending_domain":
+		return ResourceDomain, true
+	}
+	return "", false
+}
+
+// Environment tells live keys from test keys. Test keys never deliver real email.
+type Environment string
+
+// Token environments.
+const (
+	Live Environment = "live"
+	Test Environment = "test"
+)
+
+// Plan is an account's billing plan; it decides the rate limit.
+type Plan string
+
+// Plans.
+const (
+	PlanFree       Plan = "free"
+	PlanPro        Plan = "pro"
+	PlanEnterprise Plan = "enterprise"
+)
+
+// ParsePlan returns the plan named s.
+func ParsePlan(s string) (Plan, bool) {
+	switch Plan(s) {
+	case PlanFree, PlanPro, PlanEnterprise:
+		return Plan(s), true
+	}
+	return "", false
+}
+
+// DefaultRateLimit is the requests-per-minute limit of a plan; enterprise limits are set per account.
+func (p Plan) DefaultRateLimit() int {
+	switch p {
+	case PlanPro:
+		return 1000
+	case PlanEnterprise:
+		return 10000
+	}
+	return 100
+}
+
+// Account owns resources and tokens. Nothing crosses an account boundary.
+type Account struct {
+	ID        int64
+	Name      string
+	Plan      Plan
+	RateLimit int // requests per minute
+	CreatedAt time.Time
+}
+
+// Resource is a project, sandbox or domain inside an account. Name is the
+// domain name for domains.
+type Resource struct {
+	Type      ResourceType
+	ID        int64
+	AccountID int64
+	ProjectID int64 // the containing project of a sandbox; 0 otherwise
+	Name      string
+	CreatedAt time.Time
+}
+
+// Permission grants Level on one resource and, through containment, on what it holds.
+type Permission struct {
+	ResourceType ResourceType
+	ResourceID   int64
+	Level        AccessLevel
+}
+
+// Token is a stored API token. The value itself is never stored: Hash is its
+// SHA-256 digest and Last4 its last four characters.
+type Token struct {
+	ID          int64
+	AccountID   int64
+	Name        string
+	Hash        []byte
+	Last4       string
+	Environment Environment
+	CreatedBy   string
+	CreatedAt   time.Time
+	ExpiresAt   *time.Time // nil: never expires
+	ResetAt     *time.Time // set once the token has been reset; it then lives out its grace period
+	Permissions []Permission
+}
+
+// ExpiredAt reports whether t no longer authenticates at now.
+func (t *Token) ExpiredAt(now time.Time) bool {
+	return t.ExpiresAt != nil && !now.Before(*t.ExpiresAt)
+}
+
+// activeAt reports whether t still counts as a working credential at now: not
+// expired and not on its way out after a reset.
+func (t *Token) activeAt(now time.Time) bool {
+	return !t.ExpiredAt(now) && t.ResetAt == nil
+}
+
+// Store persists accounts, resources and tokens. Implementations must pass
+// internal/storetest.
+type Store interface {
+	// Read runs fn in a transaction that sees one consistent snapshot.
+	Read(ctx context.Context, fn func(Tx) error) error
+	// Write runs fn in a read-write transaction and commits if fn returns nil.
+	// Write transactions that touch the same account are serialized, so a
+	// check made inside fn still holds when it commits.
+	Write(ctx context.Context, fn func(Tx) error) error
+	// TokenByHash returns the token with that hash and its permissions, or an
+	// ENOTFOUND error. It is the authentication lookup: it never writes.
+	TokenByHash(ctx context.Context, hash []byte) (*Token, error)
+	Close() error
+}
+
+// Tx is the set of queries available inside a transaction. Methods that look
+// up one record return an ENOTFOUND *Error when it does not exist.
+type Tx interface {
+	CreateAccount(ctx context.Context, a *Account) error
+	Account(ctx context.Context, id int64) (*Account, error)
+	Accounts(ctx context.Context) ([]Account, error)
+
+	// CreateResource inserts r and sets its ID. A second domain with the same
+	// name in one account is an EINVALID error on "domain_name".
+	CreateResource(ctx context.Context, r *Resource) error
+	Resource(ctx context.Context, typ ResourceType, id int64) (*Resource, error)
+	// Resources lists every project, sandbox and domain of an account, oldest first.
+	Resources(ctx context.Context, accountID int64) ([]Resource, error)
+	RenameResource(ctx context.Context, typ ResourceType, id int64, name string) error
+	// DeleteResource deletes the resource, the sandboxes of a project, and every
+	// permission that names any of them.
+	DeleteResource(ctx context.Context, typ ResourceType, id int64) error
+
+	// CreateToken inserts t with its permissions and sets its ID.
+	CreateToken(ctx context.Context, t *Token) error
+	Token(ctx context.Context, id int64) (*Token, error)
+	// Tokens lists an account's tokens with their permissions, in ID order.
+	Tokens(ctx context.Context, accountID int64) ([]Token, error)
+	// UpdateToken stores t's name, expiry, reset time and permissions.
+	UpdateToken(ctx context.Context, t *Token) error
+	DeleteToken(ctx context.Context, id int64) error
+	// DeleteTokensExpiredBefore deletes tokens whose expires_at is at or before
+	// cutoff and returns how many it deleted.
+	DeleteTokensExpiredBefore(ctx context.Context, cutoff time.Time) (int64, error)
+}
