@@ -1,0 +1,45 @@
+package api
+
+import (
+	"errors"
+	"log/slog"
+	"net/http"
+
+	"github.com/tokend/tokend"
+)
+
+// writeError is the one place errors become HTTP responses. Bodies keep the
+// contract's shapes: 401 and 404 {"error": "..."}, 403 {"errors": "..."},
+// 422 {"errors": {"field": ["..."]}}. Internal error text is logged, never sent.
+func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
+	var tooBig *http.MaxBytesError
+	if errors.As(err, &tooBig) {
+		encode(w, http.StatusRequestEntityTooLarge, map[string]any{"error": "Request body is larger than 1 MiB"})
+		return
+	}
+	var e *tokend.Error
+	if !errors.As(err, &e) {
+		s.log.ErrorContext(r.Context(), "request failed", "method", r.Method, "path", r.URL.Path, "err", err)
+		encode(w, http.StatusInternalServerError, map[string]any{"error": "Internal Server Error"})
+		return
+	}
+	switch e.Code {
+	case tokend.EUNAUTHORIZED:
+		reason := e.Reason
+		if reason == "" {
+			reason = "invalid_api_key"
+		}
+		encode(w, http.StatusUnauthorized, map[string]any{"error": e.Message, "status": http.StatusUnauthorized, "code": reason})
+	case tokend.EFORBIDDEN:
+		encode(w, http.StatusForbidden, map[string]any{"errors": e.Message})
+	case tokend.ENOTFOUND:
+		encode(w, http.StatusNotFound, map[string]any{"error": "Not Found"})
+	case tokend.EINVALID:
+		encode(w, http.StatusUnprocessableEntity, map[string]any{"errors": e.Fields})
+	default:
+		s.log.ErrorContext(r.Context(), "request failed", "method", r.Method, "path", r.URL.Path, slog.Any("err", err))
+		encode(w, http.StatusInternalServerError, map[string]any{"error": "Internal Server Error"})
+	}
+}
+
+var errNotFound = tokend.Errorf(tokend.ENOTFOUND, "Not Found")

@@ -1,0 +1,351 @@
+package api_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/getkin/kin-openapi/openapi3"
+	"github.com/getkin/kin-openapi/openapi3filter"
+	"github.com/getkin/kin-openapi/routers"
+	"github.com/getkin/kin-openapi/routers/gorillamux"
+
+	"github.com/tokend/tokend"
+	"github.com/tokend/tokend/internal/api"
+	"github.com/tokend/tokend/internal/apikey"
+	"github.com/tokend/tokend/internal/sqlite"
+)
+
+// clock is a settable clock shared by the service under test.
+type clock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func (c *clock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.t
+}
+
+func (c *clock) Advance(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.t = c.t.Add(d)
+}
+
+// env is a running API over a real SQLite file, with two accounts: Acme
+// (admin token e.admin) and Other (admin token e.otherAdmin).
+type env struct {
+	t          *testing.T
+	srv        *httptest.Server
+	svc        *tokend.Service
+	clock      *clock
+	dbPath     string
+	logs       *syncBuffer
+	acme       int64
+	admin      string
+	adminID    int64
+	other      int64
+	otherAdmin string
+	secrets    []string // every token value issued, to check logs never hold one
+}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+type envOption func(*tokend.Options)
+
+func withDefaultTTL(d time.Duration) envOption { return func(o *tokend.Options) { o.DefaultTTL = d } }
+
+func newEnv(t *testing.T, opts ...envOption) *env {
+	t.Helper()
+	e := &env{t: t, clock: &clock{t: time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)}, logs: &syncBuffer{}}
+	e.dbPath = filepath.Join(t.TempDir(), "tokend.db")
+	store, err := sqlite.Open(context.Background(), e.dbPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { store.Close() })
+	format, _ := apikey.NewFormat("tk")
+	o := tokend.Options{ResetGrace: 12 * time.Hour, PurgeAfter: 24 * time.Hour, Format: format, Now: e.clock.Now}
+	for _, opt := range opts {
+		opt(&o)
+	}
+	e.svc = tokend.NewService(store, o)
+	logger := slog.New(slog.NewJSONHandler(e.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	e.srv = httptest.NewServer(api.NewServer(e.svc, logger))
+	t.Cleanup(e.srv.Close)
+
+	a, tok, err := e.svc.CreateAccount(context.Background(), "Acme", tokend.PlanFree, "ops")
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.acme, e.admin, e.adminID = a.ID, tok.Value, tok.ID
+	b, tok2, err := e.svc.CreateAccount(context.Background(), "Other", tokend.PlanFree, "ops")
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.other, e.otherAdmin = b.ID, tok2.Value
+	e.secrets = append(e.secrets, tok.Value, tok2.Value)
+	t.Cleanup(func() {
+		logs := e.logs.String()
+		for _, s := range e.secrets {
+			if strings.Contains(logs, s) || strings.Contains(logs, s[8:]) {
+				t.Errorf("a token value appears in the logs")
+			}
+		}
+	})
+	return e
+}
+
+// response is what a request got back, already checked against the OpenAPI document.
+type response struct {
+	t      *testing.T
+	Status int
+	Header http.Header
+	Body   []byte
+}
+
+func (r *response) decode(v any) {
+	r.t.Helper()
+	if err := json.Unmarshal(r.Body, v); err != nil {
+		r.t.Fatalf("decode %s: %v", r.Body, err)
+	}
+}
+
+func (r *response) object() map[string]any {
+	r.t.Helper()
+	var m map[string]any
+	r.decode(&m)
+	return m
+}
+
+// want fails the test unless the status is code.
+func (r *response) want(code int) *response {
+	r.t.Helper()
+	if r.Status != code {
+		r.t.Fatalf("status %d, want %d; body %s", r.Status, code, r.Body)
+	}
+	return r
+}
+
+// request is one HTTP request: token goes in Api-Token unless header says otherwise.
+type request struct {
+	method, path string
+	token        string
+	header       http.Header
+	body         any // string and []byte are sent raw, anything else as JSON
+}
+
+func (e *env) send(req request) *response {
+	e.t.Helper()
+	var body io.Reader
+	var raw []byte
+	switch b := req.body.(type) {
+	case nil:
+	case string:
+		raw = []byte(b)
+	case []byte:
+		raw = b
+	default:
+		var err error
+		if raw, err = json.Marshal(b); err != nil {
+			e.t.Fatal(err)
+		}
+	}
+	if raw != nil {
+		body = bytes.NewReader(raw)
+	}
+	hr, err := http.NewRequest(req.method, e.srv.URL+req.path, body)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	if raw != nil {
+		hr.Header.Set("Content-Type", "application/json")
+	}
+	if req.token != "" {
+		hr.Header.Set("Api-Token", req.token)
+	}
+	for k, vs := range req.header {
+		for _, v := range vs {
+			hr.Header.Add(k, v)
+		}
+	}
+	res, err := e.srv.Client().Do(hr)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	defer res.Body.Close()
+	b, err := io.ReadAll(res.Body)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	r := &response{t: e.t, Status: res.StatusCode, Header: res.Header, Body: b}
+	validate(e.t, req, raw, r)
+	return r
+}
+
+func (e *env) get(path, token string) *response {
+	e.t.Helper()
+	return e.send(request{method: "GET", path: path, token: token})
+}
+
+func (e *env) post(path, token string, body any) *response {
+	e.t.Helper()
+	return e.send(request{method: "POST", path: path, token: token, body: body})
+}
+
+func (e *env) patch(path, token string, body any) *response {
+	e.t.Helper()
+	return e.send(request{method: "PATCH", path: path, token: token, body: body})
+}
+
+func (e *env) del(path, token string) *response {
+	e.t.Helper()
+	return e.send(request{method: "DELETE", path: path, token: token})
+}
+
+// apiToken is the decoded ApiToken / ApiTokenWithToken shape.
+type apiToken struct {
+	ID          int64      `json:"id"`
+	Name        string     `json:"name"`
+	Last4       string     `json:"last_4_digits"`
+	CreatedBy   string     `json:"created_by"`
+	ExpiresAt   *time.Time `json:"expires_at"`
+	Environment string     `json:"environment"`
+	Token       string     `json:"token"`
+	Resources   []struct {
+		ResourceType string `json:"resource_type"`
+		ResourceID   int64  `json:"resource_id"`
+		AccessLevel  int    `json:"access_level"`
+	} `json:"resources"`
+}
+
+func perm(typ string, id int64, level int) map[string]any {
+	return map[string]any{"resource_type": typ, "resource_id": id, "access_level": level}
+}
+
+// createToken creates a token as caller through the API and returns it with its value.
+func (e *env) createToken(caller, name string, perms ...map[string]any) apiToken {
+	e.t.Helper()
+	if perms == nil {
+		perms = []map[string]any{}
+	}
+	var t apiToken
+	e.post("/api/api_tokens", caller, map[string]any{"name": name, "resources": perms}).want(200).decode(&t)
+	if t.Token == "" {
+		e.t.Fatalf("create %q returned no token value", name)
+	}
+	e.secrets = append(e.secrets, t.Token)
+	return t
+}
+
+func (e *env) createProject(caller, name string) int64 {
+	e.t.Helper()
+	var p struct{ ID int64 }
+	e.post(fmt.Sprintf("/api/accounts/%d/projects", e.acme), caller, map[string]any{"project": map[string]any{"name": name}}).want(200).decode(&p)
+	return p.ID
+}
+
+func (e *env) createSandbox(caller string, project int64, name string) int64 {
+	e.t.Helper()
+	var s struct{ ID int64 }
+	e.post(fmt.Sprintf("/api/accounts/%d/projects/%d/inboxes", e.acme, project), caller, map[string]any{"inbox": map[string]any{"name": name}}).want(200).decode(&s)
+	return s.ID
+}
+
+// createDomain creates a domain and returns its ID and its own token.
+func (e *env) createDomain(caller, name string) (int64, apiToken) {
+	e.t.Helper()
+	var d struct {
+		ID       int64    `json:"id"`
+		APIToken apiToken `json:"api_token"`
+	}
+	e.post(fmt.Sprintf("/api/accounts/%d/sending_domains", e.acme), caller,
+		map[string]any{"sending_domain": map[string]any{"domain_name": name}}).want(200).decode(&d)
+	e.secrets = append(e.secrets, d.APIToken.Token)
+	return d.ID, d.APIToken
+}
+
+func (e *env) path(format string, args ...any) string { return fmt.Sprintf(format, args...) }
+
+// The OpenAPI document every response is validated against.
+var (
+	docOnce   sync.Once
+	docRouter routers.Router
+	docErr    error
+)
+
+func router(t *testing.T) routers.Router {
+	docOnce.Do(func() {
+		doc, err := openapi3.NewLoader().LoadFromData(api.OpenAPI)
+		if err != nil {
+			docErr = err
+			return
+		}
+		if err := doc.Validate(context.Background()); err != nil {
+			docErr = err
+			return
+		}
+		docRouter, docErr = gorillamux.NewRouter(doc)
+	})
+	if docErr != nil {
+		t.Fatalf("OpenAPI document: %v", docErr)
+	}
+	return docRouter
+}
+
+// validate checks a response against the operation the OpenAPI document
+// describes for the request, including that its status is documented.
+// Requests no operation matches must have answered 404 or 405.
+func validate(t *testing.T, req request, raw []byte, r *response) {
+	t.Helper()
+	hr, _ := http.NewRequest(req.method, "http://127.0.0.1:8080"+req.path, bytes.NewReader(raw))
+	route, params, err := router(t).FindRoute(hr)
+	if err != nil {
+		if r.Status != http.StatusNotFound && r.Status != http.StatusMethodNotAllowed {
+			t.Errorf("%s %s answered %d but the OpenAPI document has no such operation", req.method, req.path, r.Status)
+		}
+		var body struct{ Error string }
+		if json.Unmarshal(r.Body, &body) != nil || body.Error == "" {
+			t.Errorf("%s %s: body %s, want {\"error\": ...}", req.method, req.path, r.Body)
+		}
+		return
+	}
+	in := &openapi3filter.RequestValidationInput{
+		Request: hr, PathParams: params, Route: route,
+		Options: &openapi3filter.Options{AuthenticationFunc: openapi3filter.NoopAuthenticationFunc, IncludeResponseStatus: true},
+	}
+	out := &openapi3filter.ResponseValidationInput{
+		RequestValidationInput: in, Status: r.Status, Header: r.Header, Body: io.NopCloser(bytes.NewReader(r.Body)),
+		Options: in.Options,
+	}
+	if err := openapi3filter.ValidateResponse(context.Background(), out); err != nil {
+		t.Errorf("%s %s → %d %s\ndoes not match the OpenAPI document: %v", req.method, req.path, r.Status, r.Body, err)
+	}
+}

@@ -1,0 +1,131 @@
+package api
+
+import (
+	"net/http"
+
+	"github.com/tokend/tokend"
+)
+
+func (s *Server) listTokens(w http.ResponseWriter, r *http.Request, caller *tokend.Token) error {
+	tokens, err := s.svc.ListTokens(r.Context(), caller)
+	if err != nil {
+		return err
+	}
+	out := make([]apiToken, len(tokens))
+	for i := range tokens {
+		out[i] = toAPIToken(&tokens[i])
+	}
+	encode(w, http.StatusOK, out)
+	return nil
+}
+
+func (s *Server) getToken(w http.ResponseWriter, r *http.Request, caller *tokend.Token) error {
+	id, err := pathID(r, "id")
+	if err != nil {
+		return err
+	}
+	t, err := s.svc.GetToken(r.Context(), caller, id)
+	if err != nil {
+		return err
+	}
+	encode(w, http.StatusOK, toAPIToken(t))
+	return nil
+}
+
+type createTokenRequest struct {
+	Name        *string           `json:"name"`
+	Resources   []permissionInput `json:"resources"`
+	Environment *string           `json:"environment"`
+	ExpiresAt   expiryInput       `json:"expires_at"`
+}
+
+func (s *Server) createToken(w http.ResponseWriter, r *http.Request, caller *tokend.Token) error {
+	var req createTokenRequest
+	if err := decode(w, r, &req); err != nil {
+		return err
+	}
+	perms, err := toPermissions(req.Resources)
+	if err != nil {
+		return err
+	}
+	in := tokend.TokenInput{Permissions: perms, Expiry: tokend.Expiry(req.ExpiresAt)}
+	if req.Name != nil {
+		in.Name = *req.Name
+	}
+	if req.Environment != nil {
+		in.Environment = tokend.Environment(*req.Environment)
+		if in.Environment == "" {
+			return tokend.Invalid("environment", "must be live or test")
+		}
+	}
+	t, err := s.svc.CreateToken(r.Context(), caller, in)
+	if err != nil {
+		return err
+	}
+	encode(w, http.StatusOK, toIssuedToken(t))
+	return nil
+}
+
+type updateTokenRequest struct {
+	Name      *string            `json:"name"`
+	Resources *[]permissionInput `json:"resources"`
+}
+
+func (s *Server) updateToken(w http.ResponseWriter, r *http.Request, caller *tokend.Token) error {
+	id, err := pathID(r, "id")
+	if err != nil {
+		return err
+	}
+	var req updateTokenRequest
+	if err := decode(w, r, &req); err != nil {
+		return err
+	}
+	var patch tokend.TokenPatch
+	patch.Name = req.Name
+	if req.Resources != nil {
+		perms, err := toPermissions(*req.Resources)
+		if err != nil {
+			return err
+		}
+		patch.Permissions = &perms
+	}
+	t, err := s.svc.UpdateToken(r.Context(), caller, id, patch)
+	if err != nil {
+		return err
+	}
+	encode(w, http.StatusOK, toAPIToken(t))
+	return nil
+}
+
+func (s *Server) deleteToken(w http.ResponseWriter, r *http.Request, caller *tokend.Token) error {
+	id, err := pathID(r, "id")
+	if err != nil {
+		return err
+	}
+	if err := s.svc.DeleteToken(r.Context(), caller, id); err != nil {
+		return err
+	}
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+type resetTokenRequest struct {
+	ExpiresAt expiryInput `json:"expires_at"`
+}
+
+func (s *Server) resetToken(w http.ResponseWriter, r *http.Request, caller *tokend.Token) error {
+	id, err := pathID(r, "id")
+	if err != nil {
+		return err
+	}
+	var req resetTokenRequest
+	if err := decodeOptional(w, r, &req); err != nil {
+		return err
+	}
+	t, err := s.svc.ResetToken(r.Context(), caller, id, tokend.Expiry(req.ExpiresAt))
+	if err != nil {
+		return err
+	}
+	encode(w, http.StatusOK, toIssuedToken(t))
+	return nil
+}

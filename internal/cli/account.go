@@ -1,0 +1,110 @@
+package cli
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"text/tabwriter"
+	"time"
+
+	"github.com/tokend/tokend"
+	"github.com/tokend/tokend/internal/api"
+	"github.com/tokend/tokend/internal/apikey"
+	"github.com/tokend/tokend/internal/sqlite"
+)
+
+type accountJSON struct {
+	ID        int64       `json:"id"`
+	Name      string      `json:"name"`
+	Plan      tokend.Plan `json:"plan"`
+	RateLimit int         `json:"rate_limit"`
+	CreatedAt time.Time   `json:"created_at"`
+}
+
+func toAccountJSON(a *tokend.Account) accountJSON {
+	return accountJSON{ID: a.ID, Name: a.Name, Plan: a.Plan, RateLimit: a.RateLimit, CreatedAt: a.CreatedAt}
+}
+
+// openService opens the database at path for a one-off command.
+func openService(ctx context.Context, path, prefix string) (*tokend.Service, func() error, error) {
+	format, err := apikey.NewFormat(prefix)
+	if err != nil {
+		return nil, nil, &UsageError{err.Error()}
+	}
+	store, err := sqlite.Open(ctx, path)
+	if err != nil {
+		return nil, nil, err
+	}
+	return tokend.NewService(store, tokend.Options{Format: format}), store.Close, nil
+}
+
+func accountCreate(ctx context.Context, args []string, getenv Env, stdout, stderr io.Writer) error {
+	fs := newFlagSet("account create", stderr)
+	name := fs.String("name", "", "account name (required)")
+	plan := fs.String("plan", "free", "plan: free, pro or enterprise")
+	db := fs.String("db", "./tokend.db", "SQLite database file")
+	prefix := fs.String("token-prefix", apikey.DefaultPrefix, "prefix of token values")
+	asJSON := fs.Bool("json", false, `print {"account": ..., "api_token": ...} as JSON`)
+	if err := parse(fs, args, getenv); err != nil {
+		return err
+	}
+	if *name == "" {
+		return &UsageError{"account create: --name is required"}
+	}
+	p, ok := tokend.ParsePlan(*plan)
+	if !ok {
+		return &UsageError{fmt.Sprintf("account create: unknown plan %q (want free, pro or enterprise)", *plan)}
+	}
+	svc, closeDB, err := openService(ctx, *db, *prefix)
+	if err != nil {
+		return err
+	}
+	defer closeDB()
+	a, t, err := svc.CreateAccount(ctx, *name, p, operatorName(getenv("USER")))
+	if err != nil {
+		var e *tokend.Error
+		if errors.As(err, &e) && e.Code == tokend.EINVALID {
+			return &UsageError{fmt.Sprintf("account create: %v", e)}
+		}
+		return err
+	}
+	if *asJSON {
+		return json.NewEncoder(stdout).Encode(map[string]any{"account": toAccountJSON(a), "api_token": api.IssuedTokenJSON(t)})
+	}
+	fmt.Fprintf(stdout, "Created account %q (id %d, plan %s) and its first admin token:\n\n    %s\n\n"+
+		"Store it now: tokend keeps only a hash of it and will not show it again.\n", a.Name, a.ID, a.Plan, t.Value)
+	return nil
+}
+
+func accountList(ctx context.Context, args []string, getenv Env, stdout, stderr io.Writer) error {
+	fs := newFlagSet("account list", stderr)
+	db := fs.String("db", "./tokend.db", "SQLite database file")
+	asJSON := fs.Bool("json", false, "print a JSON array")
+	if err := parse(fs, args, getenv); err != nil {
+		return err
+	}
+	svc, closeDB, err := openService(ctx, *db, apikey.DefaultPrefix)
+	if err != nil {
+		return err
+	}
+	defer closeDB()
+	accounts, err := svc.ListAllAccounts(ctx)
+	if err != nil {
+		return err
+	}
+	if *asJSON {
+		out := make([]accountJSON, len(accounts))
+		for i := range accounts {
+			out[i] = toAccountJSON(&accounts[i])
+		}
+		return json.NewEncoder(stdout).Encode(out)
+	}
+	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "ID\tNAME\tPLAN\tRATE LIMIT\tCREATED")
+	for _, a := range accounts {
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%d/min\t%s\n", a.ID, a.Name, a.Plan, a.RateLimit, a.CreatedAt.Format(time.RFC3339))
+	}
+	return tw.Flush()
+}
