@@ -58,7 +58,25 @@ type env struct {
 	adminID    int64
 	other      int64
 	otherAdmin string
-	secrets    []string // every token value issued, to check logs never hold one
+	secrets    *secrets // every token value issued, to check logs never hold one
+}
+
+type secrets struct {
+	mu     sync.Mutex
+	values []string
+}
+
+func (s *secrets) add(v string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.values = append(s.values, v)
+}
+
+// with returns e reporting to t, for use inside subtests.
+func (e *env) with(t *testing.T) *env {
+	c := *e
+	c.t = t
+	return &c
 }
 
 type syncBuffer struct {
@@ -84,7 +102,7 @@ func withDefaultTTL(d time.Duration) envOption { return func(o *tokend.Options) 
 
 func newEnv(t *testing.T, opts ...envOption) *env {
 	t.Helper()
-	e := &env{t: t, clock: &clock{t: time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)}, logs: &syncBuffer{}}
+	e := &env{t: t, clock: &clock{t: time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)}, logs: &syncBuffer{}, secrets: &secrets{}}
 	e.dbPath = filepath.Join(t.TempDir(), "tokend.db")
 	store, err := sqlite.Open(context.Background(), e.dbPath)
 	if err != nil {
@@ -111,10 +129,11 @@ func newEnv(t *testing.T, opts ...envOption) *env {
 		t.Fatal(err)
 	}
 	e.other, e.otherAdmin = b.ID, tok2.Value
-	e.secrets = append(e.secrets, tok.Value, tok2.Value)
+	e.secrets.add(tok.Value)
+	e.secrets.add(tok2.Value)
 	t.Cleanup(func() {
 		logs := e.logs.String()
-		for _, s := range e.secrets {
+		for _, s := range e.secrets.values {
 			if strings.Contains(logs, s) || strings.Contains(logs, s[8:]) {
 				t.Errorf("a token value appears in the logs")
 			}
@@ -261,7 +280,7 @@ func (e *env) createToken(caller, name string, perms ...map[string]any) apiToken
 	if t.Token == "" {
 		e.t.Fatalf("create %q returned no token value", name)
 	}
-	e.secrets = append(e.secrets, t.Token)
+	e.secrets.add(t.Token)
 	return t
 }
 
@@ -288,7 +307,7 @@ func (e *env) createDomain(caller, name string) (int64, apiToken) {
 	}
 	e.post(fmt.Sprintf("/api/accounts/%d/sending_domains", e.acme), caller,
 		map[string]any{"sending_domain": map[string]any{"domain_name": name}}).want(200).decode(&d)
-	e.secrets = append(e.secrets, d.APIToken.Token)
+	e.secrets.add(d.APIToken.Token)
 	return d.ID, d.APIToken
 }
 

@@ -1,6 +1,8 @@
 package api
 
 import (
+	"encoding/json"
+	"fmt"
 	"net/http"
 	"time"
 
@@ -98,17 +100,28 @@ func (s *Server) getResource(typ tokend.ResourceType, w http.ResponseWriter, r *
 	return nil
 }
 
-// nameBody is {"<wrapper>": {"name": "..."}}, the request shape of Mailtrap's
-// project and inbox endpoints.
-type nameBody map[string]*struct {
-	Name *string `json:"name"`
-}
-
-func (b nameBody) name(wrapper string) string {
-	if inner := b[wrapper]; inner != nil && inner.Name != nil {
-		return *inner.Name
+// decodeName reads {"<wrapper>": {"name": "..."}}, the request shape of
+// Mailtrap's project and inbox endpoints. A missing name is "", which the
+// service rejects as blank; other fields are ignored.
+func decodeName(w http.ResponseWriter, r *http.Request, wrapper string) (string, error) {
+	var body map[string]json.RawMessage
+	if err := decode(w, r, &body); err != nil {
+		return "", err
 	}
-	return ""
+	raw, ok := body[wrapper]
+	if !ok {
+		return "", nil
+	}
+	var inner struct {
+		Name *string `json:"name"`
+	}
+	if err := json.Unmarshal(raw, &inner); err != nil {
+		return "", tokend.Invalid("name", fmt.Sprintf(`%s must be an object such as {"name": "..."} with a string name`, wrapper))
+	}
+	if inner.Name == nil {
+		return "", nil
+	}
+	return *inner.Name, nil
 }
 
 func (s *Server) renameResource(typ tokend.ResourceType, wrapper string, w http.ResponseWriter, r *http.Request, caller *tokend.Token) error {
@@ -116,11 +129,11 @@ func (s *Server) renameResource(typ tokend.ResourceType, wrapper string, w http.
 	if err != nil {
 		return err
 	}
-	var body nameBody
-	if err := decode(w, r, &body); err != nil {
+	name, err := decodeName(w, r, wrapper)
+	if err != nil {
 		return err
 	}
-	v, err := s.svc.RenameResource(r.Context(), caller, typ, id, body.name(wrapper))
+	v, err := s.svc.RenameResource(r.Context(), caller, typ, id, name)
 	if err != nil {
 		return err
 	}
@@ -149,11 +162,11 @@ func (s *Server) listProjects(w http.ResponseWriter, r *http.Request, caller *to
 }
 
 func (s *Server) createProject(w http.ResponseWriter, r *http.Request, caller *tokend.Token) error {
-	var body nameBody
-	if err := decode(w, r, &body); err != nil {
+	name, err := decodeName(w, r, "project")
+	if err != nil {
 		return err
 	}
-	v, err := s.svc.CreateProject(r.Context(), caller, body.name("project"))
+	v, err := s.svc.CreateProject(r.Context(), caller, name)
 	if err != nil {
 		return err
 	}
@@ -178,11 +191,11 @@ func (s *Server) createSandbox(w http.ResponseWriter, r *http.Request, caller *t
 	if err != nil {
 		return err
 	}
-	var body nameBody
-	if err := decode(w, r, &body); err != nil {
+	name, err := decodeName(w, r, "inbox")
+	if err != nil {
 		return err
 	}
-	v, err := s.svc.CreateSandbox(r.Context(), caller, projectID, body.name("inbox"))
+	v, err := s.svc.CreateSandbox(r.Context(), caller, projectID, name)
 	if err != nil {
 		return err
 	}

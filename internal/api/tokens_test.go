@@ -56,6 +56,7 @@ func TestBearerAndApiTokenHeaders(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
+			e := e.with(t)
 			e.send(request{method: "GET", path: "/api/api_tokens", header: tt.header}).want(tt.want)
 		})
 	}
@@ -73,7 +74,7 @@ func TestListShowsOnlyVisibleTokens(t *testing.T) {
 	bare := e.createToken(e.admin, "no resources")
 	viewer := e.createToken(e.admin, "account viewer", perm("account", e.acme, 10))
 
-	ids := func(token string) []int64 {
+	ids := func(e *env, token string) []int64 {
 		var list []apiToken
 		e.get("/api/api_tokens", token).want(200).decode(&list)
 		out := []int64{}
@@ -95,7 +96,8 @@ func TestListShowsOnlyVisibleTokens(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			if got := ids(tt.caller); fmt.Sprint(got) != fmt.Sprint(tt.want) {
+			e := e.with(t)
+			if got := ids(e, tt.caller); fmt.Sprint(got) != fmt.Sprint(tt.want) {
 				t.Errorf("visible = %v, want %v", got, tt.want)
 			}
 		})
@@ -107,14 +109,14 @@ func TestEnvironmentAndPrefix(t *testing.T) {
 	var tok apiToken
 	e.post("/api/api_tokens", e.admin, map[string]any{"name": "staging", "environment": "test",
 		"resources": []any{perm("account", e.acme, 10)}}).want(200).decode(&tok)
-	e.secrets = append(e.secrets, tok.Token)
+	e.secrets.add(tok.Token)
 	if !strings.HasPrefix(tok.Token, "tk_test_") || tok.Environment != "test" {
 		t.Fatalf("test token = %+v", tok)
 	}
 	e.get("/api/api_tokens", tok.Token).want(200)
 	var reset apiToken
 	e.post(e.path("/api/api_tokens/%d/reset", tok.ID), e.admin, nil).want(200).decode(&reset)
-	e.secrets = append(e.secrets, reset.Token)
+	e.secrets.add(reset.Token)
 	if !strings.HasPrefix(reset.Token, "tk_test_") || reset.Environment != "test" {
 		t.Errorf("reset of a test token = %+v, want a test token", reset)
 	}
@@ -130,7 +132,7 @@ func TestResourceAliasesAndStringIDs(t *testing.T) {
 		map[string]any{"resource_type": "inbox", "resource_id": fmt.Sprint(sb), "access_level": 100},
 		map[string]any{"resource_type": "sending_domain", "resource_id": d, "access_level": 10},
 	}}).want(200).decode(&tok)
-	e.secrets = append(e.secrets, tok.Token)
+	e.secrets.add(tok.Token)
 	got := fmt.Sprint(tok.Resources)
 	if want := fmt.Sprintf("[{sandbox %d 100} {domain %d 10}]", sb, d); got != want {
 		t.Errorf("resources = %s, want %s (contract names, integer ids)", got, want)
@@ -142,7 +144,7 @@ func TestUnknownFieldsAreIgnored(t *testing.T) {
 	var tok apiToken
 	e.post("/api/api_tokens", e.admin, map[string]any{"name": "x", "id": 999, "created_by": "mallory",
 		"last_4_digits": "AAAA", "token": "tk_live_chosen", "account_id": e.other, "resources": []any{}}).want(200).decode(&tok)
-	e.secrets = append(e.secrets, tok.Token)
+	e.secrets.add(tok.Token)
 	if tok.ID == 999 || tok.CreatedBy != "Admin token" || tok.Last4 == "AAAA" || tok.Token == "tk_live_chosen" {
 		t.Fatalf("unknown fields were applied: %+v", tok)
 	}
@@ -172,7 +174,7 @@ func TestResetKeepsOldTokenForGracePeriod(t *testing.T) {
 	old := e.createToken(e.admin, "deploy", perm("project", p, 100))
 	var fresh apiToken
 	e.post(e.path("/api/api_tokens/%d/reset", old.ID), e.admin, nil).want(200).decode(&fresh)
-	e.secrets = append(e.secrets, fresh.Token)
+	e.secrets.add(fresh.Token)
 	if fresh.ID == old.ID || fresh.Token == old.Token || fresh.Name != fmt.Sprintf("deploy token %d", fresh.ID) {
 		t.Fatalf("reset returned %+v", fresh)
 	}
@@ -229,7 +231,7 @@ func TestResetNamesDoNotStack(t *testing.T) {
 	for i := 0; i < 3; i++ {
 		var next apiToken
 		e.post(e.path("/api/api_tokens/%d/reset", cur.ID), e.admin, nil).want(200).decode(&next)
-		e.secrets = append(e.secrets, next.Token)
+		e.secrets.add(next.Token)
 		if want := fmt.Sprintf("mailer token %d", next.ID); next.Name != want {
 			t.Fatalf("reset %d named %q, want %q", i+1, next.Name, want)
 		}
@@ -243,10 +245,10 @@ func TestResetKeepsEarlierExpiry(t *testing.T) {
 	var tok apiToken
 	e.post("/api/api_tokens", e.admin, map[string]any{"name": "short", "expires_at": soon.Format(time.RFC3339),
 		"resources": []any{perm("account", e.acme, 10)}}).want(200).decode(&tok)
-	e.secrets = append(e.secrets, tok.Token)
+	e.secrets.add(tok.Token)
 	var fresh apiToken
 	e.post(e.path("/api/api_tokens/%d/reset", tok.ID), e.admin, map[string]any{"expires_at": nil}).want(200).decode(&fresh)
-	e.secrets = append(e.secrets, fresh.Token)
+	e.secrets.add(fresh.Token)
 	if fresh.ExpiresAt != nil {
 		t.Errorf("new token expires_at = %v, want null as requested", fresh.ExpiresAt)
 	}
@@ -272,11 +274,12 @@ func TestExpiresAt(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
+			e := e.with(t)
 			tt.body["name"] = tt.name
 			tt.body["resources"] = []any{perm("account", e.acme, 10)}
 			var tok apiToken
 			e.post("/api/api_tokens", e.admin, tt.body).want(200).decode(&tok)
-			e.secrets = append(e.secrets, tok.Token)
+			e.secrets.add(tok.Token)
 			if tt.wantNil != (tok.ExpiresAt == nil) || !tt.wantNil && !tok.ExpiresAt.Equal(tt.wantUntil) {
 				t.Errorf("expires_at = %v, want %v (nil: %v)", tok.ExpiresAt, tt.wantUntil, tt.wantNil)
 			}
@@ -289,7 +292,7 @@ func TestTokenCreatedWithExpiryStopsWorking(t *testing.T) {
 	var tok apiToken
 	e.post("/api/api_tokens", e.admin, map[string]any{"name": "1h", "expires_at": e.clock.Now().Add(time.Hour),
 		"resources": []any{perm("account", e.acme, 10)}}).want(200).decode(&tok)
-	e.secrets = append(e.secrets, tok.Token)
+	e.secrets.add(tok.Token)
 	e.get("/api/accounts", tok.Token).want(200)
 	e.clock.Advance(time.Hour)
 	e.get("/api/accounts", tok.Token).want(401)
@@ -322,13 +325,13 @@ func TestAccountScopedTokenPaths(t *testing.T) {
 	base := e.path("/api/accounts/%d/api_tokens", e.acme)
 	var tok apiToken
 	e.post(base, e.admin, map[string]any{"name": "sdk", "resources": []any{perm("account", e.acme, 10)}}).want(200).decode(&tok)
-	e.secrets = append(e.secrets, tok.Token)
+	e.secrets.add(tok.Token)
 	e.get(base, e.admin).want(200)
 	e.get(e.path("%s/%d", base, tok.ID), e.admin).want(200)
 	e.patch(e.path("%s/%d", base, tok.ID), e.admin, map[string]any{"name": "sdk2"}).want(200)
 	var fresh apiToken
 	e.post(e.path("%s/%d/reset", base, tok.ID), e.admin, map[string]any{"expires_at": e.clock.Now().Add(48 * time.Hour)}).want(200).decode(&fresh)
-	e.secrets = append(e.secrets, fresh.Token)
+	e.secrets.add(fresh.Token)
 	if fresh.ExpiresAt == nil || !fresh.ExpiresAt.Equal(e.clock.Now().Add(48*time.Hour)) {
 		t.Errorf("reset with expires_at: new token expires %v", fresh.ExpiresAt)
 	}
@@ -349,7 +352,7 @@ func TestDatabaseHoldsNoTokenValue(t *testing.T) {
 	_, dtok := e.createDomain(e.admin, "example.com")
 	var fresh apiToken
 	e.post(e.path("/api/api_tokens/%d/reset", tok.ID), e.admin, nil).want(200).decode(&fresh)
-	e.secrets = append(e.secrets, fresh.Token)
+	e.secrets.add(fresh.Token)
 	var files [][]byte
 	for _, suffix := range []string{"", "-wal", "-shm"} {
 		if b, err := os.ReadFile(e.dbPath + suffix); err == nil {
