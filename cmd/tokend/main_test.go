@@ -1,0 +1,398 @@
+package main_test
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/getkin/kin-openapi/openapi3"
+
+	"github.com/tokend/tokend/internal/api"
+)
+
+var binary string
+
+// TestMain builds the real tokend binary once; every test here runs it.
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "tokend-cli")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	binary = filepath.Join(dir, "tokend")
+	build := exec.Command("go", "build", "-o", binary, ".")
+	build.Stdout, build.Stderr = os.Stderr, os.Stderr
+	if err := build.Run(); err != nil {
+		fmt.Fprintln(os.Stderr, "build tokend:", err)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+type result struct {
+	stdout, stderr string
+	code           int
+}
+
+// tokend runs the binary with args and extra environment variables.
+func tokend(t *testing.T, env []string, args ...string) result {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, binary, args...)
+	cmd.Env = append(os.Environ(), env...)
+	var out, errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	err := cmd.Run()
+	code := 0
+	var exit *exec.ExitError
+	if errors.As(err, &exit) {
+		code = exit.ExitCode()
+	} else if err != nil {
+		t.Fatal(err)
+	}
+	return result{out.String(), errb.String(), code}
+}
+
+var tokenPattern = regexp.MustCompile(`tk_(live|test)_[0-9A-Za-z]{36}`)
+
+func TestUsageErrorsExitTwo(t *testing.T) {
+	db := filepath.Join(t.TempDir(), "t.db")
+	tests := []struct {
+		name string
+		env  []string
+		args []string
+	}{
+		{"no command", nil, nil},
+		{"unknown command", nil, []string{"launch"}},
+		{"account without subcommand", nil, []string{"account"}},
+		{"unknown account subcommand", nil, []string{"account", "delete"}},
+		{"create without name", nil, []string{"account", "create", "--db", db}},
+		{"unknown plan", nil, []string{"account", "create", "--name", "x", "--plan", "gold", "--db", db}},
+		{"unknown flag", nil, []string{"serve", "--port", "80"}},
+		{"bad duration", nil, []string{"serve", "--reset-grace", "soon"}},
+		{"bad duration from env", []string{"TOKEND_RESET_GRACE=soon"}, []string{"serve"}},
+		{"negative duration", nil, []string{"serve", "--purge-after", "-1h"}},
+		{"tls cert without key", nil, []string{"serve", "--tls-cert", "c.pem"}},
+		{"bad token prefix", nil, []string{"serve", "--token-prefix", "TK_"}},
+		{"stray argument", nil, []string{"account", "list", "extra", "--db", db}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := tokend(t, tt.env, tt.args...)
+			if r.code != 2 || r.stderr == "" {
+				t.Errorf("exit %d, stderr %q; want exit 2 with a message", r.code, r.stderr)
+			}
+			if strings.Count(r.stderr, "\n") > 30 {
+				t.Errorf("usage message is not short: %d lines", strings.Count(r.stderr, "\n"))
+			}
+		})
+	}
+}
+
+func TestVersionAndHelp(t *testing.T) {
+	if r := tokend(t, nil, "version"); r.code != 0 || !strings.HasPrefix(r.stdout, "tokend ") {
+		t.Errorf("version: %+v", r)
+	}
+	if r := tokend(t, nil, "help"); r.code != 0 || !strings.Contains(r.stdout, "account create") || !strings.Contains(r.stdout, "serve") {
+		t.Errorf("help: %+v", r)
+	}
+}
+
+func TestAccountCreateJSON(t *testing.T) {
+	db := filepath.Join(t.TempDir(), "t.db")
+	r := tokend(t, nil, "account", "create", "--name", "Acme", "--plan", "pro", "--db", db, "--json")
+	if r.code != 0 {
+		t.Fatalf("account create: %+v", r)
+	}
+	var out struct {
+		Account struct {
+			ID        int64  `json:"id"`
+			Name      string `json:"name"`
+			Plan      string `json:"plan"`
+			RateLimit int    `json:"rate_limit"`
+		} `json:"account"`
+		APIToken map[string]any `json:"api_token"`
+	}
+	if err := json.Unmarshal([]byte(r.stdout), &out); err != nil {
+		t.Fatalf("--json output %q: %v", r.stdout, err)
+	}
+	if out.Account.Name != "Acme" || out.Account.Plan != "pro" || out.Account.RateLimit != 1000 || out.Account.ID == 0 {
+		t.Errorf("account = %+v", out.Account)
+	}
+	doc, err := openapi3.NewLoader().LoadFromData(api.OpenAPI)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := doc.Components.Schemas["ApiTokenWithToken"].Value.VisitJSON(out.APIToken); err != nil {
+		t.Errorf("api_token is not an ApiTokenWithToken: %v", err)
+	}
+	value, _ := out.APIToken["token"].(string)
+	if !tokenPattern.MatchString(value) {
+		t.Errorf("api_token.token = %q", value)
+	}
+	res := fmt.Sprint(out.APIToken["resources"])
+	if want := fmt.Sprintf("[map[access_level:100 resource_id:%d resource_type:account]]", out.Account.ID); res != want {
+		t.Errorf("resources = %s, want %s", res, want)
+	}
+	if strings.Contains(r.stderr, value) {
+		t.Error("the token value went to stderr")
+	}
+
+	// account list, as text and JSON, via TOKEND_DB instead of --db.
+	tokend(t, nil, "account", "create", "--name", "Beta", "--db", db)
+	list := tokend(t, []string{"TOKEND_DB=" + db}, "account", "list")
+	if list.code != 0 || !strings.Contains(list.stdout, "Acme") || !strings.Contains(list.stdout, "Beta") || !strings.Contains(list.stdout, "pro") {
+		t.Errorf("account list: %+v", list)
+	}
+	if tokenPattern.MatchString(list.stdout) {
+		t.Error("account list shows a token value")
+	}
+	var accounts []map[string]any
+	jl := tokend(t, nil, "account", "list", "--json", "--db", db)
+	if err := json.Unmarshal([]byte(jl.stdout), &accounts); err != nil || len(accounts) != 2 {
+		t.Errorf("account list --json: %q, %v", jl.stdout, err)
+	}
+}
+
+// server is a running "tokend serve" process.
+type server struct {
+	cmd    *exec.Cmd
+	url    string
+	stdout *lockedBuffer
+	stderr *lockedBuffer
+	done   chan error
+}
+
+// startServe runs "tokend serve" on a free loopback port and waits for it to listen.
+func startServe(t *testing.T, env []string, args ...string) *server {
+	t.Helper()
+	cmd := exec.Command(binary, append([]string{"serve", "--addr", "127.0.0.1:0"}, args...)...)
+	cmd.Env = append(os.Environ(), env...)
+	s := &server{cmd: cmd, stdout: &lockedBuffer{}, stderr: &lockedBuffer{}, done: make(chan error, 1)}
+	cmd.Stdout = s.stdout
+	pr, pw := io.Pipe()
+	cmd.Stderr = io.MultiWriter(s.stderr, pw)
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() { s.done <- cmd.Wait(); pw.Close() }()
+	t.Cleanup(func() {
+		if cmd.ProcessState == nil {
+			cmd.Process.Kill()
+			<-s.done
+		}
+	})
+	found := make(chan string, 1)
+	go func() {
+		sc := bufio.NewScanner(pr)
+		for sc.Scan() {
+			var line struct{ Msg, URL string }
+			if json.Unmarshal(sc.Bytes(), &line) == nil && line.Msg == "listening" {
+				found <- line.URL
+			}
+		}
+		io.Copy(io.Discard, pr)
+	}()
+	select {
+	case s.url = <-found:
+	case err := <-s.done:
+		t.Fatalf("serve exited before listening: %v\n%s", err, s.stderr.String())
+	case <-time.After(20 * time.Second):
+		t.Fatalf("serve did not start listening\n%s", s.stderr.String())
+	}
+	return s
+}
+
+// waitToken waits for the token value the first start prints. stdout and
+// stderr reach the test through separate pipes, so "listening" on stderr may
+// arrive before the token on stdout.
+func (s *server) waitToken(t *testing.T) string {
+	t.Helper()
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+		if v := tokenPattern.FindString(s.stdout.String()); v != "" && strings.Contains(s.stdout.String(), "not show it again") {
+			return v
+		}
+	}
+	t.Fatalf("no token printed; stdout %q", s.stdout.String())
+	return ""
+}
+
+// stop sends SIGTERM and waits for a clean exit.
+func (s *server) stop(t *testing.T) {
+	t.Helper()
+	if err := s.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-s.done:
+		if err != nil {
+			t.Fatalf("serve exited with %v after SIGTERM\n%s", err, s.stderr.String())
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("serve did not stop within 20 s of SIGTERM")
+	}
+}
+
+// lockedBuffer collects a process's output while tests read it.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+func call(t *testing.T, method, url, token string, body string) (int, string) {
+	t.Helper()
+	req, err := http.NewRequest(method, url, strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	client := &http.Client{Timeout: 10 * time.Second}
+	res, err := client.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	b, _ := io.ReadAll(res.Body)
+	return res.StatusCode, string(b)
+}
+
+func TestServeFirstStartPrintsTokenOnce(t *testing.T) {
+	db := filepath.Join(t.TempDir(), "tokend.db")
+	s := startServe(t, []string{"TOKEND_DB=" + db})
+	first := s.waitToken(t)
+	if code, _ := call(t, "GET", s.url+"/healthz", "", ""); code != 200 {
+		t.Errorf("healthz: %d", code)
+	}
+	code, body := call(t, "GET", s.url+"/api/api_tokens", first, "")
+	if code != 200 || !strings.Contains(body, `"name":"Admin token"`) {
+		t.Errorf("GET /api/api_tokens with the printed token: %d %s", code, body)
+	}
+	code, body = call(t, "GET", s.url+"/api/accounts", first, "")
+	if code != 200 || !strings.Contains(body, `"name":"Default"`) || !strings.Contains(body, `"access_levels":[100]`) {
+		t.Errorf("GET /api/accounts: %d %s", code, body)
+	}
+	s.stop(t)
+	logs := s.stderr.String()
+	if strings.Contains(logs, first) || strings.Contains(logs, first[8:]) {
+		t.Error("the token value appears in the server's logs")
+	}
+	if !strings.Contains(logs, `"msg":"stopped"`) {
+		t.Errorf("no clean stop in the logs:\n%s", logs)
+	}
+
+	// A second start on the same database creates nothing and prints no token.
+	again := startServe(t, []string{"TOKEND_DB=" + db})
+	if code, _ := call(t, "GET", again.url+"/api/api_tokens", first, ""); code != 200 {
+		t.Errorf("the first token stopped working after a restart: %d", code)
+	}
+	again.stop(t)
+	if tokenPattern.MatchString(again.stdout.String()) {
+		t.Errorf("second start printed a token: %q", again.stdout.String())
+	}
+}
+
+// TestCurlWalkthrough follows the README: an account from the CLI, then
+// create → use → reset → delete over HTTP against the real server.
+func TestCurlWalkthrough(t *testing.T) {
+	db := filepath.Join(t.TempDir(), "tokend.db")
+	r := tokend(t, nil, "account", "create", "--name", "Acme", "--db", db, "--json")
+	var created struct {
+		APIToken struct{ Token string } `json:"api_token"`
+	}
+	if err := json.Unmarshal([]byte(r.stdout), &created); err != nil {
+		t.Fatal(err)
+	}
+	admin := created.APIToken.Token
+	s := startServe(t, nil, "--db", db, "--reset-grace", "1h")
+	code, body := call(t, "POST", s.url+"/api/api_tokens", admin, `{"name":"CI","resources":[{"resource_type":"account","resource_id":1,"access_level":10}]}`)
+	var tok struct {
+		ID    int64
+		Token string
+	}
+	if code != 200 || json.Unmarshal([]byte(body), &tok) != nil || tok.Token == "" {
+		t.Fatalf("create: %d %s", code, body)
+	}
+	if code, _ := call(t, "GET", s.url+"/api/api_tokens", tok.Token, ""); code != 200 {
+		t.Fatalf("use: %d", code)
+	}
+	code, body = call(t, "POST", fmt.Sprintf("%s/api/api_tokens/%d/reset", s.url, tok.ID), admin, "")
+	var fresh struct {
+		ID    int64
+		Token string
+	}
+	if code != 200 || json.Unmarshal([]byte(body), &fresh) != nil || fresh.Token == "" {
+		t.Fatalf("reset: %d %s", code, body)
+	}
+	for _, v := range []string{tok.Token, fresh.Token} {
+		if code, _ := call(t, "GET", s.url+"/api/api_tokens", v, ""); code != 200 {
+			t.Errorf("during the grace period a token answers %d", code)
+		}
+	}
+	if code, _ := call(t, "DELETE", fmt.Sprintf("%s/api/api_tokens/%d", s.url, fresh.ID), admin, ""); code != 204 {
+		t.Errorf("delete: %d", code)
+	}
+	if code, _ := call(t, "GET", s.url+"/api/api_tokens", fresh.Token, ""); code != 401 {
+		t.Errorf("deleted token answers %d, want 401", code)
+	}
+	s.stop(t)
+	if tokenPattern.MatchString(s.stdout.String()) {
+		t.Error("serve printed a bootstrap token although an account existed")
+	}
+}
+
+// TestPurgeRemovesExpiredTokens runs the real purge job with a short window.
+func TestPurgeRemovesExpiredTokens(t *testing.T) {
+	db := filepath.Join(t.TempDir(), "tokend.db")
+	s := startServe(t, nil, "--db", db, "--purge-after", "1s")
+	admin := s.waitToken(t)
+	expires := time.Now().Add(1500 * time.Millisecond).UTC().Format(time.RFC3339Nano)
+	code, body := call(t, "POST", s.url+"/api/api_tokens", admin, `{"name":"brief","expires_at":"`+expires+`"}`)
+	var tok struct{ ID int64 }
+	if code != 200 || json.Unmarshal([]byte(body), &tok) != nil {
+		t.Fatalf("create: %d %s", code, body)
+	}
+	url := fmt.Sprintf("%s/api/api_tokens/%d", s.url, tok.ID)
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		code, _ := call(t, "GET", url, admin, "")
+		if code == 404 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("expired token still there 10 s later (status %d)", code)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	s.stop(t)
+}

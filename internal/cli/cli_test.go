@@ -1,0 +1,190 @@
+package cli_test
+
+import (
+	"bytes"
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/json"
+	"encoding/pem"
+	"math/big"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/tokend/tokend/internal/cli"
+)
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// runServe starts cli.Run("serve") in-process and returns the URL it listens on.
+func runServe(t *testing.T, env map[string]string, args ...string) (url string, stdout *syncBuffer, stop func() error) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	stdout, stderr := &syncBuffer{}, &syncBuffer{}
+	done := make(chan error, 1)
+	go func() {
+		done <- cli.Run(ctx, append([]string{"tokend", "serve"}, args...), func(k string) string { return env[k] }, stdout, stderr)
+	}()
+	listening := regexp.MustCompile(`"msg":"listening".*"url":"([^"]+)"`)
+	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		if m := listening.FindStringSubmatch(stderr.String()); m != nil {
+			url = m[1]
+			break
+		}
+		select {
+		case err := <-done:
+			t.Fatalf("serve returned before listening: %v\n%s", err, stderr.String())
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("serve did not listen within 20 s\n%s", stderr.String())
+		}
+	}
+	var once sync.Once
+	var stopErr error
+	stop = func() error {
+		once.Do(func() {
+			cancel()
+			select {
+			case stopErr = <-done:
+			case <-time.After(20 * time.Second):
+				t.Fatal("serve did not return within 20 s of cancellation")
+			}
+		})
+		return stopErr
+	}
+	t.Cleanup(func() { stop() })
+	return url, stdout, stop
+}
+
+func TestServeOverTLS(t *testing.T) {
+	dir := t.TempDir()
+	certFile, keyFile, pool := selfSigned(t, dir)
+	url, stdout, stop := runServe(t, map[string]string{
+		"TOKEND_DB":       filepath.Join(dir, "tokend.db"),
+		"TOKEND_TLS_CERT": certFile,
+		"TOKEND_TLS_KEY":  keyFile,
+	}, "--addr", "127.0.0.1:0")
+	if !strings.HasPrefix(url, "https://127.0.0.1:") {
+		t.Fatalf("url = %q, want https on loopback", url)
+	}
+	token := regexp.MustCompile(`tk_live_\w{36}`).FindString(stdout.String())
+	client := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
+	req, _ := http.NewRequest("GET", url+"/api/api_tokens", nil)
+	req.Header.Set("Api-Token", token)
+	res, err := client.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	if res.StatusCode != 200 {
+		t.Fatalf("GET over TLS: %d", res.StatusCode)
+	}
+	if err := stop(); err != nil {
+		t.Fatalf("graceful stop returned %v", err)
+	}
+}
+
+func TestFlagsOverrideEnvironment(t *testing.T) {
+	dir := t.TempDir()
+	flagDB, envDB := filepath.Join(dir, "flag.db"), filepath.Join(dir, "env.db")
+	url, _, stop := runServe(t, map[string]string{"TOKEND_DB": envDB, "TOKEND_ADDR": "127.0.0.1:1"}, "--db", flagDB, "--addr", "127.0.0.1:0")
+	if strings.HasSuffix(url, ":1") {
+		t.Errorf("listening on %s: TOKEND_ADDR won over --addr", url)
+	}
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(flagDB); err != nil {
+		t.Errorf("--db was not used: %v", err)
+	}
+	if _, err := os.Stat(envDB); err == nil {
+		t.Error("TOKEND_DB was used although --db was given")
+	}
+}
+
+func TestAccountCreatePrintsTokenOnce(t *testing.T) {
+	db := filepath.Join(t.TempDir(), "t.db")
+	var out, errb bytes.Buffer
+	err := cli.Run(context.Background(), []string{"tokend", "account", "create", "--name", "Acme", "--db", db}, func(string) string { return "" }, &out, &errb)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := len(regexp.MustCompile(`tk_live_\w{36}`).FindAllString(out.String(), -1)); n != 1 || !strings.Contains(out.String(), "not show it again") {
+		t.Errorf("output shows %d token values: %q", n, out.String())
+	}
+	var list bytes.Buffer
+	if err := cli.Run(context.Background(), []string{"tokend", "account", "list", "--json", "--db", db}, func(string) string { return "" }, &list, &errb); err != nil {
+		t.Fatal(err)
+	}
+	var accounts []struct{ Name, Plan string }
+	if err := json.Unmarshal(list.Bytes(), &accounts); err != nil || len(accounts) != 1 || accounts[0].Plan != "free" {
+		t.Errorf("accounts = %+v, %v", accounts, err)
+	}
+}
+
+func TestExitCodes(t *testing.T) {
+	if cli.ExitCode(nil) != 0 || cli.ExitCode(&cli.UsageError{Msg: "x"}) != 2 || cli.ExitCode(os.ErrNotExist) != 1 {
+		t.Fatal("exit codes are not 0 / 2 / 1")
+	}
+}
+
+// selfSigned writes a certificate for 127.0.0.1 and its key, and returns a pool trusting it.
+func selfSigned(t *testing.T, dir string) (certFile, keyFile string, pool *x509.CertPool) {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "tokend test"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
+		IPAddresses: []net.IP{net.ParseIP("127.0.0.1")}, KeyUsage: x509.KeyUsageDigitalSignature,
+		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keyDER, err := x509.MarshalECPrivateKey(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	certFile, keyFile = filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
+	if err := os.WriteFile(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: keyDER}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cert, _ := x509.ParseCertificate(der)
+	pool = x509.NewCertPool()
+	pool.AddCert(cert)
+	return certFile, keyFile, pool
+}
