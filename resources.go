@@ -25,8 +25,6 @@ type AccountView struct {
 	Levels []AccessLevel
 }
 
-var errResourceNotFound = Errorf(ENOTFOUND, "Not Found")
-
 // ListAccounts returns the accounts the caller can see: its own.
 func (s *Service) ListAccounts(ctx context.Context, caller *Token) ([]AccountView, error) {
 	var out []AccountView
@@ -211,13 +209,13 @@ func (s *Service) createResource(ctx context.Context, caller *Token, r Resource,
 func readableResource(ctx context.Context, tx Tx, caller *Token, typ ResourceType, id int64) (*ResourceView, error) {
 	r, err := tx.Resource(ctx, typ, id)
 	if ErrorCode(err) == ENOTFOUND {
-		return nil, errResourceNotFound
+		return nil, errNotFound
 	} else if err != nil {
 		return nil, err
 	}
 	l := caller.LevelOn(*r)
 	if l < Viewer {
-		return nil, errResourceNotFound
+		return nil, errNotFound
 	}
 	return &ResourceView{Resource: *r, Level: l}, nil
 }

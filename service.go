@@ -77,9 +77,9 @@ const (
 )
 
 var (
-	errTokenNotFound = Errorf(ENOTFOUND, "Not Found")
-	errBadToken      = &Error{Code: EUNAUTHORIZED, Message: "Incorrect API token", Reason: "invalid_api_key"}
-	errExpiredToken  = &Error{Code: EUNAUTHORIZED, Message: "API token has expired", Reason: "expired_api_key"}
+	errNotFound     = Errorf(ENOTFOUND, "Not Found")
+	errBadToken     = &Error{Code: EUNAUTHORIZED, Message: "Incorrect API token", Reason: "invalid_api_key"}
+	errExpiredToken = &Error{Code: EUNAUTHORIZED, Message: "API token has expired", Reason: "expired_api_key"}
 )
 
 // Authenticate returns the token whose value is raw. A value that fails the
@@ -475,7 +475,7 @@ func loadCatalog(ctx context.Context, tx Tx, accountID int64) (*catalog, error) 
 func visibleToken(ctx context.Context, tx Tx, caller *Token, id int64) (*Token, *catalog, error) {
 	t, err := tx.Token(ctx, id)
 	if ErrorCode(err) == ENOTFOUND || err == nil && t.AccountID != caller.AccountID {
-		return nil, nil, errTokenNotFound
+		return nil, nil, errNotFound
 	} else if err != nil {
 		return nil, nil, err
 	}
@@ -484,7 +484,7 @@ func visibleToken(ctx context.Context, tx Tx, caller *Token, id int64) (*Token, 
 		return nil, nil, err
 	}
 	if !c.canSee(caller, t) {
-		return nil, nil, errTokenNotFound
+		return nil, nil, errNotFound
 	}
 	return t, c, nil
 }

@@ -20,7 +20,7 @@ var (
 )
 
 // credential returns the token value a request presents in Api-Token or
-// Authorization: Bearer. When both are present they must agree.
+// Authorization: Bearer. When both carry a token they must agree.
 func credential(r *http.Request) (string, error) {
 	var header, bearer string
 	if vs := r.Header.Values("Api-Token"); len(vs) > 0 {
@@ -33,10 +33,13 @@ func credential(r *http.Request) (string, error) {
 	}
 	if auth := r.Header.Get("Authorization"); auth != "" {
 		scheme, value, ok := strings.Cut(strings.TrimSpace(auth), " ")
-		if !ok || !strings.EqualFold(scheme, "Bearer") {
+		switch {
+		case ok && strings.EqualFold(scheme, "Bearer"):
+			bearer = strings.TrimSpace(value)
+		case header == "":
 			return "", errBadScheme
 		}
-		bearer = strings.TrimSpace(value)
+		// Another scheme (Basic for a proxy, say) beside Api-Token carries no token.
 	}
 	switch {
 	case header == "" && bearer == "":

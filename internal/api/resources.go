@@ -73,31 +73,75 @@ func toJSON(v tokend.ResourceView) any {
 	return projectJSON{ID: v.ID, Name: v.Name, CreatedAt: v.CreatedAt, Permissions: perms}
 }
 
-// listResources, getResource, renameResource and deleteResource serve the
-// operations that projects, sandboxes and domains share.
-func (s *Server) listResources(typ tokend.ResourceType, r *http.Request, caller *tokend.Token) ([]any, error) {
-	views, err := s.svc.ListResources(r.Context(), caller, typ)
-	if err != nil {
-		return nil, err
+// listResources, getResource, renameResource and deleteResource build the
+// handlers that projects, sandboxes and domains share. wrap shapes a list
+// response: projects and sandboxes answer a bare array, domains {"data": [...]}.
+func (s *Server) listResources(typ tokend.ResourceType, wrap func([]any) any) authedHandler {
+	return func(w http.ResponseWriter, r *http.Request, caller *tokend.Token) error {
+		views, err := s.svc.ListResources(r.Context(), caller, typ)
+		if err != nil {
+			return err
+		}
+		out := make([]any, len(views))
+		for i, v := range views {
+			out[i] = toJSON(v)
+		}
+		encode(w, http.StatusOK, wrap(out))
+		return nil
 	}
-	out := make([]any, len(views))
-	for i, v := range views {
-		out[i] = toJSON(v)
-	}
-	return out, nil
 }
 
-func (s *Server) getResource(typ tokend.ResourceType, w http.ResponseWriter, r *http.Request, caller *tokend.Token) error {
-	id, err := pathID(r, "id")
-	if err != nil {
-		return err
+func asArray(list []any) any { return list }
+
+func asData(list []any) any { return map[string]any{"data": list} }
+
+func (s *Server) getResource(typ tokend.ResourceType) authedHandler {
+	return func(w http.ResponseWriter, r *http.Request, caller *tokend.Token) error {
+		id, err := pathID(r, "id")
+		if err != nil {
+			return err
+		}
+		v, err := s.svc.GetResource(r.Context(), caller, typ, id)
+		if err != nil {
+			return err
+		}
+		encode(w, http.StatusOK, toJSON(*v))
+		return nil
 	}
-	v, err := s.svc.GetResource(r.Context(), caller, typ, id)
-	if err != nil {
-		return err
+}
+
+// renameResource reads {"<wrapper>": {"name": "..."}}.
+func (s *Server) renameResource(typ tokend.ResourceType, wrapper string) authedHandler {
+	return func(w http.ResponseWriter, r *http.Request, caller *tokend.Token) error {
+		id, err := pathID(r, "id")
+		if err != nil {
+			return err
+		}
+		name, err := decodeName(w, r, wrapper)
+		if err != nil {
+			return err
+		}
+		v, err := s.svc.RenameResource(r.Context(), caller, typ, id, name)
+		if err != nil {
+			return err
+		}
+		encode(w, http.StatusOK, toJSON(*v))
+		return nil
 	}
-	encode(w, http.StatusOK, toJSON(*v))
-	return nil
+}
+
+func (s *Server) deleteResource(typ tokend.ResourceType) authedHandler {
+	return func(w http.ResponseWriter, r *http.Request, caller *tokend.Token) error {
+		id, err := pathID(r, "id")
+		if err != nil {
+			return err
+		}
+		if err := s.svc.DeleteResource(r.Context(), caller, typ, id); err != nil {
+			return err
+		}
+		w.WriteHeader(http.StatusNoContent)
+		return nil
+	}
 }
 
 // decodeName reads {"<wrapper>": {"name": "..."}}, the request shape of
@@ -124,43 +168,6 @@ func decodeName(w http.ResponseWriter, r *http.Request, wrapper string) (string,
 	return *inner.Name, nil
 }
 
-func (s *Server) renameResource(typ tokend.ResourceType, wrapper string, w http.ResponseWriter, r *http.Request, caller *tokend.Token) error {
-	id, err := pathID(r, "id")
-	if err != nil {
-		return err
-	}
-	name, err := decodeName(w, r, wrapper)
-	if err != nil {
-		return err
-	}
-	v, err := s.svc.RenameResource(r.Context(), caller, typ, id, name)
-	if err != nil {
-		return err
-	}
-	encode(w, http.StatusOK, toJSON(*v))
-	return nil
-}
-
-func (s *Server) deleteResource(typ tokend.ResourceType, w http.ResponseWriter, r *http.Request, caller *tokend.Token) error {
-	id, err := pathID(r, "id")
-	if err != nil {
-		return err
-	}
-	if err := s.svc.DeleteResource(r.Context(), caller, typ, id); err != nil {
-		return err
-	}
-	w.WriteHeader(http.StatusNoContent)
-	return nil
-}
-
-func (s *Server) listProjects(w http.ResponseWriter, r *http.Request, caller *tokend.Token) error {
-	out, err := s.listResources(tokend.ResourceProject, r, caller)
-	if err == nil {
-		encode(w, http.StatusOK, out)
-	}
-	return err
-}
-
 func (s *Server) createProject(w http.ResponseWriter, r *http.Request, caller *tokend.Token) error {
 	name, err := decodeName(w, r, "project")
 	if err != nil {
@@ -172,18 +179,6 @@ func (s *Server) createProject(w http.ResponseWriter, r *http.Request, caller *t
 	}
 	encode(w, http.StatusOK, toJSON(*v))
 	return nil
-}
-
-func (s *Server) getProject(w http.ResponseWriter, r *http.Request, caller *tokend.Token) error {
-	return s.getResource(tokend.ResourceProject, w, r, caller)
-}
-
-func (s *Server) updateProject(w http.ResponseWriter, r *http.Request, caller *tokend.Token) error {
-	return s.renameResource(tokend.ResourceProject, "project", w, r, caller)
-}
-
-func (s *Server) deleteProject(w http.ResponseWriter, r *http.Request, caller *tokend.Token) error {
-	return s.deleteResource(tokend.ResourceProject, w, r, caller)
 }
 
 func (s *Server) createSandbox(w http.ResponseWriter, r *http.Request, caller *tokend.Token) error {
@@ -201,34 +196,6 @@ func (s *Server) createSandbox(w http.ResponseWriter, r *http.Request, caller *t
 	}
 	encode(w, http.StatusOK, toJSON(*v))
 	return nil
-}
-
-func (s *Server) listSandboxes(w http.ResponseWriter, r *http.Request, caller *tokend.Token) error {
-	out, err := s.listResources(tokend.ResourceSandbox, r, caller)
-	if err == nil {
-		encode(w, http.StatusOK, out)
-	}
-	return err
-}
-
-func (s *Server) getSandbox(w http.ResponseWriter, r *http.Request, caller *tokend.Token) error {
-	return s.getResource(tokend.ResourceSandbox, w, r, caller)
-}
-
-func (s *Server) updateSandbox(w http.ResponseWriter, r *http.Request, caller *tokend.Token) error {
-	return s.renameResource(tokend.ResourceSandbox, "inbox", w, r, caller)
-}
-
-func (s *Server) deleteSandbox(w http.ResponseWriter, r *http.Request, caller *tokend.Token) error {
-	return s.deleteResource(tokend.ResourceSandbox, w, r, caller)
-}
-
-func (s *Server) listDomains(w http.ResponseWriter, r *http.Request, caller *tokend.Token) error {
-	out, err := s.listResources(tokend.ResourceDomain, r, caller)
-	if err == nil {
-		encode(w, http.StatusOK, map[string]any{"data": out})
-	}
-	return err
 }
 
 type createDomainRequest struct {
@@ -255,12 +222,4 @@ func (s *Server) createDomain(w http.ResponseWriter, r *http.Request, caller *to
 	out.APIToken = &t
 	encode(w, http.StatusOK, out)
 	return nil
-}
-
-func (s *Server) getDomain(w http.ResponseWriter, r *http.Request, caller *tokend.Token) error {
-	return s.getResource(tokend.ResourceDomain, w, r, caller)
-}
-
-func (s *Server) deleteDomain(w http.ResponseWriter, r *http.Request, caller *tokend.Token) error {
-	return s.deleteResource(tokend.ResourceDomain, w, r, caller)
 }

@@ -1,5 +1,7 @@
 package api
 
+import "github.com/tokend/tokend"
+
 // routes registers every endpoint. Token routes exist twice: at /api, as in the
 // contract, and under /api/accounts/{account_id}, as the Mailtrap SDKs call them.
 func (s *Server) routes() {
@@ -18,22 +20,22 @@ func (s *Server) routes() {
 
 	m.Handle("GET /api/accounts", s.authed(s.listAccounts))
 
-	m.Handle("GET /api/accounts/{account_id}/projects", s.authed(s.listProjects))
+	m.Handle("GET /api/accounts/{account_id}/projects", s.authed(s.listResources(tokend.ResourceProject, asArray)))
 	m.Handle("POST /api/accounts/{account_id}/projects", s.authed(s.createProject))
-	m.Handle("GET /api/accounts/{account_id}/projects/{id}", s.authed(s.getProject))
-	m.Handle("PATCH /api/accounts/{account_id}/projects/{id}", s.authed(s.updateProject))
-	m.Handle("DELETE /api/accounts/{account_id}/projects/{id}", s.authed(s.deleteProject))
+	m.Handle("GET /api/accounts/{account_id}/projects/{id}", s.authed(s.getResource(tokend.ResourceProject)))
+	m.Handle("PATCH /api/accounts/{account_id}/projects/{id}", s.authed(s.renameResource(tokend.ResourceProject, "project")))
+	m.Handle("DELETE /api/accounts/{account_id}/projects/{id}", s.authed(s.deleteResource(tokend.ResourceProject)))
 
 	m.Handle("POST /api/accounts/{account_id}/projects/{project_id}/inboxes", s.authed(s.createSandbox))
-	m.Handle("GET /api/accounts/{account_id}/inboxes", s.authed(s.listSandboxes))
-	m.Handle("GET /api/accounts/{account_id}/inboxes/{id}", s.authed(s.getSandbox))
-	m.Handle("PATCH /api/accounts/{account_id}/inboxes/{id}", s.authed(s.updateSandbox))
-	m.Handle("DELETE /api/accounts/{account_id}/inboxes/{id}", s.authed(s.deleteSandbox))
+	m.Handle("GET /api/accounts/{account_id}/inboxes", s.authed(s.listResources(tokend.ResourceSandbox, asArray)))
+	m.Handle("GET /api/accounts/{account_id}/inboxes/{id}", s.authed(s.getResource(tokend.ResourceSandbox)))
+	m.Handle("PATCH /api/accounts/{account_id}/inboxes/{id}", s.authed(s.renameResource(tokend.ResourceSandbox, "inbox")))
+	m.Handle("DELETE /api/accounts/{account_id}/inboxes/{id}", s.authed(s.deleteResource(tokend.ResourceSandbox)))
 
-	m.Handle("GET /api/accounts/{account_id}/sending_domains", s.authed(s.listDomains))
+	m.Handle("GET /api/accounts/{account_id}/sending_domains", s.authed(s.listResources(tokend.ResourceDomain, asData)))
 	m.Handle("POST /api/accounts/{account_id}/sending_domains", s.authed(s.createDomain))
-	m.Handle("GET /api/accounts/{account_id}/sending_domains/{id}", s.authed(s.getDomain))
-	m.Handle("DELETE /api/accounts/{account_id}/sending_domains/{id}", s.authed(s.deleteDomain))
+	m.Handle("GET /api/accounts/{account_id}/sending_domains/{id}", s.authed(s.getResource(tokend.ResourceDomain)))
+	m.Handle("DELETE /api/accounts/{account_id}/sending_domains/{id}", s.authed(s.deleteResource(tokend.ResourceDomain)))
 
 	m.HandleFunc("/", s.noRoute)
 }

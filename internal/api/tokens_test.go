@@ -51,6 +51,8 @@ func TestBearerAndApiTokenHeaders(t *testing.T) {
 		{"both agreeing", http.Header{"Api-Token": {e.admin}, "Authorization": {"Bearer " + e.admin}}, 200},
 		{"both disagreeing", http.Header{"Api-Token": {e.admin}, "Authorization": {"Bearer " + e.otherAdmin}}, 401},
 		{"Basic scheme", http.Header{"Authorization": {"Basic " + e.admin}}, 401},
+		{"Api-Token beside a Basic header", http.Header{"Api-Token": {e.admin}, "Authorization": {"Basic dXNlcjpwYXNz"}}, 200},
+		{"Bearer disagreeing with a repeated Api-Token", http.Header{"Api-Token": {e.admin, e.otherAdmin}}, 401},
 		{"Bearer without value", http.Header{"Authorization": {"Bearer"}}, 401},
 		{"none", http.Header{}, 401},
 	}
