@@ -84,7 +84,7 @@ func (s *Service) CreateSandbox(ctx context.Context, caller *Token, projectID in
 	var fe FieldErrors
 	name = validateName(&fe, "name", name)
 	var out *ResourceView
-	err := s.store.Write(ctx, func(tx Tx) error {
+	err := s.writeAs(ctx, caller, func(tx Tx, caller *Token) error {
 		p, err := readableResource(ctx, tx, caller, ResourceProject, projectID)
 		if err != nil {
 			return err
@@ -119,7 +119,7 @@ func (s *Service) CreateDomain(ctx context.Context, caller *Token, name string) 
 		fe.Add("domain_name", "is not a valid domain name")
 	}
 	var out *DomainView
-	err := s.store.Write(ctx, func(tx Tx) error {
+	err := s.writeAs(ctx, caller, func(tx Tx, caller *Token) error {
 		if !caller.IsAccountAdmin() {
 			return Errorf(EFORBIDDEN, "You need admin access to the account to add sending domains")
 		}
@@ -152,7 +152,7 @@ func (s *Service) RenameResource(ctx context.Context, caller *Token, typ Resourc
 	var fe FieldErrors
 	name = validateName(&fe, "name", name)
 	var out *ResourceView
-	err := s.store.Write(ctx, func(tx Tx) error {
+	err := s.writeAs(ctx, caller, func(tx Tx, caller *Token) error {
 		r, err := adminResource(ctx, tx, caller, typ, id, "rename")
 		if err != nil {
 			return err
@@ -174,7 +174,7 @@ func (s *Service) RenameResource(ctx context.Context, caller *Token, typ Resourc
 // and is admin on (EFORBIDDEN), with a project's sandboxes, and removes every
 // permission that named them.
 func (s *Service) DeleteResource(ctx context.Context, caller *Token, typ ResourceType, id int64) error {
-	return s.store.Write(ctx, func(tx Tx) error {
+	return s.writeAs(ctx, caller, func(tx Tx, caller *Token) error {
 		if _, err := adminResource(ctx, tx, caller, typ, id, "delete"); err != nil {
 			return err
 		}
@@ -188,7 +188,7 @@ func (s *Service) createResource(ctx context.Context, caller *Token, r Resource,
 	var fe FieldErrors
 	r.Name = validateName(&fe, "name", r.Name)
 	var out *ResourceView
-	err := s.store.Write(ctx, func(tx Tx) error {
+	err := s.writeAs(ctx, caller, func(tx Tx, caller *Token) error {
 		if caller.LevelOn(parent) != Admin {
 			return Errorf(EFORBIDDEN, "You need admin access to the %s to create a %s", parent.Type, r.Type)
 		}

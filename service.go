@@ -159,7 +159,7 @@ func (s *Service) CreateToken(ctx context.Context, caller *Token, in TokenInput)
 		return nil, err
 	}
 	var out *IssuedToken
-	err := s.store.Write(ctx, func(tx Tx) error {
+	err := s.writeAs(ctx, caller, func(tx Tx, caller *Token) error {
 		c, err := loadCatalog(ctx, tx, caller.AccountID)
 		if err != nil {
 			return err
@@ -194,7 +194,7 @@ func (s *Service) UpdateToken(ctx context.Context, caller *Token, id int64, p To
 		validatePermissions(&fe, *p.Permissions)
 	}
 	var out *Token
-	err := s.store.Write(ctx, func(tx Tx) error {
+	err := s.writeAs(ctx, caller, func(tx Tx, caller *Token) error {
 		t, c, err := visibleToken(ctx, tx, caller, id)
 		if err != nil {
 			return err
@@ -227,7 +227,7 @@ func (s *Service) UpdateToken(ctx context.Context, caller *Token, id int64, p To
 // active token with admin on a domain cannot be deleted: EFORBIDDEN.
 func (s *Service) DeleteToken(ctx context.Context, caller *Token, id int64) error {
 	now := s.now()
-	return s.store.Write(ctx, func(tx Tx) error {
+	return s.writeAs(ctx, caller, func(tx Tx, caller *Token) error {
 		t, c, err := visibleToken(ctx, tx, caller, id)
 		if err != nil {
 			return err
@@ -248,7 +248,7 @@ func (s *Service) ResetToken(ctx context.Context, caller *Token, id int64, expir
 	var fe FieldErrors
 	expiresAt := s.expiry(&fe, expiry, now)
 	var out *IssuedToken
-	err := s.store.Write(ctx, func(tx Tx) error {
+	err := s.writeAs(ctx, caller, func(tx Tx, caller *Token) error {
 		old, _, err := visibleToken(ctx, tx, caller, id)
 		if err != nil {
 			return err
@@ -300,6 +300,24 @@ func (s *Service) PurgeExpired(ctx context.Context) (int64, error) {
 		return err
 	})
 	return n, err
+}
+
+// writeAs runs fn in a write transaction on behalf of caller as it is inside
+// that transaction, not as it was when it authenticated: a caller deleted or
+// expired since then is EUNAUTHORIZED, and permissions edited since then apply.
+func (s *Service) writeAs(ctx context.Context, caller *Token, fn func(tx Tx, caller *Token) error) error {
+	return s.store.Write(ctx, func(tx Tx) error {
+		current, err := tx.Token(ctx, caller.ID)
+		if ErrorCode(err) == ENOTFOUND {
+			return errBadToken
+		} else if err != nil {
+			return err
+		}
+		if current.ExpiredAt(s.now()) {
+			return errExpiredToken
+		}
+		return fn(tx, current)
+	})
 }
 
 // issue stores t with a fresh value. With a non-empty base, the token is named
