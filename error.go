@@ -12,6 +12,7 @@ const (
 	EUNAUTHORIZED = "unauthorized" // no usable credentials
 	EFORBIDDEN    = "forbidden"    // authenticated, visible, but not allowed
 	EINVALID      = "invalid"      // input fails validation; Fields says where
+	ERATELIMITED  = "rate_limited" // too many requests; retry later
 	EINTERNAL     = "internal"     // anything else; the message is never shown to clients
 )
 

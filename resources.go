@@ -100,7 +100,7 @@ func (s *Service) CreateSandbox(ctx context.Context, caller *Token, projectID in
 			return err
 		}
 		out = &ResourceView{Resource: r, Level: caller.LevelOn(r)}
-		return nil
+		return s.auditResource(ctx, tx, caller, ActionResourceCreated, r)
 	})
 	return out, err
 }
@@ -141,7 +141,10 @@ func (s *Service) CreateDomain(ctx context.Context, caller *Token, name string) 
 			return err
 		}
 		out = &DomainView{ResourceView: ResourceView{Resource: d, Level: caller.LevelOn(d)}, Token: t}
-		return nil
+		if err := s.auditResource(ctx, tx, caller, ActionResourceCreated, d); err != nil {
+			return err
+		}
+		return s.audit(ctx, tx, caller.AccountID, caller, "", ActionTokenCreated, "api_token", t.ID, tokenDetails(&t.Token))
 	})
 	return out, err
 }
@@ -163,9 +166,10 @@ func (s *Service) RenameResource(ctx context.Context, caller *Token, typ Resourc
 		if err := tx.RenameResource(ctx, typ, id, name); err != nil {
 			return err
 		}
+		from := r.Name
 		r.Name = name
 		out = r
-		return nil
+		return s.audit(ctx, tx, caller.AccountID, caller, "", ActionResourceRenamed, string(typ), id, map[string]any{"from": from, "to": name})
 	})
 	return out, err
 }
@@ -175,10 +179,14 @@ func (s *Service) RenameResource(ctx context.Context, caller *Token, typ Resourc
 // permission that named them.
 func (s *Service) DeleteResource(ctx context.Context, caller *Token, typ ResourceType, id int64) error {
 	return s.writeAs(ctx, caller, func(tx Tx, caller *Token) error {
-		if _, err := adminResource(ctx, tx, caller, typ, id, "delete"); err != nil {
+		r, err := adminResource(ctx, tx, caller, typ, id, "delete")
+		if err != nil {
 			return err
 		}
-		return tx.DeleteResource(ctx, typ, id)
+		if err := tx.DeleteResource(ctx, typ, id); err != nil {
+			return err
+		}
+		return s.auditResource(ctx, tx, caller, ActionResourceDeleted, r.Resource)
 	})
 }
 
@@ -201,9 +209,17 @@ func (s *Service) createResource(ctx context.Context, caller *Token, r Resource,
 			return err
 		}
 		out = &ResourceView{Resource: r, Level: caller.LevelOn(r)}
-		return nil
+		return s.auditResource(ctx, tx, caller, ActionResourceCreated, r)
 	})
 	return out, err
+}
+
+func (s *Service) auditResource(ctx context.Context, tx Tx, caller *Token, action string, r Resource) error {
+	details := map[string]any{"name": r.Name}
+	if r.Type == ResourceSandbox {
+		details["project_id"] = r.ProjectID
+	}
+	return s.audit(ctx, tx, caller.AccountID, caller, "", action, string(r.Type), r.ID, details)
 }
 
 func readableResource(ctx context.Context, tx Tx, caller *Token, typ ResourceType, id int64) (*ResourceView, error) {
@@ -293,6 +309,12 @@ func (s *Service) createAccount(ctx context.Context, tx Tx, name string, plan Pl
 		Permissions: []Permission{{ResourceType: ResourceAccount, ResourceID: a.ID, Level: Admin}},
 	}, now, "")
 	if err != nil {
+		return nil, nil, err
+	}
+	if err := s.audit(ctx, tx, a.ID, nil, createdBy, ActionAccountCreated, "account", a.ID, map[string]any{"name": a.Name, "plan": a.Plan}); err != nil {
+		return nil, nil, err
+	}
+	if err := s.audit(ctx, tx, a.ID, nil, createdBy, ActionTokenCreated, "api_token", t.ID, tokenDetails(&t.Token)); err != nil {
 		return nil, nil, err
 	}
 	return a, t, nil

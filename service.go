@@ -32,6 +32,7 @@ type Service struct {
 	store Store
 	opts  Options
 	now   func() time.Time
+	usage usageRecorder
 }
 
 // NewService returns a Service over store.
@@ -121,6 +122,7 @@ func (s *Service) ListTokens(ctx context.Context, caller *Token) ([]Token, error
 		out = make([]Token, 0, len(tokens))
 		for i := range tokens {
 			if c.canSee(caller, &tokens[i]) {
+				s.withLastUsed(&tokens[i])
 				out = append(out, tokens[i])
 			}
 		}
@@ -135,6 +137,9 @@ func (s *Service) GetToken(ctx context.Context, caller *Token, id int64) (*Token
 	err := s.store.Read(ctx, func(tx Tx) error {
 		var err error
 		out, _, err = visibleToken(ctx, tx, caller, id)
+		if err == nil {
+			s.withLastUsed(out)
+		}
 		return err
 	})
 	return out, err
@@ -175,7 +180,10 @@ func (s *Service) CreateToken(ctx context.Context, caller *Token, in TokenInput)
 			ExpiresAt:   expiresAt,
 			Permissions: in.Permissions,
 		}, now, "")
-		return err
+		if err != nil {
+			return err
+		}
+		return s.audit(ctx, tx, caller.AccountID, caller, "", ActionTokenCreated, "api_token", out.ID, tokenDetails(&out.Token))
 	})
 	return out, err
 }
@@ -202,10 +210,13 @@ func (s *Service) UpdateToken(ctx context.Context, caller *Token, id int64, p To
 		if err := fe.Err(); err != nil {
 			return err
 		}
+		details := map[string]any{}
 		if p.Name != nil {
+			details["name"] = map[string]any{"from": t.Name, "to": name}
 			t.Name = name
 		}
 		if p.Permissions != nil {
+			details["resources"] = map[string]any{"from": permissionDetails(t.Permissions), "to": permissionDetails(*p.Permissions)}
 			if err := c.checkGrant(caller, *p.Permissions, t.Permissions); err != nil {
 				return err
 			}
@@ -217,8 +228,9 @@ func (s *Service) UpdateToken(ctx context.Context, caller *Token, id int64, p To
 		if err := tx.UpdateToken(ctx, t); err != nil {
 			return err
 		}
+		s.withLastUsed(t)
 		out = t
-		return nil
+		return s.audit(ctx, tx, caller.AccountID, caller, "", ActionTokenUpdated, "api_token", t.ID, details)
 	})
 	return out, err
 }
@@ -235,7 +247,10 @@ func (s *Service) DeleteToken(ctx context.Context, caller *Token, id int64) erro
 		if err := s.guardDomains(ctx, tx, c, t, nil, now, "delete"); err != nil {
 			return err
 		}
-		return tx.DeleteToken(ctx, id)
+		if err := tx.DeleteToken(ctx, id); err != nil {
+			return err
+		}
+		return s.audit(ctx, tx, caller.AccountID, caller, "", ActionTokenDeleted, "api_token", id, tokenDetails(t))
 	})
 }
 
@@ -277,7 +292,12 @@ func (s *Service) ResetToken(ctx context.Context, caller *Token, id int64, expir
 			old.ExpiresAt = &graceEnd
 		}
 		old.ResetAt = &now
-		return tx.UpdateToken(ctx, old)
+		if err := tx.UpdateToken(ctx, old); err != nil {
+			return err
+		}
+		details := tokenDetails(&out.Token)
+		details["new_token_id"], details["old_token_expires_at"] = out.ID, old.ExpiresAt
+		return s.audit(ctx, tx, caller.AccountID, caller, "", ActionTokenReset, "api_token", old.ID, details)
 	})
 	return out, err
 }
@@ -300,6 +320,19 @@ func (s *Service) PurgeExpired(ctx context.Context) (int64, error) {
 		return err
 	})
 	return n, err
+}
+
+// tokenDetails describes a token for the audit log: never its value or hash.
+func tokenDetails(t *Token) map[string]any {
+	return map[string]any{"name": t.Name, "environment": t.Environment, "resources": permissionDetails(t.Permissions)}
+}
+
+func permissionDetails(perms []Permission) []map[string]any {
+	out := make([]map[string]any, len(perms))
+	for i, p := range perms {
+		out[i] = map[string]any{"resource_type": p.ResourceType, "resource_id": p.ResourceID, "access_level": p.Level}
+	}
+	return out
 }
 
 // writeAs runs fn in a write transaction on behalf of caller as it is inside

@@ -129,7 +129,12 @@ type Token struct {
 	CreatedAt   time.Time
 	ExpiresAt   *time.Time // nil: never expires
 	ResetAt     *time.Time // set once the token has been reset; it then lives out its grace period
+	LastUsedAt  *time.Time // as last flushed from memory; see Service.LastUsed for the live value
 	Permissions []Permission
+
+	// AccountLimit is the requests-per-minute limit of the token's account at
+	// the time the token was looked up. Filled by Store.TokenByHash only.
+	AccountLimit int
 }
 
 // ExpiredAt reports whether t no longer authenticates at now.
@@ -187,4 +192,25 @@ type Tx interface {
 	// DeleteTokensExpiredBefore deletes tokens whose expires_at is at or before
 	// cutoff and returns how many it deleted.
 	DeleteTokensExpiredBefore(ctx context.Context, cutoff time.Time) (int64, error)
+
+	// SetPlan changes an account's plan and rate limit.
+	SetPlan(ctx context.Context, accountID int64, plan Plan, rateLimit int) error
+
+	// AddUsage adds counts to a token's per-day usage and moves its
+	// last_used_at forward to lastUsed if that is later. Counts for a token
+	// that no longer exists are dropped without error.
+	AddUsage(ctx context.Context, tokenID int64, lastUsed time.Time, counts []UsageCount) error
+	// Usage returns a token's per-day counts, oldest day first.
+	Usage(ctx context.Context, tokenID int64) ([]UsageCount, error)
+
+	// AddAuditEvent appends e and sets its ID.
+	AddAuditEvent(ctx context.Context, e *AuditEvent) error
+	// AuditEvents returns up to limit events of an account with IDs below
+	// beforeID (0: from the newest), newest first.
+	AuditEvents(ctx context.Context, accountID, beforeID int64, limit int) ([]AuditEvent, error)
+
+	// AddTokenNetwork records that a token was used from network. It reports
+	// whether the network is new for the token and how many networks the token
+	// had been seen from before. A token that no longer exists is not new.
+	AddTokenNetwork(ctx context.Context, tokenID int64, network string, at time.Time) (isNew bool, before int, err error)
 }

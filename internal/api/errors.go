@@ -36,6 +36,8 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 		encode(w, http.StatusNotFound, map[string]any{"error": "Not Found"})
 	case tokend.EINVALID:
 		encode(w, http.StatusUnprocessableEntity, map[string]any{"errors": e.Fields})
+	case tokend.ERATELIMITED:
+		encode(w, http.StatusTooManyRequests, map[string]any{"error": e.Message, "status": http.StatusTooManyRequests, "code": "rate_limited"})
 	default:
 		s.log.ErrorContext(r.Context(), "request failed", "method", r.Method, "path", r.URL.Path, slog.Any("err", err))
 		encode(w, http.StatusInternalServerError, map[string]any{"error": "Internal Server Error"})
@@ -43,3 +45,5 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 }
 
 var errNotFound = tokend.Errorf(tokend.ENOTFOUND, "Not Found")
+
+func asError(err error, target **tokend.Error) bool { return errors.As(err, target) }

@@ -96,37 +96,76 @@ func (s *syncBuffer) String() string {
 	return s.b.String()
 }
 
-type envOption func(*tokend.Options)
+// envConfig is what newEnv builds: the service's and the server's options,
+// and the plan of the two accounts.
+type envConfig struct {
+	svc       tokend.Options
+	api       api.Options
+	plan      tokend.Plan
+	rateLimit int
+	wrapStore func(tokend.Store) tokend.Store
+}
 
-func withDefaultTTL(d time.Duration) envOption { return func(o *tokend.Options) { o.DefaultTTL = d } }
+type envOption func(*envConfig)
+
+func withDefaultTTL(d time.Duration) envOption { return func(c *envConfig) { c.svc.DefaultTTL = d } }
+
+// withPlan puts both accounts on plan (with limit for enterprise).
+func withPlan(plan tokend.Plan, limit int) envOption {
+	return func(c *envConfig) { c.plan, c.rateLimit = plan, limit }
+}
+
+func withAPI(f func(*api.Options)) envOption { return func(c *envConfig) { f(&c.api) } }
+
+func withStore(wrap func(tokend.Store) tokend.Store) envOption {
+	return func(c *envConfig) { c.wrapStore = wrap }
+}
 
 func newEnv(t *testing.T, opts ...envOption) *env {
 	t.Helper()
 	e := &env{t: t, clock: &clock{t: time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)}, logs: &syncBuffer{}, secrets: &secrets{}}
 	e.dbPath = filepath.Join(t.TempDir(), "tokend.db")
-	store, err := sqlite.Open(context.Background(), e.dbPath)
+	db, err := sqlite.Open(context.Background(), e.dbPath)
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { store.Close() })
+	t.Cleanup(func() { db.Close() })
 	format, _ := apikey.NewFormat("tk")
-	o := tokend.Options{ResetGrace: 12 * time.Hour, PurgeAfter: 24 * time.Hour, Format: format, Now: e.clock.Now}
-	for _, opt := range opts {
-		opt(&o)
+	cfg := envConfig{
+		svc:  tokend.Options{ResetGrace: 12 * time.Hour, PurgeAfter: 24 * time.Hour, Format: format, Now: e.clock.Now},
+		api:  api.Options{Now: e.clock.Now, AuthFailureLimit: 1_000_000, ServeMetrics: true},
+		plan: tokend.PlanEnterprise, rateLimit: 1_000_000,
 	}
-	e.svc = tokend.NewService(store, o)
-	logger := slog.New(slog.NewJSONHandler(e.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	e.srv = httptest.NewServer(api.NewServer(e.svc, logger))
+	for _, opt := range opts {
+		opt(&cfg)
+	}
+	var store tokend.Store = db
+	if cfg.wrapStore != nil {
+		store = cfg.wrapStore(db)
+	}
+	e.svc = tokend.NewService(store, cfg.svc)
+	cfg.api.Logger = slog.New(slog.NewJSONHandler(e.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	e.srv = httptest.NewServer(api.NewServer(e.svc, cfg.api))
 	t.Cleanup(e.srv.Close)
 
-	a, tok, err := e.svc.CreateAccount(context.Background(), "Acme", tokend.PlanFree, "ops")
+	ctx := context.Background()
+	a, tok, err := e.svc.CreateAccount(ctx, "Acme", tokend.PlanFree, "ops")
 	if err != nil {
 		t.Fatal(err)
 	}
 	e.acme, e.admin, e.adminID = a.ID, tok.Value, tok.ID
-	b, tok2, err := e.svc.CreateAccount(context.Background(), "Other", tokend.PlanFree, "ops")
+	b, tok2, err := e.svc.CreateAccount(ctx, "Other", tokend.PlanFree, "ops")
 	if err != nil {
 		t.Fatal(err)
+	}
+	for _, id := range []int64{a.ID, b.ID} {
+		limit := cfg.rateLimit
+		if cfg.plan != tokend.PlanEnterprise {
+			limit = 0
+		}
+		if _, err := e.svc.SetPlan(ctx, id, cfg.plan, limit, "ops"); err != nil {
+			t.Fatal(err)
+		}
 	}
 	e.other, e.otherAdmin = b.ID, tok2.Value
 	e.secrets.add(tok.Value)

@@ -2,12 +2,16 @@ package api
 
 import "github.com/tokend/tokend"
 
-// routes registers every endpoint. Token routes exist twice: at /api, as in the
-// contract, and under /api/accounts/{account_id}, as the Mailtrap SDKs call them.
+// routes registers every endpoint. Token and audit routes exist twice: at /api,
+// as in the contract, and under /api/accounts/{account_id}, as the Mailtrap
+// SDKs call them.
 func (s *Server) routes() {
 	m := s.mux
 	m.HandleFunc("GET /healthz", s.healthz)
 	m.HandleFunc("GET /api/openapi.json", s.openAPI)
+	if s.opts.ServeMetrics {
+		m.Handle("GET /metrics", s.metrics.Handler())
+	}
 
 	for _, base := range []string{"/api", "/api/accounts/{account_id}"} {
 		m.Handle("GET "+base+"/api_tokens", s.authed(s.listTokens))
@@ -16,6 +20,8 @@ func (s *Server) routes() {
 		m.Handle("PATCH "+base+"/api_tokens/{id}", s.authed(s.updateToken))
 		m.Handle("DELETE "+base+"/api_tokens/{id}", s.authed(s.deleteToken))
 		m.Handle("POST "+base+"/api_tokens/{id}/reset", s.authed(s.resetToken))
+		m.Handle("GET "+base+"/api_tokens/{id}/usage", s.authed(s.tokenUsage))
+		m.Handle("GET "+base+"/audit_log", s.authed(s.auditLog))
 	}
 
 	m.Handle("GET /api/accounts", s.authed(s.listAccounts))

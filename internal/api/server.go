@@ -1,37 +1,88 @@
 // Package api serves tokend over HTTP: the API Tokens contract, the resources
-// its permissions name, health and the OpenAPI document.
+// its permissions name, usage, the audit log, health, metrics and the OpenAPI
+// document.
 package api
 
 import (
 	"context"
 	"log/slog"
+	"net"
 	"net/http"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/tokend/tokend"
+	"github.com/tokend/tokend/internal/alert"
+	"github.com/tokend/tokend/internal/metrics"
+	"github.com/tokend/tokend/internal/ratelimit"
 )
+
+// Options are the server's dependencies and limits. Zero values take the defaults.
+type Options struct {
+	Logger  *slog.Logger
+	Metrics *metrics.Metrics // default: a fresh registry
+	Alerts  *alert.Monitor   // nil: no unusual-activity alerts
+	// ServeMetrics serves GET /metrics on this handler (when no separate metrics address is used).
+	ServeMetrics bool
+	// TestRateMultiplier multiplies the plan limit for test keys (default 5).
+	TestRateMultiplier int
+	// AuthFailureLimit is how many failed authentications a client address may
+	// make per minute before it gets 429 (default 20).
+	AuthFailureLimit int
+	Now              func() time.Time // the clock; time.Now if nil
+}
 
 // Server is the HTTP API. Create it with NewServer.
 type Server struct {
-	svc *tokend.Service
-	log *slog.Logger
-	mux *http.ServeMux
+	svc      *tokend.Service
+	opts     Options
+	log      *slog.Logger
+	metrics  *metrics.Metrics
+	mux      *http.ServeMux
+	limits   *ratelimit.Limiter[limitKey]
+	failures *ratelimit.Limiter[string]
+	swept    atomic.Int64 // unix seconds of the last limiter sweep
 }
 
-// NewServer returns the API handler over svc, logging to logger.
-func NewServer(svc *tokend.Service, logger *slog.Logger) http.Handler {
-	s := &Server{svc: svc, log: logger, mux: http.NewServeMux()}
+// limitKey is what a plan limit counts: one account's live or test traffic.
+type limitKey struct {
+	account int64
+	test    bool
+}
+
+// NewServer returns the API handler over svc.
+func NewServer(svc *tokend.Service, opts Options) http.Handler {
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	if opts.Metrics == nil {
+		opts.Metrics = metrics.New()
+	}
+	if opts.TestRateMultiplier <= 0 {
+		opts.TestRateMultiplier = 5
+	}
+	if opts.AuthFailureLimit <= 0 {
+		opts.AuthFailureLimit = 20
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	s := &Server{svc: svc, opts: opts, log: opts.Logger, metrics: opts.Metrics, mux: http.NewServeMux(),
+		limits: ratelimit.New[limitKey](time.Minute), failures: ratelimit.New[string](time.Minute)}
 	s.routes()
 	return s
 }
 
-// ServeHTTP logs each request and turns a panic into a 500.
+// ServeHTTP runs the request, then accounts for it once: access log, metrics,
+// the token's usage and alert observation. A panic becomes a 500.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
 	rec := &statusRecorder{ResponseWriter: w}
-	ctx := context.WithValue(r.Context(), callerKey{}, &callerSlot{})
+	ip := clientIP(r)
+	slot := &callerSlot{}
+	ctx := context.WithValue(tokend.WithClientAddr(r.Context(), ip), callerKey{}, slot)
 	r = r.WithContext(ctx)
 	defer func() {
 		if v := recover(); v != nil {
@@ -43,19 +94,44 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 				encode(rec, http.StatusInternalServerError, map[string]any{"error": "Internal Server Error"})
 			}
 		}
-		attrs := []slog.Attr{
-			slog.String("method", r.Method),
-			slog.String("route", r.Pattern),
-			slog.Int("status", rec.code()),
-			slog.Duration("duration", time.Since(start)),
-			slog.String("remote", r.RemoteAddr),
-		}
-		if t := ctx.Value(callerKey{}).(*callerSlot).token; t != nil {
-			attrs = append(attrs, slog.Int64("token_id", t.ID))
-		}
-		s.log.LogAttrs(ctx, slog.LevelInfo, "request", attrs...)
+		s.account(r, rec.code(), time.Since(start), ip, slot.token)
 	}()
 	s.mux.ServeHTTP(rec, r)
+}
+
+func (s *Server) account(r *http.Request, status int, took time.Duration, ip string, caller *tokend.Token) {
+	route := r.Pattern
+	if route == "" {
+		route = "unmatched"
+	}
+	s.metrics.Requests.WithLabelValues(route, r.Method, strconv.Itoa(status)).Inc()
+	s.metrics.Latency.WithLabelValues(route).Observe(took.Seconds())
+	attrs := []slog.Attr{
+		slog.String("method", r.Method),
+		slog.String("route", route),
+		slog.Int("status", status),
+		slog.Duration("duration", took),
+		slog.String("remote", ip),
+	}
+	obs := alert.Observation{At: s.opts.Now(), Addr: ip, Status: status}
+	if caller != nil {
+		attrs = append(attrs, slog.Int64("token_id", caller.ID))
+		s.svc.RecordRequest(caller.ID, status)
+		obs.TokenID, obs.AccountID = caller.ID, caller.AccountID
+	}
+	if s.opts.Alerts != nil {
+		s.opts.Alerts.Observe(obs)
+	}
+	s.log.LogAttrs(r.Context(), slog.LevelInfo, "request", attrs...)
+}
+
+// clientIP is the address of the peer: tokend does not trust forwarding headers.
+func clientIP(r *http.Request) string {
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		return r.RemoteAddr
+	}
+	return host
 }
 
 type statusRecorder struct {

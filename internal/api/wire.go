@@ -20,6 +20,7 @@ type apiToken struct {
 	Resources   []resourcePermission `json:"resources"`
 	Environment tokend.Environment   `json:"environment"`
 	CreatedAt   time.Time            `json:"created_at"`
+	LastUsedAt  *time.Time           `json:"last_used_at"`
 	Token       string               `json:"token,omitempty"`
 }
 
@@ -32,7 +33,7 @@ type resourcePermission struct {
 func toAPIToken(t *tokend.Token) apiToken {
 	out := apiToken{
 		ID: t.ID, Name: t.Name, Last4: t.Last4, CreatedBy: t.CreatedBy, ExpiresAt: t.ExpiresAt,
-		Environment: t.Environment, CreatedAt: t.CreatedAt,
+		Environment: t.Environment, CreatedAt: t.CreatedAt, LastUsedAt: t.LastUsedAt,
 		Resources: make([]resourcePermission, len(t.Permissions)),
 	}
 	for i, p := range t.Permissions {

@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strconv"
+	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -47,7 +49,7 @@ func accountCreate(ctx context.Context, args []string, getenv Env, stdout, stder
 	db := fs.String("db", "./tokend.db", "SQLite database file")
 	prefix := fs.String("token-prefix", apikey.DefaultPrefix, "prefix of token values")
 	asJSON := fs.Bool("json", false, `print {"account": ..., "api_token": ...} as JSON`)
-	if err := parse(fs, args, getenv); err != nil {
+	if err := parse(fs, args, getenv, stderr); err != nil {
 		return err
 	}
 	if *name == "" {
@@ -78,11 +80,54 @@ func accountCreate(ctx context.Context, args []string, getenv Env, stdout, stder
 	return nil
 }
 
+func accountSetPlan(ctx context.Context, args []string, getenv Env, stdout, stderr io.Writer) error {
+	if len(args) == 0 || strings.HasPrefix(args[0], "-") {
+		return &UsageError{"account set-plan: usage: tokend account set-plan ID --plan free|pro|enterprise [--rate-limit N]"}
+	}
+	id, err := strconv.ParseInt(args[0], 10, 64)
+	if err != nil || id <= 0 {
+		return &UsageError{fmt.Sprintf("account set-plan: %q is not an account ID", args[0])}
+	}
+	fs := newFlagSet("account set-plan", stderr)
+	plan := fs.String("plan", "", "plan: free, pro or enterprise (required)")
+	limit := fs.Int("rate-limit", 0, "requests per minute; required for enterprise, fixed by the plan otherwise")
+	db := fs.String("db", "./tokend.db", "SQLite database file")
+	asJSON := fs.Bool("json", false, "print the account as JSON")
+	if err := parse(fs, args[1:], getenv, stderr); err != nil {
+		return err
+	}
+	p, ok := tokend.ParsePlan(*plan)
+	if !ok {
+		return &UsageError{fmt.Sprintf("account set-plan: --plan must be free, pro or enterprise, not %q", *plan)}
+	}
+	svc, closeDB, err := openService(ctx, *db, apikey.DefaultPrefix)
+	if err != nil {
+		return err
+	}
+	defer closeDB()
+	a, err := svc.SetPlan(ctx, id, p, *limit, operatorName(getenv("USER")))
+	var e *tokend.Error
+	switch {
+	case errors.As(err, &e) && e.Code == tokend.EINVALID:
+		return &UsageError{fmt.Sprintf("account set-plan: %v", e)}
+	case errors.As(err, &e) && e.Code == tokend.ENOTFOUND:
+		return fmt.Errorf("account set-plan: no account %d", id)
+	case err != nil:
+		return err
+	}
+	if *asJSON {
+		return json.NewEncoder(stdout).Encode(toAccountJSON(a))
+	}
+	fmt.Fprintf(stdout, "Account %d %q is now on plan %s: %d requests/minute for live keys; test keys get the server's --test-rate-multiplier times that.\n",
+		a.ID, a.Name, a.Plan, a.RateLimit)
+	return nil
+}
+
 func accountList(ctx context.Context, args []string, getenv Env, stdout, stderr io.Writer) error {
 	fs := newFlagSet("account list", stderr)
 	db := fs.String("db", "./tokend.db", "SQLite database file")
 	asJSON := fs.Bool("json", false, "print a JSON array")
-	if err := parse(fs, args, getenv); err != nil {
+	if err := parse(fs, args, getenv, stderr); err != nil {
 		return err
 	}
 	svc, closeDB, err := openService(ctx, *db, apikey.DefaultPrefix)

@@ -39,6 +39,8 @@ Usage:
   tokend serve [flags]             run the HTTP API (first start creates account "Default" and prints its admin token)
   tokend account create --name N   create an account and print its first admin token
   tokend account list              list accounts
+  tokend account set-plan ID --plan P [--rate-limit N]
+                                   change an account's plan (enterprise takes a custom limit)
   tokend version                   print the version
   tokend help                      show this help
 
@@ -77,27 +79,32 @@ func Run(ctx context.Context, args []string, getenv Env, stdout, stderr io.Write
 
 func account(ctx context.Context, args []string, getenv Env, stdout, stderr io.Writer) error {
 	if len(args) == 0 {
-		return &UsageError{"account needs a subcommand: create or list"}
+		return &UsageError{"account needs a subcommand: create, list or set-plan"}
 	}
 	switch args[0] {
 	case "create":
 		return accountCreate(ctx, args[1:], getenv, stdout, stderr)
 	case "list":
 		return accountList(ctx, args[1:], getenv, stdout, stderr)
+	case "set-plan":
+		return accountSetPlan(ctx, args[1:], getenv, stdout, stderr)
 	}
-	return &UsageError{fmt.Sprintf("unknown account subcommand %q (want create or list)", args[0])}
+	return &UsageError{fmt.Sprintf("unknown account subcommand %q (want create, list or set-plan)", args[0])}
 }
 
-// newFlagSet returns a flag set whose usage goes to stderr.
+// newFlagSet returns a flag set that reports a bad flag in one line with a
+// hint; -h prints every flag.
 func newFlagSet(name string, stderr io.Writer) *flag.FlagSet {
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs.SetOutput(io.Discard) // parse reports errors once, through Run, and prints -h itself
+	fs.Usage = func() {}
 	return fs
 }
 
 // parse applies TOKEND_* environment variables as defaults, then the command
-// line. Bad values and stray arguments are usage errors.
-func parse(fs *flag.FlagSet, args []string, getenv Env) error {
+// line. Bad values and stray arguments are usage errors; -h prints the flags
+// to stderr and returns flag.ErrHelp.
+func parse(fs *flag.FlagSet, args []string, getenv Env, stderr io.Writer) error {
 	var envErr error
 	fs.VisitAll(func(f *flag.Flag) {
 		key := "TOKEND_" + strings.ToUpper(strings.ReplaceAll(f.Name, "-", "_"))
@@ -112,9 +119,12 @@ func parse(fs *flag.FlagSet, args []string, getenv Env) error {
 	}
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
+			fmt.Fprintf(stderr, "Usage of tokend %s:\n", fs.Name())
+			fs.SetOutput(stderr)
+			fs.PrintDefaults()
 			return err
 		}
-		return &UsageError{err.Error()}
+		return &UsageError{fmt.Sprintf("%s: %v (run \"tokend %s -h\" to list its flags)", fs.Name(), err, fs.Name())}
 	}
 	if fs.NArg() > 0 {
 		return &UsageError{fmt.Sprintf("%s: unexpected argument %q", fs.Name(), fs.Arg(0))}

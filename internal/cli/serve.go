@@ -12,8 +12,10 @@ import (
 	"time"
 
 	"github.com/tokend/tokend"
+	"github.com/tokend/tokend/internal/alert"
 	"github.com/tokend/tokend/internal/api"
 	"github.com/tokend/tokend/internal/apikey"
+	"github.com/tokend/tokend/internal/metrics"
 	"github.com/tokend/tokend/internal/sqlite"
 )
 
@@ -28,6 +30,14 @@ type ServeConfig struct {
 	TLSCert     string
 	TLSKey      string
 	LogLevel    slog.Level
+
+	MetricsAddr        string
+	TestRateMultiplier int
+	AuthFailureLimit   int
+	UsageFlush         time.Duration
+	AlertWebhook       string
+	AlertThreshold     int
+	AlertWindow        time.Duration
 }
 
 func serve(ctx context.Context, args []string, getenv Env, stdout, stderr io.Writer) error {
@@ -42,7 +52,14 @@ func serve(ctx context.Context, args []string, getenv Env, stdout, stderr io.Wri
 	fs.StringVar(&cfg.TLSCert, "tls-cert", "", "TLS certificate file (with --tls-key: serve HTTPS)")
 	fs.StringVar(&cfg.TLSKey, "tls-key", "", "TLS private key file")
 	fs.TextVar(&cfg.LogLevel, "log-level", slog.LevelInfo, "log level: debug, info, warn or error")
-	if err := parse(fs, args, getenv); err != nil {
+	fs.StringVar(&cfg.MetricsAddr, "metrics-addr", "", "serve /metrics on this address instead of the API address")
+	fs.IntVar(&cfg.TestRateMultiplier, "test-rate-multiplier", 5, "test keys get this many times their plan's rate limit")
+	fs.IntVar(&cfg.AuthFailureLimit, "auth-failure-limit", 20, "failed authentications per minute a client address may make before 429")
+	fs.DurationVar(&cfg.UsageFlush, "usage-flush", 10*time.Second, "how often usage counts are written to the database")
+	fs.StringVar(&cfg.AlertWebhook, "alert-webhook", "", "URL that receives unusual-activity alerts as JSON POSTs")
+	fs.IntVar(&cfg.AlertThreshold, "alert-threshold", 20, "401/403/429 answers within --alert-window that raise an alert for a token or address")
+	fs.DurationVar(&cfg.AlertWindow, "alert-window", time.Minute, "window for --alert-threshold")
+	if err := parse(fs, args, getenv, stderr); err != nil {
 		return err
 	}
 	if (cfg.TLSCert == "") != (cfg.TLSKey == "") {
@@ -52,6 +69,14 @@ func serve(ctx context.Context, args []string, getenv Env, stdout, stderr io.Wri
 		if err := nonNegative(name, d); err != nil {
 			return err
 		}
+	}
+	for name, n := range map[string]int{"test-rate-multiplier": cfg.TestRateMultiplier, "auth-failure-limit": cfg.AuthFailureLimit, "alert-threshold": cfg.AlertThreshold} {
+		if n < 1 {
+			return &UsageError{fmt.Sprintf("--%s must be at least 1", name)}
+		}
+	}
+	if cfg.UsageFlush <= 0 || cfg.AlertWindow <= 0 {
+		return &UsageError{"--usage-flush and --alert-window must be positive"}
 	}
 	logger := slog.New(slog.NewJSONHandler(stderr, &slog.HandlerOptions{Level: cfg.LogLevel}))
 	return Serve(ctx, cfg, getenv("USER"), stdout, logger)
@@ -65,11 +90,13 @@ func Serve(ctx context.Context, cfg ServeConfig, operator string, stdout io.Writ
 	if err != nil {
 		return &UsageError{err.Error()}
 	}
-	store, err := sqlite.Open(ctx, cfg.DB)
+	db, err := sqlite.Open(ctx, cfg.DB)
 	if err != nil {
 		return err
 	}
-	defer store.Close()
+	defer db.Close()
+	m := metrics.New()
+	store := m.Store(db)
 	svc := tokend.NewService(store, tokend.Options{
 		ResetGrace: cfg.ResetGrace, PurgeAfter: cfg.PurgeAfter, DefaultTTL: cfg.DefaultTTL, Format: format,
 	})
@@ -87,8 +114,20 @@ func Serve(ctx context.Context, cfg ServeConfig, operator string, stdout io.Writ
 	if err != nil {
 		return fmt.Errorf("listen: %w", err)
 	}
+	monitor := alert.New(alert.Options{
+		Threshold: cfg.AlertThreshold, Window: cfg.AlertWindow, WebhookURL: cfg.AlertWebhook, Logger: logger,
+		Record:      func(ctx context.Context, e alert.Event) error { return svc.RecordEvent(ctx, alertAuditEvent(e)) },
+		NoteNetwork: svc.NoteNetwork,
+		Raised:      func(typ string) { m.Alerts.WithLabelValues(typ).Inc() },
+		Delivery:    func(result string) { m.AlertDeliveries.WithLabelValues(result).Inc() },
+	})
+	monitor.Start()
+	handler := api.NewServer(svc, api.Options{
+		Logger: logger, Metrics: m, Alerts: monitor, ServeMetrics: cfg.MetricsAddr == "",
+		TestRateMultiplier: cfg.TestRateMultiplier, AuthFailureLimit: cfg.AuthFailureLimit,
+	})
 	srv := &http.Server{
-		Handler:           api.NewServer(svc, logger),
+		Handler:           handler,
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       30 * time.Second,
 		WriteTimeout:      30 * time.Second,
@@ -103,13 +142,35 @@ func Serve(ctx context.Context, cfg ServeConfig, operator string, stdout io.Writ
 	logger.Info("listening", "addr", ln.Addr().String(), "url", scheme+"://"+ln.Addr().String(), "db", cfg.DB)
 
 	var wg sync.WaitGroup
-	purgeCtx, stopPurge := context.WithCancel(ctx)
-	defer stopPurge()
-	wg.Add(1)
+	bgCtx, stopBackground := context.WithCancel(ctx)
+	defer stopBackground()
+	wg.Add(2)
 	go func() {
 		defer wg.Done()
-		runPurger(purgeCtx, svc, logger)
+		runPurger(bgCtx, svc, logger)
 	}()
+	go func() {
+		defer wg.Done()
+		runUsageFlusher(bgCtx, svc, cfg.UsageFlush, m, logger)
+	}()
+
+	var metricsSrv *http.Server
+	if cfg.MetricsAddr != "" {
+		mln, err := net.Listen("tcp", cfg.MetricsAddr)
+		if err != nil {
+			ln.Close()
+			return fmt.Errorf("listen for metrics: %w", err)
+		}
+		mux := http.NewServeMux()
+		mux.Handle("GET /metrics", m.Handler())
+		metricsSrv = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+		logger.Info("serving metrics", "addr", mln.Addr().String(), "url", "http://"+mln.Addr().String()+"/metrics")
+		go func() {
+			if err := metricsSrv.Serve(mln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				logger.Error("metrics server", "err", err)
+			}
+		}()
+	}
 
 	serveErr := make(chan error, 1)
 	go func() {
@@ -130,9 +191,22 @@ func Serve(ctx context.Context, cfg ServeConfig, operator string, stdout io.Writ
 		if serr := srv.Shutdown(shutCtx); serr != nil {
 			err = fmt.Errorf("shutdown: %w", serr)
 		}
+		if metricsSrv != nil {
+			metricsSrv.Shutdown(shutCtx)
+		}
 	}
-	stopPurge()
+	stopBackground()
 	wg.Wait()
+	// No request is running any more: write what the last ones counted.
+	flushCtx, cancelFlush := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancelFlush()
+	if ferr := svc.FlushUsage(flushCtx); ferr != nil {
+		logger.Error("flushing usage at shutdown", "err", ferr)
+		err = errors.Join(err, ferr)
+	}
+	if cerr := monitor.Close(flushCtx); cerr != nil {
+		logger.Warn("alerts still queued at shutdown were not delivered", "err", cerr)
+	}
 	if errors.Is(err, http.ErrServerClosed) {
 		err = nil
 	}
@@ -156,6 +230,44 @@ func runPurger(ctx context.Context, svc *tokend.Service, logger *slog.Logger) {
 		case <-t.C:
 		}
 	}
+}
+
+// runUsageFlusher writes batched usage counts every interval until ctx is done.
+func runUsageFlusher(ctx context.Context, svc *tokend.Service, interval time.Duration, m *metrics.Metrics, logger *slog.Logger) {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		if err := svc.FlushUsage(ctx); err != nil {
+			m.UsageFlushes.WithLabelValues("error").Inc()
+			if ctx.Err() == nil {
+				logger.Error("flushing usage", "err", err)
+			}
+		} else {
+			m.UsageFlushes.WithLabelValues("ok").Inc()
+		}
+	}
+}
+
+// alertAuditEvent is how an alert appears in the audit log.
+func alertAuditEvent(e alert.Event) *tokend.AuditEvent {
+	target, id := "client", int64(0)
+	if e.TokenID != 0 {
+		target, id = "api_token", e.TokenID
+	}
+	details := map[string]any{"message": e.Message}
+	if e.Count > 0 {
+		details["count"], details["window_seconds"] = e.Count, e.WindowSeconds
+	}
+	if e.Network != "" {
+		details["network"] = e.Network
+	}
+	return &tokend.AuditEvent{AccountID: e.AccountID, At: e.At, Actor: "tokend", Action: tokend.ActionAlertPrefix + e.Type,
+		TargetType: target, TargetID: id, ClientAddr: e.ClientAddr, Details: details}
 }
 
 func operatorName(user string) string {

@@ -3,8 +3,10 @@ package sqlite
 import (
 	"context"
 	"database/sql"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"time"
 
 	"github.com/tokend/tokend"
@@ -256,8 +258,10 @@ func (x *tx) tokenWhere(ctx context.Context, where string, arg any) (*tokend.Tok
 func (x *tx) tokensWhere(ctx context.Context, where string, arg any) ([]tokend.Token, error) {
 	rows, err := x.q.QueryContext(ctx,
 		`SELECT t.id, t.account_id, t.name, t.token_hash, t.last4, t.environment, t.created_by,
-		        t.created_at, t.expires_at, t.reset_at, p.resource_type, p.resource_id, p.access_level
-		   FROM api_tokens t LEFT JOIN token_permissions p ON p.token_id = t.id
+		        t.created_at, t.expires_at, t.reset_at, t.last_used_at, a.rate_limit,
+		        p.resource_type, p.resource_id, p.access_level
+		   FROM api_tokens t JOIN accounts a ON a.id = t.account_id
+		   LEFT JOIN token_permissions p ON p.token_id = t.id
 		  WHERE `+where+` ORDER BY t.id, p.rowid`, arg)
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: tokens: %w", err)
@@ -268,16 +272,16 @@ func (x *tx) tokensWhere(ctx context.Context, where string, arg any) ([]tokend.T
 		var t tokend.Token
 		var env string
 		var created int64
-		var expires, reset sql.NullInt64
+		var expires, reset, lastUsed sql.NullInt64
 		var ptype sql.NullString
 		var pid, plevel sql.NullInt64
 		if err := rows.Scan(&t.ID, &t.AccountID, &t.Name, &t.Hash, &t.Last4, &env, &t.CreatedBy,
-			&created, &expires, &reset, &ptype, &pid, &plevel); err != nil {
+			&created, &expires, &reset, &lastUsed, &t.AccountLimit, &ptype, &pid, &plevel); err != nil {
 			return nil, fmt.Errorf("sqlite: tokens: %w", err)
 		}
 		if n := len(out); n == 0 || out[n-1].ID != t.ID {
 			t.Environment, t.CreatedAt = tokend.Environment(env), fromMicros(created)
-			t.ExpiresAt, t.ResetAt = timePtr(expires), timePtr(reset)
+			t.ExpiresAt, t.ResetAt, t.LastUsedAt = timePtr(expires), timePtr(reset), timePtr(lastUsed)
 			t.Permissions = []tokend.Permission{}
 			out = append(out, t)
 		}
@@ -290,6 +294,124 @@ func (x *tx) tokensWhere(ctx context.Context, where string, arg any) ([]tokend.T
 	}
 	return out, rows.Err()
 }
+
+// SetPlan changes an account's plan and rate limit.
+func (x *tx) SetPlan(ctx context.Context, accountID int64, plan tokend.Plan, rateLimit int) error {
+	res, err := x.q.ExecContext(ctx, `UPDATE accounts SET plan = ?, rate_limit = ? WHERE id = ?`, string(plan), rateLimit, accountID)
+	return expectOne(res, err, "account")
+}
+
+// AddUsage adds counts to a token's usage and moves last_used_at forward.
+func (x *tx) AddUsage(ctx context.Context, tokenID int64, lastUsed time.Time, counts []tokend.UsageCount) error {
+	if _, err := x.q.ExecContext(ctx,
+		`UPDATE api_tokens SET last_used_at = max(coalesce(last_used_at, 0), ?) WHERE id = ?`, micros(lastUsed), tokenID); err != nil {
+		return fmt.Errorf("sqlite: touch token: %w", err)
+	}
+	for _, c := range counts {
+		if _, err := x.q.ExecContext(ctx,
+			`INSERT INTO token_usage (token_id, day, outcome, count)
+			 SELECT ?, ?, ?, ? WHERE EXISTS (SELECT 1 FROM api_tokens WHERE id = ?)
+			 ON CONFLICT (token_id, day, outcome) DO UPDATE SET count = count + excluded.count`,
+			tokenID, c.Day, string(c.Outcome), c.Count, tokenID); err != nil {
+			return fmt.Errorf("sqlite: add usage: %w", err)
+		}
+	}
+	return nil
+}
+
+// Usage returns a token's counts by day and outcome.
+func (x *tx) Usage(ctx context.Context, tokenID int64) ([]tokend.UsageCount, error) {
+	rows, err := x.q.QueryContext(ctx,
+		`SELECT day, outcome, count FROM token_usage WHERE token_id = ? ORDER BY day, outcome`, tokenID)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: usage: %w", err)
+	}
+	defer rows.Close()
+	var out []tokend.UsageCount
+	for rows.Next() {
+		var c tokend.UsageCount
+		var outcome string
+		if err := rows.Scan(&c.Day, &outcome, &c.Count); err != nil {
+			return nil, fmt.Errorf("sqlite: usage: %w", err)
+		}
+		c.Outcome = tokend.Outcome(outcome)
+		out = append(out, c)
+	}
+	return out, rows.Err()
+}
+
+// AddAuditEvent appends e and sets its ID.
+func (x *tx) AddAuditEvent(ctx context.Context, e *tokend.AuditEvent) error {
+	details := e.Details
+	if details == nil {
+		details = map[string]any{}
+	}
+	b, err := json.Marshal(details)
+	if err != nil {
+		return fmt.Errorf("sqlite: audit details: %w", err)
+	}
+	err = x.q.QueryRowContext(ctx,
+		`INSERT INTO audit_events (account_id, at, actor, actor_token_id, action, target_type, target_id, client_addr, details)
+		 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id`,
+		nullID(e.AccountID), micros(e.At), e.Actor, nullID(e.ActorTokenID), e.Action, e.TargetType, nullID(e.TargetID),
+		e.ClientAddr, string(b)).Scan(&e.ID)
+	if err != nil {
+		return fmt.Errorf("sqlite: insert audit event: %w", err)
+	}
+	return nil
+}
+
+// AuditEvents returns an account's events below beforeID, newest first.
+func (x *tx) AuditEvents(ctx context.Context, accountID, beforeID int64, limit int) ([]tokend.AuditEvent, error) {
+	if beforeID <= 0 {
+		beforeID = math.MaxInt64
+	}
+	rows, err := x.q.QueryContext(ctx,
+		`SELECT id, account_id, at, actor, actor_token_id, action, target_type, target_id, client_addr, details
+		   FROM audit_events WHERE account_id = ? AND id < ? ORDER BY id DESC LIMIT ?`, accountID, beforeID, limit)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: audit events: %w", err)
+	}
+	defer rows.Close()
+	var out []tokend.AuditEvent
+	for rows.Next() {
+		var e tokend.AuditEvent
+		var account, actorToken, target sql.NullInt64
+		var at int64
+		var details string
+		if err := rows.Scan(&e.ID, &account, &at, &e.Actor, &actorToken, &e.Action, &e.TargetType, &target, &e.ClientAddr, &details); err != nil {
+			return nil, fmt.Errorf("sqlite: audit events: %w", err)
+		}
+		e.AccountID, e.ActorTokenID, e.TargetID, e.At = account.Int64, actorToken.Int64, target.Int64, fromMicros(at)
+		if err := json.Unmarshal([]byte(details), &e.Details); err != nil {
+			return nil, fmt.Errorf("sqlite: audit event %d details: %w", e.ID, err)
+		}
+		out = append(out, e)
+	}
+	return out, rows.Err()
+}
+
+// AddTokenNetwork records a network a token was used from.
+func (x *tx) AddTokenNetwork(ctx context.Context, tokenID int64, network string, at time.Time) (bool, int, error) {
+	var before int
+	if err := x.q.QueryRowContext(ctx, `SELECT count(*) FROM token_networks WHERE token_id = ?`, tokenID).Scan(&before); err != nil {
+		return false, 0, fmt.Errorf("sqlite: token networks: %w", err)
+	}
+	res, err := x.q.ExecContext(ctx,
+		`INSERT INTO token_networks (token_id, network, first_seen)
+		 SELECT ?, ?, ? WHERE EXISTS (SELECT 1 FROM api_tokens WHERE id = ?)
+		 ON CONFLICT (token_id, network) DO NOTHING`, tokenID, network, micros(at), tokenID)
+	if err != nil {
+		return false, 0, fmt.Errorf("sqlite: add token network: %w", err)
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return false, 0, fmt.Errorf("sqlite: add token network: %w", err)
+	}
+	return n == 1, before, nil
+}
+
+func nullID(id int64) sql.NullInt64 { return sql.NullInt64{Int64: id, Valid: id != 0} }
 
 func expectOne(res sql.Result, err error, what string) error {
 	if err != nil {
