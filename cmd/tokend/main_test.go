@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -393,6 +394,110 @@ func TestPurgeRemovesExpiredTokens(t *testing.T) {
 			t.Fatalf("expired token still there 10 s later (status %d)", code)
 		}
 		time.Sleep(200 * time.Millisecond)
+	}
+	s.stop(t)
+}
+
+func TestAccountSetPlan(t *testing.T) {
+	db := filepath.Join(t.TempDir(), "t.db")
+	tokend(t, nil, "account", "create", "--name", "Acme", "--db", db)
+	tests := []struct {
+		name string
+		args []string
+		code int
+		want string
+	}{
+		{"pro", []string{"--plan", "pro"}, 0, `"plan":"pro","rate_limit":1000`},
+		{"enterprise with a limit", []string{"--plan", "enterprise", "--rate-limit", "25000"}, 0, `"plan":"enterprise","rate_limit":25000`},
+		{"enterprise without a limit", []string{"--plan", "enterprise"}, 2, ""},
+		{"custom limit on free", []string{"--plan", "free", "--rate-limit", "5"}, 2, ""},
+		{"back to free", []string{"--plan", "free"}, 0, `"plan":"free","rate_limit":100`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := tokend(t, nil, append([]string{"account", "set-plan", "1", "--db", db, "--json"}, tt.args...)...)
+			if r.code != tt.code || !strings.Contains(r.stdout, tt.want) {
+				t.Errorf("exit %d, stdout %q, stderr %q; want exit %d and %s", r.code, r.stdout, r.stderr, tt.code, tt.want)
+			}
+		})
+	}
+	if r := tokend(t, nil, "account", "set-plan", "99", "--plan", "pro", "--db", db); r.code != 1 || !strings.Contains(r.stderr, "no account 99") {
+		t.Errorf("unknown account: %+v", r)
+	}
+	if r := tokend(t, nil, "account", "set-plan", "--plan", "pro", "--db", db); r.code != 2 {
+		t.Errorf("missing ID: %+v", r)
+	}
+}
+
+// Usage counted in memory is written when the server stops, even if the
+// periodic flush never ran.
+func TestShutdownFlushesUsage(t *testing.T) {
+	db := filepath.Join(t.TempDir(), "tokend.db")
+	s := startServe(t, nil, "--db", db, "--usage-flush", "1h")
+	admin := s.waitToken(t)
+	const n = 25
+	for i := 0; i < n; i++ {
+		if code, _ := call(t, "GET", s.url+"/api/accounts", admin, ""); code != 200 {
+			t.Fatalf("request %d: %d", i, code)
+		}
+	}
+	s.stop(t)
+	again := startServe(t, nil, "--db", db)
+	code, body := call(t, "GET", again.url+"/api/api_tokens/1/usage", admin, "")
+	var u struct {
+		LastUsedAt *time.Time `json:"last_used_at"`
+		Days       []struct{ Success int }
+	}
+	if code != 200 || json.Unmarshal([]byte(body), &u) != nil {
+		t.Fatalf("usage: %d %s", code, body)
+	}
+	// A request is counted once it has been answered, so this one is not in its own answer.
+	if len(u.Days) != 1 || u.Days[0].Success != n || u.LastUsedAt == nil {
+		t.Fatalf("usage after restart = %s, want the %d successes from before the restart", body, n)
+	}
+	again.stop(t)
+}
+
+func TestSeparateMetricsAddressAndWebhook(t *testing.T) {
+	events := make(chan map[string]any, 10)
+	hook := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var e map[string]any
+		json.NewDecoder(r.Body).Decode(&e)
+		events <- e
+	}))
+	defer hook.Close()
+	db := filepath.Join(t.TempDir(), "tokend.db")
+	s := startServe(t, []string{"TOKEND_ALERT_WEBHOOK=" + hook.URL}, "--db", db, "--metrics-addr", "127.0.0.1:0", "--alert-threshold", "3")
+	admin := s.waitToken(t)
+	metricsURL := regexp.MustCompile(`"msg":"serving metrics".*"url":"([^"]+)"`).FindStringSubmatch(s.stderr.String())
+	if metricsURL == nil {
+		t.Fatalf("no metrics listener in the logs:\n%s", s.stderr.String())
+	}
+	if code, _ := call(t, "GET", s.url+"/metrics", "", ""); code != 404 {
+		t.Errorf("/metrics on the API address answered %d, want 404 when --metrics-addr is set", code)
+	}
+	for i := 0; i < 3; i++ {
+		call(t, "GET", s.url+"/api/api_tokens", admin[:len(admin)-2]+"xx", "")
+	}
+	select {
+	case e := <-events:
+		if e["type"] != "address_failures" || e["client_addr"] != "127.0.0.1" {
+			t.Errorf("webhook got %v", e)
+		}
+	case <-time.After(15 * time.Second):
+		t.Fatal("no alert reached the webhook")
+	}
+	// The delivery is counted once the webhook has answered: poll briefly.
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		code, body := call(t, "GET", metricsURL[1], "", "")
+		ok := code == 200 && strings.Contains(body, `tokend_auth_attempts_total{outcome="invalid"} 3`) &&
+			strings.Contains(body, `tokend_alert_deliveries_total{result="delivered"} 1`)
+		if ok {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("metrics: %d\n%s", code, body)
+		}
 	}
 	s.stop(t)
 }

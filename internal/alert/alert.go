@@ -17,6 +17,8 @@ import (
 	"net/netip"
 	"sync"
 	"time"
+
+	"github.com/tokend/tokend"
 )
 
 // Alert types.
@@ -37,6 +39,24 @@ type Event struct {
 	Network       string    `json:"network,omitempty"`
 	Count         int       `json:"count,omitempty"`
 	WindowSeconds int       `json:"window_seconds,omitempty"`
+}
+
+// AuditEvent is how the alert appears in the audit log: under its account
+// (none for address alerts), acted by "tokend", action "alert.<type>".
+func (e Event) AuditEvent() *tokend.AuditEvent {
+	target, id := "client", int64(0)
+	if e.TokenID != 0 {
+		target, id = "api_token", e.TokenID
+	}
+	details := map[string]any{"message": e.Message}
+	if e.Count > 0 {
+		details["count"], details["window_seconds"] = e.Count, e.WindowSeconds
+	}
+	if e.Network != "" {
+		details["network"] = e.Network
+	}
+	return &tokend.AuditEvent{AccountID: e.AccountID, At: e.At, Actor: "tokend", Action: tokend.ActionAlertPrefix + e.Type,
+		TargetType: target, TargetID: id, ClientAddr: e.ClientAddr, Details: details}
 }
 
 // Observation is one answered request. TokenID and AccountID are 0 when the

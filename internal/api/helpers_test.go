@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
@@ -21,6 +22,7 @@ import (
 	"github.com/getkin/kin-openapi/routers/gorillamux"
 
 	"github.com/tokend/tokend"
+	"github.com/tokend/tokend/internal/alert"
 	"github.com/tokend/tokend/internal/api"
 	"github.com/tokend/tokend/internal/apikey"
 	"github.com/tokend/tokend/internal/sqlite"
@@ -104,6 +106,7 @@ type envConfig struct {
 	plan      tokend.Plan
 	rateLimit int
 	wrapStore func(tokend.Store) tokend.Store
+	alerts    func(*tokend.Service) *alert.Monitor
 }
 
 type envOption func(*envConfig)
@@ -116,6 +119,11 @@ func withPlan(plan tokend.Plan, limit int) envOption {
 }
 
 func withAPI(f func(*api.Options)) envOption { return func(c *envConfig) { f(&c.api) } }
+
+// withAlerts gives the server the monitor that monitor builds over the service.
+func withAlerts(monitor func(*tokend.Service) *alert.Monitor) envOption {
+	return func(c *envConfig) { c.alerts = monitor }
+}
 
 func withStore(wrap func(tokend.Store) tokend.Store) envOption {
 	return func(c *envConfig) { c.wrapStore = wrap }
@@ -144,6 +152,9 @@ func newEnv(t *testing.T, opts ...envOption) *env {
 		store = cfg.wrapStore(db)
 	}
 	e.svc = tokend.NewService(store, cfg.svc)
+	if cfg.alerts != nil {
+		cfg.api.Alerts = cfg.alerts(e.svc)
+	}
 	cfg.api.Logger = slog.New(slog.NewJSONHandler(e.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	e.srv = httptest.NewServer(api.NewServer(e.svc, cfg.api))
 	t.Cleanup(e.srv.Close)
@@ -217,7 +228,8 @@ type request struct {
 	method, path string
 	token        string
 	header       http.Header
-	body         any // string and []byte are sent raw, anything else as JSON
+	body         any    // string and []byte are sent raw, anything else as JSON
+	from         string // client IP on loopback to send from; default 127.0.0.1
 }
 
 func (e *env) send(req request) *response {
@@ -254,7 +266,7 @@ func (e *env) send(req request) *response {
 			hr.Header.Add(k, v)
 		}
 	}
-	res, err := e.srv.Client().Do(hr)
+	res, err := clientFrom(req.from).Do(hr)
 	if err != nil {
 		e.t.Fatal(err)
 	}
@@ -266,6 +278,28 @@ func (e *env) send(req request) *response {
 	r := &response{t: e.t, Status: res.StatusCode, Header: res.Header, Body: b}
 	validate(e.t, req, raw, r)
 	return r
+}
+
+var (
+	clientsMu sync.Mutex
+	clients   = map[string]*http.Client{}
+)
+
+// clientFrom returns an HTTP client whose connections come from ip, so that
+// the server sees different client addresses. All of 127.0.0.0/8 is loopback.
+func clientFrom(ip string) *http.Client {
+	if ip == "" {
+		ip = "127.0.0.1"
+	}
+	clientsMu.Lock()
+	defer clientsMu.Unlock()
+	if c := clients[ip]; c != nil {
+		return c
+	}
+	dialer := &net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(ip)}, Timeout: 5 * time.Second}
+	c := &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{DialContext: dialer.DialContext, MaxIdleConnsPerHost: 64}}
+	clients[ip] = c
+	return c
 }
 
 func (e *env) get(path, token string) *response {
@@ -295,6 +329,7 @@ type apiToken struct {
 	Last4       string     `json:"last_4_digits"`
 	CreatedBy   string     `json:"created_by"`
 	ExpiresAt   *time.Time `json:"expires_at"`
+	LastUsedAt  *time.Time `json:"last_used_at"`
 	Environment string     `json:"environment"`
 	Token       string     `json:"token"`
 	Resources   []struct {

@@ -101,7 +101,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 func (s *Server) account(r *http.Request, status int, took time.Duration, ip string, caller *tokend.Token) {
 	route := r.Pattern
-	if route == "" {
+	if route == "" || route == "/" { // "/" is the catch-all that answers 404 and 405
 		route = "unmatched"
 	}
 	s.metrics.Requests.WithLabelValues(route, r.Method, strconv.Itoa(status)).Inc()

@@ -116,7 +116,7 @@ func Serve(ctx context.Context, cfg ServeConfig, operator string, stdout io.Writ
 	}
 	monitor := alert.New(alert.Options{
 		Threshold: cfg.AlertThreshold, Window: cfg.AlertWindow, WebhookURL: cfg.AlertWebhook, Logger: logger,
-		Record:      func(ctx context.Context, e alert.Event) error { return svc.RecordEvent(ctx, alertAuditEvent(e)) },
+		Record:      func(ctx context.Context, e alert.Event) error { return svc.RecordEvent(ctx, e.AuditEvent()) },
 		NoteNetwork: svc.NoteNetwork,
 		Raised:      func(typ string) { m.Alerts.WithLabelValues(typ).Inc() },
 		Delivery:    func(result string) { m.AlertDeliveries.WithLabelValues(result).Inc() },
@@ -139,21 +139,6 @@ func Serve(ctx context.Context, cfg ServeConfig, operator string, stdout io.Writ
 	if cfg.TLSCert != "" {
 		scheme = "https"
 	}
-	logger.Info("listening", "addr", ln.Addr().String(), "url", scheme+"://"+ln.Addr().String(), "db", cfg.DB)
-
-	var wg sync.WaitGroup
-	bgCtx, stopBackground := context.WithCancel(ctx)
-	defer stopBackground()
-	wg.Add(2)
-	go func() {
-		defer wg.Done()
-		runPurger(bgCtx, svc, logger)
-	}()
-	go func() {
-		defer wg.Done()
-		runUsageFlusher(bgCtx, svc, cfg.UsageFlush, m, logger)
-	}()
-
 	var metricsSrv *http.Server
 	if cfg.MetricsAddr != "" {
 		mln, err := net.Listen("tcp", cfg.MetricsAddr)
@@ -171,6 +156,21 @@ func Serve(ctx context.Context, cfg ServeConfig, operator string, stdout io.Writ
 			}
 		}()
 	}
+
+	logger.Info("listening", "addr", ln.Addr().String(), "url", scheme+"://"+ln.Addr().String(), "db", cfg.DB)
+
+	var wg sync.WaitGroup
+	bgCtx, stopBackground := context.WithCancel(ctx)
+	defer stopBackground()
+	wg.Add(2)
+	go func() {
+		defer wg.Done()
+		runPurger(bgCtx, svc, logger)
+	}()
+	go func() {
+		defer wg.Done()
+		runUsageFlusher(bgCtx, svc, cfg.UsageFlush, m, logger)
+	}()
 
 	serveErr := make(chan error, 1)
 	go func() {
@@ -251,23 +251,6 @@ func runUsageFlusher(ctx context.Context, svc *tokend.Service, interval time.Dur
 			m.UsageFlushes.WithLabelValues("ok").Inc()
 		}
 	}
-}
-
-// alertAuditEvent is how an alert appears in the audit log.
-func alertAuditEvent(e alert.Event) *tokend.AuditEvent {
-	target, id := "client", int64(0)
-	if e.TokenID != 0 {
-		target, id = "api_token", e.TokenID
-	}
-	details := map[string]any{"message": e.Message}
-	if e.Count > 0 {
-		details["count"], details["window_seconds"] = e.Count, e.WindowSeconds
-	}
-	if e.Network != "" {
-		details["network"] = e.Network
-	}
-	return &tokend.AuditEvent{AccountID: e.AccountID, At: e.At, Actor: "tokend", Action: tokend.ActionAlertPrefix + e.Type,
-		TargetType: target, TargetID: id, ClientAddr: e.ClientAddr, Details: details}
 }
 
 func operatorName(user string) string {

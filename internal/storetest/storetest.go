@@ -30,6 +30,10 @@ func Run(t *testing.T, open func(t *testing.T) tokend.Store) {
 		{"MissingRecordsAreNotFound", testNotFound},
 		{"FailedWriteRollsBack", testRollback},
 		{"WritesAreSerialized", testSerialized},
+		{"PlanAndLimitReachTokens", testPlan},
+		{"UsageAddsUp", testUsage},
+		{"AuditEventsPageNewestFirst", testAudit},
+		{"TokenNetworks", testNetworks},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -353,6 +357,123 @@ func testSerialized(t *testing.T, s tokend.Store) {
 		list, err := tx.Tokens(context.Background(), a.ID)
 		if len(list) != limit {
 			t.Errorf("%d concurrent check-then-insert writes left %d tokens, want %d", workers, len(list), limit)
+		}
+		return err
+	})
+}
+
+func testPlan(t *testing.T, s tokend.Store) {
+	a := newAccount(t, s, "Acme")
+	tok := newToken(t, s, a.ID)
+	write(t, s, func(tx tokend.Tx) error { return tx.SetPlan(context.Background(), a.ID, tokend.PlanEnterprise, 5000) })
+	got, err := s.TokenByHash(context.Background(), tok.Hash)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.AccountLimit != 5000 {
+		t.Errorf("AccountLimit = %d, want 5000", got.AccountLimit)
+	}
+	read(t, s, func(tx tokend.Tx) error {
+		acct, err := tx.Account(context.Background(), a.ID)
+		if err == nil && (acct.Plan != tokend.PlanEnterprise || acct.RateLimit != 5000) {
+			t.Errorf("account = %+v", acct)
+		}
+		return err
+	})
+	err = s.Write(context.Background(), func(tx tokend.Tx) error { return tx.SetPlan(context.Background(), 999, tokend.PlanPro, 1000) })
+	if tokend.ErrorCode(err) != tokend.ENOTFOUND {
+		t.Errorf("SetPlan of a missing account: %v", err)
+	}
+}
+
+func testUsage(t *testing.T, s tokend.Store) {
+	a := newAccount(t, s, "Acme")
+	tok := newToken(t, s, a.ID)
+	later, earlier := t0.Add(time.Hour), t0
+	add := func(at time.Time, counts ...tokend.UsageCount) {
+		write(t, s, func(tx tokend.Tx) error { return tx.AddUsage(context.Background(), tok.ID, at, counts) })
+	}
+	add(later, tokend.UsageCount{Day: "2026-01-02", Outcome: tokend.OutcomeSuccess, Count: 3})
+	add(earlier, tokend.UsageCount{Day: "2026-01-02", Outcome: tokend.OutcomeSuccess, Count: 2},
+		tokend.UsageCount{Day: "2026-01-01", Outcome: tokend.OutcomeRateLimited, Count: 1})
+	read(t, s, func(tx tokend.Tx) error {
+		got, err := tx.Usage(context.Background(), tok.ID)
+		want := "[{2026-01-01 rate_limited 1} {2026-01-02 success 5}]"
+		if fmt.Sprint(got) != want {
+			t.Errorf("Usage = %v, want %s", got, want)
+		}
+		stored, err2 := tx.Token(context.Background(), tok.ID)
+		if err2 == nil && (stored.LastUsedAt == nil || !stored.LastUsedAt.Equal(later)) {
+			t.Errorf("last_used_at = %v, want the later %v (it never moves back)", stored.LastUsedAt, later)
+		}
+		return errors.Join(err, err2)
+	})
+	// Usage of a deleted token is dropped without error.
+	write(t, s, func(tx tokend.Tx) error { return tx.DeleteToken(context.Background(), tok.ID) })
+	add(later, tokend.UsageCount{Day: "2026-01-02", Outcome: tokend.OutcomeSuccess, Count: 1})
+}
+
+func testAudit(t *testing.T, s tokend.Store) {
+	a := newAccount(t, s, "Acme")
+	b := newAccount(t, s, "Beta")
+	var ids []int64
+	for i := 0; i < 5; i++ {
+		e := &tokend.AuditEvent{AccountID: a.ID, At: t0, Actor: "admin", ActorTokenID: 7, Action: tokend.ActionTokenCreated,
+			TargetType: "api_token", TargetID: int64(i + 1), ClientAddr: "203.0.113.9", Details: map[string]any{"name": fmt.Sprint("t", i)}}
+		write(t, s, func(tx tokend.Tx) error { return tx.AddAuditEvent(context.Background(), e) })
+		ids = append(ids, e.ID)
+	}
+	write(t, s, func(tx tokend.Tx) error {
+		return tx.AddAuditEvent(context.Background(), &tokend.AuditEvent{AccountID: b.ID, At: t0, Actor: "x", Action: "a", TargetType: "t", ClientAddr: "local"})
+	})
+	write(t, s, func(tx tokend.Tx) error { // no account: an address alert
+		return tx.AddAuditEvent(context.Background(), &tokend.AuditEvent{At: t0, Actor: "tokend", Action: "alert.address_failures", TargetType: "client", ClientAddr: "198.51.100.1"})
+	})
+	read(t, s, func(tx tokend.Tx) error {
+		first, err := tx.AuditEvents(context.Background(), a.ID, 0, 3)
+		if err != nil {
+			return err
+		}
+		if len(first) != 3 || first[0].ID != ids[4] || first[2].ID != ids[2] {
+			t.Fatalf("first page = %+v", first)
+		}
+		e := first[0]
+		if e.Actor != "admin" || e.ActorTokenID != 7 || e.TargetID != 5 || e.ClientAddr != "203.0.113.9" || e.Details["name"] != "t4" || !e.At.Equal(t0) {
+			t.Errorf("event = %+v", e)
+		}
+		rest, err := tx.AuditEvents(context.Background(), a.ID, first[2].ID, 3)
+		if len(rest) != 2 || rest[0].ID != ids[1] || rest[1].ID != ids[0] {
+			t.Errorf("second page = %+v", rest)
+		}
+		return err
+	})
+}
+
+func testNetworks(t *testing.T, s tokend.Store) {
+	a := newAccount(t, s, "Acme")
+	tok := newToken(t, s, a.ID)
+	steps := []struct {
+		network string
+		isNew   bool
+		before  int
+	}{
+		{"203.0.113.0/24", true, 0},
+		{"203.0.113.0/24", false, 1},
+		{"198.51.100.0/24", true, 1},
+	}
+	for _, st := range steps {
+		write(t, s, func(tx tokend.Tx) error {
+			isNew, before, err := tx.AddTokenNetwork(context.Background(), tok.ID, st.network, t0)
+			if isNew != st.isNew || before != st.before {
+				t.Errorf("AddTokenNetwork(%s) = %v, %d; want %v, %d", st.network, isNew, before, st.isNew, st.before)
+			}
+			return err
+		})
+	}
+	write(t, s, func(tx tokend.Tx) error {
+		isNew, _, err := tx.AddTokenNetwork(context.Background(), 999, "192.0.2.0/24", t0)
+		if isNew {
+			t.Error("a missing token got a new network")
 		}
 		return err
 	})

@@ -1,0 +1,164 @@
+package api_test
+
+import (
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/tokend/tokend"
+	"github.com/tokend/tokend/internal/api"
+)
+
+func assertRateLimited(t *testing.T, r *response) {
+	t.Helper()
+	r.want(429)
+	body := r.object()
+	if body["error"] != "Rate limit exceeded" || body["status"] != float64(429) || body["code"] != "rate_limited" {
+		t.Errorf("429 body = %s", r.Body)
+	}
+	if n, err := strconv.Atoi(r.Header.Get("Retry-After")); err != nil || n < 1 {
+		t.Errorf("Retry-After = %q, want whole seconds ≥ 1", r.Header.Get("Retry-After"))
+	}
+}
+
+// A burst of N+k concurrent requests on a free account admits exactly N.
+func TestConcurrentBurstAdmitsExactlyTheLimit(t *testing.T) {
+	e := newEnv(t, withPlan(tokend.PlanFree, 0))
+	const limit, extra = 100, 25
+	results := make([]*response, limit+extra)
+	var wg sync.WaitGroup
+	for i := range results {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			results[i] = e.get("/api/accounts", e.admin)
+		}()
+	}
+	wg.Wait()
+	ok, limited := 0, 0
+	remaining := map[string]bool{}
+	for _, r := range results {
+		if r.Header.Get("X-RateLimit-Limit") != "100" || r.Header.Get("X-RateLimit-Reset") == "" || r.Header.Get("X-RateLimit-Remaining") == "" {
+			t.Fatalf("rate-limit headers missing: %v", r.Header)
+		}
+		switch r.Status {
+		case 200:
+			ok++
+			remaining[r.Header.Get("X-RateLimit-Remaining")] = true
+		case 429:
+			limited++
+			assertRateLimited(t, r)
+		default:
+			t.Fatalf("status %d", r.Status)
+		}
+	}
+	if ok != limit || limited != extra {
+		t.Fatalf("admitted %d and refused %d, want %d and %d", ok, limited, limit, extra)
+	}
+	if len(remaining) != limit || !remaining["0"] || !remaining["99"] {
+		t.Errorf("X-RateLimit-Remaining took %d distinct values, want 0..99 once each", len(remaining))
+	}
+	// The limit frees one request per 600 ms (100 per minute).
+	e.clock.Advance(599 * time.Millisecond)
+	assertRateLimited(t, e.get("/api/accounts", e.admin))
+	e.clock.Advance(time.Millisecond)
+	r := e.get("/api/accounts", e.admin).want(200)
+	if r.Header.Get("X-RateLimit-Remaining") != "0" {
+		t.Errorf("remaining after one refill = %q", r.Header.Get("X-RateLimit-Remaining"))
+	}
+	// The other account is unaffected.
+	e.get("/api/accounts", e.otherAdmin).want(200)
+}
+
+func TestPlanLimits(t *testing.T) {
+	tests := []struct {
+		name  string
+		plan  tokend.Plan
+		limit int
+		want  int
+	}{
+		{"free", tokend.PlanFree, 0, 100},
+		{"pro", tokend.PlanPro, 0, 1000},
+		{"enterprise custom", tokend.PlanEnterprise, 7, 7},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			e := newEnv(t, withPlan(tt.plan, tt.limit))
+			for i := 0; i < tt.want; i++ {
+				r := e.get("/api/accounts", e.admin)
+				if r.Status != 200 {
+					t.Fatalf("request %d of %d: status %d", i+1, tt.want, r.Status)
+				}
+				if got := r.Header.Get("X-RateLimit-Limit"); got != strconv.Itoa(tt.want) {
+					t.Fatalf("X-RateLimit-Limit = %s, want %d", got, tt.want)
+				}
+			}
+			assertRateLimited(t, e.get("/api/accounts", e.admin))
+		})
+	}
+}
+
+// Test keys have their own limit, five times the plan's by default.
+func TestTestKeysHaveTheirOwnHigherLimit(t *testing.T) {
+	e := newEnv(t, withPlan(tokend.PlanEnterprise, 10))
+	var testKey apiToken
+	e.post("/api/api_tokens", e.admin, map[string]any{"name": "sandbox", "environment": "test",
+		"resources": []any{perm("account", e.acme, 10)}}).want(200).decode(&testKey)
+	e.secrets.add(testKey.Token)
+	for i := 0; i < 50; i++ {
+		r := e.get("/api/accounts", testKey.Token).want(200)
+		if r.Header.Get("X-RateLimit-Limit") != "50" {
+			t.Fatalf("test key limit = %s, want 50", r.Header.Get("X-RateLimit-Limit"))
+		}
+	}
+	assertRateLimited(t, e.get("/api/accounts", testKey.Token))
+	// The live bucket spent only the one create request.
+	r := e.get("/api/accounts", e.admin).want(200)
+	if r.Header.Get("X-RateLimit-Remaining") != "8" {
+		t.Errorf("live remaining = %s, want 8", r.Header.Get("X-RateLimit-Remaining"))
+	}
+}
+
+func TestTestKeyMultiplierIsConfigurable(t *testing.T) {
+	e := newEnv(t, withPlan(tokend.PlanEnterprise, 10), withAPI(func(o *api.Options) { o.TestRateMultiplier = 2 }))
+	var testKey apiToken
+	e.post("/api/api_tokens", e.admin, map[string]any{"name": "sandbox", "environment": "test"}).want(200).decode(&testKey)
+	e.secrets.add(testKey.Token)
+	if got := e.get("/api/accounts", testKey.Token).want(200).Header.Get("X-RateLimit-Limit"); got != "20" {
+		t.Fatalf("test key limit = %s, want 20", got)
+	}
+}
+
+// A plan change made while the server runs applies to the next request.
+func TestPlanChangeAppliesAtOnce(t *testing.T) {
+	e := newEnv(t, withPlan(tokend.PlanFree, 0))
+	e.get("/api/accounts", e.admin).want(200)
+	if _, err := e.svc.SetPlan(t.Context(), e.acme, tokend.PlanPro, 0, "ops"); err != nil {
+		t.Fatal(err)
+	}
+	if got := e.get("/api/accounts", e.admin).want(200).Header.Get("X-RateLimit-Limit"); got != "1000" {
+		t.Fatalf("limit after upgrade = %s, want 1000", got)
+	}
+}
+
+// Failed authentication is throttled per client address; valid tokens from
+// other addresses are never locked out.
+func TestFailedAuthenticationThrottlePerAddress(t *testing.T) {
+	e := newEnv(t, withAPI(func(o *api.Options) { o.AuthFailureLimit = 20 }))
+	guess := e.admin[:len(e.admin)-1] + string(flip(e.admin[len(e.admin)-1]))
+	for i := 0; i < 20; i++ {
+		e.send(request{method: "GET", path: "/api/api_tokens", token: guess, from: "127.0.0.2"}).want(401)
+	}
+	// The 21st guess, and even a valid token, from that address: 429 without a lookup.
+	assertRateLimited(t, e.send(request{method: "GET", path: "/api/api_tokens", token: guess, from: "127.0.0.2"}))
+	assertRateLimited(t, e.send(request{method: "GET", path: "/api/api_tokens", token: e.admin, from: "127.0.0.2"}))
+	// Another client is unaffected, valid or not.
+	e.send(request{method: "GET", path: "/api/api_tokens", token: e.admin, from: "127.0.0.3"}).want(200)
+	e.send(request{method: "GET", path: "/api/api_tokens", token: guess, from: "127.0.0.3"}).want(401)
+	// Requests without any token are not guesses and are not throttled.
+	e.send(request{method: "GET", path: "/api/api_tokens", from: "127.0.0.2"}).want(401)
+	// The address recovers at 20 per minute: one more guess after 3 s.
+	e.clock.Advance(3 * time.Second)
+	e.send(request{method: "GET", path: "/api/api_tokens", token: e.admin, from: "127.0.0.2"}).want(200)
+}
