@@ -2,6 +2,8 @@ package tokend_test
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"path/filepath"
 	"testing"
 	"time"
@@ -87,5 +89,58 @@ func TestPurgeInterval(t *testing.T) {
 		if got := svc.PurgeInterval(); got != tt.want {
 			t.Errorf("PurgeInterval with PurgeAfter %v = %v, want %v", tt.purgeAfter, got, tt.want)
 		}
+	}
+}
+
+// flakyStore fails the next write when failNext is set.
+type flakyStore struct {
+	tokend.Store
+	failNext bool
+}
+
+func (f *flakyStore) Write(ctx context.Context, fn func(tokend.Tx) error) error {
+	if f.failNext {
+		f.failNext = false
+		return errors.New("database is locked")
+	}
+	return f.Store.Write(ctx, fn)
+}
+
+// A flush that fails loses nothing: the counts wait for the next flush.
+func TestFailedFlushKeepsCounts(t *testing.T) {
+	ctx := context.Background()
+	db, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "t.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	store := &flakyStore{Store: db}
+	format, _ := apikey.NewFormat("tk")
+	svc := tokend.NewService(store, tokend.Options{Format: format})
+	_, admin, err := svc.CreateAccount(ctx, "Acme", tokend.PlanFree, "ops")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 3; i++ {
+		svc.RecordRequest(admin.ID, 200)
+	}
+	store.failNext = true
+	if err := svc.FlushUsage(ctx); err == nil {
+		t.Fatal("the failing flush reported success")
+	}
+	svc.RecordRequest(admin.ID, 404)
+	if err := svc.FlushUsage(ctx); err != nil {
+		t.Fatal(err)
+	}
+	u, err := svc.Usage(ctx, &admin.Token, admin.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(u.Counts) != 2 {
+		t.Fatalf("usage after a failed and a good flush = %v, want two counts", u.Counts)
+	}
+	day := u.Counts[0].Day
+	if got, want := fmt.Sprint(u.Counts), fmt.Sprintf("[{%s client_error 1} {%s success 3}]", day, day); got != want {
+		t.Fatalf("usage after a failed and a good flush = %s, want %s", got, want)
 	}
 }

@@ -117,23 +117,22 @@ func (u *usageRecorder) take() map[int64]*pendingUsage {
 // putBack merges pending usage that could not be written back into memory.
 func (u *usageRecorder) putBack(all map[int64]*pendingUsage) {
 	for id, p := range all {
-		for k, n := range p.counts {
-			s := u.shard(id)
-			s.mu.Lock()
-			if s.tokens == nil {
-				s.tokens = make(map[int64]*pendingUsage)
+		s := u.shard(id)
+		s.mu.Lock()
+		if s.tokens == nil {
+			s.tokens = make(map[int64]*pendingUsage)
+		}
+		if q := s.tokens[id]; q == nil {
+			s.tokens[id] = p
+		} else {
+			for k, n := range p.counts {
+				q.counts[k] += n
 			}
-			q := s.tokens[id]
-			if q == nil {
-				q = &pendingUsage{counts: make(map[dayOutcome]int64)}
-				s.tokens[id] = q
-			}
-			q.counts[k] += n
 			if p.lastUsed.After(q.lastUsed) {
 				q.lastUsed = p.lastUsed
 			}
-			s.mu.Unlock()
 		}
+		s.mu.Unlock()
 	}
 }
 

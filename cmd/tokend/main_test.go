@@ -92,6 +92,8 @@ func TestUsageErrorsExitTwo(t *testing.T) {
 		{"negative duration", nil, []string{"serve", "--purge-after", "-1h"}},
 		{"tls cert without key", nil, []string{"serve", "--tls-cert", "c.pem"}},
 		{"bad token prefix", nil, []string{"serve", "--token-prefix", "TK_"}},
+		{"webhook not a URL", nil, []string{"serve", "--alert-webhook", "hooks.example.com/x"}},
+		{"zero failure limit", nil, []string{"serve", "--auth-failure-limit", "0"}},
 		{"stray argument", nil, []string{"account", "list", "extra", "--db", db}},
 	}
 	for _, tt := range tests {

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/url"
 	"sync"
 	"time"
 
@@ -77,6 +78,11 @@ func serve(ctx context.Context, args []string, getenv Env, stdout, stderr io.Wri
 	}
 	if cfg.UsageFlush <= 0 || cfg.AlertWindow <= 0 {
 		return &UsageError{"--usage-flush and --alert-window must be positive"}
+	}
+	if cfg.AlertWebhook != "" {
+		if u, err := url.Parse(cfg.AlertWebhook); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return &UsageError{fmt.Sprintf("--alert-webhook %q is not an http or https URL", cfg.AlertWebhook)}
+		}
 	}
 	logger := slog.New(slog.NewJSONHandler(stderr, &slog.HandlerOptions{Level: cfg.LogLevel}))
 	return Serve(ctx, cfg, getenv("USER"), stdout, logger)
