@@ -146,7 +146,11 @@ func (s *Service) CreateDomain(ctx context.Context, caller *Token, name string) 
 		}
 		return s.audit(ctx, tx, caller.AccountID, caller, "", ActionTokenCreated, "api_token", t.ID, tokenDetails(&t.Token))
 	})
-	return out, err
+	if err != nil {
+		return nil, err
+	}
+	s.issued(out.Token)
+	return out, nil
 }
 
 // RenameResource renames a project or sandbox the caller can read (ENOTFOUND
@@ -178,7 +182,7 @@ func (s *Service) RenameResource(ctx context.Context, caller *Token, typ Resourc
 // and is admin on (EFORBIDDEN), with a project's sandboxes, and removes every
 // permission that named them.
 func (s *Service) DeleteResource(ctx context.Context, caller *Token, typ ResourceType, id int64) error {
-	return s.writeAs(ctx, caller, func(tx Tx, caller *Token) error {
+	err := s.writeAs(ctx, caller, func(tx Tx, caller *Token) error {
 		r, err := adminResource(ctx, tx, caller, typ, id, "delete")
 		if err != nil {
 			return err
@@ -186,8 +190,16 @@ func (s *Service) DeleteResource(ctx context.Context, caller *Token, typ Resourc
 		if err := tx.DeleteResource(ctx, typ, id); err != nil {
 			return err
 		}
+		if err := s.changed(ctx, tx, AuthChange{AccountID: caller.AccountID}); err != nil {
+			return err // permissions naming the resource are gone from the account's tokens
+		}
 		return s.auditResource(ctx, tx, caller, ActionResourceDeleted, r.Resource)
 	})
+	if err != nil {
+		return err
+	}
+	s.evict(AuthChange{AccountID: caller.AccountID})
+	return nil
 }
 
 // createResource validates and stores a project under parent, on which the
@@ -257,6 +269,7 @@ func (s *Service) CreateAccount(ctx context.Context, name string, plan Plan, cre
 		a, t, err = s.createAccount(ctx, tx, name, plan, createdBy)
 		return err
 	})
+	s.issued(t)
 	return a, t, err
 }
 
@@ -273,6 +286,7 @@ func (s *Service) Bootstrap(ctx context.Context, createdBy string) (*Account, *I
 		a, t, err = s.createAccount(ctx, tx, "Default", PlanFree, createdBy)
 		return err
 	})
+	s.issued(t)
 	return a, t, err
 }
 

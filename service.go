@@ -6,6 +6,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 	"unicode/utf8"
 
@@ -24,6 +25,8 @@ type Options struct {
 	Format apikey.Format
 	// Now is the clock; time.Now if nil.
 	Now func() time.Time
+	// DisableAuthCache makes every authentication a store lookup, for comparison.
+	DisableAuthCache bool
 }
 
 // Service applies tokend's rules on top of a Store. Every method that takes a
@@ -33,6 +36,9 @@ type Service struct {
 	opts  Options
 	now   func() time.Time
 	usage usageRecorder
+	cache *authCache // nil when disabled
+	// lastChange is the last auth change this process has applied to its cache.
+	lastChange atomic.Int64
 }
 
 // NewService returns a Service over store.
@@ -41,7 +47,11 @@ func NewService(store Store, opts Options) *Service {
 	if now == nil {
 		now = time.Now
 	}
-	return &Service{store: store, opts: opts, now: func() time.Time { return now().UTC().Truncate(time.Microsecond) }}
+	s := &Service{store: store, opts: opts, now: func() time.Time { return now().UTC().Truncate(time.Microsecond) }}
+	if !opts.DisableAuthCache {
+		s.cache = newAuthCache()
+	}
+	return s
 }
 
 // IssuedToken is a token together with its value, which exists only in the
@@ -85,26 +95,145 @@ var (
 
 // Authenticate returns the token whose value is raw. A value that fails the
 // format's checksum is rejected before any lookup. Unknown, deleted and expired
-// tokens give an EUNAUTHORIZED error. It never writes to the store.
+// tokens give an EUNAUTHORIZED error. It never writes to the store, and with
+// the cache it reads the store only the first time it sees a hash. The token
+// returned is shared: callers must not modify it.
 func (s *Service) Authenticate(ctx context.Context, raw string) (*Token, error) {
 	env, err := s.opts.Format.Parse(raw)
 	if err != nil {
 		return nil, errBadToken
 	}
 	h := apikey.Hash(raw)
+	t, err := s.lookup(ctx, &h)
+	if err != nil {
+		return nil, err
+	}
+	if string(t.Environment) != env {
+		return nil, errBadToken
+	}
+	if t.ExpiredAt(s.now()) {
+		if s.cache != nil {
+			s.cache.evictToken(t.ID) // it will not work again; let it leave memory
+		}
+		return nil, errExpiredToken
+	}
+	return t, nil
+}
+
+// lookup finds the token with hash h, in the cache when it can.
+func (s *Service) lookup(ctx context.Context, h *[32]byte) (*Token, error) {
+	if s.cache == nil {
+		return s.tokenByHash(ctx, *h)
+	}
+	if t, unknown := s.cache.get(h); t != nil {
+		return t, nil
+	} else if unknown {
+		return nil, errBadToken
+	}
+	gen := s.cache.gen.Load()
+	t, err := s.tokenByHash(ctx, *h)
+	switch {
+	case err == errBadToken:
+		s.cache.putUnknown(h, gen)
+		return nil, err
+	case err != nil:
+		return nil, err
+	case t.ExpiredAt(s.now()):
+		return t, nil // not worth caching
+	}
+	p := principal(t)
+	s.cache.put(h, p, gen)
+	return p, nil
+}
+
+// tokenByHash takes the hash by value: passing a pointer on to the store
+// would move the caller's hash to the heap on the hot path too.
+func (s *Service) tokenByHash(ctx context.Context, h [32]byte) (*Token, error) {
 	t, err := s.store.TokenByHash(ctx, h[:])
 	if ErrorCode(err) == ENOTFOUND {
 		return nil, errBadToken
 	} else if err != nil {
 		return nil, fmt.Errorf("authenticate: %w", err)
 	}
-	if string(t.Environment) != env {
-		return nil, errBadToken
-	}
-	if t.ExpiredAt(s.now()) {
-		return nil, errExpiredToken
-	}
 	return t, nil
+}
+
+// changed records, inside tx, that the tokens c names must be looked up
+// afresh by every process. Call evict with the same changes once tx commits.
+func (s *Service) changed(ctx context.Context, tx Tx, c AuthChange) error {
+	return tx.AddAuthChange(ctx, c, s.now())
+}
+
+// evict drops what changes name from this process's cache. It runs after the
+// commit, so that a concurrent refill cannot read the state before it.
+func (s *Service) evict(changes ...AuthChange) {
+	if s.cache == nil {
+		return
+	}
+	for _, c := range changes {
+		if c.TokenID != 0 {
+			s.cache.evictToken(c.TokenID)
+		}
+		if c.AccountID != 0 {
+			s.cache.evictAccount(c.AccountID)
+		}
+	}
+}
+
+// issued tells the cache that a new token's hash now exists.
+func (s *Service) issued(t *IssuedToken) {
+	if s.cache != nil && t != nil {
+		var h [32]byte
+		copy(h[:], t.Hash)
+		s.cache.forgetUnknown(&h)
+	}
+}
+
+// SyncAuthCache applies the authentication changes other processes (the CLI,
+// other instances) recorded since the last sync. Run it every fraction of a
+// second; changes made through this Service apply at once without it.
+func (s *Service) SyncAuthCache(ctx context.Context) error {
+	if s.cache == nil {
+		return nil
+	}
+	for {
+		changes, err := s.store.AuthChangesSince(ctx, s.lastChange.Load())
+		if err != nil || len(changes) == 0 {
+			return err
+		}
+		s.evict(changes...)
+		s.lastChange.Store(changes[len(changes)-1].ID)
+	}
+}
+
+// WarmAuthCache loads every unexpired token into the cache and returns how
+// many it loaded. Changes recorded while it runs are applied by the next SyncAuthCache.
+func (s *Service) WarmAuthCache(ctx context.Context) (int, error) {
+	if s.cache == nil {
+		return 0, nil
+	}
+	last, err := s.store.LastAuthChange(ctx)
+	if err != nil {
+		return 0, err
+	}
+	s.lastChange.Store(last)
+	n := 0
+	err = s.store.ForEachToken(ctx, s.now(), func(t *Token) error {
+		var h [32]byte
+		copy(h[:], t.Hash)
+		s.cache.put(&h, principal(t), s.cache.gen.Load())
+		n++
+		return nil
+	})
+	return n, err
+}
+
+// CachedTokens is how many tokens the authentication cache holds.
+func (s *Service) CachedTokens() int {
+	if s.cache == nil {
+		return 0
+	}
+	return s.cache.len()
 }
 
 // ListTokens returns the tokens the caller can see, in ID order.
@@ -185,7 +314,11 @@ func (s *Service) CreateToken(ctx context.Context, caller *Token, in TokenInput)
 		}
 		return s.audit(ctx, tx, caller.AccountID, caller, "", ActionTokenCreated, "api_token", out.ID, tokenDetails(&out.Token))
 	})
-	return out, err
+	if err != nil {
+		return nil, err
+	}
+	s.issued(out)
+	return out, nil
 }
 
 // UpdateToken renames a token or replaces its permissions. The caller must see
@@ -230,16 +363,23 @@ func (s *Service) UpdateToken(ctx context.Context, caller *Token, id int64, p To
 		}
 		s.withLastUsed(t)
 		out = t
+		if err := s.changed(ctx, tx, AuthChange{TokenID: t.ID}); err != nil {
+			return err
+		}
 		return s.audit(ctx, tx, caller.AccountID, caller, "", ActionTokenUpdated, "api_token", t.ID, details)
 	})
-	return out, err
+	if err != nil {
+		return nil, err
+	}
+	s.evict(AuthChange{TokenID: id})
+	return out, nil
 }
 
 // DeleteToken deletes a token the caller can see (ENOTFOUND otherwise). The last
 // active token with admin on a domain cannot be deleted: EFORBIDDEN.
 func (s *Service) DeleteToken(ctx context.Context, caller *Token, id int64) error {
 	now := s.now()
-	return s.writeAs(ctx, caller, func(tx Tx, caller *Token) error {
+	err := s.writeAs(ctx, caller, func(tx Tx, caller *Token) error {
 		t, c, err := visibleToken(ctx, tx, caller, id)
 		if err != nil {
 			return err
@@ -250,8 +390,16 @@ func (s *Service) DeleteToken(ctx context.Context, caller *Token, id int64) erro
 		if err := tx.DeleteToken(ctx, id); err != nil {
 			return err
 		}
+		if err := s.changed(ctx, tx, AuthChange{TokenID: id}); err != nil {
+			return err
+		}
 		return s.audit(ctx, tx, caller.AccountID, caller, "", ActionTokenDeleted, "api_token", id, tokenDetails(t))
 	})
+	if err != nil {
+		return err
+	}
+	s.evict(AuthChange{TokenID: id})
+	return nil
 }
 
 // ResetToken replaces a token the caller can see with a new one holding the
@@ -295,11 +443,19 @@ func (s *Service) ResetToken(ctx context.Context, caller *Token, id int64, expir
 		if err := tx.UpdateToken(ctx, old); err != nil {
 			return err
 		}
+		if err := s.changed(ctx, tx, AuthChange{TokenID: old.ID}); err != nil {
+			return err
+		}
 		details := tokenDetails(&out.Token)
 		details["new_token_id"], details["old_token_expires_at"] = out.ID, old.ExpiresAt
 		return s.audit(ctx, tx, caller.AccountID, caller, "", ActionTokenReset, "api_token", old.ID, details)
 	})
-	return out, err
+	if err != nil {
+		return nil, err
+	}
+	s.evict(AuthChange{TokenID: id})
+	s.issued(out)
+	return out, nil
 }
 
 // PurgeInterval is how often PurgeExpired should run so that expired tokens are
@@ -317,7 +473,11 @@ func (s *Service) PurgeExpired(ctx context.Context) (int64, error) {
 	err := s.store.Write(ctx, func(tx Tx) error {
 		var err error
 		n, err = tx.DeleteTokensExpiredBefore(ctx, cutoff)
-		return err
+		if err != nil {
+			return err
+		}
+		// Every process polls the change log every second or so; an hour is ample.
+		return tx.DeleteAuthChangesBefore(ctx, now.Add(-time.Hour))
 	})
 	return n, err
 }

@@ -160,7 +160,23 @@ type Store interface {
 	// TokenByHash returns the token with that hash and its permissions, or an
 	// ENOTFOUND error. It is the authentication lookup: it never writes.
 	TokenByHash(ctx context.Context, hash []byte) (*Token, error)
+	// ForEachToken calls fn with every token that has not expired at now, with
+	// its permissions and account limit, in ID order. fn must not keep t.Hash.
+	ForEachToken(ctx context.Context, now time.Time, fn func(t *Token) error) error
+	// AuthChangesSince returns the authentication changes with IDs above
+	// afterID, oldest first; LastAuthChange is the highest ID so far (0: none).
+	AuthChangesSince(ctx context.Context, afterID int64) ([]AuthChange, error)
+	LastAuthChange(ctx context.Context) (int64, error)
 	Close() error
+}
+
+// AuthChange records that a token (TokenID) or every token of an account
+// (AccountID) must be looked up afresh: it was deleted, edited or reset, or
+// its account's resources or plan changed.
+type AuthChange struct {
+	ID        int64
+	TokenID   int64
+	AccountID int64
 }
 
 // Tx is the set of queries available inside a transaction. Methods that look
@@ -208,6 +224,11 @@ type Tx interface {
 	// AuditEvents returns up to limit events of an account with IDs below
 	// beforeID (0: from the newest), newest first.
 	AuditEvents(ctx context.Context, accountID, beforeID int64, limit int) ([]AuditEvent, error)
+
+	// AddAuthChange appends an authentication change (see AuthChange).
+	AddAuthChange(ctx context.Context, c AuthChange, at time.Time) error
+	// DeleteAuthChangesBefore deletes changes recorded before cutoff.
+	DeleteAuthChangesBefore(ctx context.Context, cutoff time.Time) error
 
 	// AddTokenNetwork records that a token was used from network. It reports
 	// whether the network is new for the token and how many networks the token

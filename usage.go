@@ -261,7 +261,14 @@ func (s *Service) SetPlan(ctx context.Context, accountID int64, plan Plan, limit
 		details := map[string]any{"from_plan": a.Plan, "from_rate_limit": a.RateLimit, "plan": plan, "rate_limit": limit}
 		a.Plan, a.RateLimit = plan, limit
 		out = a
+		if err := s.changed(ctx, tx, AuthChange{AccountID: accountID}); err != nil {
+			return err // cached tokens carry the old limit
+		}
 		return s.audit(ctx, tx, accountID, nil, operator, ActionPlanChanged, "account", accountID, details)
 	})
-	return out, err
+	if err != nil {
+		return nil, err
+	}
+	s.evict(AuthChange{AccountID: accountID})
+	return out, nil
 }

@@ -101,8 +101,13 @@ func (f Format) Parse(value string) (env string, err error) {
 	return env, nil
 }
 
-// Hash returns the SHA-256 digest of value: the only form in which a value is stored.
+// Hash returns the SHA-256 digest of value: the only form in which a value is
+// stored. Values of up to 128 bytes (every token) are hashed without allocating.
 func Hash(value string) [HashSize]byte {
+	var buf [128]byte
+	if len(value) <= len(buf) {
+		return sha256.Sum256(buf[:copy(buf[:], value)])
+	}
 	return sha256.Sum256([]byte(value))
 }
 

@@ -114,6 +114,17 @@ func TestHashAndLast4(t *testing.T) {
 	}
 }
 
+func TestHashAllocatesNothing(t *testing.T) {
+	v, _ := mustFormat(t, "tk").Generate("live")
+	if n := testing.AllocsPerRun(100, func() { _ = Hash(v) }); n != 0 {
+		t.Fatalf("Hash allocates %v times per call", n)
+	}
+	long := strings.Repeat("x", 300)
+	if Hash(long) != sha256.Sum256([]byte(long)) {
+		t.Fatal("Hash of a long value is not its SHA-256")
+	}
+}
+
 func TestParseAllocatesNothing(t *testing.T) {
 	f := mustFormat(t, "tk")
 	v, _ := f.Generate("live")
@@ -140,6 +151,14 @@ func FuzzParse(f *testing.F) {
 			t.Fatalf("Parse accepted %q of the wrong shape", s)
 		}
 	})
+}
+
+func BenchmarkHash(b *testing.B) {
+	v, _ := mustFormat(b, "tk").Generate("live")
+	b.ReportAllocs()
+	for b.Loop() {
+		_ = Hash(v)
+	}
 }
 
 func BenchmarkParse(b *testing.B) {

@@ -39,6 +39,7 @@ type ServeConfig struct {
 	AlertWebhook       string
 	AlertThreshold     int
 	AlertWindow        time.Duration
+	AuthCache          bool
 }
 
 func serve(ctx context.Context, args []string, getenv Env, stdout, stderr io.Writer) error {
@@ -60,6 +61,7 @@ func serve(ctx context.Context, args []string, getenv Env, stdout, stderr io.Wri
 	fs.StringVar(&cfg.AlertWebhook, "alert-webhook", "", "URL that receives unusual-activity alerts as JSON POSTs")
 	fs.IntVar(&cfg.AlertThreshold, "alert-threshold", 20, "401/403/429 answers within --alert-window that raise an alert for a token or address")
 	fs.DurationVar(&cfg.AlertWindow, "alert-window", time.Minute, "window for --alert-threshold")
+	fs.BoolVar(&cfg.AuthCache, "auth-cache", true, "authenticate from an in-memory cache (false: a database lookup per request, for comparison)")
 	if err := parse(fs, args, getenv, stderr); err != nil {
 		return err
 	}
@@ -105,6 +107,7 @@ func Serve(ctx context.Context, cfg ServeConfig, operator string, stdout io.Writ
 	store := m.Store(db)
 	svc := tokend.NewService(store, tokend.Options{
 		ResetGrace: cfg.ResetGrace, PurgeAfter: cfg.PurgeAfter, DefaultTTL: cfg.DefaultTTL, Format: format,
+		DisableAuthCache: !cfg.AuthCache,
 	})
 
 	acct, first, err := svc.Bootstrap(ctx, operatorName(operator))
@@ -114,6 +117,15 @@ func Serve(ctx context.Context, cfg ServeConfig, operator string, stdout io.Writ
 	if first != nil {
 		fmt.Fprintf(stdout, "Created account %q (id %d) and its first admin token:\n\n    %s\n\n"+
 			"Store it now: tokend keeps only a hash of it and will not show it again.\n", acct.Name, acct.ID, first.Value)
+	}
+
+	if cfg.AuthCache {
+		start := time.Now()
+		n, err := svc.WarmAuthCache(ctx)
+		if err != nil {
+			return fmt.Errorf("warm the authentication cache: %w", err)
+		}
+		logger.Info("authentication cache warm", "tokens", n, "duration", time.Since(start))
 	}
 
 	ln, err := net.Listen("tcp", cfg.Addr)
@@ -168,7 +180,7 @@ func Serve(ctx context.Context, cfg ServeConfig, operator string, stdout io.Writ
 	var wg sync.WaitGroup
 	bgCtx, stopBackground := context.WithCancel(ctx)
 	defer stopBackground()
-	wg.Add(2)
+	wg.Add(3)
 	go func() {
 		defer wg.Done()
 		runPurger(bgCtx, svc, logger)
@@ -176,6 +188,10 @@ func Serve(ctx context.Context, cfg ServeConfig, operator string, stdout io.Writ
 	go func() {
 		defer wg.Done()
 		runUsageFlusher(bgCtx, svc, cfg.UsageFlush, m, logger)
+	}()
+	go func() {
+		defer wg.Done()
+		runCacheSync(bgCtx, svc, logger)
 	}()
 
 	serveErr := make(chan error, 1)
@@ -255,6 +271,26 @@ func runUsageFlusher(ctx context.Context, svc *tokend.Service, interval time.Dur
 			}
 		} else {
 			m.UsageFlushes.WithLabelValues("ok").Inc()
+		}
+	}
+}
+
+// authSyncInterval is how often the authentication cache applies changes made
+// by other processes: a revocation reaches every process within about this long.
+const authSyncInterval = 250 * time.Millisecond
+
+// runCacheSync applies other processes' authentication changes until ctx is done.
+func runCacheSync(ctx context.Context, svc *tokend.Service, logger *slog.Logger) {
+	t := time.NewTicker(authSyncInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		if err := svc.SyncAuthCache(ctx); err != nil && ctx.Err() == nil {
+			logger.Error("syncing the authentication cache", "err", err)
 		}
 	}
 }

@@ -14,6 +14,7 @@ import (
 	"io/fs"
 	"net/url"
 	"runtime"
+	"time"
 
 	"github.com/pressly/goose/v3"
 	"modernc.org/sqlite"
@@ -127,6 +128,41 @@ func inTx(ctx context.Context, db *sql.DB, fn func(tokend.Tx) error) error {
 // the reader pool, outside any transaction.
 func (s *Store) TokenByHash(ctx context.Context, hash []byte) (*tokend.Token, error) {
 	return (&tx{s.read}).tokenWhere(ctx, "t.token_hash = ?", hash)
+}
+
+// ForEachToken streams every token unexpired at now, for warming a cache.
+func (s *Store) ForEachToken(ctx context.Context, now time.Time, fn func(*tokend.Token) error) error {
+	return (&tx{s.read}).eachToken(ctx, "t.expires_at IS NULL OR t.expires_at > ?", []any{micros(now)}, fn)
+}
+
+// AuthChangesSince returns the authentication changes after afterID.
+func (s *Store) AuthChangesSince(ctx context.Context, afterID int64) ([]tokend.AuthChange, error) {
+	rows, err := s.read.QueryContext(ctx,
+		`SELECT id, token_id, account_id FROM auth_changes WHERE id > ? ORDER BY id LIMIT 10000`, afterID)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: auth changes: %w", err)
+	}
+	defer rows.Close()
+	var out []tokend.AuthChange
+	for rows.Next() {
+		var c tokend.AuthChange
+		var token, account sql.NullInt64
+		if err := rows.Scan(&c.ID, &token, &account); err != nil {
+			return nil, fmt.Errorf("sqlite: auth changes: %w", err)
+		}
+		c.TokenID, c.AccountID = token.Int64, account.Int64
+		out = append(out, c)
+	}
+	return out, rows.Err()
+}
+
+// LastAuthChange is the highest change ID so far.
+func (s *Store) LastAuthChange(ctx context.Context) (int64, error) {
+	var id sql.NullInt64
+	if err := s.read.QueryRowContext(ctx, `SELECT max(id) FROM auth_changes`).Scan(&id); err != nil {
+		return 0, fmt.Errorf("sqlite: last auth change: %w", err)
+	}
+	return id.Int64, nil
 }
 
 func isUniqueViolation(err error) bool {

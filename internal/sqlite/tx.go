@@ -255,19 +255,30 @@ func (x *tx) tokenWhere(ctx context.Context, where string, arg any) (*tokend.Tok
 }
 
 // tokensWhere loads tokens and their permissions in one query.
-func (x *tx) tokensWhere(ctx context.Context, where string, arg any) ([]tokend.Token, error) {
+func (x *tx) tokensWhere(ctx context.Context, where string, args ...any) ([]tokend.Token, error) {
+	var out []tokend.Token
+	err := x.eachToken(ctx, where, args, func(t *tokend.Token) error {
+		out = append(out, *t)
+		return nil
+	})
+	return out, err
+}
+
+// eachToken streams the tokens matching where, each with its permissions and
+// its account's rate limit, in ID order.
+func (x *tx) eachToken(ctx context.Context, where string, args []any, fn func(*tokend.Token) error) error {
 	rows, err := x.q.QueryContext(ctx,
 		`SELECT t.id, t.account_id, t.name, t.token_hash, t.last4, t.environment, t.created_by,
 		        t.created_at, t.expires_at, t.reset_at, t.last_used_at, a.rate_limit,
 		        p.resource_type, p.resource_id, p.access_level
 		   FROM api_tokens t JOIN accounts a ON a.id = t.account_id
 		   LEFT JOIN token_permissions p ON p.token_id = t.id
-		  WHERE `+where+` ORDER BY t.id, p.rowid`, arg)
+		  WHERE `+where+` ORDER BY t.id, p.rowid`, args...)
 	if err != nil {
-		return nil, fmt.Errorf("sqlite: tokens: %w", err)
+		return fmt.Errorf("sqlite: tokens: %w", err)
 	}
 	defer rows.Close()
-	var out []tokend.Token
+	var cur *tokend.Token
 	for rows.Next() {
 		var t tokend.Token
 		var env string
@@ -277,22 +288,42 @@ func (x *tx) tokensWhere(ctx context.Context, where string, arg any) ([]tokend.T
 		var pid, plevel sql.NullInt64
 		if err := rows.Scan(&t.ID, &t.AccountID, &t.Name, &t.Hash, &t.Last4, &env, &t.CreatedBy,
 			&created, &expires, &reset, &lastUsed, &t.AccountLimit, &ptype, &pid, &plevel); err != nil {
-			return nil, fmt.Errorf("sqlite: tokens: %w", err)
+			return fmt.Errorf("sqlite: tokens: %w", err)
 		}
-		if n := len(out); n == 0 || out[n-1].ID != t.ID {
-			t.Environment, t.CreatedAt = tokend.Environment(env), fromMicros(created)
+		if cur == nil || cur.ID != t.ID {
+			if cur != nil {
+				if err := fn(cur); err != nil {
+					return err
+				}
+			}
+			t.Environment, t.CreatedAt = environment(env), fromMicros(created)
 			t.ExpiresAt, t.ResetAt, t.LastUsedAt = timePtr(expires), timePtr(reset), timePtr(lastUsed)
 			t.Permissions = []tokend.Permission{}
-			out = append(out, t)
+			cur = &t
 		}
 		if ptype.Valid {
-			last := &out[len(out)-1]
-			last.Permissions = append(last.Permissions, tokend.Permission{
-				ResourceType: tokend.ResourceType(ptype.String), ResourceID: pid.Int64, Level: tokend.AccessLevel(plevel.Int64),
+			rt, _ := tokend.ParseResourceType(ptype.String) // the constant, not a fresh string per row
+			cur.Permissions = append(cur.Permissions, tokend.Permission{
+				ResourceType: rt, ResourceID: pid.Int64, Level: tokend.AccessLevel(plevel.Int64),
 			})
 		}
 	}
-	return out, rows.Err()
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("sqlite: tokens: %w", err)
+	}
+	if cur != nil {
+		return fn(cur)
+	}
+	return nil
+}
+
+// environment returns the constant for a stored environment, so that cached
+// tokens share it instead of holding a copy each.
+func environment(s string) tokend.Environment {
+	if s == string(tokend.Test) {
+		return tokend.Test
+	}
+	return tokend.Live
 }
 
 // SetPlan changes an account's plan and rate limit.
@@ -409,6 +440,23 @@ func (x *tx) AddTokenNetwork(ctx context.Context, tokenID int64, network string,
 		return false, 0, fmt.Errorf("sqlite: add token network: %w", err)
 	}
 	return n == 1, before, nil
+}
+
+// AddAuthChange appends an authentication change.
+func (x *tx) AddAuthChange(ctx context.Context, c tokend.AuthChange, at time.Time) error {
+	if _, err := x.q.ExecContext(ctx, `INSERT INTO auth_changes (token_id, account_id, at) VALUES (?, ?, ?)`,
+		nullID(c.TokenID), nullID(c.AccountID), micros(at)); err != nil {
+		return fmt.Errorf("sqlite: add auth change: %w", err)
+	}
+	return nil
+}
+
+// DeleteAuthChangesBefore prunes the change log.
+func (x *tx) DeleteAuthChangesBefore(ctx context.Context, cutoff time.Time) error {
+	if _, err := x.q.ExecContext(ctx, `DELETE FROM auth_changes WHERE at < ?`, micros(cutoff)); err != nil {
+		return fmt.Errorf("sqlite: prune auth changes: %w", err)
+	}
+	return nil
 }
 
 func nullID(id int64) sql.NullInt64 { return sql.NullInt64{Int64: id, Valid: id != 0} }
