@@ -143,10 +143,18 @@ func (s *Server) rateLimit(w http.ResponseWriter, caller *tokend.Token, now time
 	return nil
 }
 
+// The rate-limit headers in canonical form, so that setting them skips
+// canonicalization on every request (clients read headers case-insensitively).
+const (
+	headerLimit     = "X-Ratelimit-Limit"
+	headerRemaining = "X-Ratelimit-Remaining"
+	headerReset     = "X-Ratelimit-Reset"
+)
+
 func setRateHeaders(h http.Header, d ratelimit.Decision) {
-	h.Set("X-RateLimit-Limit", strconv.Itoa(d.Limit))
-	h.Set("X-RateLimit-Remaining", strconv.Itoa(d.Remaining))
-	h.Set("X-RateLimit-Reset", seconds(d.Reset))
+	h[headerLimit] = []string{strconv.Itoa(d.Limit)}
+	h[headerRemaining] = []string{strconv.Itoa(d.Remaining)}
+	h[headerReset] = []string{seconds(d.Reset)}
 }
 
 // seconds renders a duration as whole seconds, rounded up.

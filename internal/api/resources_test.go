@@ -159,3 +159,25 @@ func TestHealthAndOpenAPI(t *testing.T) {
 		t.Errorf("served document declares openapi %v", doc["openapi"])
 	}
 }
+
+func TestWhoami(t *testing.T) {
+	e := newEnv(t)
+	p := e.createProject(e.admin, "Web")
+	tok := e.createToken(e.admin, "me", perm("project", p, 100))
+	var got struct {
+		ID          int64  `json:"id"`
+		Name        string `json:"name"`
+		AccountID   int64  `json:"account_id"`
+		Environment string `json:"environment"`
+		Resources   []struct {
+			ResourceType string `json:"resource_type"`
+			ResourceID   int64  `json:"resource_id"`
+		} `json:"resources"`
+	}
+	e.get("/api/whoami", tok.Token).want(200).decode(&got)
+	if got.ID != tok.ID || got.Name != "me" || got.AccountID != e.acme || got.Environment != "live" ||
+		len(got.Resources) != 1 || got.Resources[0].ResourceID != p {
+		t.Errorf("whoami = %+v", got)
+	}
+	e.get("/api/whoami", "").want(401)
+}

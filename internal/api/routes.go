@@ -25,6 +25,7 @@ func (s *Server) routes() {
 	}
 
 	m.Handle("GET /api/accounts", s.authed(s.listAccounts))
+	m.Handle("GET /api/whoami", s.authed(s.whoami))
 
 	m.Handle("GET /api/accounts/{account_id}/projects", s.authed(s.listResources(tokend.ResourceProject, asArray)))
 	m.Handle("POST /api/accounts/{account_id}/projects", s.authed(s.createProject))

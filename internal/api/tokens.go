@@ -2,6 +2,7 @@ package api
 
 import (
 	"net/http"
+	"time"
 
 	"github.com/tokend/tokend"
 )
@@ -127,5 +128,26 @@ func (s *Server) resetToken(w http.ResponseWriter, r *http.Request, caller *toke
 		return err
 	}
 	encode(w, http.StatusOK, toIssuedToken(t))
+	return nil
+}
+
+type whoamiJSON struct {
+	ID          int64                `json:"id"`
+	Name        string               `json:"name"`
+	AccountID   int64                `json:"account_id"`
+	Environment tokend.Environment   `json:"environment"`
+	ExpiresAt   *time.Time           `json:"expires_at"`
+	Resources   []resourcePermission `json:"resources"`
+}
+
+// whoami describes the calling token from what authentication already knows:
+// no store access, so it is also the cheapest authenticated request.
+func (s *Server) whoami(w http.ResponseWriter, r *http.Request, caller *tokend.Token) error {
+	out := whoamiJSON{ID: caller.ID, Name: caller.Name, AccountID: caller.AccountID, Environment: caller.Environment,
+		ExpiresAt: caller.ExpiresAt, Resources: make([]resourcePermission, len(caller.Permissions))}
+	for i, p := range caller.Permissions {
+		out.Resources[i] = resourcePermission{ResourceType: p.ResourceType, ResourceID: p.ResourceID, AccessLevel: p.Level}
+	}
+	encode(w, http.StatusOK, out)
 	return nil
 }

@@ -86,7 +86,9 @@ func serve(ctx context.Context, args []string, getenv Env, stdout, stderr io.Wri
 			return &UsageError{fmt.Sprintf("--alert-webhook %q is not an http or https URL", cfg.AlertWebhook)}
 		}
 	}
-	logger := slog.New(slog.NewJSONHandler(stderr, &slog.HandlerOptions{Level: cfg.LogLevel}))
+	logs := newBufferedWriter(stderr, 100*time.Millisecond)
+	defer logs.Close()
+	logger := slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: cfg.LogLevel}))
 	return Serve(ctx, cfg, getenv("USER"), stdout, logger)
 }
 

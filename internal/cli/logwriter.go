@@ -1,0 +1,54 @@
+package cli
+
+import (
+	"bufio"
+	"io"
+	"sync"
+	"time"
+)
+
+// bufferedWriter batches log lines so that logging every request costs no
+// write system call each: lines reach the underlying writer when 64 KiB have
+// gathered, every interval, and on Close. At most one interval of lines is
+// lost if the process is killed.
+type bufferedWriter struct {
+	mu   sync.Mutex
+	buf  *bufio.Writer
+	stop chan struct{}
+	done chan struct{}
+}
+
+func newBufferedWriter(w io.Writer, interval time.Duration) *bufferedWriter {
+	b := &bufferedWriter{buf: bufio.NewWriterSize(w, 64<<10), stop: make(chan struct{}), done: make(chan struct{})}
+	go func() {
+		defer close(b.done)
+		t := time.NewTicker(interval)
+		defer t.Stop()
+		for {
+			select {
+			case <-b.stop:
+				return
+			case <-t.C:
+				b.mu.Lock()
+				b.buf.Flush()
+				b.mu.Unlock()
+			}
+		}
+	}()
+	return b
+}
+
+func (b *bufferedWriter) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+// Close stops the flusher and writes what is buffered.
+func (b *bufferedWriter) Close() error {
+	close(b.stop)
+	<-b.done
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Flush()
+}
