@@ -152,9 +152,8 @@ const (
 )
 
 func setRateHeaders(h http.Header, d ratelimit.Decision) {
-	h[headerLimit] = []string{strconv.Itoa(d.Limit)}
-	h[headerRemaining] = []string{strconv.Itoa(d.Remaining)}
-	h[headerReset] = []string{seconds(d.Reset)}
+	v := []string{strconv.Itoa(d.Limit), strconv.Itoa(d.Remaining), seconds(d.Reset)} // one allocation for three headers
+	h[headerLimit], h[headerRemaining], h[headerReset] = v[0:1:1], v[1:2:2], v[2:3:3]
 }
 
 // seconds renders a duration as whole seconds, rounded up.

@@ -28,8 +28,10 @@ var migrations embed.FS
 
 // Store is a tokend.Store backed by SQLite.
 type Store struct {
-	write *sql.DB
-	read  *sql.DB
+	write      *sql.DB
+	read       *sql.DB
+	writeStmts *stmtCache
+	readStmts  *stmtCache
 }
 
 var _ tokend.Store = (*Store)(nil)
@@ -67,6 +69,7 @@ func Open(ctx context.Context, path string) (*Store, error) {
 	}
 	r.SetMaxOpenConns(max(4, runtime.GOMAXPROCS(0)))
 	s.read = r
+	s.writeStmts, s.readStmts = newStmtCache(w), newStmtCache(r)
 	return s, nil
 }
 
@@ -89,7 +92,7 @@ func (s *Store) migrate(ctx context.Context) error {
 func (s *Store) Close() error {
 	var errs []error
 	if s.read != nil {
-		errs = append(errs, s.read.Close())
+		errs = append(errs, s.readStmts.close(), s.writeStmts.close(), s.read.Close())
 	}
 	errs = append(errs, s.write.Close())
 	return errors.Join(errs...)
@@ -97,22 +100,22 @@ func (s *Store) Close() error {
 
 // Read runs fn in a read transaction.
 func (s *Store) Read(ctx context.Context, fn func(tokend.Tx) error) error {
-	return inTx(ctx, s.read, fn)
+	return inTx(ctx, s.read, s.readStmts, fn)
 }
 
 // Write runs fn in a serialized write transaction.
 func (s *Store) Write(ctx context.Context, fn func(tokend.Tx) error) error {
-	return inTx(ctx, s.write, fn)
+	return inTx(ctx, s.write, s.writeStmts, fn)
 }
 
 // inTx is the one transaction helper: it commits when fn returns nil and rolls
 // back otherwise, returning fn's error unchanged so that codes survive.
-func inTx(ctx context.Context, db *sql.DB, fn func(tokend.Tx) error) error {
+func inTx(ctx context.Context, db *sql.DB, stmts *stmtCache, fn func(tokend.Tx) error) error {
 	sqlTx, err := db.BeginTx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("sqlite: begin: %w", err)
 	}
-	if err := fn(&tx{sqlTx}); err != nil {
+	if err := fn(&tx{preparedQuerier{cache: stmts, tx: sqlTx}}); err != nil {
 		if rbErr := sqlTx.Rollback(); rbErr != nil {
 			return errors.Join(err, fmt.Errorf("sqlite: rollback: %w", rbErr))
 		}
@@ -127,7 +130,7 @@ func inTx(ctx context.Context, db *sql.DB, fn func(tokend.Tx) error) error {
 // TokenByHash looks a token up by the hash of its value: one indexed query on
 // the reader pool, outside any transaction.
 func (s *Store) TokenByHash(ctx context.Context, hash []byte) (*tokend.Token, error) {
-	return (&tx{s.read}).tokenWhere(ctx, "t.token_hash = ?", hash)
+	return (&tx{preparedQuerier{cache: s.readStmts}}).tokenWhere(ctx, "t.token_hash = ?", hash)
 }
 
 // ForEachToken streams every token unexpired at now, for warming a cache.
