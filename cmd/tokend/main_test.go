@@ -503,3 +503,65 @@ func TestSeparateMetricsAddressAndWebhook(t *testing.T) {
 	}
 	s.stop(t)
 }
+
+// Two instances on one database and the CLI beside them: a token deleted
+// through one instance, and a plan changed by the CLI, reach the other
+// instance's authentication cache within a second.
+func TestChangesReachEveryInstanceWithinASecond(t *testing.T) {
+	db := filepath.Join(t.TempDir(), "tokend.db")
+	a := startServe(t, nil, "--db", db)
+	admin := a.waitToken(t)
+	b := startServe(t, nil, "--db", db)
+	code, body := call(t, "POST", a.url+"/api/api_tokens", admin, `{"name":"shared","resources":[{"resource_type":"account","resource_id":1,"access_level":10}]}`)
+	var tok struct {
+		ID    int64
+		Token string
+	}
+	if code != 200 || json.Unmarshal([]byte(body), &tok) != nil {
+		t.Fatalf("create: %d %s", code, body)
+	}
+	if code, _ := call(t, "GET", b.url+"/api/whoami", tok.Token, ""); code != 200 {
+		t.Fatalf("instance b does not know the new token: %d", code)
+	}
+	if code, _ := call(t, "DELETE", fmt.Sprintf("%s/api/api_tokens/%d", a.url, tok.ID), admin, ""); code != 204 {
+		t.Fatalf("delete: %d", code)
+	}
+	if code, _ := call(t, "GET", a.url+"/api/whoami", tok.Token, ""); code != 401 {
+		t.Errorf("instance a still accepts the token it deleted: %d", code)
+	}
+	waitFor(t, time.Second, "the deleted token to stop working on instance b", func() bool {
+		code, _ := call(t, "GET", b.url+"/api/whoami", tok.Token, "")
+		return code == 401
+	})
+
+	if r := tokend(t, nil, "account", "set-plan", "1", "--plan", "enterprise", "--rate-limit", "4242", "--db", db); r.code != 0 {
+		t.Fatalf("set-plan: %+v", r)
+	}
+	for _, s := range []*server{a, b} {
+		waitFor(t, time.Second, "the new plan limit on "+s.url, func() bool {
+			req, _ := http.NewRequest("GET", s.url+"/api/whoami", nil)
+			req.Header.Set("Api-Token", admin)
+			res, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			res.Body.Close()
+			return res.Header.Get("X-RateLimit-Limit") == "4242"
+		})
+	}
+	a.stop(t)
+	b.stop(t)
+}
+
+// waitFor polls cond every 25 ms and fails if it is not true within limit
+// (plus slack for polling on a loaded machine).
+func waitFor(t *testing.T, limit time.Duration, what string, cond func() bool) {
+	t.Helper()
+	start := time.Now()
+	for !cond() {
+		if time.Since(start) > limit+750*time.Millisecond { // slack for a loaded CI machine
+			t.Fatalf("waited %v for %s", time.Since(start), what)
+		}
+		time.Sleep(25 * time.Millisecond)
+	}
+}

@@ -2,12 +2,15 @@ package api_test
 
 import (
 	"context"
+	"crypto/sha256"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
 	"testing"
+	"time"
 
 	"github.com/tokend/tokend"
 	"github.com/tokend/tokend/internal/api"
@@ -82,5 +85,50 @@ func BenchmarkMiddleware(b *testing.B) {
 				}
 			}
 		})
+	}
+}
+
+// BenchmarkListTokens10k lists 10,000 tokens visible to an account admin
+// through the handler.
+func BenchmarkListTokens10k(b *testing.B) {
+	ctx := context.Background()
+	store, err := sqlite.Open(ctx, filepath.Join(b.TempDir(), "bench.db"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer store.Close()
+	format, _ := apikey.NewFormat("tk")
+	svc := tokend.NewService(store, tokend.Options{Format: format})
+	_, admin, err := svc.CreateAccount(ctx, "Bench", tokend.PlanEnterprise, "bench")
+	if err != nil {
+		b.Fatal(err)
+	}
+	if _, err := svc.SetPlan(ctx, admin.AccountID, tokend.PlanEnterprise, 1<<30, "bench"); err != nil {
+		b.Fatal(err)
+	}
+	err = store.Write(ctx, func(tx tokend.Tx) error {
+		for i := 1; i < 10_000; i++ {
+			h := sha256.Sum256([]byte(fmt.Sprint("list", i)))
+			if err := tx.CreateToken(ctx, &tokend.Token{AccountID: admin.AccountID, Name: fmt.Sprint("token ", i), Hash: h[:],
+				Last4: "abcd", Environment: tokend.Live, CreatedBy: "bench", CreatedAt: time.Now(),
+				Permissions: []tokend.Permission{{ResourceType: tokend.ResourceAccount, ResourceID: admin.AccountID, Level: tokend.Viewer}}}); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		b.Fatal(err)
+	}
+	h := api.NewServer(svc, api.Options{Logger: slog.New(slog.NewJSONHandler(io.Discard, nil))})
+	req := httptest.NewRequest(http.MethodGet, "/api/api_tokens", nil)
+	req.Header.Set("Api-Token", admin.Value)
+	b.ReportAllocs()
+	for b.Loop() {
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, req)
+		if rec.Code != http.StatusOK || rec.Body.Len() < 10_000*100 {
+			b.Fatalf("status %d, %d bytes", rec.Code, rec.Body.Len())
+		}
 	}
 }
