@@ -95,13 +95,13 @@ func (s *Server) authed(h authedHandler) http.Handler {
 func (s *Server) authenticate(w http.ResponseWriter, r *http.Request, now time.Time) (*tokend.Token, error) {
 	value, err := credential(r)
 	if err == errNoCredentials {
-		s.metrics.AuthOutcomes.WithLabelValues("missing").Inc()
+		s.authMissing.Inc()
 		return nil, err
 	}
 	ip := tokend.ClientAddr(r.Context())
 	if d := s.failures.Peek(ip, s.opts.AuthFailureLimit, now); !d.Allowed {
-		s.metrics.AuthOutcomes.WithLabelValues("throttled").Inc()
-		s.metrics.RateLimited.WithLabelValues("address").Inc()
+		s.authThrottled.Inc()
+		s.limitedAddress.Inc()
 		w.Header().Set("Retry-After", seconds(d.RetryAfter))
 		return nil, errRateLimited
 	}
@@ -113,15 +113,15 @@ func (s *Server) authenticate(w http.ResponseWriter, r *http.Request, now time.T
 		var e *tokend.Error
 		if tokend.ErrorCode(err) == tokend.EUNAUTHORIZED {
 			s.failures.Take(ip, s.opts.AuthFailureLimit, now)
-			outcome := "invalid"
 			if asError(err, &e) && e.Reason == "expired_api_key" {
-				outcome = "expired"
+				s.authExpired.Inc()
+			} else {
+				s.authInvalid.Inc()
 			}
-			s.metrics.AuthOutcomes.WithLabelValues(outcome).Inc()
 		}
 		return nil, err
 	}
-	s.metrics.AuthOutcomes.WithLabelValues("ok").Inc()
+	s.authOK.Inc()
 	return caller, nil
 }
 
@@ -136,7 +136,7 @@ func (s *Server) rateLimit(w http.ResponseWriter, caller *tokend.Token, now time
 	d := s.limits.Take(limitKey{caller.AccountID, test}, limit, now)
 	setRateHeaders(w.Header(), d)
 	if !d.Allowed {
-		s.metrics.RateLimited.WithLabelValues("account").Inc()
+		s.limitedAccount.Inc()
 		w.Header().Set("Retry-After", seconds(d.RetryAfter))
 		return errRateLimited
 	}

@@ -13,6 +13,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/tokend/tokend"
 	"github.com/tokend/tokend/internal/alert"
 	"github.com/tokend/tokend/internal/metrics"
@@ -44,6 +46,10 @@ type Server struct {
 	limits   *ratelimit.Limiter[limitKey]
 	failures *ratelimit.Limiter[string]
 	swept    atomic.Int64 // unix seconds of the last limiter sweep
+
+	// Counters of the hot path, resolved once instead of by label per request.
+	authOK, authMissing, authInvalid, authExpired, authThrottled prometheus.Counter
+	limitedAccount, limitedAddress                               prometheus.Counter
 }
 
 // limitKey is what a plan limit counts: one account's live or test traffic.
@@ -71,6 +77,10 @@ func NewServer(svc *tokend.Service, opts Options) http.Handler {
 	}
 	s := &Server{svc: svc, opts: opts, log: opts.Logger, metrics: opts.Metrics, mux: http.NewServeMux(),
 		limits: ratelimit.New[limitKey](time.Minute), failures: ratelimit.New[string](time.Minute)}
+	a, rl := opts.Metrics.AuthOutcomes, opts.Metrics.RateLimited
+	s.authOK, s.authMissing, s.authInvalid = a.WithLabelValues("ok"), a.WithLabelValues("missing"), a.WithLabelValues("invalid")
+	s.authExpired, s.authThrottled = a.WithLabelValues("expired"), a.WithLabelValues("throttled")
+	s.limitedAccount, s.limitedAddress = rl.WithLabelValues("account"), rl.WithLabelValues("address")
 	s.routes()
 	return s
 }
