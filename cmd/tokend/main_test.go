@@ -565,3 +565,22 @@ func waitFor(t *testing.T, limit time.Duration, what string, cond func() bool) {
 		time.Sleep(25 * time.Millisecond)
 	}
 }
+
+// With --auth-cache=false tokend warms nothing and still authenticates.
+func TestServeWithoutAuthCache(t *testing.T) {
+	db := filepath.Join(t.TempDir(), "tokend.db")
+	s := startServe(t, []string{"TOKEND_AUTH_CACHE=false"}, "--db", db)
+	admin := s.waitToken(t)
+	if code, _ := call(t, "GET", s.url+"/api/whoami", admin, ""); code != 200 {
+		t.Errorf("whoami without the cache: %d", code)
+	}
+	s.stop(t)
+	if strings.Contains(s.stderr.String(), "authentication cache warm") {
+		t.Error("the cache was warmed although --auth-cache=false")
+	}
+	again := startServe(t, nil, "--db", db)
+	again.stop(t)
+	if !strings.Contains(again.stderr.String(), `"msg":"authentication cache warm","tokens":1`) {
+		t.Errorf("default start did not warm the cache:\n%s", again.stderr.String())
+	}
+}
