@@ -18,25 +18,33 @@ import (
 	"github.com/tokend/tokend/internal/sqlite"
 )
 
+// benchServer is a handler over a real SQLite store with one account on an
+// enterprise plan whose limit never interferes, and that account's admin token.
+func benchServer(b *testing.B) (http.Handler, *sqlite.Store, *tokend.IssuedToken) {
+	b.Helper()
+	ctx := context.Background()
+	store, err := sqlite.Open(ctx, filepath.Join(b.TempDir(), "bench.db"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { store.Close() })
+	format, _ := apikey.NewFormat("tk")
+	svc := tokend.NewService(store, tokend.Options{Format: format})
+	_, admin, err := svc.CreateAccount(ctx, "Bench", tokend.PlanFree, "bench")
+	if err != nil {
+		b.Fatal(err)
+	}
+	if _, err := svc.SetPlan(ctx, admin.AccountID, tokend.PlanEnterprise, 1<<30, "bench"); err != nil {
+		b.Fatal(err)
+	}
+	return api.NewServer(svc, api.Options{Logger: slog.New(slog.NewJSONHandler(io.Discard, nil))}), store, admin
+}
+
 // BenchmarkAuthenticatedRequest measures one authenticated GET of a token
 // through the whole handler (authentication lookup on SQLite, visibility, JSON),
 // without a network in between.
 func BenchmarkAuthenticatedRequest(b *testing.B) {
-	store, err := sqlite.Open(context.Background(), filepath.Join(b.TempDir(), "bench.db"))
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer store.Close()
-	format, _ := apikey.NewFormat("tk")
-	svc := tokend.NewService(store, tokend.Options{Format: format})
-	_, tok, err := svc.CreateAccount(context.Background(), "Bench", tokend.PlanFree, "bench")
-	if err != nil {
-		b.Fatal(err)
-	}
-	if _, err := svc.SetPlan(context.Background(), tok.AccountID, tokend.PlanEnterprise, 1<<30, "bench"); err != nil {
-		b.Fatal(err)
-	}
-	h := api.NewServer(svc, api.Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	h, _, tok := benchServer(b)
 	path := "/api/api_tokens/1"
 	b.ReportAllocs()
 	b.RunParallel(func(pb *testing.PB) {
@@ -57,21 +65,7 @@ func BenchmarkAuthenticatedRequest(b *testing.B) {
 // authentication middleware (credential, checksum, hash, cache, rate limit,
 // usage count, metrics, access log) answered without a store read.
 func BenchmarkMiddleware(b *testing.B) {
-	store, err := sqlite.Open(context.Background(), filepath.Join(b.TempDir(), "bench.db"))
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer store.Close()
-	format, _ := apikey.NewFormat("tk")
-	svc := tokend.NewService(store, tokend.Options{Format: format})
-	_, tok, err := svc.CreateAccount(context.Background(), "Bench", tokend.PlanFree, "bench")
-	if err != nil {
-		b.Fatal(err)
-	}
-	if _, err := svc.SetPlan(context.Background(), tok.AccountID, tokend.PlanEnterprise, 1<<30, "bench"); err != nil {
-		b.Fatal(err)
-	}
-	h := api.NewServer(svc, api.Options{Logger: slog.New(slog.NewJSONHandler(io.Discard, nil))})
+	h, _, tok := benchServer(b)
 	for name, path := range map[string]string{"healthz": "/healthz", "whoami": "/api/whoami"} {
 		b.Run(name, func(b *testing.B) {
 			req := httptest.NewRequest(http.MethodGet, path, nil)
@@ -92,21 +86,8 @@ func BenchmarkMiddleware(b *testing.B) {
 // through the handler.
 func BenchmarkListTokens10k(b *testing.B) {
 	ctx := context.Background()
-	store, err := sqlite.Open(ctx, filepath.Join(b.TempDir(), "bench.db"))
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer store.Close()
-	format, _ := apikey.NewFormat("tk")
-	svc := tokend.NewService(store, tokend.Options{Format: format})
-	_, admin, err := svc.CreateAccount(ctx, "Bench", tokend.PlanEnterprise, "bench")
-	if err != nil {
-		b.Fatal(err)
-	}
-	if _, err := svc.SetPlan(ctx, admin.AccountID, tokend.PlanEnterprise, 1<<30, "bench"); err != nil {
-		b.Fatal(err)
-	}
-	err = store.Write(ctx, func(tx tokend.Tx) error {
+	h, store, admin := benchServer(b)
+	err := store.Write(ctx, func(tx tokend.Tx) error {
 		for i := 1; i < 10_000; i++ {
 			h := sha256.Sum256([]byte(fmt.Sprint("list", i)))
 			if err := tx.CreateToken(ctx, &tokend.Token{AccountID: admin.AccountID, Name: fmt.Sprint("token ", i), Hash: h[:],
@@ -120,7 +101,6 @@ func BenchmarkListTokens10k(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	h := api.NewServer(svc, api.Options{Logger: slog.New(slog.NewJSONHandler(io.Discard, nil))})
 	req := httptest.NewRequest(http.MethodGet, "/api/api_tokens", nil)
 	req.Header.Set("Api-Token", admin.Value)
 	b.ReportAllocs()

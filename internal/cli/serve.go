@@ -182,19 +182,40 @@ func Serve(ctx context.Context, cfg ServeConfig, operator string, stdout io.Writ
 	var wg sync.WaitGroup
 	bgCtx, stopBackground := context.WithCancel(ctx)
 	defer stopBackground()
-	wg.Add(3)
-	go func() {
-		defer wg.Done()
-		runPurger(bgCtx, svc, logger)
-	}()
-	go func() {
-		defer wg.Done()
-		runUsageFlusher(bgCtx, svc, cfg.UsageFlush, m, logger)
-	}()
-	go func() {
-		defer wg.Done()
-		runCacheSync(bgCtx, svc, logger)
-	}()
+	every := func(interval time.Duration, job func(ctx context.Context)) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			t := time.NewTicker(interval)
+			defer t.Stop()
+			for {
+				select {
+				case <-bgCtx.Done():
+					return
+				case <-t.C:
+					job(bgCtx)
+				}
+			}
+		}()
+	}
+	purge(bgCtx, svc, logger) // expired tokens left from before a restart go at once
+	every(svc.PurgeInterval(), func(ctx context.Context) { purge(ctx, svc, logger) })
+	every(cfg.UsageFlush, func(ctx context.Context) {
+		if err := svc.FlushUsage(ctx); err != nil {
+			m.UsageFlushes.WithLabelValues("error").Inc()
+			if ctx.Err() == nil {
+				logger.Error("flushing usage", "err", err)
+			}
+			return
+		}
+		m.UsageFlushes.WithLabelValues("ok").Inc()
+	})
+	// A revocation made by another process reaches this one within about authSyncInterval.
+	every(authSyncInterval, func(ctx context.Context) {
+		if err := svc.SyncAuthCache(ctx); err != nil && ctx.Err() == nil {
+			logger.Error("syncing the authentication cache", "err", err)
+		}
+	})
 
 	serveErr := make(chan error, 1)
 	go func() {
@@ -238,64 +259,18 @@ func Serve(ctx context.Context, cfg ServeConfig, operator string, stdout io.Writ
 	return err
 }
 
-// runPurger deletes expired tokens now and then every PurgeInterval until ctx is done.
-func runPurger(ctx context.Context, svc *tokend.Service, logger *slog.Logger) {
-	t := time.NewTicker(svc.PurgeInterval())
-	defer t.Stop()
-	for {
-		if n, err := svc.PurgeExpired(ctx); err != nil && ctx.Err() == nil {
-			logger.Error("purging expired tokens", "err", err)
-		} else if n > 0 {
-			logger.Info("purged expired tokens", "count", n)
-		}
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-	}
-}
-
-// runUsageFlusher writes batched usage counts every interval until ctx is done.
-func runUsageFlusher(ctx context.Context, svc *tokend.Service, interval time.Duration, m *metrics.Metrics, logger *slog.Logger) {
-	t := time.NewTicker(interval)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-		if err := svc.FlushUsage(ctx); err != nil {
-			m.UsageFlushes.WithLabelValues("error").Inc()
-			if ctx.Err() == nil {
-				logger.Error("flushing usage", "err", err)
-			}
-		} else {
-			m.UsageFlushes.WithLabelValues("ok").Inc()
-		}
+// purge deletes expired tokens that are due.
+func purge(ctx context.Context, svc *tokend.Service, logger *slog.Logger) {
+	if n, err := svc.PurgeExpired(ctx); err != nil && ctx.Err() == nil {
+		logger.Error("purging expired tokens", "err", err)
+	} else if n > 0 {
+		logger.Info("purged expired tokens", "count", n)
 	}
 }
 
 // authSyncInterval is how often the authentication cache applies changes made
 // by other processes: a revocation reaches every process within about this long.
 const authSyncInterval = 250 * time.Millisecond
-
-// runCacheSync applies other processes' authentication changes until ctx is done.
-func runCacheSync(ctx context.Context, svc *tokend.Service, logger *slog.Logger) {
-	t := time.NewTicker(authSyncInterval)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-		if err := svc.SyncAuthCache(ctx); err != nil && ctx.Err() == nil {
-			logger.Error("syncing the authentication cache", "err", err)
-		}
-	}
-}
 
 func operatorName(user string) string {
 	if user == "" {
