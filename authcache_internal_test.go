@@ -1,8 +1,12 @@
 package tokend
 
 import (
+	"context"
 	"encoding/binary"
 	"testing"
+	"time"
+
+	"github.com/tokend/tokend/internal/apikey"
 )
 
 // The negative cache never grows past its bound, however many guesses land
@@ -20,5 +24,47 @@ func TestNegativeCacheIsBounded(t *testing.T) {
 	// The most recent guess is remembered.
 	if _, unknown := c.get(&h); !unknown {
 		t.Fatal("the latest unknown hash was not kept")
+	}
+}
+
+// oneTokenStore knows a single token, by its hash.
+type oneTokenStore struct {
+	Store
+	hash [32]byte
+	tok  Token
+}
+
+func (o *oneTokenStore) TokenByHash(_ context.Context, h []byte) (*Token, error) {
+	if [32]byte(h) != o.hash {
+		return nil, Errorf(ENOTFOUND, "no token")
+	}
+	t := o.tok
+	return &t, nil
+}
+
+// Replaying an expired token evicts it once; later replays, now uncached, do
+// not bump the generation, which would keep other tokens' refills from being cached.
+func TestExpiredTokenReplayLeavesTheGenerationAlone(t *testing.T) {
+	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	clock := now
+	format, _ := apikey.NewFormat("tk")
+	value, _ := format.Generate("live")
+	exp := now.Add(time.Minute)
+	store := &oneTokenStore{hash: apikey.Hash(value), tok: Token{ID: 1, AccountID: 1, Environment: Live, ExpiresAt: &exp}}
+	s := NewService(store, Options{Format: format, Now: func() time.Time { return clock }})
+	ctx := context.Background()
+	if _, err := s.Authenticate(ctx, value); err != nil {
+		t.Fatal(err)
+	}
+	clock = exp
+	if _, err := s.Authenticate(ctx, value); ErrorCode(err) != EUNAUTHORIZED {
+		t.Fatalf("expired token: %v", err)
+	}
+	gen := s.cache.gen.Load()
+	for i := 0; i < 10; i++ {
+		s.Authenticate(ctx, value)
+	}
+	if got := s.cache.gen.Load(); got != gen {
+		t.Fatalf("10 replays of an expired token moved the generation from %d to %d", gen, got)
 	}
 }

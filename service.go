@@ -104,7 +104,7 @@ func (s *Service) Authenticate(ctx context.Context, raw string) (*Token, error) 
 		return nil, errBadToken
 	}
 	h := apikey.Hash(raw)
-	t, err := s.lookup(ctx, &h)
+	t, cached, err := s.lookup(ctx, &h)
 	if err != nil {
 		return nil, err
 	}
@@ -112,38 +112,43 @@ func (s *Service) Authenticate(ctx context.Context, raw string) (*Token, error) 
 		return nil, errBadToken
 	}
 	if t.ExpiredAt(s.now()) {
-		if s.cache != nil {
-			s.cache.evictToken(t.ID) // it will not work again; let it leave memory
+		if cached {
+			// It will not work again: let it leave memory. Only a cached token is
+			// evicted, so replaying an expired token cannot keep bumping the
+			// generation and spoil other tokens' refills.
+			s.cache.evictToken(t.ID)
 		}
 		return nil, errExpiredToken
 	}
 	return t, nil
 }
 
-// lookup finds the token with hash h, in the cache when it can.
-func (s *Service) lookup(ctx context.Context, h *[32]byte) (*Token, error) {
+// lookup finds the token with hash h, in the cache when it can, and reports
+// whether it came from the cache.
+func (s *Service) lookup(ctx context.Context, h *[32]byte) (t *Token, cached bool, err error) {
 	if s.cache == nil {
-		return s.tokenByHash(ctx, *h)
+		t, err = s.tokenByHash(ctx, *h)
+		return t, false, err
 	}
 	if t, unknown := s.cache.get(h); t != nil {
-		return t, nil
+		return t, true, nil
 	} else if unknown {
-		return nil, errBadToken
+		return nil, false, errBadToken
 	}
 	gen := s.cache.gen.Load()
-	t, err := s.tokenByHash(ctx, *h)
+	t, err = s.tokenByHash(ctx, *h)
 	switch {
 	case err == errBadToken:
 		s.cache.putUnknown(h, gen)
-		return nil, err
+		return nil, false, err
 	case err != nil:
-		return nil, err
+		return nil, false, err
 	case t.ExpiredAt(s.now()):
-		return t, nil // not worth caching
+		return t, false, nil // not worth caching
 	}
 	p := principal(t)
 	s.cache.put(h, p, gen)
-	return p, nil
+	return p, false, nil
 }
 
 // tokenByHash takes the hash by value: passing a pointer on to the store
