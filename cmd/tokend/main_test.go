@@ -23,6 +23,7 @@ import (
 	"github.com/getkin/kin-openapi/openapi3"
 
 	"github.com/tokend/tokend/internal/api"
+	"github.com/tokend/tokend/internal/openapitest"
 )
 
 var binary string
@@ -287,6 +288,9 @@ func call(t *testing.T, method, url, token string, body string) (int, string) {
 	}
 	defer res.Body.Close()
 	b, _ := io.ReadAll(res.Body)
+	if req.URL.Path != "/metrics" { // Prometheus text, documented as such but not a JSON schema
+		openapitest.Check(t, method, req.URL.RequestURI(), []byte(body), res.StatusCode, res.Header, b)
+	}
 	return res.StatusCode, string(b)
 }
 

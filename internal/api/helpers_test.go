@@ -16,15 +16,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/getkin/kin-openapi/openapi3"
-	"github.com/getkin/kin-openapi/openapi3filter"
-	"github.com/getkin/kin-openapi/routers"
-	"github.com/getkin/kin-openapi/routers/gorillamux"
-
 	"github.com/tokend/tokend"
 	"github.com/tokend/tokend/internal/alert"
 	"github.com/tokend/tokend/internal/api"
 	"github.com/tokend/tokend/internal/apikey"
+	"github.com/tokend/tokend/internal/openapitest"
 	"github.com/tokend/tokend/internal/sqlite"
 )
 
@@ -387,58 +383,8 @@ func (e *env) createDomain(caller, name string) (int64, apiToken) {
 
 func (e *env) path(format string, args ...any) string { return fmt.Sprintf(format, args...) }
 
-// The OpenAPI document every response is validated against.
-var (
-	docOnce   sync.Once
-	docRouter routers.Router
-	docErr    error
-)
-
-func router(t *testing.T) routers.Router {
-	docOnce.Do(func() {
-		doc, err := openapi3.NewLoader().LoadFromData(api.OpenAPI)
-		if err != nil {
-			docErr = err
-			return
-		}
-		if err := doc.Validate(context.Background()); err != nil {
-			docErr = err
-			return
-		}
-		docRouter, docErr = gorillamux.NewRouter(doc)
-	})
-	if docErr != nil {
-		t.Fatalf("OpenAPI document: %v", docErr)
-	}
-	return docRouter
-}
-
-// validate checks a response against the operation the OpenAPI document
-// describes for the request, including that its status is documented.
-// Requests no operation matches must have answered 404 or 405.
+// validate checks a response against the OpenAPI document.
 func validate(t *testing.T, req request, raw []byte, r *response) {
 	t.Helper()
-	hr, _ := http.NewRequest(req.method, "http://127.0.0.1:8080"+req.path, bytes.NewReader(raw))
-	route, params, err := router(t).FindRoute(hr)
-	if err != nil {
-		if r.Status != http.StatusNotFound && r.Status != http.StatusMethodNotAllowed {
-			t.Errorf("%s %s answered %d but the OpenAPI document has no such operation", req.method, req.path, r.Status)
-		}
-		var body struct{ Error string }
-		if json.Unmarshal(r.Body, &body) != nil || body.Error == "" {
-			t.Errorf("%s %s: body %s, want {\"error\": ...}", req.method, req.path, r.Body)
-		}
-		return
-	}
-	in := &openapi3filter.RequestValidationInput{
-		Request: hr, PathParams: params, Route: route,
-		Options: &openapi3filter.Options{AuthenticationFunc: openapi3filter.NoopAuthenticationFunc, IncludeResponseStatus: true},
-	}
-	out := &openapi3filter.ResponseValidationInput{
-		RequestValidationInput: in, Status: r.Status, Header: r.Header, Body: io.NopCloser(bytes.NewReader(r.Body)),
-		Options: in.Options,
-	}
-	if err := openapi3filter.ValidateResponse(context.Background(), out); err != nil {
-		t.Errorf("%s %s → %d %s\ndoes not match the OpenAPI document: %v", req.method, req.path, r.Status, r.Body, err)
-	}
+	openapitest.Check(t, req.method, req.path, raw, r.Status, r.Header, r.Body)
 }

@@ -74,6 +74,11 @@ func TestPermissionMatrix(t *testing.T) {
 		"create domain":           {u, u, u, u, u, 404, 403, 403, 200},
 		"get domain":              {u, u, u, u, u, 404, 200, 404, 200},
 		"delete domain":           {u, u, u, u, u, 404, 403, 404, 204},
+		"token usage":             {u, u, u, u, u, 404, 404, 404, 200},
+		"token usage in account":  {u, u, u, u, u, 404, 404, 404, 200},
+		"audit log":               {u, u, u, u, u, 200, 403, 403, 200}, // another account reads its own log
+		"audit log in account":    {u, u, u, u, u, 404, 403, 403, 200},
+		"whoami":                  {u, u, u, u, u, 200, 200, 200, 200},
 	}
 	probe := newEnv(t)
 	eps := endpoints(probe)

@@ -99,5 +99,10 @@ func endpoints(e *env) []endpoint {
 		{"create domain", "POST", e.path("/api/accounts/%d/sending_domains", a), map[string]any{"sending_domain": map[string]any{"domain_name": "new.example.com"}}},
 		{"get domain", "GET", e.path("/api/accounts/%d/sending_domains/%d", a, d), nil},
 		{"delete domain", "DELETE", e.path("/api/accounts/%d/sending_domains/%d", a, d), nil},
+		{"token usage", "GET", e.path("/api/api_tokens/%d/usage", tok.ID), nil},
+		{"token usage in account", "GET", e.path("/api/accounts/%d/api_tokens/%d/usage", a, tok.ID), nil},
+		{"audit log", "GET", "/api/audit_log", nil},
+		{"audit log in account", "GET", e.path("/api/accounts/%d/audit_log", a), nil},
+		{"whoami", "GET", "/api/whoami", nil},
 	}
 }
