@@ -19,9 +19,6 @@ const (
 	OutcomeServerError Outcome = "server_error" // 5xx
 )
 
-// Outcomes lists every outcome in the order responses show them.
-var Outcomes = []Outcome{OutcomeSuccess, OutcomeClientError, OutcomeRateLimited, OutcomeServerError}
-
 // OutcomeOf classifies an HTTP status.
 func OutcomeOf(status int) Outcome {
 	switch {

@@ -1,6 +1,7 @@
 package api
 
 import (
+	"errors"
 	"math"
 	"net/http"
 	"strconv"
@@ -113,7 +114,7 @@ func (s *Server) authenticate(w http.ResponseWriter, r *http.Request, now time.T
 		var e *tokend.Error
 		if tokend.ErrorCode(err) == tokend.EUNAUTHORIZED {
 			s.failures.Take(ip, s.opts.AuthFailureLimit, now)
-			if asError(err, &e) && e.Reason == "expired_api_key" {
+			if errors.As(err, &e) && e.Reason == "expired_api_key" {
 				s.authExpired.Inc()
 			} else {
 				s.authInvalid.Inc()

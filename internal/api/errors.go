@@ -45,5 +45,3 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 }
 
 var errNotFound = tokend.Errorf(tokend.ENOTFOUND, "Not Found")
-
-func asError(err error, target **tokend.Error) bool { return errors.As(err, target) }

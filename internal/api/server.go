@@ -123,13 +123,15 @@ func (s *Server) account(r *http.Request, status int, took time.Duration, ip str
 		slog.Duration("duration", took),
 		slog.String("remote", ip),
 	}
-	obs := alert.Observation{At: s.opts.Now(), Addr: ip, Status: status}
 	if caller != nil {
 		attrs = append(attrs, slog.Int64("token_id", caller.ID))
 		s.svc.RecordRequest(caller.ID, status)
-		obs.TokenID, obs.AccountID = caller.ID, caller.AccountID
 	}
 	if s.opts.Alerts != nil {
+		obs := alert.Observation{At: s.opts.Now(), Addr: ip, Status: status}
+		if caller != nil {
+			obs.TokenID, obs.AccountID = caller.ID, caller.AccountID
+		}
 		s.opts.Alerts.Observe(obs)
 	}
 	s.log.LogAttrs(r.Context(), slog.LevelInfo, "request", attrs...)
