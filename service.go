@@ -123,6 +123,26 @@ func (s *Service) Authenticate(ctx context.Context, raw string) (*Token, error) 
 	return t, nil
 }
 
+// AuthenticateCached returns the token whose value is raw when this process
+// has already verified it and it has not expired; otherwise nil, and the caller
+// goes through Authenticate. It never reads the store, so it is safe to answer
+// before any throttle that protects the store from guessing.
+func (s *Service) AuthenticateCached(raw string) *Token {
+	if s.cache == nil {
+		return nil
+	}
+	env, err := s.opts.Format.Parse(raw)
+	if err != nil {
+		return nil
+	}
+	h := apikey.Hash(raw)
+	t, _ := s.cache.get(&h)
+	if t == nil || string(t.Environment) != env || t.ExpiredAt(s.now()) {
+		return nil
+	}
+	return t
+}
+
 // lookup finds the token with hash h, in the cache when it can, and reports
 // whether it came from the cache.
 func (s *Service) lookup(ctx context.Context, h *[32]byte) (t *Token, cached bool, err error) {
@@ -581,13 +601,17 @@ func (s *Service) guardDomains(ctx context.Context, tx Tx, c *catalog, target *T
 }
 
 // checkGrant decides whether caller may give perms to a token that now holds
-// had. Every resource must exist in the caller's account (EINVALID); the caller
+// had. Every resource must exist in the caller's account and be readable by
+// the caller (EINVALID, with the same message for both, so that nothing tells
+// a resource the caller cannot see from one that does not exist); the caller
 // must be admin on each resource it grants beyond what the token already had,
 // and account admin to leave a token with no permissions (EFORBIDDEN).
 func (c *catalog) checkGrant(caller *Token, perms, had []Permission) error {
 	var fe FieldErrors
 	for _, p := range perms {
-		if _, ok := c.resolve(p.ResourceType, p.ResourceID); !ok {
+		r, ok := c.resolve(p.ResourceType, p.ResourceID)
+		readable := r.Type == ResourceAccount || caller.LevelOn(r) >= Viewer || alreadyHeld(had, p) // every token knows its account
+		if !ok || !readable {
 			fe.Add("resources", fmt.Sprintf("%s %d does not exist", p.ResourceType, p.ResourceID))
 		}
 	}

@@ -12,49 +12,48 @@ import (
 	"github.com/tokend/tokend/internal/ratelimit"
 )
 
-type callerKey struct{}
-
-// callerSlot carries the authenticated token back out to ServeHTTP's accounting.
-type callerSlot struct{ token *tokend.Token }
-
 var (
 	errNoCredentials = &tokend.Error{Code: tokend.EUNAUTHORIZED, Message: "Missing API token: send it as Api-Token or Authorization: Bearer", Reason: "missing_api_key"}
 	errBadScheme     = &tokend.Error{Code: tokend.EUNAUTHORIZED, Message: "The Authorization header must use the Bearer scheme", Reason: "invalid_api_key"}
 	errTwoTokens     = &tokend.Error{Code: tokend.EUNAUTHORIZED, Message: "The Api-Token and Authorization headers carry different tokens", Reason: "invalid_api_key"}
 	errRateLimited   = tokend.Errorf(tokend.ERATELIMITED, "Rate limit exceeded")
+	errThrottled     = &tokend.Error{Code: tokend.ERATELIMITED, Message: "Too many failed authentications from your address; retry later", Reason: "auth_throttled"}
 )
 
 // credential returns the token value a request presents in Api-Token or
-// Authorization: Bearer. When both carry a token they must agree.
+// Authorization: Bearer. Every value of every such header must name the same
+// token: a proxy that reads another one than tokend must not see another
+// caller. An Authorization header with another scheme (Basic for a proxy, say)
+// is allowed only beside Api-Token, and carries no token.
 func credential(r *http.Request) (string, error) {
-	var header, bearer string
-	if vs := r.Header.Values("Api-Token"); len(vs) > 0 {
-		header = strings.TrimSpace(vs[0])
-		for _, v := range vs[1:] {
-			if strings.TrimSpace(v) != header {
-				return "", errTwoTokens
+	var value string
+	apiToken := false
+	for _, v := range r.Header.Values("Api-Token") {
+		if v = strings.TrimSpace(v); v == "" {
+			continue
+		}
+		if value != "" && v != value {
+			return "", errTwoTokens
+		}
+		value, apiToken = v, true
+	}
+	for _, auth := range r.Header.Values("Authorization") {
+		scheme, v, ok := strings.Cut(strings.TrimSpace(auth), " ")
+		if v = strings.TrimSpace(v); !ok || !strings.EqualFold(scheme, "Bearer") || v == "" {
+			if !apiToken {
+				return "", errBadScheme
 			}
+			continue
 		}
-	}
-	if auth := r.Header.Get("Authorization"); auth != "" {
-		scheme, value, ok := strings.Cut(strings.TrimSpace(auth), " ")
-		switch {
-		case ok && strings.EqualFold(scheme, "Bearer"):
-			bearer = strings.TrimSpace(value)
-		case header == "":
-			return "", errBadScheme
+		if value != "" && v != value {
+			return "", errTwoTokens
 		}
-		// Another scheme (Basic for a proxy, say) beside Api-Token carries no token.
+		value = v
 	}
-	switch {
-	case header == "" && bearer == "":
+	if value == "" {
 		return "", errNoCredentials
-	case header != "" && bearer != "" && header != bearer:
-		return "", errTwoTokens
-	case header != "":
-		return header, nil
 	}
-	return bearer, nil
+	return value, nil
 }
 
 // authedHandler is a handler that runs on behalf of an authenticated token.
@@ -69,9 +68,10 @@ func (s *Server) authed(h authedHandler) http.Handler {
 		s.sweepLimiters(now)
 		caller, err := s.authenticate(w, r, now)
 		if err == nil {
-			if slot, ok := r.Context().Value(callerKey{}).(*callerSlot); ok {
-				slot.token = caller
+			if st, ok := r.Context().Value(stateKey{}).(*requestState); ok {
+				st.token = caller
 			}
+			w.Header()[headerCache] = noStore // responses may hold token values or private data
 			err = s.rateLimit(w, caller, now)
 		}
 		if err == nil {
@@ -90,21 +90,31 @@ func (s *Server) authed(h authedHandler) http.Handler {
 	})
 }
 
-// authenticate returns the caller. A client address that has failed
-// authentication too often in the last minute gets 429 before its token is
-// even looked at, so guessing is pointless; other addresses are unaffected.
+// authenticate returns the caller. A token this process has already verified
+// passes at once: it costs nothing to check. Anything else is a possible guess
+// and reserves one failure of the client address's budget before the lookup,
+// so that no interleaving of parallel guesses gets more than the budget
+// answered; a lookup that succeeds gives the reservation back. An address out
+// of budget gets 429 with code auth_throttled; other addresses are unaffected.
 func (s *Server) authenticate(w http.ResponseWriter, r *http.Request, now time.Time) (*tokend.Token, error) {
 	value, err := credential(r)
 	if err == errNoCredentials {
 		s.authMissing.Inc()
 		return nil, err
 	}
+	if err == nil {
+		if t := s.svc.AuthenticateCached(value); t != nil {
+			s.authOK.Inc()
+			return t, nil
+		}
+	}
 	ip := tokend.ClientAddr(r.Context())
-	if d := s.failures.Peek(ip, s.opts.AuthFailureLimit, now); !d.Allowed {
+	limit := s.opts.AuthFailureLimit
+	if d := s.failures.Take(ip, limit, now); !d.Allowed {
 		s.authThrottled.Inc()
 		s.limitedAddress.Inc()
 		w.Header().Set("Retry-After", seconds(d.RetryAfter))
-		return nil, errRateLimited
+		return nil, errThrottled
 	}
 	var caller *tokend.Token
 	if err == nil {
@@ -112,16 +122,17 @@ func (s *Server) authenticate(w http.ResponseWriter, r *http.Request, now time.T
 	}
 	if err != nil {
 		var e *tokend.Error
-		if tokend.ErrorCode(err) == tokend.EUNAUTHORIZED {
-			s.failures.Take(ip, s.opts.AuthFailureLimit, now)
-			if errors.As(err, &e) && e.Reason == "expired_api_key" {
-				s.authExpired.Inc()
-			} else {
-				s.authInvalid.Inc()
-			}
+		switch {
+		case !errors.As(err, &e) || e.Code != tokend.EUNAUTHORIZED:
+			s.failures.Refund(ip, limit, now) // the store failed, not the client
+		case e.Reason == "expired_api_key":
+			s.authExpired.Inc()
+		default:
+			s.authInvalid.Inc()
 		}
 		return nil, err
 	}
+	s.failures.Refund(ip, limit, now)
 	s.authOK.Inc()
 	return caller, nil
 }

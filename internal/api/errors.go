@@ -19,7 +19,7 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	}
 	var e *tokend.Error
 	if !errors.As(err, &e) {
-		s.log.ErrorContext(r.Context(), "request failed", "method", r.Method, "path", r.URL.Path, "err", err)
+		s.logFailure(r, err)
 		encode(w, http.StatusInternalServerError, map[string]any{"error": "Internal Server Error"})
 		return
 	}
@@ -37,11 +37,23 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	case tokend.EINVALID:
 		encode(w, http.StatusUnprocessableEntity, map[string]any{"errors": e.Fields})
 	case tokend.ERATELIMITED:
-		encode(w, http.StatusTooManyRequests, map[string]any{"error": e.Message, "status": http.StatusTooManyRequests, "code": "rate_limited"})
+		reason := e.Reason
+		if reason == "" {
+			reason = "rate_limited"
+		}
+		encode(w, http.StatusTooManyRequests, map[string]any{"error": e.Message, "status": http.StatusTooManyRequests, "code": reason})
 	default:
-		s.log.ErrorContext(r.Context(), "request failed", "method", r.Method, "path", r.URL.Path, slog.Any("err", err))
+		s.logFailure(r, err)
 		encode(w, http.StatusInternalServerError, map[string]any{"error": "Internal Server Error"})
 	}
+}
+
+// logFailure logs an error the client is not told about, with what support
+// needs to find the request: its ID, bounded method and path.
+func (s *Server) logFailure(r *http.Request, err error) {
+	s.log.ErrorContext(r.Context(), "request failed", slog.String("request_id", RequestID(r)),
+		slog.String("method", methodLabel(r.Method)), slog.String("route", routeLabel(r)),
+		slog.String("path", clip(r.URL.Path, maxLoggedPath)), slog.Any("err", err))
 }
 
 var errNotFound = tokend.Errorf(tokend.ENOTFOUND, "Not Found")

@@ -6,7 +6,6 @@ package api
 import (
 	"context"
 	"log/slog"
-	"net"
 	"net/http"
 	"strconv"
 	"strings"
@@ -33,7 +32,10 @@ type Options struct {
 	// AuthFailureLimit is how many failed authentications a client address may
 	// make per minute before it gets 429 (default 20).
 	AuthFailureLimit int
-	Now              func() time.Time // the clock; time.Now if nil
+	// TrustedProxies are the peers whose X-Forwarded-For / Forwarded headers
+	// are believed for the client address (and X-Forwarded-Proto for HSTS).
+	TrustedProxies Prefixes
+	Now            func() time.Time // the clock; time.Now if nil
 }
 
 // Server is the HTTP API. Create it with NewServer.
@@ -46,6 +48,7 @@ type Server struct {
 	limits   *ratelimit.Limiter[limitKey]
 	failures *ratelimit.Limiter[string]
 	swept    atomic.Int64 // unix seconds of the last limiter sweep
+	ids      *requestIDs
 
 	// Counters of the hot path, resolved once instead of by label per request.
 	authOK, authMissing, authInvalid, authExpired, authThrottled prometheus.Counter
@@ -76,7 +79,7 @@ func NewServer(svc *tokend.Service, opts Options) http.Handler {
 		opts.Now = time.Now
 	}
 	s := &Server{svc: svc, opts: opts, log: opts.Logger, metrics: opts.Metrics, mux: http.NewServeMux(),
-		limits: ratelimit.New[limitKey](time.Minute), failures: ratelimit.New[string](time.Minute)}
+		limits: ratelimit.New[limitKey](time.Minute), failures: ratelimit.New[string](time.Minute), ids: newRequestIDs()}
 	a, rl := opts.Metrics.AuthOutcomes, opts.Metrics.RateLimited
 	s.authOK, s.authMissing, s.authInvalid = a.WithLabelValues("ok"), a.WithLabelValues("missing"), a.WithLabelValues("invalid")
 	s.authExpired, s.authThrottled = a.WithLabelValues("expired"), a.WithLabelValues("throttled")
@@ -86,43 +89,91 @@ func NewServer(svc *tokend.Service, opts Options) http.Handler {
 }
 
 // ServeHTTP runs the request, then accounts for it once: access log, metrics,
-// the token's usage and alert observation. A panic becomes a 500.
+// the token's usage and alert observation. A panic becomes a 500. Every
+// response carries X-Request-Id and X-Content-Type-Options, and HSTS when the
+// client reached tokend over HTTPS.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
 	rec := &statusRecorder{ResponseWriter: w}
-	ip := clientIP(r)
-	slot := &callerSlot{}
-	ctx := context.WithValue(tokend.WithClientAddr(r.Context(), ip), callerKey{}, slot)
+	ip, viaProxy := s.clientAddr(r)
+	st := &requestState{id: s.ids.from(r.Header)}
+	h := w.Header()
+	st.header[0] = st.id
+	h[headerRequestID] = st.header[:]
+	h[headerNoSniff] = noSniff
+	if r.TLS != nil || viaProxy && forwardedHTTPS(r.Header) {
+		h[headerHSTS] = hsts
+	}
+	ctx := context.WithValue(tokend.WithClientAddr(r.Context(), ip), stateKey{}, st)
 	r = r.WithContext(ctx)
 	defer func() {
 		if v := recover(); v != nil {
 			if v == http.ErrAbortHandler {
 				panic(v)
 			}
-			s.log.ErrorContext(ctx, "panic serving request", "method", r.Method, "path", r.URL.Path, "panic", v)
+			s.log.ErrorContext(ctx, "panic serving request", "request_id", st.id, "method", methodLabel(r.Method),
+				"path", clip(r.URL.Path, maxLoggedPath), "panic", v)
 			if rec.status == 0 {
 				encode(rec, http.StatusInternalServerError, map[string]any{"error": "Internal Server Error"})
 			}
 		}
-		s.account(r, rec.code(), time.Since(start), ip, slot.token)
+		s.account(r, rec.code(), time.Since(start), ip, st)
 	}()
 	s.mux.ServeHTTP(rec, r)
 }
 
-func (s *Server) account(r *http.Request, status int, took time.Duration, ip string, caller *tokend.Token) {
-	route := r.Pattern
-	if route == "" || route == "/" { // "/" is the catch-all that answers 404 and 405
-		route = "unmatched"
+// Canonical header names and shared values, set without canonicalization or
+// allocation on every response. The slices have capacity 1, so an Add by a
+// handler copies rather than writes into them.
+const (
+	headerRequestID = "X-Request-Id"
+	headerNoSniff   = "X-Content-Type-Options"
+	headerHSTS      = "Strict-Transport-Security"
+	headerCache     = "Cache-Control"
+)
+
+var (
+	noSniff = []string{"nosniff"}[:1:1]
+	hsts    = []string{"max-age=63072000; includeSubDomains"}[:1:1]
+	noStore = []string{"no-store"}[:1:1]
+)
+
+// maxLoggedPath bounds the request path copied into error logs.
+const maxLoggedPath = 256
+
+// methodLabel maps a request method to a fixed set, so that metric labels and
+// log fields cannot grow with what clients send.
+func methodLabel(m string) string {
+	switch m {
+	case http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodPatch,
+		http.MethodDelete, http.MethodOptions, http.MethodConnect, http.MethodTrace:
+		return m
 	}
-	s.metrics.Requests.WithLabelValues(route, r.Method, strconv.Itoa(status)).Inc()
+	return "other"
+}
+
+// routeLabel is the matched route pattern, or "unmatched" for anything the
+// catch-all answers: both come from the fixed set of registered routes.
+func routeLabel(r *http.Request) string {
+	if r.Pattern == "" || r.Pattern == "/" {
+		return "unmatched"
+	}
+	return r.Pattern
+}
+
+func (s *Server) account(r *http.Request, status int, took time.Duration, ip string, st *requestState) {
+	route, method := routeLabel(r), methodLabel(r.Method)
+	s.metrics.Requests.WithLabelValues(route, method, statusLabel(status)).Inc()
 	s.metrics.Latency.WithLabelValues(route).Observe(took.Seconds())
 	attrs := []slog.Attr{
-		slog.String("method", r.Method),
+		slog.String("request_id", st.id),
+		slog.String("method", method),
 		slog.String("route", route),
 		slog.Int("status", status),
 		slog.Duration("duration", took),
 		slog.String("remote", ip),
 	}
+	caller := st.token
 	if caller != nil {
 		attrs = append(attrs, slog.Int64("token_id", caller.ID))
 		s.svc.RecordRequest(caller.ID, status)
@@ -137,13 +188,13 @@ func (s *Server) account(r *http.Request, status int, took time.Duration, ip str
 	s.log.LogAttrs(r.Context(), slog.LevelInfo, "request", attrs...)
 }
 
-// clientIP is the address of the peer: tokend does not trust forwarding headers.
-func clientIP(r *http.Request) string {
-	host, _, err := net.SplitHostPort(r.RemoteAddr)
-	if err != nil {
-		return r.RemoteAddr
+// statusLabel renders a status for the metrics; statuses come from handlers,
+// so the set is fixed, but anything outside 100-599 still folds into one value.
+func statusLabel(code int) string {
+	if code < 100 || code > 599 {
+		return "other"
 	}
-	return host
+	return strconv.Itoa(code)
 }
 
 type statusRecorder struct {

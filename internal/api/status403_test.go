@@ -8,13 +8,11 @@ import (
 func TestForbidden(t *testing.T) {
 	e := newEnv(t)
 	p1 := e.createProject(e.admin, "Web")
-	p2 := e.createProject(e.admin, "Mobile")
 	sb1 := e.createSandbox(e.admin, p1, "QA")
 	d, _ := e.createDomain(e.admin, "example.com")
 	p1Admin := e.createToken(e.admin, "p1 admin", perm("project", p1, 100))
 	p1Viewer := e.createToken(e.admin, "p1 viewer", perm("project", p1, 10))
 	viewer := e.createToken(e.admin, "account viewer", perm("account", e.acme, 10))
-	sbAdmin := e.createToken(e.admin, "sandbox admin", perm("sandbox", sb1, 100))
 	a := e.acme
 	tests := []struct {
 		name   string
@@ -23,14 +21,12 @@ func TestForbidden(t *testing.T) {
 	}{
 		{"grant on a project it only views", p1Viewer.Token, request{method: "POST", path: "/api/api_tokens",
 			body: map[string]any{"name": "x", "resources": []any{perm("project", p1, 10)}}}},
-		{"grant beyond its project", p1Admin.Token, request{method: "POST", path: "/api/api_tokens",
-			body: map[string]any{"name": "x", "resources": []any{perm("project", p1, 100), perm("project", p2, 10)}}}},
 		{"grant account access as project admin", p1Admin.Token, request{method: "POST", path: "/api/api_tokens",
 			body: map[string]any{"name": "x", "resources": []any{perm("account", a, 10)}}}},
-		{"grant the project above its sandbox", sbAdmin.Token, request{method: "POST", path: "/api/api_tokens",
-			body: map[string]any{"name": "x", "resources": []any{perm("project", p1, 10)}}}},
 		{"token without resources as non-account-admin", p1Admin.Token, request{method: "POST", path: "/api/api_tokens",
 			body: map[string]any{"name": "x"}}},
+		{"grant admin on a sandbox it views through its project", p1Viewer.Token, request{method: "POST", path: "/api/api_tokens",
+			body: map[string]any{"name": "x", "resources": []any{perm("sandbox", sb1, 100)}}}},
 		{"account viewer creates anything", viewer.Token, request{method: "POST", path: "/api/api_tokens",
 			body: map[string]any{"name": "x", "resources": []any{perm("domain", d, 10)}}}},
 		{"account viewer creates a project", viewer.Token, request{method: "POST", path: e.path("/api/accounts/%d/projects", a),
@@ -44,9 +40,9 @@ func TestForbidden(t *testing.T) {
 			body: map[string]any{"sending_domain": map[string]any{"domain_name": "x.example.com"}}}},
 		{"account viewer deletes a domain", viewer.Token, request{method: "DELETE", path: e.path("/api/accounts/%d/sending_domains/%d", a, d)}},
 		{"account viewer deletes a sandbox", viewer.Token, request{method: "DELETE", path: e.path("/api/accounts/%d/inboxes/%d", a, sb1)}},
-		{"project admin edits a visible token to reach further", p1Admin.Token, request{method: "PATCH", path: e.path("/api/api_tokens/%d", p1Viewer.ID),
-			body: map[string]any{"resources": []any{perm("project", p2, 10)}}}},
 	}
+	// Granting a resource the caller cannot even read is not here: it answers
+	// 422 like a missing one (TestUnreadableResourcesLookMissing).
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			e := e.with(t)

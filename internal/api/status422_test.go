@@ -131,3 +131,48 @@ func TestTooLarge(t *testing.T) {
 	e.send(request{method: "POST", path: "/api/api_tokens", token: e.admin, body: ok}).want(200).decode(&tok)
 	e.secrets.add(tok.Token)
 }
+
+// A resource the caller cannot read answers exactly like one that does not
+// exist: a project admin learns nothing about another project's sandboxes,
+// whether it grants, edits or guesses.
+func TestUnreadableResourcesLookMissing(t *testing.T) {
+	e := newEnv(t)
+	mine := e.createProject(e.admin, "Mine")
+	theirs := e.createProject(e.admin, "Theirs")
+	hidden := e.createSandbox(e.admin, theirs, "Hidden")
+	hiddenDomain, _ := e.createDomain(e.admin, "hidden.example.com")
+	const missing = 424242
+	mySandbox := e.createSandbox(e.admin, mine, "Mine QA")
+	projectAdmin := e.createToken(e.admin, "project admin", perm("project", mine, 100))
+	sandboxAdmin := e.createToken(e.admin, "sandbox admin", perm("sandbox", mySandbox, 100))
+	target := e.createToken(projectAdmin.Token, "target", perm("project", mine, 10))
+
+	// body answers a grant of typ id as create and as PATCH, with the id
+	// replaced so that answers about different ids can be compared.
+	body := func(caller, method, path, typ string, id int64) string {
+		b := map[string]any{"resources": []any{perm(typ, id, 100)}}
+		if method == "POST" {
+			b["name"] = "probe"
+		}
+		r := e.send(request{method: method, path: path, token: caller, body: b}).want(422)
+		return strings.ReplaceAll(string(r.Body), fmt.Sprint(id), "ID")
+	}
+	for _, tt := range []struct {
+		name, caller, method, path, typ string
+		id                              int64
+	}{
+		{"grant another project's sandbox", projectAdmin.Token, "POST", "/api/api_tokens", "sandbox", hidden},
+		{"grant another project", projectAdmin.Token, "POST", "/api/api_tokens", "project", theirs},
+		{"grant a domain", projectAdmin.Token, "POST", "/api/api_tokens", "domain", hiddenDomain},
+		{"grant the project above its sandbox", sandboxAdmin.Token, "POST", "/api/api_tokens", "project", mine},
+		{"patch in another project's sandbox", projectAdmin.Token, "PATCH", e.path("/api/api_tokens/%d", target.ID), "sandbox", hidden},
+		{"patch in another project", projectAdmin.Token, "PATCH", e.path("/api/api_tokens/%d", target.ID), "project", theirs},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			got, want := body(tt.caller, tt.method, tt.path, tt.typ, tt.id), body(tt.caller, tt.method, tt.path, tt.typ, missing)
+			if got != want {
+				t.Errorf("an unreadable %s answers %s, a missing one %s", tt.typ, got, want)
+			}
+		})
+	}
+}

@@ -1,13 +1,16 @@
 package api_test
 
 import (
+	"fmt"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/tokend/tokend"
 	"github.com/tokend/tokend/internal/api"
+	"github.com/tokend/tokend/internal/apikey"
 )
 
 func assertRateLimited(t *testing.T, r *response) {
@@ -17,6 +20,23 @@ func assertRateLimited(t *testing.T, r *response) {
 	if body["error"] != "Rate limit exceeded" || body["status"] != float64(429) || body["code"] != "rate_limited" {
 		t.Errorf("429 body = %s", r.Body)
 	}
+	assertRetryAfter(t, r)
+}
+
+// assertThrottled checks the failed-authentication throttle's own answer,
+// which must not be mistaken for a spent plan limit.
+func assertThrottled(t *testing.T, r *response) {
+	t.Helper()
+	r.want(429)
+	body := r.object()
+	if body["code"] != "auth_throttled" || body["status"] != float64(429) || !strings.Contains(fmt.Sprint(body["error"]), "failed authentications") {
+		t.Errorf("throttle 429 body = %s", r.Body)
+	}
+	assertRetryAfter(t, r)
+}
+
+func assertRetryAfter(t *testing.T, r *response) {
+	t.Helper()
 	if n, err := strconv.Atoi(r.Header.Get("Retry-After")); err != nil || n < 1 {
 		t.Errorf("Retry-After = %q, want whole seconds ≥ 1", r.Header.Get("Retry-After"))
 	}
@@ -143,22 +163,64 @@ func TestPlanChangeAppliesAtOnce(t *testing.T) {
 }
 
 // Failed authentication is throttled per client address; valid tokens from
-// other addresses are never locked out.
+// other addresses are never locked out, and a token this instance has already
+// verified passes even from a throttled address.
 func TestFailedAuthenticationThrottlePerAddress(t *testing.T) {
 	e := newEnv(t, withAPI(func(o *api.Options) { o.AuthFailureLimit = 20 }))
 	guess := e.admin[:len(e.admin)-1] + string(flip(e.admin[len(e.admin)-1]))
+	e.send(request{method: "GET", path: "/api/api_tokens", token: e.admin, from: "127.0.0.3"}).want(200) // verified: now in memory
+	fresh := e.createToken(e.admin, "never used", perm("account", e.acme, 10))
 	for i := 0; i < 20; i++ {
 		e.send(request{method: "GET", path: "/api/api_tokens", token: guess, from: "127.0.0.2"}).want(401)
 	}
-	// The 21st guess, and even a valid token, from that address: 429 without a lookup.
-	assertRateLimited(t, e.send(request{method: "GET", path: "/api/api_tokens", token: guess, from: "127.0.0.2"}))
-	assertRateLimited(t, e.send(request{method: "GET", path: "/api/api_tokens", token: e.admin, from: "127.0.0.2"}))
+	// The 21st guess, and a valid token not yet verified here, from that
+	// address: 429 with the throttle's own code, without a lookup.
+	assertThrottled(t, e.send(request{method: "GET", path: "/api/api_tokens", token: guess, from: "127.0.0.2"}))
+	assertThrottled(t, e.send(request{method: "GET", path: "/api/api_tokens", token: fresh.Token, from: "127.0.0.2"}))
+	// A token already verified costs nothing to check, so it passes.
+	e.send(request{method: "GET", path: "/api/api_tokens", token: e.admin, from: "127.0.0.2"}).want(200)
 	// Another client is unaffected, valid or not.
-	e.send(request{method: "GET", path: "/api/api_tokens", token: e.admin, from: "127.0.0.3"}).want(200)
+	e.send(request{method: "GET", path: "/api/api_tokens", token: fresh.Token, from: "127.0.0.3"}).want(200)
 	e.send(request{method: "GET", path: "/api/api_tokens", token: guess, from: "127.0.0.3"}).want(401)
 	// Requests without any token are not guesses and are not throttled.
 	e.send(request{method: "GET", path: "/api/api_tokens", from: "127.0.0.2"}).want(401)
-	// The address recovers at 20 per minute: one more guess after 3 s.
+	// The address recovers at 20 per minute: one more lookup after 3 s.
 	e.clock.Advance(3 * time.Second)
-	e.send(request{method: "GET", path: "/api/api_tokens", token: e.admin, from: "127.0.0.2"}).want(200)
+	other := e.createToken(e.admin, "also never used", perm("account", e.acme, 10))
+	e.send(request{method: "GET", path: "/api/api_tokens", token: other.Token, from: "127.0.0.2"}).want(200)
+	// A successful lookup gave its reservation back: the budget is not spent by valid tokens.
+	e.send(request{method: "GET", path: "/api/api_tokens", token: guess, from: "127.0.0.2"}).want(401)
+}
+
+// Parallel well-formed guesses from one address never get more 401s than the
+// budget: the throttle reserves before the lookup.
+func TestThrottleHoldsUnderParallelGuesses(t *testing.T) {
+	const limit, guesses = 20, 300
+	e := newEnv(t, withAPI(func(o *api.Options) { o.AuthFailureLimit = limit }))
+	format, _ := apikey.NewFormat("tk")
+	values := make([]string, guesses)
+	for i := range values {
+		v, err := format.Generate("live")
+		if err != nil {
+			t.Fatal(err)
+		}
+		values[i] = v
+	}
+	var mu sync.Mutex
+	counts := map[int]int{}
+	var wg sync.WaitGroup
+	for _, v := range values {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			r := e.send(request{method: "GET", path: "/api/whoami", token: v, from: "127.0.0.9"})
+			mu.Lock()
+			counts[r.Status]++
+			mu.Unlock()
+		}()
+	}
+	wg.Wait()
+	if counts[401] != limit || counts[429] != guesses-limit {
+		t.Fatalf("%d parallel guesses got %v; want exactly %d 401s and the rest 429", guesses, counts, limit)
+	}
 }

@@ -54,6 +54,13 @@ func TestBearerAndApiTokenHeaders(t *testing.T) {
 		{"Api-Token beside a Basic header", http.Header{"Api-Token": {e.admin}, "Authorization": {"Basic dXNlcjpwYXNz"}}, 200},
 		{"Bearer disagreeing with a repeated Api-Token", http.Header{"Api-Token": {e.admin, e.otherAdmin}}, 401},
 		{"Bearer without value", http.Header{"Authorization": {"Bearer"}}, 401},
+		{"two Bearer headers disagreeing", http.Header{"Authorization": {"Bearer " + e.admin, "Bearer " + e.otherAdmin}}, 401},
+		{"two Bearer headers, the last one differing", http.Header{"Authorization": {"Bearer " + e.otherAdmin, "Bearer " + e.admin}}, 401},
+		{"two Bearer headers agreeing", http.Header{"Authorization": {"Bearer " + e.admin, "Bearer " + e.admin}}, 200},
+		{"Bearer and Basic without Api-Token", http.Header{"Authorization": {"Bearer " + e.admin, "Basic dXNlcjpwYXNz"}}, 401},
+		{"Api-Token with a second Bearer disagreeing", http.Header{"Api-Token": {e.admin}, "Authorization": {"Bearer " + e.admin, "Bearer " + e.otherAdmin}}, 401},
+		{"Api-Token, Bearer and Basic agreeing", http.Header{"Api-Token": {e.admin}, "Authorization": {"Basic dXNlcjpwYXNz", "Bearer " + e.admin}}, 200},
+		{"a second Api-Token empty", http.Header{"Api-Token": {e.admin, ""}}, 200},
 		{"none", http.Header{}, 401},
 	}
 	for _, tt := range tests {

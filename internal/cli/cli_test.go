@@ -106,6 +106,9 @@ func TestServeOverTLS(t *testing.T) {
 	if res.StatusCode != 200 {
 		t.Fatalf("GET over TLS: %d", res.StatusCode)
 	}
+	if got := res.Header.Get("Strict-Transport-Security"); !strings.HasPrefix(got, "max-age=") {
+		t.Errorf("HTTPS response without HSTS: %q", got)
+	}
 	if err := stop(); err != nil {
 		t.Fatalf("graceful stop returned %v", err)
 	}
@@ -187,4 +190,21 @@ func selfSigned(t *testing.T, dir string) (certFile, keyFile string, pool *x509.
 	pool = x509.NewCertPool()
 	pool.AddCert(cert)
 	return certFile, keyFile, pool
+}
+
+// A refused start creates no database and prints no token.
+func TestServeRefusesPlainHTTPOnANetworkAddress(t *testing.T) {
+	db := filepath.Join(t.TempDir(), "tokend.db")
+	var stdout, stderr syncBuffer
+	err := cli.Run(context.Background(), []string{"tokend", "serve", "--addr", "0.0.0.0:0", "--db", db},
+		func(string) string { return "" }, &stdout, &stderr)
+	if cli.ExitCode(err) != 2 || !strings.Contains(stderr.String(), "--insecure-http") || !strings.Contains(stderr.String(), "--trusted-proxies") {
+		t.Fatalf("exit %d, stderr %q", cli.ExitCode(err), stderr.String())
+	}
+	if _, err := os.Stat(db); err == nil {
+		t.Error("a refused start created the database")
+	}
+	if stdout.String() != "" {
+		t.Errorf("a refused start printed %q", stdout.String())
+	}
 }

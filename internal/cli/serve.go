@@ -3,11 +3,13 @@ package cli
 import (
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"sync"
 	"time"
@@ -32,6 +34,12 @@ type ServeConfig struct {
 	TLSKey      string
 	LogLevel    slog.Level
 
+	// TrustedProxies are the peers whose X-Forwarded-For and Forwarded headers
+	// name the client; they also vouch that TLS ends in front of tokend.
+	TrustedProxies api.Prefixes
+	// InsecureHTTP allows plain HTTP on a non-loopback address.
+	InsecureHTTP bool
+
 	MetricsAddr        string
 	TestRateMultiplier int
 	AuthFailureLimit   int
@@ -42,8 +50,8 @@ type ServeConfig struct {
 	AuthCache          bool
 }
 
-func serve(ctx context.Context, args []string, getenv Env, stdout, stderr io.Writer) error {
-	var cfg ServeConfig
+// serveFlags defines serve's flags on a new flag set, writing into cfg.
+func serveFlags(cfg *ServeConfig, stderr io.Writer) *flag.FlagSet {
 	fs := newFlagSet("serve", stderr)
 	fs.StringVar(&cfg.Addr, "addr", "127.0.0.1:8080", "address to listen on")
 	fs.StringVar(&cfg.DB, "db", "./tokend.db", "SQLite database file (created if missing)")
@@ -53,6 +61,8 @@ func serve(ctx context.Context, args []string, getenv Env, stdout, stderr io.Wri
 	fs.StringVar(&cfg.TokenPrefix, "token-prefix", apikey.DefaultPrefix, "prefix of token values, as in tk_live_...")
 	fs.StringVar(&cfg.TLSCert, "tls-cert", "", "TLS certificate file (with --tls-key: serve HTTPS)")
 	fs.StringVar(&cfg.TLSKey, "tls-key", "", "TLS private key file")
+	fs.Var(&cfg.TrustedProxies, "trusted-proxies", "comma-separated CIDRs of reverse proxies that terminate TLS; the client address comes from X-Forwarded-For/Forwarded only when the peer is one of them")
+	fs.BoolVar(&cfg.InsecureHTTP, "insecure-http", false, "allow plain HTTP on a non-loopback address without TLS or a trusted proxy in front")
 	fs.TextVar(&cfg.LogLevel, "log-level", slog.LevelInfo, "log level: debug, info, warn or error")
 	fs.StringVar(&cfg.MetricsAddr, "metrics-addr", "", "serve /metrics on this address instead of the API address")
 	fs.IntVar(&cfg.TestRateMultiplier, "test-rate-multiplier", 5, "test keys get this many times their plan's rate limit")
@@ -62,6 +72,12 @@ func serve(ctx context.Context, args []string, getenv Env, stdout, stderr io.Wri
 	fs.IntVar(&cfg.AlertThreshold, "alert-threshold", 20, "401/403/429 answers within --alert-window that raise an alert for a token or address")
 	fs.DurationVar(&cfg.AlertWindow, "alert-window", time.Minute, "window for --alert-threshold")
 	fs.BoolVar(&cfg.AuthCache, "auth-cache", true, "authenticate from an in-memory cache (false: a database lookup per request, for comparison)")
+	return fs
+}
+
+func serve(ctx context.Context, args []string, getenv Env, stdout, stderr io.Writer) error {
+	var cfg ServeConfig
+	fs := serveFlags(&cfg, stderr)
 	if err := parse(fs, args, getenv, stderr); err != nil {
 		return err
 	}
@@ -92,10 +108,59 @@ func serve(ctx context.Context, args []string, getenv Env, stdout, stderr io.Wri
 	return Serve(ctx, cfg, getenv("USER"), stdout, logger)
 }
 
+// transport decides whether cfg may serve: tokens must not cross a network in
+// clear, so plain HTTP on an address other than loopback needs the operator
+// to say that TLS ends at a trusted proxy in front (--trusted-proxies) or to
+// opt out (--insecure-http). It returns how tokend is reached, for the log.
+func transport(ctx context.Context, cfg ServeConfig) (string, error) {
+	switch {
+	case cfg.TLSCert != "":
+		return "https", nil
+	case loopbackOnly(ctx, cfg.Addr):
+		return "http on loopback", nil
+	case len(cfg.TrustedProxies) > 0:
+		return "http behind trusted proxies " + cfg.TrustedProxies.String() + " that terminate TLS", nil
+	case cfg.InsecureHTTP:
+		return "plain http on a network address (--insecure-http): tokens cross the network in clear", nil
+	}
+	return "", &UsageError{fmt.Sprintf("refusing to serve plain HTTP on %s, which is not a loopback address: API tokens would cross the network in clear. "+
+		"Serve HTTPS with --tls-cert and --tls-key; or, if a reverse proxy in front terminates TLS, name it with --trusted-proxies CIDR; "+
+		"or accept plain HTTP anyway with --insecure-http", cfg.Addr)}
+}
+
+// loopbackOnly reports whether addr can only be reached from this machine:
+// a loopback IP, or a name that resolves to loopback addresses only. An empty
+// host listens on every interface.
+func loopbackOnly(ctx context.Context, addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil || host == "" {
+		return false
+	}
+	if ip, err := netip.ParseAddr(host); err == nil {
+		return ip.Unmap().IsLoopback()
+	}
+	lctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	ips, err := net.DefaultResolver.LookupNetIP(lctx, "ip", host)
+	if err != nil || len(ips) == 0 {
+		return false
+	}
+	for _, ip := range ips {
+		if !ip.Unmap().IsLoopback() {
+			return false
+		}
+	}
+	return true
+}
+
 // Serve runs the API until ctx is done, then shuts down gracefully. On an empty
 // database it first creates the account "Default" and prints its admin token
 // to stdout, once.
 func Serve(ctx context.Context, cfg ServeConfig, operator string, stdout io.Writer, logger *slog.Logger) error {
+	how, err := transport(ctx, cfg) // before anything is created or printed
+	if err != nil {
+		return err
+	}
 	format, err := apikey.NewFormat(cfg.TokenPrefix)
 	if err != nil {
 		return &UsageError{err.Error()}
@@ -145,6 +210,7 @@ func Serve(ctx context.Context, cfg ServeConfig, operator string, stdout io.Writ
 	handler := api.NewServer(svc, api.Options{
 		Logger: logger, Metrics: m, Alerts: monitor, ServeMetrics: cfg.MetricsAddr == "",
 		TestRateMultiplier: cfg.TestRateMultiplier, AuthFailureLimit: cfg.AuthFailureLimit,
+		TrustedProxies: cfg.TrustedProxies,
 	})
 	srv := &http.Server{
 		Handler:           handler,
@@ -177,7 +243,7 @@ func Serve(ctx context.Context, cfg ServeConfig, operator string, stdout io.Writ
 		}()
 	}
 
-	logger.Info("listening", "addr", ln.Addr().String(), "url", scheme+"://"+ln.Addr().String(), "db", cfg.DB)
+	logger.Info("listening", "addr", ln.Addr().String(), "url", scheme+"://"+ln.Addr().String(), "db", cfg.DB, "transport", how)
 
 	var wg sync.WaitGroup
 	bgCtx, stopBackground := context.WithCancel(ctx)

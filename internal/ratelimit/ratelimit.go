@@ -96,6 +96,28 @@ func (l *Limiter[K]) decide(key K, limit int, now time.Time, spend bool) Decisio
 	}
 }
 
+// Refund gives back one request that Take spent for key at now, for a
+// reservation that turned out not to count (a throttle charged before a lookup
+// that then succeeded). It never gives a key more than a rested key has.
+func (l *Limiter[K]) Refund(key K, limit int, now time.Time) {
+	if limit <= 0 {
+		return
+	}
+	interval := l.period / time.Duration(limit)
+	s := l.shard(key)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	tat, ok := s.tat[key]
+	if !ok {
+		return
+	}
+	if tat = tat.Add(-interval); tat.After(now) {
+		s.tat[key] = tat
+	} else {
+		delete(s.tat, key)
+	}
+}
+
 // Sweep forgets keys that are fully rested at now; they behave exactly as
 // unknown keys. Call it periodically to bound memory.
 func (l *Limiter[K]) Sweep(now time.Time) {

@@ -127,3 +127,31 @@ func BenchmarkTake(b *testing.B) {
 		l.Take(key{1, false}, 1<<30, t0)
 	}
 }
+
+func TestRefundGivesBackOneRequest(t *testing.T) {
+	l := New[string](time.Minute)
+	now := t0
+	for i := 0; i < 3; i++ {
+		l.Take("k", 3, now)
+	}
+	if d := l.Take("k", 3, now); d.Allowed {
+		t.Fatal("a fourth request within the burst of 3 was allowed")
+	}
+	l.Refund("k", 3, now)
+	if d := l.Take("k", 3, now); !d.Allowed {
+		t.Fatal("the refunded request was not available again")
+	}
+	// Refunds never make a key better than rested.
+	for i := 0; i < 10; i++ {
+		l.Refund("fresh", 3, now)
+	}
+	admitted := 0
+	for i := 0; i < 10; i++ {
+		if l.Take("fresh", 3, now).Allowed {
+			admitted++
+		}
+	}
+	if admitted != 3 {
+		t.Errorf("after refunds a rested key admitted %d, want its burst of 3", admitted)
+	}
+}
