@@ -1,6 +1,8 @@
 package api_test
 
 import (
+	"slices"
+	"strings"
 	"testing"
 	"time"
 )
@@ -82,6 +84,7 @@ func TestPermissionMatrix(t *testing.T) {
 	}
 	probe := newEnv(t)
 	eps := endpoints(probe)
+	assertEndpointsAreTheRoutes(t, eps, authenticatedRoutes(probe))
 	if len(eps) != len(want) {
 		t.Fatalf("matrix covers %d endpoints, the API has %d", len(want), len(eps))
 	}
@@ -98,5 +101,45 @@ func TestPermissionMatrix(t *testing.T) {
 				e.send(request{method: ep.method, path: ep.path, token: token, body: ep.body}).want(row[c])
 			})
 		}
+	}
+}
+
+// authenticatedRoutes is every route of e's router that takes a token: all
+// under /api but the OpenAPI document.
+func authenticatedRoutes(e *env) []string {
+	var out []string
+	for _, route := range routesOf(e) {
+		if _, path, _ := strings.Cut(route, " "); strings.HasPrefix(path, "/api/") && route != "GET /api/openapi.json" {
+			out = append(out, route)
+		}
+	}
+	return out
+}
+
+// assertEndpointsAreTheRoutes stops the test unless eps names every route
+// once and nothing else, so that a new route cannot escape the matrix and
+// the 401 checks, and no row tests a route that is gone.
+func assertEndpointsAreTheRoutes(t *testing.T, eps []endpoint, routes []string) {
+	t.Helper()
+	if len(routes) == 0 {
+		t.Fatal("the router lists no authenticated routes")
+	}
+	var named []string
+	for _, ep := range eps {
+		switch {
+		case slices.Contains(named, ep.route):
+			t.Errorf("%q: %s already has an entry", ep.name, ep.route)
+		case !slices.Contains(routes, ep.route):
+			t.Errorf("%q names %s, which the router does not serve", ep.name, ep.route)
+		}
+		named = append(named, ep.route)
+	}
+	for _, route := range routes {
+		if !slices.Contains(named, route) {
+			t.Errorf("route %s has no entry in endpoints() nor a row in the permission matrix", route)
+		}
+	}
+	if t.Failed() {
+		t.FailNow()
 	}
 }

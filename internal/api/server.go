@@ -247,8 +247,8 @@ func (s *Server) noRoute(w http.ResponseWriter, r *http.Request) {
 // pathID parses a positive integer path parameter; anything else is ENOTFOUND,
 // because no such record can exist.
 func pathID(r *http.Request, name string) (int64, error) {
-	id, err := strconv.ParseInt(r.PathValue(name), 10, 64)
-	if err != nil || id <= 0 {
+	id, ok := parseID(r.PathValue(name))
+	if !ok {
 		return 0, errNotFound
 	}
 	return id, nil

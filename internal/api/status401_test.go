@@ -1,6 +1,7 @@
 package api_test
 
 import (
+	"fmt"
 	"net/http"
 	"strings"
 	"testing"
@@ -56,53 +57,73 @@ func TestErrorBodiesNeverEchoTheToken(t *testing.T) {
 }
 
 // endpoint is one operation of the API with a valid-looking request body.
+// route is the router's "METHOD /pattern" that path is an instance of.
 type endpoint struct {
-	name, method, path string
-	body               any
+	name, method, path, route string
+	body                      any
 }
 
 // endpoints lists every authenticated operation, pointing at real records of
-// Acme: a project, a sandbox, a domain and a spare token.
+// Acme: a project, a sandbox, a domain and a spare token. Each names its route;
+// TestPermissionMatrix checks that the routes are exactly the router's.
 func endpoints(e *env) []endpoint {
 	e.t.Helper()
 	p := e.createProject(e.admin, "Fixture project")
 	sb := e.createSandbox(e.admin, p, "Fixture sandbox")
 	d, _ := e.createDomain(e.admin, "fixture.example.com")
 	tok := e.createToken(e.admin, "fixture token", perm("project", p, 10))
-	a := e.acme
 	named := map[string]any{"name": "x", "resources": []any{perm("project", p, 10)}}
-	return []endpoint{
-		{"list tokens", "GET", "/api/api_tokens", nil},
-		{"create token", "POST", "/api/api_tokens", named},
-		{"get token", "GET", e.path("/api/api_tokens/%d", tok.ID), nil},
-		{"patch token", "PATCH", e.path("/api/api_tokens/%d", tok.ID), map[string]any{"name": "renamed"}},
-		{"reset token", "POST", e.path("/api/api_tokens/%d/reset", tok.ID), nil},
-		{"delete token", "DELETE", e.path("/api/api_tokens/%d", tok.ID), nil},
-		{"list tokens in account", "GET", e.path("/api/accounts/%d/api_tokens", a), nil},
-		{"create token in account", "POST", e.path("/api/accounts/%d/api_tokens", a), named},
-		{"get token in account", "GET", e.path("/api/accounts/%d/api_tokens/%d", a, tok.ID), nil},
-		{"patch token in account", "PATCH", e.path("/api/accounts/%d/api_tokens/%d", a, tok.ID), map[string]any{"name": "renamed"}},
-		{"reset token in account", "POST", e.path("/api/accounts/%d/api_tokens/%d/reset", a, tok.ID), nil},
-		{"delete token in account", "DELETE", e.path("/api/accounts/%d/api_tokens/%d", a, tok.ID), nil},
-		{"list accounts", "GET", "/api/accounts", nil},
-		{"list projects", "GET", e.path("/api/accounts/%d/projects", a), nil},
-		{"create project", "POST", e.path("/api/accounts/%d/projects", a), map[string]any{"project": map[string]any{"name": "n"}}},
-		{"get project", "GET", e.path("/api/accounts/%d/projects/%d", a, p), nil},
-		{"rename project", "PATCH", e.path("/api/accounts/%d/projects/%d", a, p), map[string]any{"project": map[string]any{"name": "n"}}},
-		{"delete project", "DELETE", e.path("/api/accounts/%d/projects/%d", a, p), nil},
-		{"create sandbox", "POST", e.path("/api/accounts/%d/projects/%d/inboxes", a, p), map[string]any{"inbox": map[string]any{"name": "n"}}},
-		{"list sandboxes", "GET", e.path("/api/accounts/%d/inboxes", a), nil},
-		{"get sandbox", "GET", e.path("/api/accounts/%d/inboxes/%d", a, sb), nil},
-		{"rename sandbox", "PATCH", e.path("/api/accounts/%d/inboxes/%d", a, sb), map[string]any{"inbox": map[string]any{"name": "n"}}},
-		{"delete sandbox", "DELETE", e.path("/api/accounts/%d/inboxes/%d", a, sb), nil},
-		{"list domains", "GET", e.path("/api/accounts/%d/sending_domains", a), nil},
-		{"create domain", "POST", e.path("/api/accounts/%d/sending_domains", a), map[string]any{"sending_domain": map[string]any{"domain_name": "new.example.com"}}},
-		{"get domain", "GET", e.path("/api/accounts/%d/sending_domains/%d", a, d), nil},
-		{"delete domain", "DELETE", e.path("/api/accounts/%d/sending_domains/%d", a, d), nil},
-		{"token usage", "GET", e.path("/api/api_tokens/%d/usage", tok.ID), nil},
-		{"token usage in account", "GET", e.path("/api/accounts/%d/api_tokens/%d/usage", a, tok.ID), nil},
-		{"audit log", "GET", "/api/audit_log", nil},
-		{"audit log in account", "GET", e.path("/api/accounts/%d/audit_log", a), nil},
-		{"whoami", "GET", "/api/whoami", nil},
+	const acct = "/api/accounts/{account_id}"
+	rows := []struct {
+		name, route string
+		id          int64 // the record {id} names
+		body        any
+	}{
+		{"list tokens", "GET /api/api_tokens", 0, nil},
+		{"create token", "POST /api/api_tokens", 0, named},
+		{"get token", "GET /api/api_tokens/{id}", tok.ID, nil},
+		{"patch token", "PATCH /api/api_tokens/{id}", tok.ID, map[string]any{"name": "renamed"}},
+		{"reset token", "POST /api/api_tokens/{id}/reset", tok.ID, nil},
+		{"delete token", "DELETE /api/api_tokens/{id}", tok.ID, nil},
+		{"list tokens in account", "GET " + acct + "/api_tokens", 0, nil},
+		{"create token in account", "POST " + acct + "/api_tokens", 0, named},
+		{"get token in account", "GET " + acct + "/api_tokens/{id}", tok.ID, nil},
+		{"patch token in account", "PATCH " + acct + "/api_tokens/{id}", tok.ID, map[string]any{"name": "renamed"}},
+		{"reset token in account", "POST " + acct + "/api_tokens/{id}/reset", tok.ID, nil},
+		{"delete token in account", "DELETE " + acct + "/api_tokens/{id}", tok.ID, nil},
+		{"list accounts", "GET /api/accounts", 0, nil},
+		{"list projects", "GET " + acct + "/projects", 0, nil},
+		{"create project", "POST " + acct + "/projects", 0, map[string]any{"project": map[string]any{"name": "n"}}},
+		{"get project", "GET " + acct + "/projects/{id}", p, nil},
+		{"rename project", "PATCH " + acct + "/projects/{id}", p, map[string]any{"project": map[string]any{"name": "n"}}},
+		{"delete project", "DELETE " + acct + "/projects/{id}", p, nil},
+		{"create sandbox", "POST " + acct + "/projects/{project_id}/inboxes", 0, map[string]any{"inbox": map[string]any{"name": "n"}}},
+		{"list sandboxes", "GET " + acct + "/inboxes", 0, nil},
+		{"get sandbox", "GET " + acct + "/inboxes/{id}", sb, nil},
+		{"rename sandbox", "PATCH " + acct + "/inboxes/{id}", sb, map[string]any{"inbox": map[string]any{"name": "n"}}},
+		{"delete sandbox", "DELETE " + acct + "/inboxes/{id}", sb, nil},
+		{"list domains", "GET " + acct + "/sending_domains", 0, nil},
+		{"create domain", "POST " + acct + "/sending_domains", 0, map[string]any{"sending_domain": map[string]any{"domain_name": "new.example.com"}}},
+		{"get domain", "GET " + acct + "/sending_domains/{id}", d, nil},
+		{"delete domain", "DELETE " + acct + "/sending_domains/{id}", d, nil},
+		{"token usage", "GET /api/api_tokens/{id}/usage", tok.ID, nil},
+		{"token usage in account", "GET " + acct + "/api_tokens/{id}/usage", tok.ID, nil},
+		{"audit log", "GET /api/audit_log", 0, nil},
+		{"audit log in account", "GET " + acct + "/audit_log", 0, nil},
+		{"whoami", "GET /api/whoami", 0, nil},
 	}
+	eps := make([]endpoint, len(rows))
+	for i, r := range rows {
+		method, pattern, _ := strings.Cut(r.route, " ")
+		if strings.Contains(pattern, "{id}") != (r.id != 0) {
+			e.t.Fatalf("%s: route %s with record id %d", r.name, r.route, r.id)
+		}
+		path := strings.NewReplacer("{account_id}", fmt.Sprint(e.acme), "{project_id}", fmt.Sprint(p),
+			"{id}", fmt.Sprint(r.id)).Replace(pattern)
+		if strings.Contains(path, "{") {
+			e.t.Fatalf("%s: no value for a parameter of %s", r.name, r.route)
+		}
+		eps[i] = endpoint{name: r.name, method: method, path: path, route: r.route, body: r.body}
+	}
+	return eps
 }

@@ -1,6 +1,7 @@
 package api_test
 
 import (
+	"context"
 	"fmt"
 	"strconv"
 	"strings"
@@ -196,7 +197,10 @@ func TestFailedAuthenticationThrottlePerAddress(t *testing.T) {
 // budget: the throttle reserves before the lookup.
 func TestThrottleHoldsUnderParallelGuesses(t *testing.T) {
 	const limit, guesses = 20, 300
-	e := newEnv(t, withAPI(func(o *api.Options) { o.AuthFailureLimit = limit }))
+	// Lookups take a while, as on a loaded database: the window in which a
+	// check-then-charge throttle lets parallel guesses through.
+	e := newEnv(t, withAPI(func(o *api.Options) { o.AuthFailureLimit = limit }),
+		withStore(func(s tokend.Store) tokend.Store { return slowLookups{s} }))
 	format, _ := apikey.NewFormat("tk")
 	values := make([]string, guesses)
 	for i := range values {
@@ -223,4 +227,12 @@ func TestThrottleHoldsUnderParallelGuesses(t *testing.T) {
 	if counts[401] != limit || counts[429] != guesses-limit {
 		t.Fatalf("%d parallel guesses got %v; want exactly %d 401s and the rest 429", guesses, counts, limit)
 	}
+}
+
+// slowLookups is a store whose authentication lookups take 20 ms.
+type slowLookups struct{ tokend.Store }
+
+func (s slowLookups) TokenByHash(ctx context.Context, hash []byte) (*tokend.Token, error) {
+	time.Sleep(20 * time.Millisecond)
+	return s.Store.TokenByHash(ctx, hash)
 }

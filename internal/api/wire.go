@@ -79,16 +79,31 @@ func (id *idInput) UnmarshalJSON(b []byte) error {
 	if len(b) > 0 && b[0] == '"' {
 		var s string
 		if err := json.Unmarshal(b, &s); err != nil {
-			return tokend.Invalid("resources", "resource_id must be an integer or a string of digits")
+			return tokend.Invalid("resources", "resource_id must be a positive integer or a string of digits")
 		}
 		b = []byte(s)
 	}
-	n, err := strconv.ParseInt(string(b), 10, 64)
-	if err != nil {
-		return tokend.Invalid("resources", "resource_id must be an integer or a string of digits")
+	n, ok := parseID(string(b))
+	if !ok {
+		return tokend.Invalid("resources", "resource_id must be a positive integer or a string of digits")
 	}
 	*id = idInput(n)
 	return nil
+}
+
+// parseID parses a resource id: decimal digits only (no sign, space or
+// exponent), 1 to MaxInt64.
+func parseID(s string) (int64, bool) {
+	if s == "" {
+		return 0, false
+	}
+	for i := 0; i < len(s); i++ {
+		if s[i] < '0' || s[i] > '9' {
+			return 0, false
+		}
+	}
+	n, err := strconv.ParseInt(s, 10, 64)
+	return n, err == nil && n > 0
 }
 
 func toPermissions(in []permissionInput) ([]tokend.Permission, error) {
