@@ -15,7 +15,7 @@ import (
 var (
 	errNoCredentials = &tokend.Error{Code: tokend.EUNAUTHORIZED, Message: "Missing API token: send it as Api-Token or Authorization: Bearer", Reason: "missing_api_key"}
 	errBadScheme     = &tokend.Error{Code: tokend.EUNAUTHORIZED, Message: "The Authorization header must use the Bearer scheme", Reason: "invalid_api_key"}
-	errTwoTokens     = &tokend.Error{Code: tokend.EUNAUTHORIZED, Message: "The Api-Token and Authorization headers carry different tokens", Reason: "invalid_api_key"}
+	errTwoTokens     = &tokend.Error{Code: tokend.EUNAUTHORIZED, Message: "Every Api-Token and Authorization header must carry the same token", Reason: "invalid_api_key"}
 	errRateLimited   = tokend.Errorf(tokend.ERATELIMITED, "Rate limit exceeded")
 	errThrottled     = &tokend.Error{Code: tokend.ERATELIMITED, Message: "Too many failed authentications from your address; retry later", Reason: "auth_throttled"}
 )

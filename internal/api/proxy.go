@@ -2,6 +2,7 @@ package api
 
 import (
 	"fmt"
+	"net"
 	"net/http"
 	"net/netip"
 	"strings"
@@ -68,12 +69,20 @@ const maxForwardedHops = 32
 // never lets a client choose its own address. The result is always a
 // canonical IP, so it is bounded in size.
 func (s *Server) clientAddr(r *http.Request) (addr string, viaProxy bool) {
+	if len(s.opts.TrustedProxies) == 0 {
+		// The common case, without an allocation: the peer as the network
+		// stack wrote it, which is bounded.
+		if host, _, err := net.SplitHostPort(r.RemoteAddr); err == nil {
+			return host, false
+		}
+		return clip(r.RemoteAddr, 64), false
+	}
 	peer, err := netip.ParseAddrPort(r.RemoteAddr)
 	if err != nil {
 		return clip(r.RemoteAddr, 64), false
 	}
 	ip := peer.Addr().Unmap()
-	if len(s.opts.TrustedProxies) == 0 || !s.opts.TrustedProxies.Contains(ip) {
+	if !s.opts.TrustedProxies.Contains(ip) {
 		return ip.String(), false
 	}
 	hops := forwardedFor(r.Header)
