@@ -36,7 +36,9 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	}
 	binary = filepath.Join(dir, "tokend")
-	build := exec.Command("go", "build", "-o", binary, ".")
+	// -buildvcs=true records the git revision, as a plain "go build" in a
+	// checkout does, even where GOFLAGS turns that off.
+	build := exec.Command("go", "build", "-buildvcs=true", "-o", binary, ".")
 	build.Stdout, build.Stderr = os.Stderr, os.Stderr
 	if err := build.Run(); err != nil {
 		fmt.Fprintln(os.Stderr, "build tokend:", err)

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"strconv"
-	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -49,7 +48,7 @@ func accountCreate(ctx context.Context, args []string, getenv Env, stdout, stder
 	db := fs.String("db", "./tokend.db", "SQLite database file")
 	prefix := fs.String("token-prefix", apikey.DefaultPrefix, "prefix of token values")
 	asJSON := fs.Bool("json", false, `print {"account": ..., "api_token": ...} as JSON`)
-	if err := parse(fs, args, getenv, stderr); err != nil {
+	if err := parse(fs, args, getenv, stdout); err != nil {
 		return err
 	}
 	if *name == "" {
@@ -81,20 +80,18 @@ func accountCreate(ctx context.Context, args []string, getenv Env, stdout, stder
 }
 
 func accountSetPlan(ctx context.Context, args []string, getenv Env, stdout, stderr io.Writer) error {
-	if len(args) == 0 || strings.HasPrefix(args[0], "-") {
-		return &UsageError{"account set-plan: usage: tokend account set-plan ID --plan free|pro|enterprise [--rate-limit N]"}
-	}
-	id, err := strconv.ParseInt(args[0], 10, 64)
-	if err != nil || id <= 0 {
-		return &UsageError{fmt.Sprintf("account set-plan: %q is not an account ID", args[0])}
-	}
 	fs := newFlagSet("account set-plan", stderr)
 	plan := fs.String("plan", "", "plan: free, pro or enterprise (required)")
 	limit := fs.Int("rate-limit", 0, "requests per minute; required for enterprise, fixed by the plan otherwise")
 	db := fs.String("db", "./tokend.db", "SQLite database file")
 	asJSON := fs.Bool("json", false, "print the account as JSON")
-	if err := parse(fs, args[1:], getenv, stderr); err != nil {
+	arg, err := parseWithArg(fs, args, getenv, stdout, "account ID")
+	if err != nil {
 		return err
+	}
+	id, err := strconv.ParseInt(arg, 10, 64)
+	if err != nil || id <= 0 {
+		return &UsageError{fmt.Sprintf("account set-plan: %q is not an account ID", arg)}
 	}
 	p, ok := tokend.ParsePlan(*plan)
 	if !ok {
@@ -127,7 +124,7 @@ func accountList(ctx context.Context, args []string, getenv Env, stdout, stderr 
 	fs := newFlagSet("account list", stderr)
 	db := fs.String("db", "./tokend.db", "SQLite database file")
 	asJSON := fs.Bool("json", false, "print a JSON array")
-	if err := parse(fs, args, getenv, stderr); err != nil {
+	if err := parse(fs, args, getenv, stdout); err != nil {
 		return err
 	}
 	svc, closeDB, err := openService(ctx, *db, apikey.DefaultPrefix)

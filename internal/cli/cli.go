@@ -10,6 +10,7 @@ import (
 	"io"
 	"runtime/debug"
 	"strings"
+	"text/tabwriter"
 	"time"
 )
 
@@ -33,42 +34,83 @@ func ExitCode(err error) int {
 // Env reads an environment variable; os.Getenv in production.
 type Env func(string) string
 
-const usage = `tokend: API tokens for your API.
+// command is one thing tokend does. The top-level help and each command's
+// own help come from this table, so that they cannot disagree.
+type command struct {
+	name    string // as typed: "account create"
+	args    string // what follows the name in its usage line
+	summary string
+	run     func(ctx context.Context, args []string, getenv Env, stdout, stderr io.Writer) error
+}
 
-Usage:
-  tokend serve [flags]             run the HTTP API (first start creates account "Default" and prints its admin token)
-  tokend account create --name N   create an account and print its first admin token
-  tokend account list              list accounts
-  tokend account set-plan ID --plan P [--rate-limit N]
-                                   change an account's plan (enterprise takes a custom limit)
-  tokend version                   print the version
-  tokend help                      show this help
+// commands lists every command in the order the help shows them. It is
+// filled in init because help refers to it.
+var commands []command
 
-Every flag can also be set by an environment variable: --reset-grace is TOKEND_RESET_GRACE.
-Run "tokend <command> -h" for a command's flags.
-`
+func init() {
+	commands = []command{
+		{"serve", "[flags]", "run the HTTP API (the first start on an empty database creates account \"Default\" and prints its admin token)", serve},
+		{"account create", "--name N [--plan free|pro|enterprise] [--json]", "create an account and print its first admin token once", accountCreate},
+		{"account list", "[--json]", "list accounts", accountList},
+		{"account set-plan", "ID --plan free|pro|enterprise [--rate-limit N]", "change an account's plan (enterprise takes a custom limit)", accountSetPlan},
+		{"token create", "--account ID --name N [--json]", "mint an account-admin token into an existing account: the recovery when its only admin token is lost", tokenCreate},
+		{"token revoke", "ID [--force]", "delete a token; running servers refuse it within a second", tokenRevoke},
+		{"backup", "OUT", "write a consistent copy of the database to the new file OUT, safe while serve runs", backup},
+		{"version", "", "print the version and the VCS revision tokend was built from", printVersion},
+		{"help", "[COMMAND]", "show this help, or a command's flags with their environment variables", help},
+	}
+}
+
+// lookup finds the command args start with, and returns the arguments after its name.
+func lookup(args []string) (*command, []string) {
+	for i := range commands {
+		c := &commands[i]
+		words := strings.Fields(c.name)
+		if len(args) >= len(words) && strings.Join(args[:len(words)], " ") == c.name {
+			return c, args[len(words):]
+		}
+	}
+	return nil, nil
+}
+
+func usage() string {
+	var b strings.Builder
+	b.WriteString("tokend: API tokens for your API.\n\nUsage:\n")
+	for _, c := range commands {
+		line := "tokend " + c.name
+		if c.args != "" {
+			line += " " + c.args
+		}
+		fmt.Fprintf(&b, "  %s\n      %s\n", line, c.summary)
+	}
+	b.WriteString("\nFlags that configure tokend can also be set by environment variables:\n" +
+		"--db is TOKEND_DB, --reset-grace is TOKEND_RESET_GRACE (a flag wins over its variable).\n" +
+		"Run \"tokend help COMMAND\" or \"tokend COMMAND --help\" for a command's flags.\n")
+	return b.String()
+}
 
 // Run runs the tokend command line with args (args[0] is the program name).
 // It returns a *UsageError for wrong usage; errors are not printed, except usage.
 func Run(ctx context.Context, args []string, getenv Env, stdout, stderr io.Writer) error {
 	if len(args) < 2 {
-		fmt.Fprint(stderr, usage)
+		fmt.Fprint(stderr, usage())
 		return &UsageError{"no command given"}
 	}
-	cmd, rest := args[1], args[2:]
 	var err error
-	switch cmd {
-	case "serve":
-		err = serve(ctx, rest, getenv, stdout, stderr)
-	case "account":
-		err = account(ctx, rest, getenv, stdout, stderr)
-	case "version", "--version":
-		fmt.Fprintln(stdout, "tokend", version())
-	case "help", "-h", "--help":
-		fmt.Fprint(stdout, usage)
+	switch c, rest := lookup(args[1:]); {
+	case c != nil:
+		err = c.run(ctx, rest, getenv, stdout, stderr)
+	case args[1] == "-h" || args[1] == "--help":
+		fmt.Fprint(stdout, usage())
+	case args[1] == "--version":
+		err = printVersion(ctx, nil, getenv, stdout, stderr)
+	case (args[1] == "account" || args[1] == "token") && len(args) == 2:
+		err = &UsageError{fmt.Sprintf("%s needs a subcommand: %s", args[1], subcommands(args[1]))}
+	case args[1] == "account" || args[1] == "token":
+		err = &UsageError{fmt.Sprintf("unknown command %q (%s takes %s)", args[1]+" "+args[2], args[1], subcommands(args[1]))}
 	default:
-		fmt.Fprint(stderr, usage)
-		return &UsageError{fmt.Sprintf("unknown command %q", cmd)}
+		fmt.Fprint(stderr, usage())
+		err = &UsageError{fmt.Sprintf("unknown command %q", args[1])}
 	}
 	var u *UsageError
 	if errors.As(err, &u) {
@@ -77,19 +119,36 @@ func Run(ctx context.Context, args []string, getenv Env, stdout, stderr io.Write
 	return err
 }
 
-func account(ctx context.Context, args []string, getenv Env, stdout, stderr io.Writer) error {
+// subcommands lists the subcommands of a command group, such as "account".
+func subcommands(group string) string {
+	var subs []string
+	for _, c := range commands {
+		if g, sub, ok := strings.Cut(c.name, " "); ok && g == group {
+			subs = append(subs, sub)
+		}
+	}
+	return strings.Join(subs, ", ")
+}
+
+// help prints the usage, or one command's usage line and flags.
+func help(ctx context.Context, args []string, getenv Env, stdout, stderr io.Writer) error {
 	if len(args) == 0 {
-		return &UsageError{"account needs a subcommand: create, list or set-plan"}
+		fmt.Fprint(stdout, usage())
+		return nil
 	}
-	switch args[0] {
-	case "create":
-		return accountCreate(ctx, args[1:], getenv, stdout, stderr)
-	case "list":
-		return accountList(ctx, args[1:], getenv, stdout, stderr)
-	case "set-plan":
-		return accountSetPlan(ctx, args[1:], getenv, stdout, stderr)
+	c, rest := lookup(args)
+	if c == nil || len(rest) > 0 {
+		return &UsageError{fmt.Sprintf("help: unknown command %q", strings.Join(args, " "))}
 	}
-	return &UsageError{fmt.Sprintf("unknown account subcommand %q (want create, list or set-plan)", args[0])}
+	if c.name == "help" {
+		fmt.Fprint(stdout, usage())
+		return nil
+	}
+	err := c.run(ctx, []string{"--help"}, func(string) string { return "" }, stdout, stderr)
+	if errors.Is(err, flag.ErrHelp) {
+		return nil
+	}
+	return err
 }
 
 // newFlagSet returns a flag set that reports a bad flag in one line with a
@@ -101,14 +160,49 @@ func newFlagSet(name string, stderr io.Writer) *flag.FlagSet {
 	return fs
 }
 
+// perInvocation are flags that say what to do rather than how tokend is set
+// up: they are never read from the environment, so that a stray TOKEND_NAME
+// cannot rename what an operator creates.
+var perInvocation = map[string]bool{"name": true, "plan": true, "json": true, "rate-limit": true, "account": true, "force": true}
+
+// envVar is the environment variable a flag is read from, or "" for none.
+func envVar(f *flag.Flag) string {
+	if perInvocation[f.Name] {
+		return ""
+	}
+	return "TOKEND_" + strings.ToUpper(strings.ReplaceAll(f.Name, "-", "_"))
+}
+
 // parse applies TOKEND_* environment variables as defaults, then the command
-// line. Bad values and stray arguments are usage errors; -h prints the flags
-// to stderr and returns flag.ErrHelp.
-func parse(fs *flag.FlagSet, args []string, getenv Env, stderr io.Writer) error {
+// line. Bad values and stray arguments are usage errors; -h and --help print
+// the command's usage and flags to stdout and return flag.ErrHelp.
+func parse(fs *flag.FlagSet, args []string, getenv Env, stdout io.Writer) error {
+	return parseArgs(fs, args, getenv, stdout, 0)
+}
+
+// parseWithArg is parse for commands that take one positional argument (an
+// ID or a file), accepted before or after the flags. It returns the argument.
+func parseWithArg(fs *flag.FlagSet, args []string, getenv Env, stdout io.Writer, what string) (string, error) {
+	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
+		return args[0], parse(fs, args[1:], getenv, stdout)
+	}
+	if err := parseArgs(fs, args, getenv, stdout, 1); err != nil {
+		return "", err
+	}
+	if fs.NArg() == 0 {
+		return "", &UsageError{fmt.Sprintf("%s: missing %s (run \"tokend help %s\")", fs.Name(), what, fs.Name())}
+	}
+	return fs.Arg(0), nil
+}
+
+func parseArgs(fs *flag.FlagSet, args []string, getenv Env, stdout io.Writer, maxArgs int) error {
 	var envErr error
 	fs.VisitAll(func(f *flag.Flag) {
-		key := "TOKEND_" + strings.ToUpper(strings.ReplaceAll(f.Name, "-", "_"))
-		if v := getenv(key); v != "" && envErr == nil {
+		key := envVar(f)
+		if key == "" || envErr != nil {
+			return
+		}
+		if v := getenv(key); v != "" {
 			if err := fs.Set(f.Name, v); err != nil {
 				envErr = &UsageError{fmt.Sprintf("%s=%q: %v", key, v, err)}
 			}
@@ -119,31 +213,101 @@ func parse(fs *flag.FlagSet, args []string, getenv Env, stderr io.Writer) error 
 	}
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
-			fmt.Fprintf(stderr, "Usage of tokend %s:\n", fs.Name())
-			fs.SetOutput(stderr)
-			fs.PrintDefaults()
+			printHelp(fs, stdout)
 			return err
 		}
-		return &UsageError{fmt.Sprintf("%s: %v (run \"tokend %s -h\" to list its flags)", fs.Name(), err, fs.Name())}
+		return &UsageError{fmt.Sprintf("%s: %v (run \"tokend help %s\" to list its flags)", fs.Name(), err, fs.Name())}
 	}
-	if fs.NArg() > 0 {
-		return &UsageError{fmt.Sprintf("%s: unexpected argument %q", fs.Name(), fs.Arg(0))}
+	if fs.NArg() > maxArgs {
+		return &UsageError{fmt.Sprintf("%s: unexpected argument %q", fs.Name(), fs.Arg(maxArgs))}
 	}
 	return nil
 }
 
+// printHelp prints a command's usage line, summary and flags, each with the
+// environment variable it is also read from.
+func printHelp(fs *flag.FlagSet, w io.Writer) {
+	line := "tokend " + fs.Name()
+	summary := ""
+	for _, c := range commands {
+		if c.name == fs.Name() {
+			if c.args != "" {
+				line += " " + c.args
+			}
+			summary = c.summary
+		}
+	}
+	fmt.Fprintf(w, "Usage: %s\n\n", line)
+	if summary != "" {
+		fmt.Fprintf(w, "%s%s.\n\n", strings.ToUpper(summary[:1]), summary[1:])
+	}
+	n := 0
+	fs.VisitAll(func(*flag.Flag) { n++ })
+	if n == 0 {
+		return
+	}
+	fmt.Fprintln(w, "Flags (a flag wins over its environment variable):")
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fs.VisitAll(func(f *flag.Flag) {
+		kind, text := flag.UnquoteUsage(f)
+		name := "--" + f.Name
+		if kind != "" {
+			name += " " + strings.ToUpper(kind)
+		}
+		env := envVar(f)
+		if env == "" {
+			env = "-"
+		}
+		if f.DefValue != "" && f.DefValue != "false" && f.DefValue != "0" && f.DefValue != "0s" {
+			text += fmt.Sprintf(" (default %s)", f.DefValue)
+		}
+		fmt.Fprintf(tw, "  %s\t%s\t%s\n", name, env, text)
+	})
+	tw.Flush()
+}
+
+// printVersion prints the module version and the VCS revision, time and
+// state the binary was built from, as far as the build recorded them.
+func printVersion(ctx context.Context, args []string, getenv Env, stdout, stderr io.Writer) error {
+	fs := newFlagSet("version", stderr)
+	if err := parse(fs, args, getenv, stdout); err != nil {
+		return err
+	}
+	fmt.Fprintln(stdout, "tokend", version())
+	return nil
+}
+
+// version is "<module version> (revision <hash>[, modified], <commit time>)",
+// or just the module version when the build recorded no VCS information.
 func version() string {
 	bi, ok := debug.ReadBuildInfo()
 	if !ok {
-		return "unknown"
+		return "unknown (no build information)"
 	}
-	v := bi.Main.Version
+	var rev, at string
+	modified := false
 	for _, s := range bi.Settings {
-		if s.Key == "vcs.revision" && len(s.Value) >= 12 {
-			v += " (" + s.Value[:12] + ")"
+		switch s.Key {
+		case "vcs.revision":
+			rev = s.Value
+		case "vcs.time":
+			at = s.Value
+		case "vcs.modified":
+			modified = s.Value == "true"
 		}
 	}
-	return v
+	v := bi.Main.Version
+	if rev == "" {
+		return v + " (no VCS revision recorded: built outside a git checkout or with -buildvcs=false)"
+	}
+	v += " (revision " + rev
+	if modified {
+		v += ", modified"
+	}
+	if at != "" {
+		v += ", " + at
+	}
+	return v + ")"
 }
 
 // nonNegative rejects negative durations from flags.

@@ -78,7 +78,7 @@ func serveFlags(cfg *ServeConfig, stderr io.Writer) *flag.FlagSet {
 func serve(ctx context.Context, args []string, getenv Env, stdout, stderr io.Writer) error {
 	var cfg ServeConfig
 	fs := serveFlags(&cfg, stderr)
-	if err := parse(fs, args, getenv, stderr); err != nil {
+	if err := parse(fs, args, getenv, stdout); err != nil {
 		return err
 	}
 	if (cfg.TLSCert == "") != (cfg.TLSKey == "") {

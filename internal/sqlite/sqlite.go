@@ -28,6 +28,7 @@ var migrations embed.FS
 
 // Store is a tokend.Store backed by SQLite.
 type Store struct {
+	path       string
 	write      *sql.DB
 	read       *sql.DB
 	writeStmts *stmtCache
@@ -57,10 +58,10 @@ func Open(ctx context.Context, path string) (*Store, error) {
 	}
 	w.SetMaxOpenConns(1)
 	w.SetConnMaxIdleTime(0)
-	s := &Store{write: w}
+	s := &Store{path: path, write: w}
 	if err := s.migrate(ctx); err != nil {
 		w.Close()
-		return nil, err
+		return nil, fmt.Errorf("database %s: %w", path, err)
 	}
 	r, err := sql.Open("sqlite", dsn("deferred"))
 	if err != nil {
@@ -76,14 +77,14 @@ func Open(ctx context.Context, path string) (*Store, error) {
 func (s *Store) migrate(ctx context.Context) error {
 	sub, err := fs.Sub(migrations, "migrations")
 	if err != nil {
-		return fmt.Errorf("sqlite: migrations: %w", err)
+		return fmt.Errorf("migrations: %w", err)
 	}
 	p, err := goose.NewProvider(goose.DialectSQLite3, s.write, sub)
 	if err != nil {
 		return fmt.Errorf("sqlite: migrations: %w", err)
 	}
 	if _, err := p.Up(ctx); err != nil {
-		return fmt.Errorf("sqlite: migrate: %w", err)
+		return fmt.Errorf("migrate: %w", err)
 	}
 	return nil
 }

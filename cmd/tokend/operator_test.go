@@ -1,0 +1,315 @@
+package main_test
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// createAccount runs "account create --json" and returns the account ID and its admin token.
+func createAccount(t *testing.T, db, name string) (int64, string) {
+	t.Helper()
+	r := tokend(t, nil, "account", "create", "--name", name, "--db", db, "--json")
+	var out struct {
+		Account  struct{ ID int64 }
+		APIToken struct{ Token string } `json:"api_token"`
+	}
+	if r.code != 0 || json.Unmarshal([]byte(r.stdout), &out) != nil {
+		t.Fatalf("account create: %+v", r)
+	}
+	return out.Account.ID, out.APIToken.Token
+}
+
+// The operator mints an admin token into an existing account while the
+// server runs: it works at once, names the operator as creator, and the
+// audit log says who made it.
+func TestTokenCreateRecoversAnAccount(t *testing.T) {
+	db := filepath.Join(t.TempDir(), "tokend.db")
+	account, admin := createAccount(t, db, "Acme")
+	s := startServe(t, nil, "--db", db)
+
+	r := tokend(t, []string{"USER=oncall"}, "token", "create", "--account", fmt.Sprint(account), "--name", "Recovery", "--db", db, "--json")
+	var tok struct {
+		ID        int64
+		Name      string
+		Token     string
+		CreatedBy string `json:"created_by"`
+		Resources []struct {
+			ResourceType string `json:"resource_type"`
+			ResourceID   int64  `json:"resource_id"`
+			AccessLevel  int    `json:"access_level"`
+		}
+	}
+	if r.code != 0 || json.Unmarshal([]byte(r.stdout), &tok) != nil {
+		t.Fatalf("token create: %+v", r)
+	}
+	if tok.Name != "Recovery" || tok.CreatedBy != "oncall" || !tokenPattern.MatchString(tok.Token) ||
+		len(tok.Resources) != 1 || tok.Resources[0].ResourceType != "account" || tok.Resources[0].ResourceID != account || tok.Resources[0].AccessLevel != 100 {
+		t.Fatalf("token create --json = %s", r.stdout)
+	}
+	if code, body := call(t, "GET", s.url+"/api/whoami", tok.Token, ""); code != 200 || !strings.Contains(body, `"name":"Recovery"`) {
+		t.Fatalf("the running server refused the new token: %d %s", code, body)
+	}
+	// It is a full account admin: it can create tokens.
+	if code, _ := call(t, "POST", s.url+"/api/api_tokens", tok.Token, `{"name":"made by recovery"}`); code != 200 {
+		t.Errorf("the recovery token cannot create tokens: %d", code)
+	}
+	_, body := call(t, "GET", s.url+"/api/audit_log?limit=5", admin, "")
+	if !strings.Contains(body, `"action":"token.created","actor":"oncall"`) || !strings.Contains(body, fmt.Sprintf(`"target_id":%d`, tok.ID)) {
+		t.Errorf("the audit log does not show the operator creating token %d:\n%s", tok.ID, body)
+	}
+
+	// Text output shows the value once, with the warning.
+	text := tokend(t, nil, "token", "create", "--account", fmt.Sprint(account), "--name", "Second", "--db", db)
+	if text.code != 0 || !tokenPattern.MatchString(text.stdout) || !strings.Contains(text.stdout, "will not show it again") {
+		t.Errorf("token create: %+v", text)
+	}
+
+	tests := []struct {
+		name string
+		args []string
+		code int
+		says string
+	}{
+		{"unknown account", []string{"--account", "99", "--name", "x"}, 1, "no account 99"},
+		{"no account", []string{"--name", "x"}, 2, "--account"},
+		{"no name", []string{"--account", "1"}, 2, "--name"},
+		{"blank name", []string{"--account", "1", "--name", "  "}, 2, "name"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := tokend(t, nil, append([]string{"token", "create", "--db", db}, tt.args...)...)
+			if r.code != tt.code || !strings.Contains(r.stderr, tt.says) || tokenPattern.MatchString(r.stdout) {
+				t.Errorf("exit %d, stdout %q, stderr %q; want exit %d mentioning %q", r.code, r.stdout, r.stderr, tt.code, tt.says)
+			}
+		})
+	}
+	s.stop(t)
+}
+
+// A token revoked from the command line stops working on a running server
+// within a second; a domain's last admin token needs --force.
+func TestTokenRevoke(t *testing.T) {
+	db := filepath.Join(t.TempDir(), "tokend.db")
+	account, admin := createAccount(t, db, "Acme")
+	s := startServe(t, nil, "--db", db)
+	code, body := call(t, "POST", s.url+"/api/api_tokens", admin, `{"name":"doomed"}`)
+	var tok struct {
+		ID    int64
+		Token string
+	}
+	if code != 200 || json.Unmarshal([]byte(body), &tok) != nil {
+		t.Fatalf("create: %d %s", code, body)
+	}
+	if code, _ := call(t, "GET", s.url+"/api/whoami", tok.Token, ""); code != 200 {
+		t.Fatalf("whoami: %d", code) // now it is in the server's cache
+	}
+	r := tokend(t, []string{"USER=oncall"}, "token", "revoke", fmt.Sprint(tok.ID), "--db", db)
+	if r.code != 0 || !strings.Contains(r.stdout, "Revoked token") {
+		t.Fatalf("token revoke: %+v", r)
+	}
+	waitFor(t, time.Second, "the revoked token to be refused", func() bool {
+		code, _ := call(t, "GET", s.url+"/api/whoami", tok.Token, "")
+		return code == 401
+	})
+	_, audit := call(t, "GET", s.url+"/api/audit_log?limit=1", admin, "")
+	if !strings.Contains(audit, `"action":"token.deleted","actor":"oncall"`) {
+		t.Errorf("the audit log does not show the revocation: %s", audit)
+	}
+
+	// A domain's own token is its last admin token.
+	code, body = call(t, "POST", fmt.Sprintf("%s/api/accounts/%d/sending_domains", s.url, account), admin, `{"sending_domain":{"domain_name":"example.com"}}`)
+	var d struct {
+		APIToken struct {
+			ID    int64
+			Token string
+		} `json:"api_token"`
+	}
+	if code != 200 || json.Unmarshal([]byte(body), &d) != nil {
+		t.Fatalf("domain: %d %s", code, body)
+	}
+	// While the account admin token lives it covers the domain too; once it
+	// is revoked, the domain's own token is the domain's last admin token.
+	if r := tokend(t, nil, "token", "revoke", "1", "--db", db); r.code != 0 {
+		t.Fatalf("revoking the account admin token: %+v", r)
+	}
+	id := fmt.Sprint(d.APIToken.ID)
+	if r := tokend(t, nil, "token", "revoke", id, "--db", db); r.code != 1 || !strings.Contains(r.stderr, "example.com") || !strings.Contains(r.stderr, "--force") {
+		t.Errorf("revoking a domain's last token: %+v", r)
+	}
+	if code, _ := call(t, "GET", s.url+"/api/whoami", d.APIToken.Token, ""); code != 200 {
+		t.Errorf("a refused revoke still removed the token: %d", code)
+	}
+	if r := tokend(t, nil, "token", "revoke", "--db", db, "--force", id); r.code != 0 {
+		t.Errorf("revoke --force: %+v", r)
+	}
+	waitFor(t, time.Second, "the force-revoked token to be refused", func() bool {
+		code, _ := call(t, "GET", s.url+"/api/whoami", d.APIToken.Token, "")
+		return code == 401
+	})
+	for _, tt := range []struct {
+		args []string
+		code int
+		says string
+	}{
+		{[]string{"999"}, 1, "no token 999"},
+		{[]string{}, 2, "missing token ID"},
+		{[]string{"abc"}, 2, "not a token ID"},
+	} {
+		if r := tokend(t, nil, append([]string{"token", "revoke", "--db", db}, tt.args...)...); r.code != tt.code || !strings.Contains(r.stderr, tt.says) {
+			t.Errorf("token revoke %v: %+v; want exit %d mentioning %q", tt.args, r, tt.code, tt.says)
+		}
+	}
+	s.stop(t)
+}
+
+// A backup taken while the server is busy writing opens as a tokend database
+// of its own, with everything acknowledged before the backup began.
+func TestBackupWhileServing(t *testing.T) {
+	dir := t.TempDir()
+	db := filepath.Join(dir, "tokend.db")
+	_, admin := createAccount(t, db, "Acme")
+	if r := tokend(t, nil, "account", "set-plan", "1", "--plan", "enterprise", "--rate-limit", "1000000", "--db", db); r.code != 0 {
+		t.Fatalf("set-plan: %+v", r)
+	}
+	s := startServe(t, nil, "--db", db)
+
+	create := func(name string) string {
+		code, body := call(t, "POST", s.url+"/api/api_tokens", admin, `{"name":"`+name+`"}`)
+		var tok struct{ Token string }
+		if code != 200 || json.Unmarshal([]byte(body), &tok) != nil {
+			t.Errorf("create %s: %d %s", name, code, body)
+		}
+		return tok.Token
+	}
+	var before []string
+	for i := 0; i < 20; i++ {
+		before = append(before, create(fmt.Sprintf("before %d", i)))
+	}
+	// Writes keep coming while the backup runs.
+	var stop atomic.Bool
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for i := 0; !stop.Load() && i < 500; i++ {
+			create(fmt.Sprintf("during %d", i))
+		}
+	}()
+	out := filepath.Join(dir, "backup.db")
+	r := tokend(t, nil, "backup", out, "--db", db)
+	stop.Store(true)
+	wg.Wait()
+	if r.code != 0 || !strings.Contains(r.stdout, out) {
+		t.Fatalf("backup: %+v", r)
+	}
+	if r := tokend(t, nil, "backup", "--db", db, out); r.code != 1 || !strings.Contains(r.stderr, "already exists") {
+		t.Errorf("a second backup to the same file: %+v", r)
+	}
+	s.stop(t)
+
+	// Restore: a server on the copy knows every token acknowledged before the backup.
+	restored := startServe(t, nil, "--db", out)
+	for i, v := range before {
+		if code, _ := call(t, "GET", restored.url+"/api/whoami", v, ""); code != 200 {
+			t.Errorf("token %d created before the backup answers %d on the restored copy", i, code)
+		}
+	}
+	restored.stop(t)
+	if tokenPattern.MatchString(restored.stdout.String()) {
+		t.Error("the restored copy looked empty: serve bootstrapped a new account")
+	}
+	check := exec.Command("sh", "-c", "command -v sqlite3 >/dev/null || exit 0; sqlite3 \"$1\" 'PRAGMA integrity_check'", "sh", out)
+	if b, err := check.CombinedOutput(); err != nil || (len(b) > 0 && strings.TrimSpace(string(b)) != "ok") {
+		t.Errorf("integrity check of the backup: %v %s", err, b)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "backup.db-wal")); err == nil {
+		data, _ := os.ReadFile(filepath.Join(dir, "backup.db-wal"))
+		if tokenPattern.Match(data) {
+			t.Error("the backup holds a token value")
+		}
+	}
+}
+
+func TestHelpNamesEveryFlagAndItsVariable(t *testing.T) {
+	for _, cmd := range [][]string{{"serve"}, {"account", "create"}, {"account", "list"}, {"account", "set-plan"}, {"token", "create"}, {"token", "revoke"}, {"backup"}, {"version"}} {
+		name := strings.Join(cmd, " ")
+		t.Run(name, func(t *testing.T) {
+			viaHelp := tokend(t, nil, append([]string{"help"}, cmd...)...)
+			viaFlag := tokend(t, nil, append(cmd, "--help")...)
+			if viaHelp.code != 0 || viaFlag.code != 0 || viaHelp.stdout != viaFlag.stdout {
+				t.Fatalf("help %s: %+v\n%s --help: %+v", name, viaHelp, name, viaFlag)
+			}
+			if !strings.HasPrefix(viaHelp.stdout, "Usage: tokend "+name) {
+				t.Errorf("help %s starts %q", name, viaHelp.stdout)
+			}
+		})
+	}
+	serve := tokend(t, nil, "help", "serve").stdout
+	for _, want := range []string{"--addr", "TOKEND_ADDR", "--db", "TOKEND_DB", "--trusted-proxies", "TOKEND_TRUSTED_PROXIES",
+		"--insecure-http", "TOKEND_INSECURE_HTTP", "--alert-webhook", "TOKEND_ALERT_WEBHOOK", "default 127.0.0.1:8080"} {
+		if !strings.Contains(serve, want) {
+			t.Errorf("help serve lacks %q:\n%s", want, serve)
+		}
+	}
+	// Every variable the help names is read: a bad value in it is refused.
+	if r := tokend(t, []string{"TOKEND_TRUSTED_PROXIES=nonsense"}, "serve"); r.code != 2 || !strings.Contains(r.stderr, "TOKEND_TRUSTED_PROXIES") {
+		t.Errorf("a bad TOKEND_TRUSTED_PROXIES: %+v", r)
+	}
+	top := tokend(t, nil, "help")
+	for _, want := range []string{"token create", "token revoke", "backup", "version"} {
+		if !strings.Contains(top.stdout, want) {
+			t.Errorf("help lacks %q", want)
+		}
+	}
+	if r := tokend(t, nil, "help", "launch"); r.code != 2 || !strings.Contains(r.stderr, "unknown command") {
+		t.Errorf("help of an unknown command: %+v", r)
+	}
+}
+
+func TestUnknownCommands(t *testing.T) {
+	for _, args := range [][]string{{"launch"}, {"account", "delete"}, {"token", "list"}, {"--frobnicate"}} {
+		r := tokend(t, nil, args...)
+		if r.code != 2 || !strings.Contains(r.stderr, "unknown command") {
+			t.Errorf("tokend %v: exit %d, stderr %q; want exit 2 saying unknown command", args, r.code, r.stderr)
+		}
+	}
+}
+
+// The version names the git revision the binary was built from.
+func TestVersionNamesTheRevision(t *testing.T) {
+	r := tokend(t, nil, "version")
+	if r.code != 0 || !strings.HasPrefix(r.stdout, "tokend ") {
+		t.Fatalf("version: %+v", r)
+	}
+	head, err := exec.Command("git", "rev-parse", "HEAD").Output()
+	if err != nil {
+		t.Fatalf("this test runs in a git checkout, as CI's clone is: %v", err)
+	}
+	if !strings.Contains(r.stdout, "revision "+strings.TrimSpace(string(head))) {
+		t.Errorf("version %q does not name revision %s", r.stdout, head)
+	}
+}
+
+func TestDatabaseErrorsNameTheFile(t *testing.T) {
+	dir := t.TempDir()
+	notDB := filepath.Join(dir, "notes.txt")
+	if err := os.WriteFile(notDB, []byte("not a database\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, db := range []string{notDB, filepath.Join(dir, "missing", "dir", "t.db")} {
+		for _, args := range [][]string{{"account", "list"}, {"serve", "--addr", "127.0.0.1:0"}, {"backup", filepath.Join(dir, "b.db")}} {
+			r := tokend(t, nil, append(args, "--db", db)...)
+			if r.code != 1 || !strings.Contains(r.stderr, db) || strings.Count(strings.TrimSpace(r.stderr), "\n") > 0 {
+				t.Errorf("tokend %v --db %s: exit %d, stderr %q; want exit 1 and one line naming the file", args, db, r.code, r.stderr)
+			}
+		}
+	}
+}

@@ -1,0 +1,80 @@
+package cli
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"strconv"
+
+	"github.com/tokend/tokend"
+	"github.com/tokend/tokend/internal/api"
+	"github.com/tokend/tokend/internal/apikey"
+)
+
+func tokenCreate(ctx context.Context, args []string, getenv Env, stdout, stderr io.Writer) error {
+	fs := newFlagSet("token create", stderr)
+	account := fs.Int64("account", 0, "ID of an existing account (required)")
+	name := fs.String("name", "", "token name (required)")
+	db := fs.String("db", "./tokend.db", "SQLite database file")
+	prefix := fs.String("token-prefix", apikey.DefaultPrefix, "prefix of token values")
+	asJSON := fs.Bool("json", false, "print the token, with its value, as JSON")
+	if err := parse(fs, args, getenv, stdout); err != nil {
+		return err
+	}
+	switch {
+	case *account <= 0:
+		return &UsageError{"token create: --account ID is required"}
+	case *name == "":
+		return &UsageError{"token create: --name is required"}
+	}
+	svc, closeDB, err := openService(ctx, *db, *prefix)
+	if err != nil {
+		return err
+	}
+	defer closeDB()
+	t, err := svc.CreateAdminToken(ctx, *account, *name, operatorName(getenv("USER")))
+	var e *tokend.Error
+	switch {
+	case errors.As(err, &e) && e.Code == tokend.ENOTFOUND:
+		return fmt.Errorf("token create: no account %d in %s", *account, *db)
+	case errors.As(err, &e) && e.Code == tokend.EINVALID:
+		return &UsageError{fmt.Sprintf("token create: %v", e)}
+	case err != nil:
+		return err
+	}
+	if *asJSON {
+		return json.NewEncoder(stdout).Encode(api.IssuedTokenJSON(t))
+	}
+	fmt.Fprintf(stdout, "Created token %d %q with admin access to account %d:\n\n    %s\n\n"+
+		"Store it now: tokend keeps only a hash of it and will not show it again.\n", t.ID, t.Name, *account, t.Value)
+	return nil
+}
+
+func tokenRevoke(ctx context.Context, args []string, getenv Env, stdout, stderr io.Writer) error {
+	fs := newFlagSet("token revoke", stderr)
+	db := fs.String("db", "./tokend.db", "SQLite database file")
+	force := fs.Bool("force", false, "revoke even the last active admin token of a domain")
+	arg, err := parseWithArg(fs, args, getenv, stdout, "token ID")
+	if err != nil {
+		return err
+	}
+	id, err := strconv.ParseInt(arg, 10, 64)
+	if err != nil || id <= 0 {
+		return &UsageError{fmt.Sprintf("token revoke: %q is not a token ID", arg)}
+	}
+	svc, closeDB, err := openService(ctx, *db, apikey.DefaultPrefix)
+	if err != nil {
+		return err
+	}
+	defer closeDB()
+	t, err := svc.RevokeToken(ctx, id, operatorName(getenv("USER")), *force)
+	if tokend.ErrorCode(err) == tokend.ENOTFOUND {
+		return fmt.Errorf("token revoke: no token %d in %s", id, *db)
+	} else if err != nil {
+		return fmt.Errorf("token revoke: %w", err)
+	}
+	fmt.Fprintf(stdout, "Revoked token %d %q of account %d. Running servers refuse it within a second.\n", t.ID, t.Name, t.AccountID)
+	return nil
+}
