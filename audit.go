@@ -65,15 +65,33 @@ func (s *Service) audit(ctx context.Context, tx Tx, accountID int64, caller *Tok
 }
 
 // RecordEvent appends an event that is not a change made by a caller, such as
-// an alert. It is written in its own transaction.
-func (s *Service) RecordEvent(ctx context.Context, e *AuditEvent) error {
+// an alert, and enqueues the jobs it calls for (a webhook delivery, say) in
+// the same transaction: the event is recorded with its follow-up work or not
+// at all.
+func (s *Service) RecordEvent(ctx context.Context, e *AuditEvent, jobs ...*Job) error {
 	if e.At.IsZero() {
 		e.At = s.now()
 	}
 	if e.ClientAddr == "" {
 		e.ClientAddr = ClientAddr(ctx)
 	}
-	return s.store.Write(ctx, func(tx Tx) error { return tx.AddAuditEvent(ctx, e) })
+	return s.store.Write(ctx, func(tx Tx) error {
+		if err := tx.AddAuditEvent(ctx, e); err != nil {
+			return err
+		}
+		for _, j := range jobs {
+			if j.NextAttemptAt.IsZero() {
+				j.NextAttemptAt = s.now()
+			}
+			if j.CreatedAt.IsZero() {
+				j.CreatedAt = s.now()
+			}
+			if err := tx.EnqueueJob(ctx, j); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
 }
 
 // NoteNetwork records that a token was used from a client network, reporting

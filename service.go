@@ -501,6 +501,9 @@ func (s *Service) PurgeExpired(ctx context.Context) (int64, error) {
 		if err != nil {
 			return err
 		}
+		if _, err := tx.DeleteJobsFinishedBefore(ctx, now.Add(-jobRetention)); err != nil {
+			return err
+		}
 		// Every process polls the change log every second or so; an hour is ample.
 		return tx.DeleteAuthChangesBefore(ctx, now.Add(-time.Hour))
 	})

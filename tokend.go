@@ -182,6 +182,8 @@ type AuthChange struct {
 // Tx is the set of queries available inside a transaction. Methods that look
 // up one record return an ENOTFOUND *Error when it does not exist.
 type Tx interface {
+	OutboxTx
+
 	CreateAccount(ctx context.Context, a *Account) error
 	Account(ctx context.Context, id int64) (*Account, error)
 	Accounts(ctx context.Context) ([]Account, error)

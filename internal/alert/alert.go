@@ -1,15 +1,15 @@
 // Package alert watches answered requests for unusual activity and reports it:
 // a token or a client address crossing a threshold of 401/403/429 answers
 // within a window, or a token used from a client network it was never used
-// from before. Each alert is recorded (the audit log) and sent as JSON to a
-// webhook with retries. Nothing here blocks a request: observations are
-// counted in memory and all I/O happens on a background worker.
+// from before. Each alert is recorded at once (the audit log), together with
+// its webhook delivery as a job in the durable outbox, which internal/jobs
+// workers deliver with retries. Nothing here blocks a request: observations
+// are counted in memory and the recording happens on a background worker
+// that never waits for a webhook.
 package alert
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
 	"hash/maphash"
 	"log/slog"
@@ -74,19 +74,16 @@ type Options struct {
 	Threshold int           // failures within Window that raise an alert (default 20)
 	Window    time.Duration // default 1 minute
 
-	WebhookURL string        // "" records alerts without sending them
-	Client     *http.Client  // default: 5 s timeout
-	Attempts   int           // delivery attempts per alert (default 5)
-	Backoff    time.Duration // wait before the second attempt, doubling after (default 1 s)
-
-	// Record writes an alert to the audit log.
+	// Record writes an alert to the audit log, with its webhook delivery
+	// when one is configured, in one transaction.
 	Record func(context.Context, Event) error
 	// NoteNetwork records that a token was used from network and reports
 	// whether that is new for it and how many networks it had before.
 	NoteNetwork func(ctx context.Context, tokenID int64, network string) (isNew bool, before int, err error)
-	// Counted is told of each alert raised and each delivery result
-	// ("delivered", "retried", "failed", "dropped"); both may be nil.
-	Raised, Delivery func(label string)
+	// Raised is told of each alert raised, by type; Dropped of each alert
+	// that could not be recorded (the recording queue was full because the
+	// database is stuck). Both may be nil.
+	Raised, Dropped func(typ string)
 
 	Logger *slog.Logger
 	Now    func() time.Time // the clock for sweeping ended windows; time.Now if nil
@@ -151,15 +148,6 @@ func New(opts Options) *Monitor {
 	if opts.Window <= 0 {
 		opts.Window = time.Minute
 	}
-	if opts.Client == nil {
-		opts.Client = &http.Client{Timeout: 5 * time.Second}
-	}
-	if opts.Attempts <= 0 {
-		opts.Attempts = 5
-	}
-	if opts.Backoff <= 0 {
-		opts.Backoff = time.Second
-	}
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -181,8 +169,8 @@ func (m *Monitor) Start() {
 	go m.work()
 }
 
-// Close stops the worker once the alerts already raised are recorded and
-// delivered, or when ctx ends. Observations after Close are counted but no
+// Close stops the worker once the alerts already raised are recorded, or when
+// ctx ends. Observations after Close are counted but no
 // longer reported.
 func (m *Monitor) Close(ctx context.Context) error {
 	m.stop.Do(func() { close(m.quit) })
@@ -293,19 +281,21 @@ func (m *Monitor) raise(e Event) {
 	select {
 	case m.events <- e:
 	default:
-		m.delivered("dropped")
-		m.opts.Logger.Warn("alert dropped: queue full", "type", e.Type)
+		m.dropped(e, "the recording queue is full: the database is not keeping up")
 	}
 }
 
-func (m *Monitor) delivered(result string) {
-	if m.opts.Delivery != nil {
-		m.opts.Delivery(result)
+// dropped counts and logs an alert that will never reach the audit log.
+func (m *Monitor) dropped(e Event, why string) {
+	if m.opts.Dropped != nil {
+		m.opts.Dropped(e.Type)
 	}
+	m.opts.Logger.Error("alert dropped", "type", e.Type, "reason", why, "message", e.Message,
+		"token_id", e.TokenID, "client_addr", e.ClientAddr)
 }
 
-// work records and delivers alerts and checks new networks until Close,
-// then drains what is queued.
+// work records alerts and checks new networks until Close, then records what
+// is queued. It never waits on a webhook: delivery is the outbox's.
 func (m *Monitor) work() {
 	defer close(m.done)
 	sweep := time.NewTicker(m.opts.Window)
@@ -349,55 +339,18 @@ func (m *Monitor) noteNetwork(ctx context.Context, c networkCheck) {
 }
 
 func (m *Monitor) handle(ctx context.Context, e Event) {
-	if m.opts.Record != nil {
-		if err := m.opts.Record(ctx, e); err != nil {
-			m.opts.Logger.Error("recording an alert", "type", e.Type, "err", err)
-		}
-	}
 	m.opts.Logger.Warn("alert", "type", e.Type, "message", e.Message, "token_id", e.TokenID, "client_addr", e.ClientAddr)
-	if m.opts.WebhookURL == "" {
+	if m.opts.Record == nil {
 		return
 	}
-	body, err := json.Marshal(e)
-	if err != nil {
-		m.opts.Logger.Error("encoding an alert", "err", err)
-		return
-	}
-	wait := m.opts.Backoff
-	for attempt := 1; ; attempt++ {
-		err := m.post(ctx, body)
-		if err == nil {
-			m.delivered("delivered")
+	var err error
+	for attempt := 0; attempt < 3; attempt++ { // a busy database gets a moment, not the queue
+		if err = m.opts.Record(ctx, e); err == nil {
 			return
 		}
-		if attempt == m.opts.Attempts {
-			m.delivered("failed")
-			m.opts.Logger.Error("alert webhook failed; giving up", "type", e.Type, "attempts", attempt, "err", err)
-			return
-		}
-		m.delivered("retried")
-		m.opts.Logger.Warn("alert webhook failed; retrying", "type", e.Type, "attempt", attempt, "retry_in", wait, "err", err)
-		time.Sleep(wait)
-		wait *= 2
+		time.Sleep(time.Duration(attempt+1) * 100 * time.Millisecond)
 	}
-}
-
-func (m *Monitor) post(ctx context.Context, body []byte) error {
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, m.opts.WebhookURL, bytes.NewReader(body))
-	if err != nil {
-		return err
-	}
-	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("User-Agent", "tokend-alerts")
-	res, err := m.opts.Client.Do(req)
-	if err != nil {
-		return err
-	}
-	res.Body.Close()
-	if res.StatusCode/100 != 2 {
-		return fmt.Errorf("webhook answered %s", res.Status)
-	}
-	return nil
+	m.dropped(e, "recording failed: "+err.Error())
 }
 
 // sweep forgets failure windows that have ended.

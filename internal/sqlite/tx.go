@@ -194,10 +194,10 @@ func (x *tx) CreateToken(ctx context.Context, t *tokend.Token) error {
 }
 
 func (x *tx) insertPermissions(ctx context.Context, tokenID int64, perms []tokend.Permission) error {
-	for _, p := range perms {
+	for i, p := range perms {
 		if _, err := x.q.ExecContext(ctx,
-			`INSERT INTO token_permissions (token_id, resource_type, resource_id, access_level) VALUES (?, ?, ?, ?)`,
-			tokenID, string(p.ResourceType), p.ResourceID, int(p.Level)); err != nil {
+			`INSERT INTO token_permissions (token_id, resource_type, resource_id, access_level, position) VALUES (?, ?, ?, ?, ?)`,
+			tokenID, string(p.ResourceType), p.ResourceID, int(p.Level), i); err != nil {
 			return fmt.Errorf("sqlite: insert permission: %w", err)
 		}
 	}
@@ -273,7 +273,7 @@ func (x *tx) eachToken(ctx context.Context, where string, args []any, fn func(*t
 		        p.resource_type, p.resource_id, p.access_level
 		   FROM api_tokens t JOIN accounts a ON a.id = t.account_id
 		   LEFT JOIN token_permissions p ON p.token_id = t.id
-		  WHERE `+where+` ORDER BY t.id, p.rowid`, args...)
+		  WHERE `+where+` ORDER BY t.id, p.position, p.rowid`, args...)
 	if err != nil {
 		return fmt.Errorf("sqlite: tokens: %w", err)
 	}

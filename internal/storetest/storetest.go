@@ -34,6 +34,12 @@ func Run(t *testing.T, open func(t *testing.T) tokend.Store) {
 		{"UsageAddsUp", testUsage},
 		{"AuditEventsPageNewestFirst", testAudit},
 		{"TokenNetworks", testNetworks},
+		{"AuthChangesInOrder", testAuthChanges},
+		{"ForEachTokenVisitsUnexpiredInOrder", testForEachToken},
+		{"PermissionsKeepTheirOrder", testPermissionOrder},
+		{"OutboxClaimsDueUnleasedJobs", testOutboxClaims},
+		{"OutboxRetryReleaseFinish", testOutboxOutcomes},
+		{"OutboxConcurrentClaimsNeverShareAJob", testOutboxConcurrentClaims},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

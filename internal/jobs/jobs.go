@@ -1,0 +1,191 @@
+// Package jobs runs the workers that do the durable outbox's jobs of one
+// kind: claim a due job under a lease, hand it to a handler, then mark it
+// delivered, retry it later with capped exponential backoff, or give it up
+// after a bounded number of attempts. A job whose worker dies mid-attempt is
+// claimed again once its lease runs out, so every job is done at least once.
+package jobs
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"math/rand/v2"
+	"sync"
+	"time"
+
+	"github.com/tokend/tokend"
+)
+
+// Handler does one job. An error wrapped with Permanent gives the job up at
+// once; any other error is retried.
+type Handler func(ctx context.Context, j tokend.Job) error
+
+type permanentError struct{ err error }
+
+func (e permanentError) Error() string { return e.err.Error() }
+func (e permanentError) Unwrap() error { return e.err }
+
+// Permanent marks err as one that retrying cannot fix.
+func Permanent(err error) error { return permanentError{err} }
+
+// IsPermanent reports whether err was marked with Permanent.
+func IsPermanent(err error) bool { return errors.As(err, new(permanentError)) }
+
+// Results a Runner reports for each attempt.
+const (
+	ResultDelivered = "delivered" // done; final
+	ResultRetried   = "retried"   // failed; tried again later
+	ResultFailed    = "failed"    // given up; final
+)
+
+// Options configure a Runner. Zero values take the defaults.
+type Options struct {
+	Kind       string        // the jobs it does (required)
+	Workers    int           // concurrent attempts (default 4)
+	Attempts   int           // attempts before a job is given up (default 5)
+	Backoff    time.Duration // wait after the first failed attempt, doubling after (default 1 s)
+	MaxBackoff time.Duration // cap of the wait (default 5 min)
+	Timeout    time.Duration // bound of one attempt (default 30 s)
+	Lease      time.Duration // how long a claim holds a job; must exceed Timeout (default Timeout + 15 s)
+	Poll       time.Duration // how often idle workers look for due jobs (default 1 s)
+	Logger     *slog.Logger
+	Now        func() time.Time // the clock; time.Now if nil
+	// Result is told of each attempt's outcome (ResultDelivered, ...); may be nil.
+	Result func(result string)
+}
+
+// Runner does the jobs of one kind. Create it with New, run it with Run.
+type Runner struct {
+	outbox *tokend.Outbox
+	opts   Options
+	handle Handler
+	wake   chan struct{}
+}
+
+// New returns a Runner doing opts.Kind jobs from outbox with h.
+func New(outbox *tokend.Outbox, opts Options, h Handler) *Runner {
+	if opts.Workers <= 0 {
+		opts.Workers = 4
+	}
+	if opts.Attempts <= 0 {
+		opts.Attempts = 5
+	}
+	if opts.Backoff <= 0 {
+		opts.Backoff = time.Second
+	}
+	if opts.MaxBackoff <= 0 {
+		opts.MaxBackoff = 5 * time.Minute
+	}
+	if opts.Timeout <= 0 {
+		opts.Timeout = 30 * time.Second
+	}
+	if opts.Lease <= opts.Timeout {
+		opts.Lease = opts.Timeout + 15*time.Second
+	}
+	if opts.Poll <= 0 {
+		opts.Poll = time.Second
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	return &Runner{outbox: outbox, opts: opts, handle: h, wake: make(chan struct{}, opts.Workers)}
+}
+
+// Notify tells idle workers that a job was just enqueued, so that it starts
+// at once rather than at the next poll. It never blocks.
+func (r *Runner) Notify() {
+	select {
+	case r.wake <- struct{}{}:
+	default:
+	}
+}
+
+// Run works until ctx ends, then waits for the attempts in progress to stop.
+// An attempt cut short by ctx gives its job back untried, so the next start
+// does it at once; nothing is lost if Run never gets to (a crash): the lease
+// runs out and the job is claimed again.
+func (r *Runner) Run(ctx context.Context) error {
+	var wg sync.WaitGroup
+	for range r.opts.Workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			r.work(ctx)
+		}()
+	}
+	wg.Wait()
+	return nil
+}
+
+func (r *Runner) work(ctx context.Context) {
+	poll := time.NewTicker(r.opts.Poll)
+	defer poll.Stop()
+	for ctx.Err() == nil {
+		jobs, err := r.outbox.Claim(ctx, r.opts.Kind, r.opts.Now(), r.opts.Lease, 1)
+		if err != nil && ctx.Err() == nil {
+			r.opts.Logger.Error("claiming outbox jobs", "kind", r.opts.Kind, "err", err)
+		}
+		if len(jobs) == 1 {
+			r.attempt(ctx, jobs[0])
+			continue // there may be more due
+		}
+		select {
+		case <-ctx.Done():
+		case <-r.wake:
+		case <-poll.C:
+		}
+	}
+}
+
+// attempt does one job once and records the outcome.
+func (r *Runner) attempt(ctx context.Context, j tokend.Job) {
+	log := r.opts.Logger.With("kind", j.Kind, "job_id", j.ID, "attempt", j.Attempts)
+	actx, cancel := context.WithTimeout(ctx, r.opts.Timeout)
+	err := r.handle(actx, j)
+	cancel()
+	// Recording the outcome must survive the shutdown that may have cut the
+	// attempt short, but not hang it.
+	rctx, rcancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	defer rcancel()
+	switch {
+	case err == nil:
+		r.record(rctx, log, r.outbox.Delivered(rctx, j.ID, r.opts.Now()), ResultDelivered)
+	case ctx.Err() != nil:
+		if rerr := r.outbox.Release(rctx, j.ID); rerr != nil {
+			log.Warn("could not give a job back at shutdown; it is retried when its lease runs out", "err", rerr)
+		}
+	case IsPermanent(err) || j.Attempts >= r.opts.Attempts:
+		log.Error("outbox job failed; giving up", "attempts", j.Attempts, "permanent", IsPermanent(err), "err", err)
+		r.record(rctx, log, r.outbox.Failed(rctx, j.ID, r.opts.Now(), err.Error()), ResultFailed)
+	default:
+		wait := r.backoff(j.Attempts)
+		log.Warn("outbox job failed; retrying", "retry_in", wait, "err", err)
+		r.record(rctx, log, r.outbox.Retry(rctx, j.ID, r.opts.Now().Add(wait), err.Error()), ResultRetried)
+	}
+}
+
+func (r *Runner) record(ctx context.Context, log *slog.Logger, err error, result string) {
+	if err != nil {
+		// The lease runs out and the job is attempted again: at least once.
+		log.Error("recording an outbox job's outcome", "result", result, "err", err)
+		return
+	}
+	if r.opts.Result != nil {
+		r.opts.Result(result)
+	}
+}
+
+// backoff is the wait after the attempt-th failure: Backoff doubling, capped
+// at MaxBackoff, with up to 20% jitter so that jobs that failed together do
+// not retry together.
+func (r *Runner) backoff(attempt int) time.Duration {
+	d := r.opts.Backoff
+	for i := 1; i < attempt && d < r.opts.MaxBackoff; i++ {
+		d *= 2
+	}
+	d = min(d, r.opts.MaxBackoff)
+	return d - time.Duration(rand.Int64N(int64(d)/5+1))
+}
