@@ -22,6 +22,7 @@ import (
 	"github.com/tokend/tokend/internal/apikey"
 	"github.com/tokend/tokend/internal/openapitest"
 	"github.com/tokend/tokend/internal/sqlite"
+	"github.com/tokend/tokend/internal/testutil"
 )
 
 // clock is a settable clock shared by the service under test.
@@ -50,7 +51,7 @@ type env struct {
 	svc        *tokend.Service
 	clock      *clock
 	dbPath     string
-	logs       *syncBuffer
+	logs       *testutil.Buffer
 	acme       int64
 	admin      string
 	adminID    int64
@@ -75,23 +76,6 @@ func (e *env) with(t *testing.T) *env {
 	c := *e
 	c.t = t
 	return &c
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 // envConfig is what newEnv builds: the service's and the server's options,
@@ -127,7 +111,7 @@ func withStore(wrap func(tokend.Store) tokend.Store) envOption {
 
 func newEnv(t *testing.T, opts ...envOption) *env {
 	t.Helper()
-	e := &env{t: t, clock: &clock{t: time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)}, logs: &syncBuffer{}, secrets: &secrets{}}
+	e := &env{t: t, clock: &clock{t: time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)}, logs: &testutil.Buffer{}, secrets: &secrets{}}
 	e.dbPath = filepath.Join(t.TempDir(), "tokend.db")
 	db, err := sqlite.Open(context.Background(), e.dbPath)
 	if err != nil {

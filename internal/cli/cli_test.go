@@ -23,30 +23,14 @@ import (
 	"time"
 
 	"github.com/tokend/tokend/internal/cli"
+	"github.com/tokend/tokend/internal/testutil"
 )
 
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // runServe starts cli.Run("serve") in-process and returns the URL it listens on.
-func runServe(t *testing.T, env map[string]string, args ...string) (url string, stdout *syncBuffer, stop func() error) {
+func runServe(t *testing.T, env map[string]string, args ...string) (url string, stdout *testutil.Buffer, stop func() error) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	stdout, stderr := &syncBuffer{}, &syncBuffer{}
+	stdout, stderr := &testutil.Buffer{}, &testutil.Buffer{}
 	done := make(chan error, 1)
 	go func() {
 		done <- cli.Run(ctx, append([]string{"tokend", "serve"}, args...), func(k string) string { return env[k] }, stdout, stderr)
@@ -195,7 +179,7 @@ func selfSigned(t *testing.T, dir string) (certFile, keyFile string, pool *x509.
 // A refused start creates no database and prints no token.
 func TestServeRefusesPlainHTTPOnANetworkAddress(t *testing.T) {
 	db := filepath.Join(t.TempDir(), "tokend.db")
-	var stdout, stderr syncBuffer
+	var stdout, stderr testutil.Buffer
 	err := cli.Run(context.Background(), []string{"tokend", "serve", "--addr", "0.0.0.0:0", "--db", db},
 		func(string) string { return "" }, &stdout, &stderr)
 	if cli.ExitCode(err) != 2 || !strings.Contains(stderr.String(), "--insecure-http") || !strings.Contains(stderr.String(), "--trusted-proxies") {

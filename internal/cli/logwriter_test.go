@@ -1,32 +1,15 @@
 package cli
 
 import (
-	"bytes"
 	"strings"
-	"sync"
 	"testing"
 	"time"
+
+	"github.com/tokend/tokend/internal/testutil"
 )
 
-type lockedBuf struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuf) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuf) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
 func TestBufferedWriterFlushesOnTickAndClose(t *testing.T) {
-	out := &lockedBuf{}
+	out := &testutil.Buffer{}
 	w := newBufferedWriter(out, 20*time.Millisecond)
 	w.Write([]byte("first\n"))
 	if out.String() != "" {

@@ -15,6 +15,7 @@ import (
 	"github.com/tokend/tokend/internal/apikey"
 	"github.com/tokend/tokend/internal/jobs"
 	"github.com/tokend/tokend/internal/sqlite"
+	"github.com/tokend/tokend/internal/testutil"
 )
 
 const kind = "test_job"
@@ -51,18 +52,6 @@ func (r *results) get(s string) int {
 	defer r.mu.Unlock()
 	return r.m[s]
 }
-
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-func (l *lockedBuffer) String() string { l.mu.Lock(); defer l.mu.Unlock(); return l.b.String() }
 
 // start runs a runner until the test ends (or stop is called) and returns stop.
 func start(t *testing.T, r *jobs.Runner) (stop func()) {
@@ -104,7 +93,7 @@ func TestDeliversRetriesAndGivesUp(t *testing.T) {
 			svc, _ := fixture(t)
 			var calls atomic.Int32
 			res := &results{m: map[string]int{}}
-			logs := &lockedBuffer{}
+			logs := &testutil.Buffer{}
 			r := jobs.New(svc.Outbox(), jobs.Options{Kind: kind, Attempts: 4, Backoff: time.Millisecond, Poll: 5 * time.Millisecond,
 				Result: res.add, Logger: slog.New(slog.NewTextHandler(logs, nil))},
 				func(ctx context.Context, j tokend.Job) error {
