@@ -304,6 +304,18 @@ func TestDatabaseErrorsNameTheFile(t *testing.T) {
 	if err := os.WriteFile(notDB, []byte("not a database\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
+	// Commands that only read or change a database never create an empty one.
+	missing := filepath.Join(dir, "missing.db")
+	for _, args := range [][]string{{"account", "list"}, {"account", "set-plan", "1", "--plan", "pro"}, {"token", "create", "--account", "1", "--name", "x"},
+		{"token", "revoke", "1"}, {"backup", filepath.Join(dir, "b.db")}} {
+		r := tokend(t, nil, append(args, "--db", missing)...)
+		if r.code != 1 || !strings.Contains(r.stderr, "no database at "+missing) {
+			t.Errorf("tokend %v on a missing database: exit %d, stderr %q", args, r.code, r.stderr)
+		}
+		if _, err := os.Stat(missing); err == nil {
+			t.Fatalf("tokend %v created %s", args, missing)
+		}
+	}
 	for _, db := range []string{notDB, filepath.Join(dir, "missing", "dir", "t.db")} {
 		for _, args := range [][]string{{"account", "list"}, {"serve", "--addr", "127.0.0.1:0"}, {"backup", filepath.Join(dir, "b.db")}} {
 			r := tokend(t, nil, append(args, "--db", db)...)

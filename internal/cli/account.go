@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
+	"os"
 	"strconv"
 	"text/tabwriter"
 	"time"
@@ -28,17 +30,29 @@ func toAccountJSON(a *tokend.Account) accountJSON {
 	return accountJSON{ID: a.ID, Name: a.Name, Plan: a.Plan, RateLimit: a.RateLimit, CreatedAt: a.CreatedAt}
 }
 
-// openService opens the database at path for a one-off command.
-func openService(ctx context.Context, path, prefix string) (*tokend.Service, func() error, error) {
+// openService opens the database at path for a one-off command. Only
+// commands that create things may create the database: the others refuse a
+// path with no database, rather than create an empty one and answer from it.
+func openService(ctx context.Context, path, prefix string, create bool) (*tokend.Service, func() error, error) {
 	format, err := apikey.NewFormat(prefix)
 	if err != nil {
 		return nil, nil, &UsageError{err.Error()}
 	}
-	store, err := sqlite.Open(ctx, path)
+	store, err := openStore(ctx, path, create)
 	if err != nil {
 		return nil, nil, err
 	}
 	return tokend.NewService(store, tokend.Options{Format: format}), store.Close, nil
+}
+
+// openStore opens the SQLite database at path; unless create is set, the file must exist.
+func openStore(ctx context.Context, path string, create bool) (*sqlite.Store, error) {
+	if !create {
+		if _, err := os.Stat(path); errors.Is(err, fs.ErrNotExist) {
+			return nil, fmt.Errorf("no database at %s (tokend serve or tokend account create makes one; --db or TOKEND_DB names another)", path)
+		}
+	}
+	return sqlite.Open(ctx, path)
 }
 
 func accountCreate(ctx context.Context, args []string, getenv Env, stdout, stderr io.Writer) error {
@@ -58,7 +72,7 @@ func accountCreate(ctx context.Context, args []string, getenv Env, stdout, stder
 	if !ok {
 		return &UsageError{fmt.Sprintf("account create: unknown plan %q (want free, pro or enterprise)", *plan)}
 	}
-	svc, closeDB, err := openService(ctx, *db, *prefix)
+	svc, closeDB, err := openService(ctx, *db, *prefix, true)
 	if err != nil {
 		return err
 	}
@@ -97,7 +111,7 @@ func accountSetPlan(ctx context.Context, args []string, getenv Env, stdout, stde
 	if !ok {
 		return &UsageError{fmt.Sprintf("account set-plan: --plan must be free, pro or enterprise, not %q", *plan)}
 	}
-	svc, closeDB, err := openService(ctx, *db, apikey.DefaultPrefix)
+	svc, closeDB, err := openService(ctx, *db, apikey.DefaultPrefix, false)
 	if err != nil {
 		return err
 	}
@@ -127,7 +141,7 @@ func accountList(ctx context.Context, args []string, getenv Env, stdout, stderr 
 	if err := parse(fs, args, getenv, stdout); err != nil {
 		return err
 	}
-	svc, closeDB, err := openService(ctx, *db, apikey.DefaultPrefix)
+	svc, closeDB, err := openService(ctx, *db, apikey.DefaultPrefix, false)
 	if err != nil {
 		return err
 	}

@@ -4,8 +4,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-
-	"github.com/tokend/tokend/internal/sqlite"
 )
 
 func backup(ctx context.Context, args []string, getenv Env, stdout, stderr io.Writer) error {
@@ -15,7 +13,7 @@ func backup(ctx context.Context, args []string, getenv Env, stdout, stderr io.Wr
 	if err != nil {
 		return err
 	}
-	store, err := sqlite.Open(ctx, *db)
+	store, err := openStore(ctx, *db, false)
 	if err != nil {
 		return err
 	}

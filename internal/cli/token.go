@@ -29,7 +29,7 @@ func tokenCreate(ctx context.Context, args []string, getenv Env, stdout, stderr 
 	case *name == "":
 		return &UsageError{"token create: --name is required"}
 	}
-	svc, closeDB, err := openService(ctx, *db, *prefix)
+	svc, closeDB, err := openService(ctx, *db, *prefix, false)
 	if err != nil {
 		return err
 	}
@@ -64,7 +64,7 @@ func tokenRevoke(ctx context.Context, args []string, getenv Env, stdout, stderr 
 	if err != nil || id <= 0 {
 		return &UsageError{fmt.Sprintf("token revoke: %q is not a token ID", arg)}
 	}
-	svc, closeDB, err := openService(ctx, *db, apikey.DefaultPrefix)
+	svc, closeDB, err := openService(ctx, *db, apikey.DefaultPrefix, false)
 	if err != nil {
 		return err
 	}
