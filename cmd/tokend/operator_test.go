@@ -213,6 +213,10 @@ func TestBackupWhileServing(t *testing.T) {
 	if r := tokend(t, nil, "backup", "--db", db, out); r.code != 1 || !strings.Contains(r.stderr, "already exists") {
 		t.Errorf("a second backup to the same file: %+v", r)
 	}
+	nowhere := filepath.Join(dir, "no", "such", "dir", "b.db")
+	if r := tokend(t, nil, "backup", "--db", db, nowhere); r.code != 1 || !strings.Contains(r.stderr, "cannot create "+nowhere) {
+		t.Errorf("a backup into a missing directory: %+v", r)
+	}
 	s.stop(t)
 
 	// Restore: a server on the copy knows every token acknowledged before the backup.

@@ -27,7 +27,11 @@ func (s *Store) Backup(ctx context.Context, path string) error {
 	}
 	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".partial-*")
 	if err != nil {
-		return fmt.Errorf("backup: %w", err)
+		var pe *fs.PathError
+		if errors.As(err, &pe) {
+			err = pe.Err // the temporary name means nothing to the operator
+		}
+		return fmt.Errorf("backup: cannot create %s: %w", path, err)
 	}
 	tmpName := tmp.Name()
 	tmp.Close()
