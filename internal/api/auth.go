@@ -4,6 +4,7 @@ import (
 	"errors"
 	"math"
 	"net/http"
+	"net/netip"
 	"strconv"
 	"strings"
 	"time"
@@ -108,7 +109,7 @@ func (s *Server) authenticate(w http.ResponseWriter, r *http.Request, now time.T
 			return t, nil
 		}
 	}
-	ip := tokend.ClientAddr(r.Context())
+	ip := throttleKey(tokend.ClientAddr(r.Context()))
 	limit := s.opts.AuthFailureLimit
 	if d := s.failures.Take(ip, limit, now); !d.Allowed {
 		s.authThrottled.Inc()
@@ -135,6 +136,21 @@ func (s *Server) authenticate(w http.ResponseWriter, r *http.Request, now time.T
 	s.failures.Refund(ip, limit, now)
 	s.authOK.Inc()
 	return caller, nil
+}
+
+// throttleKey is what the failed-authentication throttle counts: the client's
+// IPv4 address, or its IPv6 /64, since one IPv6 client usually holds a whole
+// /64 and could otherwise guess from a fresh address each time.
+func throttleKey(addr string) string {
+	ip, err := netip.ParseAddr(addr)
+	if err != nil || ip.Unmap().Is4() {
+		return addr
+	}
+	p, err := ip.Prefix(64)
+	if err != nil {
+		return addr
+	}
+	return p.String()
 }
 
 // rateLimit spends one request of the caller's account and environment and

@@ -1,6 +1,7 @@
 package api_test
 
 import (
+	"fmt"
 	"net/http"
 	"testing"
 
@@ -79,6 +80,19 @@ func TestThrottleBehindAProxyIsPerClient(t *testing.T) {
 	}
 	assertThrottled(t, e.send(request{method: "GET", path: "/api/whoami", token: guess, from: "127.0.0.4",
 		header: http.Header{"X-Forwarded-For": {"198.51.100.99"}}}))
+}
+
+// An IPv6 client is throttled by its /64: fresh addresses from the same
+// network do not buy fresh guesses, while other networks are unaffected.
+func TestThrottleCountsAnIPv6ClientByItsNetwork(t *testing.T) {
+	e := behindProxy(t, 3)
+	guess := e.admin[:len(e.admin)-1] + string(flip(e.admin[len(e.admin)-1]))
+	from := func(addr string) http.Header { return http.Header{"X-Forwarded-For": {addr}} }
+	for i := 1; i <= 3; i++ {
+		e.send(request{method: "GET", path: "/api/whoami", token: guess, header: from(fmt.Sprintf("2001:db8:1:2::%x", i))}).want(401)
+	}
+	assertThrottled(t, e.send(request{method: "GET", path: "/api/whoami", token: guess, header: from("2001:db8:1:2:ffff::9")}))
+	e.send(request{method: "GET", path: "/api/whoami", token: guess, header: from("2001:db8:1:3::1")}).want(401)
 }
 
 func TestPrefixesFlag(t *testing.T) {
