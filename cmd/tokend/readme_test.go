@@ -46,6 +46,9 @@ func readmeSection(t *testing.T, title string) string {
 	return script.String()
 }
 
+// debianPackage names the package of a command whose package is not named after it.
+var debianPackage = map[string]string{"systemd-analyze": "systemd"}
+
 // requireCommands makes sure the programs a README section uses exist,
 // installing them with apt-get when running as root (as CI does), and fails
 // the test otherwise: it never skips.
@@ -54,6 +57,9 @@ func requireCommands(t *testing.T, names ...string) {
 	var missing []string
 	for _, n := range names {
 		if _, err := exec.LookPath(n); err != nil {
+			if pkg, ok := debianPackage[n]; ok {
+				n = pkg
+			}
 			missing = append(missing, n)
 		}
 	}
