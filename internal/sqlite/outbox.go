@@ -1,9 +1,11 @@
 package sqlite
 
 import (
+	"cmp"
 	"context"
 	"database/sql"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/tokend/tokend"
@@ -51,6 +53,13 @@ func (x *tx) ClaimJobs(ctx context.Context, kind string, now time.Time, lease ti
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("sqlite: claim jobs: %w", err)
 	}
+	// RETURNING gives rows in no particular order; the contract is oldest due first.
+	slices.SortFunc(out, func(a, b tokend.Job) int {
+		if c := a.NextAttemptAt.Compare(b.NextAttemptAt); c != 0 {
+			return c
+		}
+		return cmp.Compare(a.ID, b.ID)
+	})
 	return out, nil
 }
 
