@@ -15,10 +15,8 @@ import (
 	"time"
 
 	"github.com/tokend/tokend"
-	"github.com/tokend/tokend/internal/alert"
 	"github.com/tokend/tokend/internal/api"
 	"github.com/tokend/tokend/internal/apikey"
-	"github.com/tokend/tokend/internal/jobs"
 	"github.com/tokend/tokend/internal/metrics"
 	"github.com/tokend/tokend/internal/sqlite"
 )
@@ -200,42 +198,7 @@ func Serve(ctx context.Context, cfg ServeConfig, operator string, stdout io.Writ
 	if err != nil {
 		return fmt.Errorf("listen: %w", err)
 	}
-	// Alerts go to the audit log at once; their webhook deliveries go, in the
-	// same transaction, to the outbox, which the deliveries runner works off.
-	var webhook *alert.Webhook
-	var deliveries *jobs.Runner
-	if cfg.AlertWebhook != "" {
-		webhook = &alert.Webhook{URL: cfg.AlertWebhook, Client: &http.Client{}}
-		deliveries = jobs.New(svc.Outbox(), jobs.Options{
-			Kind: alert.WebhookJob, Timeout: 5 * time.Second, Logger: logger,
-			Result: func(result string) { m.AlertDeliveries.WithLabelValues(result).Inc() },
-		}, webhook.Deliver)
-	} else if n, err := svc.Outbox().Pending(ctx, alert.WebhookJob); err == nil && n > 0 {
-		logger.Warn("alert webhook deliveries are pending but --alert-webhook is not set; they wait for it", "pending", n)
-	}
-	monitor := alert.New(alert.Options{
-		Threshold: cfg.AlertThreshold, Window: cfg.AlertWindow, Logger: logger,
-		Record: func(ctx context.Context, e alert.Event) error {
-			var follow []*tokend.Job
-			if webhook != nil {
-				j, err := webhook.Job(e)
-				if err != nil {
-					return err
-				}
-				follow = append(follow, j)
-			}
-			if err := svc.RecordEvent(ctx, e.AuditEvent(), follow...); err != nil {
-				return err
-			}
-			if deliveries != nil {
-				deliveries.Notify()
-			}
-			return nil
-		},
-		NoteNetwork: svc.NoteNetwork,
-		Raised:      func(typ string) { m.Alerts.WithLabelValues(typ).Inc() },
-		Dropped:     func(string) { m.AlertDeliveries.WithLabelValues("dropped").Inc() },
-	})
+	monitor, deliveries := newAlerts(ctx, cfg, svc, m, logger)
 	monitor.Start()
 	handler := api.NewServer(svc, api.Options{
 		Logger: logger, Metrics: m, Alerts: monitor, ServeMetrics: cfg.MetricsAddr == "",
