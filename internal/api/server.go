@@ -9,7 +9,6 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
-	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -17,7 +16,6 @@ import (
 	"github.com/tokend/tokend"
 	"github.com/tokend/tokend/internal/alert"
 	"github.com/tokend/tokend/internal/metrics"
-	"github.com/tokend/tokend/internal/ratelimit"
 )
 
 // Options are the server's dependencies and limits. Zero values take the defaults.
@@ -27,6 +25,9 @@ type Options struct {
 	Alerts  *alert.Monitor   // nil: no unusual-activity alerts
 	// ServeMetrics serves GET /metrics on this handler (when no separate metrics address is used).
 	ServeMetrics bool
+	// Verifier decides who calls; by default one over svc with the two
+	// settings below.
+	Verifier *tokend.Verifier
 	// TestRateMultiplier multiplies the plan limit for test keys (default 5).
 	TestRateMultiplier int
 	// AuthFailureLimit is how many failed authentications a client address may
@@ -45,20 +46,12 @@ type Server struct {
 	log      *slog.Logger
 	metrics  *metrics.Metrics
 	mux      *http.ServeMux
-	limits   *ratelimit.Limiter[limitKey]
-	failures *ratelimit.Limiter[string]
-	swept    atomic.Int64 // unix seconds of the last limiter sweep
+	verifier *tokend.Verifier
 	ids      *requestIDs
 
 	// Counters of the hot path, resolved once instead of by label per request.
 	authOK, authMissing, authInvalid, authExpired, authThrottled prometheus.Counter
 	limitedAccount, limitedAddress                               prometheus.Counter
-}
-
-// limitKey is what a plan limit counts: one account's live or test traffic.
-type limitKey struct {
-	account int64
-	test    bool
 }
 
 // NewServer returns the API handler over svc.
@@ -79,7 +72,12 @@ func NewServer(svc *tokend.Service, opts Options) http.Handler {
 		opts.Now = time.Now
 	}
 	s := &Server{svc: svc, opts: opts, log: opts.Logger, metrics: opts.Metrics, mux: http.NewServeMux(),
-		limits: ratelimit.New[limitKey](time.Minute), failures: ratelimit.New[string](time.Minute), ids: newRequestIDs()}
+		ids: newRequestIDs()}
+	s.verifier = opts.Verifier
+	if s.verifier == nil {
+		s.verifier = tokend.NewVerifier(svc, tokend.VerifierOptions{
+			TestRateMultiplier: opts.TestRateMultiplier, AuthFailureLimit: opts.AuthFailureLimit, Now: opts.Now})
+	}
 	a, rl := opts.Metrics.AuthOutcomes, opts.Metrics.RateLimited
 	s.authOK, s.authMissing, s.authInvalid = a.WithLabelValues("ok"), a.WithLabelValues("missing"), a.WithLabelValues("invalid")
 	s.authExpired, s.authThrottled = a.WithLabelValues("expired"), a.WithLabelValues("throttled")

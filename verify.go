@@ -1,0 +1,222 @@
+package tokend
+
+import (
+	"context"
+	"errors"
+	"net/netip"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/tokend/tokend/internal/ratelimit"
+)
+
+// Credential is what a request presents to prove who it is: every value of
+// its Api-Token headers and of its Authorization headers, as received.
+type Credential struct {
+	APIToken      []string
+	Authorization []string
+}
+
+// Errors of credential parsing and verification. Each adapter maps them to
+// its own wire format by Code and Reason.
+var (
+	ErrNoCredentials = &Error{Code: EUNAUTHORIZED, Message: "Missing API token: send it as Api-Token or Authorization: Bearer", Reason: "missing_api_key"}
+	ErrBadScheme     = &Error{Code: EUNAUTHORIZED, Message: "The Authorization header must use the Bearer scheme", Reason: "invalid_api_key"}
+	ErrTwoTokens     = &Error{Code: EUNAUTHORIZED, Message: "Every Api-Token and Authorization header must carry the same token", Reason: "invalid_api_key"}
+	ErrRateLimited   = &Error{Code: ERATELIMITED, Message: "Rate limit exceeded", Reason: "rate_limited"}
+	ErrThrottled     = &Error{Code: ERATELIMITED, Message: "Too many failed authentications from your address; retry later", Reason: "auth_throttled"}
+)
+
+// Value returns the one token value c presents. Every value of every header
+// must name the same token, so that a proxy reading another header than
+// tokend never sees another caller. An Authorization header with another
+// scheme (Basic for a proxy, say) is allowed only beside Api-Token, and
+// carries no token.
+func (c Credential) Value() (string, error) {
+	var value string
+	apiToken := false
+	for _, v := range c.APIToken {
+		if v = strings.TrimSpace(v); v == "" {
+			continue
+		}
+		if value != "" && v != value {
+			return "", ErrTwoTokens
+		}
+		value, apiToken = v, true
+	}
+	for _, auth := range c.Authorization {
+		scheme, v, ok := strings.Cut(strings.TrimSpace(auth), " ")
+		if v = strings.TrimSpace(v); !ok || !strings.EqualFold(scheme, "Bearer") || v == "" {
+			if !apiToken {
+				return "", ErrBadScheme
+			}
+			continue
+		}
+		if value != "" && v != value {
+			return "", ErrTwoTokens
+		}
+		value = v
+	}
+	if value == "" {
+		return "", ErrNoCredentials
+	}
+	return value, nil
+}
+
+// VerifyOutcome says how a verification ended, for metrics.
+type VerifyOutcome uint8
+
+// Verification outcomes.
+const (
+	VerifiedOK        VerifyOutcome = iota // authenticated and within the plan limit
+	VerifyMissing                          // no credential
+	VerifyInvalid                          // malformed, forged, unknown or deleted token
+	VerifyExpired                          // a token past its expiry
+	VerifyThrottled                        // the client address spent its failed-authentication budget
+	VerifyRateLimited                      // authenticated, but the account's plan limit is spent
+	VerifyError                            // the store failed
+)
+
+// Decision is the outcome of one verification. Token is set whenever the
+// credential authenticated, even when Err is a spent plan limit; Limit is
+// the plan limit's state once it was charged.
+type Decision struct {
+	Token      *Token
+	Err        error
+	Outcome    VerifyOutcome
+	Limit      ratelimit.Decision
+	LimitSet   bool          // Limit was charged and its headers apply
+	RetryAfter time.Duration // with ERATELIMITED errors
+}
+
+// VerifierOptions configure a Verifier. Zero values take the defaults.
+type VerifierOptions struct {
+	// TestRateMultiplier multiplies the plan limit for test keys (default 5).
+	TestRateMultiplier int
+	// AuthFailureLimit is how many failed authentications a client address may
+	// make per minute before it is throttled (default 20).
+	AuthFailureLimit int
+	Now              func() time.Time // the clock; time.Now if nil
+}
+
+// Verifier is the one authentication policy of every entry point (the
+// management API, sending, verification): it turns a credential and the
+// client's address into a Decision. A token this process has already verified
+// passes at once. Anything else is a possible guess and reserves one failure
+// of the address's budget before the store is asked, so no interleaving of
+// parallel guesses gets more answers than the budget; a lookup that succeeds
+// gives the reservation back. An authenticated caller then spends one request
+// of its account's plan limit (test keys have their own, larger one).
+type Verifier struct {
+	svc      *Service
+	opts     VerifierOptions
+	limits   *ratelimit.Limiter[limitKey]
+	failures *ratelimit.Limiter[string]
+	swept    atomic.Int64 // unix seconds of the last limiter sweep
+}
+
+// limitKey is what a plan limit counts: one account's live or test traffic.
+type limitKey struct {
+	account int64
+	test    bool
+}
+
+// NewVerifier returns the verifier of svc's tokens.
+func NewVerifier(svc *Service, opts VerifierOptions) *Verifier {
+	if opts.TestRateMultiplier <= 0 {
+		opts.TestRateMultiplier = 5
+	}
+	if opts.AuthFailureLimit <= 0 {
+		opts.AuthFailureLimit = 20
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	return &Verifier{svc: svc, opts: opts,
+		limits: ratelimit.New[limitKey](time.Minute), failures: ratelimit.New[string](time.Minute)}
+}
+
+// Verify decides whether the holder of cred, calling from client (an IP
+// address), may make one request now.
+func (v *Verifier) Verify(ctx context.Context, cred Credential, client string) Decision {
+	now := v.opts.Now()
+	v.sweep(now)
+	t, d := v.authenticate(ctx, cred, client, now)
+	if t == nil {
+		return d
+	}
+	d.Token = t
+	limit := t.AccountLimit
+	test := t.Environment == Test
+	if test {
+		limit *= v.opts.TestRateMultiplier
+	}
+	d.Limit, d.LimitSet = v.limits.Take(limitKey{t.AccountID, test}, limit, now), true
+	if !d.Limit.Allowed {
+		d.Err, d.Outcome, d.RetryAfter = ErrRateLimited, VerifyRateLimited, d.Limit.RetryAfter
+	}
+	return d
+}
+
+func (v *Verifier) authenticate(ctx context.Context, cred Credential, client string, now time.Time) (*Token, Decision) {
+	value, err := cred.Value()
+	if err == ErrNoCredentials {
+		return nil, Decision{Err: err, Outcome: VerifyMissing}
+	}
+	if err == nil {
+		if t := v.svc.AuthenticateCached(value); t != nil {
+			return t, Decision{}
+		}
+	}
+	key := throttleKey(client)
+	limit := v.opts.AuthFailureLimit
+	if d := v.failures.Take(key, limit, now); !d.Allowed {
+		return nil, Decision{Err: ErrThrottled, Outcome: VerifyThrottled, RetryAfter: d.RetryAfter}
+	}
+	var t *Token
+	if err == nil {
+		t, err = v.svc.Authenticate(ctx, value)
+	}
+	if err != nil {
+		var e *Error
+		switch {
+		case !errors.As(err, &e) || e.Code != EUNAUTHORIZED:
+			v.failures.Refund(key, limit, now) // the store failed, not the client
+			return nil, Decision{Err: err, Outcome: VerifyError}
+		case e.Reason == "expired_api_key":
+			return nil, Decision{Err: err, Outcome: VerifyExpired}
+		}
+		return nil, Decision{Err: err, Outcome: VerifyInvalid}
+	}
+	v.failures.Refund(key, limit, now)
+	return t, Decision{}
+}
+
+// throttleKey is what the failed-authentication throttle counts: the client's
+// IPv4 address, or its IPv6 /64, since one IPv6 client usually holds a whole
+// /64 and could otherwise guess from a fresh address each time.
+func throttleKey(addr string) string {
+	ip, err := netip.ParseAddr(addr)
+	if err != nil || ip.Unmap().Is4() {
+		return addr
+	}
+	p, err := ip.Prefix(64)
+	if err != nil {
+		return addr
+	}
+	return p.String()
+}
+
+// sweep forgets rested limiter keys about once a minute, so that memory
+// stays bounded by the clients of the last minute.
+func (v *Verifier) sweep(now time.Time) {
+	last := v.swept.Load()
+	if now.Unix()-last < 60 || !v.swept.CompareAndSwap(last, now.Unix()) {
+		return
+	}
+	go func() {
+		v.failures.Sweep(now)
+		v.limits.Sweep(now)
+	}()
+}
