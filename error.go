@@ -13,6 +13,8 @@ const (
 	EFORBIDDEN    = "forbidden"    // authenticated, visible, but not allowed
 	EINVALID      = "invalid"      // input fails validation; Fields says where
 	ERATELIMITED  = "rate_limited" // too many requests; retry later
+	ETOOLARGE     = "too_large"    // the input is larger than allowed
+	EUNAVAILABLE  = "unavailable"  // the server is not set up for this; the message says how
 	EINTERNAL     = "internal"     // anything else; the message is never shown to clients
 )
 

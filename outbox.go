@@ -2,6 +2,7 @@ package tokend
 
 import (
 	"context"
+	"sync"
 	"time"
 )
 
@@ -60,11 +61,38 @@ type OutboxTx interface {
 const jobRetention = 7 * 24 * time.Hour
 
 // Outbox hands jobs to workers, who bring their own clock: scheduling is
-// theirs, and a test can drive it apart from the service's clock.
-type Outbox struct{ store Store }
+// theirs, and a test can drive it apart from the service's clock. Recording
+// an outcome also runs the hooks of the job's kind in the same transaction,
+// so that a kind's own records (an email's delivery state) never disagree
+// with its jobs.
+type Outbox struct {
+	store Store
+	mu    sync.RWMutex
+	hooks map[string]jobHooks
+}
+
+// jobHooks keep a job kind's records in step with its jobs; each may be nil.
+type jobHooks struct {
+	retried  func(ctx context.Context, tx Tx, j *Job, lastError string, at time.Time) error
+	finished func(ctx context.Context, tx Tx, j *Job, state JobState, lastError string, at time.Time) error
+}
+
+func newOutbox(store Store) *Outbox { return &Outbox{store: store, hooks: map[string]jobHooks{}} }
+
+func (o *Outbox) hook(kind string, h jobHooks) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.hooks[kind] = h
+}
+
+func (o *Outbox) hooksOf(kind string) jobHooks {
+	o.mu.RLock()
+	defer o.mu.RUnlock()
+	return o.hooks[kind]
+}
 
 // Outbox returns the outbox of the service's store.
-func (s *Service) Outbox() *Outbox { return &Outbox{store: s.store} }
+func (s *Service) Outbox() *Outbox { return s.outbox }
 
 // Claim leases up to limit jobs of kind due at now, for lease.
 func (o *Outbox) Claim(ctx context.Context, kind string, now time.Time, lease time.Duration, limit int) ([]Job, error) {
@@ -78,18 +106,40 @@ func (o *Outbox) Claim(ctx context.Context, kind string, now time.Time, lease ti
 }
 
 // Delivered marks a job done at at.
-func (o *Outbox) Delivered(ctx context.Context, id int64, at time.Time) error {
-	return o.store.Write(ctx, func(tx Tx) error { return tx.FinishJob(ctx, id, JobDelivered, at, "") })
+func (o *Outbox) Delivered(ctx context.Context, j *Job, at time.Time) error {
+	return o.finish(ctx, j, JobDelivered, at, "")
 }
 
 // Failed marks a job as given up at at, with the last error.
-func (o *Outbox) Failed(ctx context.Context, id int64, at time.Time, lastError string) error {
-	return o.store.Write(ctx, func(tx Tx) error { return tx.FinishJob(ctx, id, JobFailed, at, lastError) })
+func (o *Outbox) Failed(ctx context.Context, j *Job, at time.Time, lastError string) error {
+	return o.finish(ctx, j, JobFailed, at, lastError)
 }
 
-// Retry makes a job due again at next.
-func (o *Outbox) Retry(ctx context.Context, id int64, next time.Time, lastError string) error {
-	return o.store.Write(ctx, func(tx Tx) error { return tx.RetryJob(ctx, id, next, lastError) })
+func (o *Outbox) finish(ctx context.Context, j *Job, state JobState, at time.Time, lastError string) error {
+	h := o.hooksOf(j.Kind)
+	return o.store.Write(ctx, func(tx Tx) error {
+		if err := tx.FinishJob(ctx, j.ID, state, at, lastError); err != nil {
+			return err
+		}
+		if h.finished != nil {
+			return h.finished(ctx, tx, j, state, lastError, at)
+		}
+		return nil
+	})
+}
+
+// Retry makes a job due again at next; at is when the attempt failed.
+func (o *Outbox) Retry(ctx context.Context, j *Job, next, at time.Time, lastError string) error {
+	h := o.hooksOf(j.Kind)
+	return o.store.Write(ctx, func(tx Tx) error {
+		if err := tx.RetryJob(ctx, j.ID, next, lastError); err != nil {
+			return err
+		}
+		if h.retried != nil {
+			return h.retried(ctx, tx, j, lastError, at)
+		}
+		return nil
+	})
 }
 
 // Release gives a job back untried.

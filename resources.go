@@ -7,10 +7,12 @@ import (
 	"strings"
 )
 
-// ResourceView is a resource with the level the caller holds on it.
+// ResourceView is a resource with the level the caller holds on it; a
+// sending domain also carries the DNS records its owner publishes.
 type ResourceView struct {
 	Resource
 	Level AccessLevel
+	DNS   []DNSRecord
 }
 
 // DomainView is a newly created domain with the admin token made for it.
@@ -57,6 +59,20 @@ func (s *Service) ListResources(ctx context.Context, caller *Token, typ Resource
 				out = append(out, ResourceView{Resource: r, Level: l})
 			}
 		}
+		if typ != ResourceDomain || len(out) == 0 {
+			return nil
+		}
+		keys, err := tx.DomainKeys(ctx, caller.AccountID)
+		if err != nil {
+			return err
+		}
+		byDomain := make(map[int64]*DomainKey, len(keys))
+		for i := range keys {
+			byDomain[keys[i].DomainID] = &keys[i]
+		}
+		for i := range out {
+			out[i].DNS = DNSRecords(out[i].Name, byDomain[out[i].ID], s.opts.SPF)
+		}
 		return nil
 	})
 	return out, err
@@ -67,10 +83,25 @@ func (s *Service) GetResource(ctx context.Context, caller *Token, typ ResourceTy
 	var out *ResourceView
 	err := s.store.Read(ctx, func(tx Tx) error {
 		var err error
-		out, err = readableResource(ctx, tx, caller, typ, id)
-		return err
+		if out, err = readableResource(ctx, tx, caller, typ, id); err != nil || typ != ResourceDomain {
+			return err
+		}
+		return s.withDNS(ctx, tx, out)
 	})
 	return out, err
+}
+
+// withDNS fills in a domain's DNS records.
+func (s *Service) withDNS(ctx context.Context, tx Tx, v *ResourceView) error {
+	key, err := tx.DomainKey(ctx, v.ID)
+	if ErrorCode(err) == ENOTFOUND {
+		key, err = nil, nil // a domain made before DKIM keys existed
+	}
+	if err != nil {
+		return err
+	}
+	v.DNS = DNSRecords(v.Name, key, s.opts.SPF)
+	return nil
 }
 
 // CreateProject creates a project; the caller must be account admin (EFORBIDDEN).
@@ -107,8 +138,9 @@ func (s *Service) CreateSandbox(ctx context.Context, caller *Token, projectID in
 
 var domainName = regexp.MustCompile(`^(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z][a-z0-9-]{0,61}[a-z0-9]$`)
 
-// CreateDomain creates a sending domain and its own token with admin on it,
-// named "<domain> token <id>". The caller must be account admin (EFORBIDDEN).
+// CreateDomain creates a sending domain with its DKIM key and its own token
+// with admin on it, named "<domain> token <id>". The caller must be account
+// admin (EFORBIDDEN).
 func (s *Service) CreateDomain(ctx context.Context, caller *Token, name string) (*DomainView, error) {
 	name = strings.ToLower(strings.TrimSpace(name))
 	var fe FieldErrors
@@ -117,6 +149,14 @@ func (s *Service) CreateDomain(ctx context.Context, caller *Token, name string) 
 		fe.Add("domain_name", "can't be blank")
 	case len(name) > 253 || !domainName.MatchString(name):
 		fe.Add("domain_name", "is not a valid domain name")
+	}
+	var key *DomainKey
+	if len(fe) == 0 && caller.IsAccountAdmin() {
+		// Outside the transaction: generating an RSA key takes tens of milliseconds.
+		var err error
+		if key, err = newDomainKey(s.opts.Keyring, name, s.opts.DKIMKeyBits, s.now()); err != nil {
+			return nil, err
+		}
 	}
 	var out *DomainView
 	err := s.writeAs(ctx, caller, func(tx Tx, caller *Token) error {
@@ -131,6 +171,13 @@ func (s *Service) CreateDomain(ctx context.Context, caller *Token, name string) 
 		if err := tx.CreateResource(ctx, &d); err != nil {
 			return err
 		}
+		if key == nil { // the caller became account admin since it authenticated
+			return Errorf(EFORBIDDEN, "You need admin access to the account to add sending domains")
+		}
+		key.DomainID, key.AccountID = d.ID, d.AccountID
+		if err := tx.CreateDomainKey(ctx, key); err != nil {
+			return err
+		}
 		t, err := s.issue(ctx, tx, &Token{
 			AccountID:   caller.AccountID,
 			Environment: Live,
@@ -140,7 +187,7 @@ func (s *Service) CreateDomain(ctx context.Context, caller *Token, name string) 
 		if err != nil {
 			return err
 		}
-		out = &DomainView{ResourceView: ResourceView{Resource: d, Level: caller.LevelOn(d)}, Token: t}
+		out = &DomainView{ResourceView: ResourceView{Resource: d, Level: caller.LevelOn(d), DNS: DNSRecords(name, key, s.opts.SPF)}, Token: t}
 		if err := s.auditResource(ctx, tx, caller, ActionResourceCreated, d); err != nil {
 			return err
 		}

@@ -183,6 +183,7 @@ type AuthChange struct {
 // up one record return an ENOTFOUND *Error when it does not exist.
 type Tx interface {
 	OutboxTx
+	EmailTx
 
 	CreateAccount(ctx context.Context, a *Account) error
 	Account(ctx context.Context, id int64) (*Account, error)

@@ -187,7 +187,7 @@ var readmeExpectations = []string{
 	"token.created api_token 4 by Admin token\nresource.created domain 1 by Admin token\ntoken.deleted api_token 3 by Admin token\ntoken.reset api_token 2 by Admin token\n",
 	"\nRecovery\n",
 	`Revoked token 5 "Recovery" of account 1.`,
-	"Backed up walkthrough.db to walkthrough-backup.db.",
+	"Backed up walkthrough.db to walkthrough-backup.db, and its secrets key walkthrough.db.key to walkthrough-backup.db.key.",
 }
 
 // cleanEnv is the test's environment without TOKEND_* variables, so that the

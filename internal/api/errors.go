@@ -2,6 +2,7 @@ package api
 
 import (
 	"errors"
+	"fmt"
 	"log/slog"
 	"net/http"
 
@@ -14,7 +15,7 @@ import (
 func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	var tooBig *http.MaxBytesError
 	if errors.As(err, &tooBig) {
-		encode(w, http.StatusRequestEntityTooLarge, map[string]any{"error": "Request body is larger than 1 MiB"})
+		encode(w, http.StatusRequestEntityTooLarge, map[string]any{"error": tooLargeMessage(tooBig)})
 		return
 	}
 	var e *tokend.Error
@@ -42,10 +43,19 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 			reason = "rate_limited"
 		}
 		encode(w, http.StatusTooManyRequests, map[string]any{"error": e.Message, "status": http.StatusTooManyRequests, "code": reason})
+	case tokend.ETOOLARGE:
+		encode(w, http.StatusRequestEntityTooLarge, map[string]any{"error": e.Message})
+	case tokend.EUNAVAILABLE:
+		encode(w, http.StatusServiceUnavailable, map[string]any{"error": e.Message})
 	default:
 		s.logFailure(r, err)
 		encode(w, http.StatusInternalServerError, map[string]any{"error": "Internal Server Error"})
 	}
+}
+
+// tooLargeMessage says which bound a request body went over.
+func tooLargeMessage(e *http.MaxBytesError) string {
+	return fmt.Sprintf("Request body is larger than %d MiB", e.Limit>>20)
 }
 
 // logFailure logs an error the client is not told about, with what support

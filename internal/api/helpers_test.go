@@ -20,6 +20,8 @@ import (
 	"github.com/tokend/tokend/internal/alert"
 	"github.com/tokend/tokend/internal/api"
 	"github.com/tokend/tokend/internal/apikey"
+	"github.com/tokend/tokend/internal/jobs"
+	"github.com/tokend/tokend/internal/mail"
 	"github.com/tokend/tokend/internal/openapitest"
 	"github.com/tokend/tokend/internal/sqlite"
 	"github.com/tokend/tokend/internal/testutil"
@@ -49,6 +51,7 @@ type env struct {
 	t          *testing.T
 	srv        *httptest.Server
 	svc        *tokend.Service
+	mailer     *tokend.Mailer
 	clock      *clock
 	dbPath     string
 	logs       *testutil.Buffer
@@ -87,6 +90,10 @@ type envConfig struct {
 	rateLimit int
 	wrapStore func(tokend.Store) tokend.Store
 	alerts    func(*tokend.Service) *alert.Monitor
+	// relay, when set, is where live mail is delivered by a dispatcher
+	// running beside the server; deliver false answers live sends 503.
+	relay   mail.Sender
+	deliver bool
 }
 
 type envOption func(*envConfig)
@@ -109,6 +116,12 @@ func withStore(wrap func(tokend.Store) tokend.Store) envOption {
 	return func(c *envConfig) { c.wrapStore = wrap }
 }
 
+// withRelay delivers live mail through relay, as serve --smtp-relay does.
+func withRelay(relay mail.Sender) envOption { return func(c *envConfig) { c.relay = relay } }
+
+// withoutDelivery is a server started without --smtp-relay.
+func withoutDelivery() envOption { return func(c *envConfig) { c.deliver = false } }
+
 func newEnv(t *testing.T, opts ...envOption) *env {
 	t.Helper()
 	e := &env{t: t, clock: &clock{t: time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)}, logs: &testutil.Buffer{}, secrets: &secrets{}}
@@ -120,9 +133,12 @@ func newEnv(t *testing.T, opts ...envOption) *env {
 	t.Cleanup(func() { db.Close() })
 	format, _ := apikey.NewFormat("tk")
 	cfg := envConfig{
-		svc:  tokend.Options{ResetGrace: 12 * time.Hour, PurgeAfter: 24 * time.Hour, Format: format, Now: e.clock.Now},
+		svc: tokend.Options{ResetGrace: 12 * time.Hour, PurgeAfter: 24 * time.Hour, Format: format, Now: e.clock.Now,
+			DKIMKeyBits: 1024},
 		api:  api.Options{Now: e.clock.Now, AuthFailureLimit: 1_000_000, ServeMetrics: true},
 		plan: tokend.PlanEnterprise, rateLimit: 1_000_000,
+		// Live mail is accepted and queued; without a relay nothing delivers it.
+		deliver: true,
 	}
 	for _, opt := range opts {
 		opt(&cfg)
@@ -134,6 +150,25 @@ func newEnv(t *testing.T, opts ...envOption) *env {
 	e.svc = tokend.NewService(store, cfg.svc)
 	if cfg.alerts != nil {
 		cfg.api.Alerts = cfg.alerts(e.svc)
+	}
+	var runner *jobs.Runner
+	e.mailer = tokend.NewMailer(e.svc, mail.Composer{}, tokend.MailerOptions{
+		Deliver: cfg.deliver || cfg.relay != nil,
+		Notify: func() {
+			if runner != nil {
+				runner.Notify()
+			}
+		},
+	})
+	cfg.api.Mailer = e.mailer
+	if cfg.relay != nil {
+		d := &mail.Dispatcher{Mailer: e.mailer, Relay: cfg.relay}
+		runner = jobs.New(e.svc.Outbox(), jobs.Options{Kind: tokend.EmailJob, Backoff: 50 * time.Millisecond,
+			MaxBackoff: 200 * time.Millisecond, Attempts: 1000, Poll: 20 * time.Millisecond}, d.Deliver)
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan struct{})
+		go func() { runner.Run(ctx); close(done) }()
+		t.Cleanup(func() { cancel(); <-done })
 	}
 	cfg.api.Logger = slog.New(slog.NewJSONHandler(e.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	e.srv = httptest.NewServer(api.NewServer(e.svc, cfg.api))
@@ -371,4 +406,27 @@ func (e *env) path(format string, args ...any) string { return fmt.Sprintf(forma
 func validate(t *testing.T, req request, raw []byte, r *response) {
 	t.Helper()
 	openapitest.Check(t, req.method, req.path, raw, r.Status, r.Header, r.Body)
+}
+
+// captureFixture sends one email (text, HTML and an attachment) into sandbox
+// sb as the account admin, and returns its first message id and the id of
+// the captured message.
+func (e *env) captureFixture(sb int64) (string, int64) {
+	e.t.Helper()
+	var sent struct {
+		MessageIDs []string `json:"message_ids"`
+	}
+	e.post(e.path("/api/send/%d", sb), e.admin, map[string]any{
+		"from": map[string]any{"email": "qa@anywhere.example", "name": "QA"}, "to": []any{map[string]any{"email": "dev@example.org"}},
+		"subject": "Fixture capture", "text": "fixture text", "html": "<p>fixture html</p>",
+		"attachments": []any{map[string]any{"filename": "notes.txt", "content": "bm90ZXM="}},
+	}).want(200).decode(&sent)
+	var list []struct {
+		ID int64 `json:"id"`
+	}
+	e.get(e.path("/api/accounts/%d/inboxes/%d/messages", e.acme, sb), e.admin).want(200).decode(&list)
+	if len(sent.MessageIDs) != 1 || len(list) == 0 {
+		e.t.Fatalf("fixture capture: ids %v, sandbox holds %v", sent.MessageIDs, list)
+	}
+	return sent.MessageIDs[0], list[0].ID
 }

@@ -21,7 +21,12 @@ var errNoBody = tokend.Invalid("base", "request body must be a JSON object")
 // wrong types and trailing data are EINVALID errors that name the field;
 // unknown fields are ignored. An oversized body yields *http.MaxBytesError.
 func decode(w http.ResponseWriter, r *http.Request, v any) error {
-	r.Body = http.MaxBytesReader(w, r.Body, maxBodyBytes)
+	return decodeLimit(w, r, v, maxBodyBytes)
+}
+
+// decodeLimit is decode with its own bound on the body.
+func decodeLimit(w http.ResponseWriter, r *http.Request, v any, limit int64) error {
+	r.Body = http.MaxBytesReader(w, r.Body, limit)
 	dec := json.NewDecoder(r.Body)
 	if err := dec.Decode(v); err != nil {
 		return decodeError(err)

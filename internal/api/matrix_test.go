@@ -81,6 +81,35 @@ func TestPermissionMatrix(t *testing.T) {
 		"audit log":               {u, u, u, u, u, 200, 403, 403, 200}, // another account reads its own log
 		"audit log in account":    {u, u, u, u, u, 404, 403, 403, 200},
 		"whoami":                  {u, u, u, u, u, 200, 200, 200, 200},
+		// Sending needs admin on the sender's domain; a batch answers 200 and
+		// refuses item by item; sandboxes follow the sandbox's permissions.
+		"send":                 {u, u, u, u, u, 403, 403, 403, 200},
+		"batch":                {u, u, u, u, u, 200, 200, 200, 200},
+		"send to sandbox":      {u, u, u, u, u, 404, 403, 404, 200},
+		"batch to sandbox":     {u, u, u, u, u, 404, 403, 404, 200},
+		"mailsage send":        {u, u, u, u, u, 403, 403, 403, 200},
+		"email log":            {u, u, u, u, u, 404, 200, 404, 200},
+		"email log in account": {u, u, u, u, u, 404, 200, 404, 200},
+	}
+	for _, base := range []string{"", " (sandboxes)"} {
+		other := 404 // another account cannot see the sandbox
+		for name, row := range map[string][9]int{
+			"list messages":       {u, u, u, u, u, other, 200, 404, 200},
+			"get message":         {u, u, u, u, u, other, 200, 404, 200},
+			"mark message read":   {u, u, u, u, u, other, 200, 404, 200},
+			"delete message":      {u, u, u, u, u, other, 403, 404, 200},
+			"message html":        {u, u, u, u, u, other, 200, 404, 200},
+			"message html source": {u, u, u, u, u, other, 200, 404, 200},
+			"message text":        {u, u, u, u, u, other, 200, 404, 200},
+			"message raw":         {u, u, u, u, u, other, 200, 404, 200},
+			"message eml":         {u, u, u, u, u, other, 200, 404, 200},
+			"message headers":     {u, u, u, u, u, other, 200, 404, 200},
+			"list attachments":    {u, u, u, u, u, other, 200, 404, 200},
+			"get attachment":      {u, u, u, u, u, other, 200, 404, 200},
+			"download attachment": {u, u, u, u, u, other, 200, 404, 200},
+		} {
+			want[name+base] = row
+		}
 	}
 	probe := newEnv(t)
 	eps := endpoints(probe)

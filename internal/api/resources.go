@@ -58,8 +58,20 @@ type domainJSON struct {
 	ID          int64           `json:"id"`
 	DomainName  string          `json:"domain_name"`
 	CreatedAt   time.Time       `json:"created_at"`
+	DNSRecords  []dnsRecordJSON `json:"dns_records"`
 	Permissions permissionsJSON `json:"permissions"`
 	APIToken    *apiToken       `json:"api_token,omitempty"`
+}
+
+// dnsRecordJSON is a record to publish, in Mailtrap's shape; status is
+// "unchecked" because tokend does not look DNS up.
+type dnsRecordJSON struct {
+	Key    string `json:"key"`
+	Domain string `json:"domain"`
+	Name   string `json:"name"`
+	Type   string `json:"type"`
+	Value  string `json:"value"`
+	Status string `json:"status"`
 }
 
 func toJSON(v tokend.ResourceView) any {
@@ -68,7 +80,11 @@ func toJSON(v tokend.ResourceView) any {
 	case tokend.ResourceSandbox:
 		return sandboxJSON{ID: v.ID, Name: v.Name, ProjectID: v.ProjectID, CreatedAt: v.CreatedAt, Permissions: perms}
 	case tokend.ResourceDomain:
-		return domainJSON{ID: v.ID, DomainName: v.Name, CreatedAt: v.CreatedAt, Permissions: perms}
+		dns := make([]dnsRecordJSON, len(v.DNS))
+		for i, d := range v.DNS {
+			dns[i] = dnsRecordJSON{Key: d.Key, Domain: d.Domain, Name: d.Name, Type: d.Type, Value: d.Value, Status: "unchecked"}
+		}
+		return domainJSON{ID: v.ID, DomainName: v.Name, CreatedAt: v.CreatedAt, DNSRecords: dns, Permissions: perms}
 	}
 	return projectJSON{ID: v.ID, Name: v.Name, CreatedAt: v.CreatedAt, Permissions: perms}
 }

@@ -61,4 +61,32 @@ func (s *Server) eachRoute(handle func(pattern string, h http.Handler)) {
 	m("POST /api/accounts/{account_id}/sending_domains", s.authed(s.createDomain))
 	m("GET /api/accounts/{account_id}/sending_domains/{id}", s.authed(s.getResource(tokend.ResourceDomain)))
 	m("DELETE /api/accounts/{account_id}/sending_domains/{id}", s.authed(s.deleteResource(tokend.ResourceDomain)))
+
+	// Sending: Mailtrap's transactional and sandbox routes answer in the
+	// sending API's error shape, MailSage's in its own.
+	sending := func(h authedHandler) http.Handler { return s.authedAs(s.writeSendError, h) }
+	m("POST /api/send", sending(s.send))
+	m("POST /api/batch", sending(s.batch))
+	m("POST /api/send/{inbox_id}", sending(s.send))
+	m("POST /api/batch/{inbox_id}", sending(s.batch))
+	m("POST /api/v1/emails/send", s.authedAs(s.writeMailSageError, s.sendMailSage))
+	m("GET /api/email_logs/{message_id}", s.authed(s.emailLog))
+	m("GET /api/accounts/{account_id}/email_logs/{message_id}", s.authed(s.emailLog))
+
+	// Captured mail, at the older (SDK) and the newer sandbox paths.
+	for _, base := range []string{"/api/accounts/{account_id}/inboxes/{inbox_id}/messages", "/api/sandboxes/{inbox_id}/messages"} {
+		m("GET "+base, s.authed(s.listMessages))
+		m("GET "+base+"/{id}", s.authed(s.getMessage))
+		m("PATCH "+base+"/{id}", s.authed(s.updateMessage))
+		m("DELETE "+base+"/{id}", s.authed(s.deleteMessage))
+		m("GET "+base+"/{id}/body.html", s.authed(s.messageBody("html")))
+		m("GET "+base+"/{id}/body.htmlsource", s.authed(s.messageBody("htmlsource")))
+		m("GET "+base+"/{id}/body.txt", s.authed(s.messageBody("txt")))
+		m("GET "+base+"/{id}/body.raw", s.authed(s.messageBody("raw")))
+		m("GET "+base+"/{id}/body.eml", s.authed(s.messageBody("eml")))
+		m("GET "+base+"/{id}/mail_headers", s.authed(s.messageHeaders))
+		m("GET "+base+"/{id}/attachments", s.authed(s.listAttachments))
+		m("GET "+base+"/{id}/attachments/{attachment_id}", s.authed(s.getAttachment))
+		m("GET "+base+"/{id}/attachments/{attachment_id}/download", s.authed(s.downloadAttachment))
+	}
 }

@@ -15,6 +15,7 @@ import (
 
 	"github.com/tokend/tokend"
 	"github.com/tokend/tokend/internal/alert"
+	"github.com/tokend/tokend/internal/mail"
 	"github.com/tokend/tokend/internal/metrics"
 )
 
@@ -25,6 +26,9 @@ type Options struct {
 	Alerts  *alert.Monitor   // nil: no unusual-activity alerts
 	// ServeMetrics serves GET /metrics on this handler (when no separate metrics address is used).
 	ServeMetrics bool
+	// Mailer sends and captures email; by default one over svc that captures
+	// test-key and sandbox mail and answers live sends 503 (no relay).
+	Mailer *tokend.Mailer
 	// Verifier decides who calls; by default one over svc with the two
 	// settings below.
 	Verifier *tokend.Verifier
@@ -47,6 +51,7 @@ type Server struct {
 	metrics  *metrics.Metrics
 	mux      *http.ServeMux
 	verifier *tokend.Verifier
+	mailer   *tokend.Mailer
 	ids      *requestIDs
 
 	// Counters of the hot path, resolved once instead of by label per request.
@@ -73,6 +78,10 @@ func NewServer(svc *tokend.Service, opts Options) http.Handler {
 	}
 	s := &Server{svc: svc, opts: opts, log: opts.Logger, metrics: opts.Metrics, mux: http.NewServeMux(),
 		ids: newRequestIDs()}
+	s.mailer = opts.Mailer
+	if s.mailer == nil {
+		s.mailer = tokend.NewMailer(svc, mail.Composer{}, tokend.MailerOptions{})
+	}
 	s.verifier = opts.Verifier
 	if s.verifier == nil {
 		s.verifier = tokend.NewVerifier(svc, tokend.VerifierOptions{

@@ -7,8 +7,9 @@ import (
 	"testing"
 )
 
-// Every authenticated endpoint answers 401 with {"error", "status", "code"}
-// for a missing, malformed, forged, deleted or expired token.
+// Every authenticated endpoint answers 401 for a missing, malformed, forged,
+// deleted or expired token: with {"error", "status", "code"}, or on the
+// Mailtrap sending routes with their {"success": false, "errors": [...]}.
 func TestUnauthenticated(t *testing.T) {
 	e := newEnv(t)
 	deleted := e.createToken(e.admin, "deleted", perm("account", e.acme, 100))
@@ -32,6 +33,12 @@ func TestUnauthenticated(t *testing.T) {
 				e := e.with(t)
 				r := e.send(request{method: ep.method, path: ep.path, header: c.header, body: ep.body}).want(401)
 				body := r.object()
+				if strings.HasPrefix(ep.path, "/api/send") || strings.HasPrefix(ep.path, "/api/batch") {
+					if errs, _ := body["errors"].([]any); body["success"] != false || len(errs) != 1 || errs[0] == "" {
+						t.Errorf("body = %v, want the sending API's error shape", body)
+					}
+					return
+				}
 				if body["code"] != c.code || body["status"] != float64(401) || body["error"] == "" {
 					t.Errorf("body = %v, want code %q", body, c.code)
 				}
@@ -74,6 +81,13 @@ func endpoints(e *env) []endpoint {
 	tok := e.createToken(e.admin, "fixture token", perm("project", p, 10))
 	named := map[string]any{"name": "x", "resources": []any{perm("project", p, 10)}}
 	const acct = "/api/accounts/{account_id}"
+	live := map[string]any{"from": map[string]any{"email": "news@fixture.example.com"}, "to": []any{map[string]any{"email": "a@example.org"}},
+		"subject": "Fixture", "text": "t"}
+	batch := map[string]any{"base": map[string]any{"from": map[string]any{"email": "news@fixture.example.com"}, "subject": "Fixture", "text": "t"},
+		"requests": []any{map[string]any{"to": []any{map[string]any{"email": "a@example.org"}}}}}
+	msgID, captured := e.captureFixture(sb)
+	read := map[string]any{"message": map[string]any{"is_read": true}}
+	const inbox, sandbox = acct + "/inboxes/{inbox_id}/messages", "/api/sandboxes/{inbox_id}/messages"
 	rows := []struct {
 		name, route string
 		id          int64 // the record {id} names
@@ -111,6 +125,35 @@ func endpoints(e *env) []endpoint {
 		{"audit log", "GET /api/audit_log", 0, nil},
 		{"audit log in account", "GET " + acct + "/audit_log", 0, nil},
 		{"whoami", "GET /api/whoami", 0, nil},
+		{"send", "POST /api/send", 0, live},
+		{"batch", "POST /api/batch", 0, batch},
+		{"send to sandbox", "POST /api/send/{inbox_id}", 0, live},
+		{"batch to sandbox", "POST /api/batch/{inbox_id}", 0, batch},
+		{"mailsage send", "POST /api/v1/emails/send", 0, map[string]any{"recipient": map[string]any{"email": "a@example.org"},
+			"subject": "Fixture", "body": "t", "from": "news@fixture.example.com"}},
+		{"email log", "GET /api/email_logs/{message_id}", 0, nil},
+		{"email log in account", "GET " + acct + "/email_logs/{message_id}", 0, nil},
+	}
+	for _, base := range []struct{ name, path string }{{"", inbox}, {" (sandboxes)", sandbox}} {
+		rows = append(rows, []struct {
+			name, route string
+			id          int64
+			body        any
+		}{
+			{"list messages" + base.name, "GET " + base.path, 0, nil},
+			{"get message" + base.name, "GET " + base.path + "/{id}", captured, nil},
+			{"mark message read" + base.name, "PATCH " + base.path + "/{id}", captured, read},
+			{"delete message" + base.name, "DELETE " + base.path + "/{id}", captured, nil},
+			{"message html" + base.name, "GET " + base.path + "/{id}/body.html", captured, nil},
+			{"message html source" + base.name, "GET " + base.path + "/{id}/body.htmlsource", captured, nil},
+			{"message text" + base.name, "GET " + base.path + "/{id}/body.txt", captured, nil},
+			{"message raw" + base.name, "GET " + base.path + "/{id}/body.raw", captured, nil},
+			{"message eml" + base.name, "GET " + base.path + "/{id}/body.eml", captured, nil},
+			{"message headers" + base.name, "GET " + base.path + "/{id}/mail_headers", captured, nil},
+			{"list attachments" + base.name, "GET " + base.path + "/{id}/attachments", captured, nil},
+			{"get attachment" + base.name, "GET " + base.path + "/{id}/attachments/{attachment_id}", captured, nil},
+			{"download attachment" + base.name, "GET " + base.path + "/{id}/attachments/{attachment_id}/download", captured, nil},
+		}...)
 	}
 	eps := make([]endpoint, len(rows))
 	for i, r := range rows {
@@ -119,6 +162,7 @@ func endpoints(e *env) []endpoint {
 			e.t.Fatalf("%s: route %s with record id %d", r.name, r.route, r.id)
 		}
 		path := strings.NewReplacer("{account_id}", fmt.Sprint(e.acme), "{project_id}", fmt.Sprint(p),
+			"{inbox_id}", fmt.Sprint(sb), "{attachment_id}", "1", "{message_id}", msgID,
 			"{id}", fmt.Sprint(r.id)).Replace(pattern)
 		if strings.Contains(path, "{") {
 			e.t.Fatalf("%s: no value for a parameter of %s", r.name, r.route)

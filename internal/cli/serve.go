@@ -17,6 +17,7 @@ import (
 	"github.com/tokend/tokend"
 	"github.com/tokend/tokend/internal/api"
 	"github.com/tokend/tokend/internal/apikey"
+	"github.com/tokend/tokend/internal/jobs"
 	"github.com/tokend/tokend/internal/metrics"
 	"github.com/tokend/tokend/internal/sqlite"
 )
@@ -47,6 +48,12 @@ type ServeConfig struct {
 	AlertThreshold     int
 	AlertWindow        time.Duration
 	AuthCache          bool
+
+	// SMTPRelay is the relay live email goes out through; without it, live sends answer 503.
+	SMTPRelay      string
+	SMTPRetryFor   time.Duration
+	SPF            string
+	SecretsKeyFile string
 }
 
 // serveFlags defines serve's flags on a new flag set, writing into cfg.
@@ -71,6 +78,10 @@ func serveFlags(cfg *ServeConfig, stderr io.Writer) *flag.FlagSet {
 	fs.IntVar(&cfg.AlertThreshold, "alert-threshold", 20, "401/403/429 answers within --alert-window that raise an alert for a token or address")
 	fs.DurationVar(&cfg.AlertWindow, "alert-window", time.Minute, "window for --alert-threshold")
 	fs.BoolVar(&cfg.AuthCache, "auth-cache", true, "authenticate from an in-memory cache (false: a database lookup per request, for comparison)")
+	fs.StringVar(&cfg.SMTPRelay, "smtp-relay", "", "SMTP relay live email is delivered through: smtp://[user:pass@]host[:port] (STARTTLS when offered) or smtps://... (TLS); without it, live sends answer 503")
+	fs.DurationVar(&cfg.SMTPRetryFor, "smtp-retry-for", 24*time.Hour, "how long a message the relay defers is retried before it is given up")
+	fs.StringVar(&cfg.SPF, "spf", "", "SPF mechanism for the relay shown in sending domains' DNS records, such as include:_spf.relay.example (default: a mx)")
+	fs.StringVar(&cfg.SecretsKeyFile, "secrets-key-file", "", "file with the key that seals DKIM private keys, created on first start (default: the database path + .key)")
 	return fs
 }
 
@@ -93,8 +104,8 @@ func serve(ctx context.Context, args []string, getenv Env, stdout, stderr io.Wri
 			return &UsageError{fmt.Sprintf("--%s must be at least 1", name)}
 		}
 	}
-	if cfg.UsageFlush <= 0 || cfg.AlertWindow <= 0 {
-		return &UsageError{"--usage-flush and --alert-window must be positive"}
+	if cfg.UsageFlush <= 0 || cfg.AlertWindow <= 0 || cfg.SMTPRetryFor <= 0 {
+		return &UsageError{"--usage-flush, --alert-window and --smtp-retry-for must be positive"}
 	}
 	if cfg.AlertWebhook != "" {
 		if u, err := url.Parse(cfg.AlertWebhook); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
@@ -171,10 +182,26 @@ func Serve(ctx context.Context, cfg ServeConfig, operator string, stdout io.Writ
 	defer db.Close()
 	m := metrics.New()
 	store := m.Store(db)
+	keyring, err := loadKeyring(ctx, cfg, store, logger)
+	if err != nil {
+		return err
+	}
 	svc := tokend.NewService(store, tokend.Options{
 		ResetGrace: cfg.ResetGrace, PurgeAfter: cfg.PurgeAfter, DefaultTTL: cfg.DefaultTTL, Format: format,
-		DisableAuthCache: !cfg.AuthCache,
+		DisableAuthCache: !cfg.AuthCache, Keyring: keyring, SPF: cfg.SPF,
 	})
+	if _, err := svc.CheckSecretsKey(ctx); errors.Is(err, tokend.ErrSecretsKeyMismatch) {
+		return fmt.Errorf("secrets key file %s: %w; restore the key file this database was used with", secretsKeyPath(cfg), err)
+	} else if err != nil {
+		return err
+	}
+	mailer, dispatcher, relay, err := newMailer(ctx, cfg, svc, m, logger)
+	if err != nil {
+		return err
+	}
+	if relay != nil {
+		defer relay.Close()
+	}
 
 	acct, first, err := svc.Bootstrap(ctx, operatorName(operator))
 	if err != nil {
@@ -203,7 +230,7 @@ func Serve(ctx context.Context, cfg ServeConfig, operator string, stdout io.Writ
 	handler := api.NewServer(svc, api.Options{
 		Logger: logger, Metrics: m, Alerts: monitor, ServeMetrics: cfg.MetricsAddr == "",
 		TestRateMultiplier: cfg.TestRateMultiplier, AuthFailureLimit: cfg.AuthFailureLimit,
-		TrustedProxies: cfg.TrustedProxies,
+		TrustedProxies: cfg.TrustedProxies, Mailer: mailer,
 	})
 	srv := &http.Server{
 		Handler:           handler,
@@ -257,13 +284,20 @@ func Serve(ctx context.Context, cfg ServeConfig, operator string, stdout io.Writ
 			}
 		}()
 	}
-	if deliveries != nil {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			deliveries.Run(bgCtx)
-		}()
+	for _, r := range []*jobs.Runner{deliveries, dispatcher} {
+		if r != nil {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				r.Run(bgCtx)
+			}()
+		}
 	}
+	every(10*time.Second, func(ctx context.Context) {
+		if n, err := svc.Outbox().Pending(ctx, tokend.EmailJob); err == nil {
+			m.EmailsQueued.Set(float64(n))
+		}
+	})
 	purge(bgCtx, svc, logger) // expired tokens left from before a restart go at once
 	every(svc.PurgeInterval(), func(ctx context.Context) { purge(ctx, svc, logger) })
 	every(cfg.UsageFlush, func(ctx context.Context) {

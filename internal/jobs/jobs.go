@@ -43,6 +43,7 @@ type Options struct {
 	Kind       string        // the jobs it does (required)
 	Workers    int           // concurrent attempts (default 4)
 	Attempts   int           // attempts before a job is given up (default 5)
+	MaxAge     time.Duration // a job failing this long after it was created is given up (0: no bound)
 	Backoff    time.Duration // wait after the first failed attempt, doubling after (default 1 s)
 	MaxBackoff time.Duration // cap of the wait (default 5 min)
 	Timeout    time.Duration // bound of one attempt (default 30 s)
@@ -152,18 +153,18 @@ func (r *Runner) attempt(ctx context.Context, j tokend.Job) {
 	defer rcancel()
 	switch {
 	case err == nil:
-		r.record(rctx, log, r.outbox.Delivered(rctx, j.ID, r.opts.Now()), ResultDelivered)
+		r.record(rctx, log, r.outbox.Delivered(rctx, &j, r.opts.Now()), ResultDelivered)
 	case ctx.Err() != nil:
 		if rerr := r.outbox.Release(rctx, j.ID); rerr != nil {
 			log.Warn("could not give a job back at shutdown; it is retried when its lease runs out", "err", rerr)
 		}
-	case IsPermanent(err) || j.Attempts >= r.opts.Attempts:
+	case IsPermanent(err) || j.Attempts >= r.opts.Attempts || r.opts.MaxAge > 0 && r.opts.Now().Sub(j.CreatedAt) >= r.opts.MaxAge:
 		log.Error("outbox job failed; giving up", "attempts", j.Attempts, "permanent", IsPermanent(err), "err", err)
-		r.record(rctx, log, r.outbox.Failed(rctx, j.ID, r.opts.Now(), err.Error()), ResultFailed)
+		r.record(rctx, log, r.outbox.Failed(rctx, &j, r.opts.Now(), err.Error()), ResultFailed)
 	default:
 		wait := r.backoff(j.Attempts)
 		log.Warn("outbox job failed; retrying", "retry_in", wait, "err", err)
-		r.record(rctx, log, r.outbox.Retry(rctx, j.ID, r.opts.Now().Add(wait), err.Error()), ResultRetried)
+		r.record(rctx, log, r.outbox.Retry(rctx, &j, r.opts.Now().Add(wait), r.opts.Now(), err.Error()), ResultRetried)
 	}
 }
 

@@ -25,6 +25,8 @@ type Metrics struct {
 	UsageFlushes    *prometheus.CounterVec   // result
 	Alerts          *prometheus.CounterVec   // type
 	AlertDeliveries *prometheus.CounterVec   // result
+	Emails          *prometheus.CounterVec   // event: accepted, captured, delivered, deferred, failed
+	EmailsQueued    prometheus.Gauge         // live messages waiting for delivery
 }
 
 // New returns collectors registered on a fresh registry, with Go and process metrics.
@@ -57,8 +59,18 @@ func New() *Metrics {
 			Name: "tokend_alert_deliveries_total", Help: "Webhook delivery attempts by result: delivered, retried, failed, dropped.",
 		}, []string{"result"}),
 	}
+	m.Emails = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "tokend_emails_total", Help: "Emails by event: accepted (live, queued for delivery), captured (test key or sandbox), " +
+			"delivered, deferred (a delivery attempt failed and will be retried) and failed (given up), counted per recipient.",
+	}, []string{"event"})
+	for _, ev := range []string{"accepted", "captured", "delivered", "deferred", "failed"} {
+		m.Emails.WithLabelValues(ev)
+	}
+	m.EmailsQueued = prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "tokend_emails_queued", Help: "Live messages waiting for delivery, as last counted.",
+	})
 	m.Registry.MustRegister(m.Requests, m.Latency, m.AuthOutcomes, m.RateLimited, m.StoreErrors,
-		m.UsageFlushes, m.Alerts, m.AlertDeliveries,
+		m.UsageFlushes, m.Alerts, m.AlertDeliveries, m.Emails, m.EmailsQueued,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }

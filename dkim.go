@@ -1,0 +1,107 @@
+package tokend
+
+import (
+	"crypto"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/x509"
+	"encoding/base64"
+	"fmt"
+	"time"
+)
+
+// DomainKey is the DKIM key of a sending domain, made when the domain is
+// created. The private key is sealed by the Keyring: the store never holds it
+// in clear. Domain is kept with the key so that mail accepted before the
+// domain was deleted can still be signed.
+type DomainKey struct {
+	DomainID         int64
+	AccountID        int64
+	Domain           string
+	Selector         string
+	PublicKey        []byte // DER SubjectPublicKeyInfo
+	SealedPrivateKey []byte
+	CreatedAt        time.Time
+}
+
+// dkimKeyBits is the size of generated DKIM keys: RSA 2048, which every
+// receiver verifies.
+const dkimKeyBits = 2048
+
+func dkimPurpose(domain string) string { return "dkim private key of " + domain }
+
+// newDomainKey generates a DKIM key for domain and seals its private half.
+func newDomainKey(k *Keyring, domain string, bits int, now time.Time) (*DomainKey, error) {
+	if bits == 0 {
+		bits = dkimKeyBits
+	}
+	priv, err := rsa.GenerateKey(rand.Reader, bits)
+	if err != nil {
+		return nil, fmt.Errorf("generate dkim key: %w", err)
+	}
+	der, err := x509.MarshalPKCS8PrivateKey(priv)
+	if err != nil {
+		return nil, fmt.Errorf("encode dkim key: %w", err)
+	}
+	pub, err := x509.MarshalPKIXPublicKey(&priv.PublicKey)
+	if err != nil {
+		return nil, fmt.Errorf("encode dkim key: %w", err)
+	}
+	return &DomainKey{
+		Domain:           domain,
+		Selector:         "tokend" + now.Format("200601"),
+		PublicKey:        pub,
+		SealedPrivateKey: k.Seal(dkimPurpose(domain), der),
+		CreatedAt:        now,
+	}, nil
+}
+
+// signer opens a domain key's private half.
+func (k *Keyring) signer(dk *DomainKey) (crypto.Signer, error) {
+	der, err := k.Open(dkimPurpose(dk.Domain), dk.SealedPrivateKey)
+	if err != nil {
+		return nil, fmt.Errorf("dkim key of %s: %w", dk.Domain, err)
+	}
+	key, err := x509.ParsePKCS8PrivateKey(der)
+	if err != nil {
+		return nil, fmt.Errorf("dkim key of %s: %w", dk.Domain, err)
+	}
+	s, ok := key.(crypto.Signer)
+	if !ok {
+		return nil, fmt.Errorf("dkim key of %s: %T cannot sign", dk.Domain, key)
+	}
+	return s, nil
+}
+
+// DKIMRecord is the TXT value that publishes the key.
+func (dk *DomainKey) DKIMRecord() string {
+	return "v=DKIM1; k=rsa; p=" + base64.StdEncoding.EncodeToString(dk.PublicKey)
+}
+
+// DNSRecord is one record a domain's owner publishes so that receivers
+// accept its mail: Domain is the record's full name, Name the same relative
+// to the sending domain ("" for the domain itself).
+type DNSRecord struct {
+	Key    string // spf, dkim, dmarc
+	Domain string
+	Name   string
+	Type   string
+	Value  string
+}
+
+// DNSRecords returns the SPF, DKIM and DMARC records for a sending domain.
+// spf is the SPF mechanism that authorizes the relay tokend delivers
+// through, such as "include:_spf.example.net"; empty, the domain's own A and MX
+// hosts are authorized.
+func DNSRecords(domain string, key *DomainKey, spf string) []DNSRecord {
+	if spf == "" {
+		spf = "a mx"
+	}
+	out := []DNSRecord{{Key: "spf", Domain: domain, Name: "", Type: "TXT", Value: "v=spf1 " + spf + " ~all"}}
+	if key != nil {
+		out = append(out, DNSRecord{Key: "dkim", Domain: key.Selector + "._domainkey." + domain,
+			Name: key.Selector + "._domainkey", Type: "TXT", Value: key.DKIMRecord()})
+	}
+	return append(out, DNSRecord{Key: "dmarc", Domain: "_dmarc." + domain, Name: "_dmarc", Type: "TXT",
+		Value: "v=DMARC1; p=none; rua=mailto:dmarc@" + domain})
+}

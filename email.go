@@ -1,0 +1,405 @@
+package tokend
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"mime"
+	"net/mail"
+	"path"
+	"strings"
+	"time"
+	"unicode/utf8"
+)
+
+// Address is a mailbox: an address and an optional display name.
+type Address struct {
+	Email string
+	Name  string
+}
+
+// Domain returns the domain part of the address, lower-cased.
+func (a Address) Domain() string {
+	at := strings.LastIndexByte(a.Email, '@')
+	if at < 0 {
+		return ""
+	}
+	return strings.ToLower(a.Email[at+1:])
+}
+
+// Attachment is a file sent with an email. An inline attachment with a
+// ContentID can be referenced from the HTML body as cid:ContentID.
+type Attachment struct {
+	Filename    string
+	Content     []byte
+	Type        string // MIME type; derived from the filename when empty
+	Disposition string // "attachment" (default) or "inline"
+	ContentID   string
+}
+
+// Email is a message a caller asks to send, as the sending APIs describe it.
+type Email struct {
+	From            Address
+	To, Cc, Bcc     []Address
+	ReplyTo         *Address
+	Subject         string
+	Text, HTML      string
+	Category        string
+	CustomVariables map[string]string
+	Headers         map[string]string
+	Attachments     []Attachment
+}
+
+// Recipients returns every recipient in the order message ids are given:
+// To, then Cc, then Bcc.
+func (e *Email) Recipients() []Address {
+	out := make([]Address, 0, len(e.To)+len(e.Cc)+len(e.Bcc))
+	out = append(out, e.To...)
+	out = append(out, e.Cc...)
+	return append(out, e.Bcc...)
+}
+
+// Limits of one email.
+const (
+	MaxRecipientsPerField = 1000
+	MaxBatchSize          = 500
+	// MaxEmailSize bounds an email as delivered (MIME, attachments encoded).
+	MaxEmailSize          = 10 << 20
+	maxSubjectLength      = 998
+	maxCategoryLength     = 255
+	maxCustomVariableSize = 1000
+	maxHeaders            = 100
+	maxHeaderValue        = 998
+	maxAddressLength      = 254
+)
+
+// reservedHeaders are the header fields tokend writes itself; a caller's
+// "headers" may not set them.
+var reservedHeaders = map[string]bool{
+	"from": true, "sender": true, "to": true, "cc": true, "bcc": true, "reply-to": true, "subject": true,
+	"date": true, "message-id": true, "mime-version": true, "content-type": true, "content-disposition": true,
+	"content-id": true, "return-path": true, "received": true, "dkim-signature": true, "delivered-to": true,
+}
+
+// Validate checks e against the sending rules and returns an EINVALID error
+// naming every field at fault, or nil. It normalizes what it accepts
+// (surrounding space, default attachment type and disposition).
+func (e *Email) Validate() error {
+	var fe FieldErrors
+	if e.From.Email == "" {
+		fe.Add("from", "is required")
+	} else {
+		validateAddress(&fe, "from", &e.From)
+	}
+	if e.ReplyTo != nil {
+		validateAddress(&fe, "reply_to", e.ReplyTo)
+	}
+	if len(e.To)+len(e.Cc)+len(e.Bcc) == 0 {
+		fe.Add("to", "or 'cc' or 'bcc' address is required")
+	}
+	for _, f := range []struct {
+		name string
+		list []Address
+	}{{"to", e.To}, {"cc", e.Cc}, {"bcc", e.Bcc}} {
+		if len(f.list) > MaxRecipientsPerField {
+			fe.Add(f.name, fmt.Sprintf("has too many addresses (maximum is %d)", MaxRecipientsPerField))
+			continue
+		}
+		for i := range f.list {
+			validateAddress(&fe, fmt.Sprintf("%s[%d]", f.name, i), &f.list[i])
+		}
+	}
+	e.Subject = strings.TrimSpace(e.Subject)
+	switch {
+	case e.Subject == "":
+		fe.Add("subject", "is required")
+	case utf8.RuneCountInString(e.Subject) > maxSubjectLength:
+		fe.Add("subject", fmt.Sprintf("is too long (maximum is %d characters)", maxSubjectLength))
+	case hasControl(e.Subject):
+		fe.Add("subject", "must not contain control characters")
+	}
+	if e.Text == "" && e.HTML == "" {
+		fe.Add("text", "or 'html' is required: an email needs a text or an HTML body")
+	}
+	for field, body := range map[string]string{"text": e.Text, "html": e.HTML} {
+		if !utf8.ValidString(body) {
+			fe.Add(field, "must be valid UTF-8")
+		}
+	}
+	switch {
+	case utf8.RuneCountInString(e.Category) > maxCategoryLength:
+		fe.Add("category", fmt.Sprintf("is too long (maximum is %d characters)", maxCategoryLength))
+	case hasControl(e.Category):
+		fe.Add("category", "must not contain control characters")
+	}
+	if len(e.CustomVariables) > 0 {
+		b, _ := json.Marshal(e.CustomVariables) // a map of strings always encodes
+		if len(b) > maxCustomVariableSize {
+			fe.Add("custom_variables", fmt.Sprintf("is too large (maximum is %d bytes as JSON)", maxCustomVariableSize))
+		}
+	}
+	validateHeaders(&fe, e.Headers)
+	for i := range e.Attachments {
+		validateAttachment(&fe, fmt.Sprintf("attachments[%d]", i), &e.Attachments[i])
+	}
+	return fe.Err()
+}
+
+// validateAddress checks one mailbox: a bare addr-spec (no display name or
+// angle brackets), and a name without control characters.
+func validateAddress(fe *FieldErrors, field string, a *Address) {
+	a.Email, a.Name = strings.TrimSpace(a.Email), strings.TrimSpace(a.Name)
+	switch {
+	case a.Email == "":
+		fe.Add(field+".email", "is required")
+	case len(a.Email) > maxAddressLength || !validAddrSpec(a.Email):
+		fe.Add(field+".email", "address is invalid")
+	}
+	switch {
+	case utf8.RuneCountInString(a.Name) > maxNameLength:
+		fe.Add(field+".name", fmt.Sprintf("is too long (maximum is %d characters)", maxNameLength))
+	case hasControl(a.Name):
+		fe.Add(field+".name", "must not contain control characters")
+	}
+}
+
+// validAddrSpec reports whether s is a plain addr-spec with a domain of at
+// least two labels.
+func validAddrSpec(s string) bool {
+	if hasControl(s) || strings.ContainsAny(s, " <>\"") {
+		return false
+	}
+	parsed, err := mail.ParseAddress(s)
+	if err != nil || parsed.Address != s || parsed.Name != "" {
+		return false
+	}
+	domain := Address{Email: s}.Domain()
+	return domain != "" && strings.Contains(domain, ".") && !strings.HasPrefix(domain, "[") &&
+		!strings.HasPrefix(domain, ".") && !strings.HasSuffix(domain, ".")
+}
+
+func validateHeaders(fe *FieldErrors, headers map[string]string) {
+	if len(headers) > maxHeaders {
+		fe.Add("headers", fmt.Sprintf("has too many fields (maximum is %d)", maxHeaders))
+		return
+	}
+	for name, value := range headers {
+		field := "headers." + name
+		switch {
+		case !validHeaderName(name):
+			fe.Add("headers", fmt.Sprintf("%q is not a valid header name", clipName(name)))
+		case reservedHeaders[strings.ToLower(name)]:
+			fe.Add(field, "is a reserved header that tokend sets itself")
+		case len(value) > maxHeaderValue:
+			fe.Add(field, fmt.Sprintf("is too long (maximum is %d bytes)", maxHeaderValue))
+		case hasControl(value) || !utf8.ValidString(value):
+			fe.Add(field, "must be valid UTF-8 without control characters")
+		}
+	}
+}
+
+// validHeaderName is RFC 5322's field-name: printable ASCII but the colon.
+func validHeaderName(s string) bool {
+	if s == "" || len(s) > 76 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 33 || c > 126 || c == ':' {
+			return false
+		}
+	}
+	return true
+}
+
+func clipName(s string) string {
+	if len(s) > 40 {
+		return s[:40] + "…"
+	}
+	return s
+}
+
+func validateAttachment(fe *FieldErrors, field string, a *Attachment) {
+	a.Filename = strings.TrimSpace(a.Filename)
+	switch {
+	case a.Filename == "":
+		fe.Add(field+".filename", "is required")
+	case utf8.RuneCountInString(a.Filename) > maxNameLength:
+		fe.Add(field+".filename", fmt.Sprintf("is too long (maximum is %d characters)", maxNameLength))
+	case hasControl(a.Filename) || strings.ContainsAny(a.Filename, `/\`):
+		fe.Add(field+".filename", "must be a file name without control characters or slashes")
+	}
+	if len(a.Content) == 0 {
+		fe.Add(field+".content", "is required (base64)")
+	}
+	a.Type = strings.TrimSpace(a.Type)
+	if a.Type == "" {
+		a.Type = mime.TypeByExtension(strings.ToLower(path.Ext(a.Filename)))
+		if a.Type == "" {
+			a.Type = "application/octet-stream"
+		}
+	} else if mt, _, err := mime.ParseMediaType(a.Type); err != nil || !strings.Contains(mt, "/") || hasControl(a.Type) {
+		fe.Add(field+".type", "is not a valid MIME type")
+	}
+	switch a.Disposition {
+	case "":
+		a.Disposition = "attachment"
+	case "attachment", "inline":
+	default:
+		fe.Add(field+".disposition", "must be attachment or inline")
+	}
+	a.ContentID = strings.Trim(strings.TrimSpace(a.ContentID), "<>")
+	if hasControl(a.ContentID) || strings.ContainsAny(a.ContentID, "<> \"") || len(a.ContentID) > maxHeaderValue {
+		fe.Add(field+".content_id", "is not a valid content id")
+	}
+}
+
+func hasControl(s string) bool {
+	return strings.ContainsFunc(s, func(r rune) bool { return r < 0x20 && r != '\t' || r == 0x7f })
+}
+
+// merge returns base with what item sets laid over it: the batch rule. The
+// recipients are always the item's.
+func (base *Email) merge(item *Email) *Email {
+	out := *base
+	out.To, out.Cc, out.Bcc = item.To, item.Cc, item.Bcc
+	if item.From.Email != "" || item.From.Name != "" {
+		out.From = item.From
+	}
+	if item.ReplyTo != nil {
+		out.ReplyTo = item.ReplyTo
+	}
+	for _, f := range []struct{ dst, src *string }{
+		{&out.Subject, &item.Subject}, {&out.Text, &item.Text}, {&out.HTML, &item.HTML}, {&out.Category, &item.Category},
+	} {
+		if *f.src != "" {
+			*f.dst = *f.src
+		}
+	}
+	if item.CustomVariables != nil {
+		out.CustomVariables = item.CustomVariables
+	}
+	if item.Headers != nil {
+		out.Headers = item.Headers
+	}
+	if item.Attachments != nil {
+		out.Attachments = item.Attachments
+	}
+	// Validation normalizes in place: keep base's slices and maps unshared.
+	out.Attachments = append([]Attachment(nil), out.Attachments...)
+	if out.ReplyTo != nil {
+		r := *out.ReplyTo
+		out.ReplyTo = &r
+	}
+	out.To, out.Cc, out.Bcc = append([]Address(nil), out.To...), append([]Address(nil), out.Cc...), append([]Address(nil), out.Bcc...)
+	return &out
+}
+
+// Composer renders an email as an Internet message (RFC 5322 with MIME).
+type Composer interface {
+	// Compose renders e, dated date. A non-empty messageID becomes its
+	// Message-ID header; without one, the deliverer adds one per recipient.
+	Compose(e *Email, date time.Time, messageID string) ([]byte, error)
+}
+
+// MessageState is where the email to one recipient stands.
+type MessageState string
+
+// Message states. Queued and deferred wait for delivery (deferred after a
+// temporary failure, with its error); delivered and failed are final; a
+// captured message went into a sandbox and is never delivered.
+const (
+	MessageQueued    MessageState = "queued"
+	MessageDeferred  MessageState = "deferred"
+	MessageDelivered MessageState = "delivered"
+	MessageFailed    MessageState = "failed"
+	MessageCaptured  MessageState = "captured"
+)
+
+// StoredEmail is an accepted email as the store keeps it: a live one waiting
+// for (or done with) delivery, or one captured into a sandbox.
+type StoredEmail struct {
+	ID        int64
+	AccountID int64
+	TokenID   int64
+	DomainID  int64 // the sending domain it was sent from; 0 for a send to a named sandbox
+	SandboxID int64 // the sandbox a captured email is in; 0 for live mail
+	MailFrom  string
+	From      Address
+	To        Address // the first recipient, for listings
+	Subject   string
+	Category  string
+	// CustomVariables as given, JSON-encoded.
+	CustomVariables map[string]string
+	Raw             []byte // empty once a live email is delivered to everyone
+	Size            int
+	TextSize        int
+	HTMLSize        int
+	IsRead          bool
+	CreatedAt       time.Time
+	UpdatedAt       time.Time
+}
+
+// Message is the email to one recipient: what a message id names.
+type Message struct {
+	ID        string
+	EmailID   int64
+	AccountID int64
+	Recipient string
+	State     MessageState
+	Attempts  int
+	LastError string
+	CreatedAt time.Time
+	UpdatedAt time.Time
+}
+
+// SandboxQuery selects captured emails of one sandbox, newest first: those
+// with IDs below BeforeID (0: from the newest), matching Search in the
+// subject or first recipient, Offset and Limit after that.
+type SandboxQuery struct {
+	BeforeID int64
+	Search   string
+	Offset   int
+	Limit    int
+}
+
+// EmailTx is the sending part of a transaction.
+type EmailTx interface {
+	// CreateDomainKey stores a sending domain's DKIM key.
+	CreateDomainKey(ctx context.Context, k *DomainKey) error
+	// DomainKey returns the DKIM key of a domain, even one since deleted while
+	// its mail is still queued; ENOTFOUND if it has none.
+	DomainKey(ctx context.Context, domainID int64) (*DomainKey, error)
+	// DomainKeys returns the DKIM keys of an account's domains.
+	DomainKeys(ctx context.Context, accountID int64) ([]DomainKey, error)
+
+	// CreateEmail inserts e and its messages (one per recipient), setting
+	// e.ID and each message's EmailID.
+	CreateEmail(ctx context.Context, e *StoredEmail, msgs []Message) error
+	// Email returns one stored email with its raw content.
+	Email(ctx context.Context, id int64) (*StoredEmail, error)
+	// SandboxEmails lists a sandbox's captured emails without their raw content.
+	SandboxEmails(ctx context.Context, sandboxID int64, q SandboxQuery) ([]StoredEmail, error)
+	// MarkEmailRead sets a captured email's read flag.
+	MarkEmailRead(ctx context.Context, id int64, read bool, at time.Time) error
+	// DeleteEmail deletes a stored email and its messages.
+	DeleteEmail(ctx context.Context, id int64) error
+
+	// Message returns one message by id.
+	Message(ctx context.Context, id string) (*Message, error)
+	// UpdateMessage records a delivery attempt's outcome. When the last
+	// message of a live email reaches a final state, the email's raw content
+	// is dropped: delivered mail is not kept.
+	UpdateMessage(ctx context.Context, id string, state MessageState, attempts int, lastError string, at time.Time) error
+	// DeleteEmailsBefore deletes live emails created before cutoff with no
+	// message waiting, and DKIM keys of deleted domains no mail waits for.
+	DeleteEmailsBefore(ctx context.Context, cutoff time.Time) (int64, error)
+
+	// Setting returns a server-wide value (ENOTFOUND if unset); PutSetting sets one.
+	Setting(ctx context.Context, name string) ([]byte, error)
+	PutSetting(ctx context.Context, name string, value []byte) error
+
+	// CaptureSandbox returns the sandbox that catches an account's test-key
+	// sends (0: none yet); SetCaptureSandbox sets it.
+	CaptureSandbox(ctx context.Context, accountID int64) (int64, error)
+	SetCaptureSandbox(ctx context.Context, accountID, sandboxID int64) error
+}

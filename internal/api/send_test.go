@@ -1,0 +1,595 @@
+package api_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/emersion/go-msgauth/dkim"
+
+	"github.com/tokend/tokend"
+	"github.com/tokend/tokend/internal/mail"
+	"github.com/tokend/tokend/internal/testutil"
+)
+
+type sent struct {
+	Success    bool     `json:"success"`
+	MessageIDs []string `json:"message_ids"`
+}
+
+type sendErrors struct {
+	Success bool     `json:"success"`
+	Errors  []string `json:"errors"`
+}
+
+type emailLog struct {
+	MessageID      string  `json:"message_id"`
+	Status         string  `json:"status"`
+	DeliveryStatus string  `json:"delivery_status"`
+	LastError      *string `json:"last_error"`
+	To             string  `json:"to"`
+	SandboxID      *int64  `json:"sandbox_id"`
+}
+
+type capturedMessage struct {
+	ID        int64  `json:"id"`
+	InboxID   int64  `json:"inbox_id"`
+	SandboxID int64  `json:"sandbox_id"`
+	Subject   string `json:"subject"`
+	FromEmail string `json:"from_email"`
+	ToEmail   string `json:"to_email"`
+	IsRead    bool   `json:"is_read"`
+	EmailSize int    `json:"email_size"`
+}
+
+func bearerHeader(token string) http.Header {
+	return http.Header{"Authorization": {"Bearer " + token}}
+}
+
+// createTestToken creates a test key as caller and returns its value.
+func (e *env) createTestToken(caller, name string, perms ...map[string]any) string {
+	e.t.Helper()
+	var t apiToken
+	e.post("/api/api_tokens", caller, map[string]any{"name": name, "environment": "test", "resources": perms}).want(200).decode(&t)
+	e.secrets.add(t.Token)
+	return t.Token
+}
+
+func addr(email string) map[string]any { return map[string]any{"email": email} }
+
+// email is a valid send body from from to the given recipients.
+func email(from string, to ...string) map[string]any {
+	list := make([]any, len(to))
+	for i, t := range to {
+		list[i] = addr(t)
+	}
+	return map[string]any{"from": addr(from), "to": list, "subject": "Hello", "text": "Hello there"}
+}
+
+// domainRecord creates a sending domain and returns its id and DKIM record.
+func (e *env) domainRecord(token, name string) (int64, string, string) {
+	e.t.Helper()
+	var d struct {
+		ID         int64 `json:"id"`
+		DNSRecords []struct {
+			Key, Domain, Value string
+		} `json:"dns_records"`
+		APIToken apiToken `json:"api_token"`
+	}
+	e.post(e.path("/api/accounts/%d/sending_domains", e.acme), token,
+		map[string]any{"sending_domain": map[string]any{"domain_name": name}}).want(200).decode(&d)
+	e.secrets.add(d.APIToken.Token)
+	for _, r := range d.DNSRecords {
+		if r.Key == "dkim" {
+			return d.ID, r.Domain, r.Value
+		}
+	}
+	e.t.Fatalf("domain %s has no DKIM record: %+v", name, d.DNSRecords)
+	return 0, "", ""
+}
+
+func (e *env) emailLog(token, id string) emailLog {
+	e.t.Helper()
+	var l emailLog
+	e.get("/api/email_logs/"+id, token).want(200).decode(&l)
+	return l
+}
+
+func TestLiveSendIsDeliveredSignedToEachRecipient(t *testing.T) {
+	relay := testutil.StartSMTP(t, testutil.SMTPOptions{})
+	r, err := mail.ParseRelay("smtp://"+relay.Addr, mail.RelayOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := newEnv(t, withRelay(r))
+	_, dkimName, dkimValue := e.domainRecord(e.admin, "mail.example.com")
+	body := map[string]any{
+		"from": map[string]any{"email": "news@mail.example.com", "name": "Example News"},
+		"to":   []any{map[string]any{"email": "ann@example.org", "name": "Ann"}}, "cc": []any{addr("bob@example.org")},
+		"bcc": []any{addr("secret@example.org")}, "reply_to": addr("help@mail.example.com"),
+		"subject": "Your order", "text": "Thanks!", "html": "<p>Thanks!</p>",
+		"headers":     map[string]string{"X-Order": "1234"},
+		"attachments": []any{map[string]any{"filename": "invoice.pdf", "content": base64.StdEncoding.EncodeToString([]byte("%PDF-1.4 x")), "type": "application/pdf"}},
+	}
+	var s sent
+	e.post("/api/send", e.admin, body).want(200).decode(&s)
+	if !s.Success || len(s.MessageIDs) != 3 {
+		t.Fatalf("send answered %+v, want 3 message ids (to, cc, bcc)", s)
+	}
+	mails := relay.WaitMails(t, 3, 10*time.Second)
+	byRcpt := map[string]testutil.Mail{}
+	for _, m := range mails {
+		if m.From != "news@mail.example.com" || len(m.To) != 1 {
+			t.Fatalf("envelope %s → %v, want one recipient per delivery from the sender", m.From, m.To)
+		}
+		byRcpt[m.To[0]] = m
+	}
+	for i, rcpt := range []string{"ann@example.org", "bob@example.org", "secret@example.org"} {
+		m, ok := byRcpt[rcpt]
+		if !ok {
+			t.Fatalf("nothing delivered to %s; got %v", rcpt, byRcpt)
+		}
+		if want := "Message-ID: <" + s.MessageIDs[i] + "@mail.example.com>"; !bytes.Contains(m.Data, []byte(want)) {
+			t.Errorf("%s: no %q in\n%s", rcpt, want, m.Data)
+		}
+		if bytes.Contains(m.Data, []byte("secret@example.org")) {
+			t.Errorf("%s: the Bcc recipient shows in the message", rcpt)
+		}
+		vs, err := dkim.VerifyWithOptions(bytes.NewReader(m.Data), &dkim.VerifyOptions{LookupTXT: func(name string) ([]string, error) {
+			if name != dkimName {
+				return nil, fmt.Errorf("looked up %s, the domain publishes %s", name, dkimName)
+			}
+			return []string{dkimValue}, nil
+		}})
+		if err != nil || len(vs) != 1 || vs[0].Err != nil || vs[0].Domain != "mail.example.com" {
+			t.Errorf("%s: DKIM does not verify against the published record: %v %+v", rcpt, err, vs)
+		}
+		p, err := mail.Parse(m.Data)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if subj, _ := p.Header.Subject(); subj != "Your order" || p.Text != "Thanks!" || p.HTML != "<p>Thanks!</p>" ||
+			p.Header.Get("X-Order") != "1234" || p.Header.Get("Reply-To") != "<help@mail.example.com>" ||
+			len(p.Attachments) != 1 || string(p.Attachments[0].Content) != "%PDF-1.4 x" {
+			t.Errorf("%s: delivered message lost content: subject %q text %q html %q headers %v attachments %d",
+				rcpt, subj, p.Text, p.HTML, p.Header.Map(), len(p.Attachments))
+		}
+	}
+	waitFor(t, 5*time.Second, "every message delivered", func() bool {
+		for _, id := range s.MessageIDs {
+			if e.emailLog(e.admin, id).DeliveryStatus != "delivered" {
+				return false
+			}
+		}
+		return true
+	})
+	if l := e.emailLog(e.admin, s.MessageIDs[1]); l.Status != "delivered" || l.To != "bob@example.org" {
+		t.Errorf("email log = %+v", l)
+	}
+}
+
+func waitFor(t *testing.T, limit time.Duration, what string, cond func() bool) {
+	t.Helper()
+	for deadline := time.Now().Add(limit); !cond(); time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("not within %v: %s", limit, what)
+		}
+	}
+}
+
+// A test key and a sandbox send never reach the relay; a live send made
+// after them does, so the relay is known to be working when the count is read.
+func TestTestKeysAndSandboxSendsNeverDeliver(t *testing.T) {
+	relay := testutil.StartSMTP(t, testutil.SMTPOptions{})
+	r, _ := mail.ParseRelay("smtp://"+relay.Addr, mail.RelayOptions{})
+	e := newEnv(t, withRelay(r))
+	e.domainRecord(e.admin, "example.com")
+	testKey := e.createTestToken(e.admin, "ci", perm("account", e.acme, 100))
+	p := e.createProject(e.admin, "QA")
+	sb := e.createSandbox(e.admin, p, "Staging")
+
+	var testSent, liveToSandbox, live sent
+	e.post("/api/send", testKey, email("app@example.com", "user@example.org")).want(200).decode(&testSent)
+	e.post(e.path("/api/send/%d", sb), e.admin, email("qa@anywhere.test", "user@example.org")).want(200).decode(&liveToSandbox)
+	e.post("/api/send", e.admin, email("app@example.com", "real@example.org")).want(200).decode(&live)
+	if len(testSent.MessageIDs) != 1 || !testSent.Success {
+		t.Fatalf("a test key's answer %+v differs from a live send's", testSent)
+	}
+	relay.WaitMails(t, 1, 10*time.Second)
+	time.Sleep(200 * time.Millisecond) // time for a wrong delivery to show
+	if mails := relay.Mails(); len(mails) != 1 || mails[0].To[0] != "real@example.org" {
+		t.Fatalf("the relay got %d messages (%v), want only the live one", len(mails), mails)
+	}
+
+	// The test key's mail is in the account's test-key sandbox.
+	l := e.emailLog(e.admin, testSent.MessageIDs[0])
+	if l.DeliveryStatus != "captured" || l.SandboxID == nil {
+		t.Fatalf("test key message log = %+v, want captured in a sandbox", l)
+	}
+	var sandboxes []struct {
+		ID        int64  `json:"id"`
+		Name      string `json:"name"`
+		ProjectID int64  `json:"project_id"`
+	}
+	e.get(e.path("/api/accounts/%d/inboxes", e.acme), e.admin).want(200).decode(&sandboxes)
+	found := false
+	for _, s := range sandboxes {
+		found = found || s.ID == *l.SandboxID && s.Name == "Test key sends"
+	}
+	if !found {
+		t.Errorf("sandbox %d is not the account's \"Test key sends\": %+v", *l.SandboxID, sandboxes)
+	}
+	var msgs []capturedMessage
+	e.get(e.path("/api/accounts/%d/inboxes/%d/messages", e.acme, *l.SandboxID), e.admin).want(200).decode(&msgs)
+	if len(msgs) != 1 || msgs[0].ToEmail != "user@example.org" || msgs[0].FromEmail != "app@example.com" || msgs[0].Subject != "Hello" {
+		t.Errorf("test-key sandbox holds %+v", msgs)
+	}
+	// A second test send goes to the same sandbox.
+	var again sent
+	e.post("/api/send", testKey, email("app@example.com", "other@example.org")).want(200).decode(&again)
+	if l2 := e.emailLog(e.admin, again.MessageIDs[0]); *l2.SandboxID != *l.SandboxID {
+		t.Errorf("second test send went to sandbox %d, first to %d", *l2.SandboxID, *l.SandboxID)
+	}
+	// The sandbox send is in the sandbox named.
+	e.get(e.path("/api/sandboxes/%d/messages", sb), e.admin).want(200).decode(&msgs)
+	if len(msgs) != 1 || msgs[0].SandboxID != sb || msgs[0].InboxID != sb {
+		t.Errorf("sandbox %d holds %+v", sb, msgs)
+	}
+}
+
+func TestSendingNeedsAdminOnTheSendersDomain(t *testing.T) {
+	e := newEnv(t)
+	d, _, _ := e.domainRecord(e.admin, "example.com")
+	e.domainRecord(e.admin, "other.example.com")
+	domainAdmin := e.createToken(e.admin, "domain admin", perm("domain", d, 100))
+	domainViewer := e.createToken(e.admin, "domain viewer", perm("domain", d, 10))
+	testDomainAdmin := e.createTestToken(e.admin, "test domain admin", perm("domain", d, 100))
+	testViewer := e.createTestToken(e.admin, "test viewer", perm("account", e.acme, 10))
+	tests := []struct {
+		name, token, from string
+		want              int
+	}{
+		{"account admin", e.admin, "a@example.com", 200},
+		{"domain admin", domainAdmin.Token, "a@example.com", 200},
+		{"domain admin, case of the domain", domainAdmin.Token, "a@EXAMPLE.com", 200},
+		{"domain admin, another domain of the account", domainAdmin.Token, "a@other.example.com", 403},
+		{"domain viewer", domainViewer.Token, "a@example.com", 403},
+		{"a domain the account does not have", e.admin, "a@nowhere.example", 403},
+		{"a subdomain of the domain", e.admin, "a@sub.example.com", 403},
+		{"another account's admin", e.otherAdmin, "a@example.com", 403},
+		{"test key, domain admin", testDomainAdmin, "a@example.com", 200},
+		{"test key, viewer", testViewer, "a@example.com", 403},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			e := e.with(t)
+			res := e.post("/api/send", tt.token, email(tt.from, "u@example.org")).want(tt.want)
+			if tt.want == 403 {
+				var body sendErrors
+				res.decode(&body)
+				domain := strings.ToLower(tt.from[strings.Index(tt.from, "@")+1:])
+				if body.Success || len(body.Errors) != 1 || !strings.Contains(body.Errors[0], domain) {
+					t.Errorf("403 body %s does not name the domain %s", res.Body, domain)
+				}
+			}
+		})
+	}
+	// The same answer whether the domain is another account's or missing.
+	a := e.post("/api/send", e.otherAdmin, email("a@example.com", "u@example.org")).Body
+	b := e.post("/api/send", e.otherAdmin, email("a@example.net", "u@example.org")).Body
+	if string(a) != strings.ReplaceAll(string(b), "example.net", "example.com") {
+		t.Errorf("another account's domain answers %s, a missing one %s", a, b)
+	}
+}
+
+func TestInvalidEmailsAre400NamingTheField(t *testing.T) {
+	e := newEnv(t)
+	e.domainRecord(e.admin, "example.com")
+	with := func(change func(m map[string]any)) map[string]any {
+		m := email("a@example.com", "u@example.org")
+		change(m)
+		return m
+	}
+	many := make([]any, 1001)
+	for i := range many {
+		many[i] = addr(fmt.Sprintf("u%d@example.org", i))
+	}
+	tests := []struct {
+		name string
+		body any
+		want string // in one of the errors
+	}{
+		{"no from", with(func(m map[string]any) { delete(m, "from") }), "'from' is required"},
+		{"from not an address", with(func(m map[string]any) { m["from"] = addr("not-an-address") }), "'from.email' address is invalid"},
+		{"from with a display name inside", with(func(m map[string]any) { m["from"] = addr("A <a@example.com>") }), "'from.email' address is invalid"},
+		{"no recipient", with(func(m map[string]any) { delete(m, "to") }), "'to' or 'cc' or 'bcc' address is required"},
+		{"bad recipient", with(func(m map[string]any) { m["cc"] = []any{addr("bad@")} }), "'cc[0].email' address is invalid"},
+		{"too many recipients", with(func(m map[string]any) { m["to"] = many }), "'to' has too many addresses"},
+		{"no subject", with(func(m map[string]any) { delete(m, "subject") }), "'subject' is required"},
+		{"subject with a line break", with(func(m map[string]any) { m["subject"] = "a\r\nBcc: x@evil.test" }), "'subject' must not contain control characters"},
+		{"no body", with(func(m map[string]any) { delete(m, "text") }), "'text' or 'html' is required"},
+		{"name with a line break", with(func(m map[string]any) { m["from"] = map[string]any{"email": "a@example.com", "name": "x\nBcc: y"} }), "'from.name'"},
+		{"reserved header", with(func(m map[string]any) { m["headers"] = map[string]string{"Bcc": "x@evil.test"} }), "'headers.Bcc' is a reserved header"},
+		{"header value with a line break", with(func(m map[string]any) { m["headers"] = map[string]string{"X-A": "1\r\nBcc: x"} }), "'headers.X-A'"},
+		{"attachment not base64", with(func(m map[string]any) {
+			m["attachments"] = []any{map[string]any{"filename": "a.txt", "content": "%%%"}}
+		}), "'attachments[0].content' must be base64"},
+		{"attachment without a name", with(func(m map[string]any) { m["attachments"] = []any{map[string]any{"content": "aGk="}} }), "'attachments[0].filename' is required"},
+		{"attachment disposition", with(func(m map[string]any) {
+			m["attachments"] = []any{map[string]any{"filename": "a", "content": "aGk=", "disposition": "sideways"}}
+		}), "'attachments[0].disposition'"},
+		{"custom variables too large", with(func(m map[string]any) { m["custom_variables"] = map[string]string{"k": strings.Repeat("v", 1000)} }), "'custom_variables' is too large"},
+		{"template", with(func(m map[string]any) { m["template_uuid"] = "b81aabcd-1a1e-41cf-91b6-eca0254b3d96" }), "'template_uuid' is not supported"},
+		{"wrong type", with(func(m map[string]any) { m["to"] = "u@example.org" }), "'to' to must be an array"},
+		{"not JSON", "{from:", "request body is not valid JSON"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			e := e.with(t)
+			var body sendErrors
+			e.post("/api/send", e.admin, tt.body).want(400).decode(&body)
+			if body.Success || !slicesContain(body.Errors, tt.want) {
+				t.Errorf("errors %q do not include %q", body.Errors, tt.want)
+			}
+		})
+	}
+}
+
+func slicesContain(list []string, sub string) bool {
+	for _, s := range list {
+		if strings.Contains(s, sub) {
+			return true
+		}
+	}
+	return false
+}
+
+func TestOversizeEmailsAre413(t *testing.T) {
+	e := newEnv(t)
+	e.domainRecord(e.admin, "example.com")
+	big := func(n int) map[string]any {
+		m := email("a@example.com", "u@example.org")
+		m["attachments"] = []any{map[string]any{"filename": "big.bin", "content": base64.StdEncoding.EncodeToString(bytes.Repeat([]byte{7}, n))}}
+		return m
+	}
+	// Under 10 MiB as delivered: accepted.
+	e.post("/api/send", e.admin, big(7<<20)).want(200)
+	// Over 10 MiB once encoded, though the body is under the route's bound.
+	var body sendErrors
+	e.post("/api/send", e.admin, big(8<<20)).want(413).decode(&body)
+	if len(body.Errors) != 1 || !strings.Contains(body.Errors[0], "10 MiB") {
+		t.Errorf("413 body %+v", body)
+	}
+	// A body over the route's bound is refused before it is read whole.
+	e.post("/api/send", e.admin, big(13<<20)).want(413)
+	// The management API keeps its own 1 MiB bound.
+	e.post("/api/api_tokens", e.admin, map[string]any{"name": strings.Repeat("x", 2<<20)}).want(413)
+}
+
+func TestBatchAnswersEachEmail(t *testing.T) {
+	e := newEnv(t)
+	e.domainRecord(e.admin, "example.com")
+	var res struct {
+		Success   bool `json:"success"`
+		Responses []struct {
+			Success    bool     `json:"success"`
+			MessageIDs []string `json:"message_ids"`
+			Errors     []string `json:"errors"`
+		} `json:"responses"`
+	}
+	e.post("/api/batch", e.admin, map[string]any{
+		"base": map[string]any{"from": addr("news@example.com"), "subject": "Monthly", "text": "Base text"},
+		"requests": []any{
+			map[string]any{"to": []any{addr("a@example.org"), addr("b@example.org")}},
+			map[string]any{"to": []any{addr("c@example.org")}, "subject": "Override"},
+			map[string]any{"subject": "No recipients"},
+			map[string]any{"to": []any{addr("d@example.org")}, "from": addr("x@elsewhere.example")},
+			map[string]any{"to": []any{addr("e@example.org")}, "attachments": []any{map[string]any{"filename": "a", "content": "!!"}}},
+		},
+	}).want(200).decode(&res)
+	if !res.Success || len(res.Responses) != 5 {
+		t.Fatalf("batch answered %+v", res)
+	}
+	want := []struct {
+		ok    bool
+		ids   int
+		error string
+	}{{true, 2, ""}, {true, 1, ""}, {false, 0, "'to' or 'cc' or 'bcc'"}, {false, 0, "elsewhere.example"}, {false, 0, "base64"}}
+	for i, w := range want {
+		got := res.Responses[i]
+		if got.Success != w.ok || len(got.MessageIDs) != w.ids || w.error != "" && !slicesContain(got.Errors, w.error) {
+			t.Errorf("item %d = %+v, want success %v, %d ids, error %q", i, got, w.ok, w.ids, w.error)
+		}
+	}
+	// Only the accepted items are queued; the override applies to its item only.
+	for i, subject := range map[int]string{0: "Monthly", 1: "Override"} {
+		var l struct {
+			Subject string `json:"subject"`
+		}
+		e.get("/api/email_logs/"+res.Responses[i].MessageIDs[0], e.admin).want(200).decode(&l)
+		if l.Subject != subject {
+			t.Errorf("item %d has subject %q, want %q", i, l.Subject, subject)
+		}
+	}
+	requests := make([]any, 501)
+	for i := range requests {
+		requests[i] = map[string]any{"to": []any{addr("a@example.org")}}
+	}
+	var tooMany sendErrors
+	e.post("/api/batch", e.admin, map[string]any{"base": email("news@example.com"), "requests": requests}).want(400).decode(&tooMany)
+	if !slicesContain(tooMany.Errors, "'requests' has too many emails (maximum is 500)") {
+		t.Errorf("501 requests: %v", tooMany.Errors)
+	}
+	e.post("/api/batch", e.admin, map[string]any{"requests": []any{}}).want(400)
+}
+
+func TestMailSageSend(t *testing.T) {
+	e := newEnv(t)
+	d, _, _ := e.domainRecord(e.admin, "example.com")
+	domainAdmin := e.createToken(e.admin, "sender", perm("domain", d, 100))
+	body := map[string]any{"recipient": map[string]any{"email": "user@example.org"}, "subject": "Hello!", "body": "Test email"}
+	var ok struct {
+		Success   bool   `json:"success"`
+		MessageID string `json:"message_id"`
+		Status    string `json:"status"`
+	}
+	res := e.send(request{method: "POST", path: "/api/v1/emails/send", header: bearerHeader(domainAdmin.Token), body: body}).want(200)
+	res.decode(&ok)
+	if !ok.Success || ok.MessageID == "" || ok.Status != "accepted" {
+		t.Fatalf("answer %s", res.Body)
+	}
+	var l struct {
+		From string `json:"from"`
+	}
+	e.get("/api/email_logs/"+ok.MessageID, e.admin).want(200).decode(&l)
+	if l.From != "no-reply@example.com" {
+		t.Errorf("default sender %q, want no-reply@example.com", l.From)
+	}
+	// from as a plain address, and as an object.
+	for _, from := range []any{"team@example.com", map[string]any{"email": "team@example.com", "name": "Team"}} {
+		b := map[string]any{"recipient": addr("u@example.org"), "subject": "s", "body": "b", "from": from}
+		e.send(request{method: "POST", path: "/api/v1/emails/send", header: bearerHeader(domainAdmin.Token), body: b}).want(200)
+	}
+	// Several domains and no from: 422 naming from, in MailSage's shape.
+	e.domainRecord(e.admin, "second.example.com")
+	var fail struct {
+		Error  string `json:"error"`
+		Status int    `json:"status"`
+		Code   string `json:"code"`
+	}
+	e.send(request{method: "POST", path: "/api/v1/emails/send", header: bearerHeader(e.admin), body: body}).want(422).decode(&fail)
+	if fail.Status != 422 || fail.Code != "sender_required" || !strings.Contains(fail.Error, "'from'") {
+		t.Errorf("several domains: %+v", fail)
+	}
+	// No domain at all: the same.
+	viewer := e.createToken(e.admin, "viewer", perm("account", e.acme, 10))
+	e.send(request{method: "POST", path: "/api/v1/emails/send", header: bearerHeader(viewer.Token), body: body}).want(422)
+	// Invalid: 400 naming MailSage's field; unauthenticated: its 401.
+	e.send(request{method: "POST", path: "/api/v1/emails/send", header: bearerHeader(domainAdmin.Token),
+		body: map[string]any{"recipient": addr("nope"), "subject": "s", "body": "b"}}).want(400).decode(&fail)
+	if fail.Code != "invalid_request" || !strings.Contains(fail.Error, "'recipient.email' address is invalid") {
+		t.Errorf("invalid recipient: %+v", fail)
+	}
+	e.send(request{method: "POST", path: "/api/v1/emails/send", header: bearerHeader("ms_live_nope"), body: body}).want(401).decode(&fail)
+	if fail.Status != 401 || fail.Code != "invalid_api_key" {
+		t.Errorf("bad token: %+v", fail)
+	}
+}
+
+func TestLiveSendWithoutRelayIs503(t *testing.T) {
+	e := newEnv(t, withoutDelivery())
+	e.domainRecord(e.admin, "example.com")
+	var body sendErrors
+	e.post("/api/send", e.admin, email("a@example.com", "u@example.org")).want(503).decode(&body)
+	if len(body.Errors) != 1 || !strings.Contains(body.Errors[0], "--smtp-relay") {
+		t.Errorf("503 body %+v does not say how to configure delivery", body)
+	}
+	// Nothing was queued.
+	if n, err := e.svc.Outbox().Pending(t.Context(), tokend.EmailJob); err != nil || n != 0 {
+		t.Errorf("%d jobs pending (%v), want none", n, err)
+	}
+	// Test keys and sandbox sends need no relay.
+	testKey := e.createTestToken(e.admin, "ci", perm("account", e.acme, 100))
+	e.post("/api/send", testKey, email("a@example.com", "u@example.org")).want(200)
+	sb := e.createSandbox(e.admin, e.createProject(e.admin, "P"), "S")
+	e.post(e.path("/api/send/%d", sb), e.admin, email("a@anything.test", "u@example.org")).want(200)
+}
+
+// flakyRelay fails every delivery while down.
+type flakyRelay struct {
+	mail.Sender
+	down func() bool
+}
+
+func (f flakyRelay) Send(ctx context.Context, from, to string, msg []byte) error {
+	if f.down() {
+		return errors.New("connection refused")
+	}
+	return f.Sender.Send(ctx, from, to, msg)
+}
+
+func TestRelayDownThenUpDeliversEverything(t *testing.T) {
+	relay := testutil.StartSMTP(t, testutil.SMTPOptions{})
+	r, _ := mail.ParseRelay("smtp://"+relay.Addr, mail.RelayOptions{})
+	relay.Stop()
+	e := newEnv(t, withRelay(r))
+	e.domainRecord(e.admin, "example.com")
+	var ids []string
+	for i := range 20 {
+		var s sent
+		e.post("/api/send", e.admin, email("a@example.com", fmt.Sprintf("u%d@example.org", i))).want(200).decode(&s)
+		ids = append(ids, s.MessageIDs...)
+	}
+	waitFor(t, 5*time.Second, "a message deferred with the relay's error", func() bool {
+		l := e.emailLog(e.admin, ids[0])
+		return l.DeliveryStatus == "deferred" && l.Status == "enqueued" && l.LastError != nil && strings.Contains(*l.LastError, relay.Addr)
+	})
+	relay.Start(t)
+	mails := relay.WaitMails(t, 20, 15*time.Second)
+	seen := map[string]bool{}
+	for _, m := range mails {
+		seen[m.To[0]] = true
+	}
+	if len(seen) != 20 {
+		t.Errorf("%d distinct recipients got mail, want 20", len(seen))
+	}
+	waitFor(t, 5*time.Second, "every message delivered", func() bool {
+		for _, id := range ids {
+			if e.emailLog(e.admin, id).DeliveryStatus != "delivered" {
+				return false
+			}
+		}
+		return true
+	})
+}
+
+func TestRefusedMailFailsWithTheRelaysAnswer(t *testing.T) {
+	relay := testutil.StartSMTP(t, testutil.SMTPOptions{})
+	relay.Refuse(550, "mailbox unavailable")
+	r, _ := mail.ParseRelay("smtp://"+relay.Addr, mail.RelayOptions{})
+	e := newEnv(t, withRelay(r))
+	e.domainRecord(e.admin, "example.com")
+	var s sent
+	e.post("/api/send", e.admin, email("a@example.com", "gone@example.org")).want(200).decode(&s)
+	waitFor(t, 5*time.Second, "the message failed", func() bool { return e.emailLog(e.admin, s.MessageIDs[0]).DeliveryStatus == "failed" })
+	l := e.emailLog(e.admin, s.MessageIDs[0])
+	if l.Status != "not_delivered" || l.LastError == nil || !strings.Contains(*l.LastError, "550 mailbox unavailable") {
+		t.Errorf("failed message log = %+v", l)
+	}
+}
+
+func TestSendingCountsAgainstThePlanLimit(t *testing.T) {
+	e := newEnv(t, withPlan(tokend.PlanEnterprise, 3))
+	e.domainRecord(e.admin, "example.com") // one request
+	e.post("/api/send", e.admin, email("a@example.com", "u@example.org")).want(200)
+	e.post("/api/send", e.admin, email("a@example.com", "u@example.org")).want(200)
+	var body sendErrors
+	res := e.post("/api/send", e.admin, email("a@example.com", "u@example.org")).want(429)
+	res.decode(&body)
+	if body.Success || len(body.Errors) != 1 || res.Header.Get("Retry-After") == "" {
+		t.Errorf("429: %s, Retry-After %q", res.Body, res.Header.Get("Retry-After"))
+	}
+}
+
+func TestSendErrorsUseTheSendingShape(t *testing.T) {
+	e := newEnv(t)
+	for _, tt := range []struct {
+		name, token string
+		want        int
+	}{{"no token", "", 401}, {"bad token", "tk_live_tooshort", 401}} {
+		t.Run(tt.name, func(t *testing.T) {
+			var body sendErrors
+			e.with(t).post("/api/send", tt.token, email("a@example.com", "u@example.org")).want(tt.want).decode(&body)
+			if body.Success || len(body.Errors) != 1 || body.Errors[0] == "" {
+				t.Errorf("body %+v", body)
+			}
+		})
+	}
+	e.post("/api/send/999999", e.admin, email("a@example.com", "u@example.org")).want(404)
+}

@@ -1,0 +1,71 @@
+package mail
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/emersion/go-msgauth/dkim"
+
+	"github.com/tokend/tokend"
+	"github.com/tokend/tokend/internal/jobs"
+)
+
+// Sender is what the dispatcher delivers through: a Relay, or a test double.
+type Sender interface {
+	Send(ctx context.Context, from, to string, msg []byte) error
+}
+
+// Dispatcher delivers the outbox's email jobs: each is one recipient's copy,
+// given its own Message-ID (the message id the API answered with, so that a
+// copy delivered twice can be told) and DKIM-signed for its domain.
+type Dispatcher struct {
+	Mailer *tokend.Mailer
+	Relay  Sender
+}
+
+// signedHeaders are the fields the DKIM signature covers (present or not, so
+// that none can be added later without breaking it).
+var signedHeaders = []string{"From", "Reply-To", "Subject", "Date", "To", "Cc", "Message-ID",
+	"MIME-Version", "Content-Type", "Content-Transfer-Encoding"}
+
+// Deliver is the jobs.Handler of tokend.EmailJob jobs. A relay's 5xx reply
+// is permanent; anything else is retried by the runner.
+func (d *Dispatcher) Deliver(ctx context.Context, j tokend.Job) error {
+	del, err := d.Mailer.Delivery(ctx, j)
+	if errors.Is(err, tokend.ErrNothingToDeliver) {
+		return nil
+	} else if err != nil {
+		return err
+	}
+	msg, err := Sign(del)
+	if err != nil {
+		return err
+	}
+	err = d.Relay.Send(ctx, del.MailFrom, del.Recipient, msg)
+	var perm *PermanentError
+	if errors.As(err, &perm) {
+		return jobs.Permanent(err)
+	}
+	return err
+}
+
+// Sign returns a delivery's message as it goes out: its Message-ID, then
+// its DKIM signature, then the stored message.
+func Sign(del *tokend.Delivery) ([]byte, error) {
+	var msg bytes.Buffer
+	msg.Grow(len(del.Raw) + 1024)
+	msg.WriteString("Message-ID: " + tokend.RFCMessageID(del.MessageID, del.Domain) + "\r\n")
+	msg.Write(del.Raw)
+	var sig bytes.Buffer
+	err := dkim.Sign(&sig, bytes.NewReader(msg.Bytes()), &dkim.SignOptions{
+		Domain: del.Domain, Selector: del.Selector, Signer: del.Signer,
+		HeaderCanonicalization: dkim.CanonicalizationRelaxed, BodyCanonicalization: dkim.CanonicalizationRelaxed,
+		HeaderKeys: signedHeaders,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("dkim sign: %w", err)
+	}
+	return sig.Bytes(), nil
+}

@@ -1,0 +1,157 @@
+package tokend
+
+import (
+	"context"
+	"strings"
+	"time"
+)
+
+// SandboxPageSize is how many captured emails a sandbox listing returns.
+const SandboxPageSize = 30
+
+// SandboxMessages lists the emails captured in a sandbox the caller can read
+// (ENOTFOUND otherwise), newest first: SandboxPageSize of them before
+// lastID when it is set, otherwise page (from 1), matching search in the
+// subject or the first recipient when it is set.
+func (m *Mailer) SandboxMessages(ctx context.Context, caller *Token, sandboxID int64, page int, lastID int64, search string) ([]StoredEmail, error) {
+	q := SandboxQuery{BeforeID: lastID, Search: strings.TrimSpace(search), Limit: SandboxPageSize}
+	if lastID == 0 && page > 1 {
+		q.Offset = (page - 1) * SandboxPageSize
+	}
+	var out []StoredEmail
+	err := m.store.Read(ctx, func(tx Tx) error {
+		if _, err := readableResource(ctx, tx, caller, ResourceSandbox, sandboxID); err != nil {
+			return err
+		}
+		var err error
+		out, err = tx.SandboxEmails(ctx, sandboxID, q)
+		return err
+	})
+	return out, err
+}
+
+// SandboxMessage returns one captured email, with its raw content, from a
+// sandbox the caller can read; ENOTFOUND otherwise.
+func (m *Mailer) SandboxMessage(ctx context.Context, caller *Token, sandboxID, id int64) (*StoredEmail, error) {
+	var out *StoredEmail
+	err := m.store.Read(ctx, func(tx Tx) error {
+		var err error
+		out, err = capturedEmail(ctx, tx, caller, sandboxID, id)
+		return err
+	})
+	return out, err
+}
+
+// MarkSandboxMessage sets a captured email's read flag; reading the sandbox
+// is enough, as opening a message marks it read.
+func (m *Mailer) MarkSandboxMessage(ctx context.Context, caller *Token, sandboxID, id int64, read bool) (*StoredEmail, error) {
+	var out *StoredEmail
+	err := m.svc.writeAs(ctx, caller, func(tx Tx, caller *Token) error {
+		e, err := capturedEmail(ctx, tx, caller, sandboxID, id)
+		if err != nil {
+			return err
+		}
+		now := m.svc.now()
+		if err := tx.MarkEmailRead(ctx, id, read, now); err != nil {
+			return err
+		}
+		e.IsRead, e.UpdatedAt = read, now
+		out = e
+		return nil
+	})
+	return out, err
+}
+
+// DeleteSandboxMessage deletes a captured email from a sandbox the caller is
+// admin on (ENOTFOUND if it cannot read it, EFORBIDDEN if it only views it)
+// and returns it as it was.
+func (m *Mailer) DeleteSandboxMessage(ctx context.Context, caller *Token, sandboxID, id int64) (*StoredEmail, error) {
+	var out *StoredEmail
+	err := m.svc.writeAs(ctx, caller, func(tx Tx, caller *Token) error {
+		sb, err := readableResource(ctx, tx, caller, ResourceSandbox, sandboxID)
+		if err != nil {
+			return err
+		}
+		e, err := capturedEmail(ctx, tx, caller, sandboxID, id)
+		if err != nil {
+			return err
+		}
+		if sb.Level != Admin {
+			return Errorf(EFORBIDDEN, "You need admin access to sandbox %d to delete its messages", sandboxID)
+		}
+		out = e
+		return tx.DeleteEmail(ctx, id)
+	})
+	return out, err
+}
+
+// capturedEmail loads email id if it is in sandboxID and the caller can read
+// that sandbox; ENOTFOUND otherwise.
+func capturedEmail(ctx context.Context, tx Tx, caller *Token, sandboxID, id int64) (*StoredEmail, error) {
+	if _, err := readableResource(ctx, tx, caller, ResourceSandbox, sandboxID); err != nil {
+		return nil, err
+	}
+	e, err := tx.Email(ctx, id)
+	if ErrorCode(err) == ENOTFOUND || err == nil && (e.SandboxID != sandboxID || e.AccountID != caller.AccountID) {
+		return nil, errNotFound
+	}
+	return e, err
+}
+
+// MessageLog is what is known of one message: the email it belongs to, and
+// where delivery to its recipient stands.
+type MessageLog struct {
+	Message
+	Email  StoredEmail // without its raw content
+	Domain string      // the sending domain of live mail
+}
+
+// MessageLog returns a message of the caller's account, if the caller sent
+// it or can read the sending domain it went out from (live mail) or the
+// sandbox it was captured into; ENOTFOUND otherwise.
+func (m *Mailer) MessageLog(ctx context.Context, caller *Token, id string) (*MessageLog, error) {
+	var out *MessageLog
+	err := m.store.Read(ctx, func(tx Tx) error {
+		msg, err := tx.Message(ctx, id)
+		if ErrorCode(err) == ENOTFOUND || err == nil && msg.AccountID != caller.AccountID {
+			return errNotFound
+		} else if err != nil {
+			return err
+		}
+		e, err := tx.Email(ctx, msg.EmailID)
+		if err != nil {
+			return err
+		}
+		e.Raw = nil
+		out = &MessageLog{Message: *msg, Email: *e}
+		if e.TokenID == caller.ID {
+			// The token that sent it may follow it, whatever else it can read.
+			if key, err := tx.DomainKey(ctx, e.DomainID); err == nil {
+				out.Domain = key.Domain
+			}
+			return nil
+		}
+		if e.SandboxID != 0 {
+			_, err := readableResource(ctx, tx, caller, ResourceSandbox, e.SandboxID)
+			return err
+		}
+		d, err := readableResource(ctx, tx, caller, ResourceDomain, e.DomainID)
+		if ErrorCode(err) == ENOTFOUND && caller.IsAccountAdmin() {
+			// The domain was deleted since; its mail stays visible to account admins.
+			key, kerr := tx.DomainKey(ctx, e.DomainID)
+			if kerr == nil {
+				out.Domain = key.Domain
+				return nil
+			}
+		}
+		if err != nil {
+			return err
+		}
+		out.Domain = d.Name
+		return nil
+	})
+	return out, err
+}
+
+// emailRetention is how long the delivery state of live mail stays readable.
+const emailRetention = 30 * 24 * time.Hour

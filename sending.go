@@ -1,0 +1,435 @@
+package tokend
+
+import (
+	"context"
+	"crypto"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/google/uuid"
+)
+
+// EmailJob is the outbox kind of email deliveries: one job per recipient,
+// whose payload is the message id.
+const EmailJob = "email"
+
+// MailerOptions configure a Mailer.
+type MailerOptions struct {
+	// Deliver says that live email can be delivered: a relay is configured.
+	// Without it, live sends are EUNAVAILABLE and nothing is queued.
+	Deliver bool
+	// Notify is called after a commit that queued live mail, so that the
+	// dispatcher starts at once; may be nil.
+	Notify func()
+	// Observe is told, after each commit, how many messages (recipients) were
+	// accepted for delivery ("accepted") or captured into a sandbox
+	// ("captured"); may be nil.
+	Observe func(event string, n int)
+}
+
+// Mailer is the sending capability: it applies the sending rules to a
+// caller's email, writes what it accepts to the store in the transaction that
+// answers (live mail together with its delivery jobs, test-key and sandbox
+// mail captured into a sandbox), and serves the captured mail and the
+// delivery state back. Live keys deliver; test keys never do.
+type Mailer struct {
+	svc     *Service
+	store   Store
+	compose Composer
+	opts    MailerOptions
+	signers sync.Map // domain id → crypto.Signer, opened once
+}
+
+// NewMailer returns the sending service over svc's store and keyring, and
+// keeps the outbox's email jobs and message states in step.
+func NewMailer(svc *Service, compose Composer, opts MailerOptions) *Mailer {
+	m := &Mailer{svc: svc, store: svc.store, compose: compose, opts: opts}
+	svc.outbox.hook(EmailJob, jobHooks{retried: m.deferred, finished: m.finished})
+	return m
+}
+
+// Sent is an accepted email: one message id per recipient, in the order To,
+// Cc, Bcc.
+type Sent struct {
+	MessageIDs []string
+}
+
+// BatchItem is one email of a batch, or the error that refused it before
+// it reached the Mailer (a body that could not be read).
+type BatchItem struct {
+	Email *Email
+	Err   error
+}
+
+// BatchResult is the outcome of one email of a batch: Sent, or the error
+// that refused it.
+type BatchResult struct {
+	Sent *Sent
+	Err  error
+}
+
+var errNoRelay = Errorf(EUNAVAILABLE, "Email delivery is not configured on this server: start tokend with --smtp-relay smtp://[user:pass@]host:port "+
+	"(or TOKEND_SMTP_RELAY) to deliver live email. Test keys and sandbox sends work without it.")
+
+// Send accepts e from caller. A live key sends from a sending domain of its
+// account on which it is admin (EFORBIDDEN otherwise, naming the domain) and
+// its mail is queued for delivery; a test key follows the same rules and
+// answers the same, but its mail is captured into the account's test-key
+// sandbox and never delivered.
+func (m *Mailer) Send(ctx context.Context, caller *Token, e *Email) (*Sent, error) {
+	res, err := m.send(ctx, caller, 0, []BatchItem{{Email: e}})
+	if err != nil {
+		return nil, err
+	}
+	return res[0].Sent, res[0].Err
+}
+
+// SendToSandbox captures e into a sandbox on which caller is admin (ENOTFOUND
+// if the caller cannot read it, EFORBIDDEN if it only views it). Any sender
+// address is accepted; nothing is delivered.
+func (m *Mailer) SendToSandbox(ctx context.Context, caller *Token, sandboxID int64, e *Email) (*Sent, error) {
+	res, err := m.send(ctx, caller, sandboxID, []BatchItem{{Email: e}})
+	if err != nil {
+		return nil, err
+	}
+	return res[0].Sent, res[0].Err
+}
+
+// SendBatch accepts up to MaxBatchSize emails, each item laid over base. Each
+// item succeeds or fails alone (an item that comes with an error keeps it);
+// the error returned is for the whole batch (authentication, a sandbox the
+// caller cannot use, delivery not configured). Accepted items are written in
+// one transaction.
+func (m *Mailer) SendBatch(ctx context.Context, caller *Token, sandboxID int64, base *Email, items []BatchItem) ([]BatchResult, error) {
+	switch {
+	case len(items) == 0:
+		return nil, Invalid("requests", "is required: a batch needs at least one request")
+	case len(items) > MaxBatchSize:
+		return nil, Invalid("requests", fmt.Sprintf("has too many emails (maximum is %d)", MaxBatchSize))
+	}
+	if base == nil {
+		base = &Email{}
+	}
+	merged := make([]BatchItem, len(items))
+	for i, it := range items {
+		merged[i] = BatchItem{Err: it.Err}
+		if it.Err == nil {
+			merged[i].Email = base.merge(it.Email)
+		}
+	}
+	return m.send(ctx, caller, sandboxID, merged)
+}
+
+// DefaultSender is the sender of a caller that names none: no-reply at the
+// one sending domain it administers. None or several is EINVALID on "from",
+// with reason "sender_required".
+func (m *Mailer) DefaultSender(ctx context.Context, caller *Token) (Address, error) {
+	var out Address
+	err := m.store.Read(ctx, func(tx Tx) error {
+		c, err := loadCatalog(ctx, tx, caller.AccountID)
+		if err != nil {
+			return err
+		}
+		domains := c.domainsAdministered(caller.Permissions)
+		switch len(domains) {
+		case 1:
+			out = Address{Email: "no-reply@" + domains[0].Name}
+			return nil
+		case 0:
+			return &Error{Code: EINVALID, Message: "Validation failed", Reason: "sender_required",
+				Fields: FieldErrors{"from": {"is required: this token is not admin on any sending domain to send from"}}}
+		}
+		return &Error{Code: EINVALID, Message: "Validation failed", Reason: "sender_required",
+			Fields: FieldErrors{"from": {fmt.Sprintf("is required: this token is admin on %d sending domains, so name the one to send from", len(domains))}}}
+	})
+	return out, err
+}
+
+// prepared is an email that passed validation and was rendered, ready to be
+// stored.
+type prepared struct {
+	email *Email
+	ids   []string
+	raw   []byte
+	err   error
+}
+
+// send validates and renders each email outside any transaction, then
+// applies the rules and stores what passes in one write transaction.
+func (m *Mailer) send(ctx context.Context, caller *Token, sandboxID int64, emails []BatchItem) ([]BatchResult, error) {
+	now := m.svc.now()
+	live := sandboxID == 0 && caller.Environment == Live
+	if live && !m.opts.Deliver {
+		return nil, errNoRelay
+	}
+	preps := make([]prepared, len(emails))
+	for i, it := range emails {
+		if preps[i].err = it.Err; it.Err == nil {
+			preps[i] = m.prepare(it.Email, now, live)
+		}
+	}
+	results := make([]BatchResult, len(emails))
+	var accepted, captured int
+	err := m.svc.writeAs(ctx, caller, func(tx Tx, caller *Token) error {
+		accepted, captured = 0, 0
+		c, err := loadCatalog(ctx, tx, caller.AccountID)
+		if err != nil {
+			return err
+		}
+		target := sandboxID
+		if sandboxID != 0 {
+			sb, err := readableResource(ctx, tx, caller, ResourceSandbox, sandboxID)
+			if err != nil {
+				return err
+			}
+			if sb.Level != Admin {
+				return Errorf(EFORBIDDEN, "You need admin access to sandbox %d to send to it", sandboxID)
+			}
+		}
+		for i := range preps {
+			p := &preps[i]
+			results[i] = BatchResult{Err: p.err}
+			if p.err != nil {
+				continue
+			}
+			var domain Resource
+			if sandboxID == 0 {
+				d, err := c.sendingDomain(caller, p.email.From)
+				if err != nil {
+					results[i].Err = err
+					continue
+				}
+				domain = d
+			}
+			if !live && target == 0 {
+				if target, err = m.captureSandbox(ctx, tx, caller, c); err != nil {
+					return err
+				}
+			}
+			if err := m.store1(ctx, tx, caller, p, domain, target, now); err != nil {
+				return err
+			}
+			results[i].Sent = &Sent{MessageIDs: p.ids}
+			if live {
+				accepted += len(p.ids)
+			} else {
+				captured += len(p.ids)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	if accepted > 0 && m.opts.Notify != nil {
+		m.opts.Notify()
+	}
+	if m.opts.Observe != nil {
+		if accepted > 0 {
+			m.opts.Observe("accepted", accepted)
+		}
+		if captured > 0 {
+			m.opts.Observe("captured", captured)
+		}
+	}
+	return results, nil
+}
+
+// prepare validates e, gives each recipient a message id and renders it. Live
+// mail is rendered without a Message-ID: each recipient's delivery carries
+// its own. Captured mail carries the first recipient's.
+func (m *Mailer) prepare(e *Email, now time.Time, live bool) prepared {
+	if err := e.Validate(); err != nil {
+		return prepared{err: err}
+	}
+	rcpts := e.Recipients()
+	ids := make([]string, len(rcpts))
+	for i := range ids {
+		ids[i] = uuid.NewString()
+	}
+	msgID := ""
+	if !live {
+		msgID = RFCMessageID(ids[0], e.From.Domain())
+	}
+	raw, err := m.compose.Compose(e, now, msgID)
+	if err != nil {
+		return prepared{err: fmt.Errorf("compose email: %w", err)}
+	}
+	if len(raw) > MaxEmailSize {
+		return prepared{err: Errorf(ETOOLARGE, "The email is %d bytes with its attachments encoded; the maximum is %d bytes (10 MiB)", len(raw), MaxEmailSize)}
+	}
+	return prepared{email: e, ids: ids, raw: raw}
+}
+
+// RFCMessageID is the Message-ID header value of a message id sent from domain.
+func RFCMessageID(id, domain string) string { return "<" + id + "@" + domain + ">" }
+
+// store1 writes one accepted email: its content, a message per recipient and,
+// for live mail (no sandbox), a delivery job per recipient.
+func (m *Mailer) store1(ctx context.Context, tx Tx, caller *Token, p *prepared, domain Resource, sandboxID int64, now time.Time) error {
+	e := p.email
+	rcpts := e.Recipients()
+	se := &StoredEmail{
+		AccountID: caller.AccountID, TokenID: caller.ID, DomainID: domain.ID, SandboxID: sandboxID,
+		MailFrom: e.From.Email, From: e.From, To: rcpts[0], Subject: e.Subject, Category: e.Category,
+		CustomVariables: e.CustomVariables, Raw: p.raw, Size: len(p.raw), TextSize: len(e.Text), HTMLSize: len(e.HTML),
+		CreatedAt: now, UpdatedAt: now,
+	}
+	state := MessageQueued
+	if sandboxID != 0 {
+		state = MessageCaptured
+	}
+	msgs := make([]Message, len(rcpts))
+	for i, r := range rcpts {
+		msgs[i] = Message{ID: p.ids[i], AccountID: caller.AccountID, Recipient: r.Email, State: state, CreatedAt: now, UpdatedAt: now}
+	}
+	if err := tx.CreateEmail(ctx, se, msgs); err != nil {
+		return err
+	}
+	if sandboxID != 0 {
+		return nil
+	}
+	for _, msg := range msgs {
+		if err := tx.EnqueueJob(ctx, &Job{Kind: EmailJob, Payload: []byte(msg.ID), NextAttemptAt: now, CreatedAt: now}); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// sendingDomain returns the sending domain of from's address if caller is
+// admin on it. The answer is the same whether the domain is missing, of
+// another account, or only viewed by the caller, so that it reveals nothing.
+func (c *catalog) sendingDomain(caller *Token, from Address) (Resource, error) {
+	name := from.Domain()
+	for _, d := range c.domains {
+		if d.Name == name && caller.LevelOn(d) == Admin {
+			return d, nil
+		}
+	}
+	return Resource{}, Errorf(EFORBIDDEN, "Sending from %s needs a token with admin access to the sending domain %s of this account", name, name)
+}
+
+// Names of what captureSandbox creates.
+const (
+	captureProjectName = "Test keys"
+	captureSandboxName = "Test key sends"
+)
+
+// captureSandbox returns the sandbox that catches the account's test-key
+// sends, creating it (in a project of its own) on first use or after it was
+// deleted.
+func (m *Mailer) captureSandbox(ctx context.Context, tx Tx, caller *Token, c *catalog) (int64, error) {
+	id, err := tx.CaptureSandbox(ctx, caller.AccountID)
+	if err != nil {
+		return 0, err
+	}
+	if _, ok := c.resolve(ResourceSandbox, id); ok {
+		return id, nil
+	}
+	now := m.svc.now()
+	project := Resource{Type: ResourceProject, AccountID: caller.AccountID, Name: captureProjectName, CreatedAt: now}
+	if err := tx.CreateResource(ctx, &project); err != nil {
+		return 0, err
+	}
+	sandbox := Resource{Type: ResourceSandbox, AccountID: caller.AccountID, ProjectID: project.ID, Name: captureSandboxName, CreatedAt: now}
+	if err := tx.CreateResource(ctx, &sandbox); err != nil {
+		return 0, err
+	}
+	if err := tx.SetCaptureSandbox(ctx, caller.AccountID, sandbox.ID); err != nil {
+		return 0, err
+	}
+	c.byKey[resourceKey{ResourceProject, project.ID}] = project
+	c.byKey[resourceKey{ResourceSandbox, sandbox.ID}] = sandbox
+	for _, r := range []Resource{project, sandbox} {
+		if err := m.svc.auditResource(ctx, tx, caller, ActionResourceCreated, r); err != nil {
+			return 0, err
+		}
+	}
+	return sandbox.ID, nil
+}
+
+// Delivery is what the dispatcher needs to deliver one message: the envelope,
+// the rendered email (without its Message-ID, which MessageID names), and the
+// DKIM key of its domain.
+type Delivery struct {
+	MessageID string
+	Domain    string
+	MailFrom  string
+	Recipient string
+	Raw       []byte
+	Selector  string
+	Signer    crypto.Signer
+}
+
+// ErrNothingToDeliver means a delivery job's message is gone (its account
+// deleted) or already final: the job is done.
+var ErrNothingToDeliver = errors.New("nothing to deliver")
+
+// Delivery returns the delivery a job asks for.
+func (m *Mailer) Delivery(ctx context.Context, j Job) (*Delivery, error) {
+	var d *Delivery
+	err := m.store.Read(ctx, func(tx Tx) error {
+		msg, err := tx.Message(ctx, string(j.Payload))
+		if ErrorCode(err) == ENOTFOUND {
+			return ErrNothingToDeliver
+		} else if err != nil {
+			return err
+		}
+		if msg.State != MessageQueued && msg.State != MessageDeferred {
+			return ErrNothingToDeliver
+		}
+		e, err := tx.Email(ctx, msg.EmailID)
+		if err != nil {
+			return err
+		}
+		key, err := tx.DomainKey(ctx, e.DomainID)
+		if err != nil {
+			return fmt.Errorf("dkim key of domain %d: %w", e.DomainID, err)
+		}
+		signer, err := m.signer(key)
+		if err != nil {
+			return err
+		}
+		d = &Delivery{MessageID: msg.ID, Domain: key.Domain, MailFrom: e.MailFrom, Recipient: msg.Recipient,
+			Raw: e.Raw, Selector: key.Selector, Signer: signer}
+		return nil
+	})
+	return d, err
+}
+
+func (m *Mailer) signer(k *DomainKey) (crypto.Signer, error) {
+	if s, ok := m.signers.Load(k.DomainID); ok {
+		return s.(crypto.Signer), nil
+	}
+	s, err := m.svc.opts.Keyring.signer(k)
+	if err != nil {
+		return nil, err
+	}
+	m.signers.Store(k.DomainID, s)
+	return s, nil
+}
+
+// deferred records a failed attempt that will be retried.
+func (m *Mailer) deferred(ctx context.Context, tx Tx, j *Job, lastError string, at time.Time) error {
+	return ignoreMissing(tx.UpdateMessage(ctx, string(j.Payload), MessageDeferred, j.Attempts, lastError, at))
+}
+
+// finished records a message's final state.
+func (m *Mailer) finished(ctx context.Context, tx Tx, j *Job, state JobState, lastError string, at time.Time) error {
+	ms := MessageDelivered
+	if state == JobFailed {
+		ms = MessageFailed
+	}
+	return ignoreMissing(tx.UpdateMessage(ctx, string(j.Payload), ms, j.Attempts, lastError, at))
+}
+
+// ignoreMissing treats a record deleted meanwhile (with its account) as done.
+func ignoreMissing(err error) error {
+	if ErrorCode(err) == ENOTFOUND {
+		return nil
+	}
+	return err
+}
