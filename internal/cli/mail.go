@@ -75,6 +75,7 @@ const (
 	emailBackoff    = 2 * time.Second
 	emailMaxBackoff = time.Minute
 	emailTimeout    = 30 * time.Second
+	emailLease      = emailTimeout + 5*time.Second
 )
 
 // newMailer wires sending: the Mailer, and with a relay the dispatcher that
@@ -107,7 +108,7 @@ func newMailer(ctx context.Context, cfg ServeConfig, svc *tokend.Service, m *met
 	d := &mail.Dispatcher{Mailer: mailer, Relay: relay}
 	runner = jobs.New(svc.Outbox(), jobs.Options{
 		Kind: tokend.EmailJob, Workers: 4, Attempts: 1 << 30, MaxAge: cfg.SMTPRetryFor,
-		Backoff: emailBackoff, MaxBackoff: emailMaxBackoff, Timeout: emailTimeout, Logger: logger,
+		Backoff: emailBackoff, MaxBackoff: emailMaxBackoff, Timeout: emailTimeout, Lease: emailLease, Logger: logger,
 		Result: func(result string) {
 			switch result {
 			case jobs.ResultDelivered:

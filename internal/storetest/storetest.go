@@ -40,6 +40,9 @@ func Run(t *testing.T, open func(t *testing.T) tokend.Store) {
 		{"OutboxClaimsDueUnleasedJobs", testOutboxClaims},
 		{"OutboxRetryReleaseFinish", testOutboxOutcomes},
 		{"OutboxConcurrentClaimsNeverShareAJob", testOutboxConcurrentClaims},
+		{"EmailsRoundTripAndDropDeliveredContent", testEmailsRoundTrip},
+		{"SandboxEmailsPageSearchAndCascade", testSandboxEmails},
+		{"DomainKeysCaptureSandboxAndSettings", testDomainKeysAndSettings},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -37,6 +37,8 @@ type SMTPOptions struct {
 	Implicit bool
 	// User and Password, when set, are required through AUTH PLAIN.
 	User, Password string
+	// Delay is how long the relay takes over each message it accepts.
+	Delay time.Duration
 }
 
 // SMTPServer is a relay on 127.0.0.1 for tests: it records what it accepts,
@@ -209,6 +211,7 @@ func (x *smtpSession) Data(r io.Reader) error {
 	if err != nil {
 		return err
 	}
+	time.Sleep(x.s.opts.Delay)
 	x.s.mu.Lock()
 	_, tlsOn := x.conn.TLSConnectionState()
 	x.s.mails = append(x.s.mails, Mail{From: x.from, To: x.to, Data: b, TLS: tlsOn, User: x.user})

@@ -1,0 +1,227 @@
+package main_test
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/emersion/go-msgauth/dkim"
+
+	"github.com/tokend/tokend/internal/testutil"
+)
+
+// mailAccount creates an account in db and returns its id and admin token.
+func mailAccount(t *testing.T, db string) (int64, string) {
+	t.Helper()
+	r := tokend(t, nil, "account", "create", "--name", "Mail", "--db", db, "--json")
+	var out struct {
+		Account struct {
+			ID int64 `json:"id"`
+		} `json:"account"`
+		APIToken struct {
+			Token string `json:"token"`
+		} `json:"api_token"`
+	}
+	if r.code != 0 || json.Unmarshal([]byte(r.stdout), &out) != nil {
+		t.Fatalf("account create: %+v", r)
+	}
+	if r := tokend(t, nil, "account", "set-plan", fmt.Sprint(out.Account.ID), "--plan", "enterprise", "--rate-limit", "1000000", "--db", db); r.code != 0 {
+		t.Fatalf("set-plan: %+v", r)
+	}
+	return out.Account.ID, out.APIToken.Token
+}
+
+// dkimRecord creates a sending domain and returns its DKIM record's name and value.
+func dkimRecord(t *testing.T, url string, account int64, token, domain string) (string, string) {
+	t.Helper()
+	code, body := call(t, "POST", fmt.Sprintf("%s/api/accounts/%d/sending_domains", url, account), token,
+		`{"sending_domain": {"domain_name": "`+domain+`"}}`)
+	var d struct {
+		DNSRecords []struct{ Key, Domain, Value string } `json:"dns_records"`
+	}
+	if code != 200 || json.Unmarshal([]byte(body), &d) != nil {
+		t.Fatalf("create domain: %d %s", code, body)
+	}
+	for _, r := range d.DNSRecords {
+		if r.Key == "dkim" {
+			return r.Domain, r.Value
+		}
+	}
+	t.Fatalf("no DKIM record in %s", body)
+	return "", ""
+}
+
+func verifyDKIM(t *testing.T, msg []byte, name, value string) {
+	t.Helper()
+	vs, err := dkim.VerifyWithOptions(bytes.NewReader(msg), &dkim.VerifyOptions{LookupTXT: func(n string) ([]string, error) {
+		if n != name {
+			return nil, fmt.Errorf("no record %s", n)
+		}
+		return []string{value}, nil
+	}})
+	if err != nil || len(vs) != 1 || vs[0].Err != nil {
+		t.Errorf("DKIM does not verify against the published record: %v %+v", err, vs)
+	}
+}
+
+func sendBody(from, to string) string {
+	return fmt.Sprintf(`{"from": {"email": %q}, "to": [{"email": %q}], "subject": "Hello", "text": "Hello from tokend"}`, from, to)
+}
+
+// pkcs8RSA is how a DER-encoded RSA private key begins after its length:
+// version 0, then the rsaEncryption algorithm. A public key never has it.
+var pkcs8RSA = []byte{0x02, 0x01, 0x00, 0x30, 0x0d, 0x06, 0x09, 0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x01}
+
+// A live send through the binary reaches the relay DKIM-signed; the DKIM key
+// is sealed in the database by a key file serve creates, and it still signs
+// after a restart. Without its key file, the database refuses to serve.
+func TestServeDeliversSignedMailThroughTheRelay(t *testing.T) {
+	relay := testutil.StartSMTP(t, testutil.SMTPOptions{})
+	dir := t.TempDir()
+	db := filepath.Join(dir, "mail.db")
+	account, admin := mailAccount(t, db)
+	s := startServe(t, nil, "--db", db, "--smtp-relay", "smtp://"+relay.Addr)
+	name, value := dkimRecord(t, s.url, account, admin, "mail.example.com")
+	code, body := call(t, "POST", s.url+"/api/send", admin, sendBody("news@mail.example.com", "ann@example.org"))
+	if code != 200 {
+		t.Fatalf("send: %d %s", code, body)
+	}
+	m := relay.WaitMails(t, 1, 10*time.Second)[0]
+	if m.From != "news@mail.example.com" || m.To[0] != "ann@example.org" {
+		t.Errorf("envelope %s → %v", m.From, m.To)
+	}
+	verifyDKIM(t, m.Data, name, value)
+	s.stop(t)
+
+	info, err := os.Stat(db + ".key")
+	if err != nil || info.Mode().Perm() != 0o600 {
+		t.Fatalf("secrets key file: %v, mode %v", err, info.Mode())
+	}
+	for _, f := range []string{db, db + "-wal"} {
+		if data, err := os.ReadFile(f); err == nil && bytes.Contains(data, pkcs8RSA) {
+			t.Errorf("%s holds a private key in clear", f)
+		}
+	}
+	if logs := s.stderr.String(); strings.Contains(logs, admin) {
+		t.Error("the log holds the admin token")
+	}
+
+	s = startServe(t, nil, "--db", db, "--smtp-relay", "smtp://"+relay.Addr)
+	if code, body := call(t, "POST", s.url+"/api/send", admin, sendBody("news@mail.example.com", "bob@example.org")); code != 200 {
+		t.Fatalf("send after restart: %d %s", code, body)
+	}
+	verifyDKIM(t, relay.WaitMails(t, 2, 10*time.Second)[1].Data, name, value)
+	s.stop(t)
+
+	os.Rename(db+".key", db+".key.moved")
+	r := tokend(t, nil, "serve", "--addr", "127.0.0.1:0", "--db", db)
+	if r.code == 0 || !strings.Contains(r.stderr, db+".key is missing") || !strings.Contains(r.stderr, "restore the key file") {
+		t.Errorf("serve without its key file: %+v", r)
+	}
+	os.WriteFile(db+".key", []byte("AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=\n"), 0o600)
+	if r := tokend(t, nil, "serve", "--addr", "127.0.0.1:0", "--db", db); r.code == 0 || !strings.Contains(r.stderr, "sealed with another key") {
+		t.Errorf("serve with another key: %+v", r)
+	}
+}
+
+var messageIDHeader = regexp.MustCompile(`Message-ID: <([0-9a-f-]{36})@`)
+
+// kill -9 of serve during a burst of sends: after a restart, every message
+// answered 200 reaches the relay (at least once, its Message-ID telling
+// copies apart).
+func TestKilledDuringSendsDeliversEveryAcceptedMessage(t *testing.T) {
+	// A relay slow enough that mail is still queued and in flight at the kill.
+	relay := testutil.StartSMTP(t, testutil.SMTPOptions{Delay: 5 * time.Millisecond})
+	db := filepath.Join(t.TempDir(), "kill.db")
+	account, admin := mailAccount(t, db)
+	s := startServe(t, nil, "--db", db, "--smtp-relay", "smtp://"+relay.Addr)
+	dkimRecord(t, s.url, account, admin, "example.com")
+
+	var mu sync.Mutex
+	accepted := map[string]bool{}
+	var refused atomic.Int64
+	var wg sync.WaitGroup
+	client := &http.Client{Timeout: 5 * time.Second}
+	stopAt := time.Now().Add(1500 * time.Millisecond)
+	for w := range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; i < 2000 && time.Now().Before(stopAt.Add(2*time.Second)); i++ {
+				req, _ := http.NewRequest("POST", s.url+"/api/send", strings.NewReader(sendBody("app@example.com", fmt.Sprintf("w%d-%d@example.org", w, i))))
+				req.Header.Set("Api-Token", admin)
+				res, err := client.Do(req)
+				if err != nil {
+					return // the server is gone
+				}
+				var out struct {
+					MessageIDs []string `json:"message_ids"`
+				}
+				json.NewDecoder(res.Body).Decode(&out)
+				res.Body.Close()
+				if res.StatusCode != 200 {
+					refused.Add(1)
+					continue
+				}
+				mu.Lock()
+				for _, id := range out.MessageIDs {
+					accepted[id] = true
+				}
+				mu.Unlock()
+			}
+		}()
+	}
+	time.Sleep(time.Until(stopAt))
+	s.cmd.Process.Kill()
+	<-s.done
+	wg.Wait()
+	mu.Lock()
+	n := len(accepted)
+	mu.Unlock()
+	if n < 50 {
+		t.Fatalf("only %d sends were accepted before the kill (%d refused)", n, refused.Load())
+	}
+	before := len(relay.Mails())
+	t.Logf("%d messages accepted before kill -9, %d delivered by then, %d refused", n, before, refused.Load())
+
+	restart := time.Now()
+	s = startServe(t, nil, "--db", db, "--smtp-relay", "smtp://"+relay.Addr)
+	deadline := time.Now().Add(90 * time.Second)
+	for {
+		delivered := map[string]int{}
+		for _, m := range relay.Mails() {
+			if id := messageIDHeader.FindSubmatch(m.Data); id != nil {
+				delivered[string(id[1])]++
+			}
+		}
+		missing, dups := 0, 0
+		for id := range accepted {
+			if delivered[id] == 0 {
+				missing++
+			} else if delivered[id] > 1 {
+				dups++
+			}
+		}
+		if missing == 0 {
+			t.Logf("all %d accepted messages delivered %v after the restart; %d delivered twice", n, time.Since(restart).Round(time.Second), dups)
+			if time.Since(restart) > time.Minute {
+				t.Errorf("recovery took %v, want within a minute of the restart", time.Since(restart))
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d of %d accepted messages never reached the relay", missing, n)
+		}
+		time.Sleep(250 * time.Millisecond)
+	}
+	s.stop(t)
+}

@@ -1,0 +1,380 @@
+package main_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+)
+
+// sdkMessage is a sandbox message as the SDK returned it (Mailtrap's
+// older, inbox_id form).
+type sdkMessage struct {
+	ID        int64  `json:"id"`
+	InboxID   int64  `json:"inbox_id"`
+	Subject   string `json:"subject"`
+	FromEmail string `json:"from_email"`
+	FromName  string `json:"from_name"`
+	ToEmail   string `json:"to_email"`
+	ToName    string `json:"to_name"`
+	IsRead    bool   `json:"is_read"`
+	HTMLPath  string `json:"html_path"`
+}
+
+// sdkError is what run.js saw thrown by a call that had to fail.
+type sdkError struct {
+	Threw           bool            `json:"threw"`
+	IsMailtrapError bool            `json:"isMailtrapError"`
+	Message         string          `json:"message"`
+	Status          int             `json:"status"`
+	Body            json.RawMessage `json:"body"`
+	Result          json.RawMessage `json:"result"`
+}
+
+type sdkSent struct {
+	Success    bool     `json:"success"`
+	MessageIDs []string `json:"message_ids"`
+}
+
+type sdkBatch struct {
+	Success   bool      `json:"success"`
+	Responses []sdkSent `json:"responses"`
+}
+
+// sdkSummary is the JSON run.js prints.
+type sdkSummary struct {
+	SDKVersion     string            `json:"sdkVersion"`
+	Endpoints      map[string]string `json:"endpoints"`
+	AttachmentSize int               `json:"attachmentSize"`
+	Send           sdkSent           `json:"send"`
+	Batch          sdkBatch          `json:"batch"`
+	SandboxSend    sdkSent           `json:"sandboxSend"`
+	SandboxBatch   sdkBatch          `json:"sandboxBatch"`
+	Errors         struct {
+		ForeignDomain     sdkError `json:"foreignDomain"`
+		WrongToken        sdkError `json:"wrongToken"`
+		WrongTokenTesting sdkError `json:"wrongTokenTesting"`
+		ShowDeleted       sdkError `json:"showDeleted"`
+		MissingHTML       sdkError `json:"missingHtml"`
+	} `json:"errors"`
+	List        []sdkMessage `json:"list"`
+	MessageID   int64        `json:"messageId"`
+	Shown       sdkMessage   `json:"shown"`
+	HTML        string       `json:"html"`
+	HTMLSource  string       `json:"htmlSource"`
+	Text        string       `json:"text"`
+	Raw         string       `json:"raw"`
+	EML         string       `json:"eml"`
+	MailHeaders struct {
+		Headers map[string]string `json:"headers"`
+	} `json:"mailHeaders"`
+	Updated          sdkMessage `json:"updated"`
+	ShownAfterUpdate sdkMessage `json:"shownAfterUpdate"`
+	Attachments      []struct {
+		ID             int64  `json:"id"`
+		MessageID      int64  `json:"message_id"`
+		Filename       string `json:"filename"`
+		ContentType    string `json:"content_type"`
+		AttachmentSize int    `json:"attachment_size"`
+	} `json:"attachments"`
+	Attachment struct {
+		Filename string `json:"filename"`
+	} `json:"attachment"`
+	Deleted         sdkMessage   `json:"deleted"`
+	ListAfterDelete []sdkMessage `json:"listAfterDelete"`
+}
+
+// TestMailtrapNodeSDK drives Mailtrap's official Node SDK, unmodified except
+// for its hosts, against the real binary: a test key's transactional and
+// batch sends, sandbox sends, the errors the SDK turns into MailtrapError,
+// and the testing API reading, marking and deleting captured mail. It needs
+// node and npm, and the npm registry (or a warm npm cache) for the install.
+func TestMailtrapNodeSDK(t *testing.T) {
+	node, nodeErr := exec.LookPath("node")
+	npm, npmErr := exec.LookPath("npm")
+	if nodeErr != nil || npmErr != nil {
+		t.Fatalf("TestMailtrapNodeSDK needs node and npm on PATH (node: %v, npm: %v); scripts/test installs them (apt-get install nodejs npm)", nodeErr, npmErr)
+	}
+
+	// The SDK, pinned by package.json and package-lock.json, in a directory of
+	// its own, with run.js beside it so that require('mailtrap') finds it.
+	sdkDir := t.TempDir()
+	for _, f := range []string{"package.json", "package-lock.json", "run.js"} {
+		b, err := os.ReadFile(filepath.Join("testdata", "mailtrap-sdk", f))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(sdkDir, f), b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	installCtx, cancelInstall := context.WithTimeout(context.Background(), 4*time.Minute)
+	defer cancelInstall()
+	install := exec.CommandContext(installCtx, npm, "install", "--no-audit", "--no-fund", "--silent", "mailtrap@4.10.0")
+	install.Dir = sdkDir
+	install.Env = append(os.Environ(), "NPM_CONFIG_UPDATE_NOTIFIER=false")
+	install.WaitDelay = 5 * time.Second
+	if out, err := install.CombinedOutput(); err != nil {
+		t.Fatalf("npm install mailtrap@4.10.0 in %s: %v (context: %v)\n%s", sdkDir, err, installCtx.Err(), out)
+	}
+
+	// An account, tokend serving it, and through tokend's API: a sending
+	// domain, a project with a sandbox, and a test key with account admin.
+	db := filepath.Join(t.TempDir(), "tokend.db")
+	r := tokend(t, nil, "account", "create", "--name", "SDK", "--db", db, "--json")
+	var created struct {
+		Account struct {
+			ID int64 `json:"id"`
+		} `json:"account"`
+		APIToken struct {
+			Token string `json:"token"`
+		} `json:"api_token"`
+	}
+	if r.code != 0 || json.Unmarshal([]byte(r.stdout), &created) != nil || created.Account.ID == 0 || created.APIToken.Token == "" {
+		t.Fatalf("account create: %+v", r)
+	}
+	account, admin := created.Account.ID, created.APIToken.Token
+	s := startServe(t, nil, "--db", db)
+	api := func(method, path, token, body string, want int, into any) {
+		t.Helper()
+		code, got := call(t, method, s.url+path, token, body)
+		if code != want {
+			t.Fatalf("%s %s: %d %s, want %d", method, path, code, got, want)
+		}
+		if into != nil {
+			if err := json.Unmarshal([]byte(got), into); err != nil {
+				t.Fatalf("%s %s: %v in %s", method, path, err, got)
+			}
+		}
+	}
+	accountPath := fmt.Sprintf("/api/accounts/%d", account)
+	const domain = "sdk.example.com"
+	var dom, project, inbox struct{ ID int64 }
+	api("POST", accountPath+"/sending_domains", admin, `{"sending_domain":{"domain_name":"`+domain+`"}}`, 200, &dom)
+	api("POST", accountPath+"/projects", admin, `{"project":{"name":"P"}}`, 200, &project)
+	api("POST", fmt.Sprintf("%s/projects/%d/inboxes", accountPath, project.ID), admin, `{"inbox":{"name":"S"}}`, 200, &inbox)
+	var testKey struct {
+		Token       string
+		Environment string
+	}
+	api("POST", "/api/api_tokens", admin, fmt.Sprintf(`{"name":"sdk test key","environment":"test","resources":[{"resource_type":"account","resource_id":%d,"access_level":100}]}`, account), 200, &testKey)
+	if dom.ID == 0 || project.ID == 0 || inbox.ID == 0 || !strings.HasPrefix(testKey.Token, "tk_test_") || testKey.Environment != "test" {
+		t.Fatalf("setup: domain %d, project %d, inbox %d, test key %q (%s)", dom.ID, project.ID, inbox.ID, testKey.Token, testKey.Environment)
+	}
+
+	// run.js, on loopback only: no proxy may take the SDK's requests.
+	runCtx, cancelRun := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancelRun()
+	run := exec.CommandContext(runCtx, node, "run.js")
+	run.Dir = sdkDir
+	run.WaitDelay = 5 * time.Second
+	for _, kv := range os.Environ() {
+		name, _, _ := strings.Cut(kv, "=")
+		if !strings.HasSuffix(strings.ToLower(name), "_proxy") {
+			run.Env = append(run.Env, kv)
+		}
+	}
+	run.Env = append(run.Env, "NO_PROXY=*", "no_proxy=*",
+		"TOKEND_URL="+s.url, "TOKEND_TEST_KEY="+testKey.Token, "TOKEND_ADMIN_KEY="+admin,
+		"TOKEND_ACCOUNT_ID="+strconv.FormatInt(account, 10), "TOKEND_INBOX_ID="+strconv.FormatInt(inbox.ID, 10),
+		"TOKEND_DOMAIN="+domain)
+	var stdout, stderr bytes.Buffer
+	run.Stdout, run.Stderr = &stdout, &stderr
+	if err := run.Run(); err != nil {
+		t.Fatalf("node run.js: %v (context: %v)\nstderr:\n%s\nstdout:\n%s\ntokend:\n%s", err, runCtx.Err(), &stderr, &stdout, s.stderr.String())
+	}
+	var got sdkSummary
+	if err := json.Unmarshal(stdout.Bytes(), &got); err != nil {
+		t.Fatalf("run.js output: %v\n%s\nstderr:\n%s", err, &stdout, &stderr)
+	}
+	if got.SDKVersion != "4.10.0" {
+		t.Errorf("SDK version %q, want the pinned 4.10.0", got.SDKVersion)
+	}
+	for _, k := range []string{"SENDING_ENDPOINT", "BULK_ENDPOINT", "TESTING_ENDPOINT", "GENERAL_ENDPOINT"} {
+		if !strings.HasPrefix(got.Endpoints[k], "https://") {
+			t.Errorf("the SDK's %s was %q before patching", k, got.Endpoints[k])
+		}
+	}
+
+	// (a) The test key's send: one message id per recipient (to, cc).
+	if !got.Send.Success || len(got.Send.MessageIDs) != 2 || got.Send.MessageIDs[0] == got.Send.MessageIDs[1] {
+		t.Errorf("send = %+v, want success with 2 distinct message ids", got.Send)
+	}
+	// (b) The batch: two items, each accepted with its own id.
+	if !got.Batch.Success || len(got.Batch.Responses) != 2 {
+		t.Errorf("batchSend = %+v, want success with 2 responses", got.Batch)
+	}
+	for i, res := range got.Batch.Responses {
+		if !res.Success || len(res.MessageIDs) != 1 {
+			t.Errorf("batchSend responses[%d] = %+v, want success with 1 message id", i, res)
+		}
+	}
+	// (c) The sandbox sends.
+	if !got.SandboxSend.Success || len(got.SandboxSend.MessageIDs) != 1 {
+		t.Errorf("sandbox send = %+v, want success with 1 message id", got.SandboxSend)
+	}
+	if !got.SandboxBatch.Success || len(got.SandboxBatch.Responses) != 1 || !got.SandboxBatch.Responses[0].Success {
+		t.Errorf("sandbox batchSend = %+v, want one successful response", got.SandboxBatch)
+	}
+
+	// (d) Errors reach the caller as MailtrapError with tokend's message and status.
+	checkErr := func(what string, e sdkError, status int, contains string) {
+		t.Helper()
+		if !e.Threw || !e.IsMailtrapError || e.Status != status || !strings.Contains(e.Message, contains) {
+			t.Errorf("%s: %+v, want a MailtrapError with status %d and a message containing %q", what, e, status, contains)
+		}
+	}
+	checkErr("send from a domain the account lacks", got.Errors.ForeignDomain, 403, "not-ours.example")
+	checkErr("send with a wrong token", got.Errors.WrongToken, 401, "")
+	checkErr("testing API with a wrong token", got.Errors.WrongTokenTesting, 401, "")
+	checkErr("show a deleted message", got.Errors.ShowDeleted, 404, "Not Found")
+	checkErr("HTML of a text-only message", got.Errors.MissingHTML, 409, "HTML body does not exist")
+	if got.Errors.WrongToken.Message == "" || got.Errors.WrongToken.Message == "Request failed with status code 401" {
+		t.Errorf("wrong token: the SDK found no message in tokend's 401 body %s", got.Errors.WrongToken.Body)
+	}
+
+	// (e) The testing API: list, show, bodies, mark read, attachments, delete.
+	if len(got.List) != 2 {
+		t.Errorf("messages.get listed %d messages, want the 2 sandbox sends: %+v", len(got.List), got.List)
+	}
+	m := got.Shown
+	if m.ID != got.MessageID || m.InboxID != inbox.ID || m.Subject != "SDK sandbox" || m.FromEmail != "qa@anywhere.test" ||
+		m.FromName != "QA Bot" || m.ToEmail != "mary@example.org" || m.ToName != "Mary" || m.IsRead {
+		t.Errorf("showEmailMessage = %+v, want the unread sandbox send (id %d) from QA Bot <qa@anywhere.test> to Mary <mary@example.org>", m, got.MessageID)
+	}
+	if strings.TrimRight(got.Text, "\r\n") != "Sandbox text body." {
+		t.Errorf("getTextMessage = %q, want the text sent", got.Text)
+	}
+	if !strings.Contains(got.HTML, "<h1>Sandbox HTML body</h1>") || !strings.Contains(got.HTMLSource, "<h1>Sandbox HTML body</h1>") {
+		t.Errorf("getHtmlMessage = %q, getMessageHtmlSource = %q, want the HTML sent", got.HTML, got.HTMLSource)
+	}
+	for name, src := range map[string]string{"getRawMessage": got.Raw, "getMessageAsEml": got.EML} {
+		// Header names are case-insensitive (tokend writes X-Sdk-Test).
+		for _, want := range []string{"subject: sdk sandbox", "x-sdk-test: sandbox", "notes.txt", "mary@example.org", "sandbox text body."} {
+			if !strings.Contains(strings.ToLower(src), want) {
+				t.Errorf("%s lacks %q:\n%s", name, want, src)
+			}
+		}
+	}
+	if h := got.MailHeaders.Headers; h["subject"] != "SDK sandbox" || !strings.Contains(h["to"], "mary@example.org") {
+		t.Errorf("getMailHeaders = %v", h)
+	}
+	if !got.Updated.IsRead || !got.ShownAfterUpdate.IsRead || got.Updated.ID != got.MessageID {
+		t.Errorf("after updateMessage({isRead: true}): answer %+v, then shown %+v; want is_read true", got.Updated, got.ShownAfterUpdate)
+	}
+	if len(got.Attachments) != 1 || got.Attachments[0].Filename != "notes.txt" || got.Attachments[0].MessageID != got.MessageID ||
+		got.Attachments[0].AttachmentSize != got.AttachmentSize || got.Attachment.Filename != "notes.txt" {
+		t.Errorf("attachments.getList = %+v, get = %+v; want notes.txt of %d bytes", got.Attachments, got.Attachment, got.AttachmentSize)
+	}
+	if got.Deleted.ID != got.MessageID || got.Deleted.Subject != "SDK sandbox" {
+		t.Errorf("deleteMessage answered %+v, want the deleted message", got.Deleted)
+	}
+	if len(got.ListAfterDelete) != len(got.List)-1 || slices.ContainsFunc(got.ListAfterDelete, func(x sdkMessage) bool { return x.ID == got.MessageID }) {
+		t.Errorf("after deleteMessage the list is %+v, want the %d others", got.ListAfterDelete, len(got.List)-1)
+	}
+
+	// Through tokend's own API: the test key's mail is in the account's
+	// "Test key sends" sandbox, and its log says captured, never delivered.
+	var sandboxes []struct {
+		ID   int64
+		Name string
+	}
+	api("GET", accountPath+"/inboxes", admin, "", 200, &sandboxes)
+	var capture int64
+	for _, sb := range sandboxes {
+		if sb.Name == "Test key sends" {
+			capture = sb.ID
+		}
+	}
+	if capture == 0 || capture == inbox.ID {
+		t.Fatalf("no \"Test key sends\" sandbox among %+v", sandboxes)
+	}
+	var captured []sdkMessage
+	api("GET", fmt.Sprintf("%s/inboxes/%d/messages", accountPath, capture), admin, "", 200, &captured)
+	var subjects []string
+	var transactional int64
+	for _, c := range captured {
+		subjects = append(subjects, c.Subject)
+		if c.Subject == "SDK transactional" {
+			transactional = c.ID
+			if c.FromEmail != "x@"+domain || c.FromName != "SDK Sender" || c.ToEmail != "to@example.org" {
+				t.Errorf("captured transactional send = %+v", c)
+			}
+		}
+	}
+	slices.Sort(subjects)
+	if want := []string{"SDK batch", "SDK batch override", "SDK transactional"}; !slices.Equal(subjects, want) {
+		t.Errorf("\"Test key sends\" holds %q, want %q", subjects, want)
+	}
+	if transactional != 0 {
+		code, raw := call(t, "GET", fmt.Sprintf("%s%s/inboxes/%d/messages/%d/body.raw", s.url, accountPath, capture, transactional), admin, "")
+		for _, want := range []string{"cc@example.org", "x-sdk-test: transactional", "report.csv", "plain text from the sdk.", "<b>sdk</b>"} {
+			if code != 200 || !strings.Contains(strings.ToLower(raw), want) {
+				t.Errorf("the captured transactional send lacks %q:\n%s", want, raw)
+			}
+		}
+	}
+	ids := append(slices.Clone(got.Send.MessageIDs), got.Batch.Responses[0].MessageIDs...)
+	for i, id := range ids {
+		var l struct {
+			Status          string            `json:"status"`
+			DeliveryStatus  string            `json:"delivery_status"`
+			Category        *string           `json:"category"`
+			CustomVariables map[string]string `json:"custom_variables"`
+			SandboxID       *int64            `json:"sandbox_id"`
+		}
+		api("GET", fmt.Sprintf("%s/email_logs/%s", accountPath, id), admin, "", 200, &l)
+		if l.DeliveryStatus != "captured" || l.SandboxID == nil || *l.SandboxID != capture {
+			t.Errorf("email log of %s = %+v, want captured in sandbox %d", id, l, capture)
+		}
+		wantCategory := "sdk-test"
+		if i >= len(got.Send.MessageIDs) {
+			wantCategory = "sdk-batch"
+		} else if l.CustomVariables["user_id"] != "45982" || l.CustomVariables["batch_id"] != "PSJ-12" {
+			t.Errorf("email log of %s has custom_variables %v", id, l.CustomVariables)
+		}
+		if l.Category == nil || *l.Category != wantCategory {
+			t.Errorf("email log of %s has category %v, want %q", id, l.Category, wantCategory)
+		}
+	}
+
+	// The SDK's requests reached tokend at the routes Mailtrap's hosts serve.
+	s.stop(t)
+	seen := map[string]bool{}
+	for _, line := range strings.Split(s.stderr.String(), "\n") {
+		var e struct {
+			Msg    string
+			Route  string
+			Status int
+		}
+		if json.Unmarshal([]byte(line), &e) == nil && e.Msg == "request" {
+			seen[fmt.Sprintf("%s %d", e.Route, e.Status)] = true
+		}
+	}
+	msgs := "/api/accounts/{account_id}/inboxes/{inbox_id}/messages"
+	for _, want := range []string{
+		"POST /api/send 200", "POST /api/send 403", "POST /api/send 401", "POST /api/batch 200",
+		"POST /api/send/{inbox_id} 200", "POST /api/batch/{inbox_id} 200",
+		"GET " + msgs + " 200", "GET " + msgs + " 401", "GET " + msgs + "/{id} 200", "GET " + msgs + "/{id} 404",
+		"PATCH " + msgs + "/{id} 200", "DELETE " + msgs + "/{id} 200",
+		"GET " + msgs + "/{id}/body.html 200", "GET " + msgs + "/{id}/body.html 409", "GET " + msgs + "/{id}/body.htmlsource 200",
+		"GET " + msgs + "/{id}/body.txt 200", "GET " + msgs + "/{id}/body.raw 200", "GET " + msgs + "/{id}/body.eml 200",
+		"GET " + msgs + "/{id}/mail_headers 200", "GET " + msgs + "/{id}/attachments 200",
+		"GET " + msgs + "/{id}/attachments/{attachment_id} 200",
+	} {
+		if !seen[want] {
+			t.Errorf("tokend's access log has no %q", want)
+		}
+	}
+	if seen["unmatched 404"] {
+		t.Errorf("the SDK called a route tokend does not have; access log:\n%s", s.stderr.String())
+	}
+}

@@ -1,0 +1,260 @@
+package storetest
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/tokend/tokend"
+)
+
+func storeEmail(t *testing.T, s tokend.Store, e *tokend.StoredEmail, recipients ...string) []tokend.Message {
+	t.Helper()
+	msgs := make([]tokend.Message, len(recipients))
+	state := tokend.MessageQueued
+	if e.SandboxID != 0 {
+		state = tokend.MessageCaptured
+	}
+	for i, r := range recipients {
+		hashSeq++
+		msgs[i] = tokend.Message{ID: fmt.Sprintf("msg-%d", hashSeq), AccountID: e.AccountID, Recipient: r, State: state, CreatedAt: e.CreatedAt, UpdatedAt: e.CreatedAt}
+	}
+	write(t, s, func(tx tokend.Tx) error { return tx.CreateEmail(context.Background(), e, msgs) })
+	if e.ID == 0 || msgs[0].EmailID != e.ID {
+		t.Fatalf("CreateEmail set ids %d / %d", e.ID, msgs[0].EmailID)
+	}
+	return msgs
+}
+
+// A live email round-trips with its raw content and its messages; when the
+// last message is final the content is dropped, the state kept.
+func testEmailsRoundTrip(t *testing.T, s tokend.Store) {
+	ctx := context.Background()
+	a := newAccount(t, s, "Acme")
+	d := newResource(t, s, tokend.Resource{Type: tokend.ResourceDomain, AccountID: a.ID, Name: "example.com"})
+	e := &tokend.StoredEmail{AccountID: a.ID, TokenID: 7, DomainID: d.ID, MailFrom: "a@example.com",
+		From: tokend.Address{Email: "a@example.com", Name: "A"}, To: tokend.Address{Email: "b@example.org", Name: "B"},
+		Subject: "Hi", Category: "welcome", CustomVariables: map[string]string{"user": "42"},
+		Raw: []byte("Subject: Hi\r\n\r\nbody"), Size: 20, TextSize: 4, CreatedAt: t0, UpdatedAt: t0}
+	msgs := storeEmail(t, s, e, "b@example.org", "c@example.org")
+	read(t, s, func(tx tokend.Tx) error {
+		got, err := tx.Email(ctx, e.ID)
+		if err != nil {
+			return err
+		}
+		if string(got.Raw) != string(e.Raw) || got.Subject != "Hi" || got.From != e.From || got.To != e.To || got.DomainID != d.ID ||
+			got.CustomVariables["user"] != "42" || got.Category != "welcome" || !got.CreatedAt.Equal(t0) {
+			t.Errorf("Email = %+v", got)
+		}
+		m, err := tx.Message(ctx, msgs[1].ID)
+		if err != nil {
+			return err
+		}
+		if m.Recipient != "c@example.org" || m.State != tokend.MessageQueued || m.EmailID != e.ID || m.AccountID != a.ID {
+			t.Errorf("Message = %+v", m)
+		}
+		return nil
+	})
+	at := t0.Add(time.Minute)
+	write(t, s, func(tx tokend.Tx) error {
+		return tx.UpdateMessage(ctx, msgs[0].ID, tokend.MessageDelivered, 1, "", at)
+	})
+	write(t, s, func(tx tokend.Tx) error {
+		return tx.UpdateMessage(ctx, msgs[1].ID, tokend.MessageDeferred, 2, "451 later", at)
+	})
+	read(t, s, func(tx tokend.Tx) error {
+		got, err := tx.Email(ctx, e.ID)
+		if err == nil && len(got.Raw) == 0 {
+			t.Error("content dropped while a message still waits")
+		}
+		m, _ := tx.Message(ctx, msgs[1].ID)
+		if m.State != tokend.MessageDeferred || m.Attempts != 2 || m.LastError != "451 later" || !m.UpdatedAt.Equal(at) {
+			t.Errorf("deferred message = %+v", m)
+		}
+		return err
+	})
+	write(t, s, func(tx tokend.Tx) error {
+		return tx.UpdateMessage(ctx, msgs[1].ID, tokend.MessageFailed, 3, "550 no", at)
+	})
+	read(t, s, func(tx tokend.Tx) error {
+		got, err := tx.Email(ctx, e.ID)
+		if err == nil && len(got.Raw) != 0 {
+			t.Errorf("content kept after every message is final: %q", got.Raw)
+		}
+		return err
+	})
+	write(t, s, func(tx tokend.Tx) error {
+		if err := tx.UpdateMessage(ctx, "no-such-message", tokend.MessageDelivered, 1, "", at); tokend.ErrorCode(err) != tokend.ENOTFOUND {
+			t.Errorf("UpdateMessage of a missing message: %v", err)
+		}
+		return nil
+	})
+}
+
+// Captured emails list newest first, page by offset or by id, match a
+// search, and go with their sandbox.
+func testSandboxEmails(t *testing.T, s tokend.Store) {
+	ctx := context.Background()
+	a := newAccount(t, s, "Acme")
+	p := newResource(t, s, tokend.Resource{Type: tokend.ResourceProject, AccountID: a.ID, Name: "P"})
+	sb := newResource(t, s, tokend.Resource{Type: tokend.ResourceSandbox, AccountID: a.ID, ProjectID: p.ID, Name: "S"})
+	other := newResource(t, s, tokend.Resource{Type: tokend.ResourceSandbox, AccountID: a.ID, ProjectID: p.ID, Name: "T"})
+	var ids []int64
+	var msgIDs []string
+	for i := range 5 {
+		e := &tokend.StoredEmail{AccountID: a.ID, SandboxID: sb.ID, MailFrom: "a@x.test", From: tokend.Address{Email: "a@x.test"},
+			To: tokend.Address{Email: fmt.Sprintf("user%d@example.org", i), Name: "User"}, Subject: fmt.Sprintf("Subject %d_%%", i),
+			Raw: []byte("raw"), Size: 3, CreatedAt: t0, UpdatedAt: t0}
+		m := storeEmail(t, s, e, e.To.Email)
+		ids, msgIDs = append(ids, e.ID), append(msgIDs, m[0].ID)
+	}
+	storeEmail(t, s, &tokend.StoredEmail{AccountID: a.ID, SandboxID: other.ID, MailFrom: "a@x.test", To: tokend.Address{Email: "z@example.org"},
+		Subject: "elsewhere", Raw: []byte("r"), CreatedAt: t0, UpdatedAt: t0}, "z@example.org")
+	list := func(q tokend.SandboxQuery) []int64 {
+		var out []int64
+		read(t, s, func(tx tokend.Tx) error {
+			got, err := tx.SandboxEmails(ctx, sb.ID, q)
+			for _, e := range got {
+				if e.Raw != nil {
+					t.Errorf("SandboxEmails returned raw content")
+				}
+				out = append(out, e.ID)
+			}
+			return err
+		})
+		return out
+	}
+	for _, tt := range []struct {
+		name string
+		q    tokend.SandboxQuery
+		want []int64
+	}{
+		{"all, newest first", tokend.SandboxQuery{}, []int64{ids[4], ids[3], ids[2], ids[1], ids[0]}},
+		{"a page", tokend.SandboxQuery{Limit: 2, Offset: 2}, []int64{ids[2], ids[1]}},
+		{"before an id", tokend.SandboxQuery{BeforeID: ids[2], Limit: 30}, []int64{ids[1], ids[0]}},
+		{"search the subject", tokend.SandboxQuery{Search: "subject 3"}, []int64{ids[3]}},
+		{"search the recipient", tokend.SandboxQuery{Search: "USER1@"}, []int64{ids[1]}},
+		{"search for a wildcard matches it literally", tokend.SandboxQuery{Search: "4_%"}, []int64{ids[4]}},
+		{"search for nothing there", tokend.SandboxQuery{Search: "%x%"}, nil},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := list(tt.q); fmt.Sprint(got) != fmt.Sprint(tt.want) {
+				t.Errorf("ids %v, want %v", got, tt.want)
+			}
+		})
+	}
+	write(t, s, func(tx tokend.Tx) error { return tx.MarkEmailRead(ctx, ids[0], true, t0.Add(time.Hour)) })
+	write(t, s, func(tx tokend.Tx) error { return tx.DeleteEmail(ctx, ids[1]) })
+	read(t, s, func(tx tokend.Tx) error {
+		e, err := tx.Email(ctx, ids[0])
+		if err != nil || !e.IsRead || !e.UpdatedAt.Equal(t0.Add(time.Hour)) {
+			t.Errorf("marked read: %+v %v", e, err)
+		}
+		if _, err := tx.Message(ctx, msgIDs[1]); tokend.ErrorCode(err) != tokend.ENOTFOUND {
+			t.Errorf("a deleted email's message: %v", err)
+		}
+		return nil
+	})
+	// Deleting the project deletes its sandboxes and what they captured.
+	write(t, s, func(tx tokend.Tx) error { return tx.DeleteResource(ctx, tokend.ResourceProject, p.ID) })
+	read(t, s, func(tx tokend.Tx) error {
+		if _, err := tx.Email(ctx, ids[0]); tokend.ErrorCode(err) != tokend.ENOTFOUND {
+			t.Errorf("an email of a deleted sandbox: %v", err)
+		}
+		if _, err := tx.Message(ctx, msgIDs[0]); tokend.ErrorCode(err) != tokend.ENOTFOUND {
+			t.Errorf("a message of a deleted sandbox: %v", err)
+		}
+		return nil
+	})
+}
+
+// Domain keys outlive their domain while its mail waits, then the purge
+// takes them; the capture sandbox and settings round-trip.
+func testDomainKeysAndSettings(t *testing.T, s tokend.Store) {
+	ctx := context.Background()
+	a := newAccount(t, s, "Acme")
+	d := newResource(t, s, tokend.Resource{Type: tokend.ResourceDomain, AccountID: a.ID, Name: "example.com"})
+	k := &tokend.DomainKey{DomainID: d.ID, AccountID: a.ID, Domain: "example.com", Selector: "sel", PublicKey: []byte{1, 2},
+		SealedPrivateKey: []byte{3, 4}, CreatedAt: t0}
+	write(t, s, func(tx tokend.Tx) error { return tx.CreateDomainKey(ctx, k) })
+	msgs := storeEmail(t, s, &tokend.StoredEmail{AccountID: a.ID, DomainID: d.ID, MailFrom: "a@example.com",
+		Raw: []byte("r"), CreatedAt: t0, UpdatedAt: t0}, "b@example.org")
+	write(t, s, func(tx tokend.Tx) error { return tx.DeleteResource(ctx, tokend.ResourceDomain, d.ID) })
+	purge := func(cutoff time.Time) int64 {
+		var n int64
+		write(t, s, func(tx tokend.Tx) error {
+			var err error
+			n, err = tx.DeleteEmailsBefore(ctx, cutoff)
+			return err
+		})
+		return n
+	}
+	if n := purge(t0.Add(time.Hour)); n != 0 {
+		t.Errorf("purge deleted %d emails with a message waiting", n)
+	}
+	read(t, s, func(tx tokend.Tx) error {
+		got, err := tx.DomainKey(ctx, d.ID)
+		if err != nil || got.Domain != "example.com" || string(got.SealedPrivateKey) != "\x03\x04" {
+			t.Errorf("key of a deleted domain with mail waiting: %+v %v", got, err)
+		}
+		keys, err := tx.DomainKeys(ctx, a.ID)
+		if len(keys) != 0 {
+			t.Errorf("DomainKeys lists a deleted domain's key: %+v", keys)
+		}
+		return err
+	})
+	write(t, s, func(tx tokend.Tx) error { return tx.UpdateMessage(ctx, msgs[0].ID, tokend.MessageDelivered, 1, "", t0) })
+	if n := purge(t0); n != 0 {
+		t.Errorf("purge deleted %d emails created after the cutoff", n)
+	}
+	if n := purge(t0.Add(time.Hour)); n != 1 {
+		t.Errorf("purge deleted %d emails, want 1", n)
+	}
+	read(t, s, func(tx tokend.Tx) error {
+		if _, err := tx.DomainKey(ctx, d.ID); tokend.ErrorCode(err) != tokend.ENOTFOUND {
+			t.Errorf("a deleted domain's key after its mail is gone: %v", err)
+		}
+		return nil
+	})
+
+	p := newResource(t, s, tokend.Resource{Type: tokend.ResourceProject, AccountID: a.ID, Name: "P"})
+	sb := newResource(t, s, tokend.Resource{Type: tokend.ResourceSandbox, AccountID: a.ID, ProjectID: p.ID, Name: "S"})
+	capture := func() int64 {
+		var id int64
+		read(t, s, func(tx tokend.Tx) error {
+			var err error
+			id, err = tx.CaptureSandbox(ctx, a.ID)
+			return err
+		})
+		return id
+	}
+	if id := capture(); id != 0 {
+		t.Errorf("capture sandbox before one is set: %d", id)
+	}
+	write(t, s, func(tx tokend.Tx) error { return tx.SetCaptureSandbox(ctx, a.ID, sb.ID) })
+	if id := capture(); id != sb.ID {
+		t.Errorf("capture sandbox %d, want %d", id, sb.ID)
+	}
+	write(t, s, func(tx tokend.Tx) error { return tx.DeleteResource(ctx, tokend.ResourceSandbox, sb.ID) })
+	if id := capture(); id != 0 {
+		t.Errorf("capture sandbox %d after it was deleted, want none", id)
+	}
+
+	write(t, s, func(tx tokend.Tx) error {
+		if _, err := tx.Setting(ctx, "k"); tokend.ErrorCode(err) != tokend.ENOTFOUND {
+			t.Errorf("unset setting: %v", err)
+		}
+		if err := tx.PutSetting(ctx, "k", []byte("one")); err != nil {
+			return err
+		}
+		return tx.PutSetting(ctx, "k", []byte("two"))
+	})
+	read(t, s, func(tx tokend.Tx) error {
+		v, err := tx.Setting(ctx, "k")
+		if string(v) != "two" {
+			t.Errorf("setting = %q, want the last put", v)
+		}
+		return err
+	})
+}
