@@ -185,8 +185,10 @@ var readmeExpectations = []string{
 	`{"code":"invalid_api_key","error":"Incorrect API token","status":401}`,
 	`{"domain_name":"example.com","token_name":"example.com token 4"}`,
 	"token.created api_token 4 by Admin token\nresource.created domain 1 by Admin token\ntoken.deleted api_token 3 by Admin token\ntoken.reset api_token 2 by Admin token\n",
+	`{"success":true,"ids":1}`,
+	"\nWelcome to ann@example.org\n",
 	"\nRecovery\n",
-	`Revoked token 5 "Recovery" of account 1.`,
+	`Revoked token 6 "Recovery" of account 1.`,
 	"Backed up walkthrough.db to walkthrough-backup.db, and its secrets key walkthrough.db.key to walkthrough-backup.db.key.",
 }
 

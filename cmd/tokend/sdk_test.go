@@ -191,6 +191,11 @@ func TestMailtrapNodeSDK(t *testing.T) {
 	if err := run.Run(); err != nil {
 		t.Fatalf("node run.js: %v (context: %v)\nstderr:\n%s\nstdout:\n%s\ntokend:\n%s", err, runCtx.Err(), &stderr, &stdout, s.stderr.String())
 	}
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("run.js printed:\n%s\nstderr:\n%s", &stdout, &stderr)
+		}
+	})
 	var got sdkSummary
 	if err := json.Unmarshal(stdout.Bytes(), &got); err != nil {
 		t.Fatalf("run.js output: %v\n%s\nstderr:\n%s", err, &stdout, &stderr)
