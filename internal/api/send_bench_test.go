@@ -1,0 +1,102 @@
+package api_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/tokend/tokend"
+	"github.com/tokend/tokend/internal/api"
+	"github.com/tokend/tokend/internal/apikey"
+	"github.com/tokend/tokend/internal/jobs"
+	"github.com/tokend/tokend/internal/mail"
+	"github.com/tokend/tokend/internal/sqlite"
+	"github.com/tokend/tokend/internal/testutil"
+)
+
+// BenchmarkSend measures accepted sends per second, one recipient each, from
+// 16 concurrent clients over loopback HTTP, on SQLite: "live" is queued in
+// the accepting transaction while four workers deliver to a local relay
+// (competing for the same database), "test key" is captured into a sandbox.
+//
+//	go test -run '^$' -bench Send -benchtime 5s ./internal/api
+func BenchmarkSend(b *testing.B) {
+	for _, env := range []tokend.Environment{tokend.Live, tokend.Test} {
+		b.Run(string(env), func(b *testing.B) {
+			ctx := context.Background()
+			store, err := sqlite.Open(ctx, filepath.Join(b.TempDir(), "send.db"))
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer store.Close()
+			format, _ := apikey.NewFormat("tk")
+			svc := tokend.NewService(store, tokend.Options{Format: format, DKIMKeyBits: 2048})
+			_, admin, err := svc.CreateAccount(ctx, "Bench", tokend.PlanFree, "bench")
+			if err != nil {
+				b.Fatal(err)
+			}
+			if _, err := svc.SetPlan(ctx, admin.AccountID, tokend.PlanEnterprise, 1<<30, "bench"); err != nil {
+				b.Fatal(err)
+			}
+			if _, err := svc.CreateDomain(ctx, &admin.Token, "bench.example.com"); err != nil {
+				b.Fatal(err)
+			}
+			token := admin.Value
+			if env == tokend.Test {
+				t, err := svc.CreateToken(ctx, &admin.Token, tokend.TokenInput{Name: "test", Environment: tokend.Test,
+					Permissions: []tokend.Permission{{ResourceType: tokend.ResourceAccount, ResourceID: admin.AccountID, Level: tokend.Admin}}})
+				if err != nil {
+					b.Fatal(err)
+				}
+				token = t.Value
+			}
+			relay := testutil.StartSMTP(b, testutil.SMTPOptions{})
+			r, _ := mail.ParseRelay("smtp://"+relay.Addr, mail.RelayOptions{})
+			defer r.Close()
+			var runner *jobs.Runner
+			mailer := tokend.NewMailer(svc, mail.Composer{}, tokend.MailerOptions{Deliver: true, Notify: func() { runner.Notify() }})
+			runner = jobs.New(svc.Outbox(), jobs.Options{Kind: tokend.EmailJob}, (&mail.Dispatcher{Mailer: mailer, Relay: r}).Deliver)
+			runCtx, cancel := context.WithCancel(ctx)
+			done := make(chan struct{})
+			go func() { runner.Run(runCtx); close(done) }()
+			defer func() { cancel(); <-done }()
+			srv := httptest.NewServer(api.NewServer(svc, api.Options{Mailer: mailer, Logger: slog.New(slog.NewJSONHandler(io.Discard, nil))}))
+			defer srv.Close()
+			body, _ := json.Marshal(map[string]any{"from": map[string]any{"email": "news@bench.example.com"},
+				"to": []any{map[string]any{"email": "user@example.org"}}, "subject": "Benchmark", "text": "Hello from the benchmark"})
+			client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64}}
+			b.SetParallelism(8) // 16 clients on this 2-core machine
+			b.ResetTimer()
+			start := time.Now()
+			b.RunParallel(func(pb *testing.PB) {
+				for pb.Next() {
+					req, _ := http.NewRequest("POST", srv.URL+"/api/send", bytes.NewReader(body))
+					req.Header.Set("Api-Token", token)
+					res, err := client.Do(req)
+					if err != nil {
+						b.Error(err)
+						return
+					}
+					io.Copy(io.Discard, res.Body)
+					res.Body.Close()
+					if res.StatusCode != 200 {
+						b.Errorf("status %d", res.StatusCode)
+						return
+					}
+				}
+			})
+			b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "sends/s")
+			b.StopTimer()
+			if env == tokend.Live {
+				b.ReportMetric(float64(len(relay.Mails())), "delivered")
+			}
+		})
+	}
+}
