@@ -120,6 +120,21 @@ func TestServeDeliversSignedMailThroughTheRelay(t *testing.T) {
 		t.Fatalf("send after restart: %d %s", code, body)
 	}
 	verifyDKIM(t, relay.WaitMails(t, 2, 10*time.Second)[1].Data, name, value)
+	// A test key's send is counted as captured; the live one as accepted, then delivered.
+	code, body = call(t, "POST", s.url+"/api/api_tokens", admin, fmt.Sprintf(
+		`{"name": "ci", "environment": "test", "resources": [{"resource_type": "account", "resource_id": %d, "access_level": 100}]}`, account))
+	testKey := tokenPattern.FindString(body)
+	if code != 200 || testKey == "" {
+		t.Fatalf("create test key: %d %s", code, body)
+	}
+	if code, body := call(t, "POST", s.url+"/api/send", testKey, sendBody("news@mail.example.com", "carl@example.org")); code != 200 {
+		t.Fatalf("test-key send: %d %s", code, body)
+	}
+	waitFor(t, 5*time.Second, "email metrics", func() bool {
+		_, m := call(t, "GET", s.url+"/metrics", "", "")
+		return strings.Contains(m, `tokend_emails_total{event="accepted"} 1`) && strings.Contains(m, `tokend_emails_total{event="delivered"} 1`) &&
+			strings.Contains(m, `tokend_emails_total{event="captured"} 1`)
+	})
 	s.stop(t)
 
 	os.Rename(db+".key", db+".key.moved")
