@@ -85,19 +85,20 @@ var pkcs8RSA = []byte{0x02, 0x01, 0x00, 0x30, 0x0d, 0x06, 0x09, 0x2a, 0x86, 0x48
 // is sealed in the database by a key file serve creates, and it still signs
 // after a restart. Without its key file, the database refuses to serve.
 func TestServeDeliversSignedMailThroughTheRelay(t *testing.T) {
-	relay := testutil.StartSMTP(t, testutil.SMTPOptions{})
+	relay := testutil.StartSMTP(t, testutil.SMTPOptions{User: "tokend", Password: "relay-s3cret"})
+	relayURL := "TOKEND_SMTP_RELAY=smtp://tokend:relay-s3cret@" + relay.Addr
 	dir := t.TempDir()
 	db := filepath.Join(dir, "mail.db")
 	account, admin := mailAccount(t, db)
-	s := startServe(t, nil, "--db", db, "--smtp-relay", "smtp://"+relay.Addr)
+	s := startServe(t, []string{relayURL}, "--db", db)
 	name, value := dkimRecord(t, s.url, account, admin, "mail.example.com")
 	code, body := call(t, "POST", s.url+"/api/send", admin, sendBody("news@mail.example.com", "ann@example.org"))
 	if code != 200 {
 		t.Fatalf("send: %d %s", code, body)
 	}
 	m := relay.WaitMails(t, 1, 10*time.Second)[0]
-	if m.From != "news@mail.example.com" || m.To[0] != "ann@example.org" {
-		t.Errorf("envelope %s → %v", m.From, m.To)
+	if m.From != "news@mail.example.com" || m.To[0] != "ann@example.org" || m.User != "tokend" {
+		t.Errorf("envelope %s → %v as %q", m.From, m.To, m.User)
 	}
 	verifyDKIM(t, m.Data, name, value)
 	s.stop(t)
@@ -111,11 +112,11 @@ func TestServeDeliversSignedMailThroughTheRelay(t *testing.T) {
 			t.Errorf("%s holds a private key in clear", f)
 		}
 	}
-	if logs := s.stderr.String(); strings.Contains(logs, admin) {
-		t.Error("the log holds the admin token")
+	if logs := s.stderr.String(); strings.Contains(logs, admin) || strings.Contains(logs, "relay-s3cret") || !strings.Contains(logs, "smtp://tokend:xxxxx@") {
+		t.Errorf("the log holds a secret, or does not name the relay:\n%s", logs)
 	}
 
-	s = startServe(t, nil, "--db", db, "--smtp-relay", "smtp://"+relay.Addr)
+	s = startServe(t, []string{relayURL}, "--db", db)
 	if code, body := call(t, "POST", s.url+"/api/send", admin, sendBody("news@mail.example.com", "bob@example.org")); code != 200 {
 		t.Fatalf("send after restart: %d %s", code, body)
 	}

@@ -575,6 +575,18 @@ func TestSendingCountsAgainstThePlanLimit(t *testing.T) {
 	if body.Success || len(body.Errors) != 1 || res.Header.Get("Retry-After") == "" {
 		t.Errorf("429: %s, Retry-After %q", res.Body, res.Header.Get("Retry-After"))
 	}
+	// The sends are in the token's usage like any request.
+	e.clock.Advance(time.Minute) // the limit is back for the usage request
+	var u struct {
+		Days []struct {
+			Success     int `json:"success"`
+			RateLimited int `json:"rate_limited"`
+		} `json:"days"`
+	}
+	e.get(e.path("/api/api_tokens/%d/usage", e.adminID), e.admin).want(200).decode(&u)
+	if len(u.Days) != 1 || u.Days[0].Success != 3 || u.Days[0].RateLimited != 1 {
+		t.Errorf("usage = %+v, want 3 successes (a domain, two sends) and 1 rate-limited send", u.Days)
+	}
 }
 
 func TestSendErrorsUseTheSendingShape(t *testing.T) {

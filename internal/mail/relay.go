@@ -208,7 +208,7 @@ func (r *Relay) release(c *smtp.Client) {
 		r.idle = append(r.idle, c)
 		return
 	}
-	go c.Quit() // politely, without holding up the delivery
+	c.Close()
 }
 
 // Close closes the kept connections.
