@@ -1,6 +1,7 @@
 package tokend
 
 import (
+	"context"
 	"crypto"
 	"crypto/rand"
 	"crypto/rsa"
@@ -47,9 +48,13 @@ func newDomainKey(k *Keyring, domain string, bits int, now time.Time) (*DomainKe
 	if err != nil {
 		return nil, fmt.Errorf("encode dkim key: %w", err)
 	}
+	// A selector of its own per key: a domain deleted and made again gets a
+	// new key while mail signed with the old one may still be queued.
+	var suffix [2]byte
+	rand.Read(suffix[:])
 	return &DomainKey{
 		Domain:           domain,
-		Selector:         "tokend" + now.Format("200601"),
+		Selector:         fmt.Sprintf("tokend%s%x", now.Format("200601"), suffix),
 		PublicKey:        pub,
 		SealedPrivateKey: k.Seal(dkimPurpose(domain), der),
 		CreatedAt:        now,
@@ -104,4 +109,39 @@ func DNSRecords(domain string, key *DomainKey, spf string) []DNSRecord {
 	}
 	return append(out, DNSRecord{Key: "dmarc", Domain: "_dmarc." + domain, Name: "_dmarc", Type: "TXT",
 		Value: "v=DMARC1; p=none; rua=mailto:dmarc@" + domain})
+}
+
+// EnsureDomainKeys makes a DKIM key for every sending domain that has none
+// (domains made before tokend sent email) and returns how many it made.
+func (s *Service) EnsureDomainKeys(ctx context.Context) (int, error) {
+	var missing []Resource
+	err := s.store.Read(ctx, func(tx Tx) error {
+		var err error
+		missing, err = tx.DomainsWithoutKey(ctx)
+		return err
+	})
+	if err != nil {
+		return 0, err
+	}
+	n := 0
+	for _, d := range missing {
+		key, err := newDomainKey(s.opts.Keyring, d.Name, s.opts.DKIMKeyBits, s.now())
+		if err != nil {
+			return n, err
+		}
+		key.DomainID, key.AccountID = d.ID, d.AccountID
+		err = s.store.Write(ctx, func(tx Tx) error {
+			if _, err := tx.DomainKey(ctx, d.ID); err == nil {
+				return nil // another process made it meanwhile
+			} else if ErrorCode(err) != ENOTFOUND {
+				return err
+			}
+			n++
+			return tx.CreateDomainKey(ctx, key)
+		})
+		if err != nil {
+			return n, err
+		}
+	}
+	return n, nil
 }

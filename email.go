@@ -371,6 +371,8 @@ type EmailTx interface {
 	DomainKey(ctx context.Context, domainID int64) (*DomainKey, error)
 	// DomainKeys returns the DKIM keys of an account's domains.
 	DomainKeys(ctx context.Context, accountID int64) ([]DomainKey, error)
+	// DomainsWithoutKey returns every sending domain that has no DKIM key.
+	DomainsWithoutKey(ctx context.Context) ([]Resource, error)
 
 	// CreateEmail inserts e and its messages (one per recipient), setting
 	// e.ID and each message's EmailID.

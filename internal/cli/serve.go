@@ -195,6 +195,11 @@ func Serve(ctx context.Context, cfg ServeConfig, operator string, stdout io.Writ
 	} else if err != nil {
 		return err
 	}
+	if n, err := svc.EnsureDomainKeys(ctx); err != nil {
+		return fmt.Errorf("make DKIM keys: %w", err)
+	} else if n > 0 {
+		logger.Info("made DKIM keys for sending domains that had none; publish their DNS records", "domains", n)
+	}
 	mailer, dispatcher, relay, err := newMailer(ctx, cfg, svc, m, logger)
 	if err != nil {
 		return err

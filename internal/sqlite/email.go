@@ -65,6 +65,27 @@ func (x *tx) DomainKeys(ctx context.Context, accountID int64) ([]tokend.DomainKe
 	return out, rows.Err()
 }
 
+// DomainsWithoutKey returns the sending domains that have no DKIM key.
+func (x *tx) DomainsWithoutKey(ctx context.Context) ([]tokend.Resource, error) {
+	rows, err := x.q.QueryContext(ctx, `SELECT id, account_id, name, created_at FROM resources
+		WHERE type = 'domain' AND id NOT IN (SELECT domain_id FROM domain_keys) ORDER BY id`)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: domains without key: %w", err)
+	}
+	defer rows.Close()
+	var out []tokend.Resource
+	for rows.Next() {
+		r := tokend.Resource{Type: tokend.ResourceDomain}
+		var created int64
+		if err := rows.Scan(&r.ID, &r.AccountID, &r.Name, &created); err != nil {
+			return nil, fmt.Errorf("sqlite: domains without key: %w", err)
+		}
+		r.CreatedAt = fromMicros(created)
+		out = append(out, r)
+	}
+	return out, rows.Err()
+}
+
 // CreateEmail inserts an email and its messages.
 func (x *tx) CreateEmail(ctx context.Context, e *tokend.StoredEmail, msgs []tokend.Message) error {
 	vars, err := json.Marshal(e.CustomVariables)

@@ -177,7 +177,22 @@ func testDomainKeysAndSettings(t *testing.T, s tokend.Store) {
 	d := newResource(t, s, tokend.Resource{Type: tokend.ResourceDomain, AccountID: a.ID, Name: "example.com"})
 	k := &tokend.DomainKey{DomainID: d.ID, AccountID: a.ID, Domain: "example.com", Selector: "sel", PublicKey: []byte{1, 2},
 		SealedPrivateKey: []byte{3, 4}, CreatedAt: t0}
+	bare := newResource(t, s, tokend.Resource{Type: tokend.ResourceDomain, AccountID: a.ID, Name: "bare.example.com"})
+	read(t, s, func(tx tokend.Tx) error {
+		got, err := tx.DomainsWithoutKey(ctx)
+		if len(got) != 2 || got[0].ID != d.ID || got[1].ID != bare.ID || got[1].Name != "bare.example.com" || got[1].AccountID != a.ID {
+			t.Errorf("DomainsWithoutKey before a key = %+v", got)
+		}
+		return err
+	})
 	write(t, s, func(tx tokend.Tx) error { return tx.CreateDomainKey(ctx, k) })
+	read(t, s, func(tx tokend.Tx) error {
+		got, err := tx.DomainsWithoutKey(ctx)
+		if len(got) != 1 || got[0].ID != bare.ID {
+			t.Errorf("DomainsWithoutKey = %+v, want only %d", got, bare.ID)
+		}
+		return err
+	})
 	msgs := storeEmail(t, s, &tokend.StoredEmail{AccountID: a.ID, DomainID: d.ID, MailFrom: "a@example.com",
 		Raw: []byte("r"), CreatedAt: t0, UpdatedAt: t0}, "b@example.org")
 	write(t, s, func(tx tokend.Tx) error { return tx.DeleteResource(ctx, tokend.ResourceDomain, d.ID) })
