@@ -131,7 +131,7 @@ func TestServeDeliversSignedMailThroughTheRelay(t *testing.T) {
 	if code, body := call(t, "POST", s.url+"/api/send", testKey, sendBody("news@mail.example.com", "carl@example.org")); code != 200 {
 		t.Fatalf("test-key send: %d %s", code, body)
 	}
-	waitFor(t, 5*time.Second, "email metrics", func() bool {
+	waitFor(t, 20*time.Second, "email metrics", func() bool {
 		_, m := call(t, "GET", s.url+"/metrics", "", "")
 		return strings.Contains(m, `tokend_emails_total{event="accepted"} 1`) && strings.Contains(m, `tokend_emails_total{event="delivered"} 1`) &&
 			strings.Contains(m, `tokend_emails_total{event="captured"} 1`)

@@ -255,10 +255,10 @@ func TestMailtrapNodeSDK(t *testing.T) {
 		m.FromName != "QA Bot" || m.ToEmail != "mary@example.org" || m.ToName != "Mary" || m.IsRead {
 		t.Errorf("showEmailMessage = %+v, want the unread sandbox send (id %d) from QA Bot <qa@anywhere.test> to Mary <mary@example.org>", m, got.MessageID)
 	}
-	if strings.TrimRight(got.Text, "\r\n") != "Sandbox text body." {
+	if got.Text != "Sandbox text body." {
 		t.Errorf("getTextMessage = %q, want the text sent", got.Text)
 	}
-	if !strings.Contains(got.HTML, "<h1>Sandbox HTML body</h1>") || !strings.Contains(got.HTMLSource, "<h1>Sandbox HTML body</h1>") {
+	if got.HTML != "<h1>Sandbox HTML body</h1>" || got.HTMLSource != "<h1>Sandbox HTML body</h1>" {
 		t.Errorf("getHtmlMessage = %q, getMessageHtmlSource = %q, want the HTML sent", got.HTML, got.HTMLSource)
 	}
 	for name, src := range map[string]string{"getRawMessage": got.Raw, "getMessageAsEml": got.EML} {
@@ -275,7 +275,7 @@ func TestMailtrapNodeSDK(t *testing.T) {
 	if !got.Updated.IsRead || !got.ShownAfterUpdate.IsRead || got.Updated.ID != got.MessageID {
 		t.Errorf("after updateMessage({isRead: true}): answer %+v, then shown %+v; want is_read true", got.Updated, got.ShownAfterUpdate)
 	}
-	if len(got.Attachments) != 1 || got.Attachments[0].Filename != "notes.txt" || got.Attachments[0].MessageID != got.MessageID ||
+	if len(got.Attachments) != 1 || got.Attachments[0].Filename != "notes.txt" || got.Attachments[0].MessageID != got.MessageID || got.Attachments[0].ContentType != "text/plain" ||
 		got.Attachments[0].AttachmentSize != got.AttachmentSize || got.Attachment.Filename != "notes.txt" {
 		t.Errorf("attachments.getList = %+v, get = %+v; want notes.txt of %d bytes", got.Attachments, got.Attachment, got.AttachmentSize)
 	}

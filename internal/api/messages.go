@@ -119,13 +119,17 @@ func (s *Server) listMessages(w http.ResponseWriter, r *http.Request, caller *to
 	return nil
 }
 
+// messagePath reads the sandbox and message ids of a message route.
+func messagePath(r *http.Request) (sandbox, id int64, err error) {
+	if sandbox, err = pathID(r, "inbox_id"); err == nil {
+		id, err = pathID(r, "id")
+	}
+	return sandbox, id, err
+}
+
 // message loads the captured email the path names.
 func (s *Server) message(r *http.Request, caller *tokend.Token) (*tokend.StoredEmail, error) {
-	sb, err := pathID(r, "inbox_id")
-	if err != nil {
-		return nil, err
-	}
-	id, err := pathID(r, "id")
+	sb, id, err := messagePath(r)
 	if err != nil {
 		return nil, err
 	}
@@ -161,11 +165,7 @@ func (f *readFlag) UnmarshalJSON(b []byte) error {
 }
 
 func (s *Server) updateMessage(w http.ResponseWriter, r *http.Request, caller *tokend.Token) error {
-	sb, err := pathID(r, "inbox_id")
-	if err != nil {
-		return err
-	}
-	id, err := pathID(r, "id")
+	sb, id, err := messagePath(r)
 	if err != nil {
 		return err
 	}
@@ -189,11 +189,7 @@ func (s *Server) updateMessage(w http.ResponseWriter, r *http.Request, caller *t
 }
 
 func (s *Server) deleteMessage(w http.ResponseWriter, r *http.Request, caller *tokend.Token) error {
-	sb, err := pathID(r, "inbox_id")
-	if err != nil {
-		return err
-	}
-	id, err := pathID(r, "id")
+	sb, id, err := messagePath(r)
 	if err != nil {
 		return err
 	}

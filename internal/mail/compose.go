@@ -37,7 +37,11 @@ func (Composer) Compose(e *tokend.Email, date time.Time, messageID string) ([]by
 	}
 	slices.Sort(names)
 	for _, k := range slices.Backward(names) {
-		h.SetText(k, e.Headers[k])
+		f, err := customField(k, e.Headers[k])
+		if err != nil {
+			return nil, fmt.Errorf("compose: header %s: %w", k, err)
+		}
+		h.AddRaw(f)
 	}
 	if messageID != "" {
 		h.Set("Message-ID", messageID)
@@ -77,6 +81,20 @@ func (Composer) Compose(e *tokend.Email, date time.Time, messageID string) ([]by
 		return nil, fmt.Errorf("compose: %w", err)
 	}
 	return buf.Bytes(), nil
+}
+
+// customField renders a caller's header field as go-message would (encoded
+// and folded) but with the name spelled as the caller spelled it.
+func customField(name, value string) ([]byte, error) {
+	var tmp message.Header
+	tmp.SetText(name, value)
+	f := tmp.Fields()
+	f.Next()
+	raw, err := f.Raw()
+	if err != nil {
+		return nil, err
+	}
+	return append([]byte(name), raw[len(f.Key()):]...), nil
 }
 
 // part is one entity of the tree Compose writes.

@@ -51,7 +51,7 @@ func TestComposeThenParse(t *testing.T) {
 			e.To = []tokend.Address{{Email: "to@example.org", Name: "To"}}
 			e.Cc = []tokend.Address{{Email: "cc@example.org"}}
 			e.Bcc = []tokend.Address{{Email: "hidden@example.org"}}
-			e.Headers = map[string]string{"X-Campaign": "winter"}
+			e.Headers = map[string]string{"X-Campaign": "winter", "X-SDK-Origin": "Grüße aus Köln"}
 			if e.Subject == "" {
 				e.Subject = "Subject line"
 			}
@@ -96,6 +96,9 @@ func TestComposeThenParse(t *testing.T) {
 			}
 			if got := p.Header.Get("X-Campaign"); got != "winter" {
 				t.Errorf("X-Campaign = %q", got)
+			}
+			if got, _ := p.Header.Text("X-Sdk-Origin"); got != "Grüße aus Köln" || !bytes.Contains(raw, []byte("\r\nX-SDK-Origin: ")) {
+				t.Errorf("X-SDK-Origin = %q, or its name lost the caller's spelling", got)
 			}
 			if d, _ := p.Header.Date(); !d.Equal(date) {
 				t.Errorf("date = %v", d)
