@@ -64,7 +64,11 @@ const (
 	MaxRecipientsPerField = 1000
 	MaxBatchSize          = 500
 	// MaxEmailSize bounds an email as delivered (MIME, attachments encoded).
-	MaxEmailSize          = 10 << 20
+	MaxEmailSize = 10 << 20
+	// MaxRequestSize and MaxRequestRecipients bound what one request (a
+	// batch) may queue in all: its emails as rendered, and their recipients.
+	MaxRequestSize        = 50 << 20
+	MaxRequestRecipients  = 10_000
 	maxSubjectLength      = 998
 	maxCategoryLength     = 255
 	maxCustomVariableSize = 1000
@@ -166,7 +170,8 @@ func validateAddress(fe *FieldErrors, field string, a *Address) {
 // validAddrSpec reports whether s is a plain addr-spec with a domain of at
 // least two labels.
 func validAddrSpec(s string) bool {
-	if hasControl(s) || strings.ContainsAny(s, " <>\"") {
+	// ASCII only: tokend's relay sessions do not use SMTPUTF8.
+	if hasControl(s) || strings.ContainsAny(s, " <>\"") || strings.ContainsFunc(s, func(r rune) bool { return r >= 0x80 }) {
 		return false
 	}
 	parsed, err := mail.ParseAddress(s)

@@ -42,12 +42,13 @@ func (m *Mailer) SandboxMessage(ctx context.Context, caller *Token, sandboxID, i
 	return out, err
 }
 
-// MarkSandboxMessage sets a captured email's read flag; reading the sandbox
-// is enough, as opening a message marks it read.
+// MarkSandboxMessage sets a captured email's read flag. It changes the
+// sandbox, so it needs admin on it (ENOTFOUND if the caller cannot read it,
+// EFORBIDDEN if it only views it): viewers only read.
 func (m *Mailer) MarkSandboxMessage(ctx context.Context, caller *Token, sandboxID, id int64, read bool) (*StoredEmail, error) {
 	var out *StoredEmail
 	err := m.svc.writeAs(ctx, caller, func(tx Tx, caller *Token) error {
-		e, err := capturedEmail(ctx, tx, caller, sandboxID, id)
+		e, err := adminCapturedEmail(ctx, tx, caller, sandboxID, id, "mark its messages read")
 		if err != nil {
 			return err
 		}
@@ -68,16 +69,9 @@ func (m *Mailer) MarkSandboxMessage(ctx context.Context, caller *Token, sandboxI
 func (m *Mailer) DeleteSandboxMessage(ctx context.Context, caller *Token, sandboxID, id int64) (*StoredEmail, error) {
 	var out *StoredEmail
 	err := m.svc.writeAs(ctx, caller, func(tx Tx, caller *Token) error {
-		sb, err := readableResource(ctx, tx, caller, ResourceSandbox, sandboxID)
+		e, err := adminCapturedEmail(ctx, tx, caller, sandboxID, id, "delete its messages")
 		if err != nil {
 			return err
-		}
-		e, err := capturedEmail(ctx, tx, caller, sandboxID, id)
-		if err != nil {
-			return err
-		}
-		if sb.Level != Admin {
-			return Errorf(EFORBIDDEN, "You need admin access to sandbox %d to delete its messages", sandboxID)
 		}
 		out = e
 		return tx.DeleteEmail(ctx, id)
@@ -96,6 +90,19 @@ func capturedEmail(ctx context.Context, tx Tx, caller *Token, sandboxID, id int6
 		return nil, errNotFound
 	}
 	return e, err
+}
+
+// adminCapturedEmail is capturedEmail for a change: the caller must also be
+// admin on the sandbox (EFORBIDDEN otherwise, once the email is known to be there).
+func adminCapturedEmail(ctx context.Context, tx Tx, caller *Token, sandboxID, id int64, verb string) (*StoredEmail, error) {
+	e, err := capturedEmail(ctx, tx, caller, sandboxID, id)
+	if err != nil {
+		return nil, err
+	}
+	if sb, _ := tx.Resource(ctx, ResourceSandbox, sandboxID); sb == nil || caller.LevelOn(*sb) != Admin {
+		return nil, Errorf(EFORBIDDEN, "You need admin access to sandbox %d to %s", sandboxID, verb)
+	}
+	return e, nil
 }
 
 // MessageLog is what is known of one message: the email it belongs to, and

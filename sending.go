@@ -165,9 +165,18 @@ func (m *Mailer) send(ctx context.Context, caller *Token, sandboxID int64, email
 		return nil, errNoRelay
 	}
 	preps := make([]prepared, len(emails))
+	size, rcpts := 0, 0
 	for i, it := range emails {
 		if preps[i].err = it.Err; it.Err == nil {
 			preps[i] = m.prepare(it.Email, now, live)
+		}
+		size, rcpts = size+len(preps[i].raw), rcpts+len(preps[i].ids)
+		// One request is one transaction: bound what it may write.
+		if size > MaxRequestSize {
+			return nil, Errorf(ETOOLARGE, "The emails of this request come to more than %d bytes (50 MiB) rendered: send fewer at a time", MaxRequestSize)
+		}
+		if rcpts > MaxRequestRecipients {
+			return nil, Invalid("requests", fmt.Sprintf("have too many recipients in all (maximum is %d a request)", MaxRequestRecipients))
 		}
 	}
 	results := make([]BatchResult, len(emails))

@@ -96,7 +96,7 @@ func TestPermissionMatrix(t *testing.T) {
 		for name, row := range map[string][9]int{
 			"list messages":       {u, u, u, u, u, other, 200, 404, 200},
 			"get message":         {u, u, u, u, u, other, 200, 404, 200},
-			"mark message read":   {u, u, u, u, u, other, 200, 404, 200},
+			"mark message read":   {u, u, u, u, u, other, 403, 404, 200},
 			"delete message":      {u, u, u, u, u, other, 403, 404, 200},
 			"message html":        {u, u, u, u, u, other, 200, 404, 200},
 			"message html source": {u, u, u, u, u, other, 200, 404, 200},

@@ -55,15 +55,46 @@ type emailJSON struct {
 	Text            string            `json:"text"`
 	HTML            string            `json:"html"`
 	Category        string            `json:"category"`
-	CustomVariables map[string]string `json:"custom_variables"`
+	CustomVariables customVariables   `json:"custom_variables"`
 	Headers         map[string]string `json:"headers"`
 	Attachments     []attachmentJSON  `json:"attachments"`
 	TemplateUUID    string            `json:"template_uuid"`
 }
 
+// customVariables takes string, number and boolean values, as Mailtrap's SDKs
+// send them, and keeps each as the text it was written as.
+type customVariables map[string]string
+
+func (c *customVariables) UnmarshalJSON(b []byte) error {
+	var raw map[string]json.RawMessage
+	if err := json.Unmarshal(b, &raw); err != nil {
+		return tokend.Invalid("custom_variables", "must be an object of strings, numbers or booleans")
+	}
+	if raw == nil {
+		*c = nil
+		return nil
+	}
+	out := make(customVariables, len(raw))
+	for k, v := range raw {
+		var s string
+		switch {
+		case json.Unmarshal(v, &s) == nil:
+		case len(v) > 0 && (v[0] == '-' || v[0] >= '0' && v[0] <= '9') || string(v) == "true" || string(v) == "false":
+			s = string(v)
+		default:
+			return tokend.Invalid("custom_variables", fmt.Sprintf("%q must be a string, a number or a boolean", k))
+		}
+		out[k] = s
+	}
+	*c = out
+	return nil
+}
+
+// batchJSON keeps each request raw, so that one request that cannot be read
+// fails alone, as one that does not validate does.
 type batchJSON struct {
-	Base     *emailJSON  `json:"base"`
-	Requests []emailJSON `json:"requests"`
+	Base     *emailJSON        `json:"base"`
+	Requests []json.RawMessage `json:"requests"`
 }
 
 // toEmail turns a decoded body into a domain email; what cannot be turned
@@ -184,8 +215,13 @@ func (s *Server) batch(w http.ResponseWriter, r *http.Request, caller *tokend.To
 		}
 	}
 	items := make([]tokend.BatchItem, len(in.Requests))
-	for i := range in.Requests {
-		items[i].Email, items[i].Err = in.Requests[i].toEmail()
+	for i, raw := range in.Requests {
+		var req emailJSON
+		if err := json.Unmarshal(raw, &req); err != nil {
+			items[i].Err = decodeError(err)
+			continue
+		}
+		items[i].Email, items[i].Err = req.toEmail()
 	}
 	results, err := s.mailer.SendBatch(r.Context(), caller, sb, base, items)
 	if err != nil {
@@ -312,8 +348,18 @@ type mailSageJSON struct {
 	From      *addressInput `json:"from"`
 }
 
-// mailSageFields maps the domain's field names to MailSage's.
-var mailSageFields = strings.NewReplacer("to[0]", "recipient", "to", "recipient", "text", "body")
+// mailSageField names a field of the domain's email as MailSage's body does.
+func mailSageField(f string) string {
+	switch {
+	case f == "text":
+		return "body"
+	case f == "to" || f == "to[0]":
+		return "recipient"
+	case strings.HasPrefix(f, "to[0]."):
+		return "recipient." + strings.TrimPrefix(f, "to[0].")
+	}
+	return f
+}
 
 // sendMailSage serves MailSage's send: one recipient, "body" as the text
 // part, and the sender defaulting to no-reply@ the token's one domain.
@@ -361,7 +407,11 @@ func (s *Server) writeMailSageError(w http.ResponseWriter, r *http.Request, err 
 			if e.Reason == "sender_required" {
 				status, code = http.StatusUnprocessableEntity, "sender_required"
 			}
-			msg = mailSageFields.Replace(strings.Join(errorList(err), "; "))
+			renamed := tokend.FieldErrors{}
+			for f, msgs := range e.Fields {
+				renamed[mailSageField(f)] = msgs
+			}
+			msg = strings.Join(errorList(&tokend.Error{Code: e.Code, Fields: renamed}), "; ")
 		case tokend.EUNAUTHORIZED:
 			status, code, msg = http.StatusUnauthorized, e.Reason, e.Message
 			if code == "" {

@@ -326,6 +326,8 @@ func TestInvalidEmailsAre400NamingTheField(t *testing.T) {
 		}), "'attachments[0].disposition'"},
 		{"custom variables too large", with(func(m map[string]any) { m["custom_variables"] = map[string]string{"k": strings.Repeat("v", 1000)} }), "'custom_variables' is too large"},
 		{"template", with(func(m map[string]any) { m["template_uuid"] = "b81aabcd-1a1e-41cf-91b6-eca0254b3d96" }), "'template_uuid' is not supported"},
+		{"non-ASCII address", with(func(m map[string]any) { m["to"] = []any{addr("jösé@example.org")} }), "'to[0].email' address is invalid"},
+		{"custom variable an object", with(func(m map[string]any) { m["custom_variables"] = map[string]any{"k": map[string]any{}} }), `'custom_variables' "k" must be a string, a number or a boolean`},
 		{"wrong type", with(func(m map[string]any) { m["to"] = "u@example.org" }), "'to' to must be an array"},
 		{"not JSON", "{from:", "request body is not valid JSON"},
 	}
@@ -427,6 +429,52 @@ func TestBatchAnswersEachEmail(t *testing.T) {
 		t.Errorf("501 requests: %v", tooMany.Errors)
 	}
 	e.post("/api/batch", e.admin, map[string]any{"requests": []any{}}).want(400)
+
+	// A request that cannot be read fails alone.
+	e.post("/api/batch", e.admin, map[string]any{"base": email("news@example.com"), "requests": []any{
+		map[string]any{"to": "not a list"}, map[string]any{"to": []any{addr("ok@example.org")}}}}).want(200).decode(&res)
+	if len(res.Responses) != 2 || res.Responses[0].Success || !slicesContain(res.Responses[0].Errors, "'to'") || !res.Responses[1].Success {
+		t.Errorf("batch with an unreadable request = %+v", res.Responses)
+	}
+	// What one batch may queue is bounded: recipients, and bytes once rendered.
+	many := make([]any, 1000)
+	for i := range many {
+		many[i] = addr(fmt.Sprintf("u%d@example.org", i))
+	}
+	requests = make([]any, 11)
+	for i := range requests {
+		requests[i] = map[string]any{"to": many}
+	}
+	e.post("/api/batch", e.admin, map[string]any{"base": email("news@example.com"), "requests": requests}).want(400).decode(&tooMany)
+	if !slicesContain(tooMany.Errors, "maximum is 10000 a request") {
+		t.Errorf("11,000 recipients: %v", tooMany.Errors)
+	}
+	base := email("news@example.com")
+	base["attachments"] = []any{map[string]any{"filename": "big.bin", "content": base64.StdEncoding.EncodeToString(bytes.Repeat([]byte{1}, 6<<20))}}
+	requests = make([]any, 7)
+	for i := range requests {
+		requests[i] = map[string]any{"to": []any{addr("a@example.org")}}
+	}
+	e.post("/api/batch", e.admin, map[string]any{"base": base, "requests": requests}).want(413)
+	if n, _ := e.svc.Outbox().Pending(t.Context(), tokend.EmailJob); n != 4 {
+		t.Errorf("%d deliveries queued, want the 4 recipients of the accepted items only", n)
+	}
+}
+
+func TestCustomVariablesTakeScalars(t *testing.T) {
+	e := newEnv(t)
+	e.domainRecord(e.admin, "example.com")
+	body := email("a@example.com", "u@example.org")
+	body["custom_variables"] = map[string]any{"user_id": 42, "vip": true, "plan": "pro", "ratio": 1.5}
+	var s sent
+	e.post("/api/send", e.admin, body).want(200).decode(&s)
+	var l struct {
+		CustomVariables map[string]string `json:"custom_variables"`
+	}
+	e.get("/api/email_logs/"+s.MessageIDs[0], e.admin).want(200).decode(&l)
+	if fmt.Sprint(l.CustomVariables) != "map[plan:pro ratio:1.5 user_id:42 vip:true]" {
+		t.Errorf("custom variables = %v", l.CustomVariables)
+	}
 }
 
 func TestMailSageSend(t *testing.T) {
@@ -464,12 +512,21 @@ func TestMailSageSend(t *testing.T) {
 		Code   string `json:"code"`
 	}
 	e.send(request{method: "POST", path: "/api/v1/emails/send", header: bearerHeader(e.admin), body: body}).want(422).decode(&fail)
-	if fail.Status != 422 || fail.Code != "sender_required" || !strings.Contains(fail.Error, "'from'") {
+	if fail.Status != 422 || fail.Code != "sender_required" || fail.Error != "'from' is required: this token is admin on 2 sending domains, so name the one to send from" {
 		t.Errorf("several domains: %+v", fail)
 	}
 	// No domain at all: the same.
 	viewer := e.createToken(e.admin, "viewer", perm("account", e.acme, 10))
-	e.send(request{method: "POST", path: "/api/v1/emails/send", header: bearerHeader(viewer.Token), body: body}).want(422)
+	e.send(request{method: "POST", path: "/api/v1/emails/send", header: bearerHeader(viewer.Token), body: body}).want(422).decode(&fail)
+	if fail.Error != "'from' is required: this token is not admin on any sending domain to send from" {
+		t.Errorf("no domain: %q", fail.Error)
+	}
+	// Field names are MailSage's, and nothing else in the message is renamed.
+	e.send(request{method: "POST", path: "/api/v1/emails/send", header: bearerHeader(domainAdmin.Token),
+		body: map[string]any{"recipient": addr("u@example.org"), "subject": strings.Repeat("s", 999)}}).want(400).decode(&fail)
+	if fail.Error != "'subject' is too long (maximum is 998 characters); 'body' or 'html' is required: an email needs a text or an HTML body" {
+		t.Errorf("invalid body: %q", fail.Error)
+	}
 	// Invalid: 400 naming MailSage's field; unauthenticated: its 401.
 	e.send(request{method: "POST", path: "/api/v1/emails/send", header: bearerHeader(domainAdmin.Token),
 		body: map[string]any{"recipient": addr("nope"), "subject": "s", "body": "b"}}).want(400).decode(&fail)

@@ -8,6 +8,7 @@ import (
 	"crypto/x509"
 	"encoding/base64"
 	"errors"
+	"net"
 	"strings"
 	"testing"
 	"time"
@@ -40,6 +41,10 @@ func TestComposeThenParse(t *testing.T) {
 			{Filename: "logo.png", Content: png, Type: "image/png", Disposition: "inline", ContentID: "logo"},
 			{Filename: "terms.pdf", Content: []byte("%PDF-1.4"), Type: "application/pdf", Disposition: "attachment"}}},
 			"t", `<img src="cid:logo">`, []string{"logo.png/inline/image/png", "terms.pdf/attachment/application/pdf"}},
+		{"inline text attachments are not bodies", tokend.Email{HTML: "<p>hi</p>", Attachments: []tokend.Attachment{
+			{Filename: "notes.txt", Content: []byte("my notes"), Type: "text/plain", Disposition: "inline"},
+			{Filename: "part.html", Content: []byte("<i>x</i>"), Type: "text/html", Disposition: "inline", ContentID: "p1"}}},
+			"", "<p>hi</p>", []string{"notes.txt/inline/text/plain", "part.html/inline/text/html"}},
 		{"non-ASCII everywhere", tokend.Email{Subject: "Grüße – 日本", Text: "naïve café", Attachments: []tokend.Attachment{
 			{Filename: "résumé.txt", Content: []byte("x"), Type: "text/plain; charset=utf-8", Disposition: "attachment"}}},
 			"naïve café", "", []string{"résumé.txt/attachment/text/plain"}},
@@ -274,5 +279,39 @@ func TestParseRelay(t *testing.T) {
 				t.Errorf("String() = %q, want %q", r.String(), tt.want)
 			}
 		})
+	}
+}
+
+// A relay that takes the connection and never answers (an overloaded server,
+// a firewall dropping packets) holds a delivery no longer than its context.
+func TestRelayGivesUpOnASilentRelay(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			defer c.Close() // held open, silent, until the test ends
+		}
+	}()
+	r, err := mail.ParseRelay("smtp://"+ln.Addr().String(), mail.RelayOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
+	defer cancel()
+	start := time.Now()
+	err = r.Send(ctx, "a@example.com", "b@example.org", []byte("Subject: x\r\n\r\nhi\r\n"))
+	var perm *mail.PermanentError
+	if err == nil || errors.As(err, &perm) || !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("error %v, want a temporary deadline error", err)
+	}
+	if took := time.Since(start); took > 3*time.Second {
+		t.Errorf("Send took %v against a silent relay with a 500 ms context", took)
 	}
 }

@@ -32,7 +32,8 @@ type ParsedAttachment struct {
 }
 
 // Parse reads a message as Compose writes it (and most others): the first
-// text/plain and text/html parts that are not attachments are its bodies.
+// text/plain and text/html parts that are neither attachments nor named or
+// referenced inline parts are its bodies.
 func Parse(raw []byte) (*Parsed, error) {
 	r, err := gomail.CreateReader(bytes.NewReader(raw))
 	if err != nil && !message.IsUnknownCharset(err) && !message.IsUnknownEncoding(err) {
@@ -57,11 +58,13 @@ func Parse(raw []byte) (*Parsed, error) {
 		switch h := p.Header.(type) {
 		case *gomail.InlineHeader:
 			mt, _, _ := h.ContentType()
-			cid := strings.Trim(h.Get("Content-Id"), "<>")
+			// A named or referenced inline part is an attachment, whatever its type.
+			_, dparams, _ := h.ContentDisposition()
+			body := h.Get("Content-Id") == "" && dparams["filename"] == ""
 			switch {
-			case mt == "text/plain" && !out.HasText && cid == "":
+			case mt == "text/plain" && !out.HasText && body:
 				out.Text, out.HasText = string(content), true
-			case mt == "text/html" && !out.HasHTML && cid == "":
+			case mt == "text/html" && !out.HasHTML && body:
 				out.HTML, out.HasHTML = string(content), true
 			default:
 				out.Attachments = append(out.Attachments, attachment(&h.Header, "inline", content))

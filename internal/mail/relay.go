@@ -145,6 +145,9 @@ func (r *Relay) Send(ctx context.Context, from, to string, msg []byte) error {
 				r.release(c)
 			}
 			return nil // the relay has the message, whatever happens to the connection now
+		case errors.As(err, &se) && se.Code == 421 && pooled && attempt == 0:
+			c.Close() // the relay is closing a connection kept idle too long
+			continue
 		case errors.As(err, &se):
 			if usable && c.Reset() == nil {
 				r.release(c)
@@ -244,54 +247,81 @@ func (r *Relay) connect(ctx context.Context) (net.Conn, error) {
 }
 
 // dial opens and sets up a connection: EHLO, STARTTLS when offered, AUTH.
+// The whole setup is bounded by ctx: a relay that accepts the connection and
+// then says nothing is given up on when ctx ends, as go-smtp sets deadlines
+// of its own on every command.
 func (r *Relay) dial(ctx context.Context) (*smtp.Client, error) {
-	conn, err := r.connect(ctx)
-	if err != nil {
-		return nil, err
+	for {
+		conn, err := r.connect(ctx)
+		if err != nil {
+			return nil, err
+		}
+		stop := context.AfterFunc(ctx, func() { conn.Close() })
+		c, again, err := r.setup(conn)
+		if !stop() && err == nil && c != nil {
+			c.Close()
+			err = ctx.Err()
+		}
+		switch {
+		case err != nil && ctx.Err() != nil:
+			return nil, fmt.Errorf("relay %s: %w (%v)", r.addr, ctx.Err(), err)
+		case again:
+			continue // the relay offers STARTTLS: from now on every connection takes it
+		}
+		return c, err
 	}
-	var c *smtp.Client
+}
+
+// setup greets, secures and authenticates a new connection. again asks for
+// a new connection: this one learned that the relay offers STARTTLS.
+func (r *Relay) setup(conn net.Conn) (c *smtp.Client, again bool, err error) {
 	secure := r.implicit
 	switch {
 	case r.implicit || r.starttls.Load() == tlsAbsent:
 		c = smtp.NewClient(conn)
 		if err := c.Hello(r.helo); err != nil {
 			c.Close()
-			return nil, fmt.Errorf("relay %s: EHLO: %w", r.addr, err)
+			return nil, false, fmt.Errorf("relay %s: EHLO: %w", r.addr, err)
 		}
 	case r.starttls.Load() == tlsOffered:
 		if c, err = smtp.NewClientStartTLS(conn, r.tls); err != nil {
-			return nil, fmt.Errorf("relay %s: STARTTLS: %w", r.addr, err)
+			return nil, false, fmt.Errorf("relay %s: STARTTLS: %w", r.addr, err)
+		}
+		if err := c.Hello(r.helo); err != nil { // after TLS, with tokend's own name
+			c.Close()
+			return nil, false, fmt.Errorf("relay %s: EHLO: %w", r.addr, err)
 		}
 		secure = true
 	default: // first contact: see whether the relay offers STARTTLS
 		c = smtp.NewClient(conn)
 		if err := c.Hello(r.helo); err != nil {
 			c.Close()
-			return nil, fmt.Errorf("relay %s: EHLO: %w", r.addr, err)
+			return nil, false, fmt.Errorf("relay %s: EHLO: %w", r.addr, err)
 		}
 		if ok, _ := c.Extension("STARTTLS"); ok {
 			c.Close()
 			r.starttls.Store(tlsOffered)
-			return r.dial(ctx)
+			return nil, true, nil
 		}
 		r.starttls.Store(tlsAbsent)
 	}
 	if r.user != "" {
 		if !secure && !loopback(r.host) {
 			c.Close()
-			return nil, fmt.Errorf("relay %s offers no TLS, and tokend will not send its credentials in clear: use smtps:// or a relay with STARTTLS", r.addr)
+			return nil, false, fmt.Errorf("relay %s offers no TLS, and tokend will not send its credentials in clear: use smtps:// or a relay with STARTTLS", r.addr)
 		}
 		if !c.SupportsAuth(sasl.Plain) {
 			c.Close()
-			return nil, fmt.Errorf("relay %s does not offer AUTH PLAIN", r.addr)
+			return nil, false, fmt.Errorf("relay %s does not offer AUTH PLAIN", r.addr)
 		}
 		if err := c.Auth(sasl.NewPlainClient("", r.user, r.pass)); err != nil {
 			c.Close()
-			return nil, fmt.Errorf("relay %s: authentication failed: %w", r.addr, err)
+			return nil, false, fmt.Errorf("relay %s: authentication failed: %w", r.addr, err)
 		}
 	}
+	c.CommandTimeout = time.Minute // each command's own bound, under the attempt's
 	conn.SetDeadline(time.Time{})
-	return c, nil
+	return c, false, nil
 }
 
 func loopback(host string) bool {

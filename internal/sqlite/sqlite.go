@@ -47,7 +47,9 @@ func Open(ctx context.Context, path string) (*Store, error) {
 		q := url.Values{}
 		q.Add("_pragma", "foreign_keys(1)")
 		q.Add("_pragma", "journal_mode(WAL)")
-		q.Add("_pragma", "synchronous(NORMAL)")
+		// FULL: a commit is on disk before it is acknowledged, so a power
+		// loss cannot take back a token issued or an email accepted.
+		q.Add("_pragma", "synchronous(FULL)")
 		q.Add("_pragma", "busy_timeout(10000)")
 		q.Set("_txlock", txlock)
 		return "file:" + (&url.URL{Path: path}).EscapedPath() + "?" + q.Encode()
