@@ -129,19 +129,7 @@ func TestMailtrapNodeSDK(t *testing.T) {
 	// An account, tokend serving it, and through tokend's API: a sending
 	// domain, a project with a sandbox, and a test key with account admin.
 	db := filepath.Join(t.TempDir(), "tokend.db")
-	r := tokend(t, nil, "account", "create", "--name", "SDK", "--db", db, "--json")
-	var created struct {
-		Account struct {
-			ID int64 `json:"id"`
-		} `json:"account"`
-		APIToken struct {
-			Token string `json:"token"`
-		} `json:"api_token"`
-	}
-	if r.code != 0 || json.Unmarshal([]byte(r.stdout), &created) != nil || created.Account.ID == 0 || created.APIToken.Token == "" {
-		t.Fatalf("account create: %+v", r)
-	}
-	account, admin := created.Account.ID, created.APIToken.Token
+	account, admin := mailAccount(t, db)
 	s := startServe(t, nil, "--db", db)
 	api := func(method, path, token, body string, want int, into any) {
 		t.Helper()
