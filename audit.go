@@ -13,7 +13,7 @@ type AuditEvent struct {
 	ID           int64
 	AccountID    int64 // 0 for events that concern no single account
 	At           time.Time
-	Actor        string // the acting token's name, or the operator for the CLI
+	Actor        string // the acting token's name, the user's "Name (email)", or the operator for the CLI
 	ActorTokenID int64  // 0 when the actor is not a token
 	Action       string
 	TargetType   string
@@ -33,6 +33,7 @@ const (
 	ActionResourceDeleted = "resource.deleted"
 	ActionAccountCreated  = "account.created"
 	ActionPlanChanged     = "plan.changed"
+	ActionUserCreated     = "user.created"
 	ActionAlertPrefix     = "alert."
 	maxAuditPage          = 200
 	defaultAuditPage      = 50

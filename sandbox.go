@@ -131,7 +131,7 @@ func (m *Mailer) MessageLog(ctx context.Context, caller *Token, id string) (*Mes
 		}
 		e.Raw = nil
 		out = &MessageLog{Message: *msg, Email: *e}
-		if e.TokenID == caller.ID {
+		if caller.ID != 0 && e.TokenID == caller.ID {
 			// The token that sent it may follow it, whatever else it can read.
 			if key, err := tx.DomainKey(ctx, e.DomainID); err == nil {
 				out.Domain = key.Domain

@@ -49,6 +49,7 @@ type Service struct {
 	usage  usageRecorder
 	cache  *authCache // nil when disabled
 	outbox *Outbox
+	users  *Users
 	// lastChange is the last auth change this process has applied to its cache.
 	lastChange atomic.Int64
 }
@@ -65,6 +66,7 @@ func NewService(store Store, opts Options) *Service {
 		opts.Keyring, _ = NewKeyring(key)
 	}
 	s := &Service{store: store, opts: opts, now: func() time.Time { return now().UTC().Truncate(time.Microsecond) }, outbox: newOutbox(store)}
+	s.users = newUsers(s)
 	if !opts.DisableAuthCache {
 		s.cache = newAuthCache()
 	}
@@ -524,6 +526,9 @@ func (s *Service) PurgeExpired(ctx context.Context) (int64, error) {
 		if _, err := tx.DeleteEmailsBefore(ctx, now.Add(-emailRetention)); err != nil {
 			return err
 		}
+		if err := tx.DeleteSessionsBefore(ctx, now, SessionIdle); err != nil {
+			return err
+		}
 		// Every process polls the change log every second or so; an hour is ample.
 		return tx.DeleteAuthChangesBefore(ctx, now.Add(-time.Hour))
 	})
@@ -548,6 +553,15 @@ func permissionDetails(perms []Permission) []map[string]any {
 // expired since then is EUNAUTHORIZED, and permissions edited since then apply.
 func (s *Service) writeAs(ctx context.Context, caller *Token, fn func(tx Tx, caller *Token) error) error {
 	return s.store.Write(ctx, func(tx Tx) error {
+		if caller.UserID != 0 { // a person: as the user is now, with its current role
+			u, err := tx.User(ctx, caller.UserID)
+			if ErrorCode(err) == ENOTFOUND {
+				return errSessionEnded
+			} else if err != nil {
+				return err
+			}
+			return fn(tx, u.Principal())
+		}
 		current, err := tx.Token(ctx, caller.ID)
 		if ErrorCode(err) == ENOTFOUND {
 			return errBadToken

@@ -135,6 +135,10 @@ type Token struct {
 	// AccountLimit is the requests-per-minute limit of the token's account at
 	// the time the token was looked up. Filled by Store.TokenByHash only.
 	AccountLimit int
+
+	// UserID is set, and ID is 0, when this is the principal of a person
+	// signed in to the dashboard (see User.Principal) rather than a stored token.
+	UserID int64
 }
 
 // ExpiredAt reports whether t no longer authenticates at now.
@@ -184,6 +188,7 @@ type AuthChange struct {
 type Tx interface {
 	OutboxTx
 	EmailTx
+	UserTx
 
 	CreateAccount(ctx context.Context, a *Account) error
 	Account(ctx context.Context, id int64) (*Account, error)

@@ -12,7 +12,7 @@ import (
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	err := cli.Run(ctx, os.Args, os.Getenv, os.Stdout, os.Stderr)
+	err := cli.Run(ctx, os.Args, os.Getenv, os.Stdin, os.Stdout, os.Stderr)
 	stop()
 	if err != nil && cli.ExitCode(err) == 1 {
 		os.Stderr.WriteString("tokend: " + err.Error() + "\n")

@@ -41,6 +41,8 @@ type command struct {
 	args    string // what follows the name in its usage line
 	summary string
 	run     func(ctx context.Context, args []string, getenv Env, stdout, stderr io.Writer) error
+	// runIn is run for the commands that read standard input.
+	runIn func(ctx context.Context, args []string, getenv Env, stdin io.Reader, stdout, stderr io.Writer) error
 }
 
 // commands lists every command in the order the help shows them. It is
@@ -49,15 +51,17 @@ var commands []command
 
 func init() {
 	commands = []command{
-		{"serve", "[flags]", "run the HTTP API (the first start on an empty database creates account \"Default\" and prints its admin token)", serve},
-		{"account create", "--name N [--plan free|pro|enterprise] [--json]", "create an account and print its first admin token once", accountCreate},
-		{"account list", "[--json]", "list accounts", accountList},
-		{"account set-plan", "ID --plan free|pro|enterprise [--rate-limit N]", "change an account's plan (enterprise takes a custom limit)", accountSetPlan},
-		{"token create", "--account ID --name N [--json]", "mint an account-admin token into an existing account: the recovery when its only admin token is lost", tokenCreate},
-		{"token revoke", "ID [--force]", "delete a token; running servers refuse it within a second", tokenRevoke},
-		{"backup", "OUT", "write a consistent copy of the database to the new file OUT, safe while serve runs", backup},
-		{"version", "", "print the version and the VCS revision tokend was built from", printVersion},
-		{"help", "[COMMAND]", "show this help, or a command's flags with their environment variables", help},
+		{"serve", "[flags]", "run the HTTP API (the first start on an empty database creates account \"Default\" and prints its admin token)", serve, nil},
+		{"account create", "--name N [--plan free|pro|enterprise] [--json]", "create an account and print its first admin token once", accountCreate, nil},
+		{"account list", "[--json]", "list accounts", accountList, nil},
+		{"account set-plan", "ID --plan free|pro|enterprise [--rate-limit N]", "change an account's plan (enterprise takes a custom limit)", accountSetPlan, nil},
+		{"token create", "--account ID --name N [--json]", "mint an account-admin token into an existing account: the recovery when its only admin token is lost", tokenCreate, nil},
+		{"token revoke", "ID [--force]", "delete a token; running servers refuse it within a second", tokenRevoke, nil},
+		{"user create", "--account ID --email E [--name N] [--role admin|viewer] --password-stdin", "create a person who signs in to the dashboard, reading the password from standard input", nil, userCreate},
+		{"user list", "[--json]", "list the people who sign in to the dashboard", userList, nil},
+		{"backup", "OUT", "write a consistent copy of the database to the new file OUT, safe while serve runs", backup, nil},
+		{"version", "", "print the version and the VCS revision tokend was built from", printVersion, nil},
+		{"help", "[COMMAND]", "show this help, or a command's flags with their environment variables", help, nil},
 	}
 }
 
@@ -91,22 +95,24 @@ func usage() string {
 
 // Run runs the tokend command line with args (args[0] is the program name).
 // It returns a *UsageError for wrong usage; errors are not printed, except usage.
-func Run(ctx context.Context, args []string, getenv Env, stdout, stderr io.Writer) error {
+func Run(ctx context.Context, args []string, getenv Env, stdin io.Reader, stdout, stderr io.Writer) error {
 	if len(args) < 2 {
 		fmt.Fprint(stderr, usage())
 		return &UsageError{"no command given"}
 	}
 	var err error
 	switch c, rest := lookup(args[1:]); {
+	case c != nil && c.runIn != nil:
+		err = c.runIn(ctx, rest, getenv, stdin, stdout, stderr)
 	case c != nil:
 		err = c.run(ctx, rest, getenv, stdout, stderr)
 	case args[1] == "-h" || args[1] == "--help":
 		fmt.Fprint(stdout, usage())
 	case args[1] == "--version":
 		err = printVersion(ctx, nil, getenv, stdout, stderr)
-	case (args[1] == "account" || args[1] == "token") && len(args) == 2:
+	case (args[1] == "account" || args[1] == "token" || args[1] == "user") && len(args) == 2:
 		err = &UsageError{fmt.Sprintf("%s needs a subcommand: %s", args[1], subcommands(args[1]))}
-	case args[1] == "account" || args[1] == "token":
+	case args[1] == "account" || args[1] == "token" || args[1] == "user":
 		err = &UsageError{fmt.Sprintf("unknown command %q (%s takes %s)", args[1]+" "+args[2], args[1], subcommands(args[1]))}
 	default:
 		fmt.Fprint(stderr, usage())
@@ -144,7 +150,13 @@ func help(ctx context.Context, args []string, getenv Env, stdout, stderr io.Writ
 		fmt.Fprint(stdout, usage())
 		return nil
 	}
-	err := c.run(ctx, []string{"--help"}, func(string) string { return "" }, stdout, stderr)
+	noEnv := func(string) string { return "" }
+	var err error
+	if c.runIn != nil {
+		err = c.runIn(ctx, []string{"--help"}, noEnv, nil, stdout, stderr)
+	} else {
+		err = c.run(ctx, []string{"--help"}, noEnv, stdout, stderr)
+	}
 	if errors.Is(err, flag.ErrHelp) {
 		return nil
 	}

@@ -33,7 +33,7 @@ func runServe(t *testing.T, env map[string]string, args ...string) (url string, 
 	stdout, stderr := &testutil.Buffer{}, &testutil.Buffer{}
 	done := make(chan error, 1)
 	go func() {
-		done <- cli.Run(ctx, append([]string{"tokend", "serve"}, args...), func(k string) string { return env[k] }, stdout, stderr)
+		done <- cli.Run(ctx, append([]string{"tokend", "serve"}, args...), func(k string) string { return env[k] }, nil, stdout, stderr)
 	}()
 	listening := regexp.MustCompile(`"msg":"listening".*"url":"([^"]+)"`)
 	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(10 * time.Millisecond) {
@@ -119,7 +119,7 @@ func TestFlagsOverrideEnvironment(t *testing.T) {
 func TestAccountCreatePrintsTokenOnce(t *testing.T) {
 	db := filepath.Join(t.TempDir(), "t.db")
 	var out, errb bytes.Buffer
-	err := cli.Run(context.Background(), []string{"tokend", "account", "create", "--name", "Acme", "--db", db}, func(string) string { return "" }, &out, &errb)
+	err := cli.Run(context.Background(), []string{"tokend", "account", "create", "--name", "Acme", "--db", db}, func(string) string { return "" }, nil, &out, &errb)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -127,7 +127,7 @@ func TestAccountCreatePrintsTokenOnce(t *testing.T) {
 		t.Errorf("output shows %d token values: %q", n, out.String())
 	}
 	var list bytes.Buffer
-	if err := cli.Run(context.Background(), []string{"tokend", "account", "list", "--json", "--db", db}, func(string) string { return "" }, &list, &errb); err != nil {
+	if err := cli.Run(context.Background(), []string{"tokend", "account", "list", "--json", "--db", db}, func(string) string { return "" }, nil, &list, &errb); err != nil {
 		t.Fatal(err)
 	}
 	var accounts []struct{ Name, Plan string }
@@ -181,7 +181,7 @@ func TestServeRefusesPlainHTTPOnANetworkAddress(t *testing.T) {
 	db := filepath.Join(t.TempDir(), "tokend.db")
 	var stdout, stderr testutil.Buffer
 	err := cli.Run(context.Background(), []string{"tokend", "serve", "--addr", "0.0.0.0:0", "--db", db},
-		func(string) string { return "" }, &stdout, &stderr)
+		func(string) string { return "" }, nil, &stdout, &stderr)
 	if cli.ExitCode(err) != 2 || !strings.Contains(stderr.String(), "--insecure-http") || !strings.Contains(stderr.String(), "--trusted-proxies") {
 		t.Fatalf("exit %d, stderr %q", cli.ExitCode(err), stderr.String())
 	}
