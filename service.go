@@ -502,6 +502,9 @@ func (s *Service) ResetToken(ctx context.Context, caller *Token, id int64, expir
 	return out, nil
 }
 
+// ResetGrace is how long a reset token keeps working.
+func (s *Service) ResetGrace() time.Duration { return s.opts.ResetGrace }
+
 // PurgeInterval is how often PurgeExpired should run so that expired tokens are
 // gone no later than PurgeAfter after their expiry.
 func (s *Service) PurgeInterval() time.Duration {

@@ -18,6 +18,7 @@ type stateKey struct{}
 type requestState struct {
 	id    string
 	token *tokend.Token
+	https bool // the client reached tokend over HTTPS, directly or through a trusted proxy
 	// header backs the X-Request-Id header value, saving an allocation per request.
 	header [1]string
 }
@@ -28,6 +29,15 @@ func RequestID(r *http.Request) string {
 		return st.id
 	}
 	return ""
+}
+
+// IsHTTPS reports whether the client reached tokend over HTTPS, directly or
+// through a trusted proxy that says so.
+func IsHTTPS(r *http.Request) bool {
+	if st, ok := r.Context().Value(stateKey{}).(*requestState); ok {
+		return st.https
+	}
+	return r.TLS != nil
 }
 
 // maxRequestIDLength bounds a client-sent X-Request-Id that tokend echoes.

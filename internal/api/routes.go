@@ -9,6 +9,9 @@ import (
 // routes registers every endpoint, then the catch-all that answers 404 and 405.
 func (s *Server) routes() {
 	s.eachRoute(s.mux.Handle)
+	if s.opts.Dashboard != nil {
+		s.opts.Dashboard.Routes(s.mux.Handle)
+	}
 	s.mux.HandleFunc("/", s.noRoute)
 }
 

@@ -26,6 +26,9 @@ type Options struct {
 	Alerts  *alert.Monitor   // nil: no unusual-activity alerts
 	// ServeMetrics serves GET /metrics on this handler (when no separate metrics address is used).
 	ServeMetrics bool
+	// Dashboard, when set, serves its pages beside the API on the same mux
+	// (and its page for any path outside /api that no route serves).
+	Dashboard Dashboard
 	// Mailer sends and captures email; by default one over svc that captures
 	// test-key and sandbox mail and answers live sends 503 (no relay).
 	Mailer *tokend.Mailer
@@ -41,6 +44,12 @@ type Options struct {
 	// are believed for the client address (and X-Forwarded-Proto for HSTS).
 	TrustedProxies Prefixes
 	Now            func() time.Time // the clock; time.Now if nil
+}
+
+// Dashboard is what the API needs of the dashboard (internal/web).
+type Dashboard interface {
+	Routes(handle func(pattern string, h http.Handler))
+	NotFound(w http.ResponseWriter, r *http.Request)
 }
 
 // Server is the HTTP API. Create it with NewServer.
@@ -110,6 +119,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h[headerNoSniff] = noSniff
 	if r.TLS != nil || viaProxy && forwardedHTTPS(r.Header) {
 		h[headerHSTS] = hsts
+		st.https = true
 	}
 	ctx := context.WithValue(tokend.WithClientAddr(r.Context(), ip), stateKey{}, st)
 	r = r.WithContext(ctx)
@@ -233,8 +243,13 @@ func (w *statusRecorder) code() int {
 func (w *statusRecorder) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
 // noRoute answers requests no route matches: 405 with Allow when the path
-// exists under other methods, 404 otherwise.
+// exists under other methods, 404 otherwise; the dashboard's own page for a
+// path outside the API.
 func (s *Server) noRoute(w http.ResponseWriter, r *http.Request) {
+	if s.opts.Dashboard != nil && !strings.HasPrefix(r.URL.Path, "/api/") && r.URL.Path != "/api" {
+		s.opts.Dashboard.NotFound(w, r)
+		return
+	}
 	var allow []string
 	for _, m := range []string{http.MethodGet, http.MethodPost, http.MethodPatch, http.MethodDelete} {
 		probe := r.Clone(r.Context())

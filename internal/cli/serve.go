@@ -20,6 +20,7 @@ import (
 	"github.com/tokend/tokend/internal/jobs"
 	"github.com/tokend/tokend/internal/metrics"
 	"github.com/tokend/tokend/internal/sqlite"
+	"github.com/tokend/tokend/internal/web"
 )
 
 // ServeConfig is everything "tokend serve" takes from flags and the environment.
@@ -212,9 +213,13 @@ func Serve(ctx context.Context, cfg ServeConfig, operator string, stdout io.Writ
 	if err != nil {
 		return fmt.Errorf("bootstrap: %w", err)
 	}
+	var setupCode string
 	if first != nil {
 		fmt.Fprintf(stdout, "Created account %q (id %d) and its first admin token:\n\n    %s\n\n"+
 			"Store it now: tokend keeps only a hash of it and will not show it again.\n", acct.Name, acct.ID, first.Value)
+		if setupCode, err = svc.Users().Invite(ctx, acct.ID, tokend.Admin); err != nil {
+			return fmt.Errorf("bootstrap: %w", err)
+		}
 	}
 
 	if cfg.AuthCache {
@@ -236,6 +241,7 @@ func Serve(ctx context.Context, cfg ServeConfig, operator string, stdout io.Writ
 		Logger: logger, Metrics: m, Alerts: monitor, ServeMetrics: cfg.MetricsAddr == "",
 		TestRateMultiplier: cfg.TestRateMultiplier, AuthFailureLimit: cfg.AuthFailureLimit,
 		TrustedProxies: cfg.TrustedProxies, Mailer: mailer,
+		Dashboard: web.New(svc, mailer, web.Options{Logger: logger, HTTPS: api.IsHTTPS}),
 	})
 	srv := &http.Server{
 		Handler:           handler,
@@ -269,6 +275,10 @@ func Serve(ctx context.Context, cfg ServeConfig, operator string, stdout io.Writ
 	}
 
 	logger.Info("listening", "addr", ln.Addr().String(), "url", scheme+"://"+ln.Addr().String(), "db", cfg.DB, "transport", how)
+	if setupCode != "" {
+		fmt.Fprintf(stdout, "\nTo use the dashboard, set the owner's email and password within 7 days (this link works once):\n\n    %s://%s/setup?code=%s\n\n",
+			scheme, ln.Addr().String(), setupCode)
+	}
 
 	var wg sync.WaitGroup
 	bgCtx, stopBackground := context.WithCancel(ctx)

@@ -1,0 +1,319 @@
+// Package web serves the dashboard: server-rendered pages for people, on the
+// same address as the API. A signed-in user is another kind of caller: every
+// page calls the same domain services as the API does, on behalf of the
+// user's principal, so the same rules decide what it may see and do.
+package web
+
+import (
+	"embed"
+	"errors"
+	"html/template"
+	"io/fs"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/tokend/tokend"
+)
+
+//go:embed templates/*.html
+var templateFS embed.FS
+
+//go:embed static
+var staticFS embed.FS
+
+// SessionCookie is the name of the dashboard's session cookie.
+const SessionCookie = "tokend_session"
+
+// Options are the dashboard's dependencies.
+type Options struct {
+	Logger *slog.Logger
+	// HTTPS reports whether the client reached tokend over HTTPS (directly or
+	// through a trusted proxy), for the session cookie's Secure flag.
+	HTTPS func(r *http.Request) bool
+	Now   func() time.Time // the clock; time.Now if nil
+}
+
+// Server is the dashboard. Create it with New; its routes join the API's mux.
+type Server struct {
+	svc    *tokend.Service
+	mailer *tokend.Mailer
+	users  *tokend.Users
+	opts   Options
+	pages  map[string]*template.Template
+	csrf   *http.CrossOriginProtection
+	static http.Handler
+}
+
+// New returns the dashboard over the same services the API uses.
+func New(svc *tokend.Service, mailer *tokend.Mailer, opts Options) *Server {
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	if opts.HTTPS == nil {
+		opts.HTTPS = func(r *http.Request) bool { return r.TLS != nil }
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	s := &Server{svc: svc, mailer: mailer, users: svc.Users(), opts: opts, pages: map[string]*template.Template{},
+		csrf: http.NewCrossOriginProtection()}
+	s.csrf.SetDenyHandler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		s.renderStatus(w, r, nil, http.StatusForbidden, "This request came from another site, so it was refused. Reload the page and try again.")
+	}))
+	names, _ := fs.Glob(templateFS, "templates/*.html")
+	for _, n := range names {
+		name := strings.TrimSuffix(strings.TrimPrefix(n, "templates/"), ".html")
+		if name == "layout" {
+			continue
+		}
+		s.pages[name] = template.Must(template.New("layout.html").Funcs(funcs).ParseFS(templateFS, "templates/layout.html", n))
+	}
+	sub, _ := fs.Sub(staticFS, "static")
+	s.static = http.StripPrefix("/static/", http.FileServerFS(sub))
+	return s
+}
+
+// Routes passes every dashboard route to handle; the API registers them on
+// its mux, so that they share its request IDs, access log and metrics.
+func (s *Server) Routes(handle func(pattern string, h http.Handler)) {
+	m := func(pattern string, h http.Handler) { handle(pattern, s.secure(h)) }
+	page := func(h pageHandler) http.Handler { return s.csrf.Handler(s.signedIn(h)) }
+	open := func(h http.HandlerFunc) http.Handler { return s.csrf.Handler(h) }
+
+	m("GET /static/", http.HandlerFunc(s.serveStatic))
+	m("GET /{$}", page(s.home))
+	m("GET /login", open(s.loginForm))
+	m("POST /login", open(s.login))
+	m("POST /logout", open(s.logout))
+	m("GET /setup", open(s.setupForm))
+	m("POST /setup", open(s.setup))
+
+	m("GET /settings/api-tokens", page(s.tokens))
+	m("GET /settings/api-tokens/new", page(s.newToken))
+	m("POST /settings/api-tokens", page(s.createToken))
+	m("GET /settings/api-tokens/{id}/edit", page(s.editToken))
+	m("POST /settings/api-tokens/{id}", page(s.updateToken))
+	m("GET /settings/api-tokens/{id}/reset", page(s.confirmReset))
+	m("POST /settings/api-tokens/{id}/reset", page(s.resetToken))
+	m("GET /settings/api-tokens/{id}/delete", page(s.confirmDelete))
+	m("POST /settings/api-tokens/{id}/delete", page(s.deleteToken))
+	m("GET /settings/api-tokens/{id}/usage", page(s.tokenUsage))
+
+	m("GET /projects", page(s.projects))
+	m("POST /projects", page(s.createProject))
+	m("POST /projects/{id}/sandboxes", page(s.createSandbox))
+	m("GET /sandboxes/{id}", page(s.sandbox))
+	m("GET /sandboxes/{id}/messages/{mid}", page(s.message))
+	m("GET /sandboxes/{id}/messages/{mid}/html", page(s.messageHTML))
+
+	m("GET /domains", page(s.domains))
+	m("POST /domains", page(s.createDomain))
+	m("GET /domains/{id}", page(s.domain))
+	m("GET /domains/{id}/delete", page(s.confirmDeleteDomain))
+	m("POST /domains/{id}/delete", page(s.deleteDomain))
+
+	m("GET /audit-log", page(s.auditLog))
+}
+
+// secure sets the headers every dashboard response carries: a strict
+// Content-Security-Policy (scripts and styles only from tokend itself, no
+// framing but by itself), no caching (pages show token values), no referrer
+// beyond the origin.
+func (s *Server) secure(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		hd := w.Header()
+		hd.Set("Content-Security-Policy", "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "+
+			"frame-src 'self'; form-action 'self'; frame-ancestors 'self'; base-uri 'none'")
+		hd.Set("X-Frame-Options", "SAMEORIGIN")
+		hd.Set("Referrer-Policy", "same-origin")
+		if !strings.HasPrefix(r.URL.Path, "/static/") {
+			hd.Set("Cache-Control", "no-store")
+		}
+		h.ServeHTTP(w, r)
+	})
+}
+
+func (s *Server) serveStatic(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Cache-Control", "public, max-age=3600")
+	s.static.ServeHTTP(w, r)
+}
+
+// NotFound is the dashboard's page for a path no route serves.
+func (s *Server) NotFound(w http.ResponseWriter, r *http.Request) {
+	s.secure(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		s.renderStatus(w, r, nil, http.StatusNotFound, "There is no such page.")
+	})).ServeHTTP(w, r)
+}
+
+// session is the signed-in user of a request.
+type session struct {
+	User      *tokend.User
+	Principal *tokend.Token
+	Path      string // the page's path, for the navigation
+}
+
+type pageHandler func(w http.ResponseWriter, r *http.Request, s *session) error
+
+var errNoSession = &tokend.Error{Code: tokend.EUNAUTHORIZED, Message: "Sign in first"}
+
+// signedIn runs h for a signed-in user; anyone else goes to the sign-in page
+// and comes back after. An error h returns becomes a page in plain words.
+func (s *Server) signedIn(h pageHandler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var user *tokend.User
+		var principal *tokend.Token
+		var err error = errNoSession
+		c, cerr := r.Cookie(SessionCookie)
+		if cerr == nil {
+			user, principal, err = s.users.Authenticate(r.Context(), c.Value)
+		}
+		if err != nil {
+			if tokend.ErrorCode(err) == tokend.EINTERNAL {
+				s.fail(w, r, nil, err)
+				return
+			}
+			if c != nil {
+				s.clearCookie(w, r)
+			}
+			next := r.URL.Path
+			if r.Method != http.MethodGet {
+				next = "/"
+			}
+			http.Redirect(w, r, "/login?next="+url.QueryEscape(next), http.StatusSeeOther)
+			return
+		}
+		ses := &session{User: user, Principal: principal, Path: r.URL.Path}
+		if err := h(w, r, ses); err != nil {
+			s.fail(w, r, ses, err)
+		}
+	})
+}
+
+// fail renders err as a page: the rule's own words for what the API rules
+// refuse, a generic sentence (and a log line) for anything else.
+func (s *Server) fail(w http.ResponseWriter, r *http.Request, ses *session, err error) {
+	status, msg := describe(err)
+	if status == http.StatusInternalServerError {
+		s.opts.Logger.ErrorContext(r.Context(), "dashboard request failed", "path", r.URL.Path, "err", err)
+	}
+	s.renderStatus(w, r, ses, status, msg)
+}
+
+// describe turns an error into a status and plain words for a person.
+func describe(err error) (int, string) {
+	var e *tokend.Error
+	if !errors.As(err, &e) {
+		return http.StatusInternalServerError, "Something went wrong on our side. Try again; if it keeps happening, the operator's log has the details."
+	}
+	switch e.Code {
+	case tokend.ENOTFOUND:
+		return http.StatusNotFound, "There is no such page, or you do not have access to it."
+	case tokend.EFORBIDDEN:
+		return http.StatusForbidden, e.Message + "."
+	case tokend.EUNAUTHORIZED:
+		return http.StatusUnauthorized, e.Message + "."
+	case tokend.ERATELIMITED:
+		return http.StatusTooManyRequests, e.Message + "."
+	case tokend.EINVALID:
+		return http.StatusUnprocessableEntity, fieldSentence(e)
+	case tokend.ETOOLARGE, tokend.EUNAVAILABLE:
+		return http.StatusUnprocessableEntity, e.Message
+	}
+	return http.StatusInternalServerError, "Something went wrong on our side. Try again; if it keeps happening, the operator's log has the details."
+}
+
+// fieldSentence renders validation errors as sentences: "Name can't be blank."
+func fieldSentence(e *tokend.Error) string {
+	var parts []string
+	for _, f := range []string{"base", "name", "email", "password", "resources", "environment", "domain_name", "expires_at", "cursor"} {
+		for _, m := range e.Fields[f] {
+			parts = append(parts, sentence(f, m))
+		}
+	}
+	for f, msgs := range e.Fields {
+		switch f {
+		case "base", "name", "email", "password", "resources", "environment", "domain_name", "expires_at", "cursor":
+			continue
+		}
+		for _, m := range msgs {
+			parts = append(parts, sentence(f, m))
+		}
+	}
+	return strings.Join(parts, " ")
+}
+
+func sentence(field, msg string) string {
+	label := map[string]string{"base": "", "name": "Name", "email": "Email", "password": "Password", "resources": "Permissions:",
+		"environment": "Key type", "domain_name": "Domain name", "expires_at": "Expiry", "cursor": "Page"}[field]
+	if label == "" && field != "base" {
+		label = field
+	}
+	out := strings.TrimSpace(label + " " + msg)
+	if !strings.HasSuffix(out, ".") {
+		out += "."
+	}
+	return strings.ToUpper(out[:1]) + out[1:]
+}
+
+// view is what every template gets.
+type view struct {
+	Title   string
+	Session *session
+	Error   string
+	Notice  string
+	Data    any
+}
+
+func (s *Server) render(w http.ResponseWriter, r *http.Request, status int, name string, v view) {
+	t, ok := s.pages[name]
+	if !ok {
+		panic("web: no template " + name)
+	}
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	w.WriteHeader(status)
+	if err := t.Execute(w, v); err != nil {
+		s.opts.Logger.ErrorContext(r.Context(), "rendering a dashboard page", "page", name, "err", err)
+	}
+}
+
+func (s *Server) renderStatus(w http.ResponseWriter, r *http.Request, ses *session, status int, msg string) {
+	s.render(w, r, status, "error", view{Title: http.StatusText(status), Session: ses, Error: msg, Data: status})
+}
+
+func (s *Server) setCookie(w http.ResponseWriter, r *http.Request, value string) {
+	http.SetCookie(w, &http.Cookie{Name: SessionCookie, Value: value, Path: "/", HttpOnly: true, Secure: s.opts.HTTPS(r),
+		SameSite: http.SameSiteLaxMode, MaxAge: int(tokend.SessionLifetime / time.Second)})
+}
+
+func (s *Server) clearCookie(w http.ResponseWriter, r *http.Request) {
+	http.SetCookie(w, &http.Cookie{Name: SessionCookie, Value: "", Path: "/", HttpOnly: true, Secure: s.opts.HTTPS(r),
+		SameSite: http.SameSiteLaxMode, MaxAge: -1})
+}
+
+var funcs = template.FuncMap{
+	"when": func(t *time.Time) string {
+		if t == nil {
+			return "never"
+		}
+		return t.UTC().Format("2006-01-02 15:04 UTC")
+	},
+	"at": func(t time.Time) string { return t.UTC().Format("2006-01-02 15:04:05 UTC") },
+	"level": func(l tokend.AccessLevel) string {
+		return map[tokend.AccessLevel]string{tokend.Admin: "Admin", tokend.Viewer: "Viewer"}[l]
+	},
+	"typeName": func(t tokend.ResourceType) string {
+		return string(t)
+	},
+	"add": func(a, b int) int { return a + b },
+}
+
+// safeNext keeps a sign-in's return path on this site.
+func safeNext(next string) string {
+	if next == "" || !strings.HasPrefix(next, "/") || strings.HasPrefix(next, "//") || strings.HasPrefix(next, "/\\") {
+		return "/settings/api-tokens"
+	}
+	return next
+}

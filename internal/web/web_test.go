@@ -1,0 +1,450 @@
+package web_test
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/cookiejar"
+	"net/http/httptest"
+	"net/url"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/tokend/tokend"
+	"github.com/tokend/tokend/internal/api"
+	"github.com/tokend/tokend/internal/apikey"
+	"github.com/tokend/tokend/internal/mail"
+	"github.com/tokend/tokend/internal/sqlite"
+	"github.com/tokend/tokend/internal/web"
+)
+
+type clock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func (c *clock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
+func (c *clock) Advance(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.t = c.t.Add(d)
+}
+
+// env is tokend's API and dashboard on one test server, with account Acme,
+// its admin token, and users of it: an admin and a viewer.
+type env struct {
+	t      *testing.T
+	srv    *httptest.Server
+	svc    *tokend.Service
+	clock  *clock
+	acme   int64
+	admin  string            // the account's admin token
+	other  string            // another account's admin token
+	people map[string]string // email → password
+}
+
+const password = "correct horse battery"
+
+func newEnv(t *testing.T) *env {
+	t.Helper()
+	ctx := context.Background()
+	store, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "web.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { store.Close() })
+	e := &env{t: t, clock: &clock{t: time.Date(2026, 6, 1, 9, 0, 0, 0, time.UTC)}, people: map[string]string{}}
+	format, _ := apikey.NewFormat("tk")
+	e.svc = tokend.NewService(store, tokend.Options{Format: format, Now: e.clock.Now, ResetGrace: 12 * time.Hour, DKIMKeyBits: 1024})
+	mailer := tokend.NewMailer(e.svc, mail.Composer{}, tokend.MailerOptions{})
+	e.srv = httptest.NewServer(api.NewServer(e.svc, api.Options{Now: e.clock.Now, Mailer: mailer, AuthFailureLimit: 1_000_000,
+		Dashboard: web.New(e.svc, mailer, web.Options{Now: e.clock.Now})}))
+	t.Cleanup(e.srv.Close)
+	a, tok, err := e.svc.CreateAccount(ctx, "Acme", tokend.PlanFree, "ops")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.svc.SetPlan(ctx, a.ID, tokend.PlanEnterprise, 1_000_000, "ops"); err != nil {
+		t.Fatal(err)
+	}
+	e.acme, e.admin = a.ID, tok.Value
+	_, other, err := e.svc.CreateAccount(ctx, "Other", tokend.PlanFree, "ops")
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.other = other.Value
+	e.user("ann@example.com", "Ann Admin", tokend.Admin)
+	e.user("vic@example.com", "Vic Viewer", tokend.Viewer)
+	return e
+}
+
+func (e *env) user(email, name string, role tokend.AccessLevel) {
+	e.t.Helper()
+	if _, err := e.svc.Users().Create(context.Background(), tokend.NewUser{AccountID: e.acme, Email: email, Name: name, Role: role, Password: password}); err != nil {
+		e.t.Fatal(err)
+	}
+	e.people[email] = password
+}
+
+// browser is one person's cookie jar against the env, sending what a
+// same-origin browser form sends.
+type browser struct {
+	e      *env
+	client *http.Client
+}
+
+func (e *env) browser() *browser {
+	jar, _ := cookiejar.New(nil)
+	return &browser{e: e, client: &http.Client{Jar: jar, Timeout: 10 * time.Second,
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}}
+}
+
+type page struct {
+	t      *testing.T
+	Status int
+	Header http.Header
+	Body   string
+}
+
+func (p *page) want(status int) *page {
+	p.t.Helper()
+	if p.Status != status {
+		p.t.Fatalf("status %d, want %d\n%s", p.Status, status, p.Body)
+	}
+	return p
+}
+
+func (p *page) has(parts ...string) *page {
+	p.t.Helper()
+	for _, s := range parts {
+		if !strings.Contains(p.Body, s) {
+			p.t.Fatalf("page lacks %q:\n%s", s, p.Body)
+		}
+	}
+	return p
+}
+
+func (p *page) lacks(parts ...string) *page {
+	p.t.Helper()
+	for _, s := range parts {
+		if strings.Contains(p.Body, s) {
+			p.t.Fatalf("page has %q:\n%s", s, p.Body)
+		}
+	}
+	return p
+}
+
+func (b *browser) do(req *http.Request) *page {
+	b.e.t.Helper()
+	res, err := b.client.Do(req)
+	if err != nil {
+		b.e.t.Fatal(err)
+	}
+	defer res.Body.Close()
+	body, _ := io.ReadAll(res.Body)
+	return &page{t: b.e.t, Status: res.StatusCode, Header: res.Header, Body: string(body)}
+}
+
+func (b *browser) get(path string) *page {
+	b.e.t.Helper()
+	req, _ := http.NewRequest("GET", b.e.srv.URL+path, nil)
+	req.Header.Set("Sec-Fetch-Site", "same-origin")
+	return b.do(req)
+}
+
+// post submits a form as a page of the same site does.
+func (b *browser) post(path string, form url.Values) *page {
+	b.e.t.Helper()
+	req, _ := http.NewRequest("POST", b.e.srv.URL+path, strings.NewReader(form.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.Header.Set("Origin", b.e.srv.URL)
+	req.Header.Set("Sec-Fetch-Site", "same-origin")
+	return b.do(req)
+}
+
+func (e *env) signIn(email string) *browser {
+	e.t.Helper()
+	b := e.browser()
+	p := b.post("/login", url.Values{"email": {email}, "password": {e.people[email]}, "next": {"/settings/api-tokens"}})
+	if p.Status != http.StatusSeeOther || p.Header.Get("Location") != "/settings/api-tokens" {
+		e.t.Fatalf("sign in as %s: %d %s\n%s", email, p.Status, p.Header.Get("Location"), p.Body)
+	}
+	return b
+}
+
+// apiStatus calls the API with a token and returns the status.
+func (e *env) apiStatus(method, path, token string) int {
+	e.t.Helper()
+	req, _ := http.NewRequest(method, e.srv.URL+path, nil)
+	req.Header.Set("Api-Token", token)
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	io.Copy(io.Discard, res.Body)
+	res.Body.Close()
+	return res.StatusCode
+}
+
+var tokenValue = regexp.MustCompile(`tk_(live|test)_[0-9A-Za-z]{36}`)
+
+func TestSignIn(t *testing.T) {
+	e := newEnv(t)
+	b := e.browser()
+	b.get("/settings/api-tokens").want(http.StatusSeeOther)
+	b.get("/login").want(200).has(`<label for="email">Email</label>`, `<label for="password">Password</label>`, `<button type="submit">Sign in</button>`)
+	b.post("/login", url.Values{"email": {"ann@example.com"}, "password": {"wrong password!"}}).want(401).has("Wrong email or password")
+	b.post("/login", url.Values{"email": {"nobody@example.com"}, "password": {password}}).want(401).has("Wrong email or password")
+	res := b.post("/login", url.Values{"email": {"ANN@example.com"}, "password": {password}, "next": {"/projects"}}).want(http.StatusSeeOther)
+	if res.Header.Get("Location") != "/projects" {
+		t.Errorf("after sign-in to %q, want the page asked for", res.Header.Get("Location"))
+	}
+	cookie := res.Header.Get("Set-Cookie")
+	for _, attr := range []string{web.SessionCookie + "=", "HttpOnly", "SameSite=Lax", "Path=/"} {
+		if !strings.Contains(cookie, attr) {
+			t.Errorf("session cookie %q lacks %s", cookie, attr)
+		}
+	}
+	if strings.Contains(cookie, "Secure") {
+		t.Errorf("cookie over plain HTTP is Secure: %q", cookie)
+	}
+	b.get("/projects").want(200).has("Ann Admin (ann@example.com)", "Sign out")
+	// A return path off the site is not followed.
+	off := e.browser().post("/login", url.Values{"email": {"ann@example.com"}, "password": {password}, "next": {"//evil.example/"}})
+	if loc := off.Header.Get("Location"); loc != "/settings/api-tokens" {
+		t.Errorf("next=//evil.example/ redirected to %q", loc)
+	}
+}
+
+func TestSignInIsThrottledPerEmail(t *testing.T) {
+	e := newEnv(t)
+	for i := range 10 {
+		e.browser().post("/login", url.Values{"email": {"ann@example.com"}, "password": {fmt.Sprint("guess ", i)}}).want(401)
+	}
+	// The right password, now: still refused, for a minute.
+	e.browser().post("/login", url.Values{"email": {"ann@example.com"}, "password": {password}}).want(429).has("Too many sign-in attempts")
+	e.clock.Advance(time.Minute)
+	e.signIn("ann@example.com")
+}
+
+func TestSessionsExpireAndSignOutEnds(t *testing.T) {
+	e := newEnv(t)
+	b := e.signIn("ann@example.com")
+	e.clock.Advance(11 * time.Hour)
+	b.get("/settings/api-tokens").want(200) // used: the idle limit moves on
+	e.clock.Advance(11 * time.Hour)
+	b.get("/settings/api-tokens").want(200)
+	e.clock.Advance(12*time.Hour + time.Minute) // idle too long
+	if p := b.get("/settings/api-tokens"); p.Status != http.StatusSeeOther || !strings.HasPrefix(p.Header.Get("Location"), "/login") {
+		t.Fatalf("after 12 h idle: %d %s", p.Status, p.Header.Get("Location"))
+	}
+	// The absolute limit holds however often the session is used.
+	b = e.signIn("ann@example.com")
+	for range 16 { // 176 h in all, past the 7-day limit
+		e.clock.Advance(11 * time.Hour)
+		b.get("/projects")
+	}
+	b.get("/projects").want(http.StatusSeeOther)
+	// Sign out ends the session itself, not only the cookie.
+	b = e.signIn("ann@example.com")
+	var value string
+	for _, c := range b.client.Jar.Cookies(mustURL(e.srv.URL)) {
+		if c.Name == web.SessionCookie {
+			value = c.Value
+		}
+	}
+	b.post("/logout", nil).want(http.StatusSeeOther)
+	replay := e.browser()
+	replay.client.Jar.SetCookies(mustURL(e.srv.URL), []*http.Cookie{{Name: web.SessionCookie, Value: value}})
+	replay.get("/settings/api-tokens").want(http.StatusSeeOther)
+}
+
+func mustURL(s string) *url.URL {
+	u, _ := url.Parse(s)
+	return u
+}
+
+// A form posted from another site is refused before it does anything.
+func TestCrossSiteRequestsAreRefused(t *testing.T) {
+	e := newEnv(t)
+	b := e.signIn("ann@example.com")
+	for name, h := range map[string]http.Header{
+		"Sec-Fetch-Site cross-site": {"Sec-Fetch-Site": {"cross-site"}},
+		"Origin of another site":    {"Origin": {"http://evil.example"}},
+	} {
+		t.Run(name, func(t *testing.T) {
+			req, _ := http.NewRequest("POST", e.srv.URL+"/settings/api-tokens", strings.NewReader("name=evil&perm=account:1:100"))
+			req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+			for k, v := range h {
+				req.Header[k] = v
+			}
+			b.do(req).want(403).has("came from another site")
+		})
+	}
+	b.get("/settings/api-tokens").want(200).lacks("evil")
+}
+
+func TestTokenLifecycleThroughTheDashboard(t *testing.T) {
+	e := newEnv(t)
+	b := e.signIn("ann@example.com")
+	b.get("/settings/api-tokens/new").want(200).has(`aria-label="Viewer account Acme"`, `aria-label="Admin account Acme"`,
+		`> Live</label>`, `> Test</label>`, "<button type=\"submit\">Save</button>")
+	created := b.post("/settings/api-tokens", url.Values{"name": {"<script>alert(1)</script>"}, "environment": {"live"},
+		"perm": {fmt.Sprintf("account:%d:10", e.acme)}}).want(200).has("will not be shown again", ">Copy</button>")
+	value := tokenValue.FindString(created.Body)
+	if value == "" {
+		t.Fatalf("no token value on the page:\n%s", created.Body)
+	}
+	if e.apiStatus("GET", "/api/whoami", value) != 200 {
+		t.Fatal("the new token does not work against the API")
+	}
+	list := b.get("/settings/api-tokens").want(200).has("&lt;script&gt;alert(1)&lt;/script&gt;", "Ann Admin (ann@example.com)",
+		`aria-label="Actions for &lt;script&gt;alert(1)&lt;/script&gt;"`, "Viewer account Acme").lacks("<script>alert(1)</script>", value)
+	id := regexp.MustCompile(`/settings/api-tokens/(\d+)/reset`).FindAllStringSubmatch(list.Body, -1)
+	newest := id[len(id)-1][1]
+
+	b.get("/settings/api-tokens/"+newest+"/reset").want(200).has("Reset API Token", ">Confirm</button>", "12 hours")
+	reset := b.post("/settings/api-tokens/"+newest+"/reset", nil).want(200).has("keeps working until", "2026-06-01 21:00 UTC")
+	newValue := tokenValue.FindString(reset.Body)
+	if newValue == "" || newValue == value {
+		t.Fatalf("reset showed %q", newValue)
+	}
+	if e.apiStatus("GET", "/api/whoami", value) != 200 || e.apiStatus("GET", "/api/whoami", newValue) != 200 {
+		t.Fatal("after reset, the old token (in its grace period) and the new one must both work")
+	}
+
+	// Edit the new token's permissions to admin; the API shows the change.
+	list = b.get("/settings/api-tokens").want(200)
+	ids := regexp.MustCompile(`/settings/api-tokens/(\d+)/edit`).FindAllStringSubmatch(list.Body, -1)
+	newID := ids[len(ids)-1][1]
+	b.get("/settings/api-tokens/" + newID + "/edit").want(200).has("Edit permissions")
+	b.post("/settings/api-tokens/"+newID, url.Values{"name": {"renamed"}, "perm": {fmt.Sprintf("account:%d:100", e.acme)}}).want(http.StatusSeeOther)
+	if e.apiStatus("POST", fmt.Sprintf("/api/accounts/%d/projects", e.acme), newValue) == 403 {
+		t.Error("the edited token is still a viewer through the API")
+	}
+	b.get("/settings/api-tokens").has("renamed", "Admin account Acme")
+
+	b.get("/settings/api-tokens/"+newID+"/delete").want(200).has("Delete token", ">Confirm</button>")
+	b.post("/settings/api-tokens/"+newID+"/delete", nil).want(http.StatusSeeOther)
+	if e.apiStatus("GET", "/api/whoami", newValue) != 401 {
+		t.Error("a token deleted in the dashboard still authenticates")
+	}
+}
+
+func TestLastDomainTokenCannotBeDeleted(t *testing.T) {
+	e := newEnv(t)
+	b := e.signIn("ann@example.com")
+	added := b.post("/domains", url.Values{"domain_name": {"example.com"}}).want(200).has("will not be shown again", "_domainkey.example.com", "v=spf1")
+	if tokenValue.FindString(added.Body) == "" {
+		t.Fatal("the domain's own token is not shown")
+	}
+	// The account's admin token covers the domain too: delete it first, so
+	// that the domain's own token is its last.
+	b.post("/settings/api-tokens/1/delete", nil).want(http.StatusSeeOther)
+	list := b.get("/settings/api-tokens").want(200).has("example.com token").lacks("Admin token")
+	m := regexp.MustCompile(`href="/settings/api-tokens/(\d+)/delete"`).FindAllStringSubmatch(list.Body, -1)
+	domainToken := m[len(m)-1][1]
+	b.post("/settings/api-tokens/"+domainToken+"/delete", nil).want(403).has("Cannot delete the last active API token with admin access to domain example.com")
+	b.get("/settings/api-tokens").has("example.com token")
+}
+
+// A user acts under the same rules as a token with its role.
+func TestUsersFollowTheTokenRules(t *testing.T) {
+	e := newEnv(t)
+	v := e.signIn("vic@example.com")
+	v.get("/settings/api-tokens").want(200).has("No tokens you can see").lacks("Admin token")
+	v.post("/settings/api-tokens", url.Values{"name": {"mine"}, "perm": {fmt.Sprintf("account:%d:10", e.acme)}}).want(403).
+		has("You need admin access to account")
+	v.get("/settings/api-tokens/1/edit").want(404).has("no such page")
+	v.post("/settings/api-tokens/1/delete", nil).want(404)
+	v.post("/projects", url.Values{"name": {"P"}}).want(403)
+	v.get("/audit-log").want(403).has("Only an account admin")
+	v.post("/domains", url.Values{"domain_name": {"v.example.com"}}).want(403)
+	// Another account's records do not exist for Ann.
+	a := e.signIn("ann@example.com")
+	a.get("/settings/api-tokens/2/edit").want(404) // token 2 is Other's admin token
+	a.get("/settings/api-tokens/2/usage").want(404)
+}
+
+func TestProjectsSandboxesAndCapturedMail(t *testing.T) {
+	e := newEnv(t)
+	b := e.signIn("ann@example.com")
+	b.post("/projects", url.Values{"name": {"Web <app>"}}).want(http.StatusSeeOther)
+	p := b.get("/projects").want(200).has("Web &lt;app&gt;")
+	pid := regexp.MustCompile(`action="/projects/(\d+)/sandboxes"`).FindStringSubmatch(p.Body)[1]
+	b.post("/projects/"+pid+"/sandboxes", url.Values{"name": {"QA"}}).want(http.StatusSeeOther)
+	sid := regexp.MustCompile(`href="/sandboxes/(\d+)"`).FindStringSubmatch(b.get("/projects").Body)[1]
+	// Mail arrives in it through the API.
+	req, _ := http.NewRequest("POST", e.srv.URL+"/api/send/"+sid, strings.NewReader(
+		`{"from":{"email":"qa@x.test"},"to":[{"email":"dev@example.org"}],"subject":"Hello <b>","text":"plain body","html":"<p onclick=\"x()\">rich</p><script>alert(1)</script>"}`))
+	req.Header.Set("Api-Token", e.admin)
+	req.Header.Set("Content-Type", "application/json")
+	if res, err := http.DefaultClient.Do(req); err != nil || res.StatusCode != 200 {
+		t.Fatalf("send to sandbox: %v %v", res.StatusCode, err)
+	}
+	box := b.get("/sandboxes/"+sid).want(200).has("Hello &lt;b&gt;", "dev@example.org")
+	mid := regexp.MustCompile(`/messages/(\d+)"`).FindStringSubmatch(box.Body)[1]
+	b.get("/sandboxes/"+sid+"/messages/"+mid).want(200).has("plain body", `<iframe class="mail" sandbox`, "Subject")
+	frame := b.get("/sandboxes/" + sid + "/messages/" + mid + "/html").want(200)
+	if csp := frame.Header.Get("Content-Security-Policy"); !strings.HasPrefix(csp, "sandbox") {
+		t.Errorf("captured HTML served with CSP %q", csp)
+	}
+	v := e.signIn("vic@example.com")
+	v.get("/sandboxes/" + sid + "/messages/" + mid).want(200) // viewers read
+	e.browser().get("/sandboxes/" + sid).want(http.StatusSeeOther)
+}
+
+func TestUsageAndAuditLogPages(t *testing.T) {
+	e := newEnv(t)
+	for range 3 {
+		e.apiStatus("GET", "/api/whoami", e.admin)
+	}
+	b := e.signIn("ann@example.com")
+	b.get("/settings/api-tokens/1/usage").want(200).has("<svg", "3 in all", "2026-06-01")
+	for i := range 60 {
+		b.post("/projects", url.Values{"name": {fmt.Sprint("P", i)}}).want(http.StatusSeeOther)
+	}
+	first := b.get("/audit-log").want(200).has("Ann Admin (ann@example.com)", "resource.created")
+	next := regexp.MustCompile(`href="(/audit-log\?cursor=[^"]+)"`).FindStringSubmatch(first.Body)
+	if next == nil {
+		t.Fatal("no link to older audit events")
+	}
+	b.get(strings.ReplaceAll(next[1], "&amp;", "&")).want(200).has("account.created")
+}
+
+func TestSetupLinkWorksOnce(t *testing.T) {
+	e := newEnv(t)
+	code, err := e.svc.Users().Invite(context.Background(), e.acme, tokend.Admin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := e.browser()
+	b.get("/setup?code="+code).want(200).has(`<label for="email">Email</label>`, `<label for="password">Password</label>`)
+	b.post("/setup", url.Values{"code": {code}, "email": {"owner@example.com"}, "name": {"Olive"}, "password": {"short"}}).want(422).has("too short")
+	b.post("/setup", url.Values{"code": {code}, "email": {"owner@example.com"}, "name": {"Olive"}, "password": {password}}).want(http.StatusSeeOther)
+	b.get("/settings/api-tokens").want(200).has("Olive (owner@example.com)")
+	e.browser().get("/setup?code=" + code).want(404).has("not valid any more")
+	e.browser().post("/setup", url.Values{"code": {code}, "email": {"again@example.com"}, "password": {password}}).want(404)
+}
+
+func TestPagesCarryStrictHeaders(t *testing.T) {
+	e := newEnv(t)
+	b := e.signIn("ann@example.com")
+	p := b.get("/settings/api-tokens").want(200)
+	for k, want := range map[string]string{
+		"Content-Security-Policy": "default-src 'none'; script-src 'self'",
+		"Cache-Control":           "no-store",
+		"X-Content-Type-Options":  "nosniff",
+	} {
+		if !strings.Contains(p.Header.Get(k), want) {
+			t.Errorf("%s = %q, want %q", k, p.Header.Get(k), want)
+		}
+	}
+	b.get("/no/such/page").want(404).has("There is no such page")
+	b.get("/static/app.js").want(200).has("data-copy")
+}
