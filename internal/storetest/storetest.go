@@ -43,6 +43,7 @@ func Run(t *testing.T, open func(t *testing.T) tokend.Store) {
 		{"EmailsRoundTripAndDropDeliveredContent", testEmailsRoundTrip},
 		{"SandboxEmailsPageSearchAndCascade", testSandboxEmails},
 		{"DomainKeysCaptureSandboxAndSettings", testDomainKeysAndSettings},
+		{"UsersSessionsInvites", testUsersSessionsInvites},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
