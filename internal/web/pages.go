@@ -727,8 +727,25 @@ func (s *Server) domain(w http.ResponseWriter, r *http.Request, ses *session) er
 	if err != nil {
 		return err
 	}
-	s.render(w, r, http.StatusOK, "domain", view{Title: d.Name, Session: ses, Data: d})
+	tokens, err := s.svc.ListTokens(r.Context(), ses.Principal)
+	if err != nil {
+		return err
+	}
+	data := domainData{Domain: d}
+	for _, t := range tokens {
+		if tokend.LevelOn(t.Permissions, d.Resource) == tokend.Admin {
+			data.Tokens = append(data.Tokens, t)
+		}
+	}
+	s.render(w, r, http.StatusOK, "domain", view{Title: d.Name, Session: ses, Data: data})
 	return nil
+}
+
+// domainData is a sending domain's page: its DNS records and the tokens that
+// may send from it (its own among them).
+type domainData struct {
+	Domain *tokend.ResourceView
+	Tokens []tokend.Token
 }
 
 func (s *Server) confirmDeleteDomain(w http.ResponseWriter, r *http.Request, ses *session) error {

@@ -351,6 +351,17 @@ func TestLastDomainTokenCannotBeDeleted(t *testing.T) {
 	domainToken := m[len(m)-1][1]
 	b.post("/settings/api-tokens/"+domainToken+"/delete", nil).want(403).has("Cannot delete the last active API token with admin access to domain example.com")
 	b.get("/settings/api-tokens").has("example.com token")
+	// The domain's page shows its records and its own token.
+	did := regexp.MustCompile(`href="/domains/(\d+)"`).FindStringSubmatch(b.get("/domains").Body)[1]
+	b.get("/domains/"+did).want(200).has("v=DKIM1; k=rsa; p=", "_dmarc.example.com", "example.com token", "/settings/api-tokens/"+domainToken+"/reset")
+}
+
+func TestSignInIsThrottledPerAddress(t *testing.T) {
+	e := newEnv(t)
+	for i := range 10 {
+		e.browser().post("/login", url.Values{"email": {fmt.Sprintf("guess%d@example.com", i)}, "password": {password}}).want(401)
+	}
+	e.browser().post("/login", url.Values{"email": {"ann@example.com"}, "password": {password}}).want(429)
 }
 
 // A user acts under the same rules as a token with its role.
