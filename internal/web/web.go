@@ -24,6 +24,9 @@ var templateFS embed.FS
 //go:embed static
 var staticFS embed.FS
 
+// maxFormBytes bounds a dashboard form's body.
+const maxFormBytes = 1 << 20
+
 // SessionCookie is the name of the dashboard's session cookie.
 const SessionCookie = "tokend_session"
 
@@ -131,6 +134,9 @@ func (s *Server) secure(h http.Handler) http.Handler {
 		hd.Set("Referrer-Policy", "same-origin")
 		if !strings.HasPrefix(r.URL.Path, "/static/") {
 			hd.Set("Cache-Control", "no-store")
+		}
+		if r.Body != nil {
+			r.Body = http.MaxBytesReader(w, r.Body, maxFormBytes)
 		}
 		h.ServeHTTP(w, r)
 	})
