@@ -364,7 +364,61 @@ func TestSignInIsThrottledPerAddress(t *testing.T) {
 	e.browser().post("/login", url.Values{"email": {"ann@example.com"}, "password": {password}}).want(429)
 }
 
-// A user acts under the same rules as a token with its role.
+// A user acts under the same rules as a token with its role: a viewer reads
+// and changes nothing, and what it cannot see does not exist for it.
+func TestViewerUserThroughEveryPage(t *testing.T) {
+	e := newEnv(t)
+	a := e.signIn("ann@example.com")
+	a.post("/projects", url.Values{"name": {"Web"}}).want(http.StatusSeeOther)
+	pid := regexp.MustCompile(`action="/projects/(\d+)/sandboxes"`).FindStringSubmatch(a.get("/projects").Body)[1]
+	a.post("/projects/"+pid+"/sandboxes", url.Values{"name": {"QA"}}).want(http.StatusSeeOther)
+	sid := regexp.MustCompile(`href="/sandboxes/(\d+)"`).FindStringSubmatch(a.get("/projects").Body)[1]
+	a.post("/domains", url.Values{"domain_name": {"example.com"}}).want(200)
+	did := regexp.MustCompile(`href="/domains/(\d+)"`).FindStringSubmatch(a.get("/domains").Body)[1]
+
+	v := e.signIn("vic@example.com")
+	for _, tt := range []struct {
+		method, path string
+		form         url.Values
+		want         int
+	}{
+		{"GET", "/settings/api-tokens", nil, 200},
+		{"GET", "/settings/api-tokens/new", nil, 200},
+		{"POST", "/settings/api-tokens", url.Values{"name": {"x"}, "perm": {"account:1:10"}}, 403},
+		{"GET", "/settings/api-tokens/1/edit", nil, 404},
+		{"POST", "/settings/api-tokens/1", url.Values{"name": {"x"}}, 404},
+		{"GET", "/settings/api-tokens/1/reset", nil, 404},
+		{"POST", "/settings/api-tokens/1/reset", nil, 404},
+		{"POST", "/settings/api-tokens/1/delete", nil, 404},
+		{"GET", "/settings/api-tokens/1/usage", nil, 404},
+		{"GET", "/projects", nil, 200},
+		{"POST", "/projects", url.Values{"name": {"P"}}, 403},
+		{"POST", "/projects/" + pid + "/sandboxes", url.Values{"name": {"S"}}, 403},
+		{"GET", "/sandboxes/" + sid, nil, 200},
+		{"GET", "/domains", nil, 200},
+		{"POST", "/domains", url.Values{"domain_name": {"v.example.com"}}, 403},
+		{"GET", "/domains/" + did, nil, 200},
+		{"POST", "/domains/" + did + "/delete", nil, 403},
+		{"GET", "/audit-log", nil, 403},
+	} {
+		t.Run(tt.method+" "+tt.path, func(t *testing.T) {
+			var p *page
+			if tt.method == "GET" {
+				p = v.get(tt.path)
+			} else {
+				p = v.post(tt.path, tt.form)
+			}
+			p.want(tt.want)
+			if tt.want >= 400 && !strings.Contains(p.Body, `class="error" role="alert"`) {
+				t.Errorf("refusal without words in the page:\n%s", p.Body)
+			}
+		})
+	}
+	// Nothing the viewer tried changed anything.
+	a.get("/settings/api-tokens").want(200).has("Admin token").lacks(">x <")
+	a.get("/domains").has("example.com").lacks("v.example.com")
+}
+
 func TestUsersFollowTheTokenRules(t *testing.T) {
 	e := newEnv(t)
 	v := e.signIn("vic@example.com")
