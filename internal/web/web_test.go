@@ -513,3 +513,25 @@ func TestPagesCarryStrictHeaders(t *testing.T) {
 	b.get("/no/such/page").want(404).has("There is no such page")
 	b.get("/static/app.js").want(200).has("data-copy")
 }
+
+// Over HTTPS the session cookie is Secure, and pages carry HSTS.
+func TestCookieIsSecureUnderTLS(t *testing.T) {
+	e := newEnv(t)
+	tlsSrv := httptest.NewTLSServer(e.srv.Config.Handler)
+	defer tlsSrv.Close()
+	client := tlsSrv.Client()
+	client.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+	req, _ := http.NewRequest("POST", tlsSrv.URL+"/login", strings.NewReader(url.Values{"email": {"ann@example.com"}, "password": {password}}.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	res, err := client.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	if c := res.Header.Get("Set-Cookie"); res.StatusCode != http.StatusSeeOther || !strings.Contains(c, "; Secure") || !strings.Contains(c, "HttpOnly") {
+		t.Errorf("sign-in over TLS: %d, cookie %q", res.StatusCode, c)
+	}
+	if res.Header.Get("Strict-Transport-Security") == "" {
+		t.Error("no HSTS over TLS")
+	}
+}
