@@ -314,6 +314,11 @@ var funcs = template.FuncMap{
 		return string(t)
 	},
 	"add": func(a, b int) int { return a + b },
+	// current reports whether path is section's page or one under it.
+	"current": func(path, section string) bool {
+		return path == section || strings.HasPrefix(path, section+"/") ||
+			section == "/projects" && strings.HasPrefix(path, "/sandboxes/")
+	},
 }
 
 // safeNext keeps a sign-in's return path on this site.
