@@ -34,6 +34,8 @@ const (
 	ActionAccountCreated  = "account.created"
 	ActionPlanChanged     = "plan.changed"
 	ActionUserCreated     = "user.created"
+	ActionUserDeleted     = "user.deleted"
+	ActionUserPasswordSet = "user.password_set"
 	ActionAlertPrefix     = "alert."
 	maxAuditPage          = 200
 	defaultAuditPage      = 50

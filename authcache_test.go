@@ -96,7 +96,11 @@ func TestUnknownAndForgedTokensCostAtMostOneLookup(t *testing.T) {
 	f.account(t)
 	format, _ := apikey.NewFormat("tk")
 	unknown, _ := format.Generate("live") // well-formed, never issued
-	forged := unknown[:len(unknown)-1] + "x"
+	other := "x" // a checksum character that differs from the real one
+	if unknown[len(unknown)-1] == 'x' {
+		other = "y"
+	}
+	forged := unknown[:len(unknown)-1] + other
 	for i := 0; i < 50; i++ {
 		if _, err := f.svc.Authenticate(context.Background(), forged); tokend.ErrorCode(err) != tokend.EUNAUTHORIZED {
 			t.Fatalf("forged token: %v", err)

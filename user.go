@@ -7,7 +7,9 @@ import (
 	"crypto/subtle"
 	"encoding/base64"
 	"fmt"
+	"runtime"
 	"strings"
+	"sync/atomic"
 	"time"
 	"unicode/utf8"
 
@@ -78,6 +80,10 @@ type UserTx interface {
 	UserByEmail(ctx context.Context, email string) (*User, error)
 	// Users lists the users of an account (0: of every account), in ID order.
 	Users(ctx context.Context, accountID int64) ([]User, error)
+	// DeleteUser deletes a user and its sessions.
+	DeleteUser(ctx context.Context, id int64) error
+	// SetUserPassword replaces a user's password hash and ends its sessions.
+	SetUserPassword(ctx context.Context, id int64, hash string) error
 
 	CreateSession(ctx context.Context, s *Session) error
 	Session(ctx context.Context, hash []byte) (*Session, error)
@@ -99,7 +105,9 @@ const (
 	inviteLifetime  = 7 * 24 * time.Hour
 	minPassword     = 10
 	maxPassword     = 1024
-	signInsPerMin   = 10 // per client address and per email
+	signInsPerMin   = 10  // per client address, and per email from one address
+	signInsPerEmail = 100 // per email from everywhere: guessing one password stays slow
+	// without one address locking its owner out
 )
 
 // Users is the people capability: users, their passwords and sessions.
@@ -107,13 +115,16 @@ type Users struct {
 	svc      *Service
 	store    Store
 	attempts *ratelimit.Limiter[string]
+	swept    atomic.Int64  // unix seconds of the last limiter sweep
+	hashing  chan struct{} // bounds the password hashes computed at once
 }
 
 // Users returns the service's users capability.
 func (s *Service) Users() *Users { return s.users }
 
 func newUsers(s *Service) *Users {
-	return &Users{svc: s, store: s.store, attempts: ratelimit.New[string](time.Minute)}
+	return &Users{svc: s, store: s.store, attempts: ratelimit.New[string](time.Minute),
+		hashing: make(chan struct{}, max(2, runtime.GOMAXPROCS(0)))}
 }
 
 var (
@@ -205,6 +216,48 @@ func ParseRole(s string) (AccessLevel, bool) {
 	return NoAccess, false
 }
 
+// Delete deletes a user, ending its sessions at once; for operators.
+func (u *Users) Delete(ctx context.Context, id int64) (*User, error) {
+	var out *User
+	err := u.store.Write(ctx, func(tx Tx) error {
+		var err error
+		if out, err = tx.User(ctx, id); err != nil {
+			return err
+		}
+		if err := tx.DeleteUser(ctx, id); err != nil {
+			return err
+		}
+		return u.svc.audit(ctx, tx, out.AccountID, nil, "tokend", ActionUserDeleted, "user", id, map[string]any{"email": out.Email})
+	})
+	return out, err
+}
+
+// SetPassword replaces a user's password and ends every session it has; for
+// operators (a forgotten or leaked password).
+func (u *Users) SetPassword(ctx context.Context, id int64, password string) (*User, error) {
+	var fe FieldErrors
+	validatePassword(&fe, password)
+	if err := fe.Err(); err != nil {
+		return nil, err
+	}
+	hash, err := hashPassword(password)
+	if err != nil {
+		return nil, err
+	}
+	var out *User
+	err = u.store.Write(ctx, func(tx Tx) error {
+		var err error
+		if out, err = tx.User(ctx, id); err != nil {
+			return err
+		}
+		if err := tx.SetUserPassword(ctx, id, hash); err != nil {
+			return err
+		}
+		return u.svc.audit(ctx, tx, out.AccountID, nil, "tokend", ActionUserPasswordSet, "user", id, map[string]any{"email": out.Email})
+	})
+	return out, err
+}
+
 // List returns every user, for operators.
 func (u *Users) List(ctx context.Context) ([]User, error) {
 	var out []User
@@ -230,10 +283,26 @@ type SignedIn struct {
 func (u *Users) SignIn(ctx context.Context, email, password, client string) (*SignedIn, error) {
 	email = normalizeEmail(email)
 	now := u.svc.now()
-	for _, key := range []string{"addr " + throttleKey(client), "email " + email} {
-		if !u.attempts.Take(key, signInsPerMin, now).Allowed {
-			return nil, errSignInThrottle
-		}
+	u.sweep(now)
+	addr := "addr " + throttleKey(client)
+	if !u.attempts.Take(addr, signInsPerMin, now).Allowed {
+		return nil, errSignInThrottle
+	}
+	if len(email) > maxAddressLength || len(password) > maxPassword {
+		return nil, errSignIn // no such user can exist: nothing to look up or remember
+	}
+	// Per email, from this address and from everywhere: one address cannot
+	// lock the owner out, many cannot guess fast.
+	if !u.attempts.Take(addr+" email "+email, signInsPerMin, now).Allowed ||
+		!u.attempts.Take("email "+email, signInsPerEmail, now).Allowed {
+		return nil, errSignInThrottle
+	}
+	// Hashing costs 19 MiB and tens of milliseconds: only a few at once.
+	select {
+	case u.hashing <- struct{}{}:
+		defer func() { <-u.hashing }()
+	case <-ctx.Done():
+		return nil, ctx.Err()
 	}
 	var user *User
 	err := u.store.Read(ctx, func(tx Tx) error {
@@ -256,6 +325,16 @@ func (u *Users) SignIn(ctx context.Context, email, password, client string) (*Si
 		return nil, err
 	}
 	return &SignedIn{Value: value, User: user}, nil
+}
+
+// sweep forgets rested sign-in limiter keys about once a minute, so that
+// memory stays bounded by the attempts of the last minute.
+func (u *Users) sweep(now time.Time) {
+	last := u.swept.Load()
+	if now.Unix()-last < 60 || !u.swept.CompareAndSwap(last, now.Unix()) {
+		return
+	}
+	u.attempts.Sweep(now)
 }
 
 // Authenticate returns the user a session cookie value belongs to, and the

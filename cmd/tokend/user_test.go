@@ -90,6 +90,38 @@ func TestUserCreateAndList(t *testing.T) {
 	if res.StatusCode != 200 || res.Request.URL.Path != "/settings/api-tokens" {
 		t.Errorf("sign-in ended at %s with %d", res.Request.URL, res.StatusCode)
 	}
+	page := func() string {
+		res, err := client.Get(s.url + "/projects")
+		if err != nil {
+			t.Fatal(err)
+		}
+		res.Body.Close()
+		return res.Request.URL.Path
+	}
+	if p := page(); p != "/projects" {
+		t.Fatalf("signed in, /projects ended at %s", p)
+	}
+	// A new password ends the user's sessions at once, on the running server.
+	if r := tokendIn(t, "another fine password\n", "user", "set-password", "1", "--password-stdin", "--db", db); r.code != 0 || !strings.Contains(r.stdout, "sessions ended") {
+		t.Fatalf("set-password: %+v", r)
+	}
+	if p := page(); p != "/login" {
+		t.Errorf("after set-password the old session still opens /projects (ended at %s)", p)
+	}
+	if r := tokendIn(t, "short", "user", "set-password", "1", "--password-stdin", "--db", db); r.code != 2 {
+		t.Errorf("short password: %+v", r)
+	}
+	res, _ = client.PostForm(s.url+"/login", url.Values{"email": {"ann@example.com"}, "password": {"another fine password"}})
+	res.Body.Close()
+	if r := tokend(t, nil, "user", "delete", "1", "--db", db); r.code != 0 || !strings.Contains(r.stdout, "Deleted user 1 ann@example.com") {
+		t.Fatalf("user delete: %+v", r)
+	}
+	if p := page(); p != "/login" {
+		t.Errorf("a deleted user's session still opens /projects (ended at %s)", p)
+	}
+	if r := tokend(t, nil, "user", "delete", "1", "--db", db); r.code != 1 || !strings.Contains(r.stderr, "no user 1") {
+		t.Errorf("deleting again: %+v", r)
+	}
 	s.stop(t)
 }
 

@@ -59,6 +59,8 @@ func init() {
 		{"token revoke", "ID [--force]", "delete a token; running servers refuse it within a second", tokenRevoke, nil},
 		{"user create", "--account ID --email E [--name N] [--role admin|viewer] --password-stdin", "create a person who signs in to the dashboard, reading the password from standard input", nil, userCreate},
 		{"user list", "[--json]", "list the people who sign in to the dashboard", userList, nil},
+		{"user delete", "ID", "delete a user; their sessions end at once", userDelete, nil},
+		{"user set-password", "ID --password-stdin", "replace a user's password (read from standard input) and end their sessions", nil, userSetPassword},
 		{"backup", "OUT", "write a consistent copy of the database to the new file OUT, safe while serve runs", backup, nil},
 		{"version", "", "print the version and the VCS revision tokend was built from", printVersion, nil},
 		{"help", "[COMMAND]", "show this help, or a command's flags with their environment variables", help, nil},

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -58,11 +59,10 @@ func userCreate(ctx context.Context, args []string, getenv Env, stdin io.Reader,
 	if stdin == nil {
 		return &UsageError{"user create: no standard input to read the password from"}
 	}
-	line, err := bufio.NewReader(io.LimitReader(stdin, 4096)).ReadString('\n')
-	if err != nil && !errors.Is(err, io.EOF) {
-		return fmt.Errorf("read the password: %w", err)
+	password, err := readPassword(stdin)
+	if err != nil {
+		return err
 	}
-	password := strings.TrimRight(line, "\r\n")
 	svc, closeDB, err := openService(ctx, *db, "tk", false)
 	if err != nil {
 		return err
@@ -116,4 +116,86 @@ func userList(ctx context.Context, args []string, getenv Env, stdout, stderr io.
 		fmt.Fprintf(w, "%d\t%d\t%s\t%s\t%s\t%s\n", u.ID, u.AccountID, u.Email, u.Name, u.Role, u.CreatedAt.Format(time.RFC3339))
 	}
 	return w.Flush()
+}
+
+// readPassword reads a password from the first line of stdin.
+func readPassword(stdin io.Reader) (string, error) {
+	line, err := bufio.NewReader(io.LimitReader(stdin, 4096)).ReadString('\n')
+	if err != nil && !errors.Is(err, io.EOF) {
+		return "", fmt.Errorf("read the password: %w", err)
+	}
+	return strings.TrimRight(line, "\r\n"), nil
+}
+
+// userID reads a command's one argument, a user ID.
+func userID(cmd, arg string) (int64, error) {
+	id, err := strconv.ParseInt(arg, 10, 64)
+	if err != nil || id <= 0 {
+		return 0, &UsageError{fmt.Sprintf("%s: %q is not a user ID", cmd, arg)}
+	}
+	return id, nil
+}
+
+func userDelete(ctx context.Context, args []string, getenv Env, stdout, stderr io.Writer) error {
+	fs := newFlagSet("user delete", stderr)
+	db := fs.String("db", "./tokend.db", "SQLite database file")
+	arg, err := parseWithArg(fs, args, getenv, stdout, "user ID")
+	if err != nil {
+		return err
+	}
+	id, err := userID("user delete", arg)
+	if err != nil {
+		return err
+	}
+	svc, closeDB, err := openService(ctx, *db, "tk", false)
+	if err != nil {
+		return err
+	}
+	defer closeDB()
+	u, err := svc.Users().Delete(ctx, id)
+	if tokend.ErrorCode(err) == tokend.ENOTFOUND {
+		return fmt.Errorf("user delete: no user %d in %s", id, *db)
+	} else if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "Deleted user %d %s; their sessions ended at once.\n", u.ID, u.Email)
+	return nil
+}
+
+func userSetPassword(ctx context.Context, args []string, getenv Env, stdin io.Reader, stdout, stderr io.Writer) error {
+	fs := newFlagSet("user set-password", stderr)
+	db := fs.String("db", "./tokend.db", "SQLite database file")
+	passwordStdin := fs.Bool("password-stdin", false, "read the new password from standard input (required)")
+	arg, err := parseWithArg(fs, args, getenv, stdout, "user ID")
+	if err != nil {
+		return err
+	}
+	id, err := userID("user set-password", arg)
+	if err != nil {
+		return err
+	}
+	if !*passwordStdin || stdin == nil {
+		return &UsageError{"user set-password: --password-stdin is required: pass the password on standard input, never as a flag"}
+	}
+	password, err := readPassword(stdin)
+	if err != nil {
+		return err
+	}
+	svc, closeDB, err := openService(ctx, *db, "tk", false)
+	if err != nil {
+		return err
+	}
+	defer closeDB()
+	u, err := svc.Users().SetPassword(ctx, id, password)
+	var e *tokend.Error
+	switch {
+	case tokend.ErrorCode(err) == tokend.ENOTFOUND:
+		return fmt.Errorf("user set-password: no user %d in %s", id, *db)
+	case errors.As(err, &e) && e.Code == tokend.EINVALID:
+		return &UsageError{fmt.Sprintf("user set-password: %v", e)}
+	case err != nil:
+		return err
+	}
+	fmt.Fprintf(stdout, "Set a new password for user %d %s; their sessions ended.\n", u.ID, u.Email)
+	return nil
 }

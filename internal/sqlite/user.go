@@ -71,6 +71,24 @@ func (x *tx) Users(ctx context.Context, accountID int64) ([]tokend.User, error) 
 	return out, rows.Err()
 }
 
+// DeleteUser deletes a user; its sessions go by cascade.
+func (x *tx) DeleteUser(ctx context.Context, id int64) error {
+	res, err := x.q.ExecContext(ctx, `DELETE FROM users WHERE id = ?`, id)
+	return expectOne(res, err, "user")
+}
+
+// SetUserPassword replaces a password hash and ends the user's sessions.
+func (x *tx) SetUserPassword(ctx context.Context, id int64, hash string) error {
+	res, err := x.q.ExecContext(ctx, `UPDATE users SET password_hash = ? WHERE id = ?`, hash, id)
+	if err := expectOne(res, err, "user"); err != nil {
+		return err
+	}
+	if _, err := x.q.ExecContext(ctx, `DELETE FROM sessions WHERE user_id = ?`, id); err != nil {
+		return fmt.Errorf("sqlite: end sessions: %w", err)
+	}
+	return nil
+}
+
 // CreateSession stores a session.
 func (x *tx) CreateSession(ctx context.Context, s *tokend.Session) error {
 	if _, err := x.q.ExecContext(ctx,

@@ -27,8 +27,8 @@ type loginData struct {
 }
 
 func (s *Server) loginForm(w http.ResponseWriter, r *http.Request) {
-	if c, err := r.Cookie(SessionCookie); err == nil {
-		if _, _, err := s.users.Authenticate(r.Context(), c.Value); err == nil {
+	if value, ok := s.sessionValue(r); ok {
+		if _, _, err := s.users.Authenticate(r.Context(), value); err == nil {
 			http.Redirect(w, r, safeNext(r.URL.Query().Get("next")), http.StatusSeeOther)
 			return
 		}
@@ -48,13 +48,19 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request) {
 		s.render(w, r, status, "login", view{Title: "Sign in", Error: msg, Data: loginData{Email: email, Next: next}})
 		return
 	}
+	if old, ok := s.sessionValue(r); ok { // a new session replaces the one the browser had
+		if err := s.users.SignOut(r.Context(), old); err != nil {
+			s.fail(w, r, nil, err)
+			return
+		}
+	}
 	s.setCookie(w, r, in.Value)
 	http.Redirect(w, r, safeNext(next), http.StatusSeeOther)
 }
 
 func (s *Server) logout(w http.ResponseWriter, r *http.Request) {
-	if c, err := r.Cookie(SessionCookie); err == nil {
-		if err := s.users.SignOut(r.Context(), c.Value); err != nil {
+	if value, ok := s.sessionValue(r); ok {
+		if err := s.users.SignOut(r.Context(), value); err != nil {
 			s.fail(w, r, nil, err)
 			return
 		}
@@ -108,7 +114,11 @@ func (s *Server) setup(w http.ResponseWriter, r *http.Request) {
 			s.renderStatus(w, r, nil, status, msg)
 			return
 		}
-		s.render(w, r, status, "setup", view{Title: "Set up your user", Error: msg, Data: setupData{Code: code, Email: email, Name: name}})
+		role := ""
+		if inv, err := s.users.CheckInvite(r.Context(), code); err == nil {
+			role = roleWord(inv.Role)
+		}
+		s.render(w, r, status, "setup", view{Title: "Set up your user", Error: msg, Data: setupData{Code: code, Email: email, Name: name, Role: role}})
 		return
 	}
 	in, err := s.users.SignIn(r.Context(), email, password, tokend.ClientAddr(r.Context()))
@@ -756,6 +766,9 @@ func (s *Server) confirmDeleteDomain(w http.ResponseWriter, r *http.Request, ses
 	d, err := s.svc.GetResource(r.Context(), ses.Principal, tokend.ResourceDomain, id)
 	if err != nil {
 		return err
+	}
+	if d.Level != tokend.Admin {
+		return tokend.Errorf(tokend.EFORBIDDEN, "You need admin access to domain %d to delete it", id)
 	}
 	s.render(w, r, http.StatusOK, "confirm", view{Title: "Delete sending domain", Session: ses, Data: confirmData{
 		Action: fmt.Sprintf("/domains/%d/delete", id), Verb: "Delete sending domain " + d.Name,

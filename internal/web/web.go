@@ -27,8 +27,30 @@ var staticFS embed.FS
 // maxFormBytes bounds a dashboard form's body.
 const maxFormBytes = 1 << 20
 
-// SessionCookie is the name of the dashboard's session cookie.
-const SessionCookie = "tokend_session"
+// SessionCookie is the name of the dashboard's session cookie over plain
+// HTTP; over HTTPS it is SecureSessionCookie, whose __Host- prefix makes
+// browsers refuse it from a sibling subdomain or without Secure.
+const (
+	SessionCookie       = "tokend_session"
+	SecureSessionCookie = "__Host-tokend_session"
+)
+
+// cookieName is the session cookie's name for r.
+func (s *Server) cookieName(r *http.Request) string {
+	if s.opts.HTTPS(r) {
+		return SecureSessionCookie
+	}
+	return SessionCookie
+}
+
+// sessionValue is the session cookie r carries, if any.
+func (s *Server) sessionValue(r *http.Request) (string, bool) {
+	c, err := r.Cookie(s.cookieName(r))
+	if err != nil {
+		return "", false
+	}
+	return c.Value, true
+}
 
 // Options are the dashboard's dependencies.
 type Options struct {
@@ -142,7 +164,12 @@ func (s *Server) secure(h http.Handler) http.Handler {
 	})
 }
 
+// serveStatic serves the embedded assets, files only: no directory listings.
 func (s *Server) serveStatic(w http.ResponseWriter, r *http.Request) {
+	if strings.HasSuffix(r.URL.Path, "/") {
+		s.NotFound(w, r)
+		return
+	}
 	w.Header().Set("Cache-Control", "public, max-age=3600")
 	s.static.ServeHTTP(w, r)
 }
@@ -172,29 +199,34 @@ func (s *Server) signedIn(h pageHandler) http.Handler {
 		var user *tokend.User
 		var principal *tokend.Token
 		var err error = errNoSession
-		c, cerr := r.Cookie(SessionCookie)
-		if cerr == nil {
-			user, principal, err = s.users.Authenticate(r.Context(), c.Value)
+		value, had := s.sessionValue(r)
+		if had {
+			user, principal, err = s.users.Authenticate(r.Context(), value)
 		}
-		if err != nil {
-			if tokend.ErrorCode(err) == tokend.EINTERNAL {
-				s.fail(w, r, nil, err)
+		if err == nil {
+			ses := &session{User: user, Principal: principal, Path: r.URL.Path}
+			if err = h(w, r, ses); err != nil && tokend.ErrorCode(err) != tokend.EUNAUTHORIZED {
+				s.fail(w, r, ses, err)
 				return
 			}
-			if c != nil {
-				s.clearCookie(w, r)
-			}
-			next := r.URL.Path
-			if r.Method != http.MethodGet {
-				next = "/"
-			}
-			http.Redirect(w, r, "/login?next="+url.QueryEscape(next), http.StatusSeeOther)
+		}
+		if err == nil {
 			return
 		}
-		ses := &session{User: user, Principal: principal, Path: r.URL.Path}
-		if err := h(w, r, ses); err != nil {
-			s.fail(w, r, ses, err)
+		if tokend.ErrorCode(err) == tokend.EINTERNAL {
+			s.fail(w, r, nil, err)
+			return
 		}
+		// No session, or it ended (expired, signed out, the user deleted
+		// meanwhile): sign in again, and come back to this page.
+		if had {
+			s.clearCookie(w, r)
+		}
+		next := r.URL.RequestURI()
+		if r.Method != http.MethodGet {
+			next = "/"
+		}
+		http.Redirect(w, r, "/login?next="+url.QueryEscape(next), http.StatusSeeOther)
 	})
 }
 
@@ -290,12 +322,12 @@ func (s *Server) renderStatus(w http.ResponseWriter, r *http.Request, ses *sessi
 }
 
 func (s *Server) setCookie(w http.ResponseWriter, r *http.Request, value string) {
-	http.SetCookie(w, &http.Cookie{Name: SessionCookie, Value: value, Path: "/", HttpOnly: true, Secure: s.opts.HTTPS(r),
+	http.SetCookie(w, &http.Cookie{Name: s.cookieName(r), Value: value, Path: "/", HttpOnly: true, Secure: s.opts.HTTPS(r),
 		SameSite: http.SameSiteLaxMode, MaxAge: int(tokend.SessionLifetime / time.Second)})
 }
 
 func (s *Server) clearCookie(w http.ResponseWriter, r *http.Request) {
-	http.SetCookie(w, &http.Cookie{Name: SessionCookie, Value: "", Path: "/", HttpOnly: true, Secure: s.opts.HTTPS(r),
+	http.SetCookie(w, &http.Cookie{Name: s.cookieName(r), Value: "", Path: "/", HttpOnly: true, Secure: s.opts.HTTPS(r),
 		SameSite: http.SameSiteLaxMode, MaxAge: -1})
 }
 
@@ -321,10 +353,19 @@ var funcs = template.FuncMap{
 	},
 }
 
-// safeNext keeps a sign-in's return path on this site.
+// safeNext keeps a sign-in's return path on this site: a path of its own,
+// never anything a browser could read as another host (//host, /\host, or
+// those with tabs or line breaks, which browsers drop, in between).
 func safeNext(next string) string {
-	if next == "" || !strings.HasPrefix(next, "/") || strings.HasPrefix(next, "//") || strings.HasPrefix(next, "/\\") {
-		return "/settings/api-tokens"
+	const home = "/settings/api-tokens"
+	if next == "" || next[0] != '/' || strings.ContainsAny(next, "\\") ||
+		strings.ContainsFunc(next, func(r rune) bool { return r < 0x20 || r == 0x7f }) {
+		return home
+	}
+	u, err := url.Parse(next)
+	if err != nil || u.Scheme != "" || u.Host != "" || u.User != nil || strings.HasPrefix(u.Path, "//") || strings.HasPrefix(next, "//") ||
+		strings.ContainsFunc(u.Path, func(r rune) bool { return r < 0x20 || r == 0x7f || r == '\\' }) {
+		return home
 	}
 	return next
 }

@@ -214,11 +214,54 @@ func TestSignIn(t *testing.T) {
 		t.Errorf("cookie over plain HTTP is Secure: %q", cookie)
 	}
 	b.get("/projects").want(200).has("Ann Admin (ann@example.com)", "Sign out")
-	// A return path off the site is not followed.
-	off := e.browser().post("/login", url.Values{"email": {"ann@example.com"}, "password": {password}, "next": {"//evil.example/"}})
-	if loc := off.Header.Get("Location"); loc != "/settings/api-tokens" {
-		t.Errorf("next=//evil.example/ redirected to %q", loc)
+	// A return path off the site is not followed, however it is spelled.
+	for i, next := range []string{"//evil.example/", "/\\evil.example", "/\t/evil.example", "/\n/evil.example", "https://evil.example/",
+		"/%09/evil.example", "javascript:alert(1)", "evil.example"} {
+		e.clock.Advance(time.Duration(i) * time.Minute) // room in the sign-in budget
+		off := e.browser().post("/login", url.Values{"email": {"ann@example.com"}, "password": {password}, "next": {next}})
+		if loc := off.Header.Get("Location"); loc != "/settings/api-tokens" {
+			t.Errorf("next=%q redirected to %q", next, loc)
+		}
 	}
+	// A signed-in visit to the sign-in page goes on only within the site too.
+	if loc := b.get("/login?next=/%09/evil.example").Header.Get("Location"); loc != "/settings/api-tokens" {
+		t.Errorf("signed-in /login?next=/%%09/evil.example redirected to %q", loc)
+	}
+	// An over-long email is refused like any wrong one.
+	e.browser().post("/login", url.Values{"email": {strings.Repeat("a", 100_000) + "@example.com"}, "password": {password}}).want(401)
+}
+
+// Signing in again replaces the session the browser had; a page asked for
+// before signing in comes back with its query.
+func TestSignInReplacesTheOldSessionAndReturns(t *testing.T) {
+	e := newEnv(t)
+	b := e.signIn("ann@example.com")
+	old := sessionCookie(b, e)
+	b.post("/login", url.Values{"email": {"ann@example.com"}, "password": {password}}).want(http.StatusSeeOther)
+	replay := e.browser()
+	replay.client.Jar.SetCookies(mustURL(e.srv.URL), []*http.Cookie{{Name: web.SessionCookie, Value: old}})
+	replay.get("/projects").want(http.StatusSeeOther)
+	p := e.browser().get("/sandboxes/1?search=x&page=2").want(http.StatusSeeOther)
+	if loc := p.Header.Get("Location"); loc != "/login?next="+url.QueryEscape("/sandboxes/1?search=x&page=2") {
+		t.Errorf("redirected to %q", loc)
+	}
+	// A user deleted while signed in is sent to sign in at the next change.
+	if _, err := e.svc.Users().Delete(context.Background(), 1); err != nil {
+		t.Fatal(err)
+	}
+	if p := b.post("/projects", url.Values{"name": {"P"}}); p.Status != http.StatusSeeOther || !strings.HasPrefix(p.Header.Get("Location"), "/login") {
+		t.Errorf("deleted user's change: %d %s", p.Status, p.Header.Get("Location"))
+	}
+}
+
+func sessionCookie(b *browser, e *env) string {
+	for _, c := range b.client.Jar.Cookies(mustURL(e.srv.URL)) {
+		if c.Name == web.SessionCookie {
+			return c.Value
+		}
+	}
+	e.t.Fatal("no session cookie")
+	return ""
 }
 
 func TestSignInIsThrottledPerEmail(t *testing.T) {
@@ -398,6 +441,7 @@ func TestViewerUserThroughEveryPage(t *testing.T) {
 		{"GET", "/domains", nil, 200},
 		{"POST", "/domains", url.Values{"domain_name": {"v.example.com"}}, 403},
 		{"GET", "/domains/" + did, nil, 200},
+		{"GET", "/domains/" + did + "/delete", nil, 403},
 		{"POST", "/domains/" + did + "/delete", nil, 403},
 		{"GET", "/audit-log", nil, 403},
 	} {
@@ -512,6 +556,7 @@ func TestPagesCarryStrictHeaders(t *testing.T) {
 	}
 	b.get("/no/such/page").want(404).has("There is no such page")
 	b.get("/static/app.js").want(200).has("data-copy")
+	b.get("/static/").want(404).lacks(`href="app.js"`) // no directory listing
 }
 
 // Over HTTPS the session cookie is Secure, and pages carry HSTS.
@@ -528,7 +573,8 @@ func TestCookieIsSecureUnderTLS(t *testing.T) {
 		t.Fatal(err)
 	}
 	res.Body.Close()
-	if c := res.Header.Get("Set-Cookie"); res.StatusCode != http.StatusSeeOther || !strings.Contains(c, "; Secure") || !strings.Contains(c, "HttpOnly") {
+	if c := res.Header.Get("Set-Cookie"); res.StatusCode != http.StatusSeeOther || !strings.Contains(c, "; Secure") || !strings.Contains(c, "HttpOnly") ||
+		!strings.HasPrefix(c, web.SecureSessionCookie+"=") {
 		t.Errorf("sign-in over TLS: %d, cookie %q", res.StatusCode, c)
 	}
 	if res.Header.Get("Strict-Transport-Security") == "" {
