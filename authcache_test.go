@@ -96,7 +96,7 @@ func TestUnknownAndForgedTokensCostAtMostOneLookup(t *testing.T) {
 	f.account(t)
 	format, _ := apikey.NewFormat("tk")
 	unknown, _ := format.Generate("live") // well-formed, never issued
-	other := "x" // a checksum character that differs from the real one
+	other := "x"                          // a checksum character that differs from the real one
 	if unknown[len(unknown)-1] == 'x' {
 		other = "y"
 	}
