@@ -172,8 +172,8 @@ func validatePassword(fe *FieldErrors, p string) {
 	}
 }
 
-// Create creates a user, for operators (the CLI) and invites.
-func (u *Users) Create(ctx context.Context, n NewUser) (*User, error) {
+// newUser validates n and hashes its password, outside any transaction.
+func (u *Users) newUser(n NewUser) (*User, error) {
 	if err := n.validate(); err != nil {
 		return nil, err
 	}
@@ -181,7 +181,15 @@ func (u *Users) Create(ctx context.Context, n NewUser) (*User, error) {
 	if err != nil {
 		return nil, err
 	}
-	user := &User{AccountID: n.AccountID, Email: n.Email, Name: n.Name, Role: n.Role, PasswordHash: hash, CreatedAt: u.svc.now()}
+	return &User{AccountID: n.AccountID, Email: n.Email, Name: n.Name, Role: n.Role, PasswordHash: hash, CreatedAt: u.svc.now()}, nil
+}
+
+// Create creates a user, for operators (the CLI) and invites.
+func (u *Users) Create(ctx context.Context, n NewUser) (*User, error) {
+	user, err := u.newUser(n)
+	if err != nil {
+		return nil, err
+	}
 	err = u.store.Write(ctx, func(tx Tx) error {
 		if _, err := tx.Account(ctx, n.AccountID); err != nil {
 			return err
@@ -426,14 +434,10 @@ func (u *Users) AcceptInvite(ctx context.Context, value string, n NewUser) (*Use
 		return nil, err
 	}
 	n.AccountID, n.Role = inv.AccountID, inv.Role
-	if err := n.validate(); err != nil {
-		return nil, err
-	}
-	hash, err := hashPassword(n.Password)
+	user, err := u.newUser(n)
 	if err != nil {
 		return nil, err
 	}
-	user := &User{AccountID: n.AccountID, Email: n.Email, Name: n.Name, Role: n.Role, PasswordHash: hash, CreatedAt: u.svc.now()}
 	err = u.store.Write(ctx, func(tx Tx) error {
 		if err := tx.DeleteInvite(ctx, inv.Hash); ErrorCode(err) == ENOTFOUND {
 			return errInvite // used meanwhile

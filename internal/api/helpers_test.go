@@ -27,24 +27,6 @@ import (
 	"github.com/tokend/tokend/internal/testutil"
 )
 
-// clock is a settable clock shared by the service under test.
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *clock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
-}
-
 // env is a running API over a real SQLite file, with two accounts: Acme
 // (admin token e.admin) and Other (admin token e.otherAdmin).
 type env struct {
@@ -52,7 +34,7 @@ type env struct {
 	srv        *httptest.Server
 	svc        *tokend.Service
 	mailer     *tokend.Mailer
-	clock      *clock
+	clock      *testutil.Clock
 	dbPath     string
 	logs       *testutil.Buffer
 	acme       int64
@@ -124,7 +106,7 @@ func withoutDelivery() envOption { return func(c *envConfig) { c.deliver = false
 
 func newEnv(t *testing.T, opts ...envOption) *env {
 	t.Helper()
-	e := &env{t: t, clock: &clock{t: time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)}, logs: &testutil.Buffer{}, secrets: &secrets{}}
+	e := &env{t: t, clock: testutil.NewClock(time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)), logs: &testutil.Buffer{}, secrets: &secrets{}}
 	e.dbPath = filepath.Join(t.TempDir(), "tokend.db")
 	db, err := sqlite.Open(context.Background(), e.dbPath)
 	if err != nil {

@@ -11,7 +11,6 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -20,20 +19,9 @@ import (
 	"github.com/tokend/tokend/internal/apikey"
 	"github.com/tokend/tokend/internal/mail"
 	"github.com/tokend/tokend/internal/sqlite"
+	"github.com/tokend/tokend/internal/testutil"
 	"github.com/tokend/tokend/internal/web"
 )
-
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *clock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
-func (c *clock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
-}
 
 // env is tokend's API and dashboard on one test server, with account Acme,
 // its admin token, and users of it: an admin and a viewer.
@@ -41,7 +29,7 @@ type env struct {
 	t      *testing.T
 	srv    *httptest.Server
 	svc    *tokend.Service
-	clock  *clock
+	clock  *testutil.Clock
 	acme   int64
 	admin  string            // the account's admin token
 	other  string            // another account's admin token
@@ -58,7 +46,7 @@ func newEnv(t *testing.T) *env {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { store.Close() })
-	e := &env{t: t, clock: &clock{t: time.Date(2026, 6, 1, 9, 0, 0, 0, time.UTC)}, people: map[string]string{}}
+	e := &env{t: t, clock: testutil.NewClock(time.Date(2026, 6, 1, 9, 0, 0, 0, time.UTC)), people: map[string]string{}}
 	format, _ := apikey.NewFormat("tk")
 	e.svc = tokend.NewService(store, tokend.Options{Format: format, Now: e.clock.Now, ResetGrace: 12 * time.Hour, DKIMKeyBits: 1024})
 	mailer := tokend.NewMailer(e.svc, mail.Composer{}, tokend.MailerOptions{})
