@@ -1,0 +1,107 @@
+package postgres
+
+import (
+	"cmp"
+	"context"
+	"database/sql"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/tokend/tokend"
+)
+
+// EnqueueJob inserts j as pending and sets its ID.
+func (x *tx) EnqueueJob(ctx context.Context, j *tokend.Job) error {
+	err := x.q.QueryRowContext(ctx,
+		`INSERT INTO outbox (kind, payload, next_attempt_at, created_at) VALUES (?, ?, ?, ?) RETURNING id`,
+		j.Kind, j.Payload, micros(j.NextAttemptAt), micros(j.CreatedAt)).Scan(&j.ID)
+	if err != nil {
+		return fmt.Errorf("postgres: enqueue job: %w", err)
+	}
+	j.State = tokend.JobPending
+	return nil
+}
+
+// ClaimJobs leases due jobs. The inner select locks the rows it takes and
+// skips rows another transaction holds, so concurrent claims never share a job.
+func (x *tx) ClaimJobs(ctx context.Context, kind string, now time.Time, lease time.Duration, limit int) ([]tokend.Job, error) {
+	rows, err := x.q.QueryContext(ctx,
+		`UPDATE outbox SET lease_until = ?, attempts = attempts + 1
+		  WHERE id IN (SELECT id FROM outbox
+		                WHERE kind = ? AND state = 'pending' AND next_attempt_at <= ?
+		                  AND (lease_until IS NULL OR lease_until <= ?)
+		                ORDER BY next_attempt_at, id LIMIT ? FOR UPDATE SKIP LOCKED)
+		 RETURNING id, kind, payload, attempts, next_attempt_at, lease_until, last_error, created_at`,
+		micros(now.Add(lease)), kind, micros(now), micros(now), limit)
+	if err != nil {
+		return nil, fmt.Errorf("postgres: claim jobs: %w", err)
+	}
+	defer rows.Close()
+	var out []tokend.Job
+	for rows.Next() {
+		j := tokend.Job{State: tokend.JobPending}
+		var next, created int64
+		var leaseUntil sql.NullInt64
+		if err := rows.Scan(&j.ID, &j.Kind, &j.Payload, &j.Attempts, &next, &leaseUntil, &j.LastError, &created); err != nil {
+			return nil, fmt.Errorf("postgres: claim jobs: %w", err)
+		}
+		j.NextAttemptAt, j.LeaseUntil, j.CreatedAt = fromMicros(next), timePtr(leaseUntil), fromMicros(created)
+		out = append(out, j)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("postgres: claim jobs: %w", err)
+	}
+	// RETURNING gives rows in no particular order; the contract is oldest due first.
+	slices.SortFunc(out, func(a, b tokend.Job) int {
+		if c := a.NextAttemptAt.Compare(b.NextAttemptAt); c != 0 {
+			return c
+		}
+		return cmp.Compare(a.ID, b.ID)
+	})
+	return out, nil
+}
+
+// FinishJob moves a pending job to a final state.
+func (x *tx) FinishJob(ctx context.Context, id int64, state tokend.JobState, at time.Time, lastError string) error {
+	if state != tokend.JobDelivered && state != tokend.JobFailed {
+		return fmt.Errorf("postgres: finish job %d: %q is not a final state", id, state)
+	}
+	res, err := x.q.ExecContext(ctx,
+		`UPDATE outbox SET state = ?, finished_at = ?, lease_until = NULL, last_error = ? WHERE id = ? AND state = 'pending'`,
+		string(state), micros(at), lastError, id)
+	return expectOne(res, err, "pending job")
+}
+
+// RetryJob makes a claimed job due again at next.
+func (x *tx) RetryJob(ctx context.Context, id int64, next time.Time, lastError string) error {
+	res, err := x.q.ExecContext(ctx,
+		`UPDATE outbox SET next_attempt_at = ?, lease_until = NULL, last_error = ? WHERE id = ? AND state = 'pending'`,
+		micros(next), lastError, id)
+	return expectOne(res, err, "pending job")
+}
+
+// ReleaseJob gives a claimed job back untried.
+func (x *tx) ReleaseJob(ctx context.Context, id int64) error {
+	res, err := x.q.ExecContext(ctx,
+		`UPDATE outbox SET lease_until = NULL, attempts = GREATEST(attempts - 1, 0) WHERE id = ? AND state = 'pending'`, id)
+	return expectOne(res, err, "pending job")
+}
+
+// PendingJobs counts the pending jobs of kind.
+func (x *tx) PendingJobs(ctx context.Context, kind string) (int, error) {
+	var n int
+	if err := x.q.QueryRowContext(ctx, `SELECT count(*) FROM outbox WHERE kind = ? AND state = 'pending'`, kind).Scan(&n); err != nil {
+		return 0, fmt.Errorf("postgres: pending jobs: %w", err)
+	}
+	return n, nil
+}
+
+// DeleteJobsFinishedBefore deletes final jobs finished before cutoff.
+func (x *tx) DeleteJobsFinishedBefore(ctx context.Context, cutoff time.Time) (int64, error) {
+	res, err := x.q.ExecContext(ctx, `DELETE FROM outbox WHERE state <> 'pending' AND finished_at < ?`, micros(cutoff))
+	if err != nil {
+		return 0, fmt.Errorf("postgres: delete finished jobs: %w", err)
+	}
+	return res.RowsAffected()
+}

@@ -1,0 +1,236 @@
+// Package postgres implements tokend.Store on PostgreSQL, for several tokend
+// instances sharing one database.
+//
+// Write transactions run at SERIALIZABLE isolation: a rule checked inside one
+// (the last domain token, a reset, a claim) still holds at commit, or the
+// transaction fails with a serialization error and is run again from the
+// start. Functions passed to Write may therefore run more than once, and must
+// keep no state across runs but what they return.
+package postgres
+
+import (
+	"context"
+	"database/sql"
+	"embed"
+	"errors"
+	"fmt"
+	"io/fs"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgconn"
+	_ "github.com/jackc/pgx/v5/stdlib" // the "pgx" database/sql driver
+	"github.com/pressly/goose/v3"
+	"github.com/pressly/goose/v3/lock"
+
+	"github.com/tokend/tokend"
+)
+
+//go:embed migrations/*.sql
+var migrations embed.FS
+
+// Store is a tokend.Store backed by PostgreSQL.
+type Store struct {
+	db *sql.DB
+}
+
+var _ tokend.Store = (*Store)(nil)
+
+// maxAttempts bounds the runs of one write transaction that keeps meeting
+// serialization failures.
+const maxAttempts = 10
+
+// Open connects to the database at url (postgres://...) and applies every
+// pending migration, under an advisory lock so that instances starting
+// together do not race.
+func Open(ctx context.Context, url string) (*Store, error) {
+	db, err := sql.Open("pgx", url)
+	if err != nil {
+		return nil, fmt.Errorf("postgres: open: %w", err)
+	}
+	db.SetMaxOpenConns(16)
+	db.SetMaxIdleConns(16)
+	db.SetConnMaxIdleTime(5 * time.Minute)
+	pctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	if err := db.PingContext(pctx); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("postgres: connect to %s: %w", redacted(url), err)
+	}
+	s := &Store{db: db}
+	if err := s.migrate(ctx); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("postgres %s: %w", redacted(url), err)
+	}
+	return s, nil
+}
+
+// redacted is url without a password, for errors.
+func redacted(url string) string {
+	scheme, rest, ok := strings.Cut(url, "://")
+	if !ok {
+		return "(database)"
+	}
+	at := strings.LastIndexByte(rest, '@')
+	if at < 0 {
+		return url
+	}
+	user, _, _ := strings.Cut(rest[:at], ":")
+	return scheme + "://" + user + ":xxxxx" + rest[at:]
+}
+
+func (s *Store) migrate(ctx context.Context) error {
+	sub, err := fs.Sub(migrations, "migrations")
+	if err != nil {
+		return fmt.Errorf("migrations: %w", err)
+	}
+	locker, err := lock.NewPostgresSessionLocker()
+	if err != nil {
+		return fmt.Errorf("migrations: %w", err)
+	}
+	p, err := goose.NewProvider(goose.DialectPostgres, s.db, sub, goose.WithSessionLocker(locker))
+	if err != nil {
+		return fmt.Errorf("migrations: %w", err)
+	}
+	if _, err := p.Up(ctx); err != nil {
+		return fmt.Errorf("migrate: %w", err)
+	}
+	return nil
+}
+
+// Close closes the connection pool.
+func (s *Store) Close() error { return s.db.Close() }
+
+// Read runs fn in a read-only transaction that sees one snapshot.
+func (s *Store) Read(ctx context.Context, fn func(tokend.Tx) error) error {
+	return s.inTx(ctx, &sql.TxOptions{Isolation: sql.LevelRepeatableRead, ReadOnly: true}, fn)
+}
+
+// Write runs fn in a serializable transaction, again from the start when
+// PostgreSQL reports a serialization failure or a deadlock.
+func (s *Store) Write(ctx context.Context, fn func(tokend.Tx) error) error {
+	return s.inTx(ctx, &sql.TxOptions{Isolation: sql.LevelSerializable}, fn)
+}
+
+// inTx is the one transaction helper: it commits when fn returns nil, rolls
+// back otherwise, returns fn's error unchanged so that codes survive, and
+// retries what only failed to serialize.
+func (s *Store) inTx(ctx context.Context, opts *sql.TxOptions, fn func(tokend.Tx) error) error {
+	for attempt := 1; ; attempt++ {
+		err := s.once(ctx, opts, fn)
+		if !retryable(err) || attempt == maxAttempts || ctx.Err() != nil {
+			return err
+		}
+		time.Sleep(time.Duration(attempt) * time.Millisecond)
+	}
+}
+
+func (s *Store) once(ctx context.Context, opts *sql.TxOptions, fn func(tokend.Tx) error) error {
+	sqlTx, err := s.db.BeginTx(ctx, opts)
+	if err != nil {
+		return fmt.Errorf("postgres: begin: %w", err)
+	}
+	if err := fn(&tx{rebind{sqlTx}}); err != nil {
+		if rbErr := sqlTx.Rollback(); rbErr != nil && !errors.Is(rbErr, sql.ErrTxDone) {
+			return errors.Join(err, fmt.Errorf("postgres: rollback: %w", rbErr))
+		}
+		return err
+	}
+	if err := sqlTx.Commit(); err != nil {
+		return fmt.Errorf("postgres: commit: %w", err)
+	}
+	return nil
+}
+
+// retryable reports a serialization failure or a deadlock: the transaction
+// may succeed when run again.
+func retryable(err error) bool {
+	var pe *pgconn.PgError
+	return errors.As(err, &pe) && (pe.Code == "40001" || pe.Code == "40P01")
+}
+
+func isUniqueViolation(err error) bool {
+	var pe *pgconn.PgError
+	return errors.As(err, &pe) && pe.Code == "23505"
+}
+
+// rebind runs queries written with ? placeholders, as the SQLite store's
+// are, with PostgreSQL's $1, $2, ...
+type rebind struct{ q querier }
+
+func (r rebind) ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error) {
+	return r.q.ExecContext(ctx, placeholders(query), args...)
+}
+
+func (r rebind) QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
+	return r.q.QueryContext(ctx, placeholders(query), args...)
+}
+
+func (r rebind) QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row {
+	return r.q.QueryRowContext(ctx, placeholders(query), args...)
+}
+
+// placeholders turns each ? outside a quoted string into $n.
+func placeholders(query string) string {
+	if !strings.ContainsRune(query, '?') {
+		return query
+	}
+	var b strings.Builder
+	b.Grow(len(query) + 16)
+	n, quoted := 0, false
+	for i := 0; i < len(query); i++ {
+		switch c := query[i]; {
+		case c == '\'':
+			quoted = !quoted
+			b.WriteByte(c)
+		case c == '?' && !quoted:
+			n++
+			b.WriteByte('$')
+			b.WriteString(strconv.Itoa(n))
+		default:
+			b.WriteByte(c)
+		}
+	}
+	return b.String()
+}
+
+// TokenByHash looks a token up by the hash of its value, outside any transaction.
+func (s *Store) TokenByHash(ctx context.Context, hash []byte) (*tokend.Token, error) {
+	return (&tx{rebind{s.db}}).tokenWhere(ctx, "t.token_hash = ?", hash)
+}
+
+// ForEachToken streams every token unexpired at now, for warming a cache.
+func (s *Store) ForEachToken(ctx context.Context, now time.Time, fn func(*tokend.Token) error) error {
+	return (&tx{rebind{s.db}}).eachToken(ctx, "t.expires_at IS NULL OR t.expires_at > ?", []any{micros(now)}, fn)
+}
+
+// AuthChangesSince returns the authentication changes after afterID.
+func (s *Store) AuthChangesSince(ctx context.Context, afterID int64) ([]tokend.AuthChange, error) {
+	rows, err := s.db.QueryContext(ctx,
+		`SELECT id, token_id, account_id FROM auth_changes WHERE id > $1 ORDER BY id LIMIT 10000`, afterID)
+	if err != nil {
+		return nil, fmt.Errorf("postgres: auth changes: %w", err)
+	}
+	defer rows.Close()
+	var out []tokend.AuthChange
+	for rows.Next() {
+		var c tokend.AuthChange
+		var token, account sql.NullInt64
+		if err := rows.Scan(&c.ID, &token, &account); err != nil {
+			return nil, fmt.Errorf("postgres: auth changes: %w", err)
+		}
+		c.TokenID, c.AccountID = token.Int64, account.Int64
+		out = append(out, c)
+	}
+	return out, rows.Err()
+}
+
+// LastAuthChange is the highest change ID so far.
+func (s *Store) LastAuthChange(ctx context.Context) (int64, error) {
+	var id sql.NullInt64
+	if err := s.db.QueryRowContext(ctx, `SELECT max(id) FROM auth_changes`).Scan(&id); err != nil {
+		return 0, fmt.Errorf("postgres: last auth change: %w", err)
+	}
+	return id.Int64, nil
+}

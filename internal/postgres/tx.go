@@ -1,0 +1,478 @@
+package postgres
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math"
+	"time"
+
+	"github.com/tokend/tokend"
+)
+
+// querier is what the query helpers need: a *sql.Tx or a *sql.DB (behind
+// rebind, which turns the ? placeholders the queries are written with into
+// PostgreSQL's $n), so that the
+// same helper serves inside and outside a transaction.
+type querier interface {
+	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
+	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
+	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
+}
+
+type tx struct{ q querier }
+
+var _ tokend.Tx = (*tx)(nil)
+
+func micros(t time.Time) int64 { return t.UnixMicro() }
+
+func fromMicros(us int64) time.Time { return time.UnixMicro(us).UTC() }
+
+func nullMicros(t *time.Time) sql.NullInt64 {
+	if t == nil {
+		return sql.NullInt64{}
+	}
+	return sql.NullInt64{Int64: t.UnixMicro(), Valid: true}
+}
+
+func timePtr(n sql.NullInt64) *time.Time {
+	if !n.Valid {
+		return nil
+	}
+	t := fromMicros(n.Int64)
+	return &t
+}
+
+func notFound(what string) error { return tokend.Errorf(tokend.ENOTFOUND, "%s not found", what) }
+
+// CreateAccount inserts a and sets its ID.
+func (x *tx) CreateAccount(ctx context.Context, a *tokend.Account) error {
+	err := x.q.QueryRowContext(ctx,
+		`INSERT INTO accounts (name, plan, rate_limit, created_at) VALUES (?, ?, ?, ?) RETURNING id`,
+		a.Name, string(a.Plan), a.RateLimit, micros(a.CreatedAt)).Scan(&a.ID)
+	if err != nil {
+		return fmt.Errorf("postgres: insert account: %w", err)
+	}
+	return nil
+}
+
+const accountColumns = `id, name, plan, rate_limit, created_at`
+
+func scanAccount(row interface{ Scan(...any) error }) (tokend.Account, error) {
+	var a tokend.Account
+	var plan string
+	var created int64
+	err := row.Scan(&a.ID, &a.Name, &plan, &a.RateLimit, &created)
+	a.Plan, a.CreatedAt = tokend.Plan(plan), fromMicros(created)
+	return a, err
+}
+
+// Account returns one account.
+func (x *tx) Account(ctx context.Context, id int64) (*tokend.Account, error) {
+	a, err := scanAccount(x.q.QueryRowContext(ctx, `SELECT `+accountColumns+` FROM accounts WHERE id = ?`, id))
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, notFound("account")
+	} else if err != nil {
+		return nil, fmt.Errorf("postgres: account: %w", err)
+	}
+	return &a, nil
+}
+
+// Accounts returns every account in ID order.
+func (x *tx) Accounts(ctx context.Context) ([]tokend.Account, error) {
+	rows, err := x.q.QueryContext(ctx, `SELECT `+accountColumns+` FROM accounts ORDER BY id`)
+	if err != nil {
+		return nil, fmt.Errorf("postgres: accounts: %w", err)
+	}
+	defer rows.Close()
+	var out []tokend.Account
+	for rows.Next() {
+		a, err := scanAccount(rows)
+		if err != nil {
+			return nil, fmt.Errorf("postgres: accounts: %w", err)
+		}
+		out = append(out, a)
+	}
+	return out, rows.Err()
+}
+
+// CreateResource inserts r and sets its ID.
+func (x *tx) CreateResource(ctx context.Context, r *tokend.Resource) error {
+	var project sql.NullInt64
+	if r.Type == tokend.ResourceSandbox {
+		project = sql.NullInt64{Int64: r.ProjectID, Valid: true}
+	}
+	err := x.q.QueryRowContext(ctx,
+		`INSERT INTO resources (account_id, type, project_id, name, created_at) VALUES (?, ?, ?, ?, ?) RETURNING id`,
+		r.AccountID, string(r.Type), project, r.Name, micros(r.CreatedAt)).Scan(&r.ID)
+	if isUniqueViolation(err) && r.Type == tokend.ResourceDomain {
+		return tokend.Invalid("domain_name", "has already been taken")
+	} else if err != nil {
+		return fmt.Errorf("postgres: insert %s: %w", r.Type, err)
+	}
+	return nil
+}
+
+const resourceColumns = `id, account_id, type, project_id, name, created_at`
+
+func scanResource(row interface{ Scan(...any) error }) (tokend.Resource, error) {
+	var r tokend.Resource
+	var typ string
+	var project sql.NullInt64
+	var created int64
+	err := row.Scan(&r.ID, &r.AccountID, &typ, &project, &r.Name, &created)
+	r.Type, r.ProjectID, r.CreatedAt = tokend.ResourceType(typ), project.Int64, fromMicros(created)
+	return r, err
+}
+
+// Resource returns one resource of the given type.
+func (x *tx) Resource(ctx context.Context, typ tokend.ResourceType, id int64) (*tokend.Resource, error) {
+	r, err := scanResource(x.q.QueryRowContext(ctx,
+		`SELECT `+resourceColumns+` FROM resources WHERE id = ? AND type = ?`, id, string(typ)))
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, notFound(string(typ))
+	} else if err != nil {
+		return nil, fmt.Errorf("postgres: %s: %w", typ, err)
+	}
+	return &r, nil
+}
+
+// Resources lists an account's resources in ID order.
+func (x *tx) Resources(ctx context.Context, accountID int64) ([]tokend.Resource, error) {
+	rows, err := x.q.QueryContext(ctx,
+		`SELECT `+resourceColumns+` FROM resources WHERE account_id = ? ORDER BY id`, accountID)
+	if err != nil {
+		return nil, fmt.Errorf("postgres: resources: %w", err)
+	}
+	defer rows.Close()
+	var out []tokend.Resource
+	for rows.Next() {
+		r, err := scanResource(rows)
+		if err != nil {
+			return nil, fmt.Errorf("postgres: resources: %w", err)
+		}
+		out = append(out, r)
+	}
+	return out, rows.Err()
+}
+
+// RenameResource sets a resource's name.
+func (x *tx) RenameResource(ctx context.Context, typ tokend.ResourceType, id int64, name string) error {
+	res, err := x.q.ExecContext(ctx, `UPDATE resources SET name = ? WHERE id = ? AND type = ?`, name, id, string(typ))
+	return expectOne(res, err, string(typ))
+}
+
+// DeleteResource deletes a resource, a project's sandboxes, and every
+// permission naming any of them.
+func (x *tx) DeleteResource(ctx context.Context, typ tokend.ResourceType, id int64) error {
+	if typ == tokend.ResourceProject {
+		if _, err := x.q.ExecContext(ctx,
+			`DELETE FROM token_permissions WHERE resource_type = 'sandbox'
+			   AND resource_id IN (SELECT id FROM resources WHERE project_id = ?)`, id); err != nil {
+			return fmt.Errorf("postgres: delete sandbox permissions: %w", err)
+		}
+	}
+	if _, err := x.q.ExecContext(ctx,
+		`DELETE FROM token_permissions WHERE resource_type = ? AND resource_id = ?`, string(typ), id); err != nil {
+		return fmt.Errorf("postgres: delete %s permissions: %w", typ, err)
+	}
+	res, err := x.q.ExecContext(ctx, `DELETE FROM resources WHERE id = ? AND type = ?`, id, string(typ))
+	return expectOne(res, err, string(typ))
+}
+
+// CreateToken inserts t and its permissions and sets its ID.
+func (x *tx) CreateToken(ctx context.Context, t *tokend.Token) error {
+	err := x.q.QueryRowContext(ctx,
+		`INSERT INTO api_tokens (account_id, name, token_hash, last4, environment, created_by, created_at, expires_at, reset_at)
+		 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id`,
+		t.AccountID, t.Name, t.Hash, t.Last4, string(t.Environment), t.CreatedBy,
+		micros(t.CreatedAt), nullMicros(t.ExpiresAt), nullMicros(t.ResetAt)).Scan(&t.ID)
+	if err != nil {
+		return fmt.Errorf("postgres: insert token: %w", err)
+	}
+	return x.insertPermissions(ctx, t.ID, t.Permissions)
+}
+
+func (x *tx) insertPermissions(ctx context.Context, tokenID int64, perms []tokend.Permission) error {
+	for i, p := range perms {
+		if _, err := x.q.ExecContext(ctx,
+			`INSERT INTO token_permissions (token_id, resource_type, resource_id, access_level, position) VALUES (?, ?, ?, ?, ?)`,
+			tokenID, string(p.ResourceType), p.ResourceID, int(p.Level), i); err != nil {
+			return fmt.Errorf("postgres: insert permission: %w", err)
+		}
+	}
+	return nil
+}
+
+// UpdateToken stores t's mutable fields and replaces its permissions.
+func (x *tx) UpdateToken(ctx context.Context, t *tokend.Token) error {
+	res, err := x.q.ExecContext(ctx,
+		`UPDATE api_tokens SET name = ?, expires_at = ?, reset_at = ? WHERE id = ?`,
+		t.Name, nullMicros(t.ExpiresAt), nullMicros(t.ResetAt), t.ID)
+	if err := expectOne(res, err, "token"); err != nil {
+		return err
+	}
+	if _, err := x.q.ExecContext(ctx, `DELETE FROM token_permissions WHERE token_id = ?`, t.ID); err != nil {
+		return fmt.Errorf("postgres: replace permissions: %w", err)
+	}
+	return x.insertPermissions(ctx, t.ID, t.Permissions)
+}
+
+// DeleteToken deletes a token; its permissions go with it.
+func (x *tx) DeleteToken(ctx context.Context, id int64) error {
+	res, err := x.q.ExecContext(ctx, `DELETE FROM api_tokens WHERE id = ?`, id)
+	return expectOne(res, err, "token")
+}
+
+// DeleteTokensExpiredBefore deletes tokens expired at or before cutoff.
+func (x *tx) DeleteTokensExpiredBefore(ctx context.Context, cutoff time.Time) (int64, error) {
+	res, err := x.q.ExecContext(ctx, `DELETE FROM api_tokens WHERE expires_at <= ?`, micros(cutoff))
+	if err != nil {
+		return 0, fmt.Errorf("postgres: purge tokens: %w", err)
+	}
+	return res.RowsAffected()
+}
+
+// Token returns one token with its permissions.
+func (x *tx) Token(ctx context.Context, id int64) (*tokend.Token, error) {
+	return x.tokenWhere(ctx, "t.id = ?", id)
+}
+
+// Tokens lists an account's tokens with their permissions in ID order.
+func (x *tx) Tokens(ctx context.Context, accountID int64) ([]tokend.Token, error) {
+	return x.tokensWhere(ctx, "t.account_id = ?", accountID)
+}
+
+func (x *tx) tokenWhere(ctx context.Context, where string, arg any) (*tokend.Token, error) {
+	ts, err := x.tokensWhere(ctx, where, arg)
+	if err != nil {
+		return nil, err
+	}
+	if len(ts) == 0 {
+		return nil, notFound("token")
+	}
+	return &ts[0], nil
+}
+
+// tokensWhere loads tokens and their permissions in one query.
+func (x *tx) tokensWhere(ctx context.Context, where string, args ...any) ([]tokend.Token, error) {
+	var out []tokend.Token
+	err := x.eachToken(ctx, where, args, func(t *tokend.Token) error {
+		out = append(out, *t)
+		return nil
+	})
+	return out, err
+}
+
+// eachToken streams the tokens matching where, each with its permissions and
+// its account's rate limit, in ID order.
+func (x *tx) eachToken(ctx context.Context, where string, args []any, fn func(*tokend.Token) error) error {
+	rows, err := x.q.QueryContext(ctx,
+		`SELECT t.id, t.account_id, t.name, t.token_hash, t.last4, t.environment, t.created_by,
+		        t.created_at, t.expires_at, t.reset_at, t.last_used_at, a.rate_limit,
+		        p.resource_type, p.resource_id, p.access_level
+		   FROM api_tokens t JOIN accounts a ON a.id = t.account_id
+		   LEFT JOIN token_permissions p ON p.token_id = t.id
+		  WHERE `+where+` ORDER BY t.id, p.position, p.resource_type, p.resource_id`, args...)
+	if err != nil {
+		return fmt.Errorf("postgres: tokens: %w", err)
+	}
+	defer rows.Close()
+	var cur *tokend.Token
+	for rows.Next() {
+		var t tokend.Token
+		var env string
+		var created int64
+		var expires, reset, lastUsed sql.NullInt64
+		var ptype sql.NullString
+		var pid, plevel sql.NullInt64
+		if err := rows.Scan(&t.ID, &t.AccountID, &t.Name, &t.Hash, &t.Last4, &env, &t.CreatedBy,
+			&created, &expires, &reset, &lastUsed, &t.AccountLimit, &ptype, &pid, &plevel); err != nil {
+			return fmt.Errorf("postgres: tokens: %w", err)
+		}
+		if cur == nil || cur.ID != t.ID {
+			if cur != nil {
+				if err := fn(cur); err != nil {
+					return err
+				}
+			}
+			t.Environment, t.CreatedAt = environment(env), fromMicros(created)
+			t.ExpiresAt, t.ResetAt, t.LastUsedAt = timePtr(expires), timePtr(reset), timePtr(lastUsed)
+			t.Permissions = []tokend.Permission{}
+			cur = &t
+		}
+		if ptype.Valid {
+			rt, _ := tokend.ParseResourceType(ptype.String) // the constant, not a fresh string per row
+			cur.Permissions = append(cur.Permissions, tokend.Permission{
+				ResourceType: rt, ResourceID: pid.Int64, Level: tokend.AccessLevel(plevel.Int64),
+			})
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("postgres: tokens: %w", err)
+	}
+	if cur != nil {
+		return fn(cur)
+	}
+	return nil
+}
+
+// environment returns the constant for a stored environment, so that cached
+// tokens share it instead of holding a copy each.
+func environment(s string) tokend.Environment {
+	if s == string(tokend.Test) {
+		return tokend.Test
+	}
+	return tokend.Live
+}
+
+// SetPlan changes an account's plan and rate limit.
+func (x *tx) SetPlan(ctx context.Context, accountID int64, plan tokend.Plan, rateLimit int) error {
+	res, err := x.q.ExecContext(ctx, `UPDATE accounts SET plan = ?, rate_limit = ? WHERE id = ?`, string(plan), rateLimit, accountID)
+	return expectOne(res, err, "account")
+}
+
+// AddUsage adds counts to a token's usage and moves last_used_at forward.
+func (x *tx) AddUsage(ctx context.Context, tokenID int64, lastUsed time.Time, counts []tokend.UsageCount) error {
+	if _, err := x.q.ExecContext(ctx,
+		`UPDATE api_tokens SET last_used_at = GREATEST(coalesce(last_used_at, 0), ?) WHERE id = ?`, micros(lastUsed), tokenID); err != nil {
+		return fmt.Errorf("postgres: touch token: %w", err)
+	}
+	for _, c := range counts {
+		if _, err := x.q.ExecContext(ctx,
+			`INSERT INTO token_usage (token_id, day, outcome, count)
+			 SELECT ?, ?, ?, ? WHERE EXISTS (SELECT 1 FROM api_tokens WHERE id = ?)
+			 ON CONFLICT (token_id, day, outcome) DO UPDATE SET count = token_usage.count + excluded.count`,
+			tokenID, c.Day, string(c.Outcome), c.Count, tokenID); err != nil {
+			return fmt.Errorf("postgres: add usage: %w", err)
+		}
+	}
+	return nil
+}
+
+// Usage returns a token's counts by day and outcome.
+func (x *tx) Usage(ctx context.Context, tokenID int64) ([]tokend.UsageCount, error) {
+	rows, err := x.q.QueryContext(ctx,
+		`SELECT day, outcome, count FROM token_usage WHERE token_id = ? ORDER BY day, outcome`, tokenID)
+	if err != nil {
+		return nil, fmt.Errorf("postgres: usage: %w", err)
+	}
+	defer rows.Close()
+	var out []tokend.UsageCount
+	for rows.Next() {
+		var c tokend.UsageCount
+		var outcome string
+		if err := rows.Scan(&c.Day, &outcome, &c.Count); err != nil {
+			return nil, fmt.Errorf("postgres: usage: %w", err)
+		}
+		c.Outcome = tokend.Outcome(outcome)
+		out = append(out, c)
+	}
+	return out, rows.Err()
+}
+
+// AddAuditEvent appends e and sets its ID.
+func (x *tx) AddAuditEvent(ctx context.Context, e *tokend.AuditEvent) error {
+	details := e.Details
+	if details == nil {
+		details = map[string]any{}
+	}
+	b, err := json.Marshal(details)
+	if err != nil {
+		return fmt.Errorf("postgres: audit details: %w", err)
+	}
+	err = x.q.QueryRowContext(ctx,
+		`INSERT INTO audit_events (account_id, at, actor, actor_token_id, action, target_type, target_id, client_addr, details)
+		 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id`,
+		nullID(e.AccountID), micros(e.At), e.Actor, nullID(e.ActorTokenID), e.Action, e.TargetType, nullID(e.TargetID),
+		e.ClientAddr, string(b)).Scan(&e.ID)
+	if err != nil {
+		return fmt.Errorf("postgres: insert audit event: %w", err)
+	}
+	return nil
+}
+
+// AuditEvents returns an account's events below beforeID, newest first.
+func (x *tx) AuditEvents(ctx context.Context, accountID, beforeID int64, limit int) ([]tokend.AuditEvent, error) {
+	if beforeID <= 0 {
+		beforeID = math.MaxInt64
+	}
+	rows, err := x.q.QueryContext(ctx,
+		`SELECT id, account_id, at, actor, actor_token_id, action, target_type, target_id, client_addr, details
+		   FROM audit_events WHERE account_id = ? AND id < ? ORDER BY id DESC LIMIT ?`, accountID, beforeID, limit)
+	if err != nil {
+		return nil, fmt.Errorf("postgres: audit events: %w", err)
+	}
+	defer rows.Close()
+	var out []tokend.AuditEvent
+	for rows.Next() {
+		var e tokend.AuditEvent
+		var account, actorToken, target sql.NullInt64
+		var at int64
+		var details string
+		if err := rows.Scan(&e.ID, &account, &at, &e.Actor, &actorToken, &e.Action, &e.TargetType, &target, &e.ClientAddr, &details); err != nil {
+			return nil, fmt.Errorf("postgres: audit events: %w", err)
+		}
+		e.AccountID, e.ActorTokenID, e.TargetID, e.At = account.Int64, actorToken.Int64, target.Int64, fromMicros(at)
+		if err := json.Unmarshal([]byte(details), &e.Details); err != nil {
+			return nil, fmt.Errorf("postgres: audit event %d details: %w", e.ID, err)
+		}
+		out = append(out, e)
+	}
+	return out, rows.Err()
+}
+
+// AddTokenNetwork records a network a token was used from.
+func (x *tx) AddTokenNetwork(ctx context.Context, tokenID int64, network string, at time.Time) (bool, int, error) {
+	var before int
+	if err := x.q.QueryRowContext(ctx, `SELECT count(*) FROM token_networks WHERE token_id = ?`, tokenID).Scan(&before); err != nil {
+		return false, 0, fmt.Errorf("postgres: token networks: %w", err)
+	}
+	res, err := x.q.ExecContext(ctx,
+		`INSERT INTO token_networks (token_id, network, first_seen)
+		 SELECT ?, ?, ? WHERE EXISTS (SELECT 1 FROM api_tokens WHERE id = ?)
+		 ON CONFLICT (token_id, network) DO NOTHING`, tokenID, network, micros(at), tokenID)
+	if err != nil {
+		return false, 0, fmt.Errorf("postgres: add token network: %w", err)
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return false, 0, fmt.Errorf("postgres: add token network: %w", err)
+	}
+	return n == 1, before, nil
+}
+
+// AddAuthChange appends an authentication change.
+func (x *tx) AddAuthChange(ctx context.Context, c tokend.AuthChange, at time.Time) error {
+	if _, err := x.q.ExecContext(ctx, `INSERT INTO auth_changes (token_id, account_id, at) VALUES (?, ?, ?)`,
+		nullID(c.TokenID), nullID(c.AccountID), micros(at)); err != nil {
+		return fmt.Errorf("postgres: add auth change: %w", err)
+	}
+	return nil
+}
+
+// DeleteAuthChangesBefore prunes the change log.
+func (x *tx) DeleteAuthChangesBefore(ctx context.Context, cutoff time.Time) error {
+	if _, err := x.q.ExecContext(ctx, `DELETE FROM auth_changes WHERE at < ?`, micros(cutoff)); err != nil {
+		return fmt.Errorf("postgres: prune auth changes: %w", err)
+	}
+	return nil
+}
+
+func nullID(id int64) sql.NullInt64 { return sql.NullInt64{Int64: id, Valid: id != 0} }
+
+func expectOne(res sql.Result, err error, what string) error {
+	if err != nil {
+		return fmt.Errorf("postgres: %s: %w", what, err)
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return fmt.Errorf("postgres: %s: %w", what, err)
+	}
+	if n == 0 {
+		return notFound(what)
+	}
+	return nil
+}
