@@ -10,7 +10,6 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -23,7 +22,6 @@ import (
 	"github.com/tokend/tokend/internal/jobs"
 	"github.com/tokend/tokend/internal/mail"
 	"github.com/tokend/tokend/internal/openapitest"
-	"github.com/tokend/tokend/internal/sqlite"
 	"github.com/tokend/tokend/internal/testutil"
 )
 
@@ -35,7 +33,7 @@ type env struct {
 	svc        *tokend.Service
 	mailer     *tokend.Mailer
 	clock      *testutil.Clock
-	dbPath     string
+	dump       func() [][]byte // what the store holds, for secret scans
 	logs       *testutil.Buffer
 	acme       int64
 	admin      string
@@ -107,12 +105,8 @@ func withoutDelivery() envOption { return func(c *envConfig) { c.deliver = false
 func newEnv(t *testing.T, opts ...envOption) *env {
 	t.Helper()
 	e := &env{t: t, clock: testutil.NewClock(time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)), logs: &testutil.Buffer{}, secrets: &secrets{}}
-	e.dbPath = filepath.Join(t.TempDir(), "tokend.db")
-	db, err := sqlite.Open(context.Background(), e.dbPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
+	db, dump := testutil.Store(t)
+	e.dump = dump
 	format, _ := apikey.NewFormat("tk")
 	cfg := envConfig{
 		svc: tokend.Options{ResetGrace: 12 * time.Hour, PurgeAfter: 24 * time.Hour, Format: format, Now: e.clock.Now,

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"fmt"
 	"net/http"
-	"os"
 	"strings"
 	"testing"
 	"time"
@@ -353,8 +352,9 @@ func TestAccountScopedTokenPaths(t *testing.T) {
 	e.get(e.path("/api/accounts/%d/api_tokens", 424242), e.admin).want(404)
 }
 
-// TestDatabaseHoldsNoTokenValue reads the SQLite files byte for byte: a copy of
-// the database must not contain any token value, nor its random part.
+// TestDatabaseHoldsNoTokenValue reads the database byte for byte (SQLite's
+// files, or every row of PostgreSQL's tables): a copy of the database must
+// not contain any token value, nor its random part.
 func TestDatabaseHoldsNoTokenValue(t *testing.T) {
 	e := newEnv(t)
 	tok := e.createToken(e.admin, "secret", perm("account", e.acme, 100))
@@ -362,12 +362,7 @@ func TestDatabaseHoldsNoTokenValue(t *testing.T) {
 	var fresh apiToken
 	e.post(e.path("/api/api_tokens/%d/reset", tok.ID), e.admin, nil).want(200).decode(&fresh)
 	e.secrets.add(fresh.Token)
-	var files [][]byte
-	for _, suffix := range []string{"", "-wal", "-shm"} {
-		if b, err := os.ReadFile(e.dbPath + suffix); err == nil {
-			files = append(files, b)
-		}
-	}
+	files := e.dump()
 	if len(files) == 0 {
 		t.Fatal("no database files found")
 	}

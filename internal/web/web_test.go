@@ -8,7 +8,6 @@ import (
 	"net/http/cookiejar"
 	"net/http/httptest"
 	"net/url"
-	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
@@ -18,7 +17,6 @@ import (
 	"github.com/tokend/tokend/internal/api"
 	"github.com/tokend/tokend/internal/apikey"
 	"github.com/tokend/tokend/internal/mail"
-	"github.com/tokend/tokend/internal/sqlite"
 	"github.com/tokend/tokend/internal/testutil"
 	"github.com/tokend/tokend/internal/web"
 )
@@ -41,11 +39,7 @@ const password = "correct horse battery"
 func newEnv(t *testing.T) *env {
 	t.Helper()
 	ctx := context.Background()
-	store, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "web.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { store.Close() })
+	store, _ := testutil.Store(t)
 	e := &env{t: t, clock: testutil.NewClock(time.Date(2026, 6, 1, 9, 0, 0, 0, time.UTC)), people: map[string]string{}}
 	format, _ := apikey.NewFormat("tk")
 	e.svc = tokend.NewService(store, tokend.Options{Format: format, Now: e.clock.Now, ResetGrace: 12 * time.Hour, DKIMKeyBits: 1024})
