@@ -7,7 +7,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
-	"sync/atomic"
+	"sync"
 	"time"
 	"unicode/utf8"
 
@@ -50,8 +50,8 @@ type Service struct {
 	cache  *authCache // nil when disabled
 	outbox *Outbox
 	users  *Users
-	// lastChange is the last auth change this process has applied to its cache.
-	lastChange atomic.Int64
+	// feed is where this process stands in the auth change log.
+	feed changeFeed
 }
 
 // NewService returns a Service over store.
@@ -236,18 +236,78 @@ func (s *Service) issued(t *IssuedToken) {
 // SyncAuthCache applies the authentication changes other processes (the CLI,
 // other instances) recorded since the last sync. Run it every fraction of a
 // second; changes made through this Service apply at once without it.
+//
+// Change IDs need not become visible in order: on PostgreSQL a transaction
+// holding ID 10 may commit after one holding 11. So the feed reads from its
+// floor, the highest ID below which it has applied everything, applies each
+// change it has not applied yet, and moves the floor over an ID still unseen
+// only after changeGapWait (a rolled-back transaction's ID never appears).
 func (s *Service) SyncAuthCache(ctx context.Context) error {
 	if s.cache == nil {
 		return nil
 	}
-	for {
-		changes, err := s.store.AuthChangesSince(ctx, s.lastChange.Load())
-		if err != nil || len(changes) == 0 {
+	s.feed.mu.Lock()
+	defer s.feed.mu.Unlock()
+	for range 100 { // bounded: 100 pages of 10,000 changes
+		changes, err := s.store.AuthChangesSince(ctx, s.feed.floor)
+		if err != nil {
 			return err
 		}
-		s.evict(changes...)
-		s.lastChange.Store(changes[len(changes)-1].ID)
+		fresh := s.feed.take(changes, s.now())
+		s.evict(fresh...)
+		if len(changes) < 10_000 {
+			return nil
+		}
 	}
+	return nil
+}
+
+// changeFeed tracks which auth changes a process has applied.
+type changeFeed struct {
+	mu      sync.Mutex
+	floor   int64               // every ID at or below it is applied or given up on
+	applied map[int64]bool      // applied IDs above floor
+	missing map[int64]time.Time // IDs above floor not seen yet, since when
+}
+
+// changeGapWait is how long an ID missing below applied ones may still turn
+// up: longer than any write transaction runs.
+const changeGapWait = time.Minute
+
+// take returns the changes not applied yet and moves the floor up.
+func (f *changeFeed) take(changes []AuthChange, now time.Time) []AuthChange {
+	if f.applied == nil {
+		f.applied, f.missing = map[int64]bool{}, map[int64]time.Time{}
+	}
+	var fresh []AuthChange
+	top := f.floor
+	for _, c := range changes {
+		if !f.applied[c.ID] && c.ID > f.floor {
+			f.applied[c.ID] = true
+			delete(f.missing, c.ID)
+			fresh = append(fresh, c)
+		}
+		top = max(top, c.ID)
+	}
+	for id := f.floor + 1; id < top; id++ {
+		if !f.applied[id] {
+			if _, ok := f.missing[id]; !ok {
+				f.missing[id] = now
+			}
+		}
+	}
+	for f.floor < top {
+		next := f.floor + 1
+		if f.applied[next] {
+			delete(f.applied, next)
+		} else if since, ok := f.missing[next]; !ok || now.Sub(since) < changeGapWait {
+			break
+		} else {
+			delete(f.missing, next)
+		}
+		f.floor = next
+	}
+	return fresh
 }
 
 // WarmAuthCache loads every unexpired token into the cache and returns how
@@ -260,7 +320,9 @@ func (s *Service) WarmAuthCache(ctx context.Context) (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	s.lastChange.Store(last)
+	s.feed.mu.Lock()
+	s.feed.floor = last
+	s.feed.mu.Unlock()
 	n := 0
 	err = s.store.ForEachToken(ctx, s.now(), func(t *Token) error {
 		var h [32]byte

@@ -9,12 +9,14 @@ import (
 	"io/fs"
 	"os"
 	"strconv"
+	"strings"
 	"text/tabwriter"
 	"time"
 
 	"github.com/tokend/tokend"
 	"github.com/tokend/tokend/internal/api"
 	"github.com/tokend/tokend/internal/apikey"
+	"github.com/tokend/tokend/internal/postgres"
 	"github.com/tokend/tokend/internal/sqlite"
 )
 
@@ -45,8 +47,21 @@ func openService(ctx context.Context, path, prefix string, create bool) (*tokend
 	return tokend.NewService(store, tokend.Options{Format: format}), store.Close, nil
 }
 
-// openStore opens the SQLite database at path; unless create is set, the file must exist.
-func openStore(ctx context.Context, path string, create bool) (*sqlite.Store, error) {
+// isPostgres reports whether a --db value names a PostgreSQL database.
+func isPostgres(db string) bool {
+	return strings.HasPrefix(db, "postgres://") || strings.HasPrefix(db, "postgresql://")
+}
+
+// openStore opens the database --db names: a postgres:// URL, or a SQLite
+// file path (which, unless create is set, must exist).
+func openStore(ctx context.Context, path string, create bool) (tokend.Store, error) {
+	if isPostgres(path) {
+		return postgres.Open(ctx, path)
+	}
+	return openSQLite(ctx, path, create)
+}
+
+func openSQLite(ctx context.Context, path string, create bool) (*sqlite.Store, error) {
 	if !create {
 		if _, err := os.Stat(path); errors.Is(err, fs.ErrNotExist) {
 			return nil, fmt.Errorf("no database at %s (tokend serve or tokend account create makes one; --db or TOKEND_DB names another)", path)

@@ -18,7 +18,10 @@ func backup(ctx context.Context, args []string, getenv Env, stdout, stderr io.Wr
 	if err != nil {
 		return err
 	}
-	store, err := openStore(ctx, *db, false)
+	if isPostgres(*db) {
+		return &UsageError{"backup copies a SQLite database; for PostgreSQL use its own tools (pg_dump), and keep the secrets key file with the dump"}
+	}
+	store, err := openSQLite(ctx, *db, false)
 	if err != nil {
 		return err
 	}

@@ -47,7 +47,7 @@ func loadKeyring(ctx context.Context, cfg ServeConfig, store tokend.Store, logge
 	}
 	if has {
 		return nil, fmt.Errorf("secrets key file %s is missing, but database %s holds secrets (DKIM keys) sealed with a key: "+
-			"restore the key file from your backup, or point --secrets-key-file at it", path, cfg.DB)
+			"restore the key file from your backup, or point --secrets-key-file at it", path, dbName(cfg.DB))
 	}
 	encoded := tokend.NewSecretsKey()
 	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)

@@ -19,7 +19,6 @@ import (
 	"github.com/tokend/tokend/internal/apikey"
 	"github.com/tokend/tokend/internal/jobs"
 	"github.com/tokend/tokend/internal/metrics"
-	"github.com/tokend/tokend/internal/sqlite"
 	"github.com/tokend/tokend/internal/web"
 )
 
@@ -61,7 +60,7 @@ type ServeConfig struct {
 func serveFlags(cfg *ServeConfig, stderr io.Writer) *flag.FlagSet {
 	fs := newFlagSet("serve", stderr)
 	fs.StringVar(&cfg.Addr, "addr", "127.0.0.1:8080", "address to listen on")
-	fs.StringVar(&cfg.DB, "db", "./tokend.db", "SQLite database file (created if missing)")
+	fs.StringVar(&cfg.DB, "db", "./tokend.db", "SQLite database file (created if missing), or a postgres://user:pass@host:port/db URL")
 	fs.DurationVar(&cfg.ResetGrace, "reset-grace", 12*time.Hour, "how long a reset token keeps working")
 	fs.DurationVar(&cfg.PurgeAfter, "purge-after", 24*time.Hour, "expired tokens are deleted at most this long after expiry")
 	fs.DurationVar(&cfg.DefaultTTL, "default-ttl", 0, "lifetime of tokens created without expires_at (0: never expire)")
@@ -176,7 +175,10 @@ func Serve(ctx context.Context, cfg ServeConfig, operator string, stdout io.Writ
 	if err != nil {
 		return &UsageError{err.Error()}
 	}
-	db, err := sqlite.Open(ctx, cfg.DB)
+	if isPostgres(cfg.DB) && cfg.SecretsKeyFile == "" {
+		return &UsageError{"--secrets-key-file is required with a PostgreSQL database: every instance must seal and open DKIM keys with the same key"}
+	}
+	db, err := openStore(ctx, cfg.DB, true)
 	if err != nil {
 		return err
 	}
@@ -274,7 +276,7 @@ func Serve(ctx context.Context, cfg ServeConfig, operator string, stdout io.Writ
 		}()
 	}
 
-	logger.Info("listening", "addr", ln.Addr().String(), "url", scheme+"://"+ln.Addr().String(), "db", cfg.DB, "transport", how)
+	logger.Info("listening", "addr", ln.Addr().String(), "url", scheme+"://"+ln.Addr().String(), "db", dbName(cfg.DB), "transport", how)
 	if setupCode != "" {
 		fmt.Fprintf(stdout, "\nTo use the dashboard, set the owner's email and password within 7 days (this link works once):\n\n    %s://%s/setup?code=%s\n\n",
 			scheme, ln.Addr().String(), setupCode)
@@ -372,6 +374,14 @@ func Serve(ctx context.Context, cfg ServeConfig, operator string, stdout io.Writ
 	}
 	logger.Info("stopped")
 	return err
+}
+
+// dbName is the --db value fit for a log: a URL without its password.
+func dbName(db string) string {
+	if u, err := url.Parse(db); err == nil && isPostgres(db) {
+		return u.Redacted()
+	}
+	return db
 }
 
 // purge deletes expired tokens that are due.
