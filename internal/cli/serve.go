@@ -198,6 +198,10 @@ func Serve(ctx context.Context, cfg ServeConfig, operator string, stdout io.Writ
 	} else if err != nil {
 		return err
 	}
+	if isPostgres(cfg.DB) {
+		logger.Warn("plan rate limits and the failed-authentication throttle count per instance: " +
+			"with N instances on this database an account can make up to N times its limit")
+	}
 	if n, err := svc.EnsureDomainKeys(ctx); err != nil {
 		return fmt.Errorf("make DKIM keys: %w", err)
 	} else if n > 0 {
