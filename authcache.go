@@ -151,6 +151,19 @@ func (c *authCache) evictAccount(accountID int64) {
 	}
 }
 
+// flush drops everything: verified tokens and unknown hashes.
+func (c *authCache) flush() {
+	c.gen.Add(1)
+	for i := range c.shards {
+		s := &c.shards[i]
+		s.mu.Lock()
+		clear(s.tokens)
+		clear(s.byID)
+		clear(s.unknown)
+		s.mu.Unlock()
+	}
+}
+
 // len is the number of cached tokens.
 func (c *authCache) len() int {
 	n := 0

@@ -68,3 +68,25 @@ func TestExpiredTokenReplayLeavesTheGenerationAlone(t *testing.T) {
 		t.Fatalf("10 replays of an expired token moved the generation from %d to %d", gen, got)
 	}
 }
+
+// A flush forgets verified tokens and unknown hashes alike, and a refill
+// that read the store before it cannot put the old entry back.
+func TestFlushForgetsEverything(t *testing.T) {
+	c := newAuthCache()
+	var known, unknown [32]byte
+	known[0], unknown[0] = 1, 2
+	c.put(&known, &Token{ID: 7, AccountID: 1}, c.gen.Load())
+	c.putUnknown(&unknown, c.gen.Load())
+	before := c.gen.Load()
+	c.flush()
+	if t1, _ := c.get(&known); t1 != nil {
+		t.Error("a verified token survived the flush")
+	}
+	if _, u := c.get(&unknown); u {
+		t.Error("an unknown hash survived the flush")
+	}
+	c.put(&known, &Token{ID: 7, AccountID: 1}, before) // a refill that read before the flush
+	if t1, _ := c.get(&known); t1 != nil || c.len() != 0 {
+		t.Error("a refill from before the flush came back")
+	}
+}

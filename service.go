@@ -262,6 +262,15 @@ func (s *Service) SyncAuthCache(ctx context.Context) error {
 	return nil
 }
 
+// FlushAuthCache forgets every verified token and unknown hash, so that the
+// next request of each is looked up afresh: for when this process may have
+// missed changes (its change feed has been failing).
+func (s *Service) FlushAuthCache() {
+	if s.cache != nil {
+		s.cache.flush()
+	}
+}
+
 // changeFeed tracks which auth changes a process has applied.
 type changeFeed struct {
 	mu      sync.Mutex

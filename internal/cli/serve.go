@@ -331,9 +331,29 @@ func Serve(ctx context.Context, cfg ServeConfig, operator string, stdout io.Writ
 		}
 		m.UsageFlushes.WithLabelValues("ok").Inc()
 	})
-	// A revocation made by another process reaches this one within about authSyncInterval.
-	every(authSyncInterval, func(ctx context.Context) {
-		if err := svc.SyncAuthCache(ctx); err != nil && ctx.Err() == nil {
+	// A revocation made by another process reaches this one within about the
+	// sync interval. If the change log cannot be read for authStaleAfter, the
+	// cache may hold what was revoked meanwhile: it is flushed, and lookups go
+	// to the database until the feed works again.
+	syncEvery := authSyncInterval
+	if isPostgres(cfg.DB) {
+		syncEvery = authSyncIntervalShared
+	}
+	lastSync, flushed := time.Now(), false
+	every(syncEvery, func(ctx context.Context) {
+		err := svc.SyncAuthCache(ctx)
+		switch {
+		case err == nil:
+			if flushed {
+				logger.Info("the authentication change log is readable again")
+			}
+			lastSync, flushed = time.Now(), false
+		case ctx.Err() != nil:
+		case time.Since(lastSync) > authStaleAfter && !flushed:
+			svc.FlushAuthCache()
+			flushed = true
+			logger.Error("cannot read the authentication change log; flushed the authentication cache", "err", err)
+		default:
 			logger.Error("syncing the authentication cache", "err", err)
 		}
 	})
@@ -400,6 +420,14 @@ func purge(ctx context.Context, svc *tokend.Service, logger *slog.Logger) {
 // authSyncInterval is how often the authentication cache applies changes made
 // by other processes: a revocation reaches every process within about this long.
 const authSyncInterval = 250 * time.Millisecond
+
+// authSyncIntervalShared is the same on a database several instances share,
+// where a revocation must reach every instance within 100 ms.
+const authSyncIntervalShared = 40 * time.Millisecond
+
+// authStaleAfter is how long the change log may be unreadable before the
+// cache stops being trusted.
+const authStaleAfter = 2 * time.Second
 
 func operatorName(user string) string {
 	if user == "" {
