@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net/netip"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -90,8 +91,25 @@ type Decision struct {
 	RetryAfter time.Duration // with ERATELIMITED errors
 }
 
+// SharedLimits counts requests against limits across every instance (in
+// Redis, say); without one, a Verifier counts in this process's memory.
+// Take spends one request of key's limit per period (a minute) if it
+// conforms; Refund gives one back. An error means the limits could not be
+// checked: the implementation has already applied its failure policy, so the
+// request is refused as unavailable.
+type SharedLimits interface {
+	Take(ctx context.Context, key string, limit int) (ratelimit.Decision, error)
+	Refund(ctx context.Context, key string, limit int) error
+}
+
+// ErrLimitsUnavailable refuses a request whose limits cannot be checked.
+var ErrLimitsUnavailable = Errorf(EUNAVAILABLE, "Rate limits cannot be checked right now; retry in a moment")
+
 // VerifierOptions configure a Verifier. Zero values take the defaults.
 type VerifierOptions struct {
+	// Shared, when set, holds the plan limits and the failed-authentication
+	// throttle across instances; nil counts in this process.
+	Shared SharedLimits
 	// TestRateMultiplier multiplies the plan limit for test keys (default 5).
 	TestRateMultiplier int
 	// AuthFailureLimit is how many failed authentications a client address may
@@ -152,7 +170,16 @@ func (v *Verifier) Verify(ctx context.Context, cred Credential, client string) D
 	if test {
 		limit *= v.opts.TestRateMultiplier
 	}
-	d.Limit, d.LimitSet = v.limits.Take(limitKey{t.AccountID, test}, limit, now), true
+	if v.opts.Shared != nil {
+		var err error
+		if d.Limit, err = v.opts.Shared.Take(ctx, planKey(t.AccountID, test), limit); err != nil {
+			d.Err, d.Outcome = ErrLimitsUnavailable, VerifyError
+			return d
+		}
+	} else {
+		d.Limit = v.limits.Take(limitKey{t.AccountID, test}, limit, now)
+	}
+	d.LimitSet = true
 	if !d.Limit.Allowed {
 		d.Err, d.Outcome, d.RetryAfter = ErrRateLimited, VerifyRateLimited, d.Limit.RetryAfter
 	}
@@ -171,7 +198,9 @@ func (v *Verifier) authenticate(ctx context.Context, cred Credential, client str
 	}
 	key := throttleKey(client)
 	limit := v.opts.AuthFailureLimit
-	if d := v.failures.Take(key, limit, now); !d.Allowed {
+	if d, err := v.takeFailure(ctx, key, limit, now); err != nil {
+		return nil, Decision{Err: ErrLimitsUnavailable, Outcome: VerifyError}
+	} else if !d.Allowed {
 		return nil, Decision{Err: ErrThrottled, Outcome: VerifyThrottled, RetryAfter: d.RetryAfter}
 	}
 	var t *Token
@@ -182,15 +211,38 @@ func (v *Verifier) authenticate(ctx context.Context, cred Credential, client str
 		var e *Error
 		switch {
 		case !errors.As(err, &e) || e.Code != EUNAUTHORIZED:
-			v.failures.Refund(key, limit, now) // the store failed, not the client
+			v.refundFailure(ctx, key, limit, now) // the store failed, not the client
 			return nil, Decision{Err: err, Outcome: VerifyError}
 		case e.Reason == "expired_api_key":
 			return nil, Decision{Err: err, Outcome: VerifyExpired}
 		}
 		return nil, Decision{Err: err, Outcome: VerifyInvalid}
 	}
-	v.failures.Refund(key, limit, now)
+	v.refundFailure(ctx, key, limit, now)
 	return t, Decision{}
+}
+
+func (v *Verifier) takeFailure(ctx context.Context, key string, limit int, now time.Time) (ratelimit.Decision, error) {
+	if v.opts.Shared != nil {
+		return v.opts.Shared.Take(ctx, "fail:"+key, limit)
+	}
+	return v.failures.Take(key, limit, now), nil
+}
+
+func (v *Verifier) refundFailure(ctx context.Context, key string, limit int, now time.Time) {
+	if v.opts.Shared != nil {
+		v.opts.Shared.Refund(ctx, "fail:"+key, limit) // at worst the address keeps one failure
+		return
+	}
+	v.failures.Refund(key, limit, now)
+}
+
+// planKey names an account's plan limit for live or test keys in shared limits.
+func planKey(account int64, test bool) string {
+	if test {
+		return "plan:" + strconv.FormatInt(account, 10) + ":test"
+	}
+	return "plan:" + strconv.FormatInt(account, 10) + ":live"
 }
 
 // throttleKey is what the failed-authentication throttle counts: the client's

@@ -19,6 +19,7 @@ import (
 	"github.com/tokend/tokend/internal/apikey"
 	"github.com/tokend/tokend/internal/jobs"
 	"github.com/tokend/tokend/internal/metrics"
+	redislimits "github.com/tokend/tokend/internal/redis"
 	"github.com/tokend/tokend/internal/web"
 )
 
@@ -54,6 +55,10 @@ type ServeConfig struct {
 	SMTPRetryFor   time.Duration
 	SPF            string
 	SecretsKeyFile string
+
+	// Redis, when set, holds the limits across instances.
+	Redis     string
+	RedisFail string
 }
 
 // serveFlags defines serve's flags on a new flag set, writing into cfg.
@@ -81,6 +86,8 @@ func serveFlags(cfg *ServeConfig, stderr io.Writer) *flag.FlagSet {
 	fs.StringVar(&cfg.SMTPRelay, "smtp-relay", "", "SMTP relay live email is delivered through: smtp://[user:pass@]host[:port] (STARTTLS when offered) or smtps://... (TLS); without it, live sends answer 503")
 	fs.DurationVar(&cfg.SMTPRetryFor, "smtp-retry-for", 24*time.Hour, "how long a message the relay defers is retried before it is given up")
 	fs.StringVar(&cfg.SPF, "spf", "", "SPF mechanism for the relay shown in sending domains' DNS records, such as include:_spf.relay.example (default: a mx)")
+	fs.StringVar(&cfg.Redis, "redis", "", "Redis that holds the plan limits and the failed-authentication throttle across instances: redis://[user:pass@]host:port[/db]; without it they count per instance")
+	fs.StringVar(&cfg.RedisFail, "redis-fail", "open", "when Redis is slow or down: open (count in this instance meanwhile) or closed (refuse with 503)")
 	fs.StringVar(&cfg.SecretsKeyFile, "secrets-key-file", "", "file with the key that seals DKIM private keys, created on first start (default: the database path + .key)")
 	return fs
 }
@@ -103,6 +110,9 @@ func serve(ctx context.Context, args []string, getenv Env, stdout, stderr io.Wri
 		if n < 1 {
 			return &UsageError{fmt.Sprintf("--%s must be at least 1", name)}
 		}
+	}
+	if cfg.RedisFail != "open" && cfg.RedisFail != "closed" {
+		return &UsageError{fmt.Sprintf("--redis-fail must be open or closed, not %q", cfg.RedisFail)}
 	}
 	if cfg.UsageFlush <= 0 || cfg.AlertWindow <= 0 || cfg.SMTPRetryFor <= 0 {
 		return &UsageError{"--usage-flush, --alert-window and --smtp-retry-for must be positive"}
@@ -198,9 +208,28 @@ func Serve(ctx context.Context, cfg ServeConfig, operator string, stdout io.Writ
 	} else if err != nil {
 		return err
 	}
-	if isPostgres(cfg.DB) {
-		logger.Warn("plan rate limits and the failed-authentication throttle count per instance: " +
+	var shared *redislimits.Limits
+	if cfg.Redis != "" {
+		if shared, err = redislimits.New(ctx, cfg.Redis, redislimits.Options{
+			Policy: redislimits.Policy(cfg.RedisFail), Logger: logger,
+			Errors: m.RedisErrors.Inc,
+			State: func(state string) {
+				if state == "open" {
+					m.RedisCircuit.Set(1)
+				} else {
+					m.RedisCircuit.Set(0)
+				}
+			},
+		}); err != nil {
+			return fmt.Errorf("--redis: %w", err)
+		}
+		defer shared.Close()
+		logger.Info("plan rate limits and the failed-authentication throttle hold across instances, in Redis", "redis_fail", cfg.RedisFail)
+	} else if isPostgres(cfg.DB) {
+		logger.Warn("plan rate limits and the failed-authentication throttle count per instance (no --redis): " +
 			"with N instances on this database an account can make up to N times its limit")
+	} else {
+		logger.Info("plan rate limits and the failed-authentication throttle count in this instance's memory (no --redis)")
 	}
 	if n, err := svc.EnsureDomainKeys(ctx); err != nil {
 		return fmt.Errorf("make DKIM keys: %w", err)
@@ -246,7 +275,7 @@ func Serve(ctx context.Context, cfg ServeConfig, operator string, stdout io.Writ
 	handler := api.NewServer(svc, api.Options{
 		Logger: logger, Metrics: m, Alerts: monitor, ServeMetrics: cfg.MetricsAddr == "",
 		TestRateMultiplier: cfg.TestRateMultiplier, AuthFailureLimit: cfg.AuthFailureLimit,
-		TrustedProxies: cfg.TrustedProxies, Mailer: mailer,
+		TrustedProxies: cfg.TrustedProxies, Mailer: mailer, Verifier: newVerifier(svc, cfg, shared),
 		Dashboard: web.New(svc, mailer, web.Options{Logger: logger, HTTPS: api.IsHTTPS}),
 	})
 	srv := &http.Server{
@@ -313,6 +342,9 @@ func Serve(ctx context.Context, cfg ServeConfig, operator string, stdout io.Writ
 				r.Run(bgCtx)
 			}()
 		}
+	}
+	if shared != nil {
+		every(time.Minute, func(context.Context) { shared.Sweep(time.Now()) })
 	}
 	every(10*time.Second, func(ctx context.Context) {
 		if n, err := svc.Outbox().Pending(ctx, tokend.EmailJob); err == nil {
@@ -398,6 +430,16 @@ func Serve(ctx context.Context, cfg ServeConfig, operator string, stdout io.Writ
 	}
 	logger.Info("stopped")
 	return err
+}
+
+// newVerifier is the one authentication policy, with its limits shared
+// through Redis when it is configured.
+func newVerifier(svc *tokend.Service, cfg ServeConfig, shared *redislimits.Limits) *tokend.Verifier {
+	opts := tokend.VerifierOptions{TestRateMultiplier: cfg.TestRateMultiplier, AuthFailureLimit: cfg.AuthFailureLimit}
+	if shared != nil {
+		opts.Shared = shared
+	}
+	return tokend.NewVerifier(svc, opts)
 }
 
 // dbName is the --db value fit for a log: a URL without its password.

@@ -27,6 +27,8 @@ type Metrics struct {
 	AlertDeliveries *prometheus.CounterVec   // result
 	Emails          *prometheus.CounterVec   // event: accepted, captured, delivered, deferred, failed
 	EmailsQueued    prometheus.Gauge         // live messages waiting for delivery
+	RedisErrors     prometheus.Counter       // failed calls to Redis
+	RedisCircuit    prometheus.Gauge         // 1 while Redis is skipped after failures
 }
 
 // New returns collectors registered on a fresh registry, with Go and process metrics.
@@ -69,8 +71,14 @@ func New() *Metrics {
 	m.EmailsQueued = prometheus.NewGauge(prometheus.GaugeOpts{
 		Name: "tokend_emails_queued", Help: "Live messages waiting for delivery, as last counted.",
 	})
+	m.RedisErrors = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "tokend_redis_errors_total", Help: "Calls to Redis (shared limits) that failed or timed out.",
+	})
+	m.RedisCircuit = prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "tokend_redis_circuit_open", Help: "1 while Redis is skipped after failing and limits follow --redis-fail; 0 otherwise.",
+	})
 	m.Registry.MustRegister(m.Requests, m.Latency, m.AuthOutcomes, m.RateLimited, m.StoreErrors,
-		m.UsageFlushes, m.Alerts, m.AlertDeliveries, m.Emails, m.EmailsQueued,
+		m.UsageFlushes, m.Alerts, m.AlertDeliveries, m.Emails, m.EmailsQueued, m.RedisErrors, m.RedisCircuit,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }

@@ -1,0 +1,258 @@
+// Package redis holds tokend's limits in Redis, so that they hold across
+// every instance: the plan rate limits and the failed-authentication
+// throttle, each a GCRA decision made in one atomic script on Redis's clock.
+//
+// Redis being slow or down must not stall requests: every call is bounded by
+// a short timeout, and after a few failures in a row a circuit breaker stops
+// calling Redis for a while. Meanwhile the configured policy decides: "open"
+// counts in this instance's memory (limits then hold per instance, as without
+// Redis), "closed" refuses the requests whose limits cannot be checked.
+package redis
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/tokend/tokend"
+	"github.com/tokend/tokend/internal/ratelimit"
+)
+
+// Policy is what happens to a request whose limits Redis cannot decide.
+type Policy string
+
+// Failure policies.
+const (
+	FailOpen   Policy = "open"   // count in this instance's memory
+	FailClosed Policy = "closed" // refuse the request (503)
+)
+
+// Options configure Limits. Zero values take the defaults.
+type Options struct {
+	Policy  Policy        // default FailOpen
+	Timeout time.Duration // bound of one call (default 50 ms)
+	// Failures in a row that open the circuit (default 3), and how long it
+	// stays open before one call tries Redis again (default 2 s).
+	TripAfter int
+	OpenFor   time.Duration
+	Logger    *slog.Logger
+	// State is told of every change of the circuit: "closed" (Redis
+	// answers) or "open" (it is skipped); may be nil.
+	State func(state string)
+	// Errors is told of every failed call; may be nil.
+	Errors func()
+}
+
+// Limits is a tokend.SharedLimits in Redis.
+type Limits struct {
+	client *redis.Client
+	opts   Options
+	local  *ratelimit.Limiter[string] // the open policy's fallback
+
+	mu        sync.Mutex
+	failures  int
+	openUntil time.Time
+	open      bool
+}
+
+var _ tokend.SharedLimits = (*Limits)(nil)
+
+// period is the window every limit counts in: per minute.
+const period = time.Minute
+
+// New connects to the Redis at url (redis://[user:pass@]host:port[/db], or
+// rediss:// for TLS) and checks that it answers.
+func New(ctx context.Context, url string, opts Options) (*Limits, error) {
+	o, err := redis.ParseURL(url)
+	if err != nil {
+		return nil, fmt.Errorf("redis URL: %w", err)
+	}
+	if opts.Policy == "" {
+		opts.Policy = FailOpen
+	}
+	if opts.Policy != FailOpen && opts.Policy != FailClosed {
+		return nil, fmt.Errorf("redis failure policy %q: want open or closed", opts.Policy)
+	}
+	if opts.Timeout <= 0 {
+		opts.Timeout = 50 * time.Millisecond
+	}
+	if opts.TripAfter <= 0 {
+		opts.TripAfter = 3
+	}
+	if opts.OpenFor <= 0 {
+		opts.OpenFor = 2 * time.Second
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	o.DialTimeout, o.ReadTimeout, o.WriteTimeout = opts.Timeout*4, opts.Timeout, opts.Timeout
+	o.MaxRetries = 0 // a retry would double the time a request waits on a sick Redis
+	o.PoolSize, o.MinIdleConns = 64, 4
+	l := &Limits{client: redis.NewClient(o), opts: opts, local: ratelimit.New[string](period)}
+	pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	if err := l.client.Ping(pctx).Err(); err != nil {
+		l.client.Close()
+		return nil, fmt.Errorf("redis %s: %w", o.Addr, err)
+	}
+	if err := take.Load(pctx, l.client).Err(); err != nil {
+		l.client.Close()
+		return nil, fmt.Errorf("redis %s: load script: %w", o.Addr, err)
+	}
+	return l, nil
+}
+
+// Close closes the connections.
+func (l *Limits) Close() error { return l.client.Close() }
+
+// take is GCRA, as internal/ratelimit decides it, on Redis's clock: a key
+// holds its theoretical arrival time in microseconds (written with %.0f: Lua
+// would print so large a number in exponent form); a request conforms if
+// after it the key is no more than one period ahead of now. It returns
+// allowed, remaining, retry-after and reset (microseconds).
+var take = redis.NewScript(`
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+local interval = tonumber(ARGV[1])
+local period = tonumber(ARGV[2])
+local tat = tonumber(redis.call('GET', KEYS[1]) or '0')
+if tat < now then tat = now end
+local nxt = tat + interval
+local allow_at = nxt - period
+if now < allow_at then
+  return {0, 0, allow_at - now, tat - now}
+end
+redis.call('SET', KEYS[1], string.format('%.0f', nxt), 'PX', math.floor((nxt - now) / 1000) + 1)
+return {1, math.floor((period - (nxt - now)) / interval), 0, nxt - now}
+`)
+
+// refund gives one interval back, never beyond a rested key.
+var refund = redis.NewScript(`
+local tat = tonumber(redis.call('GET', KEYS[1]))
+if not tat then return 0 end
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+tat = tat - tonumber(ARGV[1])
+if tat > now then
+  redis.call('SET', KEYS[1], string.format('%.0f', tat), 'PX', math.floor((tat - now) / 1000) + 1)
+else
+  redis.call('DEL', KEYS[1])
+end
+return 1
+`)
+
+const keyPrefix = "tokend:limit:"
+
+// Take spends one request of key's per-minute limit.
+func (l *Limits) Take(ctx context.Context, key string, limit int) (ratelimit.Decision, error) {
+	if limit <= 0 {
+		return ratelimit.Decision{Limit: limit, RetryAfter: period, Reset: period}, nil
+	}
+	interval := period / time.Duration(limit)
+	if !l.allowCall() {
+		return l.fallback(key, limit)
+	}
+	cctx, cancel := context.WithTimeout(ctx, l.opts.Timeout)
+	res, err := take.Run(cctx, l.client, []string{keyPrefix + key}, interval.Microseconds(), period.Microseconds()).Int64Slice()
+	cancel()
+	if err == nil && len(res) != 4 {
+		err = fmt.Errorf("unexpected script result %v", res)
+	}
+	if err != nil {
+		if ctx.Err() != nil {
+			return ratelimit.Decision{}, ctx.Err() // the client left; not Redis's fault
+		}
+		l.failed(err)
+		return l.fallback(key, limit)
+	}
+	l.succeeded()
+	return ratelimit.Decision{
+		Allowed: res[0] == 1, Limit: limit, Remaining: int(res[1]),
+		RetryAfter: time.Duration(res[2]) * time.Microsecond, Reset: time.Duration(res[3]) * time.Microsecond,
+	}, nil
+}
+
+// Refund gives back one request Take spent.
+func (l *Limits) Refund(ctx context.Context, key string, limit int) error {
+	if limit <= 0 {
+		return nil
+	}
+	interval := period / time.Duration(limit)
+	if !l.allowCall() {
+		l.local.Refund(key, limit, time.Now())
+		return nil
+	}
+	cctx, cancel := context.WithTimeout(ctx, l.opts.Timeout)
+	defer cancel()
+	if err := refund.Run(cctx, l.client, []string{keyPrefix + key}, interval.Microseconds()).Err(); err != nil && ctx.Err() == nil {
+		l.failed(err)
+		return err
+	}
+	l.succeeded()
+	return nil
+}
+
+// errUnavailable is what the closed policy answers while Redis cannot decide.
+var errUnavailable = errors.New("redis cannot decide the limit")
+
+func (l *Limits) fallback(key string, limit int) (ratelimit.Decision, error) {
+	if l.opts.Policy == FailClosed {
+		return ratelimit.Decision{}, errUnavailable
+	}
+	return l.local.Take(key, limit, time.Now()), nil
+}
+
+// allowCall reports whether Redis may be called: the circuit is closed, or
+// it has been open long enough for one call to try again.
+func (l *Limits) allowCall() bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if !l.open {
+		return true
+	}
+	if time.Now().Before(l.openUntil) {
+		return false
+	}
+	l.openUntil = time.Now().Add(l.opts.OpenFor) // one probe now, the next after another wait
+	return true
+}
+
+func (l *Limits) failed(err error) {
+	if l.opts.Errors != nil {
+		l.opts.Errors()
+	}
+	l.mu.Lock()
+	l.failures++
+	trip := !l.open && l.failures >= l.opts.TripAfter
+	if trip {
+		l.open, l.openUntil = true, time.Now().Add(l.opts.OpenFor)
+	}
+	l.mu.Unlock()
+	if trip {
+		l.opts.Logger.Error("redis is failing; limits now follow the failure policy", "policy", l.opts.Policy, "err", err)
+		if l.opts.State != nil {
+			l.opts.State("open")
+		}
+	}
+}
+
+func (l *Limits) succeeded() {
+	l.mu.Lock()
+	recovered := l.open
+	l.failures, l.open = 0, false
+	l.mu.Unlock()
+	if recovered {
+		l.opts.Logger.Info("redis answers again; limits hold across instances")
+		if l.opts.State != nil {
+			l.opts.State("closed")
+		}
+	}
+}
+
+// Sweep forgets rested keys of the open policy's local fallback.
+func (l *Limits) Sweep(now time.Time) { l.local.Sweep(now) }

@@ -1,0 +1,154 @@
+package redis_test
+
+import (
+	"context"
+	"net"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/tokend/tokend/internal/redis"
+	"github.com/tokend/tokend/internal/testutil"
+)
+
+func newLimits(t *testing.T, url string, opts redis.Options) *redis.Limits {
+	t.Helper()
+	l, err := redis.New(context.Background(), url, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.Close() })
+	return l
+}
+
+// Three instances' limiters on one Redis admit the limit together, as one
+// in-memory limiter does alone: a burst of exactly the limit, then nothing.
+func TestLimitHoldsAcrossInstances(t *testing.T) {
+	srv := testutil.Redis(t)
+	var instances []*redis.Limits
+	for range 3 {
+		instances = append(instances, newLimits(t, srv.URL, redis.Options{}))
+	}
+	const limit = 100
+	var admitted atomic.Int64
+	var wg sync.WaitGroup
+	for i := range 300 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			d, err := instances[i%3].Take(context.Background(), "plan:1:live", limit)
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			if d.Allowed {
+				admitted.Add(1)
+			}
+		}()
+	}
+	wg.Wait()
+	if n := admitted.Load(); n != limit {
+		t.Errorf("300 requests over three instances admitted %d, want exactly %d", n, limit)
+	}
+	d, _ := instances[0].Take(context.Background(), "plan:1:live", limit)
+	if d.Allowed || d.RetryAfter <= 0 || d.RetryAfter > 600*time.Millisecond || d.Limit != limit {
+		t.Errorf("after the burst: %+v, want refused with a retry within one interval (600 ms)", d)
+	}
+	// Another key is untouched; remaining counts down.
+	d, _ = instances[1].Take(context.Background(), "plan:2:live", limit)
+	if !d.Allowed || d.Remaining != limit-1 {
+		t.Errorf("a fresh key: %+v", d)
+	}
+	// A refund gives one back.
+	instances[2].Refund(context.Background(), "plan:1:live", limit)
+	if d, _ := instances[2].Take(context.Background(), "plan:1:live", limit); !d.Allowed {
+		t.Errorf("after a refund: %+v", d)
+	}
+}
+
+func TestRedisDownFollowsThePolicy(t *testing.T) {
+	srv := testutil.Redis(t)
+	var states []string
+	var mu sync.Mutex
+	state := func(s string) { mu.Lock(); states = append(states, s); mu.Unlock() }
+	open := newLimits(t, srv.URL, redis.Options{Policy: redis.FailOpen, OpenFor: 200 * time.Millisecond, State: state})
+	closed := newLimits(t, srv.URL, redis.Options{Policy: redis.FailClosed, OpenFor: 200 * time.Millisecond})
+	srv.Stop()
+	ctx := context.Background()
+	for i := range 5 {
+		d, err := open.Take(ctx, "k", 3)
+		if err != nil {
+			t.Fatalf("open policy, Redis down: %v", err)
+		}
+		if want := i < 3; d.Allowed != want { // counted in memory: the limit still holds here
+			t.Errorf("open policy take %d: allowed %v, want %v", i, d.Allowed, want)
+		}
+		if _, err := closed.Take(ctx, "k", 3); err == nil {
+			t.Errorf("closed policy take %d with Redis down: no error", i)
+		}
+	}
+	// The circuit is open: a call costs nothing while it is.
+	start := time.Now()
+	for range 100 {
+		closed.Take(ctx, "k", 3)
+	}
+	if d := time.Since(start); d > 50*time.Millisecond {
+		t.Errorf("100 takes with the circuit open took %v", d)
+	}
+	srv.Start(t)
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		if _, err := closed.Take(ctx, "k2", 3); err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("Redis is back, but the closed policy still refuses after 5 s")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		open.Take(ctx, "k3", 3)
+		mu.Lock()
+		n := len(states)
+		mu.Unlock()
+		if n >= 2 {
+			break
+		}
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(states) < 2 || states[0] != "open" || states[len(states)-1] != "closed" {
+		t.Errorf("circuit states %v, want open then closed", states)
+	}
+}
+
+// A Redis that takes connections and never answers holds a request no longer
+// than the timeout.
+func TestSlowRedisIsBounded(t *testing.T) {
+	srv := testutil.Redis(t)
+	l := newLimits(t, srv.URL, redis.Options{Policy: redis.FailOpen, Timeout: 30 * time.Millisecond})
+	srv.Stop()
+	ln, err := net.Listen("tcp", srv.Addr) // silent, on Redis's address
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			defer c.Close()
+		}
+	}()
+	start := time.Now()
+	d, err := l.Take(context.Background(), "k", 10)
+	if err != nil || !d.Allowed {
+		t.Errorf("open policy against a silent Redis: %+v %v", d, err)
+	}
+	if took := time.Since(start); took > 500*time.Millisecond {
+		t.Errorf("a take against a silent Redis took %v", took)
+	}
+}
