@@ -75,4 +75,3 @@ func (r *RedisServer) Start(t testing.TB) {
 		t.Fatal(err)
 	}
 }
-
