@@ -158,8 +158,10 @@ type Store interface {
 	// Read runs fn in a transaction that sees one consistent snapshot.
 	Read(ctx context.Context, fn func(Tx) error) error
 	// Write runs fn in a read-write transaction and commits if fn returns nil.
-	// Write transactions that touch the same account are serialized, so a
-	// check made inside fn still holds when it commits.
+	// Write transactions are serializable: a check made inside fn still holds
+	// when it commits. fn may run more than once (PostgreSQL runs it again
+	// after a serialization failure), so it must keep no state across runs
+	// but what it assigns afresh each time.
 	Write(ctx context.Context, fn func(Tx) error) error
 	// TokenByHash returns the token with that hash and its permissions, or an
 	// ENOTFOUND error. It is the authentication lookup: it never writes.
