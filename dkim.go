@@ -130,17 +130,22 @@ func (s *Service) EnsureDomainKeys(ctx context.Context) (int, error) {
 			return n, err
 		}
 		key.DomainID, key.AccountID = d.ID, d.AccountID
+		made := false
 		err = s.store.Write(ctx, func(tx Tx) error {
+			made = false
 			if _, err := tx.DomainKey(ctx, d.ID); err == nil {
 				return nil // another process made it meanwhile
 			} else if ErrorCode(err) != ENOTFOUND {
 				return err
 			}
-			n++
+			made = true
 			return tx.CreateDomainKey(ctx, key)
 		})
 		if err != nil {
 			return n, err
+		}
+		if made {
+			n++
 		}
 	}
 	return n, nil
