@@ -627,6 +627,11 @@ func permissionDetails(perms []Permission) []map[string]any {
 // expired since then is EUNAUTHORIZED, and permissions edited since then apply.
 func (s *Service) writeAs(ctx context.Context, caller *Token, fn func(tx Tx, caller *Token) error) error {
 	return s.store.Write(ctx, func(tx Tx) error {
+		// Writes on one account run one after another, so the rules checked
+		// in fn (a domain's last token, a reset) see every write before them.
+		if err := tx.LockAccount(ctx, caller.AccountID); err != nil {
+			return err
+		}
 		if caller.UserID != 0 { // a person: as the user is now, with its current role
 			u, err := tx.User(ctx, caller.UserID)
 			if ErrorCode(err) == ENOTFOUND {

@@ -192,6 +192,12 @@ type Tx interface {
 	EmailTx
 	UserTx
 
+	// LockAccount holds the account's row until the transaction ends, so
+	// that writes on one account's tokens and resources run one after
+	// another (SELECT ... FOR UPDATE on PostgreSQL; a no-op under SQLite's
+	// single writer).
+	LockAccount(ctx context.Context, id int64) error
+
 	CreateAccount(ctx context.Context, a *Account) error
 	Account(ctx context.Context, id int64) (*Account, error)
 	Accounts(ctx context.Context) ([]Account, error)

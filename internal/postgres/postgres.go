@@ -15,6 +15,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"math/rand/v2"
 	"strconv"
 	"strings"
 	"time"
@@ -39,7 +40,7 @@ var _ tokend.Store = (*Store)(nil)
 
 // maxAttempts bounds the runs of one write transaction that keeps meeting
 // serialization failures.
-const maxAttempts = 10
+const maxAttempts = 30
 
 // Open connects to the database at url (postgres://...) and applies every
 // pending migration, under an advisory lock so that instances starting
@@ -122,7 +123,9 @@ func (s *Store) inTx(ctx context.Context, opts *sql.TxOptions, fn func(tokend.Tx
 		if !retryable(err) || attempt == maxAttempts || ctx.Err() != nil {
 			return err
 		}
-		time.Sleep(time.Duration(attempt) * time.Millisecond)
+		// Back off, with jitter, so that the transactions that collided do
+		// not collide again: up to 1 ms, 2 ms, 4 ms, ..., 64 ms.
+		time.Sleep(time.Duration(rand.Int64N(int64(time.Millisecond) << min(attempt-1, 6))))
 	}
 }
 

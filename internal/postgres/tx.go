@@ -47,6 +47,14 @@ func timePtr(n sql.NullInt64) *time.Time {
 
 func notFound(what string) error { return tokend.Errorf(tokend.ENOTFOUND, "%s not found", what) }
 
+// LockAccount holds the account's row until the transaction ends.
+func (x *tx) LockAccount(ctx context.Context, id int64) error {
+	if _, err := x.q.ExecContext(ctx, `SELECT 1 FROM accounts WHERE id = ? FOR UPDATE`, id); err != nil {
+		return fmt.Errorf("postgres: lock account: %w", err)
+	}
+	return nil
+}
+
 // CreateAccount inserts a and sets its ID.
 func (x *tx) CreateAccount(ctx context.Context, a *tokend.Account) error {
 	err := x.q.QueryRowContext(ctx,

@@ -153,7 +153,9 @@ func (l *Limits) Take(ctx context.Context, key string, limit int) (ratelimit.Dec
 	if limit <= 0 {
 		return ratelimit.Decision{Limit: limit, RetryAfter: period, Reset: period}, nil
 	}
-	interval := period / time.Duration(limit)
+	// Microseconds on Redis's clock: a limit over 60 million a minute
+	// counts as 60 million.
+	interval := max(period/time.Duration(limit), time.Microsecond)
 	if !l.allowCall() {
 		return l.fallback(key, limit)
 	}
@@ -172,7 +174,7 @@ func (l *Limits) Take(ctx context.Context, key string, limit int) (ratelimit.Dec
 	}
 	l.succeeded()
 	return ratelimit.Decision{
-		Allowed: res[0] == 1, Limit: limit, Remaining: int(res[1]),
+		Allowed: res[0] == 1, Limit: limit, Remaining: int(min(res[1], int64(limit))),
 		RetryAfter: time.Duration(res[2]) * time.Microsecond, Reset: time.Duration(res[3]) * time.Microsecond,
 	}, nil
 }
@@ -182,7 +184,7 @@ func (l *Limits) Refund(ctx context.Context, key string, limit int) error {
 	if limit <= 0 {
 		return nil
 	}
-	interval := period / time.Duration(limit)
+	interval := max(period/time.Duration(limit), time.Microsecond)
 	if !l.allowCall() {
 		l.local.Refund(key, limit, time.Now())
 		return nil

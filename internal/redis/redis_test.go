@@ -60,6 +60,10 @@ func TestLimitHoldsAcrossInstances(t *testing.T) {
 	if !d.Allowed || d.Remaining != limit-1 {
 		t.Errorf("a fresh key: %+v", d)
 	}
+	// A limit past a microsecond's resolution still answers sensibly.
+	if d, err := instances[0].Take(context.Background(), "plan:3:live", 1_000_000_000); err != nil || !d.Allowed || d.Remaining <= 0 || d.Remaining > 1_000_000_000 {
+		t.Errorf("a huge limit: %+v %v", d, err)
+	}
 	// A refund gives one back.
 	instances[2].Refund(context.Background(), "plan:1:live", limit)
 	if d, _ := instances[2].Take(context.Background(), "plan:1:live", limit); !d.Allowed {

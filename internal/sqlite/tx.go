@@ -45,6 +45,10 @@ func timePtr(n sql.NullInt64) *time.Time {
 
 func notFound(what string) error { return tokend.Errorf(tokend.ENOTFOUND, "%s not found", what) }
 
+// LockAccount is a no-op: SQLite's single writer already runs writes one
+// after another.
+func (x *tx) LockAccount(ctx context.Context, id int64) error { return nil }
+
 // CreateAccount inserts a and sets its ID.
 func (x *tx) CreateAccount(ctx context.Context, a *tokend.Account) error {
 	err := x.q.QueryRowContext(ctx,
