@@ -9,6 +9,9 @@ import (
 	"sync/atomic"
 	"time"
 
+	"golang.org/x/sync/singleflight"
+
+	"github.com/tokend/tokend/internal/apikey"
 	"github.com/tokend/tokend/internal/ratelimit"
 )
 
@@ -132,6 +135,7 @@ type Verifier struct {
 	limits   *ratelimit.Limiter[limitKey]
 	failures *ratelimit.Limiter[string]
 	swept    atomic.Int64 // unix seconds of the last limiter sweep
+	flights  singleflight.Group
 }
 
 // limitKey is what a plan limit counts: one account's live or test traffic.
@@ -195,7 +199,29 @@ func (v *Verifier) authenticate(ctx context.Context, cred Credential, client str
 		if t := v.svc.AuthenticateCached(value); t != nil {
 			return t, Decision{}
 		}
+		// Requests presenting the same value at once share one lookup and
+		// one reservation: a burst of a valid token just evicted (its plan
+		// changed, say) must not spend the address's budget.
+		h := apikey.Hash(value)
+		r, _, _ := v.flights.Do(string(h[:]), func() (any, error) {
+			t, d := v.lookup(ctx, value, nil, client, now)
+			return lookupResult{t, d}, nil
+		})
+		res := r.(lookupResult)
+		return res.t, res.d
 	}
+	return v.lookup(ctx, value, err, client, now)
+}
+
+type lookupResult struct {
+	t *Token
+	d Decision
+}
+
+// lookup charges the address's failure budget, then (for a well-formed value,
+// credErr nil) asks the store, giving the charge back when the token is valid.
+func (v *Verifier) lookup(ctx context.Context, value string, credErr error, client string, now time.Time) (*Token, Decision) {
+	err := credErr
 	key := throttleKey(client)
 	limit := v.opts.AuthFailureLimit
 	if d, err := v.takeFailure(ctx, key, limit, now); err != nil {

@@ -5,7 +5,9 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"net/http"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -235,4 +237,36 @@ type slowLookups struct{ tokend.Store }
 func (s slowLookups) TokenByHash(ctx context.Context, hash []byte) (*tokend.Token, error) {
 	time.Sleep(20 * time.Millisecond)
 	return s.Store.TokenByHash(ctx, hash)
+}
+
+// A burst of one valid token that is not in the cache yet (new, or just
+// evicted by a change) shares one lookup: it spends none of the address's
+// failure budget, however many requests come at once.
+func TestBurstOfAnUncachedTokenIsNotThrottled(t *testing.T) {
+	e := newEnv(t, withAPI(func(o *api.Options) { o.AuthFailureLimit = 5 }),
+		withStore(func(s tokend.Store) tokend.Store { return slowLookups{s} }))
+	tok := e.createToken(e.admin, "fresh", perm("account", e.acme, 10))
+	var wg sync.WaitGroup
+	var limited atomic.Int64
+	for range 64 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			req, _ := http.NewRequest("GET", e.srv.URL+"/api/whoami", nil)
+			req.Header.Set("Api-Token", tok.Token)
+			res, err := clientFrom("").Do(req)
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			res.Body.Close()
+			if res.StatusCode != 200 {
+				limited.Add(1)
+			}
+		}()
+	}
+	wg.Wait()
+	if n := limited.Load(); n != 0 {
+		t.Errorf("%d of 64 concurrent first uses of a valid token were refused", n)
+	}
 }
