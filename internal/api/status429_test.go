@@ -3,9 +3,9 @@ package api_test
 import (
 	"context"
 	"fmt"
+	"net/http"
 	"strconv"
 	"strings"
-	"net/http"
 	"sync"
 	"sync/atomic"
 	"testing"
