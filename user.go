@@ -115,6 +115,7 @@ type Users struct {
 	svc      *Service
 	store    Store
 	attempts *ratelimit.Limiter[string]
+	shared   SharedLimits  // when set, the throttle counts across instances
 	swept    atomic.Int64  // unix seconds of the last limiter sweep
 	hashing  chan struct{} // bounds the password hashes computed at once
 }
@@ -293,7 +294,7 @@ func (u *Users) SignIn(ctx context.Context, email, password, client string) (*Si
 	now := u.svc.now()
 	u.sweep(now)
 	addr := "addr " + throttleKey(client)
-	if !u.attempts.Take(addr, signInsPerMin, now).Allowed {
+	if !u.allow(ctx, addr, signInsPerMin, now) {
 		return nil, errSignInThrottle
 	}
 	if len(email) > maxAddressLength || len(password) > maxPassword {
@@ -301,8 +302,7 @@ func (u *Users) SignIn(ctx context.Context, email, password, client string) (*Si
 	}
 	// Per email, from this address and from everywhere: one address cannot
 	// lock the owner out, many cannot guess fast.
-	if !u.attempts.Take(addr+" email "+email, signInsPerMin, now).Allowed ||
-		!u.attempts.Take("email "+email, signInsPerEmail, now).Allowed {
+	if !u.allow(ctx, addr+" email "+email, signInsPerMin, now) || !u.allow(ctx, "email "+email, signInsPerEmail, now) {
 		return nil, errSignInThrottle
 	}
 	// Hashing costs 19 MiB and tens of milliseconds: only a few at once.
@@ -334,6 +334,19 @@ func (u *Users) SignIn(ctx context.Context, email, password, client string) (*Si
 	}
 	return &SignedIn{Value: value, User: user}, nil
 }
+
+// allow spends one sign-in attempt of key: across instances when limits are
+// shared (as a refusal when they cannot be checked), in memory otherwise.
+func (u *Users) allow(ctx context.Context, key string, limit int, now time.Time) bool {
+	if u.shared != nil {
+		d, err := u.shared.Take(ctx, "signin:"+key, limit)
+		return err == nil && d.Allowed
+	}
+	return u.attempts.Take(key, limit, now).Allowed
+}
+
+// ShareLimits makes the sign-in throttle count across instances.
+func (u *Users) ShareLimits(l SharedLimits) { u.shared = l }
 
 // sweep forgets rested sign-in limiter keys about once a minute, so that
 // memory stays bounded by the attempts of the last minute.

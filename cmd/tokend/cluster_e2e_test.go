@@ -66,6 +66,31 @@ func TestThreeInstancesShareTheLimit(t *testing.T) {
 	}
 	t.Logf("admitted %d, limited %d, in %v", ok.Load(), limited.Load(), elapsed)
 
+	// Sign-in attempts count across the instances too: ten from one address,
+	// spread over three, spend its budget on all of them.
+	if r := tokendIn(t, "a long enough password\n", "user", "create", "--account", "1", "--email", "ann@example.com", "--password-stdin", "--db", url); r.code != 0 {
+		t.Fatalf("user create: %+v", r)
+	}
+	signIn := func(n *server, password string) int {
+		res, err := client.PostForm(n.url+"/login", map[string][]string{"email": {"ann@example.com"}, "password": {password}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		res.Body.Close()
+		return res.StatusCode
+	}
+	client.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+	for i := range 10 {
+		if code := signIn(nodes[i%3], "wrong password!"); code != 401 {
+			t.Fatalf("wrong sign-in %d: %d", i, code)
+		}
+	}
+	for i, n := range nodes {
+		if code := signIn(n, "a long enough password"); code != 429 {
+			t.Errorf("instance %d let an 11th sign-in from the address through: %d", i, code)
+		}
+	}
+
 	// Redis dies: the open instances count on their own (the limit is
 	// spent, so after a minute's worth they still refuse nothing new here
 	// but answer at once); the closed one refuses with 503.

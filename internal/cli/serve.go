@@ -224,6 +224,7 @@ func Serve(ctx context.Context, cfg ServeConfig, operator string, stdout io.Writ
 			return fmt.Errorf("--redis: %w", err)
 		}
 		defer shared.Close()
+		svc.Users().ShareLimits(shared)
 		logger.Info("plan rate limits and the failed-authentication throttle hold across instances, in Redis", "redis_fail", cfg.RedisFail)
 	} else if isPostgres(cfg.DB) {
 		logger.Warn("plan rate limits and the failed-authentication throttle count per instance (no --redis): " +
@@ -346,6 +347,11 @@ func Serve(ctx context.Context, cfg ServeConfig, operator string, stdout io.Writ
 	if shared != nil {
 		every(time.Minute, func(context.Context) { shared.Sweep(time.Now()) })
 	}
+	if isPostgres(cfg.DB) {
+		// The backstop of the change feed: whatever it could ever have missed
+		// is looked up afresh at least this often.
+		every(authBackstop, func(context.Context) { svc.FlushAuthCache() })
+	}
 	every(10*time.Second, func(ctx context.Context) {
 		if n, err := svc.Outbox().Pending(ctx, tokend.EmailJob); err == nil {
 			m.EmailsQueued.Set(float64(n))
@@ -466,6 +472,10 @@ const authSyncInterval = 250 * time.Millisecond
 // authSyncIntervalShared is the same on a database several instances share,
 // where a revocation must reach every instance within 100 ms.
 const authSyncIntervalShared = 40 * time.Millisecond
+
+// authBackstop is how often an instance on a shared database forgets its
+// whole authentication cache, whatever the change feed says.
+const authBackstop = 10 * time.Minute
 
 // authStaleAfter is how long the change log may be unreadable before the
 // cache stops being trusted.
