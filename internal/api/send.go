@@ -10,6 +10,8 @@ import (
 	"slices"
 	"strings"
 
+	"golang.org/x/sync/semaphore"
+
 	"github.com/tokend/tokend"
 )
 
@@ -18,7 +20,28 @@ import (
 const (
 	maxSendBody  = 16 << 20
 	maxBatchBody = 50 << 20
+	// maxBodiesInFlight bounds the sending bodies being read and rendered at
+	// once: each takes a few times its size in memory, so without a bound a
+	// burst of large batches could exhaust it. Requests beyond wait their turn.
+	maxBodiesInFlight = 256 << 20
 )
+
+// bodies is the budget of maxBodiesInFlight, shared by every server.
+var bodies = semaphore.NewWeighted(maxBodiesInFlight)
+
+// reserveBody waits for room for r's body (its declared length, or bound when
+// it declares none) and returns the function that gives it back.
+func reserveBody(r *http.Request, bound int64) (func(), error) {
+	n := bound
+	if r.ContentLength >= 0 && r.ContentLength < bound {
+		n = r.ContentLength
+	}
+	n = max(n, 1)
+	if err := bodies.Acquire(r.Context(), n); err != nil {
+		return nil, err
+	}
+	return func() { bodies.Release(n) }, nil
+}
 
 // addressJSON is a mailbox as the sending APIs write it.
 type addressJSON struct {
@@ -176,6 +199,11 @@ func (s *Server) send(w http.ResponseWriter, r *http.Request, caller *tokend.Tok
 	if err != nil {
 		return err
 	}
+	release, err := reserveBody(r, maxSendBody)
+	if err != nil {
+		return err
+	}
+	defer release()
 	var in emailJSON
 	if err := decodeLimit(w, r, &in, maxSendBody); err != nil {
 		return err
@@ -204,6 +232,11 @@ func (s *Server) batch(w http.ResponseWriter, r *http.Request, caller *tokend.To
 	if err != nil {
 		return err
 	}
+	release, err := reserveBody(r, maxBatchBody)
+	if err != nil {
+		return err
+	}
+	defer release()
 	var in batchJSON
 	if err := decodeLimit(w, r, &in, maxBatchBody); err != nil {
 		return err
@@ -364,6 +397,11 @@ func mailSageField(f string) string {
 // sendMailSage serves MailSage's send: one recipient, "body" as the text
 // part, and the sender defaulting to no-reply@ the token's one domain.
 func (s *Server) sendMailSage(w http.ResponseWriter, r *http.Request, caller *tokend.Token) error {
+	release, err := reserveBody(r, maxSendBody)
+	if err != nil {
+		return err
+	}
+	defer release()
 	var in mailSageJSON
 	if err := decodeLimit(w, r, &in, maxSendBody); err != nil {
 		return err

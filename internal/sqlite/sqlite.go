@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"io/fs"
 	"net/url"
+	"os"
 	"runtime"
 	"time"
 
@@ -53,6 +54,12 @@ func Open(ctx context.Context, path string) (*Store, error) {
 		q.Add("_pragma", "busy_timeout(10000)")
 		q.Set("_txlock", txlock)
 		return "file:" + (&url.URL{Path: path}).EscapedPath() + "?" + q.Encode()
+	}
+	// The database holds hashes and sealed secrets only, but still nothing
+	// for other users of the machine: a new file, and its journal, are the
+	// owner's alone.
+	if f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600); err == nil {
+		f.Close()
 	}
 	w, err := sql.Open("sqlite", dsn("immediate"))
 	if err != nil {

@@ -254,6 +254,7 @@ type tokenRow struct {
 
 type tokensData struct {
 	Tokens []tokenRow
+	CanAdd bool // only an admin can grant anything
 }
 
 func (s *Server) tokens(w http.ResponseWriter, r *http.Request, ses *session) error {
@@ -278,7 +279,8 @@ func (s *Server) renderTokens(w http.ResponseWriter, r *http.Request, ses *sessi
 	for i, t := range list {
 		rows[i] = tokenRow{Token: t, Access: c.summary(t.Permissions)}
 	}
-	s.render(w, r, status, "tokens", view{Title: "API Tokens", Session: ses, Error: errMsg, Notice: notice, Data: tokensData{Tokens: rows}})
+	s.render(w, r, status, "tokens", view{Title: "API Tokens", Session: ses, Error: errMsg, Notice: notice,
+		Data: tokensData{Tokens: rows, CanAdd: ses.Principal.IsAccountAdmin()}})
 	return nil
 }
 
@@ -636,7 +638,51 @@ type messageData struct {
 	HasText     bool
 	HasHTML     bool
 	Headers     [][2]string
-	Attachments []string
+	Attachments []attachmentLink
+	CanDelete   bool
+}
+
+type attachmentLink struct {
+	ID    int64
+	Label string
+}
+
+// attachment sends one of a captured email's attachments as a download,
+// never for the browser to render under tokend's origin.
+func (s *Server) attachment(w http.ResponseWriter, r *http.Request, ses *session) error {
+	_, m, err := s.capturedMessage(r, ses)
+	if err != nil {
+		return err
+	}
+	n, err := strconv.Atoi(r.PathValue("n"))
+	if err != nil {
+		return tokend.Errorf(tokend.ENOTFOUND, "Not Found")
+	}
+	p, err := parseMessage(m.Raw)
+	if err != nil {
+		return err
+	}
+	if n < 1 || n > len(p.Attachments) {
+		return tokend.Errorf(tokend.ENOTFOUND, "Not Found")
+	}
+	a := p.Attachments[n-1]
+	w.Header().Set("Content-Type", "application/octet-stream")
+	w.Header().Set("Content-Disposition", "attachment; filename*=UTF-8''"+url.PathEscape(a.Filename))
+	w.Write(a.Content)
+	return nil
+}
+
+// deleteMessage deletes a captured email (admins only, as through the API).
+func (s *Server) deleteMessage(w http.ResponseWriter, r *http.Request, ses *session) error {
+	sb, m, err := s.capturedMessage(r, ses)
+	if err != nil {
+		return err
+	}
+	if _, err := s.mailer.DeleteSandboxMessage(r.Context(), ses.Principal, sb, m.ID); err != nil {
+		return err
+	}
+	http.Redirect(w, r, fmt.Sprintf("/sandboxes/%d", sb), http.StatusSeeOther)
+	return nil
 }
 
 func (s *Server) capturedMessage(r *http.Request, ses *session) (int64, *tokend.StoredEmail, error) {
@@ -657,11 +703,17 @@ func (s *Server) message(w http.ResponseWriter, r *http.Request, ses *session) e
 	if err != nil {
 		return err
 	}
+	admin := ses.Principal.IsAccountAdmin()
+	if !m.IsRead && admin { // opening it reads it; viewers change nothing
+		if marked, err := s.mailer.MarkSandboxMessage(r.Context(), ses.Principal, sb, m.ID, true); err == nil {
+			m.IsRead = marked.IsRead
+		}
+	}
 	p, err := parseMessage(m.Raw)
 	if err != nil {
 		return err
 	}
-	d := messageData{SandboxID: sb, Message: m, Text: p.Text, HasText: p.HasText, HasHTML: p.HasHTML}
+	d := messageData{SandboxID: sb, Message: m, Text: p.Text, HasText: p.HasText, HasHTML: p.HasHTML, CanDelete: admin}
 	for f := p.Header.Fields(); f.Next(); {
 		v, err := f.Text()
 		if err != nil {
@@ -670,7 +722,7 @@ func (s *Server) message(w http.ResponseWriter, r *http.Request, ses *session) e
 		d.Headers = append(d.Headers, [2]string{f.Key(), v})
 	}
 	for _, a := range p.Attachments {
-		d.Attachments = append(d.Attachments, fmt.Sprintf("%s (%s, %d bytes)", a.Filename, a.ContentType, len(a.Content)))
+		d.Attachments = append(d.Attachments, attachmentLink{ID: a.ID, Label: fmt.Sprintf("%s (%s, %d bytes)", a.Filename, a.ContentType, len(a.Content))})
 	}
 	s.render(w, r, http.StatusOK, "message", view{Title: m.Subject, Session: ses, Data: d})
 	return nil

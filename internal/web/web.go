@@ -133,6 +133,8 @@ func (s *Server) Routes(handle func(pattern string, h http.Handler)) {
 	m("GET /sandboxes/{id}", page(s.sandbox))
 	m("GET /sandboxes/{id}/messages/{mid}", page(s.message))
 	m("GET /sandboxes/{id}/messages/{mid}/html", page(s.messageHTML))
+	m("GET /sandboxes/{id}/messages/{mid}/attachments/{n}", page(s.attachment))
+	m("POST /sandboxes/{id}/messages/{mid}/delete", page(s.deleteMessage))
 
 	m("GET /domains", page(s.domains))
 	m("POST /domains", page(s.createDomain))
