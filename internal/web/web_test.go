@@ -486,7 +486,7 @@ func TestProjectsSandboxesAndCapturedMail(t *testing.T) {
 		t.Errorf("captured HTML served with CSP %q", csp)
 	}
 	v := e.signIn("vic@example.com")
-	v.get("/sandboxes/"+sid+"/messages/"+mid).want(200).lacks("Delete message") // viewers read
+	v.get("/sandboxes/" + sid + "/messages/" + mid).want(200).lacks("Delete message") // viewers read
 	v.post("/sandboxes/"+sid+"/messages/"+mid+"/delete", nil).want(403)
 	e.browser().get("/sandboxes/" + sid).want(http.StatusSeeOther)
 	// Opened by an admin, it is read; its attachment downloads; it can go.
@@ -505,7 +505,7 @@ func TestProjectsSandboxesAndCapturedMail(t *testing.T) {
 		t.Errorf("attachment download: %q %q", dl.Body, dl.Header.Get("Content-Type"))
 	}
 	b.post("/sandboxes/"+sid+"/messages/"+mid2+"/delete", nil).want(http.StatusSeeOther)
-	b.get("/sandboxes/"+sid).want(200).lacks("With file")
+	b.get("/sandboxes/" + sid).want(200).lacks("With file")
 }
 
 func TestUsageAndAuditLogPages(t *testing.T) {
