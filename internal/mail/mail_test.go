@@ -8,7 +8,6 @@ import (
 	"crypto/x509"
 	"encoding/base64"
 	"errors"
-	"net"
 	"strings"
 	"testing"
 	"time"
@@ -285,21 +284,8 @@ func TestParseRelay(t *testing.T) {
 // A relay that takes the connection and never answers (an overloaded server,
 // a firewall dropping packets) holds a delivery no longer than its context.
 func TestRelayGivesUpOnASilentRelay(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			defer c.Close() // held open, silent, until the test ends
-		}
-	}()
-	r, err := mail.ParseRelay("smtp://"+ln.Addr().String(), mail.RelayOptions{})
+	addr := testutil.Silent(t, "127.0.0.1:0")
+	r, err := mail.ParseRelay("smtp://"+addr, mail.RelayOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -2,7 +2,6 @@ package redis_test
 
 import (
 	"context"
-	"net"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -135,20 +134,7 @@ func TestSlowRedisIsBounded(t *testing.T) {
 	srv := testutil.Redis(t)
 	l := newLimits(t, srv.URL, redis.Options{Policy: redis.FailOpen, Timeout: 30 * time.Millisecond})
 	srv.Stop()
-	ln, err := net.Listen("tcp", srv.Addr) // silent, on Redis's address
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			defer c.Close()
-		}
-	}()
+	testutil.Silent(t, srv.Addr) // silent, on Redis's address
 	start := time.Now()
 	d, err := l.Take(context.Background(), "k", 10)
 	if err != nil || !d.Allowed {

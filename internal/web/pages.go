@@ -349,7 +349,18 @@ func (s *Server) formError(w http.ResponseWriter, r *http.Request, ses *session,
 	return err
 }
 
-func (s *Server) tokenID(r *http.Request) (int64, error) {
+// resource loads the resource of type typ that the path's {id} names, if the
+// user can read it (ENOTFOUND otherwise).
+func (s *Server) resource(r *http.Request, ses *session, typ tokend.ResourceType) (*tokend.ResourceView, error) {
+	id, err := s.pathID(r)
+	if err != nil {
+		return nil, err
+	}
+	return s.svc.GetResource(r.Context(), ses.Principal, typ, id)
+}
+
+// pathID reads the {id} of the path: the record the page is about.
+func (s *Server) pathID(r *http.Request) (int64, error) {
 	id, err := strconv.ParseInt(r.PathValue("id"), 10, 64)
 	if err != nil || id <= 0 {
 		return 0, tokend.Errorf(tokend.ENOTFOUND, "Not Found")
@@ -358,7 +369,7 @@ func (s *Server) tokenID(r *http.Request) (int64, error) {
 }
 
 func (s *Server) editToken(w http.ResponseWriter, r *http.Request, ses *session) error {
-	id, err := s.tokenID(r)
+	id, err := s.pathID(r)
 	if err != nil {
 		return err
 	}
@@ -370,7 +381,7 @@ func (s *Server) editToken(w http.ResponseWriter, r *http.Request, ses *session)
 }
 
 func (s *Server) updateToken(w http.ResponseWriter, r *http.Request, ses *session) error {
-	id, err := s.tokenID(r)
+	id, err := s.pathID(r)
 	if err != nil {
 		return err
 	}
@@ -422,7 +433,7 @@ func graceWords(d time.Duration) string {
 }
 
 func (s *Server) confirm(w http.ResponseWriter, r *http.Request, ses *session, verb, explain, action string) error {
-	id, err := s.tokenID(r)
+	id, err := s.pathID(r)
 	if err != nil {
 		return err
 	}
@@ -436,7 +447,7 @@ func (s *Server) confirm(w http.ResponseWriter, r *http.Request, ses *session, v
 }
 
 func (s *Server) resetToken(w http.ResponseWriter, r *http.Request, ses *session) error {
-	id, err := s.tokenID(r)
+	id, err := s.pathID(r)
 	if err != nil {
 		return err
 	}
@@ -457,7 +468,7 @@ func (s *Server) resetToken(w http.ResponseWriter, r *http.Request, ses *session
 }
 
 func (s *Server) deleteToken(w http.ResponseWriter, r *http.Request, ses *session) error {
-	id, err := s.tokenID(r)
+	id, err := s.pathID(r)
 	if err != nil {
 		return err
 	}
@@ -496,7 +507,7 @@ type svgBar struct {
 }
 
 func (s *Server) tokenUsage(w http.ResponseWriter, r *http.Request, ses *session) error {
-	id, err := s.tokenID(r)
+	id, err := s.pathID(r)
 	if err != nil {
 		return err
 	}
@@ -588,7 +599,7 @@ func (s *Server) createProject(w http.ResponseWriter, r *http.Request, ses *sess
 }
 
 func (s *Server) createSandbox(w http.ResponseWriter, r *http.Request, ses *session) error {
-	id, err := s.tokenID(r)
+	id, err := s.pathID(r)
 	if err != nil {
 		return err
 	}
@@ -608,14 +619,11 @@ type sandboxData struct {
 }
 
 func (s *Server) sandbox(w http.ResponseWriter, r *http.Request, ses *session) error {
-	id, err := s.tokenID(r)
+	sb, err := s.resource(r, ses, tokend.ResourceSandbox)
 	if err != nil {
 		return err
 	}
-	sb, err := s.svc.GetResource(r.Context(), ses.Principal, tokend.ResourceSandbox, id)
-	if err != nil {
-		return err
-	}
+	id := sb.ID
 	page, _ := strconv.Atoi(r.URL.Query().Get("page"))
 	page = max(page, 1)
 	search := r.URL.Query().Get("search")
@@ -686,7 +694,7 @@ func (s *Server) deleteMessage(w http.ResponseWriter, r *http.Request, ses *sess
 }
 
 func (s *Server) capturedMessage(r *http.Request, ses *session) (int64, *tokend.StoredEmail, error) {
-	sb, err := s.tokenID(r)
+	sb, err := s.pathID(r)
 	if err != nil {
 		return 0, nil, err
 	}
@@ -781,11 +789,7 @@ func (s *Server) createDomain(w http.ResponseWriter, r *http.Request, ses *sessi
 }
 
 func (s *Server) domain(w http.ResponseWriter, r *http.Request, ses *session) error {
-	id, err := s.tokenID(r)
-	if err != nil {
-		return err
-	}
-	d, err := s.svc.GetResource(r.Context(), ses.Principal, tokend.ResourceDomain, id)
+	d, err := s.resource(r, ses, tokend.ResourceDomain)
 	if err != nil {
 		return err
 	}
@@ -811,25 +815,21 @@ type domainData struct {
 }
 
 func (s *Server) confirmDeleteDomain(w http.ResponseWriter, r *http.Request, ses *session) error {
-	id, err := s.tokenID(r)
-	if err != nil {
-		return err
-	}
-	d, err := s.svc.GetResource(r.Context(), ses.Principal, tokend.ResourceDomain, id)
+	d, err := s.resource(r, ses, tokend.ResourceDomain)
 	if err != nil {
 		return err
 	}
 	if d.Level != tokend.Admin {
-		return tokend.Errorf(tokend.EFORBIDDEN, "You need admin access to domain %d to delete it", id)
+		return tokend.Errorf(tokend.EFORBIDDEN, "You need admin access to domain %d to delete it", d.ID)
 	}
 	s.render(w, r, http.StatusOK, "confirm", view{Title: "Delete sending domain", Session: ses, Data: confirmData{
-		Action: fmt.Sprintf("/domains/%d/delete", id), Verb: "Delete sending domain " + d.Name,
+		Action: fmt.Sprintf("/domains/%d/delete", d.ID), Verb: "Delete sending domain " + d.Name,
 		Explain: "New email can no longer be sent from it, and every permission naming it is removed.", Cancel: "/domains"}})
 	return nil
 }
 
 func (s *Server) deleteDomain(w http.ResponseWriter, r *http.Request, ses *session) error {
-	id, err := s.tokenID(r)
+	id, err := s.pathID(r)
 	if err != nil {
 		return err
 	}
