@@ -26,6 +26,7 @@ import (
 	"github.com/pressly/goose/v3/lock"
 
 	"github.com/tokend/tokend"
+	"github.com/tokend/tokend/internal/sqlstore"
 )
 
 //go:embed migrations/*.sql
@@ -134,7 +135,7 @@ func (s *Store) once(ctx context.Context, opts *sql.TxOptions, fn func(tokend.Tx
 	if err != nil {
 		return fmt.Errorf("postgres: begin: %w", err)
 	}
-	if err := fn(&tx{rebind{sqlTx}}); err != nil {
+	if err := fn(sqlstore.NewTx(rebind{sqlTx}, dialect)); err != nil {
 		if rbErr := sqlTx.Rollback(); rbErr != nil && !errors.Is(rbErr, sql.ErrTxDone) {
 			return errors.Join(err, fmt.Errorf("postgres: rollback: %w", rbErr))
 		}
@@ -153,6 +154,12 @@ func retryable(err error) bool {
 	return errors.As(err, &pe) && (pe.Code == "40001" || pe.Code == "40P01")
 }
 
+// dialect is PostgreSQL's: concurrent claims skip each other's rows, and
+// writes on an account hold its row.
+var dialect = &sqlstore.Dialect{Greatest: "GREATEST", ClaimLock: " FOR UPDATE SKIP LOCKED",
+	LockAccount: "SELECT 1 FROM accounts WHERE id = ? FOR UPDATE", PermissionOrder: "p.resource_type, p.resource_id",
+	IsUniqueViolation: isUniqueViolation}
+
 func isUniqueViolation(err error) bool {
 	var pe *pgconn.PgError
 	return errors.As(err, &pe) && pe.Code == "23505"
@@ -160,7 +167,7 @@ func isUniqueViolation(err error) bool {
 
 // rebind runs queries written with ? placeholders, as the SQLite store's
 // are, with PostgreSQL's $1, $2, ...
-type rebind struct{ q querier }
+type rebind struct{ q sqlstore.Querier }
 
 func (r rebind) ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error) {
 	return r.q.ExecContext(ctx, placeholders(query), args...)
@@ -200,12 +207,12 @@ func placeholders(query string) string {
 
 // TokenByHash looks a token up by the hash of its value, outside any transaction.
 func (s *Store) TokenByHash(ctx context.Context, hash []byte) (*tokend.Token, error) {
-	return (&tx{rebind{s.db}}).tokenWhere(ctx, "t.token_hash = ?", hash)
+	return sqlstore.NewTx(rebind{s.db}, dialect).TokenByHash(ctx, hash)
 }
 
 // ForEachToken streams every token unexpired at now, for warming a cache.
 func (s *Store) ForEachToken(ctx context.Context, now time.Time, fn func(*tokend.Token) error) error {
-	return (&tx{rebind{s.db}}).eachToken(ctx, "t.expires_at IS NULL OR t.expires_at > ?", []any{micros(now)}, fn)
+	return sqlstore.NewTx(rebind{s.db}, dialect).ForEachToken(ctx, now, fn)
 }
 
 // AuthChangesSince returns the authentication changes after afterID.

@@ -22,6 +22,7 @@ import (
 	sqlite3 "modernc.org/sqlite/lib"
 
 	"github.com/tokend/tokend"
+	"github.com/tokend/tokend/internal/sqlstore"
 )
 
 //go:embed migrations/*.sql
@@ -125,7 +126,7 @@ func inTx(ctx context.Context, db *sql.DB, stmts *stmtCache, fn func(tokend.Tx) 
 	if err != nil {
 		return fmt.Errorf("sqlite: begin: %w", err)
 	}
-	if err := fn(&tx{preparedQuerier{cache: stmts, tx: sqlTx}}); err != nil {
+	if err := fn(sqlstore.NewTx(preparedQuerier{cache: stmts, tx: sqlTx}, dialect)); err != nil {
 		if rbErr := sqlTx.Rollback(); rbErr != nil {
 			return errors.Join(err, fmt.Errorf("sqlite: rollback: %w", rbErr))
 		}
@@ -140,12 +141,12 @@ func inTx(ctx context.Context, db *sql.DB, stmts *stmtCache, fn func(tokend.Tx) 
 // TokenByHash looks a token up by the hash of its value: one indexed query on
 // the reader pool, outside any transaction.
 func (s *Store) TokenByHash(ctx context.Context, hash []byte) (*tokend.Token, error) {
-	return (&tx{preparedQuerier{cache: s.readStmts}}).tokenWhere(ctx, "t.token_hash = ?", hash)
+	return sqlstore.NewTx(preparedQuerier{cache: s.readStmts}, dialect).TokenByHash(ctx, hash)
 }
 
 // ForEachToken streams every token unexpired at now, for warming a cache.
 func (s *Store) ForEachToken(ctx context.Context, now time.Time, fn func(*tokend.Token) error) error {
-	return (&tx{s.read}).eachToken(ctx, "t.expires_at IS NULL OR t.expires_at > ?", []any{micros(now)}, fn)
+	return sqlstore.NewTx(s.read, dialect).ForEachToken(ctx, now, fn)
 }
 
 // AuthChangesSince returns the authentication changes after afterID.
@@ -177,6 +178,9 @@ func (s *Store) LastAuthChange(ctx context.Context) (int64, error) {
 	}
 	return id.Int64, nil
 }
+
+// dialect is SQLite's: one writer at a time, so no locks to take.
+var dialect = &sqlstore.Dialect{Greatest: "max", PermissionOrder: "p.rowid", IsUniqueViolation: isUniqueViolation}
 
 func isUniqueViolation(err error) bool {
 	var e *sqlite.Error

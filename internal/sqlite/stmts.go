@@ -4,6 +4,8 @@ import (
 	"context"
 	"database/sql"
 	"sync"
+
+	"github.com/tokend/tokend/internal/sqlstore"
 )
 
 // stmtCache prepares each query once per pool. SQLite spends much of a short
@@ -72,7 +74,7 @@ type preparedQuerier struct {
 }
 
 // plain is where a query runs when its statement is not prepared yet.
-func (p preparedQuerier) plain() querier {
+func (p preparedQuerier) plain() sqlstore.Querier {
 	if p.tx != nil {
 		return p.tx
 	}

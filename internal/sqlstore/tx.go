@@ -1,4 +1,6 @@
-package sqlite
+// Package sqlstore holds the queries the SQLite and PostgreSQL stores share:
+// one tokend.Tx written once, with a Dialect for the few places they differ.
+package sqlstore
 
 import (
 	"context"
@@ -20,9 +22,37 @@ type querier interface {
 	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
 }
 
-type tx struct{ q querier }
+// Tx is tokend.Tx on a SQL database: the SQLite and the PostgreSQL stores
+// share its queries, written with ? placeholders, and differ only where their
+// Dialect says.
+type Tx struct {
+	q querier
+	d *Dialect
+}
 
-var _ tokend.Tx = (*tx)(nil)
+// NewTx returns a Tx running its queries on q.
+func NewTx(q Querier, d *Dialect) *Tx { return &Tx{q: q, d: d} }
+
+// Querier is what the queries run on: a transaction, or a pool for the
+// reads done outside one.
+type Querier = querier
+
+// Dialect is what differs between the databases.
+type Dialect struct {
+	// Greatest is the function of the larger of two values: max or GREATEST.
+	Greatest string
+	// ClaimLock follows the claim's inner select: "" under a single
+	// writer, " FOR UPDATE SKIP LOCKED" where claims run at once.
+	ClaimLock string
+	// LockAccount is the query that holds an account's row; "" for none.
+	LockAccount string
+	// PermissionOrder breaks ties between permissions of equal position.
+	PermissionOrder string
+	// IsUniqueViolation recognises a unique constraint's error.
+	IsUniqueViolation func(error) bool
+}
+
+var _ tokend.Tx = (*Tx)(nil)
 
 func micros(t time.Time) int64 { return t.UnixMicro() }
 
@@ -45,17 +75,25 @@ func timePtr(n sql.NullInt64) *time.Time {
 
 func notFound(what string) error { return tokend.Errorf(tokend.ENOTFOUND, "%s not found", what) }
 
-// LockAccount is a no-op: SQLite's single writer already runs writes one
-// after another.
-func (x *tx) LockAccount(ctx context.Context, id int64) error { return nil }
+// LockAccount holds the account's row until the transaction ends, where the
+// dialect has a way to.
+func (x *Tx) LockAccount(ctx context.Context, id int64) error {
+	if x.d.LockAccount == "" {
+		return nil
+	}
+	if _, err := x.q.ExecContext(ctx, x.d.LockAccount, id); err != nil {
+		return fmt.Errorf("lock account: %w", err)
+	}
+	return nil
+}
 
 // CreateAccount inserts a and sets its ID.
-func (x *tx) CreateAccount(ctx context.Context, a *tokend.Account) error {
+func (x *Tx) CreateAccount(ctx context.Context, a *tokend.Account) error {
 	err := x.q.QueryRowContext(ctx,
 		`INSERT INTO accounts (name, plan, rate_limit, created_at) VALUES (?, ?, ?, ?) RETURNING id`,
 		a.Name, string(a.Plan), a.RateLimit, micros(a.CreatedAt)).Scan(&a.ID)
 	if err != nil {
-		return fmt.Errorf("sqlite: insert account: %w", err)
+		return fmt.Errorf("insert account: %w", err)
 	}
 	return nil
 }
@@ -72,28 +110,28 @@ func scanAccount(row interface{ Scan(...any) error }) (tokend.Account, error) {
 }
 
 // Account returns one account.
-func (x *tx) Account(ctx context.Context, id int64) (*tokend.Account, error) {
+func (x *Tx) Account(ctx context.Context, id int64) (*tokend.Account, error) {
 	a, err := scanAccount(x.q.QueryRowContext(ctx, `SELECT `+accountColumns+` FROM accounts WHERE id = ?`, id))
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, notFound("account")
 	} else if err != nil {
-		return nil, fmt.Errorf("sqlite: account: %w", err)
+		return nil, fmt.Errorf("account: %w", err)
 	}
 	return &a, nil
 }
 
 // Accounts returns every account in ID order.
-func (x *tx) Accounts(ctx context.Context) ([]tokend.Account, error) {
+func (x *Tx) Accounts(ctx context.Context) ([]tokend.Account, error) {
 	rows, err := x.q.QueryContext(ctx, `SELECT `+accountColumns+` FROM accounts ORDER BY id`)
 	if err != nil {
-		return nil, fmt.Errorf("sqlite: accounts: %w", err)
+		return nil, fmt.Errorf("accounts: %w", err)
 	}
 	defer rows.Close()
 	var out []tokend.Account
 	for rows.Next() {
 		a, err := scanAccount(rows)
 		if err != nil {
-			return nil, fmt.Errorf("sqlite: accounts: %w", err)
+			return nil, fmt.Errorf("accounts: %w", err)
 		}
 		out = append(out, a)
 	}
@@ -101,7 +139,7 @@ func (x *tx) Accounts(ctx context.Context) ([]tokend.Account, error) {
 }
 
 // CreateResource inserts r and sets its ID.
-func (x *tx) CreateResource(ctx context.Context, r *tokend.Resource) error {
+func (x *Tx) CreateResource(ctx context.Context, r *tokend.Resource) error {
 	var project sql.NullInt64
 	if r.Type == tokend.ResourceSandbox {
 		project = sql.NullInt64{Int64: r.ProjectID, Valid: true}
@@ -109,10 +147,10 @@ func (x *tx) CreateResource(ctx context.Context, r *tokend.Resource) error {
 	err := x.q.QueryRowContext(ctx,
 		`INSERT INTO resources (account_id, type, project_id, name, created_at) VALUES (?, ?, ?, ?, ?) RETURNING id`,
 		r.AccountID, string(r.Type), project, r.Name, micros(r.CreatedAt)).Scan(&r.ID)
-	if isUniqueViolation(err) && r.Type == tokend.ResourceDomain {
+	if x.d.IsUniqueViolation(err) && r.Type == tokend.ResourceDomain {
 		return tokend.Invalid("domain_name", "has already been taken")
 	} else if err != nil {
-		return fmt.Errorf("sqlite: insert %s: %w", r.Type, err)
+		return fmt.Errorf("insert %s: %w", r.Type, err)
 	}
 	return nil
 }
@@ -130,30 +168,30 @@ func scanResource(row interface{ Scan(...any) error }) (tokend.Resource, error) 
 }
 
 // Resource returns one resource of the given type.
-func (x *tx) Resource(ctx context.Context, typ tokend.ResourceType, id int64) (*tokend.Resource, error) {
+func (x *Tx) Resource(ctx context.Context, typ tokend.ResourceType, id int64) (*tokend.Resource, error) {
 	r, err := scanResource(x.q.QueryRowContext(ctx,
 		`SELECT `+resourceColumns+` FROM resources WHERE id = ? AND type = ?`, id, string(typ)))
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, notFound(string(typ))
 	} else if err != nil {
-		return nil, fmt.Errorf("sqlite: %s: %w", typ, err)
+		return nil, fmt.Errorf("%s: %w", typ, err)
 	}
 	return &r, nil
 }
 
 // Resources lists an account's resources in ID order.
-func (x *tx) Resources(ctx context.Context, accountID int64) ([]tokend.Resource, error) {
+func (x *Tx) Resources(ctx context.Context, accountID int64) ([]tokend.Resource, error) {
 	rows, err := x.q.QueryContext(ctx,
 		`SELECT `+resourceColumns+` FROM resources WHERE account_id = ? ORDER BY id`, accountID)
 	if err != nil {
-		return nil, fmt.Errorf("sqlite: resources: %w", err)
+		return nil, fmt.Errorf("resources: %w", err)
 	}
 	defer rows.Close()
 	var out []tokend.Resource
 	for rows.Next() {
 		r, err := scanResource(rows)
 		if err != nil {
-			return nil, fmt.Errorf("sqlite: resources: %w", err)
+			return nil, fmt.Errorf("resources: %w", err)
 		}
 		out = append(out, r)
 	}
@@ -161,55 +199,55 @@ func (x *tx) Resources(ctx context.Context, accountID int64) ([]tokend.Resource,
 }
 
 // RenameResource sets a resource's name.
-func (x *tx) RenameResource(ctx context.Context, typ tokend.ResourceType, id int64, name string) error {
+func (x *Tx) RenameResource(ctx context.Context, typ tokend.ResourceType, id int64, name string) error {
 	res, err := x.q.ExecContext(ctx, `UPDATE resources SET name = ? WHERE id = ? AND type = ?`, name, id, string(typ))
 	return expectOne(res, err, string(typ))
 }
 
 // DeleteResource deletes a resource, a project's sandboxes, and every
 // permission naming any of them.
-func (x *tx) DeleteResource(ctx context.Context, typ tokend.ResourceType, id int64) error {
+func (x *Tx) DeleteResource(ctx context.Context, typ tokend.ResourceType, id int64) error {
 	if typ == tokend.ResourceProject {
 		if _, err := x.q.ExecContext(ctx,
 			`DELETE FROM token_permissions WHERE resource_type = 'sandbox'
 			   AND resource_id IN (SELECT id FROM resources WHERE project_id = ?)`, id); err != nil {
-			return fmt.Errorf("sqlite: delete sandbox permissions: %w", err)
+			return fmt.Errorf("delete sandbox permissions: %w", err)
 		}
 	}
 	if _, err := x.q.ExecContext(ctx,
 		`DELETE FROM token_permissions WHERE resource_type = ? AND resource_id = ?`, string(typ), id); err != nil {
-		return fmt.Errorf("sqlite: delete %s permissions: %w", typ, err)
+		return fmt.Errorf("delete %s permissions: %w", typ, err)
 	}
 	res, err := x.q.ExecContext(ctx, `DELETE FROM resources WHERE id = ? AND type = ?`, id, string(typ))
 	return expectOne(res, err, string(typ))
 }
 
 // CreateToken inserts t and its permissions and sets its ID.
-func (x *tx) CreateToken(ctx context.Context, t *tokend.Token) error {
+func (x *Tx) CreateToken(ctx context.Context, t *tokend.Token) error {
 	err := x.q.QueryRowContext(ctx,
 		`INSERT INTO api_tokens (account_id, name, token_hash, last4, environment, created_by, created_at, expires_at, reset_at)
 		 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id`,
 		t.AccountID, t.Name, t.Hash, t.Last4, string(t.Environment), t.CreatedBy,
 		micros(t.CreatedAt), nullMicros(t.ExpiresAt), nullMicros(t.ResetAt)).Scan(&t.ID)
 	if err != nil {
-		return fmt.Errorf("sqlite: insert token: %w", err)
+		return fmt.Errorf("insert token: %w", err)
 	}
 	return x.insertPermissions(ctx, t.ID, t.Permissions)
 }
 
-func (x *tx) insertPermissions(ctx context.Context, tokenID int64, perms []tokend.Permission) error {
+func (x *Tx) insertPermissions(ctx context.Context, tokenID int64, perms []tokend.Permission) error {
 	for i, p := range perms {
 		if _, err := x.q.ExecContext(ctx,
 			`INSERT INTO token_permissions (token_id, resource_type, resource_id, access_level, position) VALUES (?, ?, ?, ?, ?)`,
 			tokenID, string(p.ResourceType), p.ResourceID, int(p.Level), i); err != nil {
-			return fmt.Errorf("sqlite: insert permission: %w", err)
+			return fmt.Errorf("insert permission: %w", err)
 		}
 	}
 	return nil
 }
 
 // UpdateToken stores t's mutable fields and replaces its permissions.
-func (x *tx) UpdateToken(ctx context.Context, t *tokend.Token) error {
+func (x *Tx) UpdateToken(ctx context.Context, t *tokend.Token) error {
 	res, err := x.q.ExecContext(ctx,
 		`UPDATE api_tokens SET name = ?, expires_at = ?, reset_at = ? WHERE id = ?`,
 		t.Name, nullMicros(t.ExpiresAt), nullMicros(t.ResetAt), t.ID)
@@ -217,37 +255,37 @@ func (x *tx) UpdateToken(ctx context.Context, t *tokend.Token) error {
 		return err
 	}
 	if _, err := x.q.ExecContext(ctx, `DELETE FROM token_permissions WHERE token_id = ?`, t.ID); err != nil {
-		return fmt.Errorf("sqlite: replace permissions: %w", err)
+		return fmt.Errorf("replace permissions: %w", err)
 	}
 	return x.insertPermissions(ctx, t.ID, t.Permissions)
 }
 
 // DeleteToken deletes a token; its permissions go with it.
-func (x *tx) DeleteToken(ctx context.Context, id int64) error {
+func (x *Tx) DeleteToken(ctx context.Context, id int64) error {
 	res, err := x.q.ExecContext(ctx, `DELETE FROM api_tokens WHERE id = ?`, id)
 	return expectOne(res, err, "token")
 }
 
 // DeleteTokensExpiredBefore deletes tokens expired at or before cutoff.
-func (x *tx) DeleteTokensExpiredBefore(ctx context.Context, cutoff time.Time) (int64, error) {
+func (x *Tx) DeleteTokensExpiredBefore(ctx context.Context, cutoff time.Time) (int64, error) {
 	res, err := x.q.ExecContext(ctx, `DELETE FROM api_tokens WHERE expires_at <= ?`, micros(cutoff))
 	if err != nil {
-		return 0, fmt.Errorf("sqlite: purge tokens: %w", err)
+		return 0, fmt.Errorf("purge tokens: %w", err)
 	}
 	return res.RowsAffected()
 }
 
 // Token returns one token with its permissions.
-func (x *tx) Token(ctx context.Context, id int64) (*tokend.Token, error) {
+func (x *Tx) Token(ctx context.Context, id int64) (*tokend.Token, error) {
 	return x.tokenWhere(ctx, "t.id = ?", id)
 }
 
 // Tokens lists an account's tokens with their permissions in ID order.
-func (x *tx) Tokens(ctx context.Context, accountID int64) ([]tokend.Token, error) {
+func (x *Tx) Tokens(ctx context.Context, accountID int64) ([]tokend.Token, error) {
 	return x.tokensWhere(ctx, "t.account_id = ?", accountID)
 }
 
-func (x *tx) tokenWhere(ctx context.Context, where string, arg any) (*tokend.Token, error) {
+func (x *Tx) tokenWhere(ctx context.Context, where string, arg any) (*tokend.Token, error) {
 	ts, err := x.tokensWhere(ctx, where, arg)
 	if err != nil {
 		return nil, err
@@ -259,7 +297,7 @@ func (x *tx) tokenWhere(ctx context.Context, where string, arg any) (*tokend.Tok
 }
 
 // tokensWhere loads tokens and their permissions in one query.
-func (x *tx) tokensWhere(ctx context.Context, where string, args ...any) ([]tokend.Token, error) {
+func (x *Tx) tokensWhere(ctx context.Context, where string, args ...any) ([]tokend.Token, error) {
 	var out []tokend.Token
 	err := x.eachToken(ctx, where, args, func(t *tokend.Token) error {
 		out = append(out, *t)
@@ -270,16 +308,16 @@ func (x *tx) tokensWhere(ctx context.Context, where string, args ...any) ([]toke
 
 // eachToken streams the tokens matching where, each with its permissions and
 // its account's rate limit, in ID order.
-func (x *tx) eachToken(ctx context.Context, where string, args []any, fn func(*tokend.Token) error) error {
+func (x *Tx) eachToken(ctx context.Context, where string, args []any, fn func(*tokend.Token) error) error {
 	rows, err := x.q.QueryContext(ctx,
 		`SELECT t.id, t.account_id, t.name, t.token_hash, t.last4, t.environment, t.created_by,
 		        t.created_at, t.expires_at, t.reset_at, t.last_used_at, a.rate_limit,
 		        p.resource_type, p.resource_id, p.access_level
 		   FROM api_tokens t JOIN accounts a ON a.id = t.account_id
 		   LEFT JOIN token_permissions p ON p.token_id = t.id
-		  WHERE `+where+` ORDER BY t.id, p.position, p.rowid`, args...)
+		  WHERE `+where+` ORDER BY t.id, p.position, `+x.d.PermissionOrder, args...)
 	if err != nil {
-		return fmt.Errorf("sqlite: tokens: %w", err)
+		return fmt.Errorf("tokens: %w", err)
 	}
 	defer rows.Close()
 	var cur *tokend.Token
@@ -292,7 +330,7 @@ func (x *tx) eachToken(ctx context.Context, where string, args []any, fn func(*t
 		var pid, plevel sql.NullInt64
 		if err := rows.Scan(&t.ID, &t.AccountID, &t.Name, &t.Hash, &t.Last4, &env, &t.CreatedBy,
 			&created, &expires, &reset, &lastUsed, &t.AccountLimit, &ptype, &pid, &plevel); err != nil {
-			return fmt.Errorf("sqlite: tokens: %w", err)
+			return fmt.Errorf("tokens: %w", err)
 		}
 		if cur == nil || cur.ID != t.ID {
 			if cur != nil {
@@ -313,7 +351,7 @@ func (x *tx) eachToken(ctx context.Context, where string, args []any, fn func(*t
 		}
 	}
 	if err := rows.Err(); err != nil {
-		return fmt.Errorf("sqlite: tokens: %w", err)
+		return fmt.Errorf("tokens: %w", err)
 	}
 	if cur != nil {
 		return fn(cur)
@@ -331,35 +369,35 @@ func environment(s string) tokend.Environment {
 }
 
 // SetPlan changes an account's plan and rate limit.
-func (x *tx) SetPlan(ctx context.Context, accountID int64, plan tokend.Plan, rateLimit int) error {
+func (x *Tx) SetPlan(ctx context.Context, accountID int64, plan tokend.Plan, rateLimit int) error {
 	res, err := x.q.ExecContext(ctx, `UPDATE accounts SET plan = ?, rate_limit = ? WHERE id = ?`, string(plan), rateLimit, accountID)
 	return expectOne(res, err, "account")
 }
 
 // AddUsage adds counts to a token's usage and moves last_used_at forward.
-func (x *tx) AddUsage(ctx context.Context, tokenID int64, lastUsed time.Time, counts []tokend.UsageCount) error {
+func (x *Tx) AddUsage(ctx context.Context, tokenID int64, lastUsed time.Time, counts []tokend.UsageCount) error {
 	if _, err := x.q.ExecContext(ctx,
-		`UPDATE api_tokens SET last_used_at = max(coalesce(last_used_at, 0), ?) WHERE id = ?`, micros(lastUsed), tokenID); err != nil {
-		return fmt.Errorf("sqlite: touch token: %w", err)
+		`UPDATE api_tokens SET last_used_at = `+x.d.Greatest+`(coalesce(last_used_at, 0), ?) WHERE id = ?`, micros(lastUsed), tokenID); err != nil {
+		return fmt.Errorf("touch token: %w", err)
 	}
 	for _, c := range counts {
 		if _, err := x.q.ExecContext(ctx,
 			`INSERT INTO token_usage (token_id, day, outcome, count)
 			 SELECT ?, ?, ?, ? WHERE EXISTS (SELECT 1 FROM api_tokens WHERE id = ?)
-			 ON CONFLICT (token_id, day, outcome) DO UPDATE SET count = count + excluded.count`,
+			 ON CONFLICT (token_id, day, outcome) DO UPDATE SET count = token_usage.count + excluded.count`,
 			tokenID, c.Day, string(c.Outcome), c.Count, tokenID); err != nil {
-			return fmt.Errorf("sqlite: add usage: %w", err)
+			return fmt.Errorf("add usage: %w", err)
 		}
 	}
 	return nil
 }
 
 // Usage returns a token's counts by day and outcome.
-func (x *tx) Usage(ctx context.Context, tokenID int64) ([]tokend.UsageCount, error) {
+func (x *Tx) Usage(ctx context.Context, tokenID int64) ([]tokend.UsageCount, error) {
 	rows, err := x.q.QueryContext(ctx,
 		`SELECT day, outcome, count FROM token_usage WHERE token_id = ? ORDER BY day, outcome`, tokenID)
 	if err != nil {
-		return nil, fmt.Errorf("sqlite: usage: %w", err)
+		return nil, fmt.Errorf("usage: %w", err)
 	}
 	defer rows.Close()
 	var out []tokend.UsageCount
@@ -367,7 +405,7 @@ func (x *tx) Usage(ctx context.Context, tokenID int64) ([]tokend.UsageCount, err
 		var c tokend.UsageCount
 		var outcome string
 		if err := rows.Scan(&c.Day, &outcome, &c.Count); err != nil {
-			return nil, fmt.Errorf("sqlite: usage: %w", err)
+			return nil, fmt.Errorf("usage: %w", err)
 		}
 		c.Outcome = tokend.Outcome(outcome)
 		out = append(out, c)
@@ -376,14 +414,14 @@ func (x *tx) Usage(ctx context.Context, tokenID int64) ([]tokend.UsageCount, err
 }
 
 // AddAuditEvent appends e and sets its ID.
-func (x *tx) AddAuditEvent(ctx context.Context, e *tokend.AuditEvent) error {
+func (x *Tx) AddAuditEvent(ctx context.Context, e *tokend.AuditEvent) error {
 	details := e.Details
 	if details == nil {
 		details = map[string]any{}
 	}
 	b, err := json.Marshal(details)
 	if err != nil {
-		return fmt.Errorf("sqlite: audit details: %w", err)
+		return fmt.Errorf("audit details: %w", err)
 	}
 	err = x.q.QueryRowContext(ctx,
 		`INSERT INTO audit_events (account_id, at, actor, actor_token_id, action, target_type, target_id, client_addr, details)
@@ -391,13 +429,13 @@ func (x *tx) AddAuditEvent(ctx context.Context, e *tokend.AuditEvent) error {
 		nullID(e.AccountID), micros(e.At), e.Actor, nullID(e.ActorTokenID), e.Action, e.TargetType, nullID(e.TargetID),
 		e.ClientAddr, string(b)).Scan(&e.ID)
 	if err != nil {
-		return fmt.Errorf("sqlite: insert audit event: %w", err)
+		return fmt.Errorf("insert audit event: %w", err)
 	}
 	return nil
 }
 
 // AuditEvents returns an account's events below beforeID, newest first.
-func (x *tx) AuditEvents(ctx context.Context, accountID, beforeID int64, limit int) ([]tokend.AuditEvent, error) {
+func (x *Tx) AuditEvents(ctx context.Context, accountID, beforeID int64, limit int) ([]tokend.AuditEvent, error) {
 	if beforeID <= 0 {
 		beforeID = math.MaxInt64
 	}
@@ -405,7 +443,7 @@ func (x *tx) AuditEvents(ctx context.Context, accountID, beforeID int64, limit i
 		`SELECT id, account_id, at, actor, actor_token_id, action, target_type, target_id, client_addr, details
 		   FROM audit_events WHERE account_id = ? AND id < ? ORDER BY id DESC LIMIT ?`, accountID, beforeID, limit)
 	if err != nil {
-		return nil, fmt.Errorf("sqlite: audit events: %w", err)
+		return nil, fmt.Errorf("audit events: %w", err)
 	}
 	defer rows.Close()
 	var out []tokend.AuditEvent
@@ -415,11 +453,11 @@ func (x *tx) AuditEvents(ctx context.Context, accountID, beforeID int64, limit i
 		var at int64
 		var details string
 		if err := rows.Scan(&e.ID, &account, &at, &e.Actor, &actorToken, &e.Action, &e.TargetType, &target, &e.ClientAddr, &details); err != nil {
-			return nil, fmt.Errorf("sqlite: audit events: %w", err)
+			return nil, fmt.Errorf("audit events: %w", err)
 		}
 		e.AccountID, e.ActorTokenID, e.TargetID, e.At = account.Int64, actorToken.Int64, target.Int64, fromMicros(at)
 		if err := json.Unmarshal([]byte(details), &e.Details); err != nil {
-			return nil, fmt.Errorf("sqlite: audit event %d details: %w", e.ID, err)
+			return nil, fmt.Errorf("audit event %d details: %w", e.ID, err)
 		}
 		out = append(out, e)
 	}
@@ -427,38 +465,38 @@ func (x *tx) AuditEvents(ctx context.Context, accountID, beforeID int64, limit i
 }
 
 // AddTokenNetwork records a network a token was used from.
-func (x *tx) AddTokenNetwork(ctx context.Context, tokenID int64, network string, at time.Time) (bool, int, error) {
+func (x *Tx) AddTokenNetwork(ctx context.Context, tokenID int64, network string, at time.Time) (bool, int, error) {
 	var before int
 	if err := x.q.QueryRowContext(ctx, `SELECT count(*) FROM token_networks WHERE token_id = ?`, tokenID).Scan(&before); err != nil {
-		return false, 0, fmt.Errorf("sqlite: token networks: %w", err)
+		return false, 0, fmt.Errorf("token networks: %w", err)
 	}
 	res, err := x.q.ExecContext(ctx,
 		`INSERT INTO token_networks (token_id, network, first_seen)
 		 SELECT ?, ?, ? WHERE EXISTS (SELECT 1 FROM api_tokens WHERE id = ?)
 		 ON CONFLICT (token_id, network) DO NOTHING`, tokenID, network, micros(at), tokenID)
 	if err != nil {
-		return false, 0, fmt.Errorf("sqlite: add token network: %w", err)
+		return false, 0, fmt.Errorf("add token network: %w", err)
 	}
 	n, err := res.RowsAffected()
 	if err != nil {
-		return false, 0, fmt.Errorf("sqlite: add token network: %w", err)
+		return false, 0, fmt.Errorf("add token network: %w", err)
 	}
 	return n == 1, before, nil
 }
 
 // AddAuthChange appends an authentication change.
-func (x *tx) AddAuthChange(ctx context.Context, c tokend.AuthChange, at time.Time) error {
+func (x *Tx) AddAuthChange(ctx context.Context, c tokend.AuthChange, at time.Time) error {
 	if _, err := x.q.ExecContext(ctx, `INSERT INTO auth_changes (token_id, account_id, at) VALUES (?, ?, ?)`,
 		nullID(c.TokenID), nullID(c.AccountID), micros(at)); err != nil {
-		return fmt.Errorf("sqlite: add auth change: %w", err)
+		return fmt.Errorf("add auth change: %w", err)
 	}
 	return nil
 }
 
 // DeleteAuthChangesBefore prunes the change log.
-func (x *tx) DeleteAuthChangesBefore(ctx context.Context, cutoff time.Time) error {
+func (x *Tx) DeleteAuthChangesBefore(ctx context.Context, cutoff time.Time) error {
 	if _, err := x.q.ExecContext(ctx, `DELETE FROM auth_changes WHERE at < ?`, micros(cutoff)); err != nil {
-		return fmt.Errorf("sqlite: prune auth changes: %w", err)
+		return fmt.Errorf("prune auth changes: %w", err)
 	}
 	return nil
 }
@@ -467,14 +505,25 @@ func nullID(id int64) sql.NullInt64 { return sql.NullInt64{Int64: id, Valid: id 
 
 func expectOne(res sql.Result, err error, what string) error {
 	if err != nil {
-		return fmt.Errorf("sqlite: %s: %w", what, err)
+		return fmt.Errorf("%s: %w", what, err)
 	}
 	n, err := res.RowsAffected()
 	if err != nil {
-		return fmt.Errorf("sqlite: %s: %w", what, err)
+		return fmt.Errorf("%s: %w", what, err)
 	}
 	if n == 0 {
 		return notFound(what)
 	}
 	return nil
+}
+
+// TokenByHash is the authentication lookup, for stores to run outside a
+// transaction.
+func (x *Tx) TokenByHash(ctx context.Context, hash []byte) (*tokend.Token, error) {
+	return x.tokenWhere(ctx, "t.token_hash = ?", hash)
+}
+
+// ForEachToken streams every token unexpired at now, for warming a cache.
+func (x *Tx) ForEachToken(ctx context.Context, now time.Time, fn func(*tokend.Token) error) error {
+	return x.eachToken(ctx, "t.expires_at IS NULL OR t.expires_at > ?", []any{micros(now)}, fn)
 }

@@ -1,4 +1,4 @@
-package sqlite
+package sqlstore
 
 import (
 	"context"
@@ -21,50 +21,50 @@ func scanUser(row interface{ Scan(...any) error }) (tokend.User, error) {
 }
 
 // CreateUser inserts u and sets its ID.
-func (x *tx) CreateUser(ctx context.Context, u *tokend.User) error {
+func (x *Tx) CreateUser(ctx context.Context, u *tokend.User) error {
 	err := x.q.QueryRowContext(ctx,
 		`INSERT INTO users (account_id, email, name, role, password_hash, created_at) VALUES (?, lower(?), ?, ?, ?, ?) RETURNING id`,
 		u.AccountID, u.Email, u.Name, int(u.Role), u.PasswordHash, micros(u.CreatedAt)).Scan(&u.ID)
-	if isUniqueViolation(err) {
+	if x.d.IsUniqueViolation(err) {
 		return tokend.Invalid("email", "has already been taken")
 	} else if err != nil {
-		return fmt.Errorf("sqlite: insert user: %w", err)
+		return fmt.Errorf("insert user: %w", err)
 	}
 	return nil
 }
 
-func (x *tx) userWhere(ctx context.Context, where string, arg any) (*tokend.User, error) {
+func (x *Tx) userWhere(ctx context.Context, where string, arg any) (*tokend.User, error) {
 	u, err := scanUser(x.q.QueryRowContext(ctx, `SELECT `+userColumns+` FROM users WHERE `+where, arg))
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, notFound("user")
 	} else if err != nil {
-		return nil, fmt.Errorf("sqlite: user: %w", err)
+		return nil, fmt.Errorf("user: %w", err)
 	}
 	return &u, nil
 }
 
 // User returns one user.
-func (x *tx) User(ctx context.Context, id int64) (*tokend.User, error) {
+func (x *Tx) User(ctx context.Context, id int64) (*tokend.User, error) {
 	return x.userWhere(ctx, "id = ?", id)
 }
 
 // UserByEmail returns the user with that email, in any case.
-func (x *tx) UserByEmail(ctx context.Context, email string) (*tokend.User, error) {
+func (x *Tx) UserByEmail(ctx context.Context, email string) (*tokend.User, error) {
 	return x.userWhere(ctx, "email = lower(?)", email)
 }
 
 // Users lists the users of an account, or of every account for 0.
-func (x *tx) Users(ctx context.Context, accountID int64) ([]tokend.User, error) {
+func (x *Tx) Users(ctx context.Context, accountID int64) ([]tokend.User, error) {
 	rows, err := x.q.QueryContext(ctx, `SELECT `+userColumns+` FROM users WHERE ? = 0 OR account_id = ? ORDER BY id`, accountID, accountID)
 	if err != nil {
-		return nil, fmt.Errorf("sqlite: users: %w", err)
+		return nil, fmt.Errorf("users: %w", err)
 	}
 	defer rows.Close()
 	out := []tokend.User{}
 	for rows.Next() {
 		u, err := scanUser(rows)
 		if err != nil {
-			return nil, fmt.Errorf("sqlite: users: %w", err)
+			return nil, fmt.Errorf("users: %w", err)
 		}
 		out = append(out, u)
 	}
@@ -72,35 +72,35 @@ func (x *tx) Users(ctx context.Context, accountID int64) ([]tokend.User, error) 
 }
 
 // DeleteUser deletes a user; its sessions go by cascade.
-func (x *tx) DeleteUser(ctx context.Context, id int64) error {
+func (x *Tx) DeleteUser(ctx context.Context, id int64) error {
 	res, err := x.q.ExecContext(ctx, `DELETE FROM users WHERE id = ?`, id)
 	return expectOne(res, err, "user")
 }
 
 // SetUserPassword replaces a password hash and ends the user's sessions.
-func (x *tx) SetUserPassword(ctx context.Context, id int64, hash string) error {
+func (x *Tx) SetUserPassword(ctx context.Context, id int64, hash string) error {
 	res, err := x.q.ExecContext(ctx, `UPDATE users SET password_hash = ? WHERE id = ?`, hash, id)
 	if err := expectOne(res, err, "user"); err != nil {
 		return err
 	}
 	if _, err := x.q.ExecContext(ctx, `DELETE FROM sessions WHERE user_id = ?`, id); err != nil {
-		return fmt.Errorf("sqlite: end sessions: %w", err)
+		return fmt.Errorf("end sessions: %w", err)
 	}
 	return nil
 }
 
 // CreateSession stores a session.
-func (x *tx) CreateSession(ctx context.Context, s *tokend.Session) error {
+func (x *Tx) CreateSession(ctx context.Context, s *tokend.Session) error {
 	if _, err := x.q.ExecContext(ctx,
 		`INSERT INTO sessions (id_hash, user_id, created_at, last_seen_at, expires_at) VALUES (?, ?, ?, ?, ?)`,
 		s.Hash, s.UserID, micros(s.CreatedAt), micros(s.LastSeenAt), micros(s.ExpiresAt)); err != nil {
-		return fmt.Errorf("sqlite: insert session: %w", err)
+		return fmt.Errorf("insert session: %w", err)
 	}
 	return nil
 }
 
 // Session returns the session with that hash.
-func (x *tx) Session(ctx context.Context, hash []byte) (*tokend.Session, error) {
+func (x *Tx) Session(ctx context.Context, hash []byte) (*tokend.Session, error) {
 	s := tokend.Session{Hash: hash}
 	var created, seen, expires int64
 	err := x.q.QueryRowContext(ctx, `SELECT user_id, created_at, last_seen_at, expires_at FROM sessions WHERE id_hash = ?`, hash).
@@ -108,47 +108,47 @@ func (x *tx) Session(ctx context.Context, hash []byte) (*tokend.Session, error) 
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, notFound("session")
 	} else if err != nil {
-		return nil, fmt.Errorf("sqlite: session: %w", err)
+		return nil, fmt.Errorf("session: %w", err)
 	}
 	s.CreatedAt, s.LastSeenAt, s.ExpiresAt = fromMicros(created), fromMicros(seen), fromMicros(expires)
 	return &s, nil
 }
 
 // TouchSession records a session's use.
-func (x *tx) TouchSession(ctx context.Context, hash []byte, at time.Time) error {
-	res, err := x.q.ExecContext(ctx, `UPDATE sessions SET last_seen_at = max(last_seen_at, ?) WHERE id_hash = ?`, micros(at), hash)
+func (x *Tx) TouchSession(ctx context.Context, hash []byte, at time.Time) error {
+	res, err := x.q.ExecContext(ctx, `UPDATE sessions SET last_seen_at = `+x.d.Greatest+`(last_seen_at, ?) WHERE id_hash = ?`, micros(at), hash)
 	return expectOne(res, err, "session")
 }
 
 // DeleteSession ends a session.
-func (x *tx) DeleteSession(ctx context.Context, hash []byte) error {
+func (x *Tx) DeleteSession(ctx context.Context, hash []byte) error {
 	res, err := x.q.ExecContext(ctx, `DELETE FROM sessions WHERE id_hash = ?`, hash)
 	return expectOne(res, err, "session")
 }
 
 // DeleteSessionsBefore deletes ended sessions.
-func (x *tx) DeleteSessionsBefore(ctx context.Context, now time.Time, idle time.Duration) error {
+func (x *Tx) DeleteSessionsBefore(ctx context.Context, now time.Time, idle time.Duration) error {
 	if _, err := x.q.ExecContext(ctx, `DELETE FROM sessions WHERE expires_at <= ? OR last_seen_at <= ?`,
 		micros(now), micros(now.Add(-idle))); err != nil {
-		return fmt.Errorf("sqlite: delete ended sessions: %w", err)
+		return fmt.Errorf("delete ended sessions: %w", err)
 	}
 	if _, err := x.q.ExecContext(ctx, `DELETE FROM invites WHERE expires_at <= ?`, micros(now)); err != nil {
-		return fmt.Errorf("sqlite: delete expired invites: %w", err)
+		return fmt.Errorf("delete expired invites: %w", err)
 	}
 	return nil
 }
 
 // CreateInvite stores an invite.
-func (x *tx) CreateInvite(ctx context.Context, inv *tokend.Invite) error {
+func (x *Tx) CreateInvite(ctx context.Context, inv *tokend.Invite) error {
 	if _, err := x.q.ExecContext(ctx, `INSERT INTO invites (id_hash, account_id, role, created_at, expires_at) VALUES (?, ?, ?, ?, ?)`,
 		inv.Hash, inv.AccountID, int(inv.Role), micros(inv.CreatedAt), micros(inv.ExpiresAt)); err != nil {
-		return fmt.Errorf("sqlite: insert invite: %w", err)
+		return fmt.Errorf("insert invite: %w", err)
 	}
 	return nil
 }
 
 // Invite returns the invite with that hash.
-func (x *tx) Invite(ctx context.Context, hash []byte) (*tokend.Invite, error) {
+func (x *Tx) Invite(ctx context.Context, hash []byte) (*tokend.Invite, error) {
 	inv := tokend.Invite{Hash: hash}
 	var created, expires int64
 	err := x.q.QueryRowContext(ctx, `SELECT account_id, role, created_at, expires_at FROM invites WHERE id_hash = ?`, hash).
@@ -156,14 +156,14 @@ func (x *tx) Invite(ctx context.Context, hash []byte) (*tokend.Invite, error) {
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, notFound("invite")
 	} else if err != nil {
-		return nil, fmt.Errorf("sqlite: invite: %w", err)
+		return nil, fmt.Errorf("invite: %w", err)
 	}
 	inv.CreatedAt, inv.ExpiresAt = fromMicros(created), fromMicros(expires)
 	return &inv, nil
 }
 
 // DeleteInvite uses an invite up.
-func (x *tx) DeleteInvite(ctx context.Context, hash []byte) error {
+func (x *Tx) DeleteInvite(ctx context.Context, hash []byte) error {
 	res, err := x.q.ExecContext(ctx, `DELETE FROM invites WHERE id_hash = ?`, hash)
 	return expectOne(res, err, "invite")
 }

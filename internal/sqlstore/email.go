@@ -1,4 +1,4 @@
-package postgres
+package sqlstore
 
 import (
 	"context"
@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"strings"
 	"time"
 
@@ -13,13 +14,13 @@ import (
 )
 
 // CreateDomainKey stores a domain's DKIM key.
-func (x *tx) CreateDomainKey(ctx context.Context, k *tokend.DomainKey) error {
+func (x *Tx) CreateDomainKey(ctx context.Context, k *tokend.DomainKey) error {
 	_, err := x.q.ExecContext(ctx,
 		`INSERT INTO domain_keys (domain_id, account_id, domain, selector, public_key, private_key, created_at)
 		 VALUES (?, ?, ?, ?, ?, ?, ?)`,
 		k.DomainID, k.AccountID, k.Domain, k.Selector, k.PublicKey, k.SealedPrivateKey, micros(k.CreatedAt))
 	if err != nil {
-		return fmt.Errorf("postgres: insert domain key: %w", err)
+		return fmt.Errorf("insert domain key: %w", err)
 	}
 	return nil
 }
@@ -35,30 +36,30 @@ func scanDomainKey(row interface{ Scan(...any) error }) (tokend.DomainKey, error
 }
 
 // DomainKey returns a domain's DKIM key.
-func (x *tx) DomainKey(ctx context.Context, domainID int64) (*tokend.DomainKey, error) {
+func (x *Tx) DomainKey(ctx context.Context, domainID int64) (*tokend.DomainKey, error) {
 	k, err := scanDomainKey(x.q.QueryRowContext(ctx, `SELECT `+domainKeyColumns+` FROM domain_keys WHERE domain_id = ?`, domainID))
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, notFound("domain key")
 	} else if err != nil {
-		return nil, fmt.Errorf("postgres: domain key: %w", err)
+		return nil, fmt.Errorf("domain key: %w", err)
 	}
 	return &k, nil
 }
 
 // DomainKeys returns the DKIM keys of an account's existing domains.
-func (x *tx) DomainKeys(ctx context.Context, accountID int64) ([]tokend.DomainKey, error) {
+func (x *Tx) DomainKeys(ctx context.Context, accountID int64) ([]tokend.DomainKey, error) {
 	rows, err := x.q.QueryContext(ctx, `SELECT `+domainKeyColumns+` FROM domain_keys
 		WHERE account_id = ? AND domain_id IN (SELECT id FROM resources WHERE account_id = ? AND type = 'domain')
 		ORDER BY domain_id`, accountID, accountID)
 	if err != nil {
-		return nil, fmt.Errorf("postgres: domain keys: %w", err)
+		return nil, fmt.Errorf("domain keys: %w", err)
 	}
 	defer rows.Close()
 	var out []tokend.DomainKey
 	for rows.Next() {
 		k, err := scanDomainKey(rows)
 		if err != nil {
-			return nil, fmt.Errorf("postgres: domain keys: %w", err)
+			return nil, fmt.Errorf("domain keys: %w", err)
 		}
 		out = append(out, k)
 	}
@@ -66,11 +67,11 @@ func (x *tx) DomainKeys(ctx context.Context, accountID int64) ([]tokend.DomainKe
 }
 
 // DomainsWithoutKey returns the sending domains that have no DKIM key.
-func (x *tx) DomainsWithoutKey(ctx context.Context) ([]tokend.Resource, error) {
+func (x *Tx) DomainsWithoutKey(ctx context.Context) ([]tokend.Resource, error) {
 	rows, err := x.q.QueryContext(ctx, `SELECT id, account_id, name, created_at FROM resources
 		WHERE type = 'domain' AND id NOT IN (SELECT domain_id FROM domain_keys) ORDER BY id`)
 	if err != nil {
-		return nil, fmt.Errorf("postgres: domains without key: %w", err)
+		return nil, fmt.Errorf("domains without key: %w", err)
 	}
 	defer rows.Close()
 	var out []tokend.Resource
@@ -78,7 +79,7 @@ func (x *tx) DomainsWithoutKey(ctx context.Context) ([]tokend.Resource, error) {
 		r := tokend.Resource{Type: tokend.ResourceDomain}
 		var created int64
 		if err := rows.Scan(&r.ID, &r.AccountID, &r.Name, &created); err != nil {
-			return nil, fmt.Errorf("postgres: domains without key: %w", err)
+			return nil, fmt.Errorf("domains without key: %w", err)
 		}
 		r.CreatedAt = fromMicros(created)
 		out = append(out, r)
@@ -87,10 +88,10 @@ func (x *tx) DomainsWithoutKey(ctx context.Context) ([]tokend.Resource, error) {
 }
 
 // CreateEmail inserts an email and its messages.
-func (x *tx) CreateEmail(ctx context.Context, e *tokend.StoredEmail, msgs []tokend.Message) error {
+func (x *Tx) CreateEmail(ctx context.Context, e *tokend.StoredEmail, msgs []tokend.Message) error {
 	vars, err := json.Marshal(e.CustomVariables)
 	if err != nil {
-		return fmt.Errorf("postgres: encode custom variables: %w", err)
+		return fmt.Errorf("encode custom variables: %w", err)
 	}
 	if e.CustomVariables == nil {
 		vars = []byte("{}")
@@ -102,7 +103,7 @@ func (x *tx) CreateEmail(ctx context.Context, e *tokend.StoredEmail, msgs []toke
 		e.AccountID, e.TokenID, nullID(e.DomainID), nullID(e.SandboxID), e.MailFrom, e.From.Email, e.From.Name, e.To.Email, e.To.Name,
 		e.Subject, e.Category, string(vars), e.Raw, e.Size, e.TextSize, e.HTMLSize, micros(e.CreatedAt), micros(e.UpdatedAt)).Scan(&e.ID)
 	if err != nil {
-		return fmt.Errorf("postgres: insert email: %w", err)
+		return fmt.Errorf("insert email: %w", err)
 	}
 	for i := range msgs {
 		m := &msgs[i]
@@ -111,7 +112,7 @@ func (x *tx) CreateEmail(ctx context.Context, e *tokend.StoredEmail, msgs []toke
 			`INSERT INTO messages (id, email_id, account_id, recipient, state, attempts, last_error, created_at, updated_at)
 			 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 			m.ID, m.EmailID, m.AccountID, m.Recipient, string(m.State), m.Attempts, m.LastError, micros(m.CreatedAt), micros(m.UpdatedAt)); err != nil {
-			return fmt.Errorf("postgres: insert message: %w", err)
+			return fmt.Errorf("insert message: %w", err)
 		}
 	}
 	return nil
@@ -144,20 +145,20 @@ func scanEmail(row interface{ Scan(...any) error }, raw *[]byte) (tokend.StoredE
 }
 
 // Email returns one email with its raw content.
-func (x *tx) Email(ctx context.Context, id int64) (*tokend.StoredEmail, error) {
+func (x *Tx) Email(ctx context.Context, id int64) (*tokend.StoredEmail, error) {
 	var raw []byte
 	e, err := scanEmail(x.q.QueryRowContext(ctx, `SELECT `+emailColumns+`, raw FROM emails WHERE id = ?`, id), &raw)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, notFound("email")
 	} else if err != nil {
-		return nil, fmt.Errorf("postgres: email: %w", err)
+		return nil, fmt.Errorf("email: %w", err)
 	}
 	e.Raw = raw
 	return &e, nil
 }
 
 // SandboxEmails lists a sandbox's captured emails, newest first.
-func (x *tx) SandboxEmails(ctx context.Context, sandboxID int64, q tokend.SandboxQuery) ([]tokend.StoredEmail, error) {
+func (x *Tx) SandboxEmails(ctx context.Context, sandboxID int64, q tokend.SandboxQuery) ([]tokend.StoredEmail, error) {
 	where, args := []string{"sandbox_id = ?"}, []any{sandboxID}
 	if q.BeforeID > 0 {
 		where, args = append(where, "id < ?"), append(args, q.BeforeID)
@@ -167,19 +168,22 @@ func (x *tx) SandboxEmails(ctx context.Context, sandboxID int64, q tokend.Sandbo
 		where = append(where, `(lower(subject) LIKE ? ESCAPE '\' OR lower(to_email) LIKE ? ESCAPE '\' OR lower(to_name) LIKE ? ESCAPE '\')`)
 		args = append(args, like, like, like)
 	}
-	limit := sql.NullInt64{Int64: int64(q.Limit), Valid: q.Limit > 0} // NULL: no limit
+	limit := int64(q.Limit)
+	if limit <= 0 {
+		limit = math.MaxInt64 // no limit, in words both databases read
+	}
 	args = append(args, limit, q.Offset)
 	rows, err := x.q.QueryContext(ctx, `SELECT `+emailColumns+` FROM emails WHERE `+strings.Join(where, " AND ")+
 		` ORDER BY id DESC LIMIT ? OFFSET ?`, args...)
 	if err != nil {
-		return nil, fmt.Errorf("postgres: sandbox emails: %w", err)
+		return nil, fmt.Errorf("sandbox emails: %w", err)
 	}
 	defer rows.Close()
 	out := []tokend.StoredEmail{}
 	for rows.Next() {
 		e, err := scanEmail(rows, nil)
 		if err != nil {
-			return nil, fmt.Errorf("postgres: sandbox emails: %w", err)
+			return nil, fmt.Errorf("sandbox emails: %w", err)
 		}
 		out = append(out, e)
 	}
@@ -191,19 +195,19 @@ func escapeLike(s string) string {
 }
 
 // MarkEmailRead sets a captured email's read flag.
-func (x *tx) MarkEmailRead(ctx context.Context, id int64, read bool, at time.Time) error {
+func (x *Tx) MarkEmailRead(ctx context.Context, id int64, read bool, at time.Time) error {
 	res, err := x.q.ExecContext(ctx, `UPDATE emails SET is_read = ?, updated_at = ? WHERE id = ?`, read, micros(at), id)
 	return expectOne(res, err, "email")
 }
 
 // DeleteEmail deletes an email and, by cascade, its messages.
-func (x *tx) DeleteEmail(ctx context.Context, id int64) error {
+func (x *Tx) DeleteEmail(ctx context.Context, id int64) error {
 	res, err := x.q.ExecContext(ctx, `DELETE FROM emails WHERE id = ?`, id)
 	return expectOne(res, err, "email")
 }
 
 // Message returns one message.
-func (x *tx) Message(ctx context.Context, id string) (*tokend.Message, error) {
+func (x *Tx) Message(ctx context.Context, id string) (*tokend.Message, error) {
 	var m tokend.Message
 	var state string
 	var created, updated int64
@@ -213,7 +217,7 @@ func (x *tx) Message(ctx context.Context, id string) (*tokend.Message, error) {
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, notFound("message")
 	} else if err != nil {
-		return nil, fmt.Errorf("postgres: message: %w", err)
+		return nil, fmt.Errorf("message: %w", err)
 	}
 	m.State, m.CreatedAt, m.UpdatedAt = tokend.MessageState(state), fromMicros(created), fromMicros(updated)
 	return &m, nil
@@ -221,7 +225,7 @@ func (x *tx) Message(ctx context.Context, id string) (*tokend.Message, error) {
 
 // UpdateMessage records a delivery outcome, and drops the raw content of a
 // live email whose every message is final.
-func (x *tx) UpdateMessage(ctx context.Context, id string, state tokend.MessageState, attempts int, lastError string, at time.Time) error {
+func (x *Tx) UpdateMessage(ctx context.Context, id string, state tokend.MessageState, attempts int, lastError string, at time.Time) error {
 	var emailID int64
 	err := x.q.QueryRowContext(ctx,
 		`UPDATE messages SET state = ?, attempts = ?, last_error = ?, updated_at = ? WHERE id = ? RETURNING email_id`,
@@ -229,77 +233,77 @@ func (x *tx) UpdateMessage(ctx context.Context, id string, state tokend.MessageS
 	if errors.Is(err, sql.ErrNoRows) {
 		return notFound("message")
 	} else if err != nil {
-		return fmt.Errorf("postgres: update message: %w", err)
+		return fmt.Errorf("update message: %w", err)
 	}
 	if state != tokend.MessageDelivered && state != tokend.MessageFailed {
 		return nil
 	}
 	if _, err := x.q.ExecContext(ctx,
-		`UPDATE emails SET raw = ''::bytea, updated_at = ? WHERE id = ? AND sandbox_id IS NULL
+		`UPDATE emails SET raw = ?, updated_at = ? WHERE id = ? AND sandbox_id IS NULL
 		   AND NOT EXISTS (SELECT 1 FROM messages WHERE email_id = ? AND state IN ('queued', 'deferred'))`,
-		micros(at), emailID, emailID); err != nil {
-		return fmt.Errorf("postgres: release delivered email: %w", err)
+		[]byte{}, micros(at), emailID, emailID); err != nil {
+		return fmt.Errorf("release delivered email: %w", err)
 	}
 	return nil
 }
 
 // DeleteEmailsBefore deletes old live emails no message waits on, and the
 // DKIM keys of deleted domains that no waiting mail needs.
-func (x *tx) DeleteEmailsBefore(ctx context.Context, cutoff time.Time) (int64, error) {
+func (x *Tx) DeleteEmailsBefore(ctx context.Context, cutoff time.Time) (int64, error) {
 	res, err := x.q.ExecContext(ctx,
 		`DELETE FROM emails WHERE sandbox_id IS NULL AND created_at < ?
 		   AND NOT EXISTS (SELECT 1 FROM messages m WHERE m.email_id = emails.id AND m.state IN ('queued', 'deferred'))`, micros(cutoff))
 	if err != nil {
-		return 0, fmt.Errorf("postgres: delete old emails: %w", err)
+		return 0, fmt.Errorf("delete old emails: %w", err)
 	}
 	n, err := res.RowsAffected()
 	if err != nil {
-		return 0, fmt.Errorf("postgres: delete old emails: %w", err)
+		return 0, fmt.Errorf("delete old emails: %w", err)
 	}
 	if _, err := x.q.ExecContext(ctx,
 		`DELETE FROM domain_keys WHERE domain_id NOT IN (SELECT id FROM resources WHERE type = 'domain')
 		   AND NOT EXISTS (SELECT 1 FROM emails e JOIN messages m ON m.email_id = e.id
 		                    WHERE e.domain_id = domain_keys.domain_id AND m.state IN ('queued', 'deferred'))`); err != nil {
-		return 0, fmt.Errorf("postgres: delete unused domain keys: %w", err)
+		return 0, fmt.Errorf("delete unused domain keys: %w", err)
 	}
 	return n, nil
 }
 
 // CaptureSandbox returns the sandbox of an account's test-key sends (0: none).
-func (x *tx) CaptureSandbox(ctx context.Context, accountID int64) (int64, error) {
+func (x *Tx) CaptureSandbox(ctx context.Context, accountID int64) (int64, error) {
 	var id sql.NullInt64
 	err := x.q.QueryRowContext(ctx, `SELECT capture_sandbox_id FROM accounts WHERE id = ?`, accountID).Scan(&id)
 	if errors.Is(err, sql.ErrNoRows) {
 		return 0, notFound("account")
 	} else if err != nil {
-		return 0, fmt.Errorf("postgres: capture sandbox: %w", err)
+		return 0, fmt.Errorf("capture sandbox: %w", err)
 	}
 	return id.Int64, nil
 }
 
 // SetCaptureSandbox sets the sandbox of an account's test-key sends.
-func (x *tx) SetCaptureSandbox(ctx context.Context, accountID, sandboxID int64) error {
+func (x *Tx) SetCaptureSandbox(ctx context.Context, accountID, sandboxID int64) error {
 	res, err := x.q.ExecContext(ctx, `UPDATE accounts SET capture_sandbox_id = ? WHERE id = ?`, nullID(sandboxID), accountID)
 	return expectOne(res, err, "account")
 }
 
 // Setting returns a server-wide value.
-func (x *tx) Setting(ctx context.Context, name string) ([]byte, error) {
+func (x *Tx) Setting(ctx context.Context, name string) ([]byte, error) {
 	var v []byte
 	err := x.q.QueryRowContext(ctx, `SELECT value FROM settings WHERE name = ?`, name).Scan(&v)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, notFound("setting " + name)
 	} else if err != nil {
-		return nil, fmt.Errorf("postgres: setting %s: %w", name, err)
+		return nil, fmt.Errorf("setting %s: %w", name, err)
 	}
 	return v, nil
 }
 
 // PutSetting sets a server-wide value.
-func (x *tx) PutSetting(ctx context.Context, name string, value []byte) error {
+func (x *Tx) PutSetting(ctx context.Context, name string, value []byte) error {
 	if _, err := x.q.ExecContext(ctx,
 		`INSERT INTO settings (name, value) VALUES (?, ?) ON CONFLICT (name) DO UPDATE SET value = excluded.value`, name, value); err != nil {
-		return fmt.Errorf("postgres: put setting %s: %w", name, err)
+		return fmt.Errorf("put setting %s: %w", name, err)
 	}
 	return nil
 }

@@ -1,4 +1,4 @@
-package sqlite
+package sqlstore
 
 import (
 	"cmp"
@@ -12,31 +12,31 @@ import (
 )
 
 // EnqueueJob inserts j as pending and sets its ID.
-func (x *tx) EnqueueJob(ctx context.Context, j *tokend.Job) error {
+func (x *Tx) EnqueueJob(ctx context.Context, j *tokend.Job) error {
 	err := x.q.QueryRowContext(ctx,
 		`INSERT INTO outbox (kind, payload, next_attempt_at, created_at) VALUES (?, ?, ?, ?) RETURNING id`,
 		j.Kind, j.Payload, micros(j.NextAttemptAt), micros(j.CreatedAt)).Scan(&j.ID)
 	if err != nil {
-		return fmt.Errorf("sqlite: enqueue job: %w", err)
+		return fmt.Errorf("enqueue job: %w", err)
 	}
 	j.State = tokend.JobPending
 	return nil
 }
 
 // ClaimJobs leases due jobs. Under SQLite's single writer the select and the
-// update cannot interleave with another claim; on PostgreSQL the same shape
-// takes the inner select FOR UPDATE SKIP LOCKED.
-func (x *tx) ClaimJobs(ctx context.Context, kind string, now time.Time, lease time.Duration, limit int) ([]tokend.Job, error) {
+// update cannot interleave with another claim; elsewhere the dialect's claim
+// lock (FOR UPDATE SKIP LOCKED) keeps concurrent claims apart.
+func (x *Tx) ClaimJobs(ctx context.Context, kind string, now time.Time, lease time.Duration, limit int) ([]tokend.Job, error) {
 	rows, err := x.q.QueryContext(ctx,
 		`UPDATE outbox SET lease_until = ?, attempts = attempts + 1
 		  WHERE id IN (SELECT id FROM outbox
 		                WHERE kind = ? AND state = 'pending' AND next_attempt_at <= ?
 		                  AND (lease_until IS NULL OR lease_until <= ?)
-		                ORDER BY next_attempt_at, id LIMIT ?)
+		                ORDER BY next_attempt_at, id LIMIT ?`+x.d.ClaimLock+`)
 		 RETURNING id, kind, payload, attempts, next_attempt_at, lease_until, last_error, created_at`,
 		micros(now.Add(lease)), kind, micros(now), micros(now), limit)
 	if err != nil {
-		return nil, fmt.Errorf("sqlite: claim jobs: %w", err)
+		return nil, fmt.Errorf("claim jobs: %w", err)
 	}
 	defer rows.Close()
 	var out []tokend.Job
@@ -45,13 +45,13 @@ func (x *tx) ClaimJobs(ctx context.Context, kind string, now time.Time, lease ti
 		var next, created int64
 		var leaseUntil sql.NullInt64
 		if err := rows.Scan(&j.ID, &j.Kind, &j.Payload, &j.Attempts, &next, &leaseUntil, &j.LastError, &created); err != nil {
-			return nil, fmt.Errorf("sqlite: claim jobs: %w", err)
+			return nil, fmt.Errorf("claim jobs: %w", err)
 		}
 		j.NextAttemptAt, j.LeaseUntil, j.CreatedAt = fromMicros(next), timePtr(leaseUntil), fromMicros(created)
 		out = append(out, j)
 	}
 	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("sqlite: claim jobs: %w", err)
+		return nil, fmt.Errorf("claim jobs: %w", err)
 	}
 	// RETURNING gives rows in no particular order; the contract is oldest due first.
 	slices.SortFunc(out, func(a, b tokend.Job) int {
@@ -64,9 +64,9 @@ func (x *tx) ClaimJobs(ctx context.Context, kind string, now time.Time, lease ti
 }
 
 // FinishJob moves a pending job to a final state.
-func (x *tx) FinishJob(ctx context.Context, id int64, state tokend.JobState, at time.Time, lastError string) error {
+func (x *Tx) FinishJob(ctx context.Context, id int64, state tokend.JobState, at time.Time, lastError string) error {
 	if state != tokend.JobDelivered && state != tokend.JobFailed {
-		return fmt.Errorf("sqlite: finish job %d: %q is not a final state", id, state)
+		return fmt.Errorf("finish job %d: %q is not a final state", id, state)
 	}
 	res, err := x.q.ExecContext(ctx,
 		`UPDATE outbox SET state = ?, finished_at = ?, lease_until = NULL, last_error = ? WHERE id = ? AND state = 'pending'`,
@@ -75,7 +75,7 @@ func (x *tx) FinishJob(ctx context.Context, id int64, state tokend.JobState, at 
 }
 
 // RetryJob makes a claimed job due again at next.
-func (x *tx) RetryJob(ctx context.Context, id int64, next time.Time, lastError string) error {
+func (x *Tx) RetryJob(ctx context.Context, id int64, next time.Time, lastError string) error {
 	res, err := x.q.ExecContext(ctx,
 		`UPDATE outbox SET next_attempt_at = ?, lease_until = NULL, last_error = ? WHERE id = ? AND state = 'pending'`,
 		micros(next), lastError, id)
@@ -83,26 +83,26 @@ func (x *tx) RetryJob(ctx context.Context, id int64, next time.Time, lastError s
 }
 
 // ReleaseJob gives a claimed job back untried.
-func (x *tx) ReleaseJob(ctx context.Context, id int64) error {
+func (x *Tx) ReleaseJob(ctx context.Context, id int64) error {
 	res, err := x.q.ExecContext(ctx,
-		`UPDATE outbox SET lease_until = NULL, attempts = max(attempts - 1, 0) WHERE id = ? AND state = 'pending'`, id)
+		`UPDATE outbox SET lease_until = NULL, attempts = `+x.d.Greatest+`(attempts - 1, 0) WHERE id = ? AND state = 'pending'`, id)
 	return expectOne(res, err, "pending job")
 }
 
 // PendingJobs counts the pending jobs of kind.
-func (x *tx) PendingJobs(ctx context.Context, kind string) (int, error) {
+func (x *Tx) PendingJobs(ctx context.Context, kind string) (int, error) {
 	var n int
 	if err := x.q.QueryRowContext(ctx, `SELECT count(*) FROM outbox WHERE kind = ? AND state = 'pending'`, kind).Scan(&n); err != nil {
-		return 0, fmt.Errorf("sqlite: pending jobs: %w", err)
+		return 0, fmt.Errorf("pending jobs: %w", err)
 	}
 	return n, nil
 }
 
 // DeleteJobsFinishedBefore deletes final jobs finished before cutoff.
-func (x *tx) DeleteJobsFinishedBefore(ctx context.Context, cutoff time.Time) (int64, error) {
+func (x *Tx) DeleteJobsFinishedBefore(ctx context.Context, cutoff time.Time) (int64, error) {
 	res, err := x.q.ExecContext(ctx, `DELETE FROM outbox WHERE state <> 'pending' AND finished_at < ?`, micros(cutoff))
 	if err != nil {
-		return 0, fmt.Errorf("sqlite: delete finished jobs: %w", err)
+		return 0, fmt.Errorf("delete finished jobs: %w", err)
 	}
 	return res.RowsAffected()
 }
