@@ -217,30 +217,10 @@ func (s *Store) ForEachToken(ctx context.Context, now time.Time, fn func(*tokend
 
 // AuthChangesSince returns the authentication changes after afterID.
 func (s *Store) AuthChangesSince(ctx context.Context, afterID int64) ([]tokend.AuthChange, error) {
-	rows, err := s.db.QueryContext(ctx,
-		`SELECT id, token_id, account_id FROM auth_changes WHERE id > $1 ORDER BY id LIMIT 10000`, afterID)
-	if err != nil {
-		return nil, fmt.Errorf("postgres: auth changes: %w", err)
-	}
-	defer rows.Close()
-	var out []tokend.AuthChange
-	for rows.Next() {
-		var c tokend.AuthChange
-		var token, account sql.NullInt64
-		if err := rows.Scan(&c.ID, &token, &account); err != nil {
-			return nil, fmt.Errorf("postgres: auth changes: %w", err)
-		}
-		c.TokenID, c.AccountID = token.Int64, account.Int64
-		out = append(out, c)
-	}
-	return out, rows.Err()
+	return sqlstore.NewTx(rebind{s.db}, dialect).AuthChangesSince(ctx, afterID)
 }
 
 // LastAuthChange is the highest change ID so far.
 func (s *Store) LastAuthChange(ctx context.Context) (int64, error) {
-	var id sql.NullInt64
-	if err := s.db.QueryRowContext(ctx, `SELECT max(id) FROM auth_changes`).Scan(&id); err != nil {
-		return 0, fmt.Errorf("postgres: last auth change: %w", err)
-	}
-	return id.Int64, nil
+	return sqlstore.NewTx(rebind{s.db}, dialect).LastAuthChange(ctx)
 }

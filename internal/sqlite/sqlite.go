@@ -151,32 +151,12 @@ func (s *Store) ForEachToken(ctx context.Context, now time.Time, fn func(*tokend
 
 // AuthChangesSince returns the authentication changes after afterID.
 func (s *Store) AuthChangesSince(ctx context.Context, afterID int64) ([]tokend.AuthChange, error) {
-	rows, err := s.read.QueryContext(ctx,
-		`SELECT id, token_id, account_id FROM auth_changes WHERE id > ? ORDER BY id LIMIT 10000`, afterID)
-	if err != nil {
-		return nil, fmt.Errorf("sqlite: auth changes: %w", err)
-	}
-	defer rows.Close()
-	var out []tokend.AuthChange
-	for rows.Next() {
-		var c tokend.AuthChange
-		var token, account sql.NullInt64
-		if err := rows.Scan(&c.ID, &token, &account); err != nil {
-			return nil, fmt.Errorf("sqlite: auth changes: %w", err)
-		}
-		c.TokenID, c.AccountID = token.Int64, account.Int64
-		out = append(out, c)
-	}
-	return out, rows.Err()
+	return sqlstore.NewTx(s.read, dialect).AuthChangesSince(ctx, afterID)
 }
 
 // LastAuthChange is the highest change ID so far.
 func (s *Store) LastAuthChange(ctx context.Context) (int64, error) {
-	var id sql.NullInt64
-	if err := s.read.QueryRowContext(ctx, `SELECT max(id) FROM auth_changes`).Scan(&id); err != nil {
-		return 0, fmt.Errorf("sqlite: last auth change: %w", err)
-	}
-	return id.Int64, nil
+	return sqlstore.NewTx(s.read, dialect).LastAuthChange(ctx)
 }
 
 // dialect is SQLite's: one writer at a time, so no locks to take.

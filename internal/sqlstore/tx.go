@@ -527,3 +527,34 @@ func (x *Tx) TokenByHash(ctx context.Context, hash []byte) (*tokend.Token, error
 func (x *Tx) ForEachToken(ctx context.Context, now time.Time, fn func(*tokend.Token) error) error {
 	return x.eachToken(ctx, "t.expires_at IS NULL OR t.expires_at > ?", []any{micros(now)}, fn)
 }
+
+// AuthChangesSince returns up to 10,000 authentication changes after afterID,
+// oldest first.
+func (x *Tx) AuthChangesSince(ctx context.Context, afterID int64) ([]tokend.AuthChange, error) {
+	rows, err := x.q.QueryContext(ctx,
+		`SELECT id, token_id, account_id FROM auth_changes WHERE id > ? ORDER BY id LIMIT 10000`, afterID)
+	if err != nil {
+		return nil, fmt.Errorf("auth changes: %w", err)
+	}
+	defer rows.Close()
+	var out []tokend.AuthChange
+	for rows.Next() {
+		var c tokend.AuthChange
+		var token, account sql.NullInt64
+		if err := rows.Scan(&c.ID, &token, &account); err != nil {
+			return nil, fmt.Errorf("auth changes: %w", err)
+		}
+		c.TokenID, c.AccountID = token.Int64, account.Int64
+		out = append(out, c)
+	}
+	return out, rows.Err()
+}
+
+// LastAuthChange is the highest change ID so far (0: none).
+func (x *Tx) LastAuthChange(ctx context.Context) (int64, error) {
+	var id sql.NullInt64
+	if err := x.q.QueryRowContext(ctx, `SELECT max(id) FROM auth_changes`).Scan(&id); err != nil {
+		return 0, fmt.Errorf("last auth change: %w", err)
+	}
+	return id.Int64, nil
+}
