@@ -8,7 +8,7 @@ import (
 	"runtime"
 	"testing"
 
-	"github.com/tokend/tokend/internal/apikey"
+	"github.com/tokend/tokend/apikey"
 )
 
 // cachedService returns a Service whose cache holds n tokens and the value of

@@ -6,7 +6,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/tokend/tokend/internal/apikey"
+	"github.com/tokend/tokend/apikey"
 )
 
 // The negative cache never grows past its bound, however many guesses land

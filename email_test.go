@@ -8,7 +8,7 @@ import (
 	"testing"
 
 	"github.com/tokend/tokend"
-	"github.com/tokend/tokend/internal/apikey"
+	"github.com/tokend/tokend/apikey"
 	"github.com/tokend/tokend/internal/sqlite"
 )
 

@@ -11,7 +11,7 @@ import (
 	"time"
 	"unicode/utf8"
 
-	"github.com/tokend/tokend/internal/apikey"
+	"github.com/tokend/tokend/apikey"
 )
 
 // Options configures a Service. Zero durations mean what the field says.

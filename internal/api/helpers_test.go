@@ -16,9 +16,9 @@ import (
 	"time"
 
 	"github.com/tokend/tokend"
+	"github.com/tokend/tokend/apikey"
 	"github.com/tokend/tokend/internal/alert"
 	"github.com/tokend/tokend/internal/api"
-	"github.com/tokend/tokend/internal/apikey"
 	"github.com/tokend/tokend/internal/jobs"
 	"github.com/tokend/tokend/internal/mail"
 	"github.com/tokend/tokend/internal/openapitest"

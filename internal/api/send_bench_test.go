@@ -13,8 +13,8 @@ import (
 	"time"
 
 	"github.com/tokend/tokend"
+	"github.com/tokend/tokend/apikey"
 	"github.com/tokend/tokend/internal/api"
-	"github.com/tokend/tokend/internal/apikey"
 	"github.com/tokend/tokend/internal/jobs"
 	"github.com/tokend/tokend/internal/mail"
 	"github.com/tokend/tokend/internal/sqlite"

@@ -12,8 +12,8 @@ import (
 	"time"
 
 	"github.com/tokend/tokend"
+	"github.com/tokend/tokend/apikey"
 	"github.com/tokend/tokend/internal/api"
-	"github.com/tokend/tokend/internal/apikey"
 )
 
 func assertRateLimited(t *testing.T, r *response) {

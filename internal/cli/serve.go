@@ -15,8 +15,8 @@ import (
 	"time"
 
 	"github.com/tokend/tokend"
+	"github.com/tokend/tokend/apikey"
 	"github.com/tokend/tokend/internal/api"
-	"github.com/tokend/tokend/internal/apikey"
 	"github.com/tokend/tokend/internal/jobs"
 	"github.com/tokend/tokend/internal/metrics"
 	redislimits "github.com/tokend/tokend/internal/redis"

@@ -9,8 +9,8 @@ import (
 	"strconv"
 
 	"github.com/tokend/tokend"
+	"github.com/tokend/tokend/apikey"
 	"github.com/tokend/tokend/internal/api"
-	"github.com/tokend/tokend/internal/apikey"
 )
 
 func tokenCreate(ctx context.Context, args []string, getenv Env, stdout, stderr io.Writer) error {

@@ -12,7 +12,7 @@ import (
 	"time"
 
 	"github.com/tokend/tokend"
-	"github.com/tokend/tokend/internal/apikey"
+	"github.com/tokend/tokend/apikey"
 	"github.com/tokend/tokend/internal/jobs"
 	"github.com/tokend/tokend/internal/sqlite"
 	"github.com/tokend/tokend/internal/testutil"
