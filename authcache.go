@@ -19,7 +19,16 @@ type authCache struct {
 	gen      atomic.Uint64
 	shards   [authShards]authShard
 	negLimit int // unknown hashes kept per shard
+
+	// resources are the projects, sandboxes and domains permission checks
+	// have looked up: only ones that exist, dropped with their account.
+	resMu     sync.RWMutex
+	resources map[resourceKey]Resource
 }
+
+// resourceCacheSize bounds the resources the cache remembers; a full cache
+// starts over rather than grow.
+const resourceCacheSize = 1 << 16
 
 const authShards = 64
 
@@ -34,7 +43,7 @@ type authShard struct {
 const NegativeCacheSize = 1 << 17
 
 func newAuthCache() *authCache {
-	c := &authCache{negLimit: NegativeCacheSize / authShards}
+	c := &authCache{negLimit: NegativeCacheSize / authShards, resources: make(map[resourceKey]Resource)}
 	for i := range c.shards {
 		c.shards[i].tokens = make(map[[32]byte]*Token)
 		c.shards[i].byID = make(map[int64][32]byte)
@@ -149,6 +158,33 @@ func (c *authCache) evictAccount(accountID int64) {
 		delete(is.byID, id)
 		is.mu.Unlock()
 	}
+	c.resMu.Lock()
+	for k, r := range c.resources {
+		if r.AccountID == accountID {
+			delete(c.resources, k)
+		}
+	}
+	c.resMu.Unlock()
+}
+
+// resource returns the cached resource named by k.
+func (c *authCache) resource(k resourceKey) (Resource, bool) {
+	c.resMu.RLock()
+	r, ok := c.resources[k]
+	c.resMu.RUnlock()
+	return r, ok
+}
+
+// putResource caches r unless an eviction happened since gen was read.
+func (c *authCache) putResource(r Resource, gen uint64) {
+	c.resMu.Lock()
+	if c.gen.Load() == gen {
+		if len(c.resources) >= resourceCacheSize {
+			clear(c.resources)
+		}
+		c.resources[resourceKey{r.Type, r.ID}] = r
+	}
+	c.resMu.Unlock()
 }
 
 // flush drops everything: verified tokens and unknown hashes.
@@ -162,6 +198,9 @@ func (c *authCache) flush() {
 		clear(s.unknown)
 		s.mu.Unlock()
 	}
+	c.resMu.Lock()
+	clear(c.resources)
+	c.resMu.Unlock()
 }
 
 // len is the number of cached tokens.

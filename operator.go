@@ -70,7 +70,7 @@ func (s *Service) RevokeToken(ctx context.Context, id int64, operator string, fo
 		if err := tx.DeleteToken(ctx, id); err != nil {
 			return err
 		}
-		if err := s.changed(ctx, tx, AuthChange{TokenID: id}); err != nil {
+		if err := s.changed(ctx, tx, AuthChange{TokenID: id, AccountID: t.AccountID}); err != nil {
 			return err
 		}
 		details := tokenDetails(t)
@@ -81,6 +81,6 @@ func (s *Service) RevokeToken(ctx context.Context, id int64, operator string, fo
 	if err != nil {
 		return nil, err
 	}
-	s.evict(AuthChange{TokenID: id})
+	s.evict(AuthChange{TokenID: id, AccountID: out.AccountID})
 	return out, nil
 }

@@ -52,6 +52,8 @@ type Service struct {
 	users  *Users
 	// feed is where this process stands in the auth change log.
 	feed changeFeed
+	// stream tells subscribers (GET /api/auth_changes) what evict drops.
+	stream authStream
 }
 
 // NewService returns a Service over store.
@@ -118,6 +120,16 @@ var (
 // the cache it reads the store only the first time it sees a hash. The token
 // returned is shared: callers must not modify it.
 func (s *Service) Authenticate(ctx context.Context, raw string) (*Token, error) {
+	t, err := s.find(ctx, raw)
+	if err != nil {
+		return nil, err
+	}
+	return t, nil
+}
+
+// find is Authenticate, except that an expired token is returned together
+// with its EUNAUTHORIZED error, for callers that report whose it was.
+func (s *Service) find(ctx context.Context, raw string) (*Token, error) {
 	env, err := s.opts.Format.Parse(raw)
 	if err != nil {
 		return nil, errBadToken
@@ -137,7 +149,7 @@ func (s *Service) Authenticate(ctx context.Context, raw string) (*Token, error) 
 			// generation and spoil other tokens' refills.
 			s.cache.evictToken(t.ID)
 		}
-		return nil, errExpiredToken
+		return t, errExpiredToken
 	}
 	return t, nil
 }
@@ -208,19 +220,19 @@ func (s *Service) changed(ctx context.Context, tx Tx, c AuthChange) error {
 	return tx.AddAuthChange(ctx, c, s.now())
 }
 
-// evict drops what changes name from this process's cache. It runs after the
-// commit, so that a concurrent refill cannot read the state before it.
+// evict drops what changes name from this process's cache and tells the
+// change stream's subscribers. It runs after the commit, so that a concurrent
+// refill cannot read the state before it.
 func (s *Service) evict(changes ...AuthChange) {
-	if s.cache == nil {
-		return
-	}
 	for _, c := range changes {
-		if c.TokenID != 0 {
-			s.cache.evictToken(c.TokenID)
+		if s.cache != nil {
+			if c.TokenID != 0 {
+				s.cache.evictToken(c.TokenID)
+			} else if c.AccountID != 0 {
+				s.cache.evictAccount(c.AccountID)
+			}
 		}
-		if c.AccountID != 0 {
-			s.cache.evictAccount(c.AccountID)
-		}
+		s.stream.publish(AuthEvent{TokenID: c.TokenID, AccountID: c.AccountID})
 	}
 }
 
@@ -243,11 +255,18 @@ func (s *Service) issued(t *IssuedToken) {
 // change it has not applied yet, and moves the floor over an ID still unseen
 // only after changeGapWait (a rolled-back transaction's ID never appears).
 func (s *Service) SyncAuthCache(ctx context.Context) error {
-	if s.cache == nil {
+	if s.cache == nil && !s.stream.active() {
 		return nil
 	}
 	s.feed.mu.Lock()
 	defer s.feed.mu.Unlock()
+	if !s.feed.started {
+		last, err := s.store.LastAuthChange(ctx)
+		if err != nil {
+			return err
+		}
+		s.feed.floor, s.feed.started = last, true
+	}
 	for range 100 { // bounded: 100 pages of 10,000 changes
 		changes, err := s.store.AuthChangesSince(ctx, s.feed.floor)
 		if err != nil {
@@ -264,16 +283,19 @@ func (s *Service) SyncAuthCache(ctx context.Context) error {
 
 // FlushAuthCache forgets every verified token and unknown hash, so that the
 // next request of each is looked up afresh: for when this process may have
-// missed changes (its change feed has been failing).
+// missed changes (its change feed has been failing). Subscribers of the
+// change stream are told to forget everything too.
 func (s *Service) FlushAuthCache() {
 	if s.cache != nil {
 		s.cache.flush()
 	}
+	s.stream.publish(AuthEvent{})
 }
 
 // changeFeed tracks which auth changes a process has applied.
 type changeFeed struct {
 	mu      sync.Mutex
+	started bool                // floor has been set from the log
 	floor   int64               // every ID at or below it is applied or given up on
 	applied map[int64]bool      // applied IDs above floor
 	missing map[int64]time.Time // IDs above floor not seen yet, since when
@@ -330,7 +352,7 @@ func (s *Service) WarmAuthCache(ctx context.Context) (int, error) {
 		return 0, err
 	}
 	s.feed.mu.Lock()
-	s.feed.floor = last
+	s.feed.floor, s.feed.started = last, true
 	s.feed.mu.Unlock()
 	n := 0
 	err = s.store.ForEachToken(ctx, s.now(), func(t *Token) error {
@@ -478,7 +500,7 @@ func (s *Service) UpdateToken(ctx context.Context, caller *Token, id int64, p To
 		}
 		s.withLastUsed(t)
 		out = t
-		if err := s.changed(ctx, tx, AuthChange{TokenID: t.ID}); err != nil {
+		if err := s.changed(ctx, tx, AuthChange{TokenID: t.ID, AccountID: t.AccountID}); err != nil {
 			return err
 		}
 		return s.audit(ctx, tx, caller.AccountID, caller, "", ActionTokenUpdated, "api_token", t.ID, details)
@@ -486,7 +508,7 @@ func (s *Service) UpdateToken(ctx context.Context, caller *Token, id int64, p To
 	if err != nil {
 		return nil, err
 	}
-	s.evict(AuthChange{TokenID: id})
+	s.evict(AuthChange{TokenID: id, AccountID: caller.AccountID})
 	return out, nil
 }
 
@@ -505,7 +527,7 @@ func (s *Service) DeleteToken(ctx context.Context, caller *Token, id int64) erro
 		if err := tx.DeleteToken(ctx, id); err != nil {
 			return err
 		}
-		if err := s.changed(ctx, tx, AuthChange{TokenID: id}); err != nil {
+		if err := s.changed(ctx, tx, AuthChange{TokenID: id, AccountID: caller.AccountID}); err != nil {
 			return err
 		}
 		return s.audit(ctx, tx, caller.AccountID, caller, "", ActionTokenDeleted, "api_token", id, tokenDetails(t))
@@ -513,7 +535,7 @@ func (s *Service) DeleteToken(ctx context.Context, caller *Token, id int64) erro
 	if err != nil {
 		return err
 	}
-	s.evict(AuthChange{TokenID: id})
+	s.evict(AuthChange{TokenID: id, AccountID: caller.AccountID})
 	return nil
 }
 
@@ -558,7 +580,7 @@ func (s *Service) ResetToken(ctx context.Context, caller *Token, id int64, expir
 		if err := tx.UpdateToken(ctx, old); err != nil {
 			return err
 		}
-		if err := s.changed(ctx, tx, AuthChange{TokenID: old.ID}); err != nil {
+		if err := s.changed(ctx, tx, AuthChange{TokenID: old.ID, AccountID: old.AccountID}); err != nil {
 			return err
 		}
 		details := tokenDetails(&out.Token)
@@ -568,7 +590,7 @@ func (s *Service) ResetToken(ctx context.Context, caller *Token, id int64, expir
 	if err != nil {
 		return nil, err
 	}
-	s.evict(AuthChange{TokenID: id})
+	s.evict(AuthChange{TokenID: id, AccountID: caller.AccountID})
 	s.issued(out)
 	return out, nil
 }

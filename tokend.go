@@ -176,9 +176,11 @@ type Store interface {
 	Close() error
 }
 
-// AuthChange records that a token (TokenID) or every token of an account
-// (AccountID) must be looked up afresh: it was deleted, edited or reset, or
-// its account's resources or plan changed.
+// AuthChange records that a token or every token of an account must be
+// looked up afresh: the token was deleted, edited or reset, or its account's
+// resources or plan changed. With TokenID set it names that one token, and
+// AccountID is the token's account (0 in changes written before tokend
+// recorded it); with TokenID 0 it names every token of AccountID.
 type AuthChange struct {
 	ID        int64
 	TokenID   int64

@@ -162,13 +162,27 @@ func NewVerifier(svc *Service, opts VerifierOptions) *Verifier {
 // Verify decides whether the holder of cred, calling from client (an IP
 // address), may make one request now.
 func (v *Verifier) Verify(ctx context.Context, cred Credential, client string) Decision {
+	d := v.Authenticate(ctx, cred, client)
+	if d.Token != nil {
+		v.charge(ctx, &d)
+	}
+	return d
+}
+
+// Authenticate is Verify without spending the plan limit: for a request that
+// is charged to another token (see VerifyToken).
+func (v *Verifier) Authenticate(ctx context.Context, cred Credential, client string) Decision {
 	now := v.opts.Now()
 	v.sweep(now)
 	t, d := v.authenticate(ctx, cred, client, now)
-	if t == nil {
-		return d
-	}
 	d.Token = t
+	return d
+}
+
+// charge spends one request of d.Token's plan limit (test keys count
+// against their own, larger one) and records the outcome in d.
+func (v *Verifier) charge(ctx context.Context, d *Decision) {
+	t := d.Token
 	limit := t.AccountLimit
 	test := t.Environment == Test
 	if test {
@@ -178,16 +192,15 @@ func (v *Verifier) Verify(ctx context.Context, cred Credential, client string) D
 		var err error
 		if d.Limit, err = v.opts.Shared.Take(ctx, planKey(t.AccountID, test), limit); err != nil {
 			d.Err, d.Outcome = ErrLimitsUnavailable, VerifyError
-			return d
+			return
 		}
 	} else {
-		d.Limit = v.limits.Take(limitKey{t.AccountID, test}, limit, now)
+		d.Limit = v.limits.Take(limitKey{t.AccountID, test}, limit, v.opts.Now())
 	}
 	d.LimitSet = true
 	if !d.Limit.Allowed {
 		d.Err, d.Outcome, d.RetryAfter = ErrRateLimited, VerifyRateLimited, d.Limit.RetryAfter
 	}
-	return d
 }
 
 func (v *Verifier) authenticate(ctx context.Context, cred Credential, client string, now time.Time) (*Token, Decision) {

@@ -32,8 +32,18 @@ func (s *Server) authed(h authedHandler) http.Handler { return s.authedAs(s.writ
 // {account_id} in the path is the caller's own (404 otherwise, so other
 // accounts stay invisible), runs h, and writes any error with writeErr.
 func (s *Server) authedAs(writeErr errorWriter, h authedHandler) http.Handler {
+	return s.authedHow(writeErr, true, h)
+}
+
+// authedUncharged is authed for a handler that charges the plan limit itself
+// (POST /api/verify charges the verified token instead of its caller).
+func (s *Server) authedUncharged(h authedHandler) http.Handler {
+	return s.authedHow(s.writeError, false, h)
+}
+
+func (s *Server) authedHow(writeErr errorWriter, charge bool, h authedHandler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		caller, err := s.verify(w, r)
+		caller, err := s.verify(w, r, charge)
 		if err == nil {
 			if v := r.PathValue("account_id"); v != "" {
 				if id, perr := strconv.ParseInt(v, 10, 64); perr != nil || id != caller.AccountID {
@@ -50,12 +60,18 @@ func (s *Server) authedAs(writeErr errorWriter, h authedHandler) http.Handler {
 	})
 }
 
-// verify asks the Verifier about r, counts the outcome, and sets what every
-// wire format shares: the rate-limit headers, Retry-After, and no-store on
+// verify asks the Verifier about r (spending a request of the caller's plan
+// limit when charge is set), counts the outcome, and sets what every wire
+// format shares: the rate-limit headers, Retry-After, and no-store on
 // anything an authenticated caller gets back (it may hold token values or
 // private data). It returns the caller, or the error to answer with.
-func (s *Server) verify(w http.ResponseWriter, r *http.Request) (*tokend.Token, error) {
-	d := s.verifier.Verify(r.Context(), requestCredential(r), tokend.ClientAddr(r.Context()))
+func (s *Server) verify(w http.ResponseWriter, r *http.Request, charge bool) (*tokend.Token, error) {
+	var d tokend.Decision
+	if charge {
+		d = s.verifier.Verify(r.Context(), requestCredential(r), tokend.ClientAddr(r.Context()))
+	} else {
+		d = s.verifier.Authenticate(r.Context(), requestCredential(r), tokend.ClientAddr(r.Context()))
+	}
 	h := w.Header()
 	if d.Token != nil {
 		if st, ok := r.Context().Value(stateKey{}).(*requestState); ok {
@@ -105,6 +121,7 @@ func setRateHeaders(h http.Header, d ratelimit.Decision) {
 }
 
 // seconds renders a duration as whole seconds, rounded up.
-func seconds(d time.Duration) string {
-	return strconv.Itoa(int(math.Ceil(d.Seconds())))
-}
+func seconds(d time.Duration) string { return strconv.Itoa(ceilSeconds(d)) }
+
+// ceilSeconds is d in whole seconds, rounded up.
+func ceilSeconds(d time.Duration) int { return int(math.Ceil(d.Seconds())) }

@@ -31,6 +31,7 @@ type env struct {
 	t          *testing.T
 	srv        *httptest.Server
 	svc        *tokend.Service
+	store      tokend.Store
 	mailer     *tokend.Mailer
 	clock      *testutil.Clock
 	dump       func() [][]byte // what the store holds, for secret scans
@@ -74,6 +75,9 @@ type envConfig struct {
 	// running beside the server; deliver false answers live sends 503.
 	relay   mail.Sender
 	deliver bool
+	// streams keeps change streams open until the test ends; otherwise each
+	// ends after its ready event, so that a plain request gets a whole answer.
+	streams bool
 }
 
 type envOption func(*envConfig)
@@ -99,6 +103,9 @@ func withStore(wrap func(tokend.Store) tokend.Store) envOption {
 // withRelay delivers live mail through relay, as serve --smtp-relay does.
 func withRelay(relay mail.Sender) envOption { return func(c *envConfig) { c.relay = relay } }
 
+// withStreams keeps GET /api/auth_changes streams open until the test ends.
+func withStreams() envOption { return func(c *envConfig) { c.streams = true } }
+
 // withoutDelivery is a server started without --smtp-relay.
 func withoutDelivery() envOption { return func(c *envConfig) { c.deliver = false } }
 
@@ -123,7 +130,7 @@ func newEnv(t *testing.T, opts ...envOption) *env {
 	if cfg.wrapStore != nil {
 		store = cfg.wrapStore(db)
 	}
-	e.svc = tokend.NewService(store, cfg.svc)
+	e.svc, e.store = tokend.NewService(store, cfg.svc), store
 	if cfg.alerts != nil {
 		cfg.api.Alerts = cfg.alerts(e.svc)
 	}
@@ -147,8 +154,16 @@ func newEnv(t *testing.T, opts ...envOption) *env {
 		t.Cleanup(func() { cancel(); <-done })
 	}
 	cfg.api.Logger = slog.New(slog.NewJSONHandler(e.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	streams := make(chan struct{})
+	if !cfg.streams {
+		close(streams) // change streams end after their ready event
+	}
+	cfg.api.Done = streams
 	e.srv = httptest.NewServer(api.NewServer(e.svc, cfg.api))
 	t.Cleanup(e.srv.Close)
+	if cfg.streams {
+		t.Cleanup(func() { close(streams) }) // before the server closes: it waits for them
+	}
 
 	ctx := context.Background()
 	a, tok, err := e.svc.CreateAccount(ctx, "Acme", tokend.PlanFree, "ops")

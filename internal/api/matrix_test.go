@@ -90,6 +90,13 @@ func TestPermissionMatrix(t *testing.T) {
 		"mailsage send":        {u, u, u, u, u, 403, 403, 403, 200},
 		"email log":            {u, u, u, u, u, 404, 200, 404, 200},
 		"email log in account": {u, u, u, u, u, 404, 200, 404, 200},
+		// Services verify their own account's tokens (another account's look
+		// missing, with 200); a reverse proxy's forwarded request passes with
+		// any valid token; the change stream needs viewer on the account.
+		"verify token":                    {u, u, u, u, u, 200, 200, 403, 200},
+		"verify forwarded request":        {u, u, u, u, u, 204, 204, 204, 204},
+		"verify forwarded request (HEAD)": {u, u, u, u, u, 204, 204, 204, 204},
+		"auth changes":                    {u, u, u, u, u, 200, 200, 403, 200},
 	}
 	for _, base := range []string{"", " (sandboxes)"} {
 		other := 404 // another account cannot see the sandbox

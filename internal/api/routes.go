@@ -45,6 +45,13 @@ func (s *Server) eachRoute(handle func(pattern string, h http.Handler)) {
 		m("GET "+base+"/audit_log", s.authed(s.auditLog))
 	}
 
+	// Verification for other services: a token they were handed, a request a
+	// reverse proxy forwards, and the change stream their caches follow.
+	m("POST /api/verify", s.authedUncharged(s.verifyToken))
+	m("GET /api/verify", s.authed(s.verifyForward))
+	m("HEAD /api/verify", s.authed(s.verifyForward))
+	m("GET /api/auth_changes", s.authed(s.authChanges))
+
 	m("GET /api/accounts", s.authed(s.listAccounts))
 	m("GET /api/whoami", s.authed(s.whoami))
 

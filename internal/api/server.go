@@ -44,6 +44,10 @@ type Options struct {
 	// are believed for the client address (and X-Forwarded-Proto for HSTS).
 	TrustedProxies Prefixes
 	Now            func() time.Time // the clock; time.Now if nil
+	// Done, when closed, ends the long-lived responses (the change streams
+	// of GET /api/auth_changes), so that a graceful shutdown need not wait
+	// for them. Close it as the HTTP server starts shutting down.
+	Done <-chan struct{}
 }
 
 // Dashboard is what the API needs of the dashboard (internal/web).

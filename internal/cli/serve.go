@@ -273,7 +273,9 @@ func Serve(ctx context.Context, cfg ServeConfig, operator string, stdout io.Writ
 	}
 	monitor, deliveries := newAlerts(ctx, cfg, svc, m, logger)
 	monitor.Start()
+	streamsDone := make(chan struct{})
 	handler := api.NewServer(svc, api.Options{
+		Done:   streamsDone,
 		Logger: logger, Metrics: m, Alerts: monitor, ServeMetrics: cfg.MetricsAddr == "",
 		TestRateMultiplier: cfg.TestRateMultiplier, AuthFailureLimit: cfg.AuthFailureLimit,
 		TrustedProxies: cfg.TrustedProxies, Mailer: mailer, Verifier: newVerifier(svc, cfg, shared),
@@ -288,6 +290,7 @@ func Serve(ctx context.Context, cfg ServeConfig, operator string, stdout io.Writ
 		MaxHeaderBytes:    64 << 10,
 		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
 	}
+	srv.RegisterOnShutdown(func() { close(streamsDone) })
 	scheme := "http"
 	if cfg.TLSCert != "" {
 		scheme = "https"

@@ -1,0 +1,244 @@
+package api
+
+import (
+	"fmt"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/tokend/tokend"
+)
+
+// verifyInput is the body of POST /api/verify.
+type verifyInput struct {
+	Token       *string               `json:"token"`
+	Permissions []requiredPermissions `json:"permissions"`
+}
+
+// requiredPermissions is one permission a verification asks about; the
+// domain validates it, so that every bad entry is reported under "permissions".
+type requiredPermissions struct {
+	ResourceType string             `json:"resource_type"`
+	ResourceID   int64              `json:"resource_id"`
+	AccessLevel  tokend.AccessLevel `json:"access_level"`
+}
+
+// verification is the body of a POST /api/verify answer. The token's
+// fields are there only when it belongs to the caller's account.
+type verification struct {
+	Valid bool              `json:"valid"`
+	Code  tokend.VerifyCode `json:"code"`
+	*verifiedToken
+}
+
+type verifiedToken struct {
+	TokenID     int64                `json:"token_id"`
+	Name        string               `json:"name"`
+	AccountID   int64                `json:"account_id"`
+	Environment tokend.Environment   `json:"environment"`
+	ExpiresAt   *time.Time           `json:"expires_at"`
+	Permissions []resourcePermission `json:"permissions"`
+	RateLimit   *rateLimitState      `json:"ratelimit,omitempty"`
+}
+
+type rateLimitState struct {
+	Limit     int `json:"limit"`
+	Remaining int `json:"remaining"`
+	Reset     int `json:"reset"` // seconds until the limit is whole again
+}
+
+// verifyToken answers POST /api/verify: 200 with the outcome for any token
+// asked about; errors only for the caller's own request.
+func (s *Server) verifyToken(w http.ResponseWriter, r *http.Request, caller *tokend.Token) error {
+	var in verifyInput
+	if err := decode(w, r, &in); err != nil {
+		return err
+	}
+	if in.Token == nil || *in.Token == "" {
+		return tokend.Invalid("token", "can't be blank")
+	}
+	required := make([]tokend.Permission, len(in.Permissions))
+	for i, p := range in.Permissions {
+		typ, ok := tokend.ParseResourceType(p.ResourceType)
+		if !ok {
+			typ = tokend.ResourceType(p.ResourceType) // the domain says what is wrong with it
+		}
+		required[i] = tokend.Permission{ResourceType: typ, ResourceID: p.ResourceID, Level: p.AccessLevel}
+	}
+	v, err := s.verifier.VerifyToken(r.Context(), caller, *in.Token, required)
+	h := w.Header()
+	if v.Spent.Limit > 0 {
+		setRateHeaders(h, v.Spent)
+	}
+	if err != nil {
+		if tokend.ErrorCode(err) == tokend.ERATELIMITED {
+			h.Set("Retry-After", seconds(v.Spent.RetryAfter))
+		}
+		return err
+	}
+	out := verification{Valid: v.Code == tokend.CodeValid, Code: v.Code}
+	if t := v.Token; t != nil {
+		vt := &verifiedToken{TokenID: t.ID, Name: t.Name, AccountID: t.AccountID, Environment: t.Environment,
+			ExpiresAt: t.ExpiresAt, Permissions: make([]resourcePermission, len(t.Permissions))}
+		for i, p := range t.Permissions {
+			vt.Permissions[i] = resourcePermission{ResourceType: p.ResourceType, ResourceID: p.ResourceID, AccessLevel: p.Level}
+		}
+		if v.LimitSet {
+			vt.RateLimit = &rateLimitState{Limit: v.Limit.Limit, Remaining: v.Limit.Remaining, Reset: ceilSeconds(v.Limit.Reset)}
+		}
+		out.verifiedToken = vt
+	}
+	encode(w, http.StatusOK, out)
+	return nil
+}
+
+// Identity headers of a verified request, for a reverse proxy to pass upstream.
+const (
+	HeaderAccountID   = "X-Tokend-Account-Id"
+	HeaderTokenID     = "X-Tokend-Token-Id"
+	HeaderEnvironment = "X-Tokend-Environment"
+)
+
+var (
+	liveValue = []string{string(tokend.Live)}[:1:1]
+	testValue = []string{string(tokend.Test)}[:1:1]
+)
+
+// verifyForward answers GET /api/verify for reverse proxies (nginx
+// auth_request, Traefik ForwardAuth, Envoy ext_authz): the forwarded
+// request's own credential was verified and charged like any request; the
+// query may narrow what passes with account_id=N (the token's account) and
+// require=<type>:<id>:<level> (repeated; every one must be held), else 403.
+// A pass is 204 with the identity headers.
+func (s *Server) verifyForward(w http.ResponseWriter, r *http.Request, caller *tokend.Token) error {
+	if r.URL.RawQuery != "" {
+		if err := s.checkForwardQuery(r, caller); err != nil {
+			return err
+		}
+	}
+	h := w.Header()
+	ids := []string{strconv.FormatInt(caller.AccountID, 10), strconv.FormatInt(caller.ID, 10)} // one allocation for two headers
+	h[HeaderAccountID], h[HeaderTokenID] = ids[0:1:1], ids[1:2:2]
+	if caller.Environment == tokend.Test {
+		h[HeaderEnvironment] = testValue
+	} else {
+		h[HeaderEnvironment] = liveValue
+	}
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+func (s *Server) checkForwardQuery(r *http.Request, caller *tokend.Token) error {
+	q := r.URL.Query()
+	if v := q.Get("account_id"); v != "" {
+		id, ok := parseID(v)
+		if !ok {
+			return tokend.Invalid("account_id", "must be a positive integer")
+		}
+		if id != caller.AccountID {
+			return tokend.Errorf(tokend.EFORBIDDEN, "This token belongs to another account")
+		}
+	}
+	reqs := q["require"]
+	if len(reqs) > tokend.MaxRequiredPermissions {
+		return tokend.Invalid("require", fmt.Sprintf("at most %d permissions may be checked at once", tokend.MaxRequiredPermissions))
+	}
+	required := make([]tokend.Permission, 0, len(reqs))
+	for _, v := range reqs {
+		p, err := tokend.ParsePermission(v)
+		if err != nil {
+			return tokend.Invalid("require", err.Error())
+		}
+		required = append(required, p)
+	}
+	ok, err := s.verifier.Holds(r.Context(), caller, required)
+	if err != nil {
+		return err
+	}
+	if !ok {
+		return tokend.Errorf(tokend.EFORBIDDEN, "This token lacks a permission this request requires")
+	}
+	return nil
+}
+
+// Change stream timing: a comment line keeps idle connections (and the
+// proxies between) open, and each write must finish within writeWait.
+const (
+	streamHeartbeat = 15 * time.Second
+	streamWriteWait = 10 * time.Second
+)
+
+// authChanges streams the caller's account's authentication changes as
+// Server-Sent Events, for caches outside tokend (the middleware, the
+// gateway):
+//
+//	event: ready    once, first: forget everything cached before it
+//	event: token    data {"token_id", "account_id"}: that token changed
+//	event: account  data {"account_id"}: every token of the account changed
+//	event: flush    data {}: forget everything
+//
+// The stream ends when the client goes, the server shuts down, the
+// subscriber falls too far behind, or the caller's own token stops
+// authenticating; a client that reconnects starts again from ready.
+func (s *Server) authChanges(w http.ResponseWriter, r *http.Request, caller *tokend.Token) error {
+	value, err := credential(r)
+	if err != nil {
+		return err
+	}
+	sub, err := s.svc.SubscribeAuthChanges(caller)
+	if err != nil {
+		return err
+	}
+	defer sub.Close()
+	rc := http.NewResponseController(w)
+	// The server's read timeout would end the request's context mid-stream.
+	_ = rc.SetReadDeadline(time.Time{})
+	h := w.Header()
+	h.Set("Content-Type", "text/event-stream")
+	h.Set("X-Accel-Buffering", "no") // nginx: pass events on at once
+	w.WriteHeader(http.StatusOK)
+	send := func(format string, args ...any) bool {
+		_ = rc.SetWriteDeadline(time.Now().Add(streamWriteWait))
+		if _, err := fmt.Fprintf(w, format, args...); err != nil {
+			return false
+		}
+		return rc.Flush() == nil
+	}
+	if !send("retry: 1000\nevent: ready\ndata: {\"account_id\":%d}\n\n", caller.AccountID) {
+		return nil
+	}
+	stillValid := func() bool {
+		t, err := s.svc.Authenticate(r.Context(), value)
+		return err == nil && t.ID == caller.ID
+	}
+	beat := time.NewTicker(streamHeartbeat)
+	defer beat.Stop()
+	for {
+		select {
+		case <-r.Context().Done():
+			return nil
+		case <-s.opts.Done:
+			return nil
+		case <-beat.C:
+			if !stillValid() || !send(": ping\n\n") {
+				return nil
+			}
+		case e, ok := <-sub.C:
+			if !ok {
+				return nil // fell behind: the client reconnects and starts over
+			}
+			var sent bool
+			switch {
+			case e.Flush():
+				sent = send("event: flush\ndata: {}\n\n")
+			case e.TokenID != 0:
+				sent = send("event: token\ndata: {\"token_id\":%d,\"account_id\":%d}\n\n", e.TokenID, e.AccountID)
+			default:
+				sent = send("event: account\ndata: {\"account_id\":%d}\n\n", e.AccountID)
+			}
+			if !sent || (e.TokenID == caller.ID || e.TokenID == 0) && !stillValid() {
+				return nil
+			}
+		}
+	}
+}
