@@ -293,7 +293,7 @@ func (u *Users) SignIn(ctx context.Context, email, password, client string) (*Si
 	email = normalizeEmail(email)
 	now := u.svc.now()
 	u.sweep(now)
-	addr := "addr " + throttleKey(client)
+	addr := "addr " + ThrottleKey(client)
 	if !u.allow(ctx, addr, signInsPerMin, now) {
 		return nil, errSignInThrottle
 	}

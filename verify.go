@@ -235,7 +235,7 @@ type lookupResult struct {
 // credErr nil) asks the store, giving the charge back when the token is valid.
 func (v *Verifier) lookup(ctx context.Context, value string, credErr error, client string, now time.Time) (*Token, Decision) {
 	err := credErr
-	key := throttleKey(client)
+	key := ThrottleKey(client)
 	limit := v.opts.AuthFailureLimit
 	if d, err := v.takeFailure(ctx, key, limit, now); err != nil {
 		return nil, Decision{Err: ErrLimitsUnavailable, Outcome: VerifyError}
@@ -284,10 +284,10 @@ func planKey(account int64, test bool) string {
 	return "plan:" + strconv.FormatInt(account, 10) + ":live"
 }
 
-// throttleKey is what the failed-authentication throttle counts: the client's
-// IPv4 address, or its IPv6 /64, since one IPv6 client usually holds a whole
-// /64 and could otherwise guess from a fresh address each time.
-func throttleKey(addr string) string {
+// ThrottleKey is what a failed-authentication throttle counts for a client
+// address: the IPv4 address, or the IPv6 /64, since one IPv6 client usually
+// holds a whole /64 and could otherwise guess from a fresh address each time.
+func ThrottleKey(addr string) string {
 	ip, err := netip.ParseAddr(addr)
 	if err != nil || ip.Unmap().Is4() {
 		return addr

@@ -1,0 +1,438 @@
+// Package middleware authenticates HTTP requests against a tokend, for
+// services that accept the tokens tokend issues.
+//
+// An Authenticator asks tokend (POST /api/verify) the first time it sees a
+// token and then answers from memory. It follows the account's change
+// stream (GET /api/auth_changes), so a token deleted, reset past its grace,
+// or stripped of a permission is refused as soon as the event arrives, in a
+// few milliseconds. While the stream is down nothing is answered from
+// memory: every request asks tokend, until the stream is back.
+//
+//	c, _ := client.New("http://tokend:8080", os.Getenv("TOKEND_TOKEN"))
+//	auth, _ := middleware.New(c, middleware.Options{})
+//	go auth.Run(ctx) // follows the change stream until ctx ends
+//	mux.Handle("GET /reports", auth.Require(client.MustPermission("project:3:viewer"))(reports))
+//
+// and in the handler:
+//
+//	id, _ := middleware.FromContext(r.Context())
+//
+// The plan limit that tokend reports for a token is enforced in this
+// process's memory (each process allows the whole limit); only the requests
+// that ask tokend count in the token's usage and in tokend's own limit.
+package middleware
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/json"
+	"errors"
+	"log/slog"
+	"math"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"slices"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"golang.org/x/sync/singleflight"
+
+	"github.com/tokend/tokend"
+	"github.com/tokend/tokend/apikey"
+	"github.com/tokend/tokend/client"
+	"github.com/tokend/tokend/internal/ratelimit"
+)
+
+// Identity is who a request authenticated as. Treat it as read-only.
+type Identity struct {
+	TokenID     int64
+	AccountID   int64
+	Name        string
+	Environment string // "live" or "test"
+	ExpiresAt   *time.Time
+	Permissions []client.Permission
+}
+
+type identityKey struct{}
+
+// FromContext returns the identity the middleware put in a request's context.
+func FromContext(ctx context.Context) (*Identity, bool) {
+	id, ok := ctx.Value(identityKey{}).(*Identity)
+	return id, ok
+}
+
+// WithIdentity returns ctx carrying id, as the middleware passes it on.
+func WithIdentity(ctx context.Context, id *Identity) context.Context {
+	return context.WithValue(ctx, identityKey{}, id)
+}
+
+// Error is why a request was refused: Status is the HTTP status and Code
+// one of missing_api_key, invalid_api_key, expired_api_key,
+// insufficient_permissions, rate_limited, auth_throttled, unavailable.
+type Error struct {
+	Status     int
+	Code       string
+	Message    string
+	RetryAfter time.Duration
+}
+
+func (e *Error) Error() string { return e.Message }
+
+// Options configure an Authenticator. Zero values take the defaults.
+type Options struct {
+	// Prefix is the prefix of the tokend's token values (default "tk"): values
+	// that are not well-formed tokens are refused without asking tokend.
+	Prefix string
+	// AuthFailureLimit is how many failed authentications a client address
+	// may make per minute before it is refused with 429 auth_throttled
+	// without asking tokend (default 20).
+	AuthFailureLimit int
+	// ClientAddr returns the client address a request came from, for that
+	// throttle (default: the host of RemoteAddr). Behind a proxy, read the
+	// address the proxy forwards.
+	ClientAddr func(r *http.Request) string
+	// WriteError answers a refused request (default: JSON
+	// {"error", "status", "code"}, with Retry-After on 429 and 503).
+	WriteError func(w http.ResponseWriter, r *http.Request, e *Error)
+	// TTL bounds how long a verified token is answered from memory before
+	// tokend is asked again, whatever the change stream says (default 5 min).
+	TTL    time.Duration
+	Logger *slog.Logger     // default: discard
+	Now    func() time.Time // the clock; time.Now if nil
+}
+
+// Authenticator is the middleware. Create it with New, run Run beside the
+// server, and wrap handlers with Require or RequireFunc.
+type Authenticator struct {
+	c        *client.Client
+	opts     Options
+	format   apikey.Format
+	cache    *cache
+	live     atomic.Bool // the change stream is up: memory may be trusted
+	limits   *ratelimit.Limiter[limitKey]
+	failures *ratelimit.Limiter[string]
+	flights  singleflight.Group
+	swept    atomic.Int64
+}
+
+type limitKey struct {
+	account int64
+	env     string
+}
+
+// New returns an Authenticator that verifies through c, a client holding a
+// service token of the account whose tokens it accepts (at least viewer on
+// the account).
+func New(c *client.Client, opts Options) (*Authenticator, error) {
+	if opts.Prefix == "" {
+		opts.Prefix = apikey.DefaultPrefix
+	}
+	format, err := apikey.NewFormat(opts.Prefix)
+	if err != nil {
+		return nil, err
+	}
+	if opts.AuthFailureLimit <= 0 {
+		opts.AuthFailureLimit = 20
+	}
+	if opts.ClientAddr == nil {
+		opts.ClientAddr = remoteHost
+	}
+	if opts.WriteError == nil {
+		opts.WriteError = WriteJSONError
+	}
+	if opts.TTL <= 0 {
+		opts.TTL = 5 * time.Minute
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	return &Authenticator{c: c, opts: opts, format: format, cache: newCache(),
+		limits: ratelimit.New[limitKey](time.Minute), failures: ratelimit.New[string](time.Minute)}, nil
+}
+
+// Require returns middleware that lets a request through when it carries a
+// token of the account holding every permission in required (any valid
+// token when there are none), with its Identity in the request's context.
+func (a *Authenticator) Require(required ...client.Permission) func(http.Handler) http.Handler {
+	key := permsKey(required)
+	return func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			a.serve(w, r, next, required, key)
+		})
+	}
+}
+
+// RequireFunc is Require with the permissions decided per request (from
+// path values, say). An error from required answers 403.
+func (a *Authenticator) RequireFunc(required func(r *http.Request) ([]client.Permission, error)) func(http.Handler) http.Handler {
+	return func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			perms, err := required(r)
+			if err != nil {
+				a.opts.WriteError(w, r, &Error{Status: http.StatusForbidden, Code: "insufficient_permissions", Message: err.Error()})
+				return
+			}
+			a.serve(w, r, next, perms, permsKey(perms))
+		})
+	}
+}
+
+func (a *Authenticator) serve(w http.ResponseWriter, r *http.Request, next http.Handler, required []client.Permission, key string) {
+	id, err := a.authenticate(r, required, key)
+	if err != nil {
+		a.opts.WriteError(w, r, err)
+		return
+	}
+	next.ServeHTTP(w, r.WithContext(WithIdentity(r.Context(), id)))
+}
+
+// Authenticate decides whether r may pass with the permissions in required,
+// as Require does, without serving it.
+func (a *Authenticator) Authenticate(r *http.Request, required ...client.Permission) (*Identity, *Error) {
+	return a.authenticate(r, required, permsKey(required))
+}
+
+// Refusals.
+var (
+	errInvalid  = &Error{Status: http.StatusUnauthorized, Code: "invalid_api_key", Message: "Incorrect API token"}
+	errExpired  = &Error{Status: http.StatusUnauthorized, Code: "expired_api_key", Message: "API token has expired"}
+	errLacking  = &Error{Status: http.StatusForbidden, Code: "insufficient_permissions", Message: "This token lacks a permission this request requires"}
+	errUpstream = &Error{Status: http.StatusServiceUnavailable, Code: "unavailable", Message: "Tokens cannot be verified right now; retry in a moment", RetryAfter: time.Second}
+)
+
+func (a *Authenticator) authenticate(r *http.Request, required []client.Permission, key string) (*Identity, *Error) {
+	value, err := tokend.Credential{APIToken: r.Header.Values("Api-Token"), Authorization: r.Header.Values("Authorization")}.Value()
+	if err != nil {
+		var te *tokend.Error
+		errors.As(err, &te)
+		return nil, &Error{Status: http.StatusUnauthorized, Code: te.Reason, Message: te.Message}
+	}
+	now := a.opts.Now()
+	a.sweep(now)
+	if _, err := a.format.Parse(value); err != nil {
+		return nil, a.failed(r, now, errInvalid)
+	}
+	h := sha256.Sum256([]byte(value))
+	if a.live.Load() {
+		e, unknown := a.cache.get(&h)
+		switch {
+		case unknown:
+			return nil, a.failed(r, now, errInvalid)
+		case e == nil:
+		case e.id.ExpiresAt != nil && !now.Before(*e.id.ExpiresAt):
+			return nil, errExpired
+		case now.Sub(e.fetched) < a.opts.TTL && e.grants(key):
+			return e.id, a.take(e, now)
+		}
+	}
+	return a.ask(r, value, &h, required, key, now)
+}
+
+// ask verifies with tokend. Like tokend itself, it reserves one failure of
+// the client address's budget first, and gives it back when the token
+// authenticates, so parallel guesses cannot get more answers than the budget.
+func (a *Authenticator) ask(r *http.Request, value string, h *[32]byte, required []client.Permission, key string, now time.Time) (*Identity, *Error) {
+	addr := tokend.ThrottleKey(a.opts.ClientAddr(r))
+	if d := a.failures.Take(addr, a.opts.AuthFailureLimit, now); !d.Allowed {
+		return nil, &Error{Status: http.StatusTooManyRequests, Code: "auth_throttled",
+			Message: "Too many failed authentications from your address; retry later", RetryAfter: d.RetryAfter}
+	}
+	gen := a.cache.gen.Load()
+	// Concurrent first requests of one token share one verification, which
+	// one of them going away must not cancel.
+	ctx := context.WithoutCancel(r.Context())
+	res, err, _ := a.flights.Do(string(h[:])+"\x00"+key, func() (any, error) {
+		return a.c.Verify(ctx, value, required...)
+	})
+	if err != nil {
+		a.failures.Refund(addr, a.opts.AuthFailureLimit, now) // tokend failed, not the client
+		a.opts.Logger.Error("verifying a token with tokend", "err", err)
+		return nil, errUpstream
+	}
+	v := res.(*client.Verification)
+	switch v.Code {
+	case client.CodeNotFound:
+		if a.live.Load() {
+			a.cache.putUnknown(h, gen)
+		}
+		return nil, errInvalid
+	case client.CodeExpired:
+		return nil, errExpired
+	}
+	a.failures.Refund(addr, a.opts.AuthFailureLimit, now)
+	e := &entry{id: identityOf(v), fetched: now, granted: map[string]struct{}{}}
+	if v.RateLimit != nil {
+		e.limit = v.RateLimit.Limit
+	}
+	switch v.Code {
+	case client.CodeRateLimited:
+		retry := time.Second
+		if e.limit > 0 {
+			retry = max(retry, time.Duration(math.Ceil(60/float64(e.limit)))*time.Second)
+		}
+		return nil, &Error{Status: http.StatusTooManyRequests, Code: "rate_limited", Message: "Rate limit exceeded", RetryAfter: retry}
+	case client.CodeValid:
+		e.grant(key)
+	case client.CodeInsufficientPermissions:
+	default:
+		a.opts.Logger.Error("tokend answered an unknown verification code", "code", v.Code)
+		return nil, errUpstream
+	}
+	if a.live.Load() {
+		if cached := a.cache.put(h, e, gen, now); cached != nil && cached != e && v.Code == client.CodeValid {
+			cached.grant(key)
+		}
+	}
+	if v.Code == client.CodeInsufficientPermissions {
+		return nil, errLacking
+	}
+	// tokend has charged this request; the local limit starts counting with it.
+	return e.id, a.take(e, now)
+}
+
+// take spends one request of the token's plan limit in this process.
+func (a *Authenticator) take(e *entry, now time.Time) *Error {
+	if e.limit <= 0 {
+		return nil
+	}
+	d := a.limits.Take(limitKey{e.id.AccountID, e.id.Environment}, e.limit, now)
+	if d.Allowed {
+		return nil
+	}
+	return &Error{Status: http.StatusTooManyRequests, Code: "rate_limited", Message: "Rate limit exceeded", RetryAfter: d.RetryAfter}
+}
+
+// failed charges one failure to the client address and returns refusal, or
+// auth_throttled once the address's budget is spent.
+func (a *Authenticator) failed(r *http.Request, now time.Time, refusal *Error) *Error {
+	if d := a.failures.Take(tokend.ThrottleKey(a.opts.ClientAddr(r)), a.opts.AuthFailureLimit, now); !d.Allowed {
+		return &Error{Status: http.StatusTooManyRequests, Code: "auth_throttled",
+			Message: "Too many failed authentications from your address; retry later", RetryAfter: d.RetryAfter}
+	}
+	return refusal
+}
+
+// sweep forgets rested limiter keys about once a minute.
+func (a *Authenticator) sweep(now time.Time) {
+	last := a.swept.Load()
+	if now.Unix()-last < 60 || !a.swept.CompareAndSwap(last, now.Unix()) {
+		return
+	}
+	go func() {
+		a.failures.Sweep(now)
+		a.limits.Sweep(now)
+	}()
+}
+
+// Live reports whether the change stream is up, so that verified tokens are
+// answered from memory.
+func (a *Authenticator) Live() bool { return a.live.Load() }
+
+// CachedTokens is how many verified tokens are held in memory.
+func (a *Authenticator) CachedTokens() int { return a.cache.len() }
+
+// Run follows the account's change stream until ctx ends, reconnecting
+// with capped backoff when it is lost; each loss forgets everything cached,
+// and until the stream is back every request asks tokend. It returns nil
+// once ctx is done.
+func (a *Authenticator) Run(ctx context.Context) error {
+	backoff := minBackoff
+	for {
+		start := time.Now()
+		err := a.follow(ctx)
+		a.lose()
+		if ctx.Err() != nil {
+			return nil
+		}
+		if time.Since(start) > 30*time.Second {
+			backoff = minBackoff
+		}
+		a.opts.Logger.Warn("lost tokend's change stream; asking tokend for every request until it is back", "err", err, "retry_in", backoff)
+		wait := backoff/2 + rand.N(backoff/2+1)
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(wait):
+		}
+		backoff = min(2*backoff, maxBackoff)
+	}
+}
+
+const (
+	minBackoff = 100 * time.Millisecond
+	maxBackoff = 5 * time.Second
+)
+
+func (a *Authenticator) follow(ctx context.Context) error {
+	s, err := a.c.AuthChanges(ctx)
+	if err != nil {
+		return err
+	}
+	defer s.Close()
+	for {
+		ev, err := s.Next()
+		if err != nil {
+			return err
+		}
+		now := a.opts.Now()
+		switch ev.Kind {
+		case client.EventReady:
+			a.cache.flush()
+			a.live.Store(true)
+			a.opts.Logger.Info("following tokend's change stream")
+		case client.EventToken:
+			a.cache.evictToken(ev.TokenID, now)
+		case client.EventAccount:
+			a.cache.evictAccount(ev.AccountID, now)
+		case client.EventFlush:
+			a.cache.flush()
+		}
+	}
+}
+
+// lose stops trusting memory until the stream is back.
+func (a *Authenticator) lose() {
+	a.live.Store(false)
+	a.cache.flush()
+}
+
+// permsKey names a set of permissions, whatever their order.
+func permsKey(perms []client.Permission) string {
+	if len(perms) == 0 {
+		return ""
+	}
+	keys := make([]string, len(perms))
+	for i, p := range perms {
+		keys[i] = p.ResourceType + ":" + strconv.FormatInt(p.ResourceID, 10) + ":" + strconv.Itoa(p.AccessLevel)
+	}
+	slices.Sort(keys)
+	return strings.Join(keys, ",")
+}
+
+// remoteHost is the host part of r.RemoteAddr.
+func remoteHost(r *http.Request) string {
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		return r.RemoteAddr
+	}
+	return host
+}
+
+// WriteJSONError is the default refusal: {"error", "status", "code"}, with
+// Retry-After when there is one, as tokend's own API answers.
+func WriteJSONError(w http.ResponseWriter, r *http.Request, e *Error) {
+	h := w.Header()
+	if e.RetryAfter > 0 {
+		h.Set("Retry-After", strconv.Itoa(int(math.Ceil(e.RetryAfter.Seconds()))))
+	}
+	h.Set("Content-Type", "application/json; charset=utf-8")
+	h.Set("Cache-Control", "no-store")
+	w.WriteHeader(e.Status)
+	_ = json.NewEncoder(w).Encode(map[string]any{"error": e.Message, "status": e.Status, "code": e.Code})
+}
