@@ -60,16 +60,23 @@ func (p Prefixes) Contains(a netip.Addr) bool {
 // maxForwardedHops bounds how much of a forwarding chain is read.
 const maxForwardedHops = 32
 
-// clientAddr is the address of the client a request comes from. It is the
-// connection's peer, unless the peer is a trusted proxy: then it is the
-// rightmost address in X-Forwarded-For (or, when that header is absent, in
-// Forwarded) that is not itself a trusted proxy. Entries left of it were
-// written by the client and are never believed. An unreadable entry stops the
-// walk at the last trusted hop, so a garbled header can blame a proxy but
-// never lets a client choose its own address. The result is always a
-// canonical IP, so it is bounded in size.
+// clientAddr is the address of the client a request comes from (see
+// Prefixes.ClientAddr).
 func (s *Server) clientAddr(r *http.Request) (addr string, viaProxy bool) {
-	if len(s.opts.TrustedProxies) == 0 {
+	return s.opts.TrustedProxies.ClientAddr(r)
+}
+
+// ClientAddr is the address of the client r comes from, with p the trusted
+// proxies. It is the connection's peer, unless the peer is a trusted proxy:
+// then it is the rightmost address in X-Forwarded-For (or, when that header
+// is absent, in Forwarded) that is not itself a trusted proxy. Entries left
+// of it were written by the client and are never believed. An unreadable
+// entry stops the walk at the last trusted hop, so a garbled header can
+// blame a proxy but never lets a client choose its own address. The result
+// is always a canonical IP, so it is bounded in size. viaProxy reports
+// whether a trusted proxy forwarded the request.
+func (p Prefixes) ClientAddr(r *http.Request) (addr string, viaProxy bool) {
+	if len(p) == 0 {
 		// The common case, without an allocation: the peer as the network
 		// stack wrote it, which is bounded.
 		if host, _, err := net.SplitHostPort(r.RemoteAddr); err == nil {
@@ -82,7 +89,7 @@ func (s *Server) clientAddr(r *http.Request) (addr string, viaProxy bool) {
 		return clip(r.RemoteAddr, 64), false
 	}
 	ip := peer.Addr().Unmap()
-	if !s.opts.TrustedProxies.Contains(ip) {
+	if !p.Contains(ip) {
 		return ip.String(), false
 	}
 	hops := forwardedFor(r.Header)
@@ -92,7 +99,7 @@ func (s *Server) clientAddr(r *http.Request) (addr string, viaProxy bool) {
 			break
 		}
 		ip = hop
-		if !s.opts.TrustedProxies.Contains(hop) {
+		if !p.Contains(hop) {
 			break
 		}
 	}

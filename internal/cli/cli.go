@@ -61,6 +61,7 @@ func init() {
 		{"user list", "[--json]", "list the people who sign in to the dashboard", userList, nil},
 		{"user delete", "ID", "delete a user; their sessions end at once", userDelete, nil},
 		{"user set-password", "ID --password-stdin", "replace a user's password (read from standard input) and end their sessions", nil, userSetPassword},
+		{"proxy", "--upstream URL --tokend URL [--routes FILE] [--addr ADDR]", "run an authenticating reverse proxy in front of any HTTP API, with the account's service token in TOKEND_TOKEN", proxy, nil},
 		{"backup", "OUT", "write a consistent copy of the database to the new file OUT, safe while serve runs", backup, nil},
 		{"version", "", "print the version and the VCS revision tokend was built from", printVersion, nil},
 		{"help", "[COMMAND]", "show this help, or a command's flags with their environment variables", help, nil},

@@ -1,0 +1,271 @@
+package gateway_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"strings"
+	"sync/atomic"
+	"testing"
+
+	"github.com/tokend/tokend"
+	"github.com/tokend/tokend/client"
+	"github.com/tokend/tokend/internal/gateway"
+	"github.com/tokend/tokend/internal/testutil"
+	"github.com/tokend/tokend/middleware"
+)
+
+// seen is what the upstream received.
+type seen struct {
+	Path   string
+	Header http.Header
+}
+
+type fixture struct {
+	t        *testing.T
+	tokend   *testutil.TokendServer
+	gw       *httptest.Server
+	upstream atomic.Int64 // requests the upstream served
+}
+
+func newFixture(t *testing.T, routes string, forward bool) *fixture {
+	t.Helper()
+	f := &fixture{t: t, tokend: testutil.Tokend(t, testutil.TokendOptions{})}
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		f.upstream.Add(1)
+		json.NewEncoder(w).Encode(seen{Path: r.URL.Path, Header: r.Header})
+	}))
+	t.Cleanup(up.Close)
+	c, err := client.New(f.tokend.URL, f.tokend.Token(t, "gateway").Value)
+	if err != nil {
+		t.Fatal(err)
+	}
+	auth, err := middleware.New(c, middleware.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { auth.Run(ctx); close(done) }()
+	t.Cleanup(func() { cancel(); <-done })
+	opts := gateway.Options{Upstream: mustURL(t, up.URL), Auth: auth, ForwardCredentials: forward}
+	if routes != "" {
+		if opts.Routes, err = gateway.ParseRoutes(strings.NewReader(routes)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	h, err := gateway.New(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.gw = httptest.NewServer(h)
+	t.Cleanup(f.gw.Close)
+	return f
+}
+
+func mustURL(t *testing.T, s string) *url.URL {
+	u, err := url.Parse(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return u
+}
+
+func (f *fixture) do(method, path string, header http.Header) (int, seen, map[string]any) {
+	f.t.Helper()
+	req, _ := http.NewRequest(method, f.gw.URL+path, nil)
+	for k, v := range header {
+		req.Header[k] = v
+	}
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	defer res.Body.Close()
+	var raw json.RawMessage
+	json.NewDecoder(res.Body).Decode(&raw)
+	var s seen
+	var body map[string]any
+	json.Unmarshal(raw, &s)
+	json.Unmarshal(raw, &body)
+	return res.StatusCode, s, body
+}
+
+func TestGatewayWithoutRoutesNeedsAValidToken(t *testing.T) {
+	f := newFixture(t, "", false)
+	tok := f.tokend.Token(t, "user")
+	status, s, _ := f.do("GET", "/v1/anything?x=1", http.Header{
+		"Authorization":       {"Bearer " + tok.Value},
+		"X-Tokend-Account-Id": {"999"}, // spoofed
+		"X-Tokend-Token-Id":   {"999"},
+	})
+	if status != 200 || s.Path != "/v1/anything" {
+		t.Fatalf("%d %+v", status, s)
+	}
+	want := map[string]string{"X-Tokend-Account-Id": fmt.Sprint(f.tokend.AccountID), "X-Tokend-Token-Id": fmt.Sprint(tok.ID), "X-Tokend-Environment": "live"}
+	for k, v := range want {
+		if got := s.Header.Values(k); len(got) != 1 || got[0] != v {
+			t.Errorf("upstream got %s %q, want %q", k, got, v)
+		}
+	}
+	if s.Header.Get("Authorization") != "" || s.Header.Get("Api-Token") != "" {
+		t.Errorf("the credential reached the upstream: %v", s.Header)
+	}
+	if s.Header.Get("X-Forwarded-For") != "127.0.0.1" {
+		t.Errorf("X-Forwarded-For %q", s.Header.Get("X-Forwarded-For"))
+	}
+	before := f.upstream.Load()
+	for _, h := range []http.Header{nil, {"Api-Token": {"tk_live_nope"}}, {"Authorization": {"Bearer " + f.tokend.Token(t, "x").Value + "x"}}} {
+		if status, _, body := f.do("GET", "/v1/anything", h); status != 401 || body["code"] == "" {
+			t.Errorf("%v: %d %v", h, status, body)
+		}
+	}
+	if f.upstream.Load() != before {
+		t.Error("a refused request reached the upstream")
+	}
+}
+
+func TestGatewayRoutes(t *testing.T) {
+	f := newFixture(t, "", false)
+	ctx := context.Background()
+	p, err := f.tokend.Svc.CreateProject(ctx, &f.tokend.Admin.Token, "Billing")
+	if err != nil {
+		t.Fatal(err)
+	}
+	routes := fmt.Sprintf(`
+# public
+GET /healthz                       none
+GET /v1/projects/{id}/reports      project:{id}:viewer   # from the path
+POST /v1/projects/%d/reports       project:%d:admin
+GET /v1/me                         token
+`, p.ID, p.ID)
+	f = newFixtureWith(t, f, routes)
+	viewer := f.tokend.Token(t, "viewer", tokend.Permission{ResourceType: tokend.ResourceProject, ResourceID: p.ID, Level: tokend.Viewer})
+	admin := f.tokend.Admin.Value
+	bearer := func(v string) http.Header { return http.Header{"Authorization": {"Bearer " + v}} }
+	cases := []struct {
+		name, method, path string
+		header             http.Header
+		status             int
+	}{
+		{"public without a token", "GET", "/healthz", nil, 200},
+		{"public strips spoofed identity", "GET", "/healthz", http.Header{"X-Tokend-Token-Id": {"1"}}, 200},
+		{"path permission held", "GET", fmt.Sprintf("/v1/projects/%d/reports", p.ID), bearer(viewer.Value), 200},
+		{"path permission on another project", "GET", "/v1/projects/424242/reports", bearer(viewer.Value), 403},
+		{"path value not an id", "GET", "/v1/projects/abc/reports", bearer(viewer.Value), 403},
+		{"path permission without a token", "GET", fmt.Sprintf("/v1/projects/%d/reports", p.ID), nil, 401},
+		{"admin route for a viewer", "POST", fmt.Sprintf("/v1/projects/%d/reports", p.ID), bearer(viewer.Value), 403},
+		{"admin route for the account admin", "POST", fmt.Sprintf("/v1/projects/%d/reports", p.ID), bearer(admin), 200},
+		{"any token", "GET", "/v1/me", bearer(viewer.Value), 200},
+		{"unrouted path", "GET", "/v2/other", bearer(admin), 404},
+		{"unrouted method", "DELETE", "/v1/me", bearer(admin), 404},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			status, s, body := f.do(c.method, c.path, c.header)
+			if status != c.status {
+				t.Fatalf("%d %v, want %d", status, body, c.status)
+			}
+			if status == 200 && c.header == nil && s.Header.Get("X-Tokend-Token-Id") != "" {
+				t.Fatalf("a public route passed identity headers: %v", s.Header)
+			}
+		})
+	}
+}
+
+// newFixtureWith is a gateway with routes in front of f's tokend.
+func newFixtureWith(t *testing.T, f *fixture, routes string) *fixture {
+	t.Helper()
+	g := &fixture{t: t, tokend: f.tokend}
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		g.upstream.Add(1)
+		json.NewEncoder(w).Encode(seen{Path: r.URL.Path, Header: r.Header})
+	}))
+	t.Cleanup(up.Close)
+	c, _ := client.New(f.tokend.URL, f.tokend.Token(t, "gateway 2").Value)
+	auth, _ := middleware.New(c, middleware.Options{})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { auth.Run(ctx); close(done) }()
+	t.Cleanup(func() { cancel(); <-done })
+	rs, err := gateway.ParseRoutes(strings.NewReader(routes))
+	if err != nil {
+		t.Fatal(err)
+	}
+	h, err := gateway.New(gateway.Options{Upstream: mustURL(t, up.URL), Auth: auth, Routes: rs})
+	if err != nil {
+		t.Fatal(err)
+	}
+	g.gw = httptest.NewServer(h)
+	t.Cleanup(g.gw.Close)
+	return g
+}
+
+func TestGatewayForwardsCredentialsOnlyWhenAsked(t *testing.T) {
+	for _, forward := range []bool{false, true} {
+		t.Run(fmt.Sprint("forward=", forward), func(t *testing.T) {
+			f := newFixture(t, "", forward)
+			tok := f.tokend.Token(t, "user")
+			_, s, _ := f.do("GET", "/", http.Header{"Api-Token": {tok.Value}, "Authorization": {"Basic dXNlcjpwYXNz"}})
+			if got := s.Header.Get("Api-Token") != ""; got != forward {
+				t.Errorf("Api-Token forwarded: %v", got)
+			}
+			if s.Header.Get("Authorization") != "Basic dXNlcjpwYXNz" {
+				t.Errorf("the upstream's own Authorization was dropped: %v", s.Header)
+			}
+		})
+	}
+}
+
+func TestGatewayUpstreamDown(t *testing.T) {
+	tk := testutil.Tokend(t, testutil.TokendOptions{})
+	c, _ := client.New(tk.URL, tk.Token(t, "gateway").Value)
+	auth, _ := middleware.New(c, middleware.Options{})
+	h, err := gateway.New(gateway.Options{Upstream: mustURL(t, "http://127.0.0.1:1"), Auth: auth})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec := httptest.NewRecorder()
+	req := httptest.NewRequest("GET", "/x", nil)
+	req.Header.Set("Api-Token", tk.Admin.Value)
+	h.ServeHTTP(rec, req)
+	if rec.Code != 502 || !strings.Contains(rec.Body.String(), "upstream_unavailable") {
+		t.Fatalf("%d %s", rec.Code, rec.Body)
+	}
+}
+
+func TestParseRoutesErrors(t *testing.T) {
+	for _, c := range []struct {
+		name, routes, want string
+	}{
+		{"empty", "# nothing\n\n", "no routes"},
+		{"no rule", "GET /x\n", "line 1"},
+		{"bad permission", "GET /x  project:abc:viewer\n", "line 1"},
+		{"bad level", "\nGET /x  project:3:owner\n", "line 2"},
+		{"unknown wildcard", "GET /p/{id}  project:{pid}:viewer\n", "no wildcard {pid}"},
+		{"none with permissions", "GET /x  none project:3:viewer\n", "cannot be combined"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			_, err := gateway.ParseRoutes(strings.NewReader(c.routes))
+			if err == nil || !strings.Contains(err.Error(), c.want) {
+				t.Fatalf("error %v, want one mentioning %q", err, c.want)
+			}
+		})
+	}
+	t.Run("conflicting patterns", func(t *testing.T) {
+		rs, err := gateway.ParseRoutes(strings.NewReader("GET /x token\nGET /x none\n"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		tk := testutil.Tokend(t, testutil.TokendOptions{})
+		c, _ := client.New(tk.URL, tk.Admin.Value)
+		auth, _ := middleware.New(c, middleware.Options{})
+		if _, err := gateway.New(gateway.Options{Upstream: mustURL(t, "http://127.0.0.1:1"), Auth: auth, Routes: rs}); err == nil ||
+			!strings.Contains(err.Error(), "line 2") {
+			t.Fatalf("error %v, want one naming line 2", err)
+		}
+	})
+}
