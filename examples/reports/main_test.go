@@ -28,7 +28,9 @@ func TestReportsService(t *testing.T) {
 	pr, pw := io.Pipe()
 	done := make(chan error, 1)
 	env := map[string]string{"TOKEND_URL": tk.URL, "TOKEND_TOKEN": service.Value}
-	go func() { done <- run(ctx, []string{"reports", "--addr", "127.0.0.1:0"}, func(k string) string { return env[k] }, io.Discard, pw) }()
+	go func() {
+		done <- run(ctx, []string{"reports", "--addr", "127.0.0.1:0"}, func(k string) string { return env[k] }, io.Discard, pw)
+	}()
 	t.Cleanup(func() {
 		cancel()
 		if err := <-done; err != nil {
