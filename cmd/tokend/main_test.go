@@ -189,7 +189,14 @@ type server struct {
 // startServe runs "tokend serve" on a free loopback port and waits for it to listen.
 func startServe(t *testing.T, env []string, args ...string) *server {
 	t.Helper()
-	cmd := exec.Command(binary, append([]string{"serve", "--addr", "127.0.0.1:0"}, args...)...)
+	return startListening(t, env, append([]string{"serve", "--addr", "127.0.0.1:0"}, args...)...)
+}
+
+// startListening runs the binary with args (a command that logs "listening"
+// with its URL: serve, proxy) and waits for it to listen.
+func startListening(t *testing.T, env []string, args ...string) *server {
+	t.Helper()
+	cmd := exec.Command(binary, args...)
 	cmd.Env = append(os.Environ(), env...)
 	s := &server{cmd: cmd, stdout: &testutil.Buffer{}, stderr: &testutil.Buffer{}, done: make(chan error, 1)}
 	cmd.Stdout = s.stdout
@@ -219,9 +226,9 @@ func startServe(t *testing.T, env []string, args ...string) *server {
 	select {
 	case s.url = <-found:
 	case err := <-s.done:
-		t.Fatalf("serve exited before listening: %v\n%s", err, s.stderr.String())
+		t.Fatalf("%s exited before listening: %v\n%s", args[0], err, s.stderr.String())
 	case <-time.After(20 * time.Second):
-		t.Fatalf("serve did not start listening\n%s", s.stderr.String())
+		t.Fatalf("%s did not start listening\n%s", args[0], s.stderr.String())
 	}
 	return s
 }
