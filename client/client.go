@@ -21,6 +21,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -32,6 +33,7 @@ type Client struct {
 	token     string
 	hc        *http.Client
 	userAgent string
+	account   accountCache // the token's account id, for the /api/accounts/{id} routes
 }
 
 // Option configures a Client.
@@ -83,6 +85,7 @@ func (e *Error) Error() string {
 		for f, ms := range e.Fields {
 			parts = append(parts, f+": "+strings.Join(ms, ", "))
 		}
+		sort.Strings(parts) // the same error reads the same every time
 		msg += " (" + strings.Join(parts, "; ") + ")"
 	}
 	return fmt.Sprintf("tokend: %d %s: %s", e.Status, e.Code, msg)

@@ -193,6 +193,7 @@ func (s *AuthChangeStream) read() {
 		select {
 		case s.lines <- sc.Text():
 		case <-s.closed:
+			s.err = errStreamClosed
 			return
 		}
 	}
@@ -201,6 +202,9 @@ func (s *AuthChangeStream) read() {
 		s.err = io.EOF
 	}
 }
+
+// errStreamClosed is what Next returns once Close has ended the stream.
+var errStreamClosed = errors.New("tokend: change stream closed")
 
 // ErrStreamIdle is returned by Next when the stream has been silent too long.
 var ErrStreamIdle = errors.New("tokend: change stream silent for too long")

@@ -1,0 +1,159 @@
+package client_test
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"net/http/httptest"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/tokend/tokend"
+	"github.com/tokend/tokend/apikey"
+	"github.com/tokend/tokend/client"
+	"github.com/tokend/tokend/internal/api"
+	"github.com/tokend/tokend/internal/mail"
+	"github.com/tokend/tokend/internal/testutil"
+)
+
+// env is a real tokend API in-process, over a SQLite store (or the one
+// TOKEND_TEST_STORE names), with two accounts: Acme (admin token admin) and
+// Other (otherAdmin). Its clock only moves when the test moves it.
+type env struct {
+	t          *testing.T
+	url        string
+	svc        *tokend.Service
+	clock      *testutil.Clock
+	acme       int64
+	admin      string
+	adminID    int64
+	other      int64
+	otherAdmin string
+}
+
+type envConfig struct {
+	plan       tokend.Plan
+	limit      int
+	defaultTTL time.Duration
+	deliver    bool // live mail is queued (no relay ever takes it); false answers 503
+}
+
+type envOption func(*envConfig)
+
+// withPlan puts both accounts on plan, with limit requests a minute for enterprise.
+func withPlan(plan tokend.Plan, limit int) envOption {
+	return func(c *envConfig) { c.plan, c.limit = plan, limit }
+}
+
+func withDefaultTTL(d time.Duration) envOption { return func(c *envConfig) { c.defaultTTL = d } }
+
+// withoutDelivery is a server started without --smtp-relay.
+func withoutDelivery() envOption { return func(c *envConfig) { c.deliver = false } }
+
+func newEnv(t *testing.T, opts ...envOption) *env {
+	t.Helper()
+	cfg := envConfig{plan: tokend.PlanEnterprise, limit: 1_000_000, deliver: true}
+	for _, o := range opts {
+		o(&cfg)
+	}
+	e := &env{t: t, clock: testutil.NewClock(time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC))}
+	store, _ := testutil.Store(t)
+	format, err := apikey.NewFormat("tk")
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.svc = tokend.NewService(store, tokend.Options{ResetGrace: 12 * time.Hour, PurgeAfter: 24 * time.Hour,
+		DefaultTTL: cfg.defaultTTL, Format: format, Now: e.clock.Now, DKIMKeyBits: 1024})
+	mailer := tokend.NewMailer(e.svc, mail.Composer{}, tokend.MailerOptions{Deliver: cfg.deliver})
+	done := make(chan struct{})
+	srv := httptest.NewServer(api.NewServer(e.svc, api.Options{Now: e.clock.Now, AuthFailureLimit: 1_000_000,
+		Mailer: mailer, Done: done}))
+	t.Cleanup(srv.Close)
+	var once sync.Once
+	t.Cleanup(func() { once.Do(func() { close(done) }) }) // runs first: ends the change streams
+	e.url = srv.URL
+
+	ctx := context.Background()
+	a, tok, err := e.svc.CreateAccount(ctx, "Acme", tokend.PlanFree, "ops")
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.acme, e.admin, e.adminID = a.ID, tok.Value, tok.ID
+	b, tok2, err := e.svc.CreateAccount(ctx, "Other", tokend.PlanFree, "ops")
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.other, e.otherAdmin = b.ID, tok2.Value
+	for _, id := range []int64{a.ID, b.ID} {
+		limit := cfg.limit
+		if cfg.plan != tokend.PlanEnterprise {
+			limit = 0
+		}
+		if _, err := e.svc.SetPlan(ctx, id, cfg.plan, limit, "ops"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return e
+}
+
+// client returns a client of the server authenticating with token.
+func (e *env) client(token string, opts ...client.Option) *client.Client {
+	e.t.Helper()
+	c, err := client.New(e.url, token, opts...)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return c
+}
+
+// ok fails the test on err.
+func ok(t *testing.T, err error) {
+	t.Helper()
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+// apiError returns the *client.Error in err's chain, failing the test when
+// there is none or its status is not status.
+func apiError(t *testing.T, err error, status int) *client.Error {
+	t.Helper()
+	var e *client.Error
+	if !errors.As(err, &e) {
+		t.Fatalf("error %v (%T), want a *client.Error with status %d", err, err, status)
+	}
+	if e.Status != status {
+		t.Fatalf("status %d (%v), want %d", e.Status, e, status)
+	}
+	return e
+}
+
+// countingTransport counts the requests made to each path.
+type countingTransport struct {
+	mu     sync.Mutex
+	counts map[string]int
+}
+
+func (c *countingTransport) RoundTrip(r *http.Request) (*http.Response, error) {
+	c.mu.Lock()
+	if c.counts == nil {
+		c.counts = map[string]int{}
+	}
+	c.counts[r.URL.Path]++
+	c.mu.Unlock()
+	return http.DefaultTransport.RoundTrip(r)
+}
+
+func (c *countingTransport) count(path string) int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.counts[path]
+}
+
+func perm(typ string, id int64, level int) client.Permission {
+	return client.Permission{ResourceType: typ, ResourceID: id, AccessLevel: level}
+}
+
+func itoa(n int64) string { return strconv.FormatInt(n, 10) }
