@@ -45,17 +45,19 @@ func (e *entry) grant(key string) {
 const maxGrantsPerToken = 256
 
 // cache holds verified tokens by the SHA-256 of their value and a bounded
-// set of hashes tokend said it does not know.
+// set of hashes tokend said it does not know. Reads take no lock (the hot
+// path of every request); changes are made under mu.
 //
-// Every eviction bumps gen before it removes anything; a fill reads gen
-// before it asks tokend and stores only if gen is unchanged, checked under
-// the same locks the eviction takes, so a fill that raced a revocation never
-// brings the token back.
+// Every eviction bumps gen under mu before it removes anything; a fill reads
+// gen before it asks tokend and stores only if gen is unchanged, checked
+// under mu, so a fill that raced a revocation never brings the token back.
 type cache struct {
-	gen    atomic.Uint64
-	shards [cacheShards]cacheShard
+	gen     atomic.Uint64
+	tokens  sync.Map // [32]byte → *entry
+	unknown sync.Map // [32]byte → struct{}
+	nUnk    atomic.Int64
 
-	idMu sync.Mutex
+	mu   sync.Mutex
 	byID map[int64][32]byte
 
 	// recent remembers tokens and accounts changed in the last changeQuiet,
@@ -67,38 +69,23 @@ type cache struct {
 }
 
 const (
-	cacheShards = 64
-	// unknownPerShard bounds the negative cache.
-	unknownPerShard = 2048
+	// maxUnknown bounds the negative cache; a full one starts over.
+	maxUnknown = 1 << 17
 	// changeQuiet is how long after a change its token's answers stay uncached.
 	changeQuiet = 2 * time.Second
 )
 
-type cacheShard struct {
-	mu      sync.RWMutex
-	tokens  map[[32]byte]*entry
-	unknown map[[32]byte]struct{}
-}
-
 func newCache() *cache {
-	c := &cache{byID: map[int64][32]byte{}, recentTokens: map[int64]time.Time{}, recentAccounts: map[int64]time.Time{}}
-	for i := range c.shards {
-		c.shards[i].tokens = map[[32]byte]*entry{}
-		c.shards[i].unknown = map[[32]byte]struct{}{}
-	}
-	return c
+	return &cache{byID: map[int64][32]byte{}, recentTokens: map[int64]time.Time{}, recentAccounts: map[int64]time.Time{}}
 }
-
-func (c *cache) shard(h *[32]byte) *cacheShard { return &c.shards[h[0]%cacheShards] }
 
 // get returns the entry for h, and whether h is known not to exist.
 func (c *cache) get(h *[32]byte) (*entry, bool) {
-	s := c.shard(h)
-	s.mu.RLock()
-	e := s.tokens[*h]
-	_, unknown := s.unknown[*h]
-	s.mu.RUnlock()
-	return e, unknown
+	if e, ok := c.tokens.Load(*h); ok {
+		return e.(*entry), false
+	}
+	_, unknown := c.unknown.Load(*h)
+	return nil, unknown
 }
 
 // put stores e under h unless anything was evicted since gen was read or
@@ -108,98 +95,75 @@ func (c *cache) put(h *[32]byte, e *entry, gen uint64, now time.Time) *entry {
 	if c.changedRecently(e.id.TokenID, e.id.AccountID, now) {
 		return nil
 	}
-	c.idMu.Lock()
-	ok := c.gen.Load() == gen
-	if ok {
-		c.byID[e.id.TokenID] = *h
-	}
-	c.idMu.Unlock()
-	if !ok {
-		return nil
-	}
-	s := c.shard(h)
-	s.mu.Lock()
-	defer s.mu.Unlock()
+	c.mu.Lock()
+	defer c.mu.Unlock()
 	if c.gen.Load() != gen {
 		return nil
 	}
-	if old := s.tokens[*h]; old != nil && old.id.TokenID == e.id.TokenID {
-		return old
+	if old, ok := c.tokens.Load(*h); ok && old.(*entry).id.TokenID == e.id.TokenID {
+		return old.(*entry)
 	}
-	s.tokens[*h] = e
+	c.byID[e.id.TokenID] = *h
+	c.tokens.Store(*h, e)
 	return e
 }
 
 // putUnknown remembers that tokend does not know h (for this account).
 func (c *cache) putUnknown(h *[32]byte, gen uint64) {
-	s := c.shard(h)
-	s.mu.Lock()
-	if c.gen.Load() == gen {
-		if len(s.unknown) >= unknownPerShard {
-			clear(s.unknown)
-		}
-		s.unknown[*h] = struct{}{}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.gen.Load() != gen {
+		return
 	}
-	s.mu.Unlock()
+	if c.nUnk.Add(1) > maxUnknown {
+		c.unknown.Clear()
+		c.nUnk.Store(1)
+	}
+	c.unknown.Store(*h, struct{}{})
 }
 
 func (c *cache) evictToken(id int64, now time.Time) {
-	c.gen.Add(1)
 	c.recentMu.Lock()
 	c.recentTokens[id] = now
 	c.recentMu.Unlock()
-	c.idMu.Lock()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.gen.Add(1)
 	h, ok := c.byID[id]
-	delete(c.byID, id)
-	c.idMu.Unlock()
 	if !ok {
 		return
 	}
-	s := c.shard(&h)
-	s.mu.Lock()
-	if e := s.tokens[h]; e != nil && e.id.TokenID == id {
-		delete(s.tokens, h)
+	delete(c.byID, id)
+	if e, ok := c.tokens.Load(h); ok && e.(*entry).id.TokenID == id {
+		c.tokens.CompareAndDelete(h, e)
 	}
-	s.mu.Unlock()
 }
 
 func (c *cache) evictAccount(account int64, now time.Time) {
-	c.gen.Add(1)
 	c.recentMu.Lock()
 	c.recentAccounts[account] = now
 	c.recentMu.Unlock()
-	var ids []int64
-	for i := range c.shards {
-		s := &c.shards[i]
-		s.mu.Lock()
-		for h, e := range s.tokens {
-			if e.id.AccountID == account {
-				delete(s.tokens, h)
-				ids = append(ids, e.id.TokenID)
-			}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.gen.Add(1)
+	c.tokens.Range(func(k, v any) bool {
+		if e := v.(*entry); e.id.AccountID == account {
+			c.tokens.CompareAndDelete(k, v)
+			delete(c.byID, e.id.TokenID)
 		}
-		s.mu.Unlock()
-	}
-	c.idMu.Lock()
-	for _, id := range ids {
-		delete(c.byID, id)
-	}
-	c.idMu.Unlock()
+		return true
+	})
 }
 
 // flush forgets everything.
 func (c *cache) flush() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
 	c.gen.Add(1)
-	for i := range c.shards {
-		s := &c.shards[i]
-		s.mu.Lock()
-		clear(s.tokens)
-		clear(s.unknown)
-		s.mu.Unlock()
-	}
-	c.idMu.Lock()
+	c.tokens.Clear()
+	c.unknown.Clear()
+	c.nUnk.Store(0)
 	clear(c.byID)
-	c.idMu.Unlock()
 }
 
 // changedRecently reports whether token or account changed within
@@ -224,14 +188,9 @@ func (c *cache) changedRecently(token, account int64, now time.Time) bool {
 
 // len is the number of cached tokens.
 func (c *cache) len() int {
-	n := 0
-	for i := range c.shards {
-		s := &c.shards[i]
-		s.mu.RLock()
-		n += len(s.tokens)
-		s.mu.RUnlock()
-	}
-	return n
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return len(c.byID)
 }
 
 // identityOf turns tokend's answer into an Identity.

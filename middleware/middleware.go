@@ -207,7 +207,8 @@ var (
 )
 
 func (a *Authenticator) authenticate(r *http.Request, required []client.Permission, key string) (*Identity, *Error) {
-	value, err := tokend.Credential{APIToken: r.Header.Values("Api-Token"), Authorization: r.Header.Values("Authorization")}.Value()
+	// Canonical keys, read without canonicalizing on every request.
+	value, err := tokend.Credential{APIToken: r.Header["Api-Token"], Authorization: r.Header["Authorization"]}.Value()
 	if err != nil {
 		var te *tokend.Error
 		errors.As(err, &te)
@@ -215,9 +216,6 @@ func (a *Authenticator) authenticate(r *http.Request, required []client.Permissi
 	}
 	now := a.opts.Now()
 	a.sweep(now)
-	if _, err := a.format.Parse(value); err != nil {
-		return nil, a.failed(r, now, errInvalid)
-	}
 	h := sha256.Sum256([]byte(value))
 	if a.live.Load() {
 		e, unknown := a.cache.get(&h)
@@ -231,29 +229,42 @@ func (a *Authenticator) authenticate(r *http.Request, required []client.Permissi
 			return e.id, a.take(e, now)
 		}
 	}
+	// Only a value tokend has verified is cached: anything else is checked
+	// for its shape before tokend is asked.
+	if _, err := a.format.Parse(value); err != nil {
+		return nil, a.failed(r, now, errInvalid)
+	}
 	return a.ask(r, value, &h, required, key, now)
 }
 
 // ask verifies with tokend. Like tokend itself, it reserves one failure of
 // the client address's budget first, and gives it back when the token
-// authenticates, so parallel guesses cannot get more answers than the budget.
+// authenticates, so parallel guesses cannot get more answers than the
+// budget; concurrent requests of one token share one verification and one
+// reservation, so a burst of a valid token is never throttled.
 func (a *Authenticator) ask(r *http.Request, value string, h *[32]byte, required []client.Permission, key string, now time.Time) (*Identity, *Error) {
 	addr := tokend.ThrottleKey(a.opts.ClientAddr(r))
-	if d := a.failures.Take(addr, a.opts.AuthFailureLimit, now); !d.Allowed {
-		return nil, &Error{Status: http.StatusTooManyRequests, Code: "auth_throttled",
-			Message: "Too many failed authentications from your address; retry later", RetryAfter: d.RetryAfter}
-	}
 	gen := a.cache.gen.Load()
-	// Concurrent first requests of one token share one verification, which
-	// one of them going away must not cancel.
+	// The shared verification must not end when the request that started
+	// it goes away.
 	ctx := context.WithoutCancel(r.Context())
 	res, err, _ := a.flights.Do(string(h[:])+"\x00"+key, func() (any, error) {
-		return a.c.Verify(ctx, value, required...)
+		if d := a.failures.Take(addr, a.opts.AuthFailureLimit, now); !d.Allowed {
+			return &Error{Status: http.StatusTooManyRequests, Code: "auth_throttled",
+				Message: "Too many failed authentications from your address; retry later", RetryAfter: d.RetryAfter}, nil
+		}
+		v, err := a.c.Verify(ctx, value, required...)
+		if err != nil || v.Code != client.CodeNotFound && v.Code != client.CodeExpired {
+			a.failures.Refund(addr, a.opts.AuthFailureLimit, now) // tokend failed, or the token is good
+		}
+		return v, err
 	})
 	if err != nil {
-		a.failures.Refund(addr, a.opts.AuthFailureLimit, now) // tokend failed, not the client
 		a.opts.Logger.Error("verifying a token with tokend", "err", err)
 		return nil, errUpstream
+	}
+	if throttled, ok := res.(*Error); ok {
+		return nil, throttled
 	}
 	v := res.(*client.Verification)
 	switch v.Code {
@@ -265,7 +276,6 @@ func (a *Authenticator) ask(r *http.Request, value string, h *[32]byte, required
 	case client.CodeExpired:
 		return nil, errExpired
 	}
-	a.failures.Refund(addr, a.opts.AuthFailureLimit, now)
 	e := &entry{id: identityOf(v), fetched: now, granted: map[string]struct{}{}}
 	if v.RateLimit != nil {
 		e.limit = v.RateLimit.Limit

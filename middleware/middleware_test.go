@@ -89,6 +89,28 @@ func newFixture(t *testing.T, opts testutil.TokendOptions, mopts middleware.Opti
 	return f
 }
 
+func newBenchFixture(b *testing.B) *benchFixture {
+	tk := testutil.Tokend(b, testutil.TokendOptions{RateLimit: 1 << 30})
+	c, err := client.New(tk.URL, tk.Token(b, "gateway").Value)
+	if err != nil {
+		b.Fatal(err)
+	}
+	auth, err := middleware.New(c, middleware.Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { auth.Run(ctx); close(done) }()
+	b.Cleanup(func() { cancel(); <-done })
+	for deadline := time.Now().Add(10 * time.Second); !auth.Live(); time.Sleep(5 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			b.Fatal("the change stream is not live")
+		}
+	}
+	return &benchFixture{tokend: tk, auth: auth}
+}
+
 // blockStreams drops the open change streams and refuses new ones until unblock.
 func (f *fixture) blockStreams() {
 	f.mu.Lock()
@@ -393,3 +415,34 @@ func waitFor(t *testing.T, cond func() bool) {
 }
 
 func ptr[T any](v T) *T { return &v }
+
+// A burst of one valid token from one address, with nothing cached, shares
+// verifications and reservations: none of it is throttled.
+func TestMiddlewareBurstOfAValidTokenIsNeverThrottled(t *testing.T) {
+	f := newFixture(t, testutil.TokendOptions{}, middleware.Options{AuthFailureLimit: 5})
+	tok := f.tokend.Token(t, "user")
+	f.blockStreams() // every request asks tokend
+	var wg sync.WaitGroup
+	statuses := make([]int, 100)
+	for i := range statuses {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			req, _ := http.NewRequest("GET", f.service.URL+"/any", nil)
+			req.Header.Set("Authorization", "Bearer "+tok.Value)
+			res, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			res.Body.Close()
+			statuses[i] = res.StatusCode
+		}()
+	}
+	wg.Wait()
+	for i, s := range statuses {
+		if s != 200 {
+			t.Fatalf("request %d of the burst: %d", i, s)
+		}
+	}
+}

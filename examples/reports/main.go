@@ -85,7 +85,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 // routes is the service's API: every route on one screen, with what it needs.
 func routes(auth *middleware.Authenticator) http.Handler {
 	mux := http.NewServeMux()
-	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { w.Write([]byte("ok\n")) })
+	ok := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.Write([]byte("ok\n")) })
+	mux.Handle("GET /healthz", ok)
+	mux.Handle("GET /ping", auth.Require()(ok)) // "ok" for any valid token: /healthz behind the middleware
 	mux.Handle("GET /me", auth.Require()(http.HandlerFunc(me)))
 	mux.Handle("GET /projects/{project_id}/reports", auth.RequireFunc(projectLevel(client.Viewer))(http.HandlerFunc(reports)))
 	mux.Handle("POST /projects/{project_id}/reports", auth.RequireFunc(projectLevel(client.Admin))(http.HandlerFunc(reports)))

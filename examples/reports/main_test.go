@@ -71,6 +71,8 @@ func TestReportsService(t *testing.T) {
 	}{
 		{"health needs nothing", "GET", "/healthz", "", 200},
 		{"me needs a token", "GET", "/me", "", 401},
+		{"ping needs a token", "GET", "/ping", "", 401},
+		{"ping", "GET", "/ping", viewer.Value, 200},
 		{"me", "GET", "/me", viewer.Value, 200},
 		{"reports of its project", "GET", fmt.Sprintf("/projects/%d/reports", p.ID), viewer.Value, 200},
 		{"reports of another project", "GET", "/projects/999/reports", viewer.Value, 403},

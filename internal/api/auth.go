@@ -12,7 +12,8 @@ import (
 
 // requestCredential is what r presents to prove who it is.
 func requestCredential(r *http.Request) tokend.Credential {
-	return tokend.Credential{APIToken: r.Header.Values("Api-Token"), Authorization: r.Header.Values("Authorization")}
+	// Canonical keys, read without canonicalizing on every request.
+	return tokend.Credential{APIToken: r.Header["Api-Token"], Authorization: r.Header["Authorization"]}
 }
 
 // credential returns the one token value r presents (see tokend.Credential.Value).

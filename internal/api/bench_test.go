@@ -66,15 +66,19 @@ func BenchmarkAuthenticatedRequest(b *testing.B) {
 // usage count, metrics, access log) answered without a store read.
 func BenchmarkMiddleware(b *testing.B) {
 	h, _, tok := benchServer(b)
-	for name, path := range map[string]string{"healthz": "/healthz", "whoami": "/api/whoami"} {
+	for name, path := range map[string]string{"healthz": "/healthz", "whoami": "/api/whoami", "verify": "/api/verify"} {
 		b.Run(name, func(b *testing.B) {
 			req := httptest.NewRequest(http.MethodGet, path, nil)
 			req.Header.Set("Api-Token", tok.Value)
+			want := http.StatusOK
+			if name == "verify" {
+				want = http.StatusNoContent
+			}
 			b.ReportAllocs()
 			for b.Loop() {
 				rec := httptest.NewRecorder()
 				h.ServeHTTP(rec, req)
-				if rec.Code != http.StatusOK {
+				if rec.Code != want {
 					b.Fatalf("status %d", rec.Code)
 				}
 			}

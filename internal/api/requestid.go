@@ -19,6 +19,8 @@ type requestState struct {
 	id    string
 	token *tokend.Token
 	https bool // the client reached tokend over HTTPS, directly or through a trusted proxy
+	// verifyPass is set by GET /api/verify when it lets a request through.
+	verifyPass bool
 	// header backs the X-Request-Id header value, saving an allocation per request.
 	header [1]string
 }

@@ -186,17 +186,8 @@ func (s *Server) account(r *http.Request, status int, took time.Duration, ip str
 	route, method := routeLabel(r), methodLabel(r.Method)
 	s.metrics.Requests.WithLabelValues(route, method, statusLabel(status)).Inc()
 	s.metrics.Latency.WithLabelValues(route).Observe(took.Seconds())
-	attrs := []slog.Attr{
-		slog.String("request_id", st.id),
-		slog.String("method", method),
-		slog.String("route", route),
-		slog.Int("status", status),
-		slog.Duration("duration", took),
-		slog.String("remote", ip),
-	}
 	caller := st.token
 	if caller != nil {
-		attrs = append(attrs, slog.Int64("token_id", caller.ID))
 		s.svc.RecordRequest(caller.ID, status)
 	}
 	if s.opts.Alerts != nil {
@@ -206,7 +197,28 @@ func (s *Server) account(r *http.Request, status int, took time.Duration, ip str
 		}
 		s.opts.Alerts.Observe(obs)
 	}
-	s.log.LogAttrs(r.Context(), slog.LevelInfo, "request", attrs...)
+	// A reverse proxy asks GET /api/verify once per request it forwards and
+	// logs that request itself: the passes are logged at debug level only
+	// (counted in the metrics and usage all the same), refusals as usual.
+	level := slog.LevelInfo
+	if status == http.StatusNoContent && st.verifyPass {
+		level = slog.LevelDebug
+	}
+	if !s.log.Enabled(r.Context(), level) {
+		return
+	}
+	attrs := []slog.Attr{
+		slog.String("request_id", st.id),
+		slog.String("method", method),
+		slog.String("route", route),
+		slog.Int("status", status),
+		slog.Duration("duration", took),
+		slog.String("remote", ip),
+	}
+	if caller != nil {
+		attrs = append(attrs, slog.Int64("token_id", caller.ID))
+	}
+	s.log.LogAttrs(r.Context(), level, "request", attrs...)
 }
 
 // statusLabel renders a status for the metrics; statuses come from handlers,

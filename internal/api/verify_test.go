@@ -3,6 +3,7 @@ package api_test
 import (
 	"bufio"
 	"context"
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"strings"
@@ -423,4 +424,25 @@ func TestAuthChangeStreamLimits(t *testing.T) {
 	}
 	// Another account has its own allowance.
 	e.openStream(e.otherAdmin).want("ready", fmt.Sprintf(`{"account_id":%d}`, e.other))
+}
+
+// A reverse proxy asks GET /api/verify for every request it forwards: the
+// passes are logged at debug level only, the refusals at info.
+func TestVerifyForwardedLogsPassesAtDebug(t *testing.T) {
+	e := newEnv(t)
+	pass := e.send(request{method: "GET", path: "/api/verify", token: e.admin}).want(204).Header.Get("X-Request-Id")
+	refused := e.send(request{method: "GET", path: "/api/verify", token: "tk_live_nope"}).want(401).Header.Get("X-Request-Id")
+	levels := map[string]string{}
+	for _, line := range strings.Split(e.logs.String(), "\n") {
+		var l struct {
+			Level, Msg string
+			RequestID  string `json:"request_id"`
+		}
+		if json.Unmarshal([]byte(line), &l) == nil && l.Msg == "request" {
+			levels[l.RequestID] = l.Level
+		}
+	}
+	if levels[pass] != "DEBUG" || levels[refused] != "INFO" {
+		t.Fatalf("pass logged at %q, refusal at %q; want DEBUG and INFO", levels[pass], levels[refused])
+	}
 }

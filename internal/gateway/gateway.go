@@ -11,6 +11,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/tokend/tokend/client"
@@ -54,7 +55,7 @@ func New(opts Options) (http.Handler, error) {
 	}
 	g := &gateway{opts: opts, mux: http.NewServeMux()}
 	g.proxy = &httputil.ReverseProxy{Rewrite: g.rewrite, Transport: opts.Transport, ErrorHandler: g.upstreamFailed,
-		ErrorLog: slog.NewLogLogger(opts.Logger.Handler(), slog.LevelWarn)}
+		BufferPool: bufferPool{}, ErrorLog: slog.NewLogLogger(opts.Logger.Handler(), slog.LevelWarn)}
 	routes := opts.Routes
 	if routes == nil {
 		routes = []Route{{Pattern: "/"}}
@@ -184,6 +185,15 @@ func (g *gateway) rewrite(pr *httputil.ProxyRequest) {
 }
 
 type recorderKey struct{}
+
+// bufferPool reuses the buffers responses are copied through, which
+// ReverseProxy otherwise allocates (32 KiB) for every request.
+type bufferPool struct{}
+
+var buffers = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}
+
+func (bufferPool) Get() []byte  { return *buffers.Get().(*[]byte) }
+func (bufferPool) Put(b []byte) { buffers.Put(&b) }
 
 func (g *gateway) upstreamFailed(w http.ResponseWriter, r *http.Request, err error) {
 	g.opts.Logger.Warn("upstream request failed", "method", methodLabel(r.Method), "route", routeLabel(r.Pattern), "err", err)

@@ -7,37 +7,35 @@
 // N + ⌊w·N/period⌋ + 1 requests: never the 2N within a moment that a fixed
 // window admits across its boundary. A rested key may use its burst and then
 // the steady rate, so its first period can see up to 2N-1. State is one
-// timestamp per key, in sharded maps, so decisions on different keys do not contend.
+// atomic timestamp per key, found without a lock once the key exists, so
+// decisions on one busy key contend only on that timestamp.
 package ratelimit
 
 import (
-	"hash/maphash"
+	"math"
 	"sync"
+	"sync/atomic"
 	"time"
 )
-
-const shards = 64
 
 // Limiter decides whether a key may make one more request. The zero value is
 // not usable; create one with New.
 type Limiter[K comparable] struct {
 	period time.Duration
-	seed   maphash.Seed
-	shards [shards]shard[K]
+	cells  sync.Map // K → *cell
 }
 
-type shard[K comparable] struct {
-	mu  sync.Mutex
-	tat map[K]time.Time // theoretical arrival time of the next conforming request
+// cell holds a key's theoretical arrival time of the next conforming
+// request, in Unix nanoseconds; swept marks a cell Sweep removed.
+type cell struct {
+	tat atomic.Int64
 }
+
+const swept = math.MinInt64
 
 // New returns a limiter whose limits are counts per period, keyed by K.
 func New[K comparable](period time.Duration) *Limiter[K] {
-	l := &Limiter[K]{period: period, seed: maphash.MakeSeed()}
-	for i := range l.shards {
-		l.shards[i].tat = make(map[K]time.Time)
-	}
-	return l
+	return &Limiter[K]{period: period}
 }
 
 // Decision is the outcome of one Take or Peek.
@@ -52,8 +50,16 @@ type Decision struct {
 	Reset time.Duration
 }
 
-func (l *Limiter[K]) shard(key K) *shard[K] {
-	return &l.shards[maphash.Comparable(l.seed, key)%shards]
+// cellOf returns key's cell, creating it when create is set (nil otherwise).
+func (l *Limiter[K]) cellOf(key K, create bool) *cell {
+	if c, ok := l.cells.Load(key); ok {
+		return c.(*cell)
+	}
+	if !create {
+		return nil
+	}
+	c, _ := l.cells.LoadOrStore(key, new(cell))
+	return c.(*cell)
 }
 
 // Take spends one request of key's limit at now if it conforms.
@@ -70,29 +76,33 @@ func (l *Limiter[K]) decide(key K, limit int, now time.Time, spend bool) Decisio
 	if limit <= 0 {
 		return Decision{Limit: limit, RetryAfter: l.period, Reset: l.period}
 	}
-	interval := l.period / time.Duration(limit)
-	s := l.shard(key)
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	tat := s.tat[key]
-	if tat.Before(now) {
-		tat = now
-	}
-	next := tat.Add(interval)
-	// The request conforms if, after it, the key is no more than one period ahead of now.
-	if allowAt := next.Add(-l.period); now.Before(allowAt) {
-		return Decision{Limit: limit, RetryAfter: allowAt.Sub(now), Reset: tat.Sub(now)}
-	}
-	if spend {
-		s.tat[key] = next
-	} else {
-		next = tat
-	}
-	return Decision{
-		Allowed:   true,
-		Limit:     limit,
-		Remaining: int((l.period - next.Sub(now)) / interval),
-		Reset:     next.Sub(now),
+	interval := int64(l.period / time.Duration(limit))
+	period, t := int64(l.period), now.UnixNano()
+	for {
+		c := l.cellOf(key, spend)
+		var old int64
+		if c != nil {
+			if old = c.tat.Load(); old == swept {
+				continue // Sweep removed it meanwhile: the key has a new cell
+			}
+		}
+		tat := max(old, t)
+		next := tat + interval
+		// The request conforms if, after it, the key is no more than one period ahead of now.
+		if allowAt := next - period; t < allowAt {
+			return Decision{Limit: limit, RetryAfter: time.Duration(allowAt - t), Reset: time.Duration(tat - t)}
+		}
+		if !spend {
+			next = tat
+		} else if !c.tat.CompareAndSwap(old, next) {
+			continue // another request of the key went first
+		}
+		return Decision{
+			Allowed:   true,
+			Limit:     limit,
+			Remaining: int((period - (next - t)) / interval),
+			Reset:     time.Duration(next - t),
+		}
 	}
 }
 
@@ -103,44 +113,44 @@ func (l *Limiter[K]) Refund(key K, limit int, now time.Time) {
 	if limit <= 0 {
 		return
 	}
-	interval := l.period / time.Duration(limit)
-	s := l.shard(key)
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	tat, ok := s.tat[key]
-	if !ok {
+	interval := int64(l.period / time.Duration(limit))
+	c := l.cellOf(key, false)
+	if c == nil {
 		return
 	}
-	if tat = tat.Add(-interval); tat.After(now) {
-		s.tat[key] = tat
-	} else {
-		delete(s.tat, key)
+	for {
+		old := c.tat.Load()
+		if old == swept {
+			return
+		}
+		next := max(old-interval, now.UnixNano()) // a time in the past is a rested key
+		if next >= old || c.tat.CompareAndSwap(old, next) {
+			return
+		}
 	}
 }
 
 // Sweep forgets keys that are fully rested at now; they behave exactly as
 // unknown keys. Call it periodically to bound memory.
 func (l *Limiter[K]) Sweep(now time.Time) {
-	for i := range l.shards {
-		s := &l.shards[i]
-		s.mu.Lock()
-		for k, tat := range s.tat {
-			if !tat.After(now) {
-				delete(s.tat, k)
-			}
+	t := now.UnixNano()
+	l.cells.Range(func(k, v any) bool {
+		c := v.(*cell)
+		if old := c.tat.Load(); old <= t && c.tat.CompareAndSwap(old, swept) {
+			l.cells.CompareAndDelete(k, c)
 		}
-		s.mu.Unlock()
-	}
+		return true
+	})
 }
 
 // Len is the number of keys held, for tests and metrics.
 func (l *Limiter[K]) Len() int {
 	n := 0
-	for i := range l.shards {
-		s := &l.shards[i]
-		s.mu.Lock()
-		n += len(s.tat)
-		s.mu.Unlock()
-	}
+	l.cells.Range(func(_, v any) bool {
+		if v.(*cell).tat.Load() != swept {
+			n++
+		}
+		return true
+	})
 	return n
 }
