@@ -131,10 +131,23 @@ func TestServeDeliversSignedMailThroughTheRelay(t *testing.T) {
 	if code, body := call(t, "POST", s.url+"/api/send", testKey, sendBody("news@mail.example.com", "carl@example.org")); code != 200 {
 		t.Fatalf("test-key send: %d %s", code, body)
 	}
+	var last string
+	t.Cleanup(func() { // what to look at if the wait below times out
+		if t.Failed() {
+			var emails []string
+			for _, l := range strings.Split(last, "\n") {
+				if strings.HasPrefix(l, "tokend_emails") {
+					emails = append(emails, l)
+				}
+			}
+			logs := s.stderr.String()
+			t.Logf("email metrics: %v\nserver log (last 4 KiB): %s", emails, logs[max(0, len(logs)-4096):])
+		}
+	})
 	waitFor(t, 20*time.Second, "email metrics", func() bool {
-		_, m := call(t, "GET", s.url+"/metrics", "", "")
-		return strings.Contains(m, `tokend_emails_total{event="accepted"} 1`) && strings.Contains(m, `tokend_emails_total{event="delivered"} 1`) &&
-			strings.Contains(m, `tokend_emails_total{event="captured"} 1`)
+		_, last = call(t, "GET", s.url+"/metrics", "", "")
+		return strings.Contains(last, `tokend_emails_total{event="accepted"} 1`) && strings.Contains(last, `tokend_emails_total{event="delivered"} 1`) &&
+			strings.Contains(last, `tokend_emails_total{event="captured"} 1`)
 	})
 	s.stop(t)
 
