@@ -1,6 +1,7 @@
 package tokend
 
 import (
+	"context"
 	"fmt"
 	"sync"
 	"sync/atomic"
@@ -53,8 +54,13 @@ const MaxAuthSubscriptions = 64
 // everyone). Like verifying tokens, it needs at least viewer on the account
 // (EFORBIDDEN); an account holding MaxAuthSubscriptions streams already is
 // ERATELIMITED. The caller must Close the subscription.
-func (s *Service) SubscribeAuthChanges(caller *Token) (*AuthSubscription, error) {
-	if err := mayVerify(caller); err != nil {
+func (s *Service) SubscribeAuthChanges(ctx context.Context, caller *Token) (*AuthSubscription, error) {
+	if err := MayVerify(caller); err != nil {
+		return nil, err
+	}
+	// The feed must stand at the log's end before the subscriber is told it
+	// is ready, or changes committed in between would never reach it.
+	if err := s.startFeed(ctx); err != nil {
 		return nil, err
 	}
 	sub := s.stream.add(caller.AccountID)
@@ -109,10 +115,14 @@ func (h *authStream) active() bool { return h.n.Load() > 0 }
 
 // publish delivers e to the subscribers it concerns without waiting: one that
 // is behind by a whole buffer is dropped. A token event without an account
-// (written before changes recorded it) concerns everyone.
+// (written before changes recorded it) goes to everyone as a flush, so that
+// no account learns another's token IDs.
 func (h *authStream) publish(e AuthEvent) {
 	if !h.active() {
 		return
+	}
+	if e.TokenID != 0 && e.AccountID == 0 {
+		e = AuthEvent{}
 	}
 	var behind []*AuthSubscription
 	h.mu.RLock()

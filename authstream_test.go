@@ -11,7 +11,7 @@ import (
 func TestAuthSubscriberThatFallsBehindIsDropped(t *testing.T) {
 	f := newFixture(t, tokend.Options{})
 	admin := f.account(t)
-	sub, err := f.svc.SubscribeAuthChanges(&admin.Token)
+	sub, err := f.svc.SubscribeAuthChanges(t.Context(), &admin.Token)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -28,13 +28,13 @@ func TestAuthSubscriberThatFallsBehindIsDropped(t *testing.T) {
 	}
 	// It no longer counts against the account's streams.
 	for range tokend.MaxAuthSubscriptions {
-		s, err := f.svc.SubscribeAuthChanges(&admin.Token)
+		s, err := f.svc.SubscribeAuthChanges(t.Context(), &admin.Token)
 		if err != nil {
 			t.Fatal(err)
 		}
 		defer s.Close()
 	}
-	if _, err := f.svc.SubscribeAuthChanges(&admin.Token); tokend.ErrorCode(err) != tokend.ERATELIMITED {
+	if _, err := f.svc.SubscribeAuthChanges(t.Context(), &admin.Token); tokend.ErrorCode(err) != tokend.ERATELIMITED {
 		t.Fatalf("one stream too many: %v", err)
 	}
 }
@@ -51,7 +51,7 @@ func TestAuthSubscriptionNeedsAccountViewer(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := f.svc.SubscribeAuthChanges(&tok.Token); tokend.ErrorCode(err) != tokend.EFORBIDDEN {
+	if _, err := f.svc.SubscribeAuthChanges(t.Context(), &tok.Token); tokend.ErrorCode(err) != tokend.EFORBIDDEN {
 		t.Fatalf("a project token subscribed: %v", err)
 	}
 }

@@ -260,12 +260,8 @@ func (s *Service) SyncAuthCache(ctx context.Context) error {
 	}
 	s.feed.mu.Lock()
 	defer s.feed.mu.Unlock()
-	if !s.feed.started {
-		last, err := s.store.LastAuthChange(ctx)
-		if err != nil {
-			return err
-		}
-		s.feed.floor, s.feed.started = last, true
+	if err := s.startFeedLocked(ctx); err != nil {
+		return err
 	}
 	for range 100 { // bounded: 100 pages of 10,000 changes
 		changes, err := s.store.AuthChangesSince(ctx, s.feed.floor)
@@ -278,6 +274,25 @@ func (s *Service) SyncAuthCache(ctx context.Context) error {
 			return nil
 		}
 	}
+	return nil
+}
+
+// startFeed puts the change feed at the log's end unless it has started.
+func (s *Service) startFeed(ctx context.Context) error {
+	s.feed.mu.Lock()
+	defer s.feed.mu.Unlock()
+	return s.startFeedLocked(ctx)
+}
+
+func (s *Service) startFeedLocked(ctx context.Context) error {
+	if s.feed.started {
+		return nil
+	}
+	last, err := s.store.LastAuthChange(ctx)
+	if err != nil {
+		return fmt.Errorf("start the change feed: %w", err)
+	}
+	s.feed.floor, s.feed.started = last, true
 	return nil
 }
 

@@ -48,12 +48,14 @@ const MaxRequiredPermissions = 20
 // token must hold, by containment (INSUFFICIENT_PERMISSIONS otherwise);
 // invalid entries are EINVALID.
 //
-// Each verification spends one request of the account's plan limit, once:
-// the verified token's when it authenticates (the request is the token's,
-// and counts in its usage), the caller's otherwise. When the caller's own
-// limit is spent the error is ErrRateLimited.
+// Each verification spends one request, once: of the verified token's plan
+// limit when it authenticates (the request is the token's, and counts in its
+// usage), otherwise of the caller's allowance of verifications that find no
+// valid token (a bucket the size of the plan limit beside it, so that
+// made-up tokens cannot spend the account's real limit). When that allowance
+// is spent the error is ErrRateLimited.
 func (v *Verifier) VerifyToken(ctx context.Context, caller *Token, value string, required []Permission) (Verification, error) {
-	if err := mayVerify(caller); err != nil {
+	if err := MayVerify(caller); err != nil {
 		return Verification{}, err
 	}
 	if err := validateRequired(required); err != nil {
@@ -87,20 +89,21 @@ func (v *Verifier) VerifyToken(ctx context.Context, caller *Token, value string,
 	return out, nil
 }
 
-// mayVerify is the rule for services that verify the account's tokens (and
-// follow its change stream): at least viewer on the account.
-func mayVerify(caller *Token) error {
+// MayVerify is the rule for services that verify an account's tokens and
+// follow its change stream: t needs at least viewer on its account
+// (EFORBIDDEN otherwise).
+func MayVerify(caller *Token) error {
 	if caller.LevelOn(accountResource(caller.AccountID)) < Viewer {
 		return Errorf(EFORBIDDEN, "Verifying tokens needs at least viewer access to the account")
 	}
 	return nil
 }
 
-// chargeCaller spends a request of the caller's own limit for a verification
-// that found no token to charge.
+// chargeCaller spends a request of the caller's allowance of verifications
+// that found no valid token to charge.
 func (v *Verifier) chargeCaller(ctx context.Context, caller *Token, out Verification) (Verification, error) {
 	d := Decision{Token: caller}
-	v.charge(ctx, &d)
+	v.chargeKey(ctx, &d, true)
 	out.Spent = d.Limit
 	return out, d.Err
 }
@@ -115,8 +118,9 @@ func (v *Verifier) find(ctx context.Context, value string) (*Token, error) {
 		return nil, errBadToken
 	}
 	h := apikey.Hash(value)
+	shared := context.WithoutCancel(ctx) // the first caller going must not fail the others
 	r, err, _ := v.flights.Do("find:"+string(h[:]), func() (any, error) {
-		return v.svc.find(ctx, value)
+		return v.svc.find(shared, value)
 	})
 	t, _ := r.(*Token)
 	return t, err

@@ -142,6 +142,7 @@ type Verifier struct {
 type limitKey struct {
 	account int64
 	test    bool
+	miss    bool // verifications that found no valid token (see chargeKey)
 }
 
 // NewVerifier returns the verifier of svc's tokens.
@@ -181,7 +182,12 @@ func (v *Verifier) Authenticate(ctx context.Context, cred Credential, client str
 
 // charge spends one request of d.Token's plan limit (test keys count
 // against their own, larger one) and records the outcome in d.
-func (v *Verifier) charge(ctx context.Context, d *Decision) {
+func (v *Verifier) charge(ctx context.Context, d *Decision) { v.chargeKey(ctx, d, false) }
+
+// chargeKey is charge; with miss set it spends from the allowance of
+// verifications that found no valid token, a bucket of the same size beside
+// the plan limit, so that made-up tokens cannot spend the real one.
+func (v *Verifier) chargeKey(ctx context.Context, d *Decision, miss bool) {
 	t := d.Token
 	limit := t.AccountLimit
 	test := t.Environment == Test
@@ -189,13 +195,17 @@ func (v *Verifier) charge(ctx context.Context, d *Decision) {
 		limit *= v.opts.TestRateMultiplier
 	}
 	if v.opts.Shared != nil {
+		key := planKey(t.AccountID, test)
+		if miss {
+			key += ":verify-miss"
+		}
 		var err error
-		if d.Limit, err = v.opts.Shared.Take(ctx, planKey(t.AccountID, test), limit); err != nil {
+		if d.Limit, err = v.opts.Shared.Take(ctx, key, limit); err != nil {
 			d.Err, d.Outcome = ErrLimitsUnavailable, VerifyError
 			return
 		}
 	} else {
-		d.Limit = v.limits.Take(limitKey{t.AccountID, test}, limit, v.opts.Now())
+		d.Limit = v.limits.Take(limitKey{t.AccountID, test, miss}, limit, v.opts.Now())
 	}
 	d.LimitSet = true
 	if !d.Limit.Allowed {
@@ -216,8 +226,10 @@ func (v *Verifier) authenticate(ctx context.Context, cred Credential, client str
 		// one reservation: a burst of a valid token just evicted (its plan
 		// changed, say) must not spend the address's budget.
 		h := apikey.Hash(value)
+		// The shared lookup must not fail for all when its first caller goes.
+		shared := context.WithoutCancel(ctx)
 		r, _, _ := v.flights.Do(string(h[:]), func() (any, error) {
-			t, d := v.lookup(ctx, value, nil, client, now)
+			t, d := v.lookup(shared, value, nil, client, now)
 			return lookupResult{t, d}, nil
 		})
 		res := r.(lookupResult)

@@ -226,8 +226,9 @@ func (s *AuthChangeStream) Next() (AuthEvent, error) {
 			}
 			timer.Reset(s.idle)
 			switch {
-			case line == "":
+			case line == "": // the end of an event
 				if kind == "" {
+					data = ""
 					continue
 				}
 				return parseEvent(kind, data)
@@ -235,6 +236,9 @@ func (s *AuthChangeStream) Next() (AuthEvent, error) {
 			case strings.HasPrefix(line, "event:"):
 				kind = strings.TrimSpace(strings.TrimPrefix(line, "event:"))
 			case strings.HasPrefix(line, "data:"):
+				if data != "" {
+					data += "\n"
+				}
 				data += strings.TrimSpace(strings.TrimPrefix(line, "data:"))
 			}
 		}

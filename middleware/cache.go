@@ -88,11 +88,12 @@ func (c *cache) get(h *[32]byte) (*entry, bool) {
 	return nil, unknown
 }
 
-// put stores e under h unless anything was evicted since gen was read or
-// the token changed a moment ago. It returns the entry now cached for h
-// (e, or one stored meanwhile), or nil.
-func (c *cache) put(h *[32]byte, e *entry, gen uint64, now time.Time) *entry {
-	if c.changedRecently(e.id.TokenID, e.id.AccountID, now) {
+// put stores e (fetched when gen was read) under h unless anything was
+// evicted since or the token changed a moment before. An entry of the same
+// token fetched within ttl of e stays, and is returned to take e's grant;
+// an older one is replaced. It returns the entry now cached for h, or nil.
+func (c *cache) put(h *[32]byte, e *entry, gen uint64, ttl time.Duration) *entry {
+	if c.changedRecently(e.id.TokenID, e.id.AccountID, e.fetched) {
 		return nil
 	}
 	c.mu.Lock()
@@ -100,8 +101,10 @@ func (c *cache) put(h *[32]byte, e *entry, gen uint64, now time.Time) *entry {
 	if c.gen.Load() != gen {
 		return nil
 	}
-	if old, ok := c.tokens.Load(*h); ok && old.(*entry).id.TokenID == e.id.TokenID {
-		return old.(*entry)
+	if v, ok := c.tokens.Load(*h); ok {
+		if old := v.(*entry); old.id.TokenID == e.id.TokenID && e.fetched.Sub(old.fetched) < ttl {
+			return old
+		}
 	}
 	c.byID[e.id.TokenID] = *h
 	c.tokens.Store(*h, e)

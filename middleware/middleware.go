@@ -116,6 +116,8 @@ type Authenticator struct {
 	failures *ratelimit.Limiter[string]
 	flights  singleflight.Group
 	swept    atomic.Int64
+
+	loggedUpstream atomic.Int64 // unix seconds of the last upstream failure logged
 }
 
 type limitKey struct {
@@ -198,6 +200,11 @@ func (a *Authenticator) Authenticate(r *http.Request, required ...client.Permiss
 	return a.authenticate(r, required, permsKey(required))
 }
 
+// WriteError answers a refused request as the Authenticator's options say.
+func (a *Authenticator) WriteError(w http.ResponseWriter, r *http.Request, e *Error) {
+	a.opts.WriteError(w, r, e)
+}
+
 // Refusals.
 var (
 	errInvalid  = &Error{Status: http.StatusUnauthorized, Code: "invalid_api_key", Message: "Incorrect API token"}
@@ -244,29 +251,36 @@ func (a *Authenticator) authenticate(r *http.Request, required []client.Permissi
 // reservation, so a burst of a valid token is never throttled.
 func (a *Authenticator) ask(r *http.Request, value string, h *[32]byte, required []client.Permission, key string, now time.Time) (*Identity, *Error) {
 	addr := tokend.ThrottleKey(a.opts.ClientAddr(r))
-	gen := a.cache.gen.Load()
 	// The shared verification must not end when the request that started
 	// it goes away.
 	ctx := context.WithoutCancel(r.Context())
 	res, err, _ := a.flights.Do(string(h[:])+"\x00"+key, func() (any, error) {
+		// What the answer may be cached against is read here, before tokend
+		// is asked, and shared by every request of the flight: one that
+		// joins late must not vouch for an answer older than it.
+		f := flight{gen: a.cache.gen.Load(), at: a.opts.Now()}
 		if d := a.failures.Take(addr, a.opts.AuthFailureLimit, now); !d.Allowed {
-			return &Error{Status: http.StatusTooManyRequests, Code: "auth_throttled",
-				Message: "Too many failed authentications from your address; retry later", RetryAfter: d.RetryAfter}, nil
+			f.refusal = &Error{Status: http.StatusTooManyRequests, Code: "auth_throttled",
+				Message: "Too many failed authentications from your address; retry later", RetryAfter: d.RetryAfter}
+			return f, nil
 		}
-		v, err := a.c.Verify(ctx, value, required...)
-		if err != nil || v.Code != client.CodeNotFound && v.Code != client.CodeExpired {
+		var err error
+		f.v, err = a.c.Verify(ctx, value, required...)
+		if err != nil || f.v.Code != client.CodeNotFound && f.v.Code != client.CodeExpired {
 			a.failures.Refund(addr, a.opts.AuthFailureLimit, now) // tokend failed, or the token is good
 		}
-		return v, err
+		return f, err
 	})
 	if err != nil {
-		a.opts.Logger.Error("verifying a token with tokend", "err", err)
+		a.logUpstream(err)
 		return nil, errUpstream
 	}
-	if throttled, ok := res.(*Error); ok {
-		return nil, throttled
+	f := res.(flight)
+	if f.refusal != nil {
+		return nil, f.refusal
 	}
-	v := res.(*client.Verification)
+	gen := f.gen
+	v := f.v
 	switch v.Code {
 	case client.CodeNotFound:
 		if a.live.Load() {
@@ -276,7 +290,7 @@ func (a *Authenticator) ask(r *http.Request, value string, h *[32]byte, required
 	case client.CodeExpired:
 		return nil, errExpired
 	}
-	e := &entry{id: identityOf(v), fetched: now, granted: map[string]struct{}{}}
+	e := &entry{id: identityOf(v), fetched: f.at, granted: map[string]struct{}{}}
 	if v.RateLimit != nil {
 		e.limit = v.RateLimit.Limit
 	}
@@ -295,7 +309,7 @@ func (a *Authenticator) ask(r *http.Request, value string, h *[32]byte, required
 		return nil, errUpstream
 	}
 	if a.live.Load() {
-		if cached := a.cache.put(h, e, gen, now); cached != nil && cached != e && v.Code == client.CodeValid {
+		if cached := a.cache.put(h, e, gen, a.opts.TTL); cached != nil && cached != e && v.Code == client.CodeValid {
 			cached.grant(key)
 		}
 	}
@@ -304,6 +318,22 @@ func (a *Authenticator) ask(r *http.Request, value string, h *[32]byte, required
 	}
 	// tokend has charged this request; the local limit starts counting with it.
 	return e.id, a.take(e, now)
+}
+
+// flight is the outcome of one verification shared by concurrent requests.
+type flight struct {
+	v       *client.Verification
+	refusal *Error    // the address was throttled before tokend was asked
+	gen     uint64    // the cache generation before tokend was asked
+	at      time.Time // when tokend was asked
+}
+
+// logUpstream logs a failure to reach tokend, at most once a second.
+func (a *Authenticator) logUpstream(err error) {
+	now := time.Now().Unix()
+	if last := a.loggedUpstream.Load(); now > last && a.loggedUpstream.CompareAndSwap(last, now) {
+		a.opts.Logger.Error("verifying a token with tokend (logged at most once a second)", "err", err)
+	}
 }
 
 // take spends one request of the token's plan limit in this process.

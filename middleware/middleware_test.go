@@ -446,3 +446,23 @@ func TestMiddlewareBurstOfAValidTokenIsNeverThrottled(t *testing.T) {
 		}
 	}
 }
+
+// Past its TTL a token is asked about again, once: the fresh answer is
+// what memory then answers from.
+func TestMiddlewareRefreshesATokenPastItsTTL(t *testing.T) {
+	clock := testutil.NewClock(time.Now())
+	f := newFixture(t, testutil.TokendOptions{}, middleware.Options{Now: clock.Now, TTL: time.Minute})
+	tok := f.tokend.Token(t, "user")
+	asks := func() int64 { return f.verifies.Load() }
+	f.get("/any", bearer(tok.Value))
+	before := asks()
+	clock.Advance(2 * time.Minute)
+	for range 5 {
+		if a := f.get("/any", bearer(tok.Value)); a.status != 200 {
+			t.Fatal(a.status)
+		}
+	}
+	if n := asks() - before; n != 1 {
+		t.Fatalf("5 requests past the TTL asked tokend %d times, want 1", n)
+	}
+}

@@ -283,6 +283,13 @@ func TestNginxAuthRequestWithTheDocumentedConfig(t *testing.T) {
 	if status, e, _ := through(t, "GET", base+"/v1/things", "", http.Header{"Api-Token": {user}}); status != 200 || e.Header.Get("Api-Token") != "" {
 		t.Fatalf("Api-Token: %d %+v", status, e)
 	}
+	r := tokend(t, nil, "account", "create", "--name", "Other", "--db", db, "--json")
+	var other struct {
+		APIToken struct{ Token string } `json:"api_token"`
+	}
+	if err := json.Unmarshal([]byte(r.stdout), &other); err != nil || other.APIToken.Token == "" {
+		t.Fatalf("account create: %+v", r)
+	}
 	before := served.Load()
 	for _, c := range []struct {
 		name, token string
@@ -290,6 +297,7 @@ func TestNginxAuthRequestWithTheDocumentedConfig(t *testing.T) {
 	}{
 		{"no token", "", 401},
 		{"unknown token", "tk_live_unknown", 401},
+		{"another account's token", other.APIToken.Token, 403},
 	} {
 		if status, _, _ := through(t, "GET", base+"/v1/things", c.token, nil); status != c.status {
 			t.Errorf("%s: %d, want %d", c.name, status, c.status)

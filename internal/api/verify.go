@@ -3,6 +3,7 @@ package api
 import (
 	"fmt"
 	"net/http"
+	"net/url"
 	"strconv"
 	"time"
 
@@ -134,10 +135,29 @@ func (s *Server) verifyForward(w http.ResponseWriter, r *http.Request, caller *t
 	return nil
 }
 
+// checkForwardQuery applies GET /api/verify's query. Anything it does not
+// know, and any empty value, is EINVALID: a typo in a proxy's configuration
+// must not drop a check silently.
 func (s *Server) checkForwardQuery(r *http.Request, caller *tokend.Token) error {
-	q := r.URL.Query()
-	if v := q.Get("account_id"); v != "" {
-		id, ok := parseID(v)
+	q, err := url.ParseQuery(r.URL.RawQuery)
+	if err != nil {
+		return tokend.Invalid("base", "the query string cannot be read")
+	}
+	for k, vs := range q {
+		if k != "account_id" && k != "require" {
+			return tokend.Invalid(clip(k, 64), "is not a parameter of GET /api/verify (account_id and require are)")
+		}
+		for _, v := range vs {
+			if v == "" {
+				return tokend.Invalid(k, "must not be empty")
+			}
+		}
+	}
+	if vs := q["account_id"]; len(vs) > 0 {
+		if len(vs) > 1 {
+			return tokend.Invalid("account_id", "must be given once")
+		}
+		id, ok := parseID(vs[0])
 		if !ok {
 			return tokend.Invalid("account_id", "must be a positive integer")
 		}
@@ -169,7 +189,8 @@ func (s *Server) checkForwardQuery(r *http.Request, caller *tokend.Token) error 
 
 // Change stream timing: a comment line keeps idle connections (and the
 // proxies between) open, and each write must finish within writeWait.
-const (
+// They are variables for the tests.
+var (
 	streamHeartbeat = 15 * time.Second
 	streamWriteWait = 10 * time.Second
 )
@@ -191,8 +212,11 @@ func (s *Server) authChanges(w http.ResponseWriter, r *http.Request, caller *tok
 	if err != nil {
 		return err
 	}
-	sub, err := s.svc.SubscribeAuthChanges(caller)
+	sub, err := s.svc.SubscribeAuthChanges(r.Context(), caller)
 	if err != nil {
+		if tokend.ErrorCode(err) == tokend.ERATELIMITED {
+			w.Header().Set("Retry-After", "5") // until another stream of the account ends
+		}
 		return err
 	}
 	defer sub.Close()
@@ -203,19 +227,27 @@ func (s *Server) authChanges(w http.ResponseWriter, r *http.Request, caller *tok
 	h.Set("Content-Type", "text/event-stream")
 	h.Set("X-Accel-Buffering", "no") // nginx: pass events on at once
 	w.WriteHeader(http.StatusOK)
+	// Each write has streamWriteWait to reach the client; between writes
+	// there is no deadline (over HTTP/2 a deadline left armed resets the
+	// stream when it passes, even with nothing to write).
 	send := func(format string, args ...any) bool {
 		_ = rc.SetWriteDeadline(time.Now().Add(streamWriteWait))
 		if _, err := fmt.Fprintf(w, format, args...); err != nil {
 			return false
 		}
-		return rc.Flush() == nil
+		if rc.Flush() != nil {
+			return false
+		}
+		_ = rc.SetWriteDeadline(time.Time{})
+		return true
 	}
 	if !send("retry: 1000\nevent: ready\ndata: {\"account_id\":%d}\n\n", caller.AccountID) {
 		return nil
 	}
+	// The stream lasts as long as its token could open it again.
 	stillValid := func() bool {
 		t, err := s.svc.Authenticate(r.Context(), value)
-		return err == nil && t.ID == caller.ID
+		return err == nil && t.ID == caller.ID && tokend.MayVerify(t) == nil
 	}
 	beat := time.NewTicker(streamHeartbeat)
 	defer beat.Stop()

@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/tokend/tokend"
+	"github.com/tokend/tokend/internal/api"
+	"github.com/tokend/tokend/internal/testutil"
 )
 
 type verifyJSON struct {
@@ -185,42 +187,44 @@ func TestVerifyBadRequests(t *testing.T) {
 	}
 }
 
-// A verification spends one request of the account's plan limit: the
-// verified token's when it authenticates, the caller's when it does not.
+// A verification spends one request: of the verified token's plan limit
+// when it authenticates, of the caller's allowance of verifications that
+// find no valid token otherwise, so made-up tokens never spend the real limit.
 func TestVerifyChargesTheAccountOnce(t *testing.T) {
 	e := newEnv(t, withPlan(tokend.PlanEnterprise, 5))
-	tok := e.createToken(e.admin, "end user", perm("account", e.acme, 10)) // the admin spent 1
-	e.clock.Advance(time.Hour)                                             // whole again
+	tok := e.createToken(e.admin, "end user", perm("account", e.acme, 10))
+	e.clock.Advance(time.Hour) // whole again
 	_, r := e.verify(e.admin, map[string]any{"token": tok.Token})
 	if got := r.Header.Get("X-Ratelimit-Remaining"); got != "4" {
 		t.Fatalf("after one verification X-RateLimit-Remaining is %q, want 4", got)
 	}
-	v, _ := e.verify(e.admin, map[string]any{"token": "tk_live_nothing"})
-	if v.Code != "NOT_FOUND" {
-		t.Fatal(v.Code)
+	for i := range 5 { // five made-up tokens spend the allowance of misses
+		v, r := e.verify(e.admin, map[string]any{"token": "tk_live_nothing"})
+		if v.Code != "NOT_FOUND" || r.Header.Get("X-Ratelimit-Remaining") != fmt.Sprint(4-i) {
+			t.Fatalf("miss %d: %s, remaining %s", i, v.Code, r.Header.Get("X-Ratelimit-Remaining"))
+		}
 	}
-	v, r = e.verify(e.admin, map[string]any{"token": tok.Token})
-	if v.RateLimit == nil || v.RateLimit.Limit != 5 || v.RateLimit.Remaining != 2 {
-		t.Fatalf("after three verifications the token's limit is %+v (%s), want 2 of 5 left", v.RateLimit, r.Body)
-	}
-	e.verify(e.admin, map[string]any{"token": tok.Token})
-	e.verify(e.admin, map[string]any{"token": tok.Token})
-	v, r = e.verify(e.admin, map[string]any{"token": tok.Token})
-	if v.Code != "RATE_LIMITED" || v.Valid || v.RateLimit == nil || v.RateLimit.Remaining != 0 || v.RateLimit.Reset <= 0 {
-		t.Fatalf("the sixth verification: %s", r.Body)
-	}
-	// With the limit spent, a verification that charges the caller is the
-	// caller's own 429.
 	r = e.post("/api/verify", e.admin, map[string]any{"token": "tk_live_nothing"}).want(429)
 	if r.Header.Get("Retry-After") == "" {
 		t.Fatal("429 without Retry-After")
 	}
-	// Usage: the verified token made 5 requests, 4 passed and 1 was limited
-	// (the caller paid for the verifications of an unknown token).
+	// ...and the token's own limit is untouched by them.
+	v, r := e.verify(e.admin, map[string]any{"token": tok.Token})
+	if v.Code != "VALID" || v.RateLimit == nil || v.RateLimit.Limit != 5 || v.RateLimit.Remaining != 3 {
+		t.Fatalf("after the misses the token's limit is %+v (%s), want 3 of 5 left", v.RateLimit, r.Body)
+	}
+	e.verify(e.admin, map[string]any{"token": tok.Token})
+	e.verify(e.admin, map[string]any{"token": tok.Token})
+	e.verify(e.admin, map[string]any{"token": tok.Token})
+	v, r = e.verify(e.admin, map[string]any{"token": tok.Token})
+	if v.Code != "RATE_LIMITED" || v.Valid || v.RateLimit == nil || v.RateLimit.Remaining != 0 || v.RateLimit.Reset <= 0 {
+		t.Fatalf("the sixth verification of the token: %s", r.Body)
+	}
+	// Usage: the verified token made 6 requests, 5 passed and 1 was limited.
 	var u usageJSON
 	e.clock.Advance(time.Hour)
 	e.get(e.path("/api/api_tokens/%d/usage", tok.ID), e.admin).want(200).decode(&u)
-	if len(u.Days) != 1 || u.Days[0].Success != 4 || u.Days[0].RateLimited != 1 {
+	if len(u.Days) != 1 || u.Days[0].Success != 5 || u.Days[0].RateLimited != 1 {
 		t.Fatalf("usage of the verified token: %+v", u.Days)
 	}
 }
@@ -250,6 +254,10 @@ func TestVerifyForwardedRequest(t *testing.T) {
 		{"a permission it lacks", fmt.Sprintf("?require=project:%d:viewer&require=account:%d:viewer", p, e.acme), http.Header{"Api-Token": {worker.Token}}, 403},
 		{"malformed requirement", "?require=project:x:viewer", http.Header{"Api-Token": {worker.Token}}, 422},
 		{"malformed account", "?account_id=-1", http.Header{"Api-Token": {worker.Token}}, 422},
+		{"empty account", "?account_id=", http.Header{"Api-Token": {worker.Token}}, 422},
+		{"account twice", fmt.Sprintf("?account_id=%d&account_id=%d", e.acme, e.other), http.Header{"Api-Token": {worker.Token}}, 422},
+		{"empty requirement", "?require=", http.Header{"Api-Token": {worker.Token}}, 422},
+		{"a misspelt parameter", fmt.Sprintf("?accountid=%d", e.other), http.Header{"Api-Token": {worker.Token}}, 422},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -444,5 +452,52 @@ func TestVerifyForwardedLogsPassesAtDebug(t *testing.T) {
 	}
 	if levels[pass] != "DEBUG" || levels[refused] != "INFO" {
 		t.Fatalf("pass logged at %q, refusal at %q; want DEBUG and INFO", levels[pass], levels[refused])
+	}
+}
+
+// Over HTTP/2 a write deadline left armed resets the stream when it passes,
+// even with nothing to write: the stream outlives several write waits.
+func TestAuthChangeStreamOverHTTP2(t *testing.T) {
+	defer api.SetStreamTimings(300*time.Millisecond, 100*time.Millisecond)()
+	tk := testutil.Tokend(t, testutil.TokendOptions{HTTP2: true})
+	hc := tk.Client()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	req, _ := http.NewRequestWithContext(ctx, "GET", tk.URL+"/api/auth_changes", nil)
+	req.Header.Set("Api-Token", tk.Admin.Value)
+	res, err := hc.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	if res.ProtoMajor != 2 || res.StatusCode != 200 {
+		t.Fatalf("%s %d", res.Proto, res.StatusCode)
+	}
+	lines := make(chan string, 64)
+	go func() {
+		defer close(lines)
+		sc := bufio.NewScanner(res.Body)
+		for sc.Scan() {
+			lines <- sc.Text()
+		}
+	}()
+	time.Sleep(time.Second) // three heartbeats, ten write waits
+	doomed := tk.Token(t, "doomed")
+	if err := tk.Svc.DeleteToken(ctx, &tk.Admin.Token, doomed.ID); err != nil {
+		t.Fatal(err)
+	}
+	want := fmt.Sprintf(`data: {"token_id":%d,"account_id":%d}`, doomed.ID, tk.AccountID)
+	for deadline := time.After(5 * time.Second); ; {
+		select {
+		case l, ok := <-lines:
+			if !ok {
+				t.Fatal("the stream ended")
+			}
+			if l == want {
+				return
+			}
+		case <-deadline:
+			t.Fatal("no event within 5 s")
+		}
 	}
 }

@@ -36,9 +36,27 @@ type Options struct {
 	Logger         *slog.Logger      // the access log; default: discard
 }
 
-// Headers the upstream receives with an authenticated request. Any the
-// client sends are removed first.
-var identityHeaders = []string{api.HeaderAccountID, api.HeaderTokenID, api.HeaderEnvironment}
+// isIdentityHeader reports whether a header name could pass for one of the
+// X-Tokend-* identity headers upstream, where CGI-style servers read "-" and
+// "_" alike: client-sent ones are removed before the verified ones are set.
+func isIdentityHeader(k string) bool {
+	const prefix = "x-tokend-"
+	if len(k) < len(prefix) {
+		return false
+	}
+	for i := 0; i < len(prefix); i++ {
+		c := k[i]
+		if c == '_' {
+			c = '-'
+		} else if 'A' <= c && c <= 'Z' {
+			c += 'a' - 'A'
+		}
+		if c != prefix[i] {
+			return false
+		}
+	}
+	return true
+}
 
 // New returns the gateway's handler.
 func New(opts Options) (http.Handler, error) {
@@ -53,7 +71,7 @@ func New(opts Options) (http.Handler, error) {
 		t.MaxIdleConns, t.MaxIdleConnsPerHost, t.IdleConnTimeout = 1024, 1024, 90*time.Second
 		opts.Transport = t
 	}
-	g := &gateway{opts: opts, mux: http.NewServeMux()}
+	g := &gateway{opts: opts, mux: http.NewServeMux(), classify: http.NewServeMux()}
 	g.proxy = &httputil.ReverseProxy{Rewrite: g.rewrite, Transport: opts.Transport, ErrorHandler: g.upstreamFailed,
 		BufferPool: bufferPool{}, ErrorLog: slog.NewLogLogger(opts.Logger.Handler(), slog.LevelWarn)}
 	routes := opts.Routes
@@ -62,13 +80,12 @@ func New(opts Options) (http.Handler, error) {
 	}
 	catchAll := false
 	for _, rt := range routes {
-		h, err := g.handler(rt)
-		if err != nil {
+		if err := register(g.mux, rt, g.guard(rt.Rule)); err != nil {
 			return nil, err
 		}
-		if err := register(g.mux, rt, h); err != nil {
-			return nil, err
-		}
+		only := http.NewServeMux() // the route's pattern alone, to ask whether it matches a path
+		register(only, rt, http.NotFoundHandler())
+		register(g.classify, rt, classifier(rt.Rule, only)) // the same patterns: cannot fail now
 		catchAll = catchAll || rt.Pattern == "/"
 	}
 	if !catchAll {
@@ -91,47 +108,161 @@ func register(mux *http.ServeMux, rt Route, h http.Handler) (err error) {
 
 type gateway struct {
 	opts  Options
-	mux   *http.ServeMux
+	mux   *http.ServeMux // the routes, each guarding the proxy with its rule
 	proxy *httputil.ReverseProxy
+	// classify has the same patterns, each only saying what its rule needs
+	// (see variantNeeds).
+	classify *http.ServeMux
 }
 
-func (g *gateway) handler(rt Route) (http.Handler, error) {
-	switch {
-	case rt.Rule.Public:
-		return g.proxy, nil
-	case len(rt.Rule.Permissions) == 0:
-		return g.opts.Auth.Require()(g.proxy), nil
+// needs is what a request must present: a token (auth), holding perms.
+type needs struct {
+	auth  bool
+	perms []client.Permission
+	err   error // a permission's id could not be read from the path
+
+	orig *http.Request // while classifying variants: the request itself
+}
+
+func (n *needs) add(o needs) {
+	n.auth = n.auth || o.auth
+	n.perms = append(n.perms, o.perms...)
+	if n.err == nil {
+		n.err = o.err
 	}
-	static := true
-	for _, p := range rt.Rule.Permissions {
-		static = static && p.IDFrom == ""
+}
+
+// of is what rule needs of r (its path values resolve the templates).
+func of(rule Rule, r *http.Request) needs {
+	if rule.Public {
+		return needs{}
 	}
-	if static {
-		perms := make([]client.Permission, len(rt.Rule.Permissions))
-		for i, p := range rt.Rule.Permissions {
-			perms[i], _ = p.resolve(nil)
+	n := needs{auth: true}
+	for _, p := range rule.Permissions {
+		perm, err := p.resolve(r)
+		if err != nil {
+			n.err = err
+			return n
 		}
-		return g.opts.Auth.Require(perms...)(g.proxy), nil
+		n.perms = append(n.perms, perm)
 	}
-	templates := rt.Rule.Permissions
-	return g.opts.Auth.RequireFunc(func(r *http.Request) ([]client.Permission, error) {
-		perms := make([]client.Permission, len(templates))
-		for i, p := range templates {
-			var err error
-			if perms[i], err = p.resolve(r); err != nil {
-				return nil, err
+	return n
+}
+
+type needsKey struct{}
+
+// classifier records what rule needs of a variant of a request into its
+// context, unless the rule's pattern (alone in only) matches the request's
+// own path too: then the routes file chose a rule for that path on purpose
+// (a public /healthz beside a catch-all "/ token" stays public).
+func classifier(rule Rule, only *http.ServeMux) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		n, ok := r.Context().Value(needsKey{}).(*needs)
+		if !ok {
+			return
+		}
+		if n.orig != nil {
+			if _, pattern := only.Handler(n.orig); pattern != "" {
+				return
 			}
 		}
-		return perms, nil
-	})(g.proxy), nil
+		n.add(of(rule, r))
+	})
+}
+
+// guard serves a request of a route with rule: it authenticates what the
+// rule and the path's variants need, then proxies.
+func (g *gateway) guard(rule Rule) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		n := of(rule, r)
+		if extra, ok := r.Context().Value(needsKey{}).(*needs); ok {
+			n.add(*extra)
+		}
+		if n.err != nil {
+			middleware.WriteJSONError(w, r, &middleware.Error{Status: http.StatusForbidden, Code: "insufficient_permissions", Message: n.err.Error()})
+			return
+		}
+		if n.auth {
+			id, refusal := g.opts.Auth.Authenticate(r, n.perms...)
+			if refusal != nil {
+				g.opts.Auth.WriteError(w, r, refusal)
+				return
+			}
+			r = r.WithContext(middleware.WithIdentity(r.Context(), id))
+		}
+		g.proxy.ServeHTTP(w, r)
+	})
+}
+
+// variantNeeds is what the rules of r's path variants need: in lower case
+// and with its trailing slash toggled. The API behind may route those the
+// same as the path itself (case-insensitive routers, routers that ignore a
+// trailing slash), so a request must meet the strictest of the rules any
+// of them matches, or a weaker catch-all would let it through. A rule whose
+// pattern matches r's own path as well does not count (see classifier).
+func (g *gateway) variantNeeds(r *http.Request) *needs {
+	n := needs{orig: r}
+	defer func() { n.orig = nil }()
+	p := r.URL.Path
+	lower := strings.ToLower(p)
+	toggle := func(s string) string {
+		if strings.HasSuffix(s, "/") {
+			return strings.TrimSuffix(s, "/")
+		}
+		return s + "/"
+	}
+	seen := map[string]bool{p: true}
+	for _, v := range []string{lower, toggle(p), toggle(lower)} {
+		if v == "" || seen[v] {
+			continue
+		}
+		seen[v] = true
+		u := *r.URL
+		u.Path, u.RawPath = v, ""
+		vr := r.WithContext(context.WithValue(r.Context(), needsKey{}, &n)) // a shallow copy
+		vr.URL = &u
+		g.classify.ServeHTTP(discard{}, vr)
+	}
+	return &n
+}
+
+// discard is a ResponseWriter for the classifier, which writes nothing
+// (but may redirect, which counts as no match).
+type discard struct{}
+
+func (discard) Header() http.Header         { return http.Header{} }
+func (discard) Write(b []byte) (int, error) { return len(b), nil }
+func (discard) WriteHeader(int)             {}
+
+// encodedSeparator reports whether an escaped path hides a path separator
+// or dot from the routing: %2F, %5C or %2E, in either case.
+func encodedSeparator(escaped string) bool {
+	for i := 0; i+2 < len(escaped); i++ {
+		if escaped[i] != '%' {
+			continue
+		}
+		switch strings.ToUpper(escaped[i+1 : i+3]) {
+		case "2F", "5C", "2E":
+			return true
+		}
+	}
+	return false
 }
 
 // ServeHTTP routes the request and writes one access-log line.
 func (g *gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
 	rec := &statusRecorder{ResponseWriter: w}
-	r = r.WithContext(context.WithValue(r.Context(), recorderKey{}, rec))
-	g.mux.ServeHTTP(rec, r) // sets r.Pattern
+	if encodedSeparator(r.URL.EscapedPath()) {
+		middleware.WriteJSONError(rec, r, &middleware.Error{Status: http.StatusBadRequest, Code: "bad_path",
+			Message: "Encoded slashes, backslashes and dots are not accepted in paths"})
+	} else {
+		// The upstream gets the path exactly as it was matched.
+		r.URL.RawPath = ""
+		ctx := context.WithValue(r.Context(), recorderKey{}, rec)
+		r = r.WithContext(context.WithValue(ctx, needsKey{}, g.variantNeeds(r)))
+		g.mux.ServeHTTP(rec, r) // sets r.Pattern
+	}
 	if !g.opts.Logger.Enabled(r.Context(), slog.LevelInfo) {
 		return
 	}
@@ -157,8 +288,10 @@ func (g *gateway) rewrite(pr *httputil.ProxyRequest) {
 	pr.SetURL(g.opts.Upstream)
 	pr.SetXForwarded()
 	h := pr.Out.Header
-	for _, k := range identityHeaders {
-		delete(h, k)
+	for k := range h {
+		if isIdentityHeader(k) {
+			delete(h, k)
+		}
 	}
 	if !g.opts.ForwardCredentials {
 		delete(h, "Api-Token")
@@ -190,10 +323,15 @@ type recorderKey struct{}
 // ReverseProxy otherwise allocates (32 KiB) for every request.
 type bufferPool struct{}
 
-var buffers = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}
+var buffers = sync.Pool{New: func() any { return new([32 << 10]byte) }}
 
-func (bufferPool) Get() []byte  { return *buffers.Get().(*[]byte) }
-func (bufferPool) Put(b []byte) { buffers.Put(&b) }
+func (bufferPool) Get() []byte { return buffers.Get().(*[32 << 10]byte)[:] }
+
+func (bufferPool) Put(b []byte) {
+	if len(b) == 32<<10 {
+		buffers.Put((*[32 << 10]byte)(b))
+	}
+}
 
 func (g *gateway) upstreamFailed(w http.ResponseWriter, r *http.Request, err error) {
 	g.opts.Logger.Warn("upstream request failed", "method", methodLabel(r.Method), "route", routeLabel(r.Pattern), "err", err)

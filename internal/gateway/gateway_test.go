@@ -247,6 +247,7 @@ func TestParseRoutesErrors(t *testing.T) {
 		{"bad level", "\nGET /x  project:3:owner\n", "line 2"},
 		{"unknown wildcard", "GET /p/{id}  project:{pid}:viewer\n", "no wildcard {pid}"},
 		{"none with permissions", "GET /x  none project:3:viewer\n", "cannot be combined"},
+		{"lower-case method", "get /x  token\n", "upper case"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			_, err := gateway.ParseRoutes(strings.NewReader(c.routes))
@@ -268,4 +269,82 @@ func TestParseRoutesErrors(t *testing.T) {
 			t.Fatalf("error %v, want one naming line 2", err)
 		}
 	})
+}
+
+// The API behind may route a path differently than Go's patterns: in any
+// case, with or without its trailing slash, with encoded separators decoded.
+// None of that may reach a route with a weaker rule than its own.
+func TestGatewayPathsCannotDodgeTheirRule(t *testing.T) {
+	base := newFixture(t, "", false)
+	ctx := context.Background()
+	p, err := base.tokend.Svc.CreateProject(ctx, &base.tokend.Admin.Token, "Secret")
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := newFixtureWith(t, base, fmt.Sprintf(`
+GET /v1/projects/{id}/reports   project:{id}:admin
+GET /admin                      account:%d:admin
+/                               none
+`, base.tokend.AccountID))
+	viewer := f.tokend.Token(t, "viewer") // account viewer: not admin anywhere
+	bearer := http.Header{"Authorization": {"Bearer " + viewer.Value}}
+	for _, c := range []struct {
+		name, path string
+		status     int
+	}{
+		{"the route itself", fmt.Sprintf("/v1/projects/%d/reports", p.ID), 403},
+		{"upper case", fmt.Sprintf("/V1/Projects/%d/REPORTS", p.ID), 403},
+		{"trailing slash", fmt.Sprintf("/v1/projects/%d/reports/", p.ID), 403},
+		{"exact route with a slash", "/admin/", 403},
+		{"exact route in upper case", "/ADMIN", 403},
+		{"encoded slash", fmt.Sprintf("/v1/projects%%2F%d/reports", p.ID), 400},
+		{"encoded slash, lower case", fmt.Sprintf("/v1/projects%%2f%d/reports", p.ID), 400},
+		{"encoded dot", "/v1/%2e%2e/admin", 400},
+		{"encoded backslash", "/v1%5Cadmin", 400},
+		{"public", "/about", 200},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			if status, _, body := f.do("GET", c.path, bearer); status != c.status {
+				t.Fatalf("GET %s: %d %v, want %d", c.path, status, body, c.status)
+			}
+		})
+	}
+	// What is not special passes, and the upstream sees the path as matched.
+	status, s, _ := f.do("GET", "/v1/%61bout", nil)
+	if status != 200 || s.Path != "/v1/about" {
+		t.Fatalf("%d %+v", status, s)
+	}
+}
+
+func TestGatewayDropsLookalikeIdentityHeaders(t *testing.T) {
+	f := newFixture(t, "GET /public none\n/ token\n", false)
+	tok := f.tokend.Token(t, "user")
+	spoof := http.Header{"X-Tokend_account-Id": {"999"}, "X-TOKEND-TOKEN-ID": {"999"}, "X_Tokend_Environment": {"live"}}
+	for _, c := range []struct {
+		path   string
+		header http.Header
+	}{{"/public", spoof}, {"/private", func() http.Header {
+		h := spoof.Clone()
+		h.Set("Api-Token", tok.Value)
+		return h
+	}()}} {
+		status, s, _ := f.do("GET", c.path, c.header)
+		if status != 200 {
+			t.Fatalf("%s: %d", c.path, status)
+		}
+		for k, v := range s.Header {
+			if strings.HasPrefix(strings.ReplaceAll(strings.ToLower(k), "_", "-"), "x-tokend-") && slicesContain(v, "999") {
+				t.Errorf("%s: the upstream got the client's %s: %v", c.path, k, v)
+			}
+		}
+	}
+}
+
+func slicesContain(vs []string, want string) bool {
+	for _, v := range vs {
+		if v == want {
+			return true
+		}
+	}
+	return false
 }

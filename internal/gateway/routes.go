@@ -80,6 +80,9 @@ func ParseRoutes(r io.Reader) ([]Route, error) {
 		f := strings.Fields(line)
 		pattern, rule := f[0], f[1:]
 		if !strings.Contains(f[0], "/") && len(f) > 1 { // a method first
+			if f[0] != strings.ToUpper(f[0]) {
+				return nil, fmt.Errorf("routes line %d: method %q: methods are upper case (%s), or a request would never match", n, f[0], strings.ToUpper(f[0]))
+			}
 			pattern, rule = f[0]+" "+f[1], f[2:]
 		}
 		if len(rule) == 0 {

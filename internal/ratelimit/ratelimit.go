@@ -22,21 +22,37 @@ import (
 // not usable; create one with New.
 type Limiter[K comparable] struct {
 	period time.Duration
-	cells  sync.Map // K → *cell
+	// epoch is what times are measured from. Differences of times that carry
+	// a monotonic reading (time.Now's) use it, so a step of the wall clock
+	// cannot push keys' arrival times ahead.
+	epoch time.Time
+	cells sync.Map // K → *cell
 }
 
 // cell holds a key's theoretical arrival time of the next conforming
-// request, in Unix nanoseconds; swept marks a cell Sweep removed.
+// request, in nanoseconds since the epoch: unset (long ago) for a new cell,
+// swept once Sweep removed it.
 type cell struct {
 	tat atomic.Int64
 }
 
-const swept = math.MinInt64
+const (
+	swept = math.MinInt64
+	unset = math.MinInt64 / 2
+)
+
+func newCell() *cell {
+	c := new(cell)
+	c.tat.Store(unset)
+	return c
+}
 
 // New returns a limiter whose limits are counts per period, keyed by K.
 func New[K comparable](period time.Duration) *Limiter[K] {
-	return &Limiter[K]{period: period}
+	return &Limiter[K]{period: period, epoch: time.Now()}
 }
+
+func (l *Limiter[K]) since(now time.Time) int64 { return int64(now.Sub(l.epoch)) }
 
 // Decision is the outcome of one Take or Peek.
 type Decision struct {
@@ -58,7 +74,7 @@ func (l *Limiter[K]) cellOf(key K, create bool) *cell {
 	if !create {
 		return nil
 	}
-	c, _ := l.cells.LoadOrStore(key, new(cell))
+	c, _ := l.cells.LoadOrStore(key, newCell())
 	return c.(*cell)
 }
 
@@ -77,13 +93,14 @@ func (l *Limiter[K]) decide(key K, limit int, now time.Time, spend bool) Decisio
 		return Decision{Limit: limit, RetryAfter: l.period, Reset: l.period}
 	}
 	interval := int64(l.period / time.Duration(limit))
-	period, t := int64(l.period), now.UnixNano()
+	period, t := int64(l.period), l.since(now)
 	for {
 		c := l.cellOf(key, spend)
-		var old int64
+		old := int64(unset)
 		if c != nil {
 			if old = c.tat.Load(); old == swept {
-				continue // Sweep removed it meanwhile: the key has a new cell
+				l.cells.CompareAndDelete(key, c) // Sweep is removing it: the key gets a new cell
+				continue
 			}
 		}
 		tat := max(old, t)
@@ -123,7 +140,7 @@ func (l *Limiter[K]) Refund(key K, limit int, now time.Time) {
 		if old == swept {
 			return
 		}
-		next := max(old-interval, now.UnixNano()) // a time in the past is a rested key
+		next := max(old-interval, l.since(now)) // a time in the past is a rested key
 		if next >= old || c.tat.CompareAndSwap(old, next) {
 			return
 		}
@@ -133,7 +150,7 @@ func (l *Limiter[K]) Refund(key K, limit int, now time.Time) {
 // Sweep forgets keys that are fully rested at now; they behave exactly as
 // unknown keys. Call it periodically to bound memory.
 func (l *Limiter[K]) Sweep(now time.Time) {
-	t := now.UnixNano()
+	t := l.since(now)
 	l.cells.Range(func(k, v any) bool {
 		c := v.(*cell)
 		if old := c.tat.Load(); old <= t && c.tat.CompareAndSwap(old, swept) {

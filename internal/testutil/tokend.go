@@ -29,6 +29,8 @@ type TokendOptions struct {
 	RateLimit int
 	// Wrap, when set, wraps the API handler: to count or refuse requests.
 	Wrap func(http.Handler) http.Handler
+	// HTTP2 serves HTTPS with HTTP/2 (use the server's Client).
+	HTTP2 bool
 }
 
 // Tokend starts a tokend API on loopback, closed with t. Change streams stay
@@ -43,7 +45,13 @@ func Tokend(t testing.TB, opts TokendOptions) *TokendServer {
 	if opts.Wrap != nil {
 		h = opts.Wrap(h)
 	}
-	srv := httptest.NewServer(h)
+	srv := httptest.NewUnstartedServer(h)
+	if opts.HTTP2 {
+		srv.EnableHTTP2 = true
+		srv.StartTLS()
+	} else {
+		srv.Start()
+	}
 	t.Cleanup(srv.Close)
 	t.Cleanup(func() { close(done) }) // first: the server waits for open streams
 	ctx := context.Background()
@@ -73,6 +81,10 @@ func (s *TokendServer) Token(t testing.TB, name string, perms ...tokend.Permissi
 	}
 	return tok
 }
+
+// Client is an HTTP client that trusts the server (and speaks HTTP/2 to it
+// when the server does).
+func (s *TokendServer) Client() *http.Client { return s.srv.Client() }
 
 // CloseClientConnections drops every open connection, change streams included.
 func (s *TokendServer) CloseClientConnections() { s.srv.CloseClientConnections() }
