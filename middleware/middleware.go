@@ -24,7 +24,6 @@ package middleware
 
 import (
 	"context"
-	"crypto/sha256"
 	"encoding/json"
 	"errors"
 	"log/slog"
@@ -223,7 +222,7 @@ func (a *Authenticator) authenticate(r *http.Request, required []client.Permissi
 	}
 	now := a.opts.Now()
 	a.sweep(now)
-	h := sha256.Sum256([]byte(value))
+	h := apikey.Hash(value)
 	if a.live.Load() {
 		e, unknown := a.cache.get(&h)
 		switch {
