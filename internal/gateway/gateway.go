@@ -78,7 +78,6 @@ func New(opts Options) (http.Handler, error) {
 	if routes == nil {
 		routes = []Route{{Pattern: "/"}}
 	}
-	catchAll := false
 	for _, rt := range routes {
 		if err := register(g.mux, rt, g.guard(rt.Rule)); err != nil {
 			return nil, err
@@ -86,11 +85,10 @@ func New(opts Options) (http.Handler, error) {
 		only := http.NewServeMux() // the route's pattern alone, to ask whether it matches a path
 		register(only, rt, http.NotFoundHandler())
 		register(g.classify, rt, classifier(rt.Rule, only)) // the same patterns: cannot fail now
-		catchAll = catchAll || rt.Pattern == "/"
 	}
-	if !catchAll {
-		g.mux.Handle("/", http.HandlerFunc(notFound))
-	}
+	// Anything no route matches is 404, unless a route ("/", "/{path...}")
+	// already takes every path: then the fallback conflicts and is not needed.
+	_ = register(g.mux, Route{Pattern: "/"}, http.HandlerFunc(notFound))
 	return g, nil
 }
 
