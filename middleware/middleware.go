@@ -392,7 +392,7 @@ func (a *Authenticator) Run(ctx context.Context) error {
 		if time.Since(start) > 30*time.Second {
 			backoff = minBackoff
 		}
-		a.opts.Logger.Warn("lost tokend's change stream; asking tokend for every request until it is back", "err", err, "retry_in", backoff)
+		a.opts.Logger.Warn("lost tokend's change stream; asking tokend for every request until it is back", "err", err, "retry_in", backoff.String())
 		wait := backoff/2 + rand.N(backoff/2+1)
 		select {
 		case <-ctx.Done():

@@ -20,8 +20,21 @@ type verifyInput struct {
 // domain validates it, so that every bad entry is reported under "permissions".
 type requiredPermissions struct {
 	ResourceType string             `json:"resource_type"`
-	ResourceID   int64              `json:"resource_id"`
+	ResourceID   requiredID         `json:"resource_id"`
 	AccessLevel  tokend.AccessLevel `json:"access_level"`
+}
+
+// requiredID is a resource_id: an integer or a string of digits, as in
+// token bodies, with errors reported under "permissions".
+type requiredID int64
+
+func (id *requiredID) UnmarshalJSON(b []byte) error {
+	var n idInput
+	if err := n.UnmarshalJSON(b); err != nil {
+		return tokend.Invalid("permissions", "resource_id must be a positive integer or a string of digits")
+	}
+	*id = requiredID(n)
+	return nil
 }
 
 // verification is the body of a POST /api/verify answer. The token's
@@ -64,7 +77,7 @@ func (s *Server) verifyToken(w http.ResponseWriter, r *http.Request, caller *tok
 		if !ok {
 			typ = tokend.ResourceType(p.ResourceType) // the domain says what is wrong with it
 		}
-		required[i] = tokend.Permission{ResourceType: typ, ResourceID: p.ResourceID, Level: p.AccessLevel}
+		required[i] = tokend.Permission{ResourceType: typ, ResourceID: int64(p.ResourceID), Level: p.AccessLevel}
 	}
 	v, err := s.verifier.VerifyToken(r.Context(), caller, *in.Token, required)
 	h := w.Header()
@@ -251,9 +264,17 @@ func (s *Server) authChanges(w http.ResponseWriter, r *http.Request, caller *tok
 	}
 	beat := time.NewTicker(streamHeartbeat)
 	defer beat.Stop()
+	var expired <-chan time.Time // the caller's token stops working
+	if caller.ExpiresAt != nil {
+		t := time.NewTimer(caller.ExpiresAt.Sub(s.opts.Now()))
+		defer t.Stop()
+		expired = t.C
+	}
 	for {
 		select {
 		case <-r.Context().Done():
+			return nil
+		case <-expired:
 			return nil
 		case <-s.opts.Done:
 			return nil

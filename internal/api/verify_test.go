@@ -76,6 +76,7 @@ func TestVerifyOutcomes(t *testing.T) {
 		{"holds its project", worker.Token, []any{req("project", p, 100)}, "VALID", true},
 		{"project admin covers its sandbox", worker.Token, []any{req("sandbox", sb, 100)}, "VALID", true},
 		{"inbox is an alias of sandbox", worker.Token, []any{req("inbox", sb, 10)}, "VALID", true},
+		{"resource_id as a string of digits", worker.Token, []any{map[string]any{"resource_type": "project", "resource_id": fmt.Sprint(p), "access_level": 100}}, "VALID", true},
 		{"another project", worker.Token, []any{req("project", other, 10)}, "INSUFFICIENT_PERMISSIONS", true},
 		{"viewer asked for admin", viewer.Token, []any{req("project", p, 100)}, "INSUFFICIENT_PERMISSIONS", true},
 		{"every permission must hold", worker.Token, []any{req("project", p, 10), req("account", e.acme, 10)}, "INSUFFICIENT_PERMISSIONS", true},
@@ -171,6 +172,8 @@ func TestVerifyBadRequests(t *testing.T) {
 		{"token not a string", map[string]any{"token": 5}, "token"},
 		{"unknown resource type", map[string]any{"token": e.admin, "permissions": []any{map[string]any{"resource_type": "planet", "resource_id": 1, "access_level": 10}}}, "permissions"},
 		{"missing resource id", map[string]any{"token": e.admin, "permissions": []any{map[string]any{"resource_type": "project", "access_level": 10}}}, "permissions"},
+		{"resource id not digits", map[string]any{"token": e.admin, "permissions": []any{map[string]any{"resource_type": "project", "resource_id": "3x", "access_level": 10}}}, "permissions"},
+		{"fractional resource id", map[string]any{"token": e.admin, "permissions": []any{map[string]any{"resource_type": "project", "resource_id": 1.5, "access_level": 10}}}, "permissions"},
 		{"bad level", map[string]any{"token": e.admin, "permissions": []any{map[string]any{"resource_type": "project", "resource_id": 1, "access_level": 50}}}, "permissions"},
 		{"too many permissions", map[string]any{"token": e.admin, "permissions": many}, "permissions"},
 		{"permissions not a list", map[string]any{"token": e.admin, "permissions": "all"}, "permissions"},
@@ -392,7 +395,17 @@ func TestAuthChangeStream(t *testing.T) {
 	e.svc.FlushAuthCache()
 	s.want("flush", "{}")
 
-	// The stream is the caller's: it ends when the caller's token goes.
+	// The stream is the caller's: it ends when the caller's token goes, or
+	// expires.
+	var expiring apiToken
+	e.post("/api/api_tokens", e.admin, map[string]any{"name": "brief", "expires_at": e.clock.Now().Add(200 * time.Millisecond),
+		"resources": []any{perm("account", e.acme, 10)}}).want(200).decode(&expiring)
+	brief := e.openStream(expiring.Token)
+	brief.want("ready", fmt.Sprintf(`{"account_id":%d}`, e.acme))
+	if ev, _ := brief.next(); ev != "" {
+		t.Fatalf("the stream of an expired token went on: %q", ev)
+	}
+
 	e.del(e.path("/api/api_tokens/%d", service.ID), e.admin).want(204)
 	s.want("token", fmt.Sprintf(`{"token_id":%d,"account_id":%d}`, service.ID, e.acme))
 	if ev, _ := s.next(); ev != "" {

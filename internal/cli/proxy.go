@@ -31,6 +31,7 @@ type ProxyConfig struct {
 	Token              string // TOKEND_TOKEN: the gateway's own service token
 	TokenPrefix        string
 	ForwardCredentials bool
+	AllowUpgrades      bool
 	TrustedProxies     api.Prefixes
 	AuthFailureLimit   int
 	TLSCert, TLSKey    string
@@ -46,6 +47,7 @@ func proxyFlags(cfg *ProxyConfig, stderr io.Writer) *flag.FlagSet {
 	fs.StringVar(&cfg.Routes, "routes", "", "file mapping method + path patterns to the permission each requires, or none (default: every request needs a valid token of the account)")
 	fs.StringVar(&cfg.TokenPrefix, "token-prefix", apikey.DefaultPrefix, "prefix of the tokend's token values; others are refused without asking it")
 	fs.BoolVar(&cfg.ForwardCredentials, "forward-credentials", false, "pass the client's Api-Token and Authorization: Bearer headers to the upstream (default: removed)")
+	fs.BoolVar(&cfg.AllowUpgrades, "allow-upgrades", false, "pass protocol upgrades (WebSocket) through; the token is checked when the connection opens, not while it lasts (default: Upgrade removed, the request goes on as plain HTTP)")
 	fs.Var(&cfg.TrustedProxies, "trusted-proxies", "comma-separated CIDRs of proxies in front whose X-Forwarded-For names the client (and that terminate TLS)")
 	fs.IntVar(&cfg.AuthFailureLimit, "auth-failure-limit", 20, "failed authentications per minute a client address may make before 429")
 	fs.StringVar(&cfg.TLSCert, "tls-cert", "", "TLS certificate file (with --tls-key: serve HTTPS)")
@@ -113,6 +115,8 @@ func Proxy(ctx context.Context, cfg ProxyConfig, logger *slog.Logger) error {
 	self, err := c.Verify(checkCtx, cfg.Token)
 	cancel()
 	switch {
+	case err != nil && client.StatusOf(err) == 0:
+		return fmt.Errorf("proxy: cannot reach tokend at %s: %w", cfg.Tokend, err)
 	case err != nil:
 		return fmt.Errorf("proxy: tokend at %s does not accept TOKEND_TOKEN as a service token: %w", cfg.Tokend, err)
 	case !self.Valid:
@@ -125,9 +129,9 @@ func Proxy(ctx context.Context, cfg ProxyConfig, logger *slog.Logger) error {
 		return &UsageError{fmt.Sprintf("--token-prefix: %v", err)}
 	}
 	handler, err := gateway.New(gateway.Options{Upstream: upstream, Auth: auth, Routes: routes,
-		ForwardCredentials: cfg.ForwardCredentials, TrustedProxies: cfg.TrustedProxies, Logger: logger})
+		ForwardCredentials: cfg.ForwardCredentials, AllowUpgrades: cfg.AllowUpgrades, TrustedProxies: cfg.TrustedProxies, Logger: logger})
 	if err != nil {
-		return &UsageError{err.Error()}
+		return &UsageError{fmt.Sprintf("--routes %s: %v", cfg.Routes, err)}
 	}
 	ln, err := net.Listen("tcp", cfg.Addr)
 	if err != nil {

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/http/httputil"
 	"net/url"
+	"regexp"
 	"strconv"
 	"strings"
 	"sync"
@@ -32,8 +33,13 @@ type Options struct {
 	// TrustedProxies are the peers whose X-Forwarded-For is believed (and
 	// passed on, with the peer appended).
 	TrustedProxies api.Prefixes
-	Transport      http.RoundTripper // default: one tuned for a single upstream
-	Logger         *slog.Logger      // the access log; default: discard
+	// AllowUpgrades passes protocol upgrades (WebSocket) through. The token
+	// is checked when the upgraded connection opens, not while it lasts: a
+	// revoked token's open connection stays open. By default the Upgrade
+	// header is removed and the request goes on as plain HTTP.
+	AllowUpgrades bool
+	Transport     http.RoundTripper // default: one tuned for a single upstream
+	Logger        *slog.Logger      // the access log; default: discard
 }
 
 // isIdentityHeader reports whether a header name could pass for one of the
@@ -97,12 +103,17 @@ func New(opts Options) (http.Handler, error) {
 func register(mux *http.ServeMux, rt Route, h http.Handler) (err error) {
 	defer func() {
 		if v := recover(); v != nil {
-			err = fmt.Errorf("routes line %d: %v", rt.Line, v)
+			// ServeMux says where in this package each pattern was registered:
+			// nothing the routes file's author needs.
+			msg := registeredAt.ReplaceAllString(fmt.Sprint(v), "")
+			err = fmt.Errorf("routes line %d: %s", rt.Line, msg)
 		}
 	}()
 	mux.Handle(rt.Pattern, h)
 	return nil
 }
+
+var registeredAt = regexp.MustCompile(` \(registered at [^)]*\)`)
 
 type gateway struct {
 	opts  Options
@@ -232,6 +243,52 @@ func (discard) Header() http.Header         { return http.Header{} }
 func (discard) Write(b []byte) (int, error) { return len(b), nil }
 func (discard) WriteHeader(int)             {}
 
+// screen refuses what the API behind could read differently than the
+// routes do: a method not in upper case (some servers upper-case it, and
+// "post" would dodge a "POST" rule), encoded separators and dots, and path
+// parameters (";", which servlet containers strip per segment: "/public/..;/admin").
+// Unless upgrades are allowed, it also removes a protocol upgrade, whose
+// connection would outlive the token's checks.
+func (g *gateway) screen(r *http.Request) *middleware.Error {
+	for i := 0; i < len(r.Method); i++ {
+		if c := r.Method[i]; 'a' <= c && c <= 'z' {
+			return &middleware.Error{Status: http.StatusBadRequest, Code: "bad_method", Message: "Methods are upper case"}
+		}
+	}
+	escaped := r.URL.EscapedPath()
+	if encodedSeparator(escaped) || strings.Contains(escaped, ";") || strings.Contains(strings.ToLower(escaped), "%3b") {
+		return &middleware.Error{Status: http.StatusBadRequest, Code: "bad_path",
+			Message: "Encoded slashes, backslashes and dots, and path parameters (;), are not accepted in paths"}
+	}
+	if !g.opts.AllowUpgrades {
+		dropUpgrade(r.Header)
+	}
+	return nil
+}
+
+// dropUpgrade removes a protocol upgrade from h: the Upgrade header and the
+// "upgrade" token of Connection (the others stay, so their headers are still
+// removed as hop-by-hop). The request then goes on as plain HTTP.
+func dropUpgrade(h http.Header) {
+	if _, ok := h["Upgrade"]; !ok {
+		return
+	}
+	delete(h, "Upgrade")
+	var keep []string
+	for _, v := range h["Connection"] {
+		for _, tok := range strings.Split(v, ",") {
+			if tok = strings.TrimSpace(tok); tok != "" && !strings.EqualFold(tok, "upgrade") {
+				keep = append(keep, tok)
+			}
+		}
+	}
+	if len(keep) == 0 {
+		delete(h, "Connection")
+	} else {
+		h["Connection"] = []string{strings.Join(keep, ", ")}
+	}
+}
+
 // encodedSeparator reports whether an escaped path hides a path separator
 // or dot from the routing: %2F, %5C or %2E, in either case.
 func encodedSeparator(escaped string) bool {
@@ -251,9 +308,8 @@ func encodedSeparator(escaped string) bool {
 func (g *gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
 	rec := &statusRecorder{ResponseWriter: w}
-	if encodedSeparator(r.URL.EscapedPath()) {
-		middleware.WriteJSONError(rec, r, &middleware.Error{Status: http.StatusBadRequest, Code: "bad_path",
-			Message: "Encoded slashes, backslashes and dots are not accepted in paths"})
+	if refusal := g.screen(r); refusal != nil {
+		middleware.WriteJSONError(rec, r, refusal)
 	} else {
 		// The upstream gets the path exactly as it was matched.
 		r.URL.RawPath = ""

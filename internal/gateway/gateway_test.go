@@ -348,3 +348,42 @@ func slicesContain(vs []string, want string) bool {
 	}
 	return false
 }
+
+// Requests the API behind could read differently than the routes are refused.
+func TestGatewayRefusesAmbiguousRequests(t *testing.T) {
+	f := newFixture(t, "POST /v1/reports account:1:admin\n/public/ none\n/ token\n", false)
+	viewer := http.Header{"Api-Token": {f.tokend.Token(t, "viewer").Value}}
+	for _, c := range []struct {
+		name, method, path string
+		status             int
+	}{
+		{"lower-case method", "post", "/v1/reports", 400},
+		{"mixed-case method", "Post", "/v1/reports", 400},
+		{"the route itself", "POST", "/v1/reports", 403},
+		{"path parameter", "GET", "/public/..;/v1/reports", 400},
+		{"path parameter on a segment", "POST", "/v1/reports;x", 400},
+		{"encoded semicolon", "POST", "/v1/reports%3Bx", 400},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			if status, _, body := f.do(c.method, c.path, viewer); status != c.status {
+				t.Fatalf("%s %s: %d %v, want %d", c.method, c.path, status, body, c.status)
+			}
+		})
+	}
+}
+
+func TestGatewayRemovesUpgradesUnlessAllowed(t *testing.T) {
+	f := newFixture(t, "", false)
+	tok := f.tokend.Token(t, "user")
+	status, s, _ := f.do("GET", "/ws", http.Header{"Api-Token": {tok.Value}, "Connection": {"Upgrade, X-Hop"},
+		"Upgrade": {"websocket"}, "X-Hop": {"1"}})
+	if status != 200 || s.Header.Get("Upgrade") != "" || s.Header.Get("X-Hop") != "" {
+		t.Fatalf("%d: the upstream got %v", status, s.Header)
+	}
+}
+
+func TestParseRoutesRefusesHosts(t *testing.T) {
+	if _, err := gateway.ParseRoutes(strings.NewReader("GET api.example/admin token\n")); err == nil || !strings.Contains(err.Error(), "hosts are not matched") {
+		t.Fatalf("error %v", err)
+	}
+}

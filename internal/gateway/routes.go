@@ -88,6 +88,10 @@ func ParseRoutes(r io.Reader) ([]Route, error) {
 		if len(rule) == 0 {
 			return nil, fmt.Errorf("routes line %d: %q has no rule: want none, token or permissions such as project:3:viewer", n, pattern)
 		}
+		if path := pattern[strings.LastIndex(pattern, " ")+1:]; !strings.HasPrefix(path, "/") {
+			// Go matches hosts as written, while clients may send any case.
+			return nil, fmt.Errorf("routes line %d: %q: patterns are paths (starting with /); hosts are not matched", n, pattern)
+		}
 		route := Route{Pattern: pattern, Line: n}
 		wildcards := map[string]bool{}
 		for _, m := range wildcard.FindAllStringSubmatch(pattern, -1) {
