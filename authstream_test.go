@@ -55,3 +55,34 @@ func TestAuthSubscriptionNeedsAccountViewer(t *testing.T) {
 		t.Fatalf("a project token subscribed: %v", err)
 	}
 }
+
+// A change made through this process is told to subscribers once, although
+// the change feed reads it back from the log too.
+func TestAuthSubscriberHearsOfAChangeOnce(t *testing.T) {
+	f := newFixture(t, tokend.Options{})
+	admin := f.account(t)
+	if err := f.svc.SyncAuthCache(t.Context()); err != nil { // the feed stands at the log's end
+		t.Fatal(err)
+	}
+	sub, err := f.svc.SubscribeAuthChanges(t.Context(), &admin.Token)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub.Close()
+	tok := f.token(t, "doomed")
+	if err := f.svc.DeleteToken(t.Context(), &admin.Token, tok.ID); err != nil {
+		t.Fatal(err)
+	}
+	for range 3 {
+		if err := f.svc.SyncAuthCache(t.Context()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var got []tokend.AuthEvent
+	for len(sub.C) > 0 {
+		got = append(got, <-sub.C)
+	}
+	if len(got) != 1 || got[0].TokenID != tok.ID || got[0].AccountID != admin.AccountID {
+		t.Fatalf("events %+v, want the deletion of token %d once", got, tok.ID)
+	}
+}

@@ -53,6 +53,7 @@ func (s *Service) CreateAdminToken(ctx context.Context, accountID int64, name, o
 func (s *Service) RevokeToken(ctx context.Context, id int64, operator string, force bool) (*Token, error) {
 	now := s.now()
 	var out *Token
+	var change AuthChange // recorded in the transaction, evicted once it commits
 	err := s.store.Write(ctx, func(tx Tx) error {
 		t, err := tx.Token(ctx, id)
 		if err != nil {
@@ -70,7 +71,8 @@ func (s *Service) RevokeToken(ctx context.Context, id int64, operator string, fo
 		if err := tx.DeleteToken(ctx, id); err != nil {
 			return err
 		}
-		if err := s.changed(ctx, tx, AuthChange{TokenID: id, AccountID: t.AccountID}); err != nil {
+		change = AuthChange{TokenID: id, AccountID: t.AccountID}
+		if err := s.changed(ctx, tx, &change); err != nil {
 			return err
 		}
 		details := tokenDetails(t)
@@ -81,6 +83,6 @@ func (s *Service) RevokeToken(ctx context.Context, id int64, operator string, fo
 	if err != nil {
 		return nil, err
 	}
-	s.evict(AuthChange{TokenID: id, AccountID: out.AccountID})
+	s.evict(change)
 	return out, nil
 }

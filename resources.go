@@ -229,6 +229,7 @@ func (s *Service) RenameResource(ctx context.Context, caller *Token, typ Resourc
 // and is admin on (EFORBIDDEN), with a project's sandboxes, and removes every
 // permission that named them.
 func (s *Service) DeleteResource(ctx context.Context, caller *Token, typ ResourceType, id int64) error {
+	var change AuthChange // recorded in the transaction, evicted once it commits
 	err := s.writeAs(ctx, caller, func(tx Tx, caller *Token) error {
 		r, err := adminResource(ctx, tx, caller, typ, id, "delete")
 		if err != nil {
@@ -237,7 +238,8 @@ func (s *Service) DeleteResource(ctx context.Context, caller *Token, typ Resourc
 		if err := tx.DeleteResource(ctx, typ, id); err != nil {
 			return err
 		}
-		if err := s.changed(ctx, tx, AuthChange{AccountID: caller.AccountID}); err != nil {
+		change = AuthChange{AccountID: caller.AccountID}
+		if err := s.changed(ctx, tx, &change); err != nil {
 			return err // permissions naming the resource are gone from the account's tokens
 		}
 		return s.auditResource(ctx, tx, caller, ActionResourceDeleted, r.Resource)
@@ -245,7 +247,7 @@ func (s *Service) DeleteResource(ctx context.Context, caller *Token, typ Resourc
 	if err != nil {
 		return err
 	}
-	s.evict(AuthChange{AccountID: caller.AccountID})
+	s.evict(change)
 	return nil
 }
 

@@ -215,25 +215,36 @@ func (s *Service) tokenByHash(ctx context.Context, h [32]byte) (*Token, error) {
 }
 
 // changed records, inside tx, that the tokens c names must be looked up
-// afresh by every process. Call evict with the same changes once tx commits.
-func (s *Service) changed(ctx context.Context, tx Tx, c AuthChange) error {
-	return tx.AddAuthChange(ctx, c, s.now())
+// afresh by every process, and sets c.ID. Call evict with c once tx commits.
+func (s *Service) changed(ctx context.Context, tx Tx, c *AuthChange) error {
+	id, err := tx.AddAuthChange(ctx, *c, s.now())
+	c.ID = id
+	return err
 }
 
-// evict drops what changes name from this process's cache and tells the
-// change stream's subscribers. It runs after the commit, so that a concurrent
-// refill cannot read the state before it.
+// evict applies changes this process has just committed: it drops what
+// they name from this process's cache and tells the change stream's
+// subscribers. It runs after the commit, so that a concurrent refill cannot
+// read the state before it. A change the feed has applied already is
+// skipped, so subscribers hear of each change once.
 func (s *Service) evict(changes ...AuthChange) {
 	for _, c := range changes {
-		if s.cache != nil {
-			if c.TokenID != 0 {
-				s.cache.evictToken(c.TokenID)
-			} else if c.AccountID != 0 {
-				s.cache.evictAccount(c.AccountID)
-			}
+		if s.feed.claim(c.ID) {
+			s.apply(c)
 		}
-		s.stream.publish(AuthEvent{TokenID: c.TokenID, AccountID: c.AccountID})
 	}
+}
+
+// apply drops what c names from the cache and tells the subscribers.
+func (s *Service) apply(c AuthChange) {
+	if s.cache != nil {
+		if c.TokenID != 0 {
+			s.cache.evictToken(c.TokenID)
+		} else if c.AccountID != 0 {
+			s.cache.evictAccount(c.AccountID)
+		}
+	}
+	s.stream.publish(AuthEvent{TokenID: c.TokenID, AccountID: c.AccountID})
 }
 
 // issued tells the cache that a new token's hash now exists.
@@ -268,8 +279,9 @@ func (s *Service) SyncAuthCache(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
-		fresh := s.feed.take(changes, s.now())
-		s.evict(fresh...)
+		for _, c := range s.feed.take(changes, s.now()) {
+			s.apply(c) // the feed's lock is held: not evict, which takes it
+		}
 		if len(changes) < 10_000 {
 			return nil
 		}
@@ -314,6 +326,30 @@ type changeFeed struct {
 	floor   int64               // every ID at or below it is applied or given up on
 	applied map[int64]bool      // applied IDs above floor
 	missing map[int64]time.Time // IDs above floor not seen yet, since when
+}
+
+// claim marks change id, just committed by this process, as applied, so
+// that the feed does not apply it a second time; it reports false when the
+// feed has applied it already. ID 0 (not recorded in the log) is always
+// claimed, and so is everything before the feed starts at the log's end.
+func (f *changeFeed) claim(id int64) bool {
+	if id == 0 {
+		return true
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if !f.started {
+		return true
+	}
+	if id <= f.floor || f.applied[id] {
+		return false
+	}
+	if f.applied == nil {
+		f.applied, f.missing = map[int64]bool{}, map[int64]time.Time{}
+	}
+	f.applied[id] = true
+	delete(f.missing, id)
+	return true
 }
 
 // changeGapWait is how long an ID missing below applied ones may still turn
@@ -487,6 +523,7 @@ func (s *Service) UpdateToken(ctx context.Context, caller *Token, id int64, p To
 		validatePermissions(&fe, *p.Permissions)
 	}
 	var out *Token
+	var change AuthChange // recorded in the transaction, evicted once it commits
 	err := s.writeAs(ctx, caller, func(tx Tx, caller *Token) error {
 		t, c, err := visibleToken(ctx, tx, caller, id)
 		if err != nil {
@@ -515,7 +552,8 @@ func (s *Service) UpdateToken(ctx context.Context, caller *Token, id int64, p To
 		}
 		s.withLastUsed(t)
 		out = t
-		if err := s.changed(ctx, tx, AuthChange{TokenID: t.ID, AccountID: t.AccountID}); err != nil {
+		change = AuthChange{TokenID: t.ID, AccountID: t.AccountID}
+		if err := s.changed(ctx, tx, &change); err != nil {
 			return err
 		}
 		return s.audit(ctx, tx, caller.AccountID, caller, "", ActionTokenUpdated, "api_token", t.ID, details)
@@ -523,7 +561,7 @@ func (s *Service) UpdateToken(ctx context.Context, caller *Token, id int64, p To
 	if err != nil {
 		return nil, err
 	}
-	s.evict(AuthChange{TokenID: id, AccountID: caller.AccountID})
+	s.evict(change)
 	return out, nil
 }
 
@@ -531,6 +569,7 @@ func (s *Service) UpdateToken(ctx context.Context, caller *Token, id int64, p To
 // active token with admin on a domain cannot be deleted: EFORBIDDEN.
 func (s *Service) DeleteToken(ctx context.Context, caller *Token, id int64) error {
 	now := s.now()
+	var change AuthChange // recorded in the transaction, evicted once it commits
 	err := s.writeAs(ctx, caller, func(tx Tx, caller *Token) error {
 		t, c, err := visibleToken(ctx, tx, caller, id)
 		if err != nil {
@@ -542,7 +581,8 @@ func (s *Service) DeleteToken(ctx context.Context, caller *Token, id int64) erro
 		if err := tx.DeleteToken(ctx, id); err != nil {
 			return err
 		}
-		if err := s.changed(ctx, tx, AuthChange{TokenID: id, AccountID: caller.AccountID}); err != nil {
+		change = AuthChange{TokenID: id, AccountID: caller.AccountID}
+		if err := s.changed(ctx, tx, &change); err != nil {
 			return err
 		}
 		return s.audit(ctx, tx, caller.AccountID, caller, "", ActionTokenDeleted, "api_token", id, tokenDetails(t))
@@ -550,7 +590,7 @@ func (s *Service) DeleteToken(ctx context.Context, caller *Token, id int64) erro
 	if err != nil {
 		return err
 	}
-	s.evict(AuthChange{TokenID: id, AccountID: caller.AccountID})
+	s.evict(change)
 	return nil
 }
 
@@ -563,6 +603,7 @@ func (s *Service) ResetToken(ctx context.Context, caller *Token, id int64, expir
 	var fe FieldErrors
 	expiresAt := s.expiry(&fe, expiry, now)
 	var out *IssuedToken
+	var change AuthChange // recorded in the transaction, evicted once it commits
 	err := s.writeAs(ctx, caller, func(tx Tx, caller *Token) error {
 		old, _, err := visibleToken(ctx, tx, caller, id)
 		if err != nil {
@@ -595,7 +636,8 @@ func (s *Service) ResetToken(ctx context.Context, caller *Token, id int64, expir
 		if err := tx.UpdateToken(ctx, old); err != nil {
 			return err
 		}
-		if err := s.changed(ctx, tx, AuthChange{TokenID: old.ID, AccountID: old.AccountID}); err != nil {
+		change = AuthChange{TokenID: old.ID, AccountID: old.AccountID}
+		if err := s.changed(ctx, tx, &change); err != nil {
 			return err
 		}
 		details := tokenDetails(&out.Token)
@@ -605,7 +647,7 @@ func (s *Service) ResetToken(ctx context.Context, caller *Token, id int64, expir
 	if err != nil {
 		return nil, err
 	}
-	s.evict(AuthChange{TokenID: id, AccountID: caller.AccountID})
+	s.evict(change)
 	s.issued(out)
 	return out, nil
 }

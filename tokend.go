@@ -243,8 +243,9 @@ type Tx interface {
 	// beforeID (0: from the newest), newest first.
 	AuditEvents(ctx context.Context, accountID, beforeID int64, limit int) ([]AuditEvent, error)
 
-	// AddAuthChange appends an authentication change (see AuthChange).
-	AddAuthChange(ctx context.Context, c AuthChange, at time.Time) error
+	// AddAuthChange appends an authentication change (see AuthChange) and
+	// returns its ID.
+	AddAuthChange(ctx context.Context, c AuthChange, at time.Time) (int64, error)
 	// DeleteAuthChangesBefore deletes changes recorded before cutoff.
 	DeleteAuthChangesBefore(ctx context.Context, cutoff time.Time) error
 

@@ -247,6 +247,7 @@ func (s *Service) SetPlan(ctx context.Context, accountID int64, plan Plan, limit
 		return nil, Invalid("rate_limit", fmt.Sprintf("can only be set for the enterprise plan (%s is %d/min)", plan, plan.DefaultRateLimit()))
 	}
 	var out *Account
+	var change AuthChange // recorded in the transaction, evicted once it commits
 	err := s.store.Write(ctx, func(tx Tx) error {
 		a, err := tx.Account(ctx, accountID)
 		if err != nil {
@@ -258,7 +259,8 @@ func (s *Service) SetPlan(ctx context.Context, accountID int64, plan Plan, limit
 		details := map[string]any{"from_plan": a.Plan, "from_rate_limit": a.RateLimit, "plan": plan, "rate_limit": limit}
 		a.Plan, a.RateLimit = plan, limit
 		out = a
-		if err := s.changed(ctx, tx, AuthChange{AccountID: accountID}); err != nil {
+		change = AuthChange{AccountID: accountID}
+		if err := s.changed(ctx, tx, &change); err != nil {
 			return err // cached tokens carry the old limit
 		}
 		return s.audit(ctx, tx, accountID, nil, operator, ActionPlanChanged, "account", accountID, details)
@@ -266,6 +268,6 @@ func (s *Service) SetPlan(ctx context.Context, accountID int64, plan Plan, limit
 	if err != nil {
 		return nil, err
 	}
-	s.evict(AuthChange{AccountID: accountID})
+	s.evict(change)
 	return out, nil
 }

@@ -484,13 +484,14 @@ func (x *Tx) AddTokenNetwork(ctx context.Context, tokenID int64, network string,
 	return n == 1, before, nil
 }
 
-// AddAuthChange appends an authentication change.
-func (x *Tx) AddAuthChange(ctx context.Context, c tokend.AuthChange, at time.Time) error {
-	if _, err := x.q.ExecContext(ctx, `INSERT INTO auth_changes (token_id, account_id, at) VALUES (?, ?, ?)`,
-		nullID(c.TokenID), nullID(c.AccountID), micros(at)); err != nil {
-		return fmt.Errorf("add auth change: %w", err)
+// AddAuthChange appends an authentication change and returns its ID.
+func (x *Tx) AddAuthChange(ctx context.Context, c tokend.AuthChange, at time.Time) (int64, error) {
+	var id int64
+	if err := x.q.QueryRowContext(ctx, `INSERT INTO auth_changes (token_id, account_id, at) VALUES (?, ?, ?) RETURNING id`,
+		nullID(c.TokenID), nullID(c.AccountID), micros(at)).Scan(&id); err != nil {
+		return 0, fmt.Errorf("add auth change: %w", err)
 	}
-	return nil
+	return id, nil
 }
 
 // DeleteAuthChangesBefore prunes the change log.

@@ -18,7 +18,13 @@ func testAuthChanges(t *testing.T, s tokend.Store) {
 	}
 	want := []tokend.AuthChange{{TokenID: 7}, {AccountID: 3}, {TokenID: 9}}
 	for i, c := range want {
-		write(t, s, func(tx tokend.Tx) error { return tx.AddAuthChange(ctx, c, t0.Add(time.Duration(i)*time.Minute)) })
+		var id int64
+		write(t, s, func(tx tokend.Tx) error {
+			var err error
+			id, err = tx.AddAuthChange(ctx, c, t0.Add(time.Duration(i)*time.Minute))
+			return err
+		})
+		want[i].ID = id
 	}
 	all, err := s.AuthChangesSince(ctx, 0)
 	if err != nil {
@@ -28,7 +34,7 @@ func testAuthChanges(t *testing.T, s tokend.Store) {
 		t.Fatalf("AuthChangesSince(0) = %+v, want 3 changes", all)
 	}
 	for i := range all {
-		if all[i].TokenID != want[i].TokenID || all[i].AccountID != want[i].AccountID {
+		if all[i] != want[i] {
 			t.Errorf("change %d = %+v, want %+v", i, all[i], want[i])
 		}
 		if i > 0 && all[i].ID <= all[i-1].ID {
@@ -52,7 +58,10 @@ func testAuthChanges(t *testing.T, s tokend.Store) {
 	}
 	// The highest ID is kept even when its rows are gone, so IDs never repeat.
 	write(t, s, func(tx tokend.Tx) error { return tx.DeleteAuthChangesBefore(ctx, t0.Add(time.Hour)) })
-	write(t, s, func(tx tokend.Tx) error { return tx.AddAuthChange(ctx, tokend.AuthChange{TokenID: 1}, t0) })
+	write(t, s, func(tx tokend.Tx) error {
+		_, err := tx.AddAuthChange(ctx, tokend.AuthChange{TokenID: 1}, t0)
+		return err
+	})
 	if again, _ := s.AuthChangesSince(ctx, all[2].ID); len(again) != 1 {
 		t.Errorf("a change recorded after a cleanup reused an old ID: %+v", again)
 	}
