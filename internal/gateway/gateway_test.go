@@ -1,15 +1,18 @@
 package gateway_test
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
 	"fmt"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/tokend/tokend"
 	"github.com/tokend/tokend/client"
@@ -385,5 +388,53 @@ func TestGatewayRemovesUpgradesUnlessAllowed(t *testing.T) {
 func TestParseRoutesRefusesHosts(t *testing.T) {
 	if _, err := gateway.ParseRoutes(strings.NewReader("GET api.example/admin token\n")); err == nil || !strings.Contains(err.Error(), "hosts are not matched") {
 		t.Fatalf("error %v", err)
+	}
+}
+
+// With AllowUpgrades, an authenticated upgrade reaches the upstream and
+// the connection carries both ways.
+func TestGatewayPassesUpgradesWhenAllowed(t *testing.T) {
+	tk := testutil.Tokend(t, testutil.TokendOptions{})
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get("Upgrade") != "websocket" || r.Header.Get("X-Tokend-Account-Id") == "" {
+			http.Error(w, "not an authenticated upgrade", http.StatusBadRequest)
+			return
+		}
+		conn, rw, err := http.NewResponseController(w).Hijack()
+		if err != nil {
+			t.Error(err)
+			return
+		}
+		defer conn.Close()
+		rw.WriteString("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n")
+		rw.Flush()
+		line, _ := rw.ReadString('\n')
+		rw.WriteString("echo " + line)
+		rw.Flush()
+	}))
+	t.Cleanup(up.Close)
+	c, _ := client.New(tk.URL, tk.Token(t, "gateway").Value)
+	auth, _ := middleware.New(c, middleware.Options{})
+	h, err := gateway.New(gateway.Options{Upstream: mustURL(t, up.URL), Auth: auth, AllowUpgrades: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	gw := httptest.NewServer(h)
+	t.Cleanup(gw.Close)
+	conn, err := net.Dial("tcp", strings.TrimPrefix(gw.URL, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	conn.SetDeadline(time.Now().Add(5 * time.Second))
+	fmt.Fprintf(conn, "GET /ws HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nApi-Token: %s\r\n\r\n", tk.Token(t, "user").Value)
+	br := bufio.NewReader(conn)
+	res, err := http.ReadResponse(br, nil)
+	if err != nil || res.StatusCode != http.StatusSwitchingProtocols {
+		t.Fatalf("upgrade: %v %v", res, err)
+	}
+	fmt.Fprintf(conn, "hello\n")
+	if got, _ := br.ReadString('\n'); got != "echo hello\n" {
+		t.Fatalf("through the upgraded connection: %q", got)
 	}
 }
