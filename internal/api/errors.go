@@ -62,7 +62,7 @@ func tooLargeMessage(e *http.MaxBytesError) string {
 // needs to find the request: its ID, bounded method and path.
 func (s *Server) logFailure(r *http.Request, err error) {
 	s.log.ErrorContext(r.Context(), "request failed", slog.String("request_id", RequestID(r)),
-		slog.String("method", methodLabel(r.Method)), slog.String("route", routeLabel(r)),
+		slog.String("method", MethodLabel(r.Method)), slog.String("route", routeLabel(r)),
 		slog.String("path", clip(r.URL.Path, maxLoggedPath)), slog.Any("err", err))
 }
 

@@ -114,7 +114,7 @@ func NewServer(svc *tokend.Service, opts Options) http.Handler {
 // client reached tokend over HTTPS.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
-	rec := &statusRecorder{ResponseWriter: w}
+	rec := &StatusRecorder{ResponseWriter: w}
 	ip, viaProxy := s.clientAddr(r)
 	st := &requestState{id: s.ids.from(r.Header)}
 	h := w.Header()
@@ -132,13 +132,13 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			if v == http.ErrAbortHandler {
 				panic(v)
 			}
-			s.log.ErrorContext(ctx, "panic serving request", "request_id", st.id, "method", methodLabel(r.Method),
+			s.log.ErrorContext(ctx, "panic serving request", "request_id", st.id, "method", MethodLabel(r.Method),
 				"path", clip(r.URL.Path, maxLoggedPath), "panic", v)
 			if rec.status == 0 {
 				encode(rec, http.StatusInternalServerError, map[string]any{"error": "Internal Server Error"})
 			}
 		}
-		s.account(r, rec.code(), time.Since(start), ip, st)
+		s.account(r, rec.Code(), time.Since(start), ip, st)
 	}()
 	s.mux.ServeHTTP(rec, r)
 }
@@ -162,9 +162,9 @@ var (
 // maxLoggedPath bounds the request path copied into error logs.
 const maxLoggedPath = 256
 
-// methodLabel maps a request method to a fixed set, so that metric labels and
+// MethodLabel maps a request method to a fixed set, so that metric labels and
 // log fields cannot grow with what clients send.
-func methodLabel(m string) string {
+func MethodLabel(m string) string {
 	switch m {
 	case http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodPatch,
 		http.MethodDelete, http.MethodOptions, http.MethodConnect, http.MethodTrace:
@@ -183,7 +183,7 @@ func routeLabel(r *http.Request) string {
 }
 
 func (s *Server) account(r *http.Request, status int, took time.Duration, ip string, st *requestState) {
-	route, method := routeLabel(r), methodLabel(r.Method)
+	route, method := routeLabel(r), MethodLabel(r.Method)
 	s.metrics.Requests.WithLabelValues(route, method, statusLabel(status)).Inc()
 	s.metrics.Latency.WithLabelValues(route).Observe(took.Seconds())
 	caller := st.token
@@ -230,33 +230,36 @@ func statusLabel(code int) string {
 	return strconv.Itoa(code)
 }
 
-type statusRecorder struct {
+// StatusRecorder remembers the status a handler answered with (Code), for
+// the access log and metrics of tokend and its gateway.
+type StatusRecorder struct {
 	http.ResponseWriter
 	status int
 }
 
-func (w *statusRecorder) WriteHeader(code int) {
+func (w *StatusRecorder) WriteHeader(code int) {
 	if w.status == 0 {
 		w.status = code
 	}
 	w.ResponseWriter.WriteHeader(code)
 }
 
-func (w *statusRecorder) Write(b []byte) (int, error) {
+func (w *StatusRecorder) Write(b []byte) (int, error) {
 	if w.status == 0 {
 		w.status = http.StatusOK
 	}
 	return w.ResponseWriter.Write(b)
 }
 
-func (w *statusRecorder) code() int {
+// Code is the status answered, 200 when the handler wrote nothing.
+func (w *StatusRecorder) Code() int {
 	if w.status == 0 {
 		return http.StatusOK
 	}
 	return w.status
 }
 
-func (w *statusRecorder) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+func (w *StatusRecorder) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
 // noRoute answers requests no route matches: 405 with Allow when the path
 // exists under other methods, 404 otherwise; the dashboard's own page for a

@@ -307,13 +307,14 @@ func encodedSeparator(escaped string) bool {
 // ServeHTTP routes the request and writes one access-log line.
 func (g *gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
-	rec := &statusRecorder{ResponseWriter: w}
+	rec := &api.StatusRecorder{ResponseWriter: w}
+	var tokenID int64 // set by rewrite once the request authenticated
 	if refusal := g.screen(r); refusal != nil {
 		middleware.WriteJSONError(rec, r, refusal)
 	} else {
 		// The upstream gets the path exactly as it was matched.
 		r.URL.RawPath = ""
-		ctx := context.WithValue(r.Context(), recorderKey{}, rec)
+		ctx := context.WithValue(r.Context(), tokenIDKey{}, &tokenID)
 		r = r.WithContext(context.WithValue(ctx, needsKey{}, g.variantNeeds(r)))
 		g.mux.ServeHTTP(rec, r) // sets r.Pattern
 	}
@@ -321,13 +322,13 @@ func (g *gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	attrs := []slog.Attr{
-		slog.String("method", methodLabel(r.Method)),
+		slog.String("method", api.MethodLabel(r.Method)),
 		slog.String("route", routeLabel(r.Pattern)),
-		slog.Int("status", rec.code()),
+		slog.Int("status", rec.Code()),
 		slog.Duration("duration", time.Since(start)),
 	}
-	if rec.token != 0 {
-		attrs = append(attrs, slog.Int64("token_id", rec.token))
+	if tokenID != 0 {
+		attrs = append(attrs, slog.Int64("token_id", tokenID))
 	}
 	g.opts.Logger.LogAttrs(r.Context(), slog.LevelInfo, "request", attrs...)
 }
@@ -365,13 +366,13 @@ func (g *gateway) rewrite(pr *httputil.ProxyRequest) {
 		h[api.HeaderAccountID] = []string{strconv.FormatInt(id.AccountID, 10)}
 		h[api.HeaderTokenID] = []string{strconv.FormatInt(id.TokenID, 10)}
 		h[api.HeaderEnvironment] = []string{id.Environment}
-		if rec, ok := pr.In.Context().Value(recorderKey{}).(*statusRecorder); ok {
-			rec.token = id.TokenID
+		if p, ok := pr.In.Context().Value(tokenIDKey{}).(*int64); ok {
+			*p = id.TokenID
 		}
 	}
 }
 
-type recorderKey struct{}
+type tokenIDKey struct{}
 
 // bufferPool reuses the buffers responses are copied through, which
 // ReverseProxy otherwise allocates (32 KiB) for every request.
@@ -388,52 +389,13 @@ func (bufferPool) Put(b []byte) {
 }
 
 func (g *gateway) upstreamFailed(w http.ResponseWriter, r *http.Request, err error) {
-	g.opts.Logger.Warn("upstream request failed", "method", methodLabel(r.Method), "route", routeLabel(r.Pattern), "err", err)
+	g.opts.Logger.Warn("upstream request failed", "method", api.MethodLabel(r.Method), "route", routeLabel(r.Pattern), "err", err)
 	middleware.WriteJSONError(w, r, &middleware.Error{Status: http.StatusBadGateway, Code: "upstream_unavailable",
 		Message: "The upstream service did not answer"})
 }
 
 func notFound(w http.ResponseWriter, r *http.Request) {
 	middleware.WriteJSONError(w, r, &middleware.Error{Status: http.StatusNotFound, Code: "not_found", Message: "Not Found"})
-}
-
-type statusRecorder struct {
-	http.ResponseWriter
-	status int
-	token  int64
-}
-
-func (w *statusRecorder) WriteHeader(code int) {
-	if w.status == 0 {
-		w.status = code
-	}
-	w.ResponseWriter.WriteHeader(code)
-}
-
-func (w *statusRecorder) Write(b []byte) (int, error) {
-	if w.status == 0 {
-		w.status = http.StatusOK
-	}
-	return w.ResponseWriter.Write(b)
-}
-
-func (w *statusRecorder) code() int {
-	if w.status == 0 {
-		return http.StatusOK
-	}
-	return w.status
-}
-
-func (w *statusRecorder) Unwrap() http.ResponseWriter { return w.ResponseWriter }
-
-// methodLabel keeps log fields to a fixed set of methods.
-func methodLabel(m string) string {
-	switch m {
-	case http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodPatch,
-		http.MethodDelete, http.MethodOptions:
-		return m
-	}
-	return "other"
 }
 
 func routeLabel(p string) string {
