@@ -472,6 +472,9 @@ func (s *Service) CreateToken(ctx context.Context, caller *Token, in TokenInput)
 	env := in.Environment
 	if env == "" {
 		env = Live
+		if caller.Environment == Test {
+			env = Test // a test key's tokens are test keys unless it says otherwise (and it may not)
+		}
 	} else if env != Live && env != Test {
 		fe.Add("environment", "must be live or test")
 	}
@@ -482,6 +485,9 @@ func (s *Service) CreateToken(ctx context.Context, caller *Token, in TokenInput)
 	}
 	var out *IssuedToken
 	err := s.writeAs(ctx, caller, func(tx Tx, caller *Token) error {
+		if err := caller.mayMint(env); err != nil {
+			return err
+		}
 		c, err := loadCatalog(ctx, tx, caller.AccountID)
 		if err != nil {
 			return err
@@ -618,6 +624,9 @@ func (s *Service) ResetToken(ctx context.Context, caller *Token, id int64, expir
 		if err := fe.Err(); err != nil {
 			return err
 		}
+		if err := caller.mayMint(old.Environment); err != nil {
+			return err
+		}
 		out, err = s.issue(ctx, tx, &Token{
 			AccountID:   old.AccountID,
 			Environment: old.Environment,
@@ -650,6 +659,18 @@ func (s *Service) ResetToken(ctx context.Context, caller *Token, id int64, expir
 	s.evict(change)
 	s.issued(out)
 	return out, nil
+}
+
+// mayMint says whether t may create (or reset) a token of environment env: a
+// test key makes test keys only, so that code holding a test key can never
+// come by a key that delivers real mail. Live keys, and people and operators
+// acting through the dashboard and CLI, make both.
+func (t *Token) mayMint(env Environment) error {
+	if t.Environment == Test && env != Test {
+		return &Error{Code: EFORBIDDEN, Reason: "environment_not_allowed",
+			Message: "A test key can create and reset test keys only: use a live key, the dashboard or the CLI to make a live key"}
+	}
+	return nil
 }
 
 // ResetGrace is how long a reset token keeps working.

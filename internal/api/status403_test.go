@@ -110,3 +110,42 @@ func TestPatchCannotStripLastDomainAdmin(t *testing.T) {
 	// Narrowing to admin on just that domain keeps it covered, so it is allowed.
 	e.patch(e.path("/api/api_tokens/%d", spare.ID), spare.Token, map[string]any{"resources": []any{perm("domain", d, 100)}}).want(200)
 }
+
+// A test key must never come by a key that delivers: it creates and resets
+// test keys only, whatever access it holds.
+func TestTestKeyCannotMintLiveKey(t *testing.T) {
+	e := newEnv(t)
+	d, _ := e.createDomain(e.admin, "example.com")
+	live := e.createToken(e.admin, "live", perm("domain", d, 100))
+	testKey := e.post("/api/api_tokens", e.admin, map[string]any{"name": "staging", "environment": "test",
+		"resources": []any{perm("account", e.acme, 100)}}).want(200).object()["token"].(string)
+
+	for _, tt := range []struct {
+		name string
+		req  request
+	}{
+		{"create a live key", request{method: "POST", path: "/api/api_tokens",
+			body: map[string]any{"name": "x", "environment": "live", "resources": []any{perm("domain", d, 100)}}}},
+		{"reset a live key", request{method: "POST", path: e.path("/api/api_tokens/%d/reset", live.ID)}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			tt.req.token = testKey
+			r := e.send(tt.req).want(403)
+			if !strings.Contains(string(r.Body), "test keys only") {
+				t.Errorf("403 body %s should say a test key makes test keys only", r.Body)
+			}
+		})
+	}
+	// What it may do: a test key, named or by default.
+	for _, body := range []map[string]any{
+		{"name": "named", "environment": "test", "resources": []any{perm("domain", d, 100)}},
+		{"name": "default", "resources": []any{perm("domain", d, 100)}},
+	} {
+		tok := e.post("/api/api_tokens", testKey, body).want(200).object()
+		if v := tok["token"].(string); !strings.Contains(v, "test") {
+			t.Errorf("%s: token %q minted by a test key is not a test key", body["name"], v)
+		}
+	}
+	// A live admin still makes both.
+	e.post("/api/api_tokens", e.admin, map[string]any{"name": "t2", "environment": "test"}).want(200)
+}
