@@ -78,23 +78,26 @@ func (s *Service) RecordEvent(ctx context.Context, e *AuditEvent, jobs ...*Job) 
 	if e.ClientAddr == "" {
 		e.ClientAddr = ClientAddr(ctx)
 	}
-	return s.store.Write(ctx, func(tx Tx) error {
-		if err := tx.AddAuditEvent(ctx, e); err != nil {
+	return s.store.Write(ctx, func(tx Tx) error { return s.recordEvent(ctx, tx, e, jobs...) })
+}
+
+// recordEvent is RecordEvent inside a transaction.
+func (s *Service) recordEvent(ctx context.Context, tx Tx, e *AuditEvent, jobs ...*Job) error {
+	if err := tx.AddAuditEvent(ctx, e); err != nil {
+		return err
+	}
+	for _, j := range jobs {
+		if j.NextAttemptAt.IsZero() {
+			j.NextAttemptAt = s.now()
+		}
+		if j.CreatedAt.IsZero() {
+			j.CreatedAt = s.now()
+		}
+		if err := tx.EnqueueJob(ctx, j); err != nil {
 			return err
 		}
-		for _, j := range jobs {
-			if j.NextAttemptAt.IsZero() {
-				j.NextAttemptAt = s.now()
-			}
-			if j.CreatedAt.IsZero() {
-				j.CreatedAt = s.now()
-			}
-			if err := tx.EnqueueJob(ctx, j); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
+	}
+	return nil
 }
 
 // NoteNetwork records that a token was used from a client network, reporting

@@ -83,34 +83,6 @@ func (dk *DomainKey) DKIMRecord() string {
 	return "v=DKIM1; k=rsa; p=" + base64.StdEncoding.EncodeToString(dk.PublicKey)
 }
 
-// DNSRecord is one record a domain's owner publishes so that receivers
-// accept its mail: Domain is the record's full name, Name the same relative
-// to the sending domain ("" for the domain itself).
-type DNSRecord struct {
-	Key    string // spf, dkim, dmarc
-	Domain string
-	Name   string
-	Type   string
-	Value  string
-}
-
-// DNSRecords returns the SPF, DKIM and DMARC records for a sending domain.
-// spf is the SPF mechanism that authorizes the relay tokend delivers
-// through, such as "include:_spf.example.net"; empty, the domain's own A and MX
-// hosts are authorized.
-func DNSRecords(domain string, key *DomainKey, spf string) []DNSRecord {
-	if spf == "" {
-		spf = "a mx"
-	}
-	out := []DNSRecord{{Key: "spf", Domain: domain, Name: "", Type: "TXT", Value: "v=spf1 " + spf + " ~all"}}
-	if key != nil {
-		out = append(out, DNSRecord{Key: "dkim", Domain: key.Selector + "._domainkey." + domain,
-			Name: key.Selector + "._domainkey", Type: "TXT", Value: key.DKIMRecord()})
-	}
-	return append(out, DNSRecord{Key: "dmarc", Domain: "_dmarc." + domain, Name: "_dmarc", Type: "TXT",
-		Value: "v=DMARC1; p=none; rua=mailto:dmarc@" + domain})
-}
-
 // EnsureDomainKeys makes a DKIM key for every sending domain that has none
 // (domains made before tokend sent email) and returns how many it made.
 func (s *Service) EnsureDomainKeys(ctx context.Context) (int, error) {

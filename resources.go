@@ -5,14 +5,18 @@ import (
 	"fmt"
 	"regexp"
 	"strings"
+
+	"golang.org/x/net/publicsuffix"
 )
 
 // ResourceView is a resource with the level the caller holds on it; a
-// sending domain also carries the DNS records its owner publishes.
+// sending domain also carries the DNS records its owner publishes and what
+// DNS said of them.
 type ResourceView struct {
 	Resource
-	Level AccessLevel
-	DNS   []DNSRecord
+	Level    AccessLevel
+	DNS      []DNSRecord
+	DNSState *DomainDNS // nil for other resources
 }
 
 // DomainView is a newly created domain with the admin token made for it.
@@ -70,8 +74,17 @@ func (s *Service) ListResources(ctx context.Context, caller *Token, typ Resource
 		for i := range keys {
 			byDomain[keys[i].DomainID] = &keys[i]
 		}
+		states, err := tx.AccountDomainDNS(ctx, caller.AccountID)
+		if err != nil {
+			return err
+		}
+		stateOf := make(map[int64]*DomainDNS, len(states))
+		for i := range states {
+			stateOf[states[i].DomainID] = &states[i]
+		}
 		for i := range out {
-			out[i].DNS = DNSRecords(out[i].Name, byDomain[out[i].ID], s.opts.SPF)
+			out[i].DNSState = stateOf[out[i].ID]
+			out[i].DNS = DNSRecords(out[i].Name, out[i].DNSState, byDomain[out[i].ID], s.opts.SPF)
 		}
 		return nil
 	})
@@ -100,7 +113,15 @@ func (s *Service) withDNS(ctx context.Context, tx Tx, v *ResourceView) error {
 	if err != nil {
 		return err
 	}
-	v.DNS = DNSRecords(v.Name, key, s.opts.SPF)
+	st, err := tx.DomainDNS(ctx, v.ID)
+	if ErrorCode(err) == ENOTFOUND {
+		st, err = nil, nil // made before tokend checked DNS, until the server starts
+	}
+	if err != nil {
+		return err
+	}
+	v.DNSState = st
+	v.DNS = DNSRecords(v.Name, st, key, s.opts.SPF)
 	return nil
 }
 
@@ -136,19 +157,28 @@ func (s *Service) CreateSandbox(ctx context.Context, caller *Token, projectID in
 	return out, err
 }
 
+// isPublicSuffix reports whether name is a public suffix (com, co.uk,
+// github.io) of the Public Suffix List, under which anyone may register.
+func isPublicSuffix(name string) bool {
+	suffix, _ := publicsuffix.PublicSuffix(name)
+	return suffix == name
+}
+
 var domainName = regexp.MustCompile(`^(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z][a-z0-9-]{0,61}[a-z0-9]$`)
 
 // CreateDomain creates a sending domain with its DKIM key and its own token
 // with admin on it, named "<domain> token <id>". The caller must be account
 // admin (EFORBIDDEN).
 func (s *Service) CreateDomain(ctx context.Context, caller *Token, name string) (*DomainView, error) {
-	name = strings.ToLower(strings.TrimSpace(name))
+	name = strings.TrimSuffix(strings.ToLower(strings.TrimSpace(name)), ".")
 	var fe FieldErrors
 	switch {
 	case name == "":
 		fe.Add("domain_name", "can't be blank")
 	case len(name) > 253 || !domainName.MatchString(name):
-		fe.Add("domain_name", "is not a valid domain name")
+		fe.Add("domain_name", "is not a valid domain name: a host name such as mail.example.com (no IP address, scheme, port or path)")
+	case isPublicSuffix(name):
+		fe.Add("domain_name", "is a public suffix (such as com or co.uk), which no one account can own: add a domain registered under it")
 	}
 	var key *DomainKey
 	if len(fe) == 0 && caller.IsAccountAdmin() {
@@ -166,9 +196,18 @@ func (s *Service) CreateDomain(ctx context.Context, caller *Token, name string) 
 		if err := fe.Err(); err != nil {
 			return err
 		}
+		if claimed, err := tx.DomainNameClaimed(ctx, name, caller.AccountID); err != nil {
+			return err
+		} else if claimed {
+			return DomainClaimedError(name)
+		}
 		now := s.now()
 		d := Resource{Type: ResourceDomain, AccountID: caller.AccountID, Name: name, CreatedAt: now}
 		if err := tx.CreateResource(ctx, &d); err != nil {
+			return err
+		}
+		st := newDomainDNS(d, now)
+		if err := tx.CreateDomainDNS(ctx, st); err != nil {
 			return err
 		}
 		if key == nil { // the caller became account admin since it authenticated
@@ -187,7 +226,7 @@ func (s *Service) CreateDomain(ctx context.Context, caller *Token, name string) 
 		if err != nil {
 			return err
 		}
-		out = &DomainView{ResourceView: ResourceView{Resource: d, Level: caller.LevelOn(d), DNS: DNSRecords(name, key, s.opts.SPF)}, Token: t}
+		out = &DomainView{ResourceView: ResourceView{Resource: d, Level: caller.LevelOn(d), DNS: DNSRecords(name, st, key, s.opts.SPF), DNSState: st}, Token: t}
 		if err := s.auditResource(ctx, tx, caller, ActionResourceCreated, d); err != nil {
 			return err
 		}

@@ -23,6 +23,12 @@ type MailerOptions struct {
 	// Notify is called after a commit that queued live mail, so that the
 	// dispatcher starts at once; may be nil.
 	Notify func()
+	// NoticeFrom is the sender of tokend's own mail (a domain's setup
+	// instructions, say); no-reply@localhost.localdomain if empty.
+	NoticeFrom Address
+	// NotifyNotice is called after a commit that queued tokend's own mail;
+	// may be nil.
+	NotifyNotice func()
 	// Observe is told, after each commit, how many messages (recipients) were
 	// accepted for delivery ("accepted") or captured into a sandbox
 	// ("captured"); may be nil.
@@ -197,6 +203,7 @@ func (m *Mailer) send(ctx context.Context, caller *Token, sandboxID int64, email
 				return Errorf(EFORBIDDEN, "You need admin access to sandbox %d to send to it", sandboxID)
 			}
 		}
+		sendable := map[int64]bool{} // by domain, read once a request
 		for i := range preps {
 			p := &preps[i]
 			results[i] = BatchResult{Err: p.err}
@@ -209,6 +216,19 @@ func (m *Mailer) send(ctx context.Context, caller *Token, sandboxID int64, email
 				if err != nil {
 					results[i].Err = err
 					continue
+				}
+				if live {
+					ok, known := sendable[d.ID]
+					if !known {
+						if ok, err = domainSendable(ctx, tx, d.ID); err != nil {
+							return err
+						}
+						sendable[d.ID] = ok
+					}
+					if !ok {
+						results[i].Err = domainNotVerified(d)
+						continue
+					}
 				}
 				domain = d
 			}
@@ -319,6 +339,18 @@ func (c *catalog) sendingDomain(caller *Token, from Address) (Resource, error) {
 		}
 	}
 	return Resource{}, Errorf(EFORBIDDEN, "Sending from %s needs a token with admin access to the sending domain %s of this account", name, name)
+}
+
+// domainSendable reports whether live keys may send from a domain: DNS
+// verified it, or an operator trusts it. It reads the store, never DNS.
+func domainSendable(ctx context.Context, tx Tx, domainID int64) (bool, error) {
+	st, err := tx.DomainDNS(ctx, domainID)
+	if ErrorCode(err) == ENOTFOUND {
+		return false, nil
+	} else if err != nil {
+		return false, err
+	}
+	return st.Sendable(), nil
 }
 
 // Names of what captureSandbox creates.

@@ -193,6 +193,7 @@ type Tx interface {
 	OutboxTx
 	EmailTx
 	UserTx
+	DomainTx
 
 	// LockAccount holds the account's row until the transaction ends, so
 	// that writes on one account's tokens and resources run one after

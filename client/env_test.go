@@ -14,6 +14,7 @@ import (
 	"github.com/tokend/tokend/apikey"
 	"github.com/tokend/tokend/client"
 	"github.com/tokend/tokend/internal/api"
+	tokenddns "github.com/tokend/tokend/internal/dns"
 	"github.com/tokend/tokend/internal/mail"
 	"github.com/tokend/tokend/internal/testutil"
 )
@@ -26,6 +27,7 @@ type env struct {
 	url        string
 	svc        *tokend.Service
 	clock      *testutil.Clock
+	dns        *testutil.DNSServer // what domain checks ask
 	acme       int64
 	admin      string
 	adminID    int64
@@ -67,9 +69,14 @@ func newEnv(t *testing.T, opts ...envOption) *env {
 	e.svc = tokend.NewService(store, tokend.Options{ResetGrace: 12 * time.Hour, PurgeAfter: 24 * time.Hour,
 		DefaultTTL: cfg.defaultTTL, Format: format, Now: e.clock.Now, DKIMKeyBits: 1024})
 	mailer := tokend.NewMailer(e.svc, mail.Composer{}, tokend.MailerOptions{Deliver: cfg.deliver})
+	e.dns = testutil.StartDNS(t)
+	resolver, err := tokenddns.New(e.dns.Addr(), tokenddns.Options{Timeout: 300 * time.Millisecond, Attempts: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
 	done := make(chan struct{})
 	srv := httptest.NewServer(api.NewServer(e.svc, api.Options{Now: e.clock.Now, AuthFailureLimit: 1_000_000,
-		Mailer: mailer, Done: done}))
+		Mailer: mailer, Done: done, Domains: tokend.NewDomains(e.svc, mailer, tokend.DomainOptions{Resolver: resolver})}))
 	t.Cleanup(srv.Close)
 	var once sync.Once
 	t.Cleanup(func() { once.Do(func() { close(done) }) }) // runs first: ends the change streams

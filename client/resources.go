@@ -35,25 +35,41 @@ type Sandbox struct {
 	Access    ResourceAccess `json:"permissions"`
 }
 
-// Domain is a sending domain: the domain live mail may be sent from.
+// Domain is a sending domain: the domain live mail may be sent from once
+// its DNS records prove it (DNSVerified) or an operator trusts it.
 type Domain struct {
 	ID        int64     `json:"id"`
 	Name      string    `json:"domain_name"`
 	CreatedAt time.Time `json:"created_at"`
-	// DNSRecords are the records to publish (DKIM, SPF, ...); tokend does not
-	// look them up, so each Status is "unchecked".
+	// ComplianceStatus is "compliant" once live keys may send from the
+	// domain, "unverified_dns" before.
+	ComplianceStatus string     `json:"compliance_status"`
+	DNSVerified      bool       `json:"dns_verified"`
+	DNSVerifiedAt    *time.Time `json:"dns_verified_at"`
+	Trusted          bool       `json:"trusted"`
+	TrustedAt        *time.Time `json:"trusted_at"`
+	DNSCheckedAt     *time.Time `json:"dns_checked_at"`
+	// DNSCheckError says why the last check could not run (nothing changed
+	// then), or why passing records did not verify the domain.
+	DNSCheckError *string `json:"dns_check_error"`
+	// DNSRecords are the records to publish (verification, SPF, DKIM,
+	// DMARC), each with what the last check found.
 	DNSRecords []DNSRecord    `json:"dns_records"`
 	Access     ResourceAccess `json:"permissions"`
 }
 
 // DNSRecord is a record a sending domain's owner publishes.
 type DNSRecord struct {
-	Key    string `json:"key"`    // what it is for, such as "dkim" or "spf"
+	Key    string `json:"key"`    // what it is for: verification, spf, dkim, dmarc
 	Domain string `json:"domain"` // the full name to publish it under
 	Name   string `json:"name"`   // the name relative to the domain
-	Type   string `json:"type"`   // TXT, CNAME, ...
+	Type   string `json:"type"`   // TXT
 	Value  string `json:"value"`
-	Status string `json:"status"`
+	// Status is "unchecked", "pass", "missing" or "mismatch"; with
+	// mismatch, Found lists the records found at that name.
+	Status string   `json:"status"`
+	Found  []string `json:"found,omitempty"`
+	Detail string   `json:"detail,omitempty"`
 }
 
 // CreatedDomain is a new sending domain with the token made for it: admin
@@ -197,6 +213,25 @@ func (c *Client) CreateDomain(ctx context.Context, name string) (*CreatedDomain,
 		return nil, err
 	}
 	return &out, nil
+}
+
+// VerifyDomain checks a sending domain's DNS records now and returns the
+// domain with what was found (the caller must be admin on it).
+func (c *Client) VerifyDomain(ctx context.Context, id int64) (*Domain, error) {
+	var out Domain
+	if err := c.inAccount(ctx, http.MethodPost, nil, &out, "sending_domains", id, "verify"); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
+// SendSetupInstructions mails a sending domain's DNS records to email, for
+// whoever manages its DNS.
+func (c *Client) SendSetupInstructions(ctx context.Context, id int64, email string) error {
+	in := struct {
+		Email string `json:"email"`
+	}{email}
+	return c.inAccount(ctx, http.MethodPost, in, nil, "sending_domains", id, "send_setup_instructions")
 }
 
 // DeleteDomain deletes a sending domain; mail can no longer be sent from it.

@@ -2,6 +2,7 @@ package client_test
 
 import (
 	"bytes"
+	"errors"
 	"net/http"
 	"strings"
 	"testing"
@@ -352,6 +353,26 @@ func TestLiveSendIsQueued(t *testing.T) {
 	admin := e.client(e.admin)
 	d, err := admin.CreateDomain(ctx, "example.com")
 	ok(t, err)
+	// Unverified: live mail is refused with the reason, nothing queued.
+	_, err = admin.Send(ctx, &client.Email{From: client.Address{Email: "news@example.com"}, To: []client.Address{{Email: "a@example.org"}},
+		Subject: "Hi", Text: "Hi"})
+	var apiErr *client.Error
+	if !errors.As(err, &apiErr) || apiErr.Status != 403 || !strings.Contains(apiErr.Message, "not verified") {
+		t.Fatalf("send from an unverified domain: %v, want 403 saying it is not verified", err)
+	}
+	for _, r := range d.DNSRecords {
+		e.dns.AddTXT(r.Domain, r.Value)
+	}
+	v, err := admin.VerifyDomain(ctx, d.ID)
+	ok(t, err)
+	if !v.DNSVerified || v.DNSVerifiedAt == nil || v.ComplianceStatus != "compliant" || len(v.DNSRecords) != 4 {
+		t.Fatalf("verified domain = %+v", v)
+	}
+	for _, r := range v.DNSRecords {
+		if r.Status != "pass" {
+			t.Errorf("record %s: status %q, want pass", r.Key, r.Status)
+		}
+	}
 	sent, err := admin.Send(ctx, &client.Email{From: client.Address{Email: "news@example.com", Name: "News"},
 		To: []client.Address{{Email: "a@example.org"}}, Bcc: []client.Address{{Email: "b@example.org"}},
 		ReplyTo: &client.Address{Email: "help@example.com"}, Subject: "Hi", HTML: "<p>Hi</p>"})

@@ -19,6 +19,7 @@ import (
 	"github.com/tokend/tokend/apikey"
 	"github.com/tokend/tokend/internal/alert"
 	"github.com/tokend/tokend/internal/api"
+	tokenddns "github.com/tokend/tokend/internal/dns"
 	"github.com/tokend/tokend/internal/jobs"
 	"github.com/tokend/tokend/internal/mail"
 	"github.com/tokend/tokend/internal/openapitest"
@@ -33,6 +34,8 @@ type env struct {
 	svc        *tokend.Service
 	store      tokend.Store
 	mailer     *tokend.Mailer
+	domains    *tokend.Domains
+	dns        *testutil.DNSServer // what the domains' checks ask
 	clock      *testutil.Clock
 	dump       func() [][]byte // what the store holds, for secret scans
 	logs       *testutil.Buffer
@@ -144,6 +147,13 @@ func newEnv(t *testing.T, opts ...envOption) *env {
 		},
 	})
 	cfg.api.Mailer = e.mailer
+	e.dns = testutil.StartDNS(t)
+	resolver, err := tokenddns.New(e.dns.Addr(), tokenddns.Options{Timeout: 300 * time.Millisecond, Attempts: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.domains = tokend.NewDomains(e.svc, e.mailer, tokend.DomainOptions{Resolver: resolver})
+	cfg.api.Domains = e.domains
 	if cfg.relay != nil {
 		d := &mail.Dispatcher{Mailer: e.mailer, Relay: cfg.relay}
 		runner = jobs.New(e.svc.Outbox(), jobs.Options{Kind: tokend.EmailJob, Backoff: 50 * time.Millisecond,
@@ -389,6 +399,69 @@ func (e *env) createDomain(caller, name string) (int64, apiToken) {
 		map[string]any{"sending_domain": map[string]any{"domain_name": name}}).want(200).decode(&d)
 	e.secrets.add(d.APIToken.Token)
 	return d.ID, d.APIToken
+}
+
+// domainJSON is a sending domain as the API answers it.
+type domainJSON struct {
+	ID            int64   `json:"id"`
+	Name          string  `json:"domain_name"`
+	DNSVerified   bool    `json:"dns_verified"`
+	DNSVerifiedAt *string `json:"dns_verified_at"`
+	DNSCheckError *string `json:"dns_check_error"`
+	Compliance    string  `json:"compliance_status"`
+	Trusted       bool    `json:"trusted"`
+	Records       []struct {
+		Key, Domain, Name, Type, Value, Status, Detail string
+		Found                                          []string
+	} `json:"dns_records"`
+}
+
+// record returns the domain's record of key.
+func (d domainJSON) record(t *testing.T, key string) (name, value, status string) {
+	t.Helper()
+	for _, r := range d.Records {
+		if r.Key == key {
+			return r.Domain, r.Value, r.Status
+		}
+	}
+	t.Fatalf("domain %s has no %s record: %+v", d.Name, key, d.Records)
+	return
+}
+
+// domain reads a sending domain of Acme as the admin.
+func (e *env) domain(id int64) domainJSON {
+	e.t.Helper()
+	var d domainJSON
+	e.get(e.path("/api/accounts/%d/sending_domains/%d", e.acme, id), e.admin).want(200).decode(&d)
+	return d
+}
+
+// publish puts every record of a domain in the test DNS server, as its
+// owner would.
+func (e *env) publish(d domainJSON) {
+	for _, r := range d.Records {
+		e.dns.AddTXT(r.Domain, r.Value)
+	}
+}
+
+// verifyDomain checks a domain of account as caller and returns the answer.
+func (e *env) verifyDomain(caller string, account, id int64) domainJSON {
+	e.t.Helper()
+	var d domainJSON
+	e.post(e.path("/api/accounts/%d/sending_domains/%d/verify", account, id), caller, nil).want(200).decode(&d)
+	return d
+}
+
+// verifiedDomain creates a domain in Acme, publishes its records and
+// verifies it: live keys may send from it.
+func (e *env) verifiedDomain(caller, name string) (int64, apiToken) {
+	e.t.Helper()
+	id, tok := e.createDomain(caller, name)
+	e.publish(e.domain(id))
+	if d := e.verifyDomain(e.admin, e.acme, id); !d.DNSVerified {
+		e.t.Fatalf("domain %s not verified with every record published: %+v", name, d)
+	}
+	return id, tok
 }
 
 func (e *env) path(format string, args ...any) string { return fmt.Sprintf(format, args...) }

@@ -55,23 +55,58 @@ type sandboxJSON struct {
 }
 
 type domainJSON struct {
-	ID          int64           `json:"id"`
-	DomainName  string          `json:"domain_name"`
-	CreatedAt   time.Time       `json:"created_at"`
-	DNSRecords  []dnsRecordJSON `json:"dns_records"`
-	Permissions permissionsJSON `json:"permissions"`
-	APIToken    *apiToken       `json:"api_token,omitempty"`
+	ID         int64  `json:"id"`
+	DomainName string `json:"domain_name"`
+	// ComplianceStatus is Mailtrap's: "unverified_dns" until the records
+	// pass, then "compliant".
+	ComplianceStatus string     `json:"compliance_status"`
+	DNSVerified      bool       `json:"dns_verified"`
+	DNSVerifiedAt    *time.Time `json:"dns_verified_at"`
+	// Trusted says an operator lets the domain send whatever its DNS says.
+	Trusted       bool            `json:"trusted"`
+	TrustedAt     *time.Time      `json:"trusted_at"`
+	DNSCheckedAt  *time.Time      `json:"dns_checked_at"`
+	DNSCheckError *string         `json:"dns_check_error"`
+	CreatedAt     time.Time       `json:"created_at"`
+	DNSRecords    []dnsRecordJSON `json:"dns_records"`
+	Permissions   permissionsJSON `json:"permissions"`
+	APIToken      *apiToken       `json:"api_token,omitempty"`
 }
 
-// dnsRecordJSON is a record to publish, in Mailtrap's shape; status is
-// "unchecked" because tokend does not look DNS up.
+// dnsRecordJSON is a record to publish, in Mailtrap's shape, with what the
+// last check found: status "unchecked", "pass", "missing" or "mismatch"
+// (found then lists the records found at that name).
 type dnsRecordJSON struct {
-	Key    string `json:"key"`
-	Domain string `json:"domain"`
-	Name   string `json:"name"`
-	Type   string `json:"type"`
-	Value  string `json:"value"`
-	Status string `json:"status"`
+	Key    string   `json:"key"`
+	Domain string   `json:"domain"`
+	Name   string   `json:"name"`
+	Type   string   `json:"type"`
+	Value  string   `json:"value"`
+	Status string   `json:"status"`
+	Found  []string `json:"found,omitempty"`
+	Detail string   `json:"detail,omitempty"`
+}
+
+func toDomainJSON(v tokend.ResourceView) domainJSON {
+	dns := make([]dnsRecordJSON, len(v.DNS))
+	for i, d := range v.DNS {
+		dns[i] = dnsRecordJSON{Key: d.Key, Domain: d.Domain, Name: d.Name, Type: d.Type, Value: d.Value,
+			Status: d.Status, Found: d.Found, Detail: d.Detail}
+	}
+	out := domainJSON{ID: v.ID, DomainName: v.Name, ComplianceStatus: "unverified_dns", CreatedAt: v.CreatedAt,
+		DNSRecords: dns, Permissions: permissionsFor(v.Level)}
+	if st := v.DNSState; st != nil {
+		out.DNSVerified, out.DNSVerifiedAt = st.VerifiedAt != nil, st.VerifiedAt
+		out.Trusted, out.TrustedAt = st.TrustedAt != nil, st.TrustedAt
+		out.DNSCheckedAt = st.CheckedAt
+		if st.CheckError != "" {
+			out.DNSCheckError = &st.CheckError
+		}
+		if st.Sendable() {
+			out.ComplianceStatus = "compliant"
+		}
+	}
+	return out
 }
 
 func toJSON(v tokend.ResourceView) any {
@@ -80,11 +115,7 @@ func toJSON(v tokend.ResourceView) any {
 	case tokend.ResourceSandbox:
 		return sandboxJSON{ID: v.ID, Name: v.Name, ProjectID: v.ProjectID, CreatedAt: v.CreatedAt, Permissions: perms}
 	case tokend.ResourceDomain:
-		dns := make([]dnsRecordJSON, len(v.DNS))
-		for i, d := range v.DNS {
-			dns[i] = dnsRecordJSON{Key: d.Key, Domain: d.Domain, Name: d.Name, Type: d.Type, Value: d.Value, Status: "unchecked"}
-		}
-		return domainJSON{ID: v.ID, DomainName: v.Name, CreatedAt: v.CreatedAt, DNSRecords: dns, Permissions: perms}
+		return toDomainJSON(v)
 	}
 	return projectJSON{ID: v.ID, Name: v.Name, CreatedAt: v.CreatedAt, Permissions: perms}
 }

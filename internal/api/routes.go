@@ -71,6 +71,8 @@ func (s *Server) eachRoute(handle func(pattern string, h http.Handler)) {
 	m("POST /api/accounts/{account_id}/sending_domains", s.authed(s.createDomain))
 	m("GET /api/accounts/{account_id}/sending_domains/{id}", s.authed(s.getResource(tokend.ResourceDomain)))
 	m("DELETE /api/accounts/{account_id}/sending_domains/{id}", s.authed(s.deleteResource(tokend.ResourceDomain)))
+	m("POST /api/accounts/{account_id}/sending_domains/{id}/verify", s.authed(s.verifyDomain))
+	m("POST /api/accounts/{account_id}/sending_domains/{id}/send_setup_instructions", s.authed(s.sendSetupInstructions))
 
 	// Sending: Mailtrap's transactional and sandbox routes answer in the
 	// sending API's error shape, MailSage's in its own.

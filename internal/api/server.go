@@ -32,6 +32,10 @@ type Options struct {
 	// Mailer sends and captures email; by default one over svc that captures
 	// test-key and sandbox mail and answers live sends 503 (no relay).
 	Mailer *tokend.Mailer
+	// Domains checks sending domains' DNS; by default one over svc and the
+	// Mailer without a resolver, so that checks answer that DNS could not be
+	// asked.
+	Domains *tokend.Domains
 	// Verifier decides who calls; by default one over svc with the two
 	// settings below.
 	Verifier *tokend.Verifier
@@ -65,6 +69,7 @@ type Server struct {
 	mux      *http.ServeMux
 	verifier *tokend.Verifier
 	mailer   *tokend.Mailer
+	domains  *tokend.Domains
 	ids      *requestIDs
 
 	// Counters of the hot path, resolved once instead of by label per request.
@@ -94,6 +99,10 @@ func NewServer(svc *tokend.Service, opts Options) http.Handler {
 	s.mailer = opts.Mailer
 	if s.mailer == nil {
 		s.mailer = tokend.NewMailer(svc, mail.Composer{}, tokend.MailerOptions{})
+	}
+	s.domains = opts.Domains
+	if s.domains == nil {
+		s.domains = tokend.NewDomains(svc, s.mailer, tokend.DomainOptions{})
 	}
 	s.verifier = opts.Verifier
 	if s.verifier == nil {

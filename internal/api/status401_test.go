@@ -80,7 +80,7 @@ func endpoints(e *env) []endpoint {
 	e.t.Helper()
 	p := e.createProject(e.admin, "Fixture project")
 	sb := e.createSandbox(e.admin, p, "Fixture sandbox")
-	d, _ := e.createDomain(e.admin, "fixture.example.com")
+	d, _ := e.verifiedDomain(e.admin, "fixture.example.com")
 	tok := e.createToken(e.admin, "fixture token", perm("project", p, 10))
 	named := map[string]any{"name": "x", "resources": []any{perm("project", p, 10)}}
 	const acct = "/api/accounts/{account_id}"
@@ -123,6 +123,8 @@ func endpoints(e *env) []endpoint {
 		{"create domain", "POST " + acct + "/sending_domains", 0, map[string]any{"sending_domain": map[string]any{"domain_name": "new.example.com"}}},
 		{"get domain", "GET " + acct + "/sending_domains/{id}", d, nil},
 		{"delete domain", "DELETE " + acct + "/sending_domains/{id}", d, nil},
+		{"verify domain", "POST " + acct + "/sending_domains/{id}/verify", d, nil},
+		{"domain setup instructions", "POST " + acct + "/sending_domains/{id}/send_setup_instructions", d, map[string]any{"email": "dns@example.org"}},
 		{"token usage", "GET /api/api_tokens/{id}/usage", tok.ID, nil},
 		{"token usage in account", "GET " + acct + "/api_tokens/{id}/usage", tok.ID, nil},
 		{"audit log", "GET /api/audit_log", 0, nil},
