@@ -216,10 +216,10 @@ func (c *authCache) len() int {
 }
 
 // principal is the part of a token authentication needs, kept in the cache:
-// who it is, its account, environment, permissions, expiry and rate limit.
+// who it is, its account, environment, permissions, expiry and limits.
 func principal(t *Token) *Token {
 	p := &Token{ID: t.ID, AccountID: t.AccountID, Name: t.Name, Environment: t.Environment,
-		Permissions: t.Permissions, AccountLimit: t.AccountLimit}
+		Permissions: t.Permissions, AccountLimit: t.AccountLimit, AccountMessageLimit: t.AccountMessageLimit}
 	if t.ExpiresAt != nil {
 		exp := *t.ExpiresAt
 		p.ExpiresAt = &exp

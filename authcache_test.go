@@ -190,7 +190,7 @@ func TestSyncAppliesChangesFromAnotherProcess(t *testing.T) {
 	if b.store.lookups.Load() != 0 {
 		t.Fatal("a warmed cache looked a token up")
 	}
-	if _, err := a.svc.SetPlan(ctx, a.admin.AccountID, tokend.PlanPro, 0, "ops"); err != nil {
+	if _, err := a.svc.SetPlan(ctx, a.admin.AccountID, tokend.PlanPro, 0, 0, "ops"); err != nil {
 		t.Fatal(err)
 	}
 	if err := a.svc.DeleteToken(ctx, &a.admin.Token, tok.ID); err != nil {

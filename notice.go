@@ -32,12 +32,21 @@ func (m *Mailer) sendNotice(ctx context.Context, caller *Token, e *Email) error 
 	if e.From.Email == "" {
 		e.From = Address{Email: "no-reply@localhost.localdomain", Name: "tokend"}
 	}
+	if err := e.Validate(); err != nil {
+		return err
+	}
 	now := m.svc.now()
-	p := m.prepare(e, now, false) // with a Message-ID of its own: no dispatcher adds one
+	p := m.render(e, now, false) // with a Message-ID of its own: no dispatcher adds one
 	if p.err != nil {
 		return p.err
 	}
-	err := m.svc.writeAs(ctx, caller, func(tx Tx, caller *Token) error {
+	// tokend's own mail is mail too: it spends the caller's message allowance.
+	n := len(e.Recipients())
+	allowance, err := m.opts.Verifier.spendMessages(ctx, caller, n)
+	if err != nil {
+		return err
+	}
+	err = m.svc.writeAs(ctx, caller, func(tx Tx, caller *Token) error {
 		if !live {
 			c, err := loadCatalog(ctx, tx, caller.AccountID)
 			if err != nil {
@@ -60,10 +69,14 @@ func (m *Mailer) sendNotice(ctx context.Context, caller *Token, e *Email) error 
 		}
 		return nil
 	})
-	if err == nil && live && m.opts.NotifyNotice != nil {
+	if err != nil {
+		m.opts.Verifier.refundMessages(ctx, caller, n, &allowance)
+		return err
+	}
+	if live && m.opts.NotifyNotice != nil {
 		m.opts.NotifyNotice()
 	}
-	return err
+	return nil
 }
 
 // ParseNoticeAddress reads the address tokend's own mail comes from, such as

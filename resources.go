@@ -399,7 +399,7 @@ func (s *Service) createAccount(ctx context.Context, tx Tx, name string, plan Pl
 		return nil, nil, err
 	}
 	now := s.now()
-	a := &Account{Name: name, Plan: plan, RateLimit: plan.DefaultRateLimit(), CreatedAt: now}
+	a := &Account{Name: name, Plan: plan, RateLimit: plan.DefaultRateLimit(), MessageLimit: plan.DefaultMessageLimit(), CreatedAt: now}
 	if err := tx.CreateAccount(ctx, a); err != nil {
 		return nil, nil, fmt.Errorf("create account: %w", err)
 	}

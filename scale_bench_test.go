@@ -36,7 +36,7 @@ func BenchmarkScale1M(b *testing.B) {
 	fill := time.Now()
 	for a := 0; a < accounts; a++ {
 		err := store.Write(ctx, func(tx tokend.Tx) error {
-			acct := &tokend.Account{Name: fmt.Sprint("account ", a), Plan: tokend.PlanPro, RateLimit: 1000, CreatedAt: fill}
+			acct := &tokend.Account{Name: fmt.Sprint("account ", a), Plan: tokend.PlanPro, RateLimit: 1000, MessageLimit: 10_000, CreatedAt: fill}
 			if err := tx.CreateAccount(ctx, acct); err != nil {
 				return err
 			}

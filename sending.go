@@ -33,6 +33,11 @@ type MailerOptions struct {
 	// accepted for delivery ("accepted") or captured into a sandbox
 	// ("captured"); may be nil.
 	Observe func(event string, n int)
+	// Verifier holds the message allowances every send spends from: give
+	// the one that authenticates requests, so that the allowance is counted
+	// where the plan limit is (across instances when it shares its limits).
+	// Nil: a Verifier of the Mailer's own, counting in this process.
+	Verifier *Verifier
 }
 
 // Mailer is the sending capability: it applies the sending rules to a
@@ -51,6 +56,9 @@ type Mailer struct {
 // NewMailer returns the sending service over svc's store and keyring, and
 // keeps the outbox's email jobs and message states in step.
 func NewMailer(svc *Service, compose Composer, opts MailerOptions) *Mailer {
+	if opts.Verifier == nil {
+		opts.Verifier = NewVerifier(svc, VerifierOptions{Now: svc.opts.Now})
+	}
 	m := &Mailer{svc: svc, store: svc.store, compose: compose, opts: opts}
 	svc.outbox.hook(EmailJob, jobHooks{retried: m.deferred, finished: m.finished})
 	return m
@@ -84,36 +92,42 @@ var errNoRelay = Errorf(EUNAVAILABLE, "Email delivery is not configured on this 
 // its mail is queued for delivery; a test key follows the same rules and
 // answers the same, but its mail is captured into the account's test-key
 // sandbox and never delivered.
-func (m *Mailer) Send(ctx context.Context, caller *Token, e *Email) (*Sent, error) {
-	res, err := m.send(ctx, caller, 0, []BatchItem{{Email: e}})
+//
+// Every send spends its recipients from the caller's message allowance (see
+// Allowance), which it returns as the send left it.
+func (m *Mailer) Send(ctx context.Context, caller *Token, e *Email) (*Sent, Allowance, error) {
+	res, a, err := m.send(ctx, caller, 0, []BatchItem{{Email: e}})
 	if err != nil {
-		return nil, err
+		return nil, a, err
 	}
-	return res[0].Sent, res[0].Err
+	return res[0].Sent, a, res[0].Err
 }
 
 // SendToSandbox captures e into a sandbox on which caller is admin (ENOTFOUND
 // if the caller cannot read it, EFORBIDDEN if it only views it). Any sender
-// address is accepted; nothing is delivered.
-func (m *Mailer) SendToSandbox(ctx context.Context, caller *Token, sandboxID int64, e *Email) (*Sent, error) {
-	res, err := m.send(ctx, caller, sandboxID, []BatchItem{{Email: e}})
+// address is accepted; nothing is delivered. It spends the message allowance
+// as Send does.
+func (m *Mailer) SendToSandbox(ctx context.Context, caller *Token, sandboxID int64, e *Email) (*Sent, Allowance, error) {
+	res, a, err := m.send(ctx, caller, sandboxID, []BatchItem{{Email: e}})
 	if err != nil {
-		return nil, err
+		return nil, a, err
 	}
-	return res[0].Sent, res[0].Err
+	return res[0].Sent, a, res[0].Err
 }
 
 // SendBatch accepts up to MaxBatchSize emails, each item laid over base. Each
 // item succeeds or fails alone (an item that comes with an error keeps it);
 // the error returned is for the whole batch (authentication, a sandbox the
-// caller cannot use, delivery not configured). Accepted items are written in
-// one transaction.
-func (m *Mailer) SendBatch(ctx context.Context, caller *Token, sandboxID int64, base *Email, items []BatchItem) ([]BatchResult, error) {
+// caller cannot use, delivery not configured, a message allowance that
+// cannot cover every valid item's recipients). Accepted items are written in
+// one transaction, and their recipients are what the batch spends of the
+// allowance.
+func (m *Mailer) SendBatch(ctx context.Context, caller *Token, sandboxID int64, base *Email, items []BatchItem) ([]BatchResult, Allowance, error) {
 	switch {
 	case len(items) == 0:
-		return nil, Invalid("requests", "is required: a batch needs at least one request")
+		return nil, Allowance{}, Invalid("requests", "is required: a batch needs at least one request")
 	case len(items) > MaxBatchSize:
-		return nil, Invalid("requests", fmt.Sprintf("has too many emails (maximum is %d)", MaxBatchSize))
+		return nil, Allowance{}, Invalid("requests", fmt.Sprintf("has too many emails (maximum is %d)", MaxBatchSize))
 	}
 	if base == nil {
 		base = &Email{}
@@ -162,27 +176,48 @@ type prepared struct {
 	err   error
 }
 
-// send validates and renders each email outside any transaction, then
-// applies the rules and stores what passes in one write transaction.
-func (m *Mailer) send(ctx context.Context, caller *Token, sandboxID int64, emails []BatchItem) ([]BatchResult, error) {
+// send validates each email, spends the valid ones' recipients from the
+// caller's message allowance, renders them outside any transaction, then
+// applies the rules and stores what passes in one write transaction. What
+// was spent but not stored is given back.
+func (m *Mailer) send(ctx context.Context, caller *Token, sandboxID int64, emails []BatchItem) (_ []BatchResult, allowance Allowance, _ error) {
 	now := m.svc.now()
 	live := sandboxID == 0 && caller.Environment == Live
 	if live && !m.opts.Deliver {
-		return nil, errNoRelay
+		return nil, Allowance{}, errNoRelay
 	}
 	preps := make([]prepared, len(emails))
-	size, rcpts := 0, 0
+	rcpts := 0
 	for i, it := range emails {
-		if preps[i].err = it.Err; it.Err == nil {
-			preps[i] = m.prepare(it.Email, now, live)
+		if preps[i].err = it.Err; it.Err != nil {
+			continue
 		}
-		size, rcpts = size+len(preps[i].raw), rcpts+len(preps[i].ids)
+		if preps[i].err = it.Email.Validate(); preps[i].err != nil {
+			continue
+		}
+		preps[i].email = it.Email
 		// One request is one transaction: bound what it may write.
-		if size > MaxRequestSize {
-			return nil, Errorf(ETOOLARGE, "The emails of this request come to more than %d bytes (50 MiB) rendered: send fewer at a time", MaxRequestSize)
+		if rcpts += len(it.Email.Recipients()); rcpts > MaxRequestRecipients {
+			return nil, Allowance{}, Invalid("requests", fmt.Sprintf("have too many recipients in all (maximum is %d a request)", MaxRequestRecipients))
 		}
-		if rcpts > MaxRequestRecipients {
-			return nil, Invalid("requests", fmt.Sprintf("have too many recipients in all (maximum is %d a request)", MaxRequestRecipients))
+	}
+	if rcpts > 0 {
+		var err error
+		if allowance, err = m.opts.Verifier.spendMessages(ctx, caller, rcpts); err != nil {
+			return nil, allowance, err
+		}
+	}
+	stored := 0
+	// What was spent but not stored goes back, and shows in the allowance returned.
+	defer func() { m.opts.Verifier.refundMessages(ctx, caller, rcpts-stored, &allowance) }()
+	size := 0
+	for i := range preps {
+		if p := &preps[i]; p.err == nil {
+			*p = m.render(p.email, now, live)
+		}
+		// One request is one transaction: bound what it may write.
+		if size += len(preps[i].raw); size > MaxRequestSize {
+			return nil, allowance, Errorf(ETOOLARGE, "The emails of this request come to more than %d bytes (50 MiB) rendered: send fewer at a time", MaxRequestSize)
 		}
 	}
 	results := make([]BatchResult, len(emails))
@@ -250,8 +285,9 @@ func (m *Mailer) send(ctx context.Context, caller *Token, sandboxID int64, email
 		return nil
 	})
 	if err != nil {
-		return nil, err
+		return nil, allowance, err
 	}
+	stored = accepted + captured
 	if accepted > 0 && m.opts.Notify != nil {
 		m.opts.Notify()
 	}
@@ -263,16 +299,13 @@ func (m *Mailer) send(ctx context.Context, caller *Token, sandboxID int64, email
 			m.opts.Observe("captured", captured)
 		}
 	}
-	return results, nil
+	return results, allowance, nil
 }
 
-// prepare validates e, gives each recipient a message id and renders it. Live
-// mail is rendered without a Message-ID: each recipient's delivery carries
-// its own. Captured mail carries the first recipient's.
-func (m *Mailer) prepare(e *Email, now time.Time, live bool) prepared {
-	if err := e.Validate(); err != nil {
-		return prepared{err: err}
-	}
+// render gives each recipient of e, a valid email, a message id and renders
+// it. Live mail is rendered without a Message-ID: each recipient's delivery
+// carries its own. Captured mail carries the first recipient's.
+func (m *Mailer) render(e *Email, now time.Time, live bool) prepared {
 	rcpts := e.Recipients()
 	ids := make([]string, len(rcpts))
 	for i := range ids {

@@ -59,7 +59,8 @@ const (
 	Test Environment = "test"
 )
 
-// Plan is an account's billing plan; it decides the rate limit.
+// Plan is an account's billing plan; it decides the rate limit and the
+// message allowance.
 type Plan string
 
 // Plans.
@@ -89,13 +90,29 @@ func (p Plan) DefaultRateLimit() int {
 	return 100
 }
 
+// DefaultMessageLimit is the message allowance of a plan: how many messages
+// its account may send per minute, each recipient of an email (to, cc and
+// bcc, live or captured) being one message. Requests are counted by the rate
+// limit beside it, so that recipients cannot multiply it. Enterprise
+// allowances may be set per account.
+func (p Plan) DefaultMessageLimit() int {
+	switch p {
+	case PlanPro:
+		return 10_000
+	case PlanEnterprise:
+		return 100_000
+	}
+	return 1_000
+}
+
 // Account owns resources and tokens. Nothing crosses an account boundary.
 type Account struct {
-	ID        int64
-	Name      string
-	Plan      Plan
-	RateLimit int // requests per minute
-	CreatedAt time.Time
+	ID           int64
+	Name         string
+	Plan         Plan
+	RateLimit    int // requests per minute
+	MessageLimit int // messages (recipients) sent per minute
+	CreatedAt    time.Time
 }
 
 // Resource is a project, sandbox or domain inside an account. Name is the
@@ -133,8 +150,11 @@ type Token struct {
 	Permissions []Permission
 
 	// AccountLimit is the requests-per-minute limit of the token's account at
-	// the time the token was looked up. Filled by Store.TokenByHash only.
-	AccountLimit int
+	// the time the token was looked up, and AccountMessageLimit its message
+	// allowance (messages per minute). Filled by Store.TokenByHash and
+	// Store.ForEachToken only.
+	AccountLimit        int
+	AccountMessageLimit int
 
 	// UserID is set, and ID is 0, when this is the principal of a person
 	// signed in to the dashboard (see User.Principal) rather than a stored token.
@@ -167,7 +187,7 @@ type Store interface {
 	// ENOTFOUND error. It is the authentication lookup: it never writes.
 	TokenByHash(ctx context.Context, hash []byte) (*Token, error)
 	// ForEachToken calls fn with every token that has not expired at now, with
-	// its permissions and account limit, in ID order. fn must not keep t.Hash.
+	// its permissions and account limits, in ID order. fn must not keep t.Hash.
 	ForEachToken(ctx context.Context, now time.Time, fn func(t *Token) error) error
 	// AuthChangesSince returns the authentication changes with IDs above
 	// afterID, oldest first; LastAuthChange is the highest ID so far (0: none).
@@ -228,8 +248,8 @@ type Tx interface {
 	// cutoff and returns how many it deleted.
 	DeleteTokensExpiredBefore(ctx context.Context, cutoff time.Time) (int64, error)
 
-	// SetPlan changes an account's plan and rate limit.
-	SetPlan(ctx context.Context, accountID int64, plan Plan, rateLimit int) error
+	// SetPlan changes an account's plan, rate limit and message allowance.
+	SetPlan(ctx context.Context, accountID int64, plan Plan, rateLimit, messageLimit int) error
 
 	// AddUsage adds counts to a token's per-day usage and moves its
 	// last_used_at forward to lastUsed if that is later. Counts for a token

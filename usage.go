@@ -231,8 +231,11 @@ func (s *Service) Usage(ctx context.Context, caller *Token, id int64) (*TokenUsa
 }
 
 // SetPlan changes an account's plan, with limit as its requests per minute
-// (0: the plan's default; required for enterprise). For operators.
-func (s *Service) SetPlan(ctx context.Context, accountID int64, plan Plan, limit int, operator string) (*Account, error) {
+// (0: the plan's default; required for enterprise) and messageLimit as its
+// message allowance, messages per minute (0: the plan's default, or for an
+// account that is and stays enterprise, the allowance it has). Custom values
+// are for enterprise only. For operators.
+func (s *Service) SetPlan(ctx context.Context, accountID int64, plan Plan, limit, messageLimit int, operator string) (*Account, error) {
 	if _, ok := ParsePlan(string(plan)); !ok {
 		return nil, Invalid("plan", "must be free, pro or enterprise")
 	}
@@ -246,6 +249,12 @@ func (s *Service) SetPlan(ctx context.Context, accountID int64, plan Plan, limit
 	case plan != PlanEnterprise && limit != plan.DefaultRateLimit():
 		return nil, Invalid("rate_limit", fmt.Sprintf("can only be set for the enterprise plan (%s is %d/min)", plan, plan.DefaultRateLimit()))
 	}
+	switch {
+	case messageLimit < 0:
+		return nil, Invalid("message_limit", "must be positive")
+	case plan != PlanEnterprise && messageLimit != 0 && messageLimit != plan.DefaultMessageLimit():
+		return nil, Invalid("message_limit", fmt.Sprintf("can only be set for the enterprise plan (%s is %d messages/min)", plan, plan.DefaultMessageLimit()))
+	}
 	var out *Account
 	var change AuthChange // recorded in the transaction, evicted once it commits
 	err := s.store.Write(ctx, func(tx Tx) error {
@@ -253,15 +262,24 @@ func (s *Service) SetPlan(ctx context.Context, accountID int64, plan Plan, limit
 		if err != nil {
 			return err
 		}
-		if err := tx.SetPlan(ctx, accountID, plan, limit); err != nil {
+		messages := messageLimit
+		switch {
+		case messages != 0:
+		case plan == PlanEnterprise && a.Plan == PlanEnterprise && a.MessageLimit > 0:
+			messages = a.MessageLimit
+		default:
+			messages = plan.DefaultMessageLimit()
+		}
+		if err := tx.SetPlan(ctx, accountID, plan, limit, messages); err != nil {
 			return err
 		}
-		details := map[string]any{"from_plan": a.Plan, "from_rate_limit": a.RateLimit, "plan": plan, "rate_limit": limit}
-		a.Plan, a.RateLimit = plan, limit
+		details := map[string]any{"from_plan": a.Plan, "from_rate_limit": a.RateLimit, "from_message_limit": a.MessageLimit,
+			"plan": plan, "rate_limit": limit, "message_limit": messages}
+		a.Plan, a.RateLimit, a.MessageLimit = plan, limit, messages
 		out = a
 		change = AuthChange{AccountID: accountID}
 		if err := s.changed(ctx, tx, &change); err != nil {
-			return err // cached tokens carry the old limit
+			return err // cached tokens carry the old limits
 		}
 		return s.audit(ctx, tx, accountID, nil, operator, ActionPlanChanged, "account", accountID, details)
 	})

@@ -97,12 +97,15 @@ type Decision struct {
 // SharedLimits counts requests against limits across every instance (in
 // Redis, say); without one, a Verifier counts in this process's memory.
 // Take spends one request of key's limit per period (a minute) if it
-// conforms; Refund gives one back. An error means the limits could not be
-// checked: the implementation has already applied its failure policy, so the
-// request is refused as unavailable.
+// conforms; Refund gives one back. TakeN and RefundN do the same with n units
+// at once, all or none (the recipients of a send). An error means the limits
+// could not be checked: the implementation has already applied its failure
+// policy, so the request is refused as unavailable.
 type SharedLimits interface {
 	Take(ctx context.Context, key string, limit int) (ratelimit.Decision, error)
 	Refund(ctx context.Context, key string, limit int) error
+	TakeN(ctx context.Context, key string, limit, n int) (ratelimit.Decision, error)
+	RefundN(ctx context.Context, key string, limit, n int) error
 }
 
 // ErrLimitsUnavailable refuses a request whose limits cannot be checked.
@@ -110,10 +113,12 @@ var ErrLimitsUnavailable = Errorf(EUNAVAILABLE, "Rate limits cannot be checked r
 
 // VerifierOptions configure a Verifier. Zero values take the defaults.
 type VerifierOptions struct {
-	// Shared, when set, holds the plan limits and the failed-authentication
-	// throttle across instances; nil counts in this process.
+	// Shared, when set, holds the plan limits, the message allowances and
+	// the failed-authentication throttle across instances; nil counts in
+	// this process.
 	Shared SharedLimits
-	// TestRateMultiplier multiplies the plan limit for test keys (default 5).
+	// TestRateMultiplier multiplies the plan limit and the message allowance
+	// for test keys (default 5).
 	TestRateMultiplier int
 	// AuthFailureLimit is how many failed authentications a client address may
 	// make per minute before it is throttled (default 20).
@@ -133,6 +138,7 @@ type Verifier struct {
 	svc      *Service
 	opts     VerifierOptions
 	limits   *ratelimit.Limiter[limitKey]
+	messages *ratelimit.Limiter[limitKey] // message allowances (see SpendMessages)
 	failures *ratelimit.Limiter[string]
 	swept    atomic.Int64 // unix seconds of the last limiter sweep
 	flights  singleflight.Group
@@ -156,8 +162,8 @@ func NewVerifier(svc *Service, opts VerifierOptions) *Verifier {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
-	return &Verifier{svc: svc, opts: opts,
-		limits: ratelimit.New[limitKey](time.Minute), failures: ratelimit.New[string](time.Minute)}
+	return &Verifier{svc: svc, opts: opts, limits: ratelimit.New[limitKey](time.Minute),
+		messages: ratelimit.New[limitKey](time.Minute), failures: ratelimit.New[string](time.Minute)}
 }
 
 // Verify decides whether the holder of cred, calling from client (an IP
@@ -321,5 +327,6 @@ func (v *Verifier) sweep(now time.Time) {
 	go func() {
 		v.failures.Sweep(now)
 		v.limits.Sweep(now)
+		v.messages.Sweep(now)
 	}()
 }

@@ -98,7 +98,7 @@ func newEnv(t *testing.T, opts ...envOption) *env {
 		if cfg.plan != tokend.PlanEnterprise {
 			limit = 0
 		}
-		if _, err := e.svc.SetPlan(ctx, id, cfg.plan, limit, "ops"); err != nil {
+		if _, err := e.svc.SetPlan(ctx, id, cfg.plan, limit, 0, "ops"); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -129,17 +129,18 @@ func TestAccountCreateJSON(t *testing.T) {
 	}
 	var out struct {
 		Account struct {
-			ID        int64  `json:"id"`
-			Name      string `json:"name"`
-			Plan      string `json:"plan"`
-			RateLimit int    `json:"rate_limit"`
+			ID           int64  `json:"id"`
+			Name         string `json:"name"`
+			Plan         string `json:"plan"`
+			RateLimit    int    `json:"rate_limit"`
+			MessageLimit int    `json:"message_limit"`
 		} `json:"account"`
 		APIToken map[string]any `json:"api_token"`
 	}
 	if err := json.Unmarshal([]byte(r.stdout), &out); err != nil {
 		t.Fatalf("--json output %q: %v", r.stdout, err)
 	}
-	if out.Account.Name != "Acme" || out.Account.Plan != "pro" || out.Account.RateLimit != 1000 || out.Account.ID == 0 {
+	if out.Account.Name != "Acme" || out.Account.Plan != "pro" || out.Account.RateLimit != 1000 || out.Account.MessageLimit != 10_000 || out.Account.ID == 0 {
 		t.Errorf("account = %+v", out.Account)
 	}
 	doc, err := openapi3.NewLoader().LoadFromData(api.OpenAPI)
@@ -164,7 +165,8 @@ func TestAccountCreateJSON(t *testing.T) {
 	// account list, as text and JSON, via TOKEND_DB instead of --db.
 	tokend(t, nil, "account", "create", "--name", "Beta", "--db", db)
 	list := tokend(t, []string{"TOKEND_DB=" + db}, "account", "list")
-	if list.code != 0 || !strings.Contains(list.stdout, "Acme") || !strings.Contains(list.stdout, "Beta") || !strings.Contains(list.stdout, "pro") {
+	if list.code != 0 || !strings.Contains(list.stdout, "Acme") || !strings.Contains(list.stdout, "Beta") || !strings.Contains(list.stdout, "pro") ||
+		!strings.Contains(list.stdout, "MESSAGE LIMIT") || !strings.Contains(list.stdout, "10000/min") {
 		t.Errorf("account list: %+v", list)
 	}
 	if tokenPattern.MatchString(list.stdout) {
@@ -404,11 +406,16 @@ func TestAccountSetPlan(t *testing.T) {
 		code int
 		want string
 	}{
-		{"pro", []string{"--plan", "pro"}, 0, `"plan":"pro","rate_limit":1000`},
-		{"enterprise with a limit", []string{"--plan", "enterprise", "--rate-limit", "25000"}, 0, `"plan":"enterprise","rate_limit":25000`},
+		{"pro", []string{"--plan", "pro"}, 0, `"plan":"pro","rate_limit":1000,"message_limit":10000`},
+		{"enterprise with a limit", []string{"--plan", "enterprise", "--rate-limit", "25000"}, 0, `"plan":"enterprise","rate_limit":25000,"message_limit":100000`},
+		{"enterprise with both limits", []string{"--plan", "enterprise", "--rate-limit", "25000", "--message-limit", "300000"}, 0,
+			`"plan":"enterprise","rate_limit":25000,"message_limit":300000`},
+		{"enterprise keeps its allowance", []string{"--plan", "enterprise", "--rate-limit", "30000"}, 0, `"plan":"enterprise","rate_limit":30000,"message_limit":300000`},
 		{"enterprise without a limit", []string{"--plan", "enterprise"}, 2, ""},
 		{"custom limit on free", []string{"--plan", "free", "--rate-limit", "5"}, 2, ""},
-		{"back to free", []string{"--plan", "free"}, 0, `"plan":"free","rate_limit":100`},
+		{"custom allowance on pro", []string{"--plan", "pro", "--message-limit", "5"}, 2, ""},
+		{"negative allowance", []string{"--plan", "enterprise", "--rate-limit", "5", "--message-limit", "-1"}, 2, ""},
+		{"back to free", []string{"--plan", "free"}, 0, `"plan":"free","rate_limit":100,"message_limit":1000`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -41,7 +41,7 @@ func TestAuditLogRecordsEveryChange(t *testing.T) {
 	e.del(e.path("/api/api_tokens/%d", fresh.ID), e.admin).want(204)
 	e.patch(e.path("/api/accounts/%d/inboxes/%d", e.acme, sb), e.admin, map[string]any{"inbox": map[string]any{"name": "QA2"}}).want(200)
 	e.del(e.path("/api/accounts/%d/projects/%d", e.acme, p), e.admin).want(204)
-	if _, err := e.svc.SetPlan(t.Context(), e.acme, tokend.PlanPro, 0, "ops"); err != nil {
+	if _, err := e.svc.SetPlan(t.Context(), e.acme, tokend.PlanPro, 0, 0, "ops"); err != nil {
 		t.Fatal(err)
 	}
 

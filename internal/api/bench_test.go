@@ -34,7 +34,7 @@ func benchServer(b *testing.B) (http.Handler, *sqlite.Store, *tokend.IssuedToken
 	if err != nil {
 		b.Fatal(err)
 	}
-	if _, err := svc.SetPlan(ctx, admin.AccountID, tokend.PlanEnterprise, 1<<30, "bench"); err != nil {
+	if _, err := svc.SetPlan(ctx, admin.AccountID, tokend.PlanEnterprise, 1<<30, 1<<30, "bench"); err != nil {
 		b.Fatal(err)
 	}
 	return api.NewServer(svc, api.Options{Logger: slog.New(slog.NewJSONHandler(io.Discard, nil))}), store, admin

@@ -68,12 +68,13 @@ func (e *env) with(t *testing.T) *env {
 // envConfig is what newEnv builds: the service's and the server's options,
 // and the plan of the two accounts.
 type envConfig struct {
-	svc       tokend.Options
-	api       api.Options
-	plan      tokend.Plan
-	rateLimit int
-	wrapStore func(tokend.Store) tokend.Store
-	alerts    func(*tokend.Service) *alert.Monitor
+	svc          tokend.Options
+	api          api.Options
+	plan         tokend.Plan
+	rateLimit    int
+	messageLimit int // enterprise only; 0: the plan's default
+	wrapStore    func(tokend.Store) tokend.Store
+	alerts       func(*tokend.Service) *alert.Monitor
 	// relay, when set, is where live mail is delivered by a dispatcher
 	// running beside the server; deliver false answers live sends 503.
 	relay   mail.Sender
@@ -91,6 +92,10 @@ func withDefaultTTL(d time.Duration) envOption { return func(c *envConfig) { c.s
 func withPlan(plan tokend.Plan, limit int) envOption {
 	return func(c *envConfig) { c.plan, c.rateLimit = plan, limit }
 }
+
+// withMessageLimit gives both (enterprise) accounts a message allowance of
+// their own.
+func withMessageLimit(n int) envOption { return func(c *envConfig) { c.messageLimit = n } }
 
 func withAPI(f func(*api.Options)) envOption { return func(c *envConfig) { f(&c.api) } }
 
@@ -138,8 +143,14 @@ func newEnv(t *testing.T, opts ...envOption) *env {
 		cfg.api.Alerts = cfg.alerts(e.svc)
 	}
 	var runner *jobs.Runner
+	if cfg.api.Verifier == nil {
+		// One verifier for the plan limits and the message allowances, as serve has.
+		cfg.api.Verifier = tokend.NewVerifier(e.svc, tokend.VerifierOptions{
+			TestRateMultiplier: cfg.api.TestRateMultiplier, AuthFailureLimit: cfg.api.AuthFailureLimit, Now: cfg.api.Now})
+	}
 	e.mailer = tokend.NewMailer(e.svc, mail.Composer{}, tokend.MailerOptions{
-		Deliver: cfg.deliver || cfg.relay != nil,
+		Verifier: cfg.api.Verifier,
+		Deliver:  cfg.deliver || cfg.relay != nil,
 		Notify: func() {
 			if runner != nil {
 				runner.Notify()
@@ -186,11 +197,11 @@ func newEnv(t *testing.T, opts ...envOption) *env {
 		t.Fatal(err)
 	}
 	for _, id := range []int64{a.ID, b.ID} {
-		limit := cfg.rateLimit
+		limit, messages := cfg.rateLimit, cfg.messageLimit
 		if cfg.plan != tokend.PlanEnterprise {
-			limit = 0
+			limit, messages = 0, 0
 		}
-		if _, err := e.svc.SetPlan(ctx, id, cfg.plan, limit, "ops"); err != nil {
+		if _, err := e.svc.SetPlan(ctx, id, cfg.plan, limit, messages, "ops"); err != nil {
 			t.Fatal(err)
 		}
 	}

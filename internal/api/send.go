@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 
 	"golang.org/x/sync/semaphore"
@@ -213,11 +214,13 @@ func (s *Server) send(w http.ResponseWriter, r *http.Request, caller *tokend.Tok
 		return err
 	}
 	var sent *tokend.Sent
+	var allowance tokend.Allowance
 	if sb != 0 {
-		sent, err = s.mailer.SendToSandbox(r.Context(), caller, sb, e)
+		sent, allowance, err = s.mailer.SendToSandbox(r.Context(), caller, sb, e)
 	} else {
-		sent, err = s.mailer.Send(r.Context(), caller, e)
+		sent, allowance, err = s.mailer.Send(r.Context(), caller, e)
 	}
+	s.setAllowance(w, allowance)
 	if err != nil {
 		return err
 	}
@@ -256,7 +259,8 @@ func (s *Server) batch(w http.ResponseWriter, r *http.Request, caller *tokend.To
 		}
 		items[i].Email, items[i].Err = req.toEmail()
 	}
-	results, err := s.mailer.SendBatch(r.Context(), caller, sb, base, items)
+	results, allowance, err := s.mailer.SendBatch(r.Context(), caller, sb, base, items)
+	s.setAllowance(w, allowance)
 	if err != nil {
 		return err
 	}
@@ -274,6 +278,30 @@ func (s *Server) batch(w http.ResponseWriter, r *http.Request, caller *tokend.To
 	}
 	encode(w, http.StatusOK, map[string]any{"success": true, "responses": out})
 	return nil
+}
+
+// The message allowance's headers, in canonical form like the rate-limit
+// headers beside them.
+const (
+	headerMessagesLimit     = "X-Ratelimit-Messages-Limit"
+	headerMessagesRemaining = "X-Ratelimit-Messages-Remaining"
+	headerMessagesReset     = "X-Ratelimit-Messages-Reset"
+)
+
+// setAllowance reports the message allowance a send left on its response,
+// and when the allowance refused the send, the Retry-After and the metric.
+func (s *Server) setAllowance(w http.ResponseWriter, a tokend.Allowance) {
+	if !a.Set {
+		return
+	}
+	h := w.Header()
+	h[headerMessagesLimit] = []string{strconv.Itoa(a.Limit)}
+	h[headerMessagesRemaining] = []string{strconv.Itoa(a.Remaining)}
+	h[headerMessagesReset] = []string{seconds(a.Reset)}
+	if !a.Allowed {
+		h.Set("Retry-After", seconds(a.RetryAfter))
+		s.limitedMessages.Inc()
+	}
 }
 
 // prefixFields renames the fields of an EINVALID error.
@@ -419,7 +447,8 @@ func (s *Server) sendMailSage(w http.ResponseWriter, r *http.Request, caller *to
 		}
 		e.From = from
 	}
-	sent, err := s.mailer.Send(r.Context(), caller, e)
+	sent, allowance, err := s.mailer.Send(r.Context(), caller, e)
+	s.setAllowance(w, allowance)
 	if err != nil {
 		return err
 	}

@@ -42,7 +42,7 @@ func BenchmarkSend(b *testing.B) {
 			if err != nil {
 				b.Fatal(err)
 			}
-			if _, err := svc.SetPlan(ctx, admin.AccountID, tokend.PlanEnterprise, 1<<30, "bench"); err != nil {
+			if _, err := svc.SetPlan(ctx, admin.AccountID, tokend.PlanEnterprise, 1<<30, 1<<30, "bench"); err != nil {
 				b.Fatal(err)
 			}
 			if _, err := svc.CreateDomain(ctx, &admin.Token, "bench.example.com"); err != nil {

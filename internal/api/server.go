@@ -30,7 +30,9 @@ type Options struct {
 	// (and its page for any path outside /api that no route serves).
 	Dashboard Dashboard
 	// Mailer sends and captures email; by default one over svc that captures
-	// test-key and sandbox mail and answers live sends 503 (no relay).
+	// test-key and sandbox mail and answers live sends 503 (no relay), and
+	// spends message allowances through the Verifier. A Mailer given here
+	// should have been made with the same Verifier.
 	Mailer *tokend.Mailer
 	// Domains checks sending domains' DNS; by default one over svc and the
 	// Mailer without a resolver, so that checks answer that DNS could not be
@@ -74,7 +76,7 @@ type Server struct {
 
 	// Counters of the hot path, resolved once instead of by label per request.
 	authOK, authMissing, authInvalid, authExpired, authThrottled prometheus.Counter
-	limitedAccount, limitedAddress                               prometheus.Counter
+	limitedAccount, limitedAddress, limitedMessages              prometheus.Counter
 }
 
 // NewServer returns the API handler over svc.
@@ -96,23 +98,24 @@ func NewServer(svc *tokend.Service, opts Options) http.Handler {
 	}
 	s := &Server{svc: svc, opts: opts, log: opts.Logger, metrics: opts.Metrics, mux: http.NewServeMux(),
 		ids: newRequestIDs()}
-	s.mailer = opts.Mailer
-	if s.mailer == nil {
-		s.mailer = tokend.NewMailer(svc, mail.Composer{}, tokend.MailerOptions{})
-	}
-	s.domains = opts.Domains
-	if s.domains == nil {
-		s.domains = tokend.NewDomains(svc, s.mailer, tokend.DomainOptions{})
-	}
 	s.verifier = opts.Verifier
 	if s.verifier == nil {
 		s.verifier = tokend.NewVerifier(svc, tokend.VerifierOptions{
 			TestRateMultiplier: opts.TestRateMultiplier, AuthFailureLimit: opts.AuthFailureLimit, Now: opts.Now})
 	}
+	s.mailer = opts.Mailer
+	if s.mailer == nil {
+		s.mailer = tokend.NewMailer(svc, mail.Composer{}, tokend.MailerOptions{Verifier: s.verifier})
+	}
+	s.domains = opts.Domains
+	if s.domains == nil {
+		s.domains = tokend.NewDomains(svc, s.mailer, tokend.DomainOptions{})
+	}
 	a, rl := opts.Metrics.AuthOutcomes, opts.Metrics.RateLimited
 	s.authOK, s.authMissing, s.authInvalid = a.WithLabelValues("ok"), a.WithLabelValues("missing"), a.WithLabelValues("invalid")
 	s.authExpired, s.authThrottled = a.WithLabelValues("expired"), a.WithLabelValues("throttled")
 	s.limitedAccount, s.limitedAddress = rl.WithLabelValues("account"), rl.WithLabelValues("address")
+	s.limitedMessages = rl.WithLabelValues("messages")
 	s.routes()
 	return s
 }

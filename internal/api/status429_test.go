@@ -157,7 +157,7 @@ func TestTestKeyMultiplierIsConfigurable(t *testing.T) {
 func TestPlanChangeAppliesAtOnce(t *testing.T) {
 	e := newEnv(t, withPlan(tokend.PlanFree, 0))
 	e.get("/api/accounts", e.admin).want(200)
-	if _, err := e.svc.SetPlan(t.Context(), e.acme, tokend.PlanPro, 0, "ops"); err != nil {
+	if _, err := e.svc.SetPlan(t.Context(), e.acme, tokend.PlanPro, 0, 0, "ops"); err != nil {
 		t.Fatal(err)
 	}
 	if got := e.get("/api/accounts", e.admin).want(200).Header.Get("X-RateLimit-Limit"); got != "1000" {

@@ -388,7 +388,7 @@ func TestAuthChangeStream(t *testing.T) {
 	p := e.createProject(e.admin, "Doomed")
 	e.del(e.path("/api/accounts/%d/projects/%d", e.acme, p), e.admin).want(204)
 	s.want("account", fmt.Sprintf(`{"account_id":%d}`, e.acme))
-	if _, err := e.svc.SetPlan(context.Background(), e.acme, tokend.PlanPro, 0, "ops"); err != nil {
+	if _, err := e.svc.SetPlan(context.Background(), e.acme, tokend.PlanPro, 0, 0, "ops"); err != nil {
 		t.Fatal(err)
 	}
 	s.want("account", fmt.Sprintf(`{"account_id":%d}`, e.acme))

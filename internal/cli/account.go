@@ -21,15 +21,16 @@ import (
 )
 
 type accountJSON struct {
-	ID        int64       `json:"id"`
-	Name      string      `json:"name"`
-	Plan      tokend.Plan `json:"plan"`
-	RateLimit int         `json:"rate_limit"`
-	CreatedAt time.Time   `json:"created_at"`
+	ID           int64       `json:"id"`
+	Name         string      `json:"name"`
+	Plan         tokend.Plan `json:"plan"`
+	RateLimit    int         `json:"rate_limit"`
+	MessageLimit int         `json:"message_limit"`
+	CreatedAt    time.Time   `json:"created_at"`
 }
 
 func toAccountJSON(a *tokend.Account) accountJSON {
-	return accountJSON{ID: a.ID, Name: a.Name, Plan: a.Plan, RateLimit: a.RateLimit, CreatedAt: a.CreatedAt}
+	return accountJSON{ID: a.ID, Name: a.Name, Plan: a.Plan, RateLimit: a.RateLimit, MessageLimit: a.MessageLimit, CreatedAt: a.CreatedAt}
 }
 
 // openService opens the database at path for a one-off command. Only
@@ -112,6 +113,8 @@ func accountSetPlan(ctx context.Context, args []string, getenv Env, stdout, stde
 	fs := newFlagSet("account set-plan", stderr)
 	plan := fs.String("plan", "", "plan: free, pro or enterprise (required)")
 	limit := fs.Int("rate-limit", 0, "requests per minute; required for enterprise, fixed by the plan otherwise")
+	messageLimit := fs.Int("message-limit", 0, "messages (recipients) sent per minute; enterprise only, fixed by the plan otherwise "+
+		"(omitted: the plan's default, or an enterprise account's current allowance)")
 	db := fs.String("db", "./tokend.db", "SQLite database file")
 	asJSON := fs.Bool("json", false, "print the account as JSON")
 	arg, err := parseWithArg(fs, args, getenv, stdout, "account ID")
@@ -131,7 +134,7 @@ func accountSetPlan(ctx context.Context, args []string, getenv Env, stdout, stde
 		return err
 	}
 	defer closeDB()
-	a, err := svc.SetPlan(ctx, id, p, *limit, operatorName(getenv("USER")))
+	a, err := svc.SetPlan(ctx, id, p, *limit, *messageLimit, operatorName(getenv("USER")))
 	var e *tokend.Error
 	switch {
 	case errors.As(err, &e) && e.Code == tokend.EINVALID:
@@ -144,8 +147,8 @@ func accountSetPlan(ctx context.Context, args []string, getenv Env, stdout, stde
 	if *asJSON {
 		return json.NewEncoder(stdout).Encode(toAccountJSON(a))
 	}
-	fmt.Fprintf(stdout, "Account %d %q is now on plan %s: %d requests/minute for live keys; test keys get the server's --test-rate-multiplier times that.\n",
-		a.ID, a.Name, a.Plan, a.RateLimit)
+	fmt.Fprintf(stdout, "Account %d %q is now on plan %s: %d requests/minute and %d messages/minute for live keys; "+
+		"test keys get the server's --test-rate-multiplier times those.\n", a.ID, a.Name, a.Plan, a.RateLimit, a.MessageLimit)
 	return nil
 }
 
@@ -173,9 +176,9 @@ func accountList(ctx context.Context, args []string, getenv Env, stdout, stderr 
 		return json.NewEncoder(stdout).Encode(out)
 	}
 	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "ID\tNAME\tPLAN\tRATE LIMIT\tCREATED")
+	fmt.Fprintln(tw, "ID\tNAME\tPLAN\tRATE LIMIT\tMESSAGE LIMIT\tCREATED")
 	for _, a := range accounts {
-		fmt.Fprintf(tw, "%d\t%s\t%s\t%d/min\t%s\n", a.ID, a.Name, a.Plan, a.RateLimit, a.CreatedAt.Format(time.RFC3339))
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%d/min\t%d/min\t%s\n", a.ID, a.Name, a.Plan, a.RateLimit, a.MessageLimit, a.CreatedAt.Format(time.RFC3339))
 	}
 	return tw.Flush()
 }

@@ -54,7 +54,8 @@ func init() {
 		{"serve", "[flags]", "run the HTTP API (the first start on an empty database creates account \"Default\" and prints its admin token)", serve, nil},
 		{"account create", "--name N [--plan free|pro|enterprise] [--json]", "create an account and print its first admin token once", accountCreate, nil},
 		{"account list", "[--json]", "list accounts", accountList, nil},
-		{"account set-plan", "ID --plan free|pro|enterprise [--rate-limit N]", "change an account's plan (enterprise takes a custom limit)", accountSetPlan, nil},
+		{"account set-plan", "ID --plan free|pro|enterprise [--rate-limit N] [--message-limit N]",
+			"change an account's plan (enterprise takes custom limits: requests and messages per minute)", accountSetPlan, nil},
 		{"token create", "--account ID --name N [--json]", "mint an account-admin token into an existing account: the recovery when its only admin token is lost", tokenCreate, nil},
 		{"token revoke", "ID [--force]", "delete a token; running servers refuse it within a second", tokenRevoke, nil},
 		{"user create", "--account ID --email E [--name N] [--role admin|viewer] --password-stdin", "create a person who signs in to the dashboard, reading the password from standard input", nil, userCreate},
@@ -178,7 +179,7 @@ func newFlagSet(name string, stderr io.Writer) *flag.FlagSet {
 // perInvocation are flags that say what to do rather than how tokend is set
 // up: they are never read from the environment, so that a stray TOKEND_NAME
 // cannot rename what an operator creates.
-var perInvocation = map[string]bool{"name": true, "plan": true, "json": true, "rate-limit": true, "account": true, "force": true}
+var perInvocation = map[string]bool{"name": true, "plan": true, "json": true, "rate-limit": true, "message-limit": true, "account": true, "force": true}
 
 // envVar is the environment variable a flag is read from, or "" for none.
 func envVar(f *flag.Flag) string {

@@ -78,9 +78,11 @@ const (
 	emailLease      = emailTimeout + 5*time.Second
 )
 
-// newMailer wires sending: the Mailer, and with a relay the dispatcher that
-// delivers its outbox jobs (nil without one; it must run as long as the server).
-func newMailer(ctx context.Context, cfg ServeConfig, svc *tokend.Service, m *metrics.Metrics, logger *slog.Logger) (*tokend.Mailer, *jobs.Runner, *mail.Relay, error) {
+// newMailer wires sending: the Mailer, spending message allowances through
+// verifier (the server's, so that they are shared as its plan limits are),
+// and with a relay the dispatcher that delivers its outbox jobs (nil without
+// one; it must run as long as the server).
+func newMailer(ctx context.Context, cfg ServeConfig, svc *tokend.Service, verifier *tokend.Verifier, m *metrics.Metrics, logger *slog.Logger) (*tokend.Mailer, *jobs.Runner, *mail.Relay, error) {
 	var relay *mail.Relay
 	if cfg.SMTPRelay != "" {
 		var err error
@@ -90,7 +92,8 @@ func newMailer(ctx context.Context, cfg ServeConfig, svc *tokend.Service, m *met
 	}
 	var runner *jobs.Runner
 	mailer := tokend.NewMailer(svc, mail.Composer{}, tokend.MailerOptions{
-		Deliver: relay != nil,
+		Verifier: verifier,
+		Deliver:  relay != nil,
 		Notify: func() {
 			if runner != nil {
 				runner.Notify()

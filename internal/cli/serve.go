@@ -225,19 +225,20 @@ func Serve(ctx context.Context, cfg ServeConfig, operator string, stdout io.Writ
 		}
 		defer shared.Close()
 		svc.Users().ShareLimits(shared)
-		logger.Info("plan rate limits and the failed-authentication throttle hold across instances, in Redis", "redis_fail", cfg.RedisFail)
+		logger.Info("plan rate limits, message allowances and the failed-authentication throttle hold across instances, in Redis", "redis_fail", cfg.RedisFail)
 	} else if isPostgres(cfg.DB) {
-		logger.Warn("plan rate limits and the failed-authentication throttle count per instance (no --redis): " +
+		logger.Warn("plan rate limits, message allowances and the failed-authentication throttle count per instance (no --redis): " +
 			"with N instances on this database an account can make up to N times its limit")
 	} else {
-		logger.Info("plan rate limits and the failed-authentication throttle count in this instance's memory (no --redis)")
+		logger.Info("plan rate limits, message allowances and the failed-authentication throttle count in this instance's memory (no --redis)")
 	}
 	if n, err := svc.EnsureDomainKeys(ctx); err != nil {
 		return fmt.Errorf("make DKIM keys: %w", err)
 	} else if n > 0 {
 		logger.Info("made DKIM keys for sending domains that had none; publish their DNS records", "domains", n)
 	}
-	mailer, dispatcher, relay, err := newMailer(ctx, cfg, svc, m, logger)
+	verifier := newVerifier(svc, cfg, shared)
+	mailer, dispatcher, relay, err := newMailer(ctx, cfg, svc, verifier, m, logger)
 	if err != nil {
 		return err
 	}
@@ -278,7 +279,7 @@ func Serve(ctx context.Context, cfg ServeConfig, operator string, stdout io.Writ
 		Done:   streamsDone,
 		Logger: logger, Metrics: m, Alerts: monitor, ServeMetrics: cfg.MetricsAddr == "",
 		TestRateMultiplier: cfg.TestRateMultiplier, AuthFailureLimit: cfg.AuthFailureLimit,
-		TrustedProxies: cfg.TrustedProxies, Mailer: mailer, Verifier: newVerifier(svc, cfg, shared),
+		TrustedProxies: cfg.TrustedProxies, Mailer: mailer, Verifier: verifier,
 		Dashboard: web.New(svc, mailer, web.Options{Logger: logger, HTTPS: api.IsHTTPS}),
 	})
 	srv := &http.Server{
@@ -441,8 +442,9 @@ func Serve(ctx context.Context, cfg ServeConfig, operator string, stdout io.Writ
 	return err
 }
 
-// newVerifier is the one authentication policy, with its limits shared
-// through Redis when it is configured.
+// newVerifier is the one authentication policy, with its limits (the plan
+// limits, the message allowances sending spends and the failed-authentication
+// throttle) shared through Redis when it is configured.
 func newVerifier(svc *tokend.Service, cfg ServeConfig, shared *redislimits.Limits) *tokend.Verifier {
 	opts := tokend.VerifierOptions{TestRateMultiplier: cfg.TestRateMultiplier, AuthFailureLimit: cfg.AuthFailureLimit}
 	if shared != nil {

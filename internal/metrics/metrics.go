@@ -20,7 +20,7 @@ type Metrics struct {
 	Requests        *prometheus.CounterVec   // route, method, status
 	Latency         *prometheus.HistogramVec // route
 	AuthOutcomes    *prometheus.CounterVec   // outcome
-	RateLimited     *prometheus.CounterVec   // scope: account or address
+	RateLimited     *prometheus.CounterVec   // scope: account, messages or address
 	StoreErrors     *prometheus.CounterVec   // op
 	UsageFlushes    *prometheus.CounterVec   // result
 	Alerts          *prometheus.CounterVec   // type
@@ -46,7 +46,7 @@ func New() *Metrics {
 			Name: "tokend_auth_attempts_total", Help: "Authentication attempts by outcome: ok, missing, invalid, expired, throttled.",
 		}, []string{"outcome"}),
 		RateLimited: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "tokend_rate_limited_total", Help: "Requests refused with 429, by scope: account (plan limit) or address (failed authentication).",
+			Name: "tokend_rate_limited_total", Help: "Requests refused with 429, by scope: account (plan limit), messages (message allowance) or address (failed authentication).",
 		}, []string{"scope"}),
 		StoreErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "tokend_store_errors_total", Help: "Store operations that failed for a reason other than the caller's input.",

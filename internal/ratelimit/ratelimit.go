@@ -58,7 +58,8 @@ func (l *Limiter[K]) since(now time.Time) int64 { return int64(now.Sub(l.epoch))
 type Decision struct {
 	Allowed bool
 	Limit   int
-	// Remaining is how many more requests the key could make right now.
+	// Remaining is how many more requests (units) the key could make right
+	// now; when a TakeN is refused, the units left, fewer than it asked for.
 	Remaining int
 	// RetryAfter is how long to wait before the next request is allowed (0 when allowed).
 	RetryAfter time.Duration
@@ -80,19 +81,27 @@ func (l *Limiter[K]) cellOf(key K, create bool) *cell {
 
 // Take spends one request of key's limit at now if it conforms.
 func (l *Limiter[K]) Take(key K, limit int, now time.Time) Decision {
-	return l.decide(key, limit, now, true)
+	return l.decide(key, limit, 1, now, true)
+}
+
+// TakeN spends n units of key's limit at once (the recipients of one send,
+// say), all or none: they conform if, after them, the key is no more than
+// one period ahead of now. n above limit never conforms.
+func (l *Limiter[K]) TakeN(key K, limit, n int, now time.Time) Decision {
+	return l.decide(key, limit, max(n, 1), now, true)
 }
 
 // Peek reports whether key could take one request at now, without spending it.
 func (l *Limiter[K]) Peek(key K, limit int, now time.Time) Decision {
-	return l.decide(key, limit, now, false)
+	return l.decide(key, limit, 1, now, false)
 }
 
-func (l *Limiter[K]) decide(key K, limit int, now time.Time, spend bool) Decision {
-	if limit <= 0 {
+func (l *Limiter[K]) decide(key K, limit, n int, now time.Time, spend bool) Decision {
+	if limit <= 0 || n > limit {
 		return Decision{Limit: limit, RetryAfter: l.period, Reset: l.period}
 	}
 	interval := int64(l.period / time.Duration(limit))
+	cost := interval * int64(n)
 	period, t := int64(l.period), l.since(now)
 	for {
 		c := l.cellOf(key, spend)
@@ -104,10 +113,12 @@ func (l *Limiter[K]) decide(key K, limit int, now time.Time, spend bool) Decisio
 			}
 		}
 		tat := max(old, t)
-		next := tat + interval
+		next := tat + cost
 		// The request conforms if, after it, the key is no more than one period ahead of now.
 		if allowAt := next - period; t < allowAt {
-			return Decision{Limit: limit, RetryAfter: time.Duration(allowAt - t), Reset: time.Duration(tat - t)}
+			// What is left may be less than n but more than none.
+			return Decision{Limit: limit, Remaining: max(int((period-(tat-t))/interval), 0),
+				RetryAfter: time.Duration(allowAt - t), Reset: time.Duration(tat - t)}
 		}
 		if !spend {
 			next = tat
@@ -126,11 +137,14 @@ func (l *Limiter[K]) decide(key K, limit int, now time.Time, spend bool) Decisio
 // Refund gives back one request that Take spent for key at now, for a
 // reservation that turned out not to count (a throttle charged before a lookup
 // that then succeeded). It never gives a key more than a rested key has.
-func (l *Limiter[K]) Refund(key K, limit int, now time.Time) {
-	if limit <= 0 {
+func (l *Limiter[K]) Refund(key K, limit int, now time.Time) { l.RefundN(key, limit, 1, now) }
+
+// RefundN gives back n units that TakeN spent, as Refund gives back one.
+func (l *Limiter[K]) RefundN(key K, limit, n int, now time.Time) {
+	if limit <= 0 || n <= 0 {
 		return
 	}
-	interval := int64(l.period / time.Duration(limit))
+	interval := int64(l.period/time.Duration(limit)) * int64(n)
 	c := l.cellOf(key, false)
 	if c == nil {
 		return

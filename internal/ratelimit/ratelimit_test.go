@@ -155,3 +155,54 @@ func TestRefundGivesBackOneRequest(t *testing.T) {
 		t.Errorf("after refunds a rested key admitted %d, want its burst of 3", admitted)
 	}
 }
+
+// TakeN spends several units at once, all or none, at the same rate as
+// that many single takes.
+func TestTakeNSpendsAllOrNone(t *testing.T) {
+	l := New[string](time.Minute)
+	if d := l.TakeN("k", 100, 60, t0); !d.Allowed || d.Remaining != 40 || d.Limit != 100 {
+		t.Fatalf("60 of 100: %+v", d)
+	}
+	// 41 do not fit in the 40 left: refused, nothing spent, and the retry is
+	// when one more unit has come back (600 ms per unit at 100 a minute).
+	if d := l.TakeN("k", 100, 41, t0); d.Allowed || d.RetryAfter != 600*time.Millisecond || d.Remaining != 40 {
+		t.Fatalf("41 of the 40 left: %+v", d)
+	}
+	if d := l.TakeN("k", 100, 40, t0); !d.Allowed || d.Remaining != 0 {
+		t.Fatalf("the 40 left: %+v", d)
+	}
+	if d := l.Take("k", 100, t0); d.Allowed {
+		t.Fatalf("a single take after the whole limit: %+v", d)
+	}
+	// Ten units come back over 6 s.
+	if d := l.TakeN("k", 100, 10, t0.Add(6*time.Second)); !d.Allowed || d.Remaining != 0 {
+		t.Fatalf("10 after 6 s: %+v", d)
+	}
+	// More than the whole limit never conforms, even on a rested key.
+	if d := l.TakeN("rested", 100, 101, t0); d.Allowed {
+		t.Fatalf("101 of 100 on a rested key: %+v", d)
+	}
+	if d := l.TakeN("rested", 100, 100, t0); !d.Allowed || d.Remaining != 0 {
+		t.Fatalf("the whole limit on a rested key: %+v", d)
+	}
+}
+
+func TestRefundNGivesBackUnits(t *testing.T) {
+	l := New[string](time.Minute)
+	l.TakeN("k", 10, 10, t0)
+	l.RefundN("k", 10, 4, t0)
+	if d := l.TakeN("k", 10, 5, t0); d.Allowed {
+		t.Fatalf("5 after a refund of 4: %+v", d)
+	}
+	if d := l.TakeN("k", 10, 4, t0); !d.Allowed || d.Remaining != 0 {
+		t.Fatalf("the 4 refunded: %+v", d)
+	}
+	// Never beyond rested.
+	l.RefundN("k", 10, 100, t0)
+	if d := l.TakeN("k", 10, 10, t0); !d.Allowed {
+		t.Fatalf("after a large refund: %+v", d)
+	}
+	if d := l.Take("k", 10, t0); d.Allowed {
+		t.Fatalf("a refund made the key better than rested: %+v", d)
+	}
+}

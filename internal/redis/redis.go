@@ -1,6 +1,7 @@
 // Package redis holds tokend's limits in Redis, so that they hold across
-// every instance: the plan rate limits and the failed-authentication
-// throttle, each a GCRA decision made in one atomic script on Redis's clock.
+// every instance: the plan rate limits, the message allowances of sending
+// and the failed-authentication throttle, each a GCRA decision made in one
+// atomic script on Redis's clock.
 //
 // Redis being slow or down must not stall requests: every call is bounded by
 // a short timeout, and after a few failures in a row a circuit breaker stops
@@ -112,26 +113,31 @@ func (l *Limits) Close() error { return l.client.Close() }
 
 // take is GCRA, as internal/ratelimit decides it, on Redis's clock: a key
 // holds its theoretical arrival time in microseconds (written with %.0f: Lua
-// would print so large a number in exponent form); a request conforms if
-// after it the key is no more than one period ahead of now. It returns
-// allowed, remaining, retry-after and reset (microseconds).
+// would print so large a number in exponent form); a request of ARGV[3]
+// units (one, or a send's recipients) conforms if after it the key is no more
+// than one period ahead of now. It returns allowed, remaining, retry-after
+// and reset (microseconds).
 var take = redis.NewScript(`
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
 local interval = tonumber(ARGV[1])
 local period = tonumber(ARGV[2])
+local n = tonumber(ARGV[3] or '1')
 local tat = tonumber(redis.call('GET', KEYS[1]) or '0')
 if tat < now then tat = now end
-local nxt = tat + interval
+local nxt = tat + interval * n
 local allow_at = nxt - period
 if now < allow_at then
-  return {0, 0, allow_at - now, tat - now}
+  local left = math.floor((period - (tat - now)) / interval)
+  if left < 0 then left = 0 end
+  return {0, left, allow_at - now, tat - now}
 end
 redis.call('SET', KEYS[1], string.format('%.0f', nxt), 'PX', math.floor((nxt - now) / 1000) + 1)
 return {1, math.floor((period - (nxt - now)) / interval), 0, nxt - now}
 `)
 
-// refund gives one interval back, never beyond a rested key.
+// refund gives ARGV[1] microseconds back (one interval per unit), never
+// beyond a rested key.
 var refund = redis.NewScript(`
 local tat = tonumber(redis.call('GET', KEYS[1]))
 if not tat then return 0 end
@@ -150,17 +156,24 @@ const keyPrefix = "tokend:limit:"
 
 // Take spends one request of key's per-minute limit.
 func (l *Limits) Take(ctx context.Context, key string, limit int) (ratelimit.Decision, error) {
-	if limit <= 0 {
+	return l.TakeN(ctx, key, limit, 1)
+}
+
+// TakeN spends n units of key's per-minute limit at once, all or none; n
+// above limit never conforms.
+func (l *Limits) TakeN(ctx context.Context, key string, limit, n int) (ratelimit.Decision, error) {
+	n = max(n, 1)
+	if limit <= 0 || n > limit {
 		return ratelimit.Decision{Limit: limit, RetryAfter: period, Reset: period}, nil
 	}
 	// Microseconds on Redis's clock: a limit over 60 million a minute
 	// counts as 60 million.
 	interval := max(period/time.Duration(limit), time.Microsecond)
 	if !l.allowCall() {
-		return l.fallback(key, limit)
+		return l.fallback(key, limit, n)
 	}
 	cctx, cancel := context.WithTimeout(ctx, l.opts.Timeout)
-	res, err := take.Run(cctx, l.client, []string{keyPrefix + key}, interval.Microseconds(), period.Microseconds()).Int64Slice()
+	res, err := take.Run(cctx, l.client, []string{keyPrefix + key}, interval.Microseconds(), period.Microseconds(), n).Int64Slice()
 	cancel()
 	if err == nil && len(res) != 4 {
 		err = fmt.Errorf("unexpected script result %v", res)
@@ -170,7 +183,7 @@ func (l *Limits) Take(ctx context.Context, key string, limit int) (ratelimit.Dec
 			return ratelimit.Decision{}, ctx.Err() // the client left; not Redis's fault
 		}
 		l.failed(err)
-		return l.fallback(key, limit)
+		return l.fallback(key, limit, n)
 	}
 	l.succeeded()
 	return ratelimit.Decision{
@@ -181,17 +194,22 @@ func (l *Limits) Take(ctx context.Context, key string, limit int) (ratelimit.Dec
 
 // Refund gives back one request Take spent.
 func (l *Limits) Refund(ctx context.Context, key string, limit int) error {
-	if limit <= 0 {
+	return l.RefundN(ctx, key, limit, 1)
+}
+
+// RefundN gives back n units TakeN spent.
+func (l *Limits) RefundN(ctx context.Context, key string, limit, n int) error {
+	if limit <= 0 || n <= 0 {
 		return nil
 	}
 	interval := max(period/time.Duration(limit), time.Microsecond)
 	if !l.allowCall() {
-		l.local.Refund(key, limit, time.Now())
+		l.local.RefundN(key, limit, n, time.Now())
 		return nil
 	}
 	cctx, cancel := context.WithTimeout(ctx, l.opts.Timeout)
 	defer cancel()
-	if err := refund.Run(cctx, l.client, []string{keyPrefix + key}, interval.Microseconds()).Err(); err != nil && ctx.Err() == nil {
+	if err := refund.Run(cctx, l.client, []string{keyPrefix + key}, interval.Microseconds()*int64(n)).Err(); err != nil && ctx.Err() == nil {
 		l.failed(err)
 		return err
 	}
@@ -202,11 +220,11 @@ func (l *Limits) Refund(ctx context.Context, key string, limit int) error {
 // errUnavailable is what the closed policy answers while Redis cannot decide.
 var errUnavailable = errors.New("redis cannot decide the limit")
 
-func (l *Limits) fallback(key string, limit int) (ratelimit.Decision, error) {
+func (l *Limits) fallback(key string, limit, n int) (ratelimit.Decision, error) {
 	if l.opts.Policy == FailClosed {
 		return ratelimit.Decision{}, errUnavailable
 	}
-	return l.local.Take(key, limit, time.Now()), nil
+	return l.local.TakeN(key, limit, n, time.Now()), nil
 }
 
 // allowCall reports whether Redis may be called: the circuit is closed, or

@@ -144,3 +144,59 @@ func TestSlowRedisIsBounded(t *testing.T) {
 		t.Errorf("a take against a silent Redis took %v", took)
 	}
 }
+
+// TakeN spends several units at once across instances, all or none: a
+// message allowance of 100 admits exactly twenty sends of five recipients,
+// however they are spread.
+func TestTakeNHoldsAcrossInstances(t *testing.T) {
+	srv := testutil.Redis(t)
+	var instances []*redis.Limits
+	for range 3 {
+		instances = append(instances, newLimits(t, srv.URL, redis.Options{Timeout: 2 * time.Second}))
+	}
+	const limit, n = 100, 5
+	var admitted atomic.Int64
+	var wg sync.WaitGroup
+	for i := range 60 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			d, err := instances[i%3].TakeN(context.Background(), "messages:1:live", limit, n)
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			if d.Allowed {
+				admitted.Add(1)
+			}
+		}()
+	}
+	wg.Wait()
+	if got := admitted.Load(); got != limit/n {
+		t.Errorf("60 sends of %d over three instances admitted %d, want exactly %d", n, got, limit/n)
+	}
+	// Refused with what is left (nothing) and a retry of five units' time (3 s).
+	d, err := instances[0].TakeN(context.Background(), "messages:1:live", limit, n)
+	if err != nil || d.Allowed || d.Remaining != 0 || d.RetryAfter <= 2900*time.Millisecond || d.RetryAfter > 3*time.Second {
+		t.Errorf("after the allowance: %+v %v", d, err)
+	}
+	// A refund of 7 lets 5 through and leaves 2.
+	if err := instances[1].RefundN(context.Background(), "messages:1:live", limit, 7); err != nil {
+		t.Fatal(err)
+	}
+	d, _ = instances[2].TakeN(context.Background(), "messages:1:live", limit, n)
+	if !d.Allowed || d.Remaining != 2 {
+		t.Errorf("after a refund of 7: %+v", d)
+	}
+	// Refused with the 2 that are left.
+	if d, _ = instances[0].TakeN(context.Background(), "messages:1:live", limit, 3); d.Allowed || d.Remaining != 2 {
+		t.Errorf("3 of the 2 left: %+v", d)
+	}
+	// More than the whole limit never passes, even on a fresh key.
+	if d, err := instances[0].TakeN(context.Background(), "messages:2:live", limit, limit+1); err != nil || d.Allowed {
+		t.Errorf("more than the limit on a fresh key: %+v %v", d, err)
+	}
+	if d, err := instances[0].TakeN(context.Background(), "messages:2:live", limit, limit); err != nil || !d.Allowed || d.Remaining != 0 {
+		t.Errorf("the whole limit on a fresh key: %+v %v", d, err)
+	}
+}

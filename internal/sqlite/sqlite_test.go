@@ -33,7 +33,7 @@ func TestReopenKeepsData(t *testing.T) {
 		t.Fatal(err)
 	}
 	if err := s.Write(context.Background(), func(tx tokend.Tx) error {
-		return tx.CreateAccount(context.Background(), &tokend.Account{Name: "Acme", Plan: tokend.PlanFree, RateLimit: 100})
+		return tx.CreateAccount(context.Background(), &tokend.Account{Name: "Acme", Plan: tokend.PlanFree, RateLimit: 100, MessageLimit: 1000})
 	}); err != nil {
 		t.Fatal(err)
 	}

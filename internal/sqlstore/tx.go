@@ -90,21 +90,21 @@ func (x *Tx) LockAccount(ctx context.Context, id int64) error {
 // CreateAccount inserts a and sets its ID.
 func (x *Tx) CreateAccount(ctx context.Context, a *tokend.Account) error {
 	err := x.q.QueryRowContext(ctx,
-		`INSERT INTO accounts (name, plan, rate_limit, created_at) VALUES (?, ?, ?, ?) RETURNING id`,
-		a.Name, string(a.Plan), a.RateLimit, micros(a.CreatedAt)).Scan(&a.ID)
+		`INSERT INTO accounts (name, plan, rate_limit, message_limit, created_at) VALUES (?, ?, ?, ?, ?) RETURNING id`,
+		a.Name, string(a.Plan), a.RateLimit, a.MessageLimit, micros(a.CreatedAt)).Scan(&a.ID)
 	if err != nil {
 		return fmt.Errorf("insert account: %w", err)
 	}
 	return nil
 }
 
-const accountColumns = `id, name, plan, rate_limit, created_at`
+const accountColumns = `id, name, plan, rate_limit, message_limit, created_at`
 
 func scanAccount(row interface{ Scan(...any) error }) (tokend.Account, error) {
 	var a tokend.Account
 	var plan string
 	var created int64
-	err := row.Scan(&a.ID, &a.Name, &plan, &a.RateLimit, &created)
+	err := row.Scan(&a.ID, &a.Name, &plan, &a.RateLimit, &a.MessageLimit, &created)
 	a.Plan, a.CreatedAt = tokend.Plan(plan), fromMicros(created)
 	return a, err
 }
@@ -307,11 +307,11 @@ func (x *Tx) tokensWhere(ctx context.Context, where string, args ...any) ([]toke
 }
 
 // eachToken streams the tokens matching where, each with its permissions and
-// its account's rate limit, in ID order.
+// its account's rate limit and message allowance, in ID order.
 func (x *Tx) eachToken(ctx context.Context, where string, args []any, fn func(*tokend.Token) error) error {
 	rows, err := x.q.QueryContext(ctx,
 		`SELECT t.id, t.account_id, t.name, t.token_hash, t.last4, t.environment, t.created_by,
-		        t.created_at, t.expires_at, t.reset_at, t.last_used_at, a.rate_limit,
+		        t.created_at, t.expires_at, t.reset_at, t.last_used_at, a.rate_limit, a.message_limit,
 		        p.resource_type, p.resource_id, p.access_level
 		   FROM api_tokens t JOIN accounts a ON a.id = t.account_id
 		   LEFT JOIN token_permissions p ON p.token_id = t.id
@@ -329,7 +329,7 @@ func (x *Tx) eachToken(ctx context.Context, where string, args []any, fn func(*t
 		var ptype sql.NullString
 		var pid, plevel sql.NullInt64
 		if err := rows.Scan(&t.ID, &t.AccountID, &t.Name, &t.Hash, &t.Last4, &env, &t.CreatedBy,
-			&created, &expires, &reset, &lastUsed, &t.AccountLimit, &ptype, &pid, &plevel); err != nil {
+			&created, &expires, &reset, &lastUsed, &t.AccountLimit, &t.AccountMessageLimit, &ptype, &pid, &plevel); err != nil {
 			return fmt.Errorf("tokens: %w", err)
 		}
 		if cur == nil || cur.ID != t.ID {
@@ -368,9 +368,10 @@ func environment(s string) tokend.Environment {
 	return tokend.Live
 }
 
-// SetPlan changes an account's plan and rate limit.
-func (x *Tx) SetPlan(ctx context.Context, accountID int64, plan tokend.Plan, rateLimit int) error {
-	res, err := x.q.ExecContext(ctx, `UPDATE accounts SET plan = ?, rate_limit = ? WHERE id = ?`, string(plan), rateLimit, accountID)
+// SetPlan changes an account's plan, rate limit and message allowance.
+func (x *Tx) SetPlan(ctx context.Context, accountID int64, plan tokend.Plan, rateLimit, messageLimit int) error {
+	res, err := x.q.ExecContext(ctx, `UPDATE accounts SET plan = ?, rate_limit = ?, message_limit = ? WHERE id = ?`,
+		string(plan), rateLimit, messageLimit, accountID)
 	return expectOne(res, err, "account")
 }
 

@@ -68,10 +68,14 @@ func testAuthChanges(t *testing.T, s tokend.Store) {
 }
 
 // ForEachToken visits every token unexpired at now, in ID order, with its
-// permissions in order and its account's limit.
+// permissions in order and its account's limits.
 func testForEachToken(t *testing.T, s tokend.Store) {
 	a := newAccount(t, s, "Acme")
 	b := newAccount(t, s, "Beta")
+	b.Plan, b.RateLimit, b.MessageLimit = tokend.PlanEnterprise, 7, 77
+	write(t, s, func(tx tokend.Tx) error {
+		return tx.SetPlan(context.Background(), b.ID, b.Plan, b.RateLimit, b.MessageLimit)
+	})
 	perms := []tokend.Permission{
 		{ResourceType: tokend.ResourceSandbox, ResourceID: 5, Level: tokend.Admin},
 		{ResourceType: tokend.ResourceAccount, ResourceID: a.ID, Level: tokend.Viewer},
@@ -103,6 +107,9 @@ func testForEachToken(t *testing.T, s tokend.Store) {
 	assertToken(t, seen[0], first)
 	if seen[0].AccountLimit != a.RateLimit || seen[1].AccountLimit != b.RateLimit {
 		t.Errorf("account limits %d, %d; want %d, %d", seen[0].AccountLimit, seen[1].AccountLimit, a.RateLimit, b.RateLimit)
+	}
+	if seen[0].AccountMessageLimit != a.MessageLimit || seen[1].AccountMessageLimit != b.MessageLimit {
+		t.Errorf("account message limits %d, %d; want %d, %d", seen[0].AccountMessageLimit, seen[1].AccountMessageLimit, a.MessageLimit, b.MessageLimit)
 	}
 }
 

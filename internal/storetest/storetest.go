@@ -71,7 +71,7 @@ func read(t *testing.T, s tokend.Store, fn func(tokend.Tx) error) {
 
 func newAccount(t *testing.T, s tokend.Store, name string) *tokend.Account {
 	t.Helper()
-	a := &tokend.Account{Name: name, Plan: tokend.PlanPro, RateLimit: 1000, CreatedAt: t0}
+	a := &tokend.Account{Name: name, Plan: tokend.PlanPro, RateLimit: 1000, MessageLimit: 10_000, CreatedAt: t0}
 	write(t, s, func(tx tokend.Tx) error { return tx.CreateAccount(context.Background(), a) })
 	return a
 }
@@ -375,22 +375,40 @@ func testSerialized(t *testing.T, s tokend.Store) {
 func testPlan(t *testing.T, s tokend.Store) {
 	a := newAccount(t, s, "Acme")
 	tok := newToken(t, s, a.ID)
-	write(t, s, func(tx tokend.Tx) error { return tx.SetPlan(context.Background(), a.ID, tokend.PlanEnterprise, 5000) })
 	got, err := s.TokenByHash(context.Background(), tok.Hash)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got.AccountLimit != 5000 {
-		t.Errorf("AccountLimit = %d, want 5000", got.AccountLimit)
+	if got.AccountLimit != 1000 || got.AccountMessageLimit != 10_000 {
+		t.Errorf("limits as created: AccountLimit = %d, AccountMessageLimit = %d; want 1000 and 10000", got.AccountLimit, got.AccountMessageLimit)
+	}
+	write(t, s, func(tx tokend.Tx) error {
+		return tx.SetPlan(context.Background(), a.ID, tokend.PlanEnterprise, 5000, 250_000)
+	})
+	if got, err = s.TokenByHash(context.Background(), tok.Hash); err != nil {
+		t.Fatal(err)
+	}
+	if got.AccountLimit != 5000 || got.AccountMessageLimit != 250_000 {
+		t.Errorf("AccountLimit = %d, AccountMessageLimit = %d; want 5000 and 250000", got.AccountLimit, got.AccountMessageLimit)
 	}
 	read(t, s, func(tx tokend.Tx) error {
 		acct, err := tx.Account(context.Background(), a.ID)
-		if err == nil && (acct.Plan != tokend.PlanEnterprise || acct.RateLimit != 5000) {
+		if err == nil && (acct.Plan != tokend.PlanEnterprise || acct.RateLimit != 5000 || acct.MessageLimit != 250_000) {
 			t.Errorf("account = %+v", acct)
 		}
-		return err
+		list, lerr := tx.Accounts(context.Background())
+		if lerr == nil && (len(list) != 1 || list[0].MessageLimit != 250_000) {
+			t.Errorf("accounts = %+v", list)
+		}
+		return errors.Join(err, lerr)
 	})
-	err = s.Write(context.Background(), func(tx tokend.Tx) error { return tx.SetPlan(context.Background(), 999, tokend.PlanPro, 1000) })
+	// The schema refuses an allowance that is not positive.
+	if err := s.Write(context.Background(), func(tx tokend.Tx) error {
+		return tx.SetPlan(context.Background(), a.ID, tokend.PlanEnterprise, 5000, 0)
+	}); err == nil {
+		t.Error("SetPlan stored a message limit of 0")
+	}
+	err = s.Write(context.Background(), func(tx tokend.Tx) error { return tx.SetPlan(context.Background(), 999, tokend.PlanPro, 1000, 10_000) })
 	if tokend.ErrorCode(err) != tokend.ENOTFOUND {
 		t.Errorf("SetPlan of a missing account: %v", err)
 	}

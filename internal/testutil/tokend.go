@@ -63,7 +63,7 @@ func Tokend(t testing.TB, opts TokendOptions) *TokendServer {
 	if limit <= 0 {
 		limit = 1_000_000
 	}
-	if _, err := svc.SetPlan(ctx, acct.ID, tokend.PlanEnterprise, limit, "tests"); err != nil {
+	if _, err := svc.SetPlan(ctx, acct.ID, tokend.PlanEnterprise, limit, 0, "tests"); err != nil {
 		t.Fatal(err)
 	}
 	return &TokendServer{URL: srv.URL, Svc: svc, Store: store, AccountID: acct.ID, Admin: admin, srv: srv}

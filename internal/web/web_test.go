@@ -51,7 +51,7 @@ func newEnv(t *testing.T) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := e.svc.SetPlan(ctx, a.ID, tokend.PlanEnterprise, 1_000_000, "ops"); err != nil {
+	if _, err := e.svc.SetPlan(ctx, a.ID, tokend.PlanEnterprise, 1_000_000, 0, "ops"); err != nil {
 		t.Fatal(err)
 	}
 	e.acme, e.admin = a.ID, tok.Value
