@@ -16,7 +16,7 @@ import (
 // once, with its webhook delivery (when --alert-webhook is set) written in the
 // same transaction as an outbox job, which the returned runner delivers. The
 // runner is nil without a webhook; it must run for as long as the server does.
-func newAlerts(ctx context.Context, cfg ServeConfig, svc *tokend.Service, m *metrics.Metrics, logger *slog.Logger) (*alert.Monitor, *jobs.Runner) {
+func newAlerts(ctx context.Context, cfg ServeConfig, svc *tokend.Service, m *metrics.Metrics, logger *slog.Logger) (*alert.Monitor, *jobs.Runner, tokend.DomainOptions) {
 	var webhook *alert.Webhook
 	var deliveries *jobs.Runner
 	if cfg.AlertWebhook != "" {
@@ -51,5 +51,26 @@ func newAlerts(ctx context.Context, cfg ServeConfig, svc *tokend.Service, m *met
 		Raised:      func(typ string) { m.Alerts.WithLabelValues(typ).Inc() },
 		Dropped:     func(string) { m.AlertDeliveries.WithLabelValues("dropped").Inc() },
 	})
-	return monitor, deliveries
+	// Alerts raised by the domain checks (a domain that lost its
+	// verification) go out through the same webhook.
+	domainAlerts := tokend.DomainOptions{
+		Alert: func(e *tokend.AuditEvent) ([]*tokend.Job, error) {
+			m.Alerts.WithLabelValues(e.Action[len(tokend.ActionAlertPrefix):]).Inc()
+			if webhook == nil {
+				return nil, nil
+			}
+			msg, _ := e.Details["message"].(string)
+			j, err := webhook.Job(alert.Event{Type: e.Action[len(tokend.ActionAlertPrefix):], At: e.At, Message: msg, AccountID: e.AccountID})
+			if err != nil {
+				return nil, err
+			}
+			return []*tokend.Job{j}, nil
+		},
+		Alerted: func() {
+			if deliveries != nil {
+				deliveries.Notify()
+			}
+		},
+	}
+	return monitor, deliveries, domainAlerts
 }

@@ -58,6 +58,8 @@ func init() {
 			"change an account's plan (enterprise takes custom limits: requests and messages per minute)", accountSetPlan, nil},
 		{"token create", "--account ID --name N [--json]", "mint an account-admin token into an existing account: the recovery when its only admin token is lost", tokenCreate, nil},
 		{"token revoke", "ID [--force]", "delete a token; running servers refuse it within a second", tokenRevoke, nil},
+		{"domain verify", "ID [--dns-resolver HOST:PORT] [--spf MECHANISM] [--json]", "check a sending domain's DNS records now and show what was found", domainVerify, nil},
+		{"domain trust", "ID [--undo]", "let a sending domain send whatever its DNS says, for internal use (audited); --undo takes it back", domainTrust, nil},
 		{"user create", "--account ID --email E [--name N] [--role admin|viewer] --password-stdin", "create a person who signs in to the dashboard, reading the password from standard input", nil, userCreate},
 		{"user list", "[--json]", "list the people who sign in to the dashboard", userList, nil},
 		{"user delete", "ID", "delete a user; their sessions end at once", userDelete, nil},
@@ -97,6 +99,9 @@ func usage() string {
 	return b.String()
 }
 
+// groups are the commands that take a subcommand.
+var groups = map[string]bool{"account": true, "token": true, "domain": true, "user": true}
+
 // Run runs the tokend command line with args (args[0] is the program name).
 // It returns a *UsageError for wrong usage; errors are not printed, except usage.
 func Run(ctx context.Context, args []string, getenv Env, stdin io.Reader, stdout, stderr io.Writer) error {
@@ -114,9 +119,9 @@ func Run(ctx context.Context, args []string, getenv Env, stdin io.Reader, stdout
 		fmt.Fprint(stdout, usage())
 	case args[1] == "--version":
 		err = printVersion(ctx, nil, getenv, stdout, stderr)
-	case (args[1] == "account" || args[1] == "token" || args[1] == "user") && len(args) == 2:
+	case groups[args[1]] && len(args) == 2:
 		err = &UsageError{fmt.Sprintf("%s needs a subcommand: %s", args[1], subcommands(args[1]))}
-	case args[1] == "account" || args[1] == "token" || args[1] == "user":
+	case groups[args[1]]:
 		err = &UsageError{fmt.Sprintf("unknown command %q (%s takes %s)", args[1]+" "+args[2], args[1], subcommands(args[1]))}
 	default:
 		fmt.Fprint(stderr, usage())
@@ -179,7 +184,7 @@ func newFlagSet(name string, stderr io.Writer) *flag.FlagSet {
 // perInvocation are flags that say what to do rather than how tokend is set
 // up: they are never read from the environment, so that a stray TOKEND_NAME
 // cannot rename what an operator creates.
-var perInvocation = map[string]bool{"name": true, "plan": true, "json": true, "rate-limit": true, "message-limit": true, "account": true, "force": true}
+var perInvocation = map[string]bool{"name": true, "plan": true, "json": true, "rate-limit": true, "message-limit": true, "account": true, "force": true, "undo": true}
 
 // envVar is the environment variable a flag is read from, or "" for none.
 func envVar(f *flag.Flag) string {

@@ -82,7 +82,7 @@ const (
 // verifier (the server's, so that they are shared as its plan limits are),
 // and with a relay the dispatcher that delivers its outbox jobs (nil without
 // one; it must run as long as the server).
-func newMailer(ctx context.Context, cfg ServeConfig, svc *tokend.Service, verifier *tokend.Verifier, m *metrics.Metrics, logger *slog.Logger) (*tokend.Mailer, *jobs.Runner, *mail.Relay, error) {
+func newMailer(ctx context.Context, cfg ServeConfig, svc *tokend.Service, verifier *tokend.Verifier, m *metrics.Metrics, logger *slog.Logger) (*tokend.Mailer, []*jobs.Runner, *mail.Relay, error) {
 	var relay *mail.Relay
 	if cfg.SMTPRelay != "" {
 		var err error
@@ -90,13 +90,23 @@ func newMailer(ctx context.Context, cfg ServeConfig, svc *tokend.Service, verifi
 			return nil, nil, nil, &UsageError{"--smtp-relay: " + err.Error()}
 		}
 	}
-	var runner *jobs.Runner
+	noticeFrom, err := tokend.ParseNoticeAddress(cfg.NoticeFrom)
+	if err != nil {
+		return nil, nil, nil, &UsageError{"--notice-from: " + err.Error()}
+	}
+	var runner, notices *jobs.Runner
 	mailer := tokend.NewMailer(svc, mail.Composer{}, tokend.MailerOptions{
-		Verifier: verifier,
-		Deliver:  relay != nil,
+		Verifier:   verifier,
+		Deliver:    relay != nil,
+		NoticeFrom: noticeFrom,
 		Notify: func() {
 			if runner != nil {
 				runner.Notify()
+			}
+		},
+		NotifyNotice: func() {
+			if notices != nil {
+				notices.Notify()
 			}
 		},
 		Observe: func(event string, n int) { m.Emails.WithLabelValues(event).Add(float64(n)) },
@@ -123,6 +133,10 @@ func newMailer(ctx context.Context, cfg ServeConfig, svc *tokend.Service, verifi
 			}
 		},
 	}, d.Deliver)
+	notices = jobs.New(svc.Outbox(), jobs.Options{
+		Kind: tokend.NoticeJob, Workers: 1, Attempts: 1 << 30, MaxAge: cfg.SMTPRetryFor,
+		Backoff: emailBackoff, MaxBackoff: emailMaxBackoff, Timeout: emailTimeout, Lease: emailLease, Logger: logger,
+	}, d.DeliverNotice)
 	logger.Info("email delivery on", "relay", relay.String(), "retry_for", cfg.SMTPRetryFor)
-	return mailer, runner, relay, nil
+	return mailer, []*jobs.Runner{runner, notices}, relay, nil
 }

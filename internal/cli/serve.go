@@ -55,6 +55,12 @@ type ServeConfig struct {
 	SMTPRetryFor   time.Duration
 	SPF            string
 	SecretsKeyFile string
+	// NoticeFrom is the sender of tokend's own mail (domain setup instructions).
+	NoticeFrom string
+	// DNSResolver is the DNS server domain checks ask ("" for the system's);
+	// DNSRecheck how often verified domains are checked again.
+	DNSResolver string
+	DNSRecheck  time.Duration
 
 	// Redis, when set, holds the limits across instances.
 	Redis     string
@@ -86,6 +92,9 @@ func serveFlags(cfg *ServeConfig, stderr io.Writer) *flag.FlagSet {
 	fs.StringVar(&cfg.SMTPRelay, "smtp-relay", "", "SMTP relay live email is delivered through: smtp://[user:pass@]host[:port] (STARTTLS when offered) or smtps://... (TLS); without it, live sends answer 503")
 	fs.DurationVar(&cfg.SMTPRetryFor, "smtp-retry-for", 24*time.Hour, "how long a message the relay defers is retried before it is given up")
 	fs.StringVar(&cfg.SPF, "spf", "", "SPF mechanism for the relay shown in sending domains' DNS records, such as include:_spf.relay.example (default: a mx)")
+	fs.StringVar(&cfg.NoticeFrom, "notice-from", "tokend <no-reply@localhost.localdomain>", "sender of tokend's own mail, such as domain setup instructions: an address your relay accepts")
+	fs.StringVar(&cfg.DNSResolver, "dns-resolver", "", "DNS server sending domains' records are checked with, HOST:PORT (default: the system's resolvers)")
+	fs.DurationVar(&cfg.DNSRecheck, "dns-recheck", time.Hour, "how often verified sending domains' DNS records are checked again (a domain whose records are gone twice in a row loses its verification)")
 	fs.StringVar(&cfg.Redis, "redis", "", "Redis that holds the plan limits and the failed-authentication throttle across instances: redis://[user:pass@]host:port[/db]; without it they count per instance")
 	fs.StringVar(&cfg.RedisFail, "redis-fail", "open", "when Redis is slow or down: open (count in this instance meanwhile) or closed (refuse with 503)")
 	fs.StringVar(&cfg.SecretsKeyFile, "secrets-key-file", "", "file with the key that seals DKIM private keys, created on first start (default: the database path + .key)")
@@ -237,8 +246,21 @@ func Serve(ctx context.Context, cfg ServeConfig, operator string, stdout io.Writ
 	} else if n > 0 {
 		logger.Info("made DKIM keys for sending domains that had none; publish their DNS records", "domains", n)
 	}
+	if n, err := svc.EnsureDomainDNS(ctx); err != nil {
+		return fmt.Errorf("prepare DNS checks: %w", err)
+	} else if n > 0 {
+		logger.Warn("sending domains made before DNS verification start unverified: live keys send from them once their records pass "+
+			"(POST .../sending_domains/{id}/verify, or tokend domain trust ID for internal domains)", "domains", n)
+	}
+	if cfg.DNSRecheck < time.Second {
+		return &UsageError{"--dns-recheck: must be at least 1s"}
+	}
+	resolver, err := newResolver(cfg.DNSResolver)
+	if err != nil {
+		return err
+	}
 	verifier := newVerifier(svc, cfg, shared)
-	mailer, dispatcher, relay, err := newMailer(ctx, cfg, svc, verifier, m, logger)
+	mailer, dispatchers, relay, err := newMailer(ctx, cfg, svc, verifier, m, logger)
 	if err != nil {
 		return err
 	}
@@ -272,15 +294,17 @@ func Serve(ctx context.Context, cfg ServeConfig, operator string, stdout io.Writ
 	if err != nil {
 		return fmt.Errorf("listen: %w", err)
 	}
-	monitor, deliveries := newAlerts(ctx, cfg, svc, m, logger)
+	monitor, deliveries, domainOpts := newAlerts(ctx, cfg, svc, m, logger)
 	monitor.Start()
+	domainOpts.Resolver, domainOpts.Recheck = resolver, cfg.DNSRecheck
+	domains := tokend.NewDomains(svc, mailer, domainOpts)
 	streamsDone := make(chan struct{})
 	handler := api.NewServer(svc, api.Options{
 		Done:   streamsDone,
 		Logger: logger, Metrics: m, Alerts: monitor, ServeMetrics: cfg.MetricsAddr == "",
 		TestRateMultiplier: cfg.TestRateMultiplier, AuthFailureLimit: cfg.AuthFailureLimit,
-		TrustedProxies: cfg.TrustedProxies, Mailer: mailer, Verifier: verifier,
-		Dashboard: web.New(svc, mailer, web.Options{Logger: logger, HTTPS: api.IsHTTPS}),
+		TrustedProxies: cfg.TrustedProxies, Mailer: mailer, Verifier: verifier, Domains: domains,
+		Dashboard: web.New(svc, mailer, web.Options{Logger: logger, HTTPS: api.IsHTTPS, Domains: domains}),
 	})
 	srv := &http.Server{
 		Handler:           handler,
@@ -339,7 +363,7 @@ func Serve(ctx context.Context, cfg ServeConfig, operator string, stdout io.Writ
 			}
 		}()
 	}
-	for _, r := range []*jobs.Runner{deliveries, dispatcher} {
+	for _, r := range append([]*jobs.Runner{deliveries}, dispatchers...) {
 		if r != nil {
 			wg.Add(1)
 			go func() {
@@ -351,6 +375,18 @@ func Serve(ctx context.Context, cfg ServeConfig, operator string, stdout io.Writ
 	if shared != nil {
 		every(time.Minute, func(context.Context) { shared.Sweep(time.Now()) })
 	}
+	// DNS checks: new domains often, then hourly; verified ones every
+	// --dns-recheck. Each process claims the domains it checks.
+	checkDomains := func(ctx context.Context) {
+		if n, err := domains.CheckDue(ctx); err != nil && ctx.Err() == nil {
+			logger.Error("checking sending domains' DNS", "err", err)
+		} else if n > 0 {
+			logger.Debug("checked sending domains' DNS", "domains", n)
+		}
+	}
+	wg.Add(1)
+	go func() { defer wg.Done(); checkDomains(bgCtx) }() // the first round at once, without holding up the start
+	every(min(15*time.Second, cfg.DNSRecheck), checkDomains)
 	if isPostgres(cfg.DB) {
 		// The backstop of the change feed: whatever it could ever have missed
 		// is looked up afresh at least this often.

@@ -3,6 +3,7 @@ package mail
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 
@@ -44,6 +45,22 @@ func (d *Dispatcher) Deliver(ctx context.Context, j tokend.Job) error {
 		return err
 	}
 	err = d.Relay.Send(ctx, del.MailFrom, del.Recipient, msg)
+	var perm *PermanentError
+	if errors.As(err, &perm) {
+		return jobs.Permanent(err)
+	}
+	return err
+}
+
+// DeliverNotice is the jobs.Handler of tokend.NoticeJob jobs: tokend's own
+// mail, sent as rendered (it carries its own Message-ID and is not signed
+// with a customer's key). A relay's 5xx reply is permanent.
+func (d *Dispatcher) DeliverNotice(ctx context.Context, j tokend.Job) error {
+	var n tokend.Notice
+	if err := json.Unmarshal(j.Payload, &n); err != nil {
+		return jobs.Permanent(fmt.Errorf("decode notice: %w", err))
+	}
+	err := d.Relay.Send(ctx, n.MailFrom, n.Recipient, n.Raw)
 	var perm *PermanentError
 	if errors.As(err, &perm) {
 		return jobs.Permanent(err)

@@ -59,6 +59,9 @@ type Options struct {
 	// through a trusted proxy), for the session cookie's Secure flag.
 	HTTPS func(r *http.Request) bool
 	Now   func() time.Time // the clock; time.Now if nil
+	// Domains checks sending domains' DNS records for the domain page's
+	// "Re-check DNS Records"; nil: one without a resolver.
+	Domains *tokend.Domains
 }
 
 // Server is the dashboard. Create it with New; its routes join the API's mux.
