@@ -23,11 +23,13 @@ import (
 	"time"
 
 	"github.com/chromedp/cdproto/accessibility"
+	"github.com/chromedp/cdproto/browser"
 	"github.com/chromedp/cdproto/cdp"
 	"github.com/chromedp/cdproto/dom"
 	"github.com/chromedp/chromedp"
 
 	"github.com/tokend/tokend/internal/openapitest"
+	"github.com/tokend/tokend/internal/testutil"
 )
 
 // The browser test drives the dashboard of a real "tokend serve" in headless
@@ -52,7 +54,8 @@ const blankedToken = "tk_live_••••••••••••••••�
 func TestDashboardInABrowser(t *testing.T) {
 	chromium := browserPath(t)
 	db := filepath.Join(t.TempDir(), "tokend.db")
-	s := startServe(t, nil, "--db", db)
+	dnsServer := testutil.StartDNS(t) // the DNS that sending domains' records are checked against
+	s := startServe(t, nil, "--db", db, "--dns-resolver", dnsServer.Addr())
 	admin := s.waitToken(t)
 	var link string
 	for deadline := time.Now().Add(10 * time.Second); link == "" && time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
@@ -132,8 +135,55 @@ func TestDashboardInABrowser(t *testing.T) {
 	d.blankToken()
 	d.screenshot("sending-domains")
 	d.open(s.url+"/domains", http.StatusOK)
-	d.wantMain("example.com")
+	d.wantMain("example.com", "Not verified: live keys cannot send from it")
 	d.lacksSecret(domainToken)
+
+	// 3b. The domain's page: not verified, and each record's status (new
+	// domains are checked in the background too, so a record is unchecked
+	// or already missing). Copy a record's value; publish every record in
+	// DNS as shown; "Re-check DNS Records" finds them all, and the domain is
+	// verified.
+	d.press("link", "example.com", http.StatusOK)
+	domainPath := fmt.Sprintf("/domains/%d", domainID)
+	d.wantPath(domainPath)
+	d.wantTitle("example.com")
+	d.wantText("main .domain-status", "Not verified: live keys cannot send from it")
+	records := d.dnsRecords()
+	for _, r := range records {
+		if r.Status != "Unchecked" && r.Status != "Missing" {
+			d.failf("before anything is published, the %s record shows %q", r.Label, r.Status)
+		}
+	}
+	dkim := records[2]
+	if got := d.copied("Copy DKIM record value"); got != dkim.Value {
+		d.failf("Copy DKIM record value put %q on the clipboard, want %q", got, dkim.Value)
+	}
+	for _, r := range records {
+		dnsServer.SetTXT(r.Name, []string{r.Value})
+	}
+	d.press("button", "Re-check DNS Records", http.StatusOK)
+	d.wantPath(domainPath)
+	d.wantStatus("Every DNS record of example.com passes: it is verified, and live keys can send from it.")
+	d.wantText("main .domain-status", "Verified since")
+	if text := d.text("main .domain-status"); strings.Contains(text, "Not verified") {
+		d.failf("the verified domain's status says %q", text)
+	}
+	for _, r := range d.dnsRecords() {
+		if r.Status != "Pass" {
+			d.failf("after publishing, the %s record shows %q, want Pass", r.Label, r.Status)
+		}
+	}
+	d.screenshot("sending-domain")
+	code, body = dashAPI(t, fmt.Sprintf("%s/api/accounts/1/sending_domains/%d", s.url, domainID), domainToken)
+	var verified struct {
+		DNSVerified bool   `json:"dns_verified"`
+		Compliance  string `json:"compliance_status"`
+	}
+	if code != 200 || json.Unmarshal([]byte(body), &verified) != nil || !verified.DNSVerified || verified.Compliance != "compliant" {
+		t.Fatalf("GET the domain after the re-check: %d %s; want it verified", code, body)
+	}
+	d.press("link", "Back to Sending Domains", http.StatusOK)
+	d.wantMain("Verified since")
 
 	// 4. Add Token: a live token, admin of the domain and viewer of the account.
 	d.press("link", "Settings > API Tokens", http.StatusOK)
@@ -573,6 +623,55 @@ func (d *dashboard) menu(token, item string) {
 	nodes := runStep(d, "the menu of "+token, chromedp.Nodes(chromedp.CSS("details.menu[open]")))
 	d.navigate("menu item "+strconv.Quote(item)+" of "+token, http.StatusOK,
 		chromedp.Click(label("menuitem", item), named("menuitem", item), chromedp.FromNode(nodes[0])))
+}
+
+// shownRecord is a DNS record as a sending domain's page shows it.
+type shownRecord struct {
+	Label, Status, Name, Value string
+}
+
+// dnsRecords reads the DNS records table of a sending domain's page, and
+// checks that it lists the ownership record first.
+func (d *dashboard) dnsRecords() []shownRecord {
+	d.t.Helper()
+	records := runStep(d, "read the DNS records", chromedp.Evaluate[[]shownRecord](`Array.from(document.querySelectorAll("main table.records tbody tr"), tr => ({
+		Label: tr.cells[0].innerText.trim(),
+		Status: tr.querySelector(".badge").innerText.trim(),
+		Name: tr.querySelector('code[id$="-name"]').textContent,
+		Value: tr.querySelector('code[id$="-value"]').textContent,
+	}))`))
+	var labels []string
+	for _, r := range records {
+		labels = append(labels, r.Label)
+	}
+	if strings.Join(labels, ",") != "Verification,SPF,DKIM,DMARC" {
+		d.failf("the DNS records are %q, want Verification, SPF, DKIM and DMARC, in that order", labels)
+	}
+	return records
+}
+
+// copied clicks the Copy button with this accessible name, waits for it to
+// say it copied, and returns what is then on the clipboard.
+func (d *dashboard) copied(button string) string {
+	d.t.Helper()
+	u, err := url.Parse(d.location())
+	if err != nil {
+		d.failf("%v", err)
+	}
+	origin := u.Scheme + "://" + u.Host
+	d.step("let the page use the clipboard", func(ctx context.Context, _ *chromedp.Target) (chromedp.Void, error) {
+		for _, name := range []string{"clipboard-read", "clipboard-write"} {
+			if _, err := cdp.Call(ctx, chromedp.FromContext(ctx).Browser, browser.SetPermission, browser.SetPermissionParams{
+				Permission: &browser.PermissionDescriptor{Name: name}, Setting: browser.PermissionSettingGranted, Origin: origin}); err != nil {
+				return chromedp.Void{}, err
+			}
+		}
+		return chromedp.Void{}, nil
+	})
+	done := "Copied" + strings.TrimPrefix(button, "Copy")
+	d.step("click "+label("button", button), chromedp.Click(label("button", button), named("button", button)),
+		chromedp.WaitVisible(label("button", done), named("button", done)))
+	return runStep(d, "read the clipboard", chromedp.Evaluate[string](`navigator.clipboard.readText()`, chromedp.EvalAwaitPromise))
 }
 
 // row returns the cells of the token list's row for the token with this name.

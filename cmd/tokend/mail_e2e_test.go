@@ -40,16 +40,26 @@ func mailAccount(t *testing.T, db string) (int64, string) {
 	return out.Account.ID, out.APIToken.Token
 }
 
-// dkimRecord creates a sending domain and returns its DKIM record's name and value.
-func dkimRecord(t *testing.T, url string, account int64, token, domain string) (string, string) {
+// dkimRecord creates a sending domain, publishes its records in dns (which
+// the server asks: --dns-resolver), has tokend verify them, and returns its
+// DKIM record's name and value.
+func dkimRecord(t *testing.T, url string, account int64, token, domain string, dns *testutil.DNSServer) (string, string) {
 	t.Helper()
 	code, body := call(t, "POST", fmt.Sprintf("%s/api/accounts/%d/sending_domains", url, account), token,
 		`{"sending_domain": {"domain_name": "`+domain+`"}}`)
 	var d struct {
+		ID         int64
 		DNSRecords []struct{ Key, Domain, Value string } `json:"dns_records"`
 	}
 	if code != 200 || json.Unmarshal([]byte(body), &d) != nil {
 		t.Fatalf("create domain: %d %s", code, body)
+	}
+	for _, r := range d.DNSRecords {
+		dns.AddTXT(r.Domain, r.Value)
+	}
+	code, body = call(t, "POST", fmt.Sprintf("%s/api/accounts/%d/sending_domains/%d/verify", url, account, d.ID), token, "")
+	if code != 200 || !strings.Contains(body, `"dns_verified":true`) {
+		t.Fatalf("verify domain with its records published: %d %s", code, body)
 	}
 	for _, r := range d.DNSRecords {
 		if r.Key == "dkim" {
@@ -90,8 +100,9 @@ func TestServeDeliversSignedMailThroughTheRelay(t *testing.T) {
 	dir := t.TempDir()
 	db := filepath.Join(dir, "mail.db")
 	account, admin := mailAccount(t, db)
-	s := startServe(t, []string{relayURL}, "--db", db)
-	name, value := dkimRecord(t, s.url, account, admin, "mail.example.com")
+	dns := testutil.StartDNS(t)
+	s := startServe(t, []string{relayURL}, "--db", db, "--dns-resolver", dns.Addr())
+	name, value := dkimRecord(t, s.url, account, admin, "mail.example.com", dns)
 	code, body := call(t, "POST", s.url+"/api/send", admin, sendBody("news@mail.example.com", "ann@example.org"))
 	if code != 200 {
 		t.Fatalf("send: %d %s", code, body)
@@ -116,7 +127,7 @@ func TestServeDeliversSignedMailThroughTheRelay(t *testing.T) {
 		t.Errorf("the log holds a secret, or does not name the relay:\n%s", logs)
 	}
 
-	s = startServe(t, []string{relayURL}, "--db", db)
+	s = startServe(t, []string{relayURL}, "--db", db, "--dns-resolver", dns.Addr())
 	if code, body := call(t, "POST", s.url+"/api/send", admin, sendBody("news@mail.example.com", "bob@example.org")); code != 200 {
 		t.Fatalf("send after restart: %d %s", code, body)
 	}
@@ -172,8 +183,9 @@ func TestKilledDuringSendsDeliversEveryAcceptedMessage(t *testing.T) {
 	relay := testutil.StartSMTP(t, testutil.SMTPOptions{Delay: 5 * time.Millisecond})
 	db := filepath.Join(t.TempDir(), "kill.db")
 	account, admin := mailAccount(t, db)
-	s := startServe(t, nil, "--db", db, "--smtp-relay", "smtp://"+relay.Addr)
-	dkimRecord(t, s.url, account, admin, "example.com")
+	dns := testutil.StartDNS(t)
+	s := startServe(t, nil, "--db", db, "--smtp-relay", "smtp://"+relay.Addr, "--dns-resolver", dns.Addr())
+	dkimRecord(t, s.url, account, admin, "example.com", dns)
 
 	var mu sync.Mutex
 	accepted := map[string]bool{}
@@ -223,7 +235,7 @@ func TestKilledDuringSendsDeliversEveryAcceptedMessage(t *testing.T) {
 	t.Logf("%d messages accepted before kill -9, %d delivered by then, %d refused", n, before, refused.Load())
 
 	restart := time.Now()
-	s = startServe(t, nil, "--db", db, "--smtp-relay", "smtp://"+relay.Addr)
+	s = startServe(t, nil, "--db", db, "--smtp-relay", "smtp://"+relay.Addr, "--dns-resolver", dns.Addr())
 	deadline := time.Now().Add(90 * time.Second)
 	for {
 		delivered := map[string]int{}

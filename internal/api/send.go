@@ -184,6 +184,9 @@ type batchItemJSON struct {
 	Success    bool     `json:"success"`
 	MessageIDs []string `json:"message_ids,omitempty"`
 	Errors     []string `json:"errors,omitempty"`
+	// Code is tokend's machine-readable reason, where it has one (such as
+	// domain_not_verified); Mailtrap's clients ignore it.
+	Code string `json:"code,omitempty"`
 }
 
 // sandboxID is the {inbox_id} of a sandbox send, 0 on the transactional routes.
@@ -274,7 +277,7 @@ func (s *Server) batch(w http.ResponseWriter, r *http.Request, caller *tokend.To
 		if tokend.ErrorCode(err) == tokend.EINTERNAL {
 			s.logFailure(r, err)
 		}
-		out[i] = batchItemJSON{Success: false, Errors: errorList(err)}
+		out[i] = batchItemJSON{Success: false, Errors: errorList(err), Code: reasonOf(err)}
 	}
 	encode(w, http.StatusOK, map[string]any{"success": true, "responses": out})
 	return nil
@@ -364,10 +367,24 @@ func compareFields(a, b string) int {
 }
 
 // writeSendError is the one place errors of the Mailtrap sending routes
-// become responses: {"success": false, "errors": ["..."]}.
+// become responses: {"success": false, "errors": ["..."]}, with tokend's
+// "code" beside them where the error has a reason.
 func (s *Server) writeSendError(w http.ResponseWriter, r *http.Request, err error) {
 	status, msgs := s.sendStatus(r, err)
-	encode(w, status, map[string]any{"success": false, "errors": msgs})
+	body := map[string]any{"success": false, "errors": msgs}
+	if code := reasonOf(err); code != "" && status < 500 {
+		body["code"] = code
+	}
+	encode(w, status, body)
+}
+
+// reasonOf is an error's machine-readable reason, "" for none.
+func reasonOf(err error) string {
+	var e *tokend.Error
+	if errors.As(err, &e) {
+		return e.Reason
+	}
+	return ""
 }
 
 func (s *Server) sendStatus(r *http.Request, err error) (int, []string) {

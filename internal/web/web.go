@@ -6,6 +6,7 @@ package web
 
 import (
 	"embed"
+	"encoding/base64"
 	"errors"
 	"html/template"
 	"io/fs"
@@ -33,6 +34,14 @@ const maxFormBytes = 1 << 20
 const (
 	SessionCookie       = "tokend_session"
 	SecureSessionCookie = "__Host-tokend_session"
+)
+
+// The flash cookie carries a form's outcome across its redirect, for the
+// page it leads to to show once (POST-redirect-GET). Over HTTPS it takes the
+// __Host- prefix too, so that no sibling subdomain can plant words in a page.
+const (
+	flashCookie       = "tokend_flash"
+	secureFlashCookie = "__Host-tokend_flash"
 )
 
 // cookieName is the session cookie's name for r.
@@ -70,6 +79,7 @@ type Server struct {
 	mailer *tokend.Mailer
 	users  *tokend.Users
 	opts   Options
+	dns    *tokend.Domains // checks sending domains' DNS records
 	pages  map[string]*template.Template
 	csrf   *http.CrossOriginProtection
 	static http.Handler
@@ -86,18 +96,23 @@ func New(svc *tokend.Service, mailer *tokend.Mailer, opts Options) *Server {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
-	s := &Server{svc: svc, mailer: mailer, users: svc.Users(), opts: opts, pages: map[string]*template.Template{},
+	if opts.Domains == nil {
+		opts.Domains = tokend.NewDomains(svc, mailer, tokend.DomainOptions{})
+	}
+	s := &Server{svc: svc, mailer: mailer, users: svc.Users(), dns: opts.Domains, opts: opts, pages: map[string]*template.Template{},
 		csrf: http.NewCrossOriginProtection()}
 	s.csrf.SetDenyHandler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		s.renderStatus(w, r, nil, http.StatusForbidden, "This request came from another site, so it was refused. Reload the page and try again.")
 	}))
+	// Every page is the layout, the partials (_*.html: pieces several pages
+	// share) and its own template.
 	names, _ := fs.Glob(templateFS, "templates/*.html")
 	for _, n := range names {
 		name := strings.TrimSuffix(strings.TrimPrefix(n, "templates/"), ".html")
-		if name == "layout" {
+		if name == "layout" || strings.HasPrefix(name, "_") {
 			continue
 		}
-		s.pages[name] = template.Must(template.New("layout.html").Funcs(funcs).ParseFS(templateFS, "templates/layout.html", n))
+		s.pages[name] = template.Must(template.New("layout.html").Funcs(funcs).ParseFS(templateFS, "templates/layout.html", "templates/_*.html", n))
 	}
 	sub, _ := fs.Sub(staticFS, "static")
 	s.static = http.StripPrefix("/static/", http.FileServerFS(sub))
@@ -142,6 +157,8 @@ func (s *Server) Routes(handle func(pattern string, h http.Handler)) {
 	m("GET /domains", page(s.domains))
 	m("POST /domains", page(s.createDomain))
 	m("GET /domains/{id}", page(s.domain))
+	m("POST /domains/{id}/verify", page(s.verifyDomain))
+	m("POST /domains/{id}/send-setup-instructions", page(s.sendSetupInstructions))
 	m("GET /domains/{id}/delete", page(s.confirmDeleteDomain))
 	m("POST /domains/{id}/delete", page(s.deleteDomain))
 
@@ -289,7 +306,7 @@ func fieldSentence(e *tokend.Error) string {
 }
 
 func sentence(field, msg string) string {
-	label := map[string]string{"base": "", "name": "Name", "email": "Email", "password": "Password", "resources": "Permissions:",
+	label := map[string]string{"base": "", "name": "Name", "email": "Email", "email.email": "Email", "password": "Password", "resources": "Permissions:",
 		"environment": "Key type", "domain_name": "Domain name", "expires_at": "Expiry", "cursor": "Page"}[field]
 	if label == "" && field != "base" {
 		label = field
@@ -336,6 +353,59 @@ func (s *Server) clearCookie(w http.ResponseWriter, r *http.Request) {
 		SameSite: http.SameSiteLaxMode, MaxAge: -1})
 }
 
+// maxFlash bounds a flash's message, in bytes.
+const maxFlash = 1500
+
+// flash is a form's outcome, shown once by the page its redirect leads to.
+type flash struct {
+	Error, Notice string
+}
+
+func (s *Server) flashCookieName(r *http.Request) string {
+	if s.opts.HTTPS(r) {
+		return secureFlashCookie
+	}
+	return flashCookie
+}
+
+// setFlash keeps f for the next page this browser loads, for a minute at most.
+func (s *Server) setFlash(w http.ResponseWriter, r *http.Request, f flash) {
+	kind, msg := "n", f.Notice
+	if f.Error != "" {
+		kind, msg = "e", f.Error
+	}
+	if len(msg) > maxFlash { // a cookie holds 4 KB
+		msg = strings.ToValidUTF8(msg[:maxFlash], "") + "…"
+	}
+	http.SetCookie(w, &http.Cookie{Name: s.flashCookieName(r), Value: kind + base64.RawURLEncoding.EncodeToString([]byte(msg)),
+		Path: "/", HttpOnly: true, Secure: s.opts.HTTPS(r), SameSite: http.SameSiteLaxMode, MaxAge: 60})
+}
+
+// takeFlash returns the flash r carries, if any, and clears it: a reload
+// does not show it again.
+func (s *Server) takeFlash(w http.ResponseWriter, r *http.Request) flash {
+	c, err := r.Cookie(s.flashCookieName(r))
+	if err != nil {
+		return flash{}
+	}
+	http.SetCookie(w, &http.Cookie{Name: c.Name, Value: "", Path: "/", HttpOnly: true, Secure: s.opts.HTTPS(r),
+		SameSite: http.SameSiteLaxMode, MaxAge: -1})
+	if len(c.Value) < 2 {
+		return flash{}
+	}
+	msg, err := base64.RawURLEncoding.DecodeString(c.Value[1:])
+	if err != nil {
+		return flash{}
+	}
+	switch c.Value[0] {
+	case 'e':
+		return flash{Error: string(msg)}
+	case 'n':
+		return flash{Notice: string(msg)}
+	}
+	return flash{}
+}
+
 var funcs = template.FuncMap{
 	"when": func(t *time.Time) string {
 		if t == nil {
@@ -351,6 +421,22 @@ var funcs = template.FuncMap{
 		return string(t)
 	},
 	"add": func(a, b int) int { return a + b },
+	// recordLabel names a sending domain's DNS record by its key.
+	"recordLabel": func(key string) string {
+		if l, ok := map[string]string{tokend.RecordVerification: "Verification", tokend.RecordSPF: "SPF",
+			tokend.RecordDKIM: "DKIM", tokend.RecordDMARC: "DMARC"}[key]; ok {
+			return l
+		}
+		return key
+	},
+	// recordStatus words a DNS record's status for its badge.
+	"recordStatus": func(status string) string {
+		if l, ok := map[string]string{tokend.RecordPass: "Pass", tokend.RecordMissing: "Missing",
+			tokend.RecordMismatch: "Mismatch", tokend.RecordUnchecked: "Unchecked"}[status]; ok {
+			return l
+		}
+		return status
+	},
 	// current reports whether path is section's page or one under it.
 	"current": func(path, section string) bool {
 		return path == section || strings.HasPrefix(path, section+"/") ||

@@ -2,7 +2,9 @@ package web_test
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
+	"html"
 	"io"
 	"net/http"
 	"net/http/cookiejar"
@@ -16,6 +18,7 @@ import (
 	"github.com/tokend/tokend"
 	"github.com/tokend/tokend/apikey"
 	"github.com/tokend/tokend/internal/api"
+	"github.com/tokend/tokend/internal/dns"
 	"github.com/tokend/tokend/internal/mail"
 	"github.com/tokend/tokend/internal/testutil"
 	"github.com/tokend/tokend/internal/web"
@@ -36,16 +39,36 @@ type env struct {
 
 const password = "correct horse battery"
 
-func newEnv(t *testing.T) *env {
+func newEnv(t *testing.T) *env { return newEnvWith(t, envOptions{}) }
+
+// envOptions vary the env.
+type envOptions struct {
+	// dns is the DNS server sending domains' checks ask; nil: checks cannot
+	// run (no resolver), as in web.Options' default.
+	dns *testutil.DNSServer
+	// deliver queues live mail (tokend's own included) in the outbox, as
+	// with a relay configured; no dispatcher delivers it.
+	deliver bool
+}
+
+func newEnvWith(t *testing.T, o envOptions) *env {
 	t.Helper()
 	ctx := context.Background()
 	store, _ := testutil.Store(t)
 	e := &env{t: t, clock: testutil.NewClock(time.Date(2026, 6, 1, 9, 0, 0, 0, time.UTC)), people: map[string]string{}}
 	format, _ := apikey.NewFormat("tk")
 	e.svc = tokend.NewService(store, tokend.Options{Format: format, Now: e.clock.Now, ResetGrace: 12 * time.Hour, DKIMKeyBits: 1024})
-	mailer := tokend.NewMailer(e.svc, mail.Composer{}, tokend.MailerOptions{})
-	e.srv = httptest.NewServer(api.NewServer(e.svc, api.Options{Now: e.clock.Now, Mailer: mailer, AuthFailureLimit: 1_000_000,
-		Dashboard: web.New(e.svc, mailer, web.Options{Now: e.clock.Now})}))
+	mailer := tokend.NewMailer(e.svc, mail.Composer{}, tokend.MailerOptions{Deliver: o.deliver})
+	var domains *tokend.Domains
+	if o.dns != nil {
+		r, err := dns.New(o.dns.Addr(), dns.Options{Timeout: 300 * time.Millisecond, Attempts: 2})
+		if err != nil {
+			t.Fatal(err)
+		}
+		domains = tokend.NewDomains(e.svc, mailer, tokend.DomainOptions{Resolver: r})
+	}
+	e.srv = httptest.NewServer(api.NewServer(e.svc, api.Options{Now: e.clock.Now, Mailer: mailer, AuthFailureLimit: 1_000_000, Domains: domains,
+		Dashboard: web.New(e.svc, mailer, web.Options{Now: e.clock.Now, Domains: domains})}))
 	t.Cleanup(e.srv.Close)
 	a, tok, err := e.svc.CreateAccount(ctx, "Acme", tokend.PlanFree, "ops")
 	if err != nil {
@@ -425,6 +448,8 @@ func TestViewerUserThroughEveryPage(t *testing.T) {
 		{"GET", "/domains/" + did, nil, 200},
 		{"GET", "/domains/" + did + "/delete", nil, 403},
 		{"POST", "/domains/" + did + "/delete", nil, 403},
+		{"POST", "/domains/" + did + "/verify", nil, 403},
+		{"POST", "/domains/" + did + "/send-setup-instructions", url.Values{"email": {"dns@example.org"}}, 403},
 		{"GET", "/audit-log", nil, 403},
 	} {
 		t.Run(tt.method+" "+tt.path, func(t *testing.T) {
@@ -580,4 +605,322 @@ func TestCookieIsSecureUnderTLS(t *testing.T) {
 	if res.Header.Get("Strict-Transport-Security") == "" {
 		t.Error("no HSTS over TLS")
 	}
+}
+
+// follow loads the page a form's redirect (POST-redirect-GET) leads to.
+func (b *browser) follow(p *page) *page {
+	b.e.t.Helper()
+	p.want(http.StatusSeeOther)
+	return b.get(p.Header.Get("Location"))
+}
+
+var (
+	recordRow  = regexp.MustCompile(`(?s)<tr id="record-(\w+)">.*?<span class="badge (\w+)">`)
+	recordText = regexp.MustCompile(`<code class="wrap" id="dns-(\w+)-(name|value)">([^<]*)</code>`)
+)
+
+// records reads a page's DNS records table: the records' keys in order, and
+// the status each one's badge shows.
+func (p *page) records() (keys []string, status map[string]string) {
+	p.t.Helper()
+	status = map[string]string{}
+	for _, m := range recordRow.FindAllStringSubmatch(p.Body, -1) {
+		keys = append(keys, m[1])
+		status[m[1]] = m[2]
+	}
+	if len(keys) == 0 {
+		p.t.Fatalf("no DNS records on the page:\n%s", p.Body)
+	}
+	return keys, status
+}
+
+// wantRecords checks the records' statuses, and that the ownership record
+// comes first.
+func (p *page) wantRecords(want map[string]string) *page {
+	p.t.Helper()
+	keys, got := p.records()
+	if strings.Join(keys, ",") != "verification,spf,dkim,dmarc" {
+		p.t.Errorf("records %v, want verification, spf, dkim, dmarc: the verification record first", keys)
+	}
+	for k, v := range want {
+		if got[k] != v {
+			p.t.Errorf("record %s shows %q, want %q (all: %v)", k, got[k], v, got)
+		}
+	}
+	return p
+}
+
+// dnsRecord is a record as its page shows it: the name and the value its
+// Copy buttons copy.
+type dnsRecord struct{ name, value string }
+
+func (p *page) dnsRecords() map[string]dnsRecord {
+	p.t.Helper()
+	out := map[string]dnsRecord{}
+	for _, m := range recordText.FindAllStringSubmatch(p.Body, -1) {
+		r := out[m[1]]
+		if m[2] == "name" {
+			r.name = html.UnescapeString(m[3])
+		} else {
+			r.value = html.UnescapeString(m[3])
+		}
+		out[m[1]] = r
+	}
+	return out
+}
+
+// addDomain adds a sending domain as b's user and returns its page's path.
+func (b *browser) addDomain(name string) string {
+	b.e.t.Helper()
+	b.post("/domains", url.Values{"domain_name": {name}}).want(200)
+	m := regexp.MustCompile(`<a href="(/domains/\d+)">` + regexp.QuoteMeta(name) + `</a>`).FindStringSubmatch(b.get("/domains").Body)
+	if m == nil {
+		b.e.t.Fatalf("%s is not in the list of sending domains", name)
+	}
+	return m[1]
+}
+
+// A domain's page and the list show whether it is verified and what the
+// last check found for each record; "Re-check DNS Records" checks them
+// against real DNS now and shows the outcome once, after a redirect.
+func TestDomainPageShowsAndRechecksDNSRecords(t *testing.T) {
+	srv := testutil.StartDNS(t)
+	e := newEnvWith(t, envOptions{dns: srv})
+	b := e.signIn("ann@example.com")
+
+	// Just added: nothing checked yet, nothing sendable.
+	added := b.post("/domains", url.Values{"domain_name": {"mail.example.com"}}).want(200).
+		has("Not verified: live keys cannot send from it", `data-copy="dns-verification-value"`, `aria-label="Copy DKIM record value"`).
+		wantRecords(map[string]string{"verification": "unchecked", "spf": "unchecked", "dkim": "unchecked", "dmarc": "unchecked"})
+	path := regexp.MustCompile(`href="(/domains/\d+)"`).FindStringSubmatch(added.Body)[1]
+	list := b.get("/domains").want(200)
+	if !regexp.MustCompile(`mail\.example\.com</a></td><td><span class="badge fail">Not verified: live keys cannot send from it</span>`).MatchString(list.Body) {
+		t.Errorf("the list does not show mail.example.com as not verified:\n%s", list.Body)
+	}
+	p := b.get(path).want(200).has("Not verified: live keys cannot send from it", "Records last checked: <strong>never</strong>",
+		`<form method="post" action="`+path+`/verify">`, ">Re-check DNS Records</button>", `<label for="setup-email">Email these records to</label>`).
+		lacks("Verified since", `class="warning"`).
+		wantRecords(map[string]string{"verification": "unchecked", "spf": "unchecked", "dkim": "unchecked", "dmarc": "unchecked"})
+	rec := p.dnsRecords()
+	if rec["verification"].name != "_tokend-verification.mail.example.com" || !strings.HasPrefix(rec["verification"].value, "tokend-verification=") ||
+		rec["spf"].name != "mail.example.com" || rec["spf"].value != "v=spf1 a mx ~all" || !strings.HasPrefix(rec["dkim"].value, "v=DKIM1; k=rsa; p=") ||
+		rec["dmarc"].name != "_dmarc.mail.example.com" || len(rec) != 4 {
+		t.Fatalf("the page shows the records %+v", rec)
+	}
+
+	// Nothing published: every record is missing, in words.
+	e.clock.Advance(time.Minute)
+	p = b.follow(b.post(path+"/verify", nil)).want(200).
+		has(`<p class="notice" role="status">Checked the DNS records of mail.example.com: 0 of 4 pass. Live keys cannot send from it until every record passes.</p>`,
+			"Records last checked: <strong>2026-06-01 09:01 UTC</strong>", "no TXT record at this name", "Not verified: live keys cannot send from it").
+		wantRecords(map[string]string{"verification": "missing", "spf": "missing", "dkim": "missing", "dmarc": "missing"})
+	if n := srv.Queries(); n == 0 {
+		t.Fatal("the re-check asked no DNS server")
+	}
+	// The outcome is shown once: a reload shows the statuses alone.
+	b.get(path).want(200).lacks(`class="notice"`).wantRecords(map[string]string{"verification": "missing"})
+
+	// All published but a wrong SPF record: it says what it found and why it
+	// does not do.
+	srv.AddTXT(rec["verification"].name, rec["verification"].value)
+	srv.AddTXT("mail.example.com", "v=spf1 include:_spf.google.com -all")
+	srv.AddTXT(rec["dkim"].name, rec["dkim"].value)
+	srv.AddTXT(rec["dmarc"].name, rec["dmarc"].value)
+	e.clock.Advance(time.Minute)
+	b.follow(b.post(path+"/verify", nil)).want(200).
+		has("Checked the DNS records of mail.example.com: 3 of 4 pass.", `<span class="badge mismatch">Mismatch</span>`,
+			"the SPF record does not contain a", "Found:", "<li><code class=\"wrap\">v=spf1 include:_spf.google.com -all</code></li>",
+			"Not verified: live keys cannot send from it").
+		wantRecords(map[string]string{"verification": "pass", "spf": "mismatch", "dkim": "pass", "dmarc": "pass"})
+
+	// Fixed: every record passes, and the domain is verified, here and in the list.
+	srv.SetTXT("mail.example.com", []string{"v=spf1 include:_spf.google.com a mx ~all"})
+	e.clock.Advance(time.Minute)
+	b.follow(b.post(path+"/verify", nil)).want(200).
+		has("Every DNS record of mail.example.com passes: it is verified, and live keys can send from it.",
+			`<span class="badge pass">Verified since 2026-06-01 09:03 UTC</span>`, "Records last checked: <strong>2026-06-01 09:03 UTC</strong>").
+		lacks("Not verified", "Found:").
+		wantRecords(map[string]string{"verification": "pass", "spf": "pass", "dkim": "pass", "dmarc": "pass"})
+	b.get("/domains").want(200).has("Verified since 2026-06-01 09:03 UTC").lacks("Not verified")
+	d := domainJSON(t, e, path)
+	if !d.DNSVerified || d.Compliance != "compliant" {
+		t.Errorf("the API does not see the domain verified: %+v", d)
+	}
+
+	// DNS down: the check cannot run, says so (once: not again in the
+	// status card), and changes nothing.
+	srv.Stop()
+	e.clock.Advance(time.Minute)
+	p = b.follow(b.post(path+"/verify", nil)).want(200)
+	p.has(`<p class="error" role="alert">DNS could not be checked; nothing changed`, "Verified since 2026-06-01 09:03 UTC",
+		"Records last checked: <strong>2026-06-01 09:03 UTC</strong>").lacks(`<p class="warning">DNS could not be checked`)
+	p.wantRecords(map[string]string{"verification": "pass", "spf": "pass", "dkim": "pass", "dmarc": "pass"})
+	// Afterwards the page keeps saying why the last check did not run.
+	b.get(path).want(200).has(`<p class="warning">DNS could not be checked; nothing changed`).lacks(`class="error"`)
+}
+
+type domainState struct {
+	DNSVerified bool   `json:"dns_verified"`
+	Compliance  string `json:"compliance_status"`
+}
+
+// domainJSON reads the domain at a dashboard path through the API.
+func domainJSON(t *testing.T, e *env, path string) domainState {
+	t.Helper()
+	id := strings.TrimPrefix(path, "/domains/")
+	req, _ := http.NewRequest("GET", fmt.Sprintf("%s/api/accounts/%d/sending_domains/%s", e.srv.URL, e.acme, id), nil)
+	req.Header.Set("Api-Token", e.admin)
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	var d domainState
+	if err := json.NewDecoder(res.Body).Decode(&d); err != nil || res.StatusCode != 200 {
+		t.Fatalf("GET sending domain %s: %d %v", id, res.StatusCode, err)
+	}
+	return d
+}
+
+// A viewer sees the statuses but cannot re-check or mail the records; a
+// re-check posted from another site is refused before it asks DNS.
+func TestDomainRecheckIsForAdminsFromThisSite(t *testing.T) {
+	srv := testutil.StartDNS(t)
+	e := newEnvWith(t, envOptions{dns: srv, deliver: true})
+	a := e.signIn("ann@example.com")
+	path := a.addDomain("mail.example.com")
+	id := strings.TrimPrefix(path, "/domains/")
+
+	v := e.signIn("vic@example.com")
+	v.get(path).want(200).has("Not verified: live keys cannot send from it", "an admin of mail.example.com can also re-check them now").
+		lacks("Re-check DNS Records", "Email these records to", `action="`+path+`/verify"`).
+		wantRecords(map[string]string{"verification": "unchecked", "spf": "unchecked", "dkim": "unchecked", "dmarc": "unchecked"})
+	v.post(path+"/verify", nil).want(403).has(`<p class="error" role="alert">You need admin access to domain ` + id + ` to verify it.</p>`).
+		wantRecords(map[string]string{"verification": "unchecked"})
+	v.post(path+"/send-setup-instructions", url.Values{"email": {"dns@example.org"}}).want(403).
+		has("You need admin access to domain " + id + " to send setup instructions for it.")
+
+	for name, h := range map[string]http.Header{
+		"Sec-Fetch-Site cross-site": {"Sec-Fetch-Site": {"cross-site"}},
+		"Origin of another site":    {"Origin": {"http://evil.example"}},
+	} {
+		t.Run(name, func(t *testing.T) {
+			for _, action := range []string{"/verify", "/send-setup-instructions"} {
+				req, _ := http.NewRequest("POST", e.srv.URL+path+action, strings.NewReader("email=evil%40evil.example"))
+				req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+				for k, v := range h {
+					req.Header[k] = v
+				}
+				a.do(req).want(403).has("came from another site")
+			}
+		})
+	}
+	if n := srv.Queries(); n != 0 {
+		t.Errorf("refused re-checks asked DNS %d times", n)
+	}
+	if jobs := claimNotices(t, e); len(jobs) != 0 {
+		t.Errorf("refused requests mailed the records: %+v", jobs)
+	}
+	a.get(path).want(200).has("Records last checked: <strong>never</strong>").
+		wantRecords(map[string]string{"verification": "unchecked", "spf": "unchecked", "dkim": "unchecked", "dmarc": "unchecked"})
+	// The same form from this site does check.
+	a.follow(a.post(path+"/verify", nil)).want(200).wantRecords(map[string]string{"verification": "missing"})
+}
+
+// claimNotices takes tokend's own queued mail from the outbox.
+func claimNotices(t *testing.T, e *env) []tokend.Notice {
+	t.Helper()
+	jobs, err := e.svc.Outbox().Claim(context.Background(), tokend.NoticeJob, e.clock.Now().Add(time.Hour), time.Minute, 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []tokend.Notice
+	for _, j := range jobs {
+		var n tokend.Notice
+		if err := json.Unmarshal(j.Payload, &n); err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, n)
+	}
+	return out
+}
+
+// "Email these records to" mails them through the outbox, and says so once;
+// a bad address is refused on the form, which keeps what was typed.
+func TestDomainRecordsByEmail(t *testing.T) {
+	e := newEnvWith(t, envOptions{deliver: true})
+	b := e.signIn("ann@example.com")
+	path := b.addDomain("mail.example.com")
+	rec := b.get(path).want(200).dnsRecords()
+
+	b.follow(b.post(path+"/send-setup-instructions", url.Values{"email": {" dns@example.org "}})).want(200).
+		has(`<p class="notice" role="status">Sent the DNS records to dns@example.org.</p>`)
+	b.get(path).want(200).lacks("Sent the DNS records")
+	sent := claimNotices(t, e)
+	if len(sent) != 1 || sent[0].Recipient != "dns@example.org" {
+		t.Fatalf("queued notices %+v, want one to dns@example.org", sent)
+	}
+	msg, err := mail.Parse(sent[0].Raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if subject := msg.Header.Get("Subject"); subject != "DNS records to publish for mail.example.com" {
+		t.Errorf("the mail's subject is %q", subject)
+	}
+	for _, want := range []string{"Ann Admin (ann@example.com) asked you", rec["verification"].name, rec["verification"].value,
+		rec["dkim"].name, rec["dkim"].value, rec["dmarc"].value} {
+		if !strings.Contains(msg.Text, want) {
+			t.Errorf("the mail lacks %q:\n%s", want, msg.Text)
+		}
+	}
+
+	b.post(path+"/send-setup-instructions", url.Values{"email": {"not an address"}}).want(422).
+		has(`<p class="error" role="alert">Email address is invalid.</p>`, `value="not an address"`, "<h1>mail.example.com</h1>")
+	b.post(path+"/send-setup-instructions", url.Values{"email": {""}}).want(422).has("Email can&#39;t be blank.")
+	if sent := claimNotices(t, e); len(sent) != 0 {
+		t.Errorf("refused addresses were mailed: %+v", sent)
+	}
+
+	// Without a relay, the form says so.
+	e2 := newEnv(t)
+	b2 := e2.signIn("ann@example.com")
+	path2 := b2.addDomain("mail.example.com")
+	b2.post(path2+"/send-setup-instructions", url.Values{"email": {"dns@example.org"}}).want(422).
+		has("Email delivery is not configured on this server", `value="dns@example.org"`, "<h1>mail.example.com</h1>")
+}
+
+// Without a resolver (web.Options.Domains nil), a re-check says that DNS
+// could not be checked.
+func TestDomainRecheckWithoutResolver(t *testing.T) {
+	e := newEnv(t)
+	b := e.signIn("ann@example.com")
+	path := b.addDomain("example.com")
+	b.follow(b.post(path+"/verify", nil)).want(200).has(`<p class="error" role="alert">DNS could not be checked`, "Not verified").
+		wantRecords(map[string]string{"verification": "unchecked", "spf": "unchecked", "dkim": "unchecked", "dmarc": "unchecked"})
+}
+
+// Over HTTPS a form's outcome travels in a Secure __Host- cookie, as the
+// session does, and the page it leads to clears it.
+func TestFlashCookieUnderTLS(t *testing.T) {
+	e := newEnv(t)
+	tlsSrv := httptest.NewTLSServer(e.srv.Config.Handler)
+	defer tlsSrv.Close()
+	client := tlsSrv.Client()
+	client.Jar, _ = cookiejar.New(nil)
+	client.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+	overTLS := *e
+	overTLS.srv = tlsSrv
+	b := &browser{e: &overTLS, client: client}
+	b.post("/login", url.Values{"email": {"ann@example.com"}, "password": {password}}).want(http.StatusSeeOther)
+	path := b.addDomain("example.com")
+	p := b.post(path+"/verify", nil).want(http.StatusSeeOther)
+	if c := p.Header.Get("Set-Cookie"); !strings.HasPrefix(c, "__Host-tokend_flash=") || !strings.Contains(c, "; Secure") ||
+		!strings.Contains(c, "Path=/;") || !strings.Contains(c, "HttpOnly") {
+		t.Errorf("flash cookie over TLS: %q", c)
+	}
+	shown := b.get(p.Header.Get("Location")).want(200).has(`<p class="error" role="alert">DNS could not be checked`)
+	if c := shown.Header.Get("Set-Cookie"); !strings.HasPrefix(c, "__Host-tokend_flash=;") || !strings.Contains(c, "Max-Age=0") {
+		t.Errorf("the page that shows the flash does not clear it: %q", c)
+	}
+	b.get(path).want(200).lacks(`class="error"`)
 }

@@ -1,5 +1,5 @@
 // tokend's dashboard works without JavaScript; this only adds comforts:
-// Copy buttons, and closing an open actions menu on a click elsewhere or Escape.
+// Copy buttons (of a token's value, of DNS records' names and values), and closing an open actions menu on a click elsewhere or Escape.
 (function () {
   "use strict";
   document.addEventListener("click", function (ev) {
@@ -7,13 +7,31 @@
     if (copy) {
       var field = document.getElementById(copy.getAttribute("data-copy"));
       if (field) {
-        field.select();
-        var done = function () { copy.textContent = "Copied"; };
+        // A field's value, or an element's text (a DNS record's name or value).
+        var isField = "value" in field && typeof field.select === "function";
+        var text = isField ? field.value : field.textContent;
+        var select = function () {
+          if (isField) {
+            field.select();
+            return;
+          }
+          var range = document.createRange();
+          range.selectNodeContents(field);
+          var sel = window.getSelection();
+          sel.removeAllRanges();
+          sel.addRange(range);
+        };
+        var done = function () {
+          copy.textContent = "Copied";
+          var name = copy.getAttribute("aria-label");
+          if (name) copy.setAttribute("aria-label", name.replace(/^Copy\b/, "Copied"));
+        };
+        var fallback = function () { select(); document.execCommand("copy"); done(); };
         if (navigator.clipboard && window.isSecureContext) {
-          navigator.clipboard.writeText(field.value).then(done, function () { document.execCommand("copy"); done(); });
+          if (isField) select();
+          navigator.clipboard.writeText(text).then(done, fallback);
         } else {
-          document.execCommand("copy");
-          done();
+          fallback();
         }
       }
       return;
