@@ -7,6 +7,7 @@ import (
 	"mime"
 	"net/mail"
 	"path"
+	"slices"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -82,7 +83,32 @@ const (
 var reservedHeaders = map[string]bool{
 	"from": true, "sender": true, "to": true, "cc": true, "bcc": true, "reply-to": true, "subject": true,
 	"date": true, "message-id": true, "mime-version": true, "content-type": true, "content-disposition": true,
-	"content-id": true, "return-path": true, "received": true, "dkim-signature": true, "delivered-to": true,
+	"content-id": true, "dkim-signature": true,
+}
+
+// trustedHeaders are the header fields that mail servers add on the way
+// (trace fields, authentication results, signatures) and receivers believe
+// when they find them; a caller's "headers" may not set them either. So are
+// the fields that start with trustedPrefixes (ARC sets, resent fields).
+var trustedHeaders = map[string]bool{
+	"received": true, "return-path": true, "delivered-to": true, "x-original-to": true, "received-spf": true,
+	"authentication-results": true, "domainkey-signature": true,
+}
+
+var trustedPrefixes = []string{"arc-", "resent-"}
+
+// reservedHeader says why a caller may not set the header field name, or "".
+func reservedHeader(name string) string {
+	name = strings.ToLower(name)
+	switch {
+	case reservedHeaders[name]:
+		return "is a reserved header that tokend sets itself"
+	case trustedHeaders[name] || slices.ContainsFunc(trustedPrefixes, func(p string) bool { return strings.HasPrefix(name, p) }):
+		return "is a reserved header that mail servers add and receivers trust"
+	case strings.HasPrefix(name, "x-tokend-"):
+		return "is a reserved header (X-Tokend-* fields are tokend's own)"
+	}
+	return ""
 }
 
 // Validate checks e against the sending rules and returns an EINVALID error
@@ -190,11 +216,12 @@ func validateHeaders(fe *FieldErrors, headers map[string]string) {
 	}
 	for name, value := range headers {
 		field := "headers." + name
+		reserved := reservedHeader(name)
 		switch {
 		case !validHeaderName(name):
 			fe.Add("headers", fmt.Sprintf("%q is not a valid header name", clipName(name)))
-		case reservedHeaders[strings.ToLower(name)]:
-			fe.Add(field, "is a reserved header that tokend sets itself")
+		case reserved != "":
+			fe.Add(field, reserved)
 		case len(value) > maxHeaderValue:
 			fe.Add(field, fmt.Sprintf("is too long (maximum is %d bytes)", maxHeaderValue))
 		case hasControl(value) || !utf8.ValidString(value):
@@ -238,12 +265,16 @@ func validateAttachment(fe *FieldErrors, field string, a *Attachment) {
 	}
 	a.Type = strings.TrimSpace(a.Type)
 	if a.Type == "" {
-		a.Type = mime.TypeByExtension(strings.ToLower(path.Ext(a.Filename)))
-		if a.Type == "" {
-			a.Type = "application/octet-stream"
+		// A type derived from the name that is refused, or that does not
+		// parse, is no type known.
+		a.Type = "application/octet-stream"
+		if t, problem := attachmentType(mime.TypeByExtension(strings.ToLower(path.Ext(a.Filename)))); problem == "" {
+			a.Type = t
 		}
-	} else if mt, _, err := mime.ParseMediaType(a.Type); err != nil || !strings.Contains(mt, "/") || hasControl(a.Type) {
-		fe.Add(field+".type", "is not a valid MIME type")
+	} else if t, problem := attachmentType(a.Type); problem != "" {
+		fe.Add(field+".type", problem)
+	} else {
+		a.Type = t
 	}
 	switch a.Disposition {
 	case "":
@@ -256,6 +287,42 @@ func validateAttachment(fe *FieldErrors, field string, a *Attachment) {
 	if hasControl(a.ContentID) || strings.ContainsAny(a.ContentID, "<> \"") || len(a.ContentID) > maxHeaderValue {
 		fe.Add(field+".content_id", "is not a valid content id")
 	}
+}
+
+// attachmentType checks an attachment's MIME type and returns it as tokend
+// writes it (type and parameter names lower-case, values quoted where they
+// need it), or why it is refused. Attachments always go in base64, which
+// MIME does not allow for multipart and message types (RFC 2046 5.1, 5.2):
+// they are refused, and their parts, with them.
+func attachmentType(s string) (string, string) {
+	const invalid = "is not a valid MIME type"
+	if len(s) > maxHeaderValue {
+		return "", fmt.Sprintf("is too long (maximum is %d bytes)", maxHeaderValue)
+	}
+	if hasControl(s) || !utf8.ValidString(s) {
+		return "", invalid
+	}
+	mt, params, err := mime.ParseMediaType(s)
+	if err != nil {
+		return "", invalid
+	}
+	major, minor, _ := strings.Cut(mt, "/")
+	if major == "" || minor == "" {
+		return "", invalid
+	}
+	for _, v := range params { // as decoded: RFC 2231 values may encode anything
+		if hasControl(v) || !utf8.ValidString(v) {
+			return "", invalid
+		}
+	}
+	if major == "multipart" || major == "message" {
+		return "", "must not be a multipart or message type"
+	}
+	t := mime.FormatMediaType(mt, params)
+	if t == "" {
+		return "", invalid
+	}
+	return t, ""
 }
 
 func hasControl(s string) bool {

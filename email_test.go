@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -103,5 +104,45 @@ func TestSecretsKeyCheck(t *testing.T) {
 		if _, err := tokend.ParseSecretsKey(bad); err == nil {
 			t.Errorf("ParseSecretsKey(%q) accepted", bad)
 		}
+	}
+}
+
+// Validate keeps an attachment's type as tokend writes it (lower-case names,
+// values quoted where they need it) and refuses what cannot be sent in base64
+// or does not parse, naming the attachment.
+func TestEmailValidateAttachmentTypes(t *testing.T) {
+	tests := []struct {
+		name, typ, filename string
+		want, wantErr       string // the type kept, or the error of attachments[0].type
+	}{
+		{"plain", "text/plain", "a.txt", "text/plain", ""},
+		{"parameters", `Text/Plain; Charset="ISO-8859-1"; format=flowed`, "a.txt", "text/plain; charset=ISO-8859-1; format=flowed", ""},
+		{"a value that needs quotes", "application/x-a; note=\"a b;c\"", "a", `application/x-a; note="a b;c"`, ""},
+		{"derived", "", "a.PDF", "application/pdf", ""},
+		{"derived, none known", "", "a", "application/octet-stream", ""},
+		{"multipart", "multipart/mixed; boundary=XB", "a", "", "must not be a multipart or message type"},
+		{"message", "MESSAGE/rfc822", "a", "", "must not be a multipart or message type"},
+		{"no subtype", "text/", "a", "", "is not a valid MIME type"},
+		{"no slash", "foo", "a", "", "is not a valid MIME type"},
+		{"bad parameter", "text/plain; =x", "a", "", "is not a valid MIME type"},
+		{"control character", "text/plain\x01", "a", "", "is not a valid MIME type"},
+		{"encoded control character", "text/plain; a*=utf-8''%00", "a", "", "is not a valid MIME type"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			e := tokend.Email{From: tokend.Address{Email: "a@example.com"}, To: []tokend.Address{{Email: "b@example.org"}}, Subject: "s", Text: "t",
+				Attachments: []tokend.Attachment{{Filename: tt.filename, Content: []byte("x"), Type: tt.typ}}}
+			err := e.Validate()
+			if tt.wantErr != "" {
+				var te *tokend.Error
+				if !errors.As(err, &te) || !slices.Equal(te.Fields["attachments[0].type"], []string{tt.wantErr}) {
+					t.Errorf("error %v, want attachments[0].type %q", err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil || e.Attachments[0].Type != tt.want {
+				t.Errorf("type %q (error %v), want %q", e.Attachments[0].Type, err, tt.want)
+			}
+		})
 	}
 }

@@ -3,6 +3,7 @@ package api
 import (
 	"bytes"
 	"errors"
+	"mime"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -11,14 +12,18 @@ import (
 
 	"github.com/tokend/tokend"
 	"github.com/tokend/tokend/internal/mail"
+	"github.com/tokend/tokend/internal/mailtest"
 )
 
 // FuzzEmailBody runs a send body through what the send route does before the
 // store: decode, toEmail, Validate, Compose. Nothing panics; a refused body is
 // an invalid *tokend.Error naming a field (or the body cap); an accepted one
-// renders to a message that parses back with its subject and bodies, whose
-// header holds no line a client wrote (no injected Bcc), and which names no
-// Bcc recipient.
+// has no multipart or message attachment type, and renders to a message that
+// parses back with its subject, bodies and attachments (as many as were
+// given, each with its content), whose header holds no line a client wrote
+// (no injected Bcc), which names no Bcc recipient, and which is fit for the
+// wire (mailtest.WireProblems): CRLF pairs only, no line a relay could take
+// for the end of the data, every attachment in base64.
 func FuzzEmailBody(f *testing.F) {
 	for _, seed := range []string{
 		`{"from":{"email":"a@example.com"},"to":[{"email":"b@example.org","name":"B"}],"subject":"Hi","text":"t"}`,
@@ -30,6 +35,10 @@ func FuzzEmailBody(f *testing.F) {
 		`{"from":{"email":"a@example.com","name":"x\nBcc: evil@example.net"},"to":[{"email":"b@example.org"}],"subject":"S","text":"t"}`,
 		`{"from":{"email":"a@example.com"},"to":[{"email":"b@example.org"}],"subject":"S","text":"t","attachments":[{"filename":"x\r\nBcc: evil@example.net","content":"aGk="}]}`,
 		`{"from":{"email":"a@example.com"},"to":[{"email":"b@example.org"}],"subject":"S","text":"t","custom_variables":{"k":"v"},"category":"c"}`,
+		`{"from":{"email":"a@example.com"},"to":[{"email":"b@example.org"}],"subject":"S","text":"a\rb\nc\r.\r\nd\n.\n","html":"\r.\r\n<p>\n.\r</p>"}`,
+		`{"from":{"email":"a@example.com"},"to":[{"email":"b@example.org"}],"subject":"S","text":"t","attachments":[{"filename":"x","type":"multipart/mixed; boundary=XB","content":"Yw0uDQotLVhCDQoNCng="}]}`,
+		`{"from":{"email":"a@example.com"},"to":[{"email":"b@example.org"}],"subject":"S","text":"t","attachments":[{"filename":"x.eml","content":"Yw0uDQp4"},{"filename":"y.txt","type":"text/plain; charset=iso-8859-1","content":"Yw0uDQp4"}]}`,
+		`{"from":{"email":"a@example.com"},"to":[{"email":"b@example.org"}],"subject":"S","text":"t","headers":{"ARC-Seal":"i=1","Received":"x"}}`,
 		`{}`, `[]`, `null`, `{"to":"x"}`, `{"attachments":[{"content":7}]}`,
 	} {
 		f.Add([]byte(seed))
@@ -53,9 +62,17 @@ func FuzzEmailBody(f *testing.F) {
 			}
 			return
 		}
+		for i, a := range e.Attachments {
+			if mt, _, _ := mime.ParseMediaType(a.Type); strings.HasPrefix(mt, "multipart/") || strings.HasPrefix(mt, "message/") {
+				t.Fatalf("%s: attachment %d accepted with the type %q", body, i, a.Type)
+			}
+		}
 		raw, err := mail.Composer{}.Compose(e, time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC), "<id@example.com>")
 		if err != nil {
 			t.Fatalf("%s: accepted but not composed: %v", body, err)
+		}
+		if problems := mailtest.WireProblems(raw); len(problems) > 0 {
+			t.Fatalf("%s: the message is not fit for the wire: %v\n%q", body, problems, raw)
 		}
 		head, _, _ := bytes.Cut(raw, []byte("\r\n\r\n"))
 		for _, line := range strings.Split(string(head), "\r\n") {
@@ -77,6 +94,14 @@ func FuzzEmailBody(f *testing.F) {
 		}
 		if e.HTML != "" && !p.HasHTML || e.Text != "" && !p.HasText {
 			t.Fatalf("%s: a body went missing", body)
+		}
+		if len(p.Attachments) != len(e.Attachments) {
+			t.Fatalf("%s: %d attachments came back as %d", body, len(e.Attachments), len(p.Attachments))
+		}
+		for i, a := range p.Attachments {
+			if !bytes.Equal(a.Content, e.Attachments[i].Content) {
+				t.Fatalf("%s: attachment %d came back as %q", body, i, a.Content)
+			}
 		}
 	})
 }

@@ -6,6 +6,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"mime"
 	"net/http"
 	"strings"
 	"testing"
@@ -15,6 +16,7 @@ import (
 
 	"github.com/tokend/tokend"
 	"github.com/tokend/tokend/internal/mail"
+	"github.com/tokend/tokend/internal/mailtest"
 	"github.com/tokend/tokend/internal/testutil"
 )
 
@@ -332,6 +334,18 @@ func TestInvalidEmailsAre400NamingTheField(t *testing.T) {
 		{"attachment disposition", with(func(m map[string]any) {
 			m["attachments"] = []any{map[string]any{"filename": "a", "content": "aGk=", "disposition": "sideways"}}
 		}), "'attachments[0].disposition'"},
+		{"attachment multipart", attachmentType("multipart/mixed; boundary=XB"), "'attachments[0].type' must not be a multipart or message type"},
+		{"attachment multipart, any case", attachmentType("Multipart/Related"), "'attachments[0].type' must not be a multipart or message type"},
+		{"attachment message", attachmentType("message/rfc822"), "'attachments[0].type' must not be a multipart or message type"},
+		{"attachment message partial", attachmentType("message/partial; id=x; number=1"), "'attachments[0].type' must not be a multipart or message type"},
+		{"attachment type without subtype", attachmentType("text/"), "'attachments[0].type' is not a valid MIME type"},
+		{"attachment type without slash", attachmentType("foo"), "'attachments[0].type' is not a valid MIME type"},
+		{"attachment type parameter without name", attachmentType("text/plain; =x"), "'attachments[0].type' is not a valid MIME type"},
+		{"attachment type parameter twice", attachmentType("text/plain; charset=utf-8; charset=ascii"), "'attachments[0].type' is not a valid MIME type"},
+		{"attachment type with a NUL", attachmentType("text/plain\x00"), "'attachments[0].type' is not a valid MIME type"},
+		{"attachment type with a line break", attachmentType("text/plain\r\nBcc: x@evil.test"), "'attachments[0].type' is not a valid MIME type"},
+		{"attachment type parameter encoding a line break", attachmentType("text/plain; x*=utf-8''a%0D%0Ab"), "'attachments[0].type' is not a valid MIME type"},
+		{"attachment type too long", attachmentType("text/plain; x=" + strings.Repeat("y", 1000)), "'attachments[0].type' is too long"},
 		{"custom variables too large", with(func(m map[string]any) { m["custom_variables"] = map[string]string{"k": strings.Repeat("v", 1000)} }), "'custom_variables' is too large"},
 		{"template", with(func(m map[string]any) { m["template_uuid"] = "b81aabcd-1a1e-41cf-91b6-eca0254b3d96" }), "'template_uuid' is not supported"},
 		{"non-ASCII address", with(func(m map[string]any) { m["to"] = []any{addr("jösé@example.org")} }), "'to[0].email' address is invalid"},
@@ -351,6 +365,13 @@ func TestInvalidEmailsAre400NamingTheField(t *testing.T) {
 	}
 }
 
+// attachmentType is a valid send body with one attachment of type typ.
+func attachmentType(typ string) map[string]any {
+	m := email("a@example.com", "u@example.org")
+	m["attachments"] = []any{map[string]any{"filename": "a.txt", "content": "aGk=", "type": typ}}
+	return m
+}
+
 func slicesContain(list []string, sub string) bool {
 	for _, s := range list {
 		if strings.Contains(s, sub) {
@@ -358,6 +379,200 @@ func slicesContain(list []string, sub string) bool {
 		}
 	}
 	return false
+}
+
+// Header fields that receiving servers add and trust (trace, authentication
+// results, signatures, resent fields), and those tokend writes, are refused
+// whatever their case, as are names that are not field names and values with
+// control characters; others go out as given, but a Content-Transfer-Encoding,
+// which tokend picks for each part.
+func TestSendChecksHeadersByName(t *testing.T) {
+	e := newEnv(t)
+	sb := e.createSandbox(e.admin, e.createProject(e.admin, "QA"), "Headers")
+	const trusted = "is a reserved header that mail servers add and receivers trust"
+	tests := []struct {
+		name, value string
+		want        string // in one of the errors; "" for accepted
+	}{
+		{"Authentication-Results", "mx.example.org; dkim=pass", trusted},
+		{"authentication-results", "mx.example.org; spf=pass", trusted},
+		{"ARC-Seal", "i=1; a=rsa-sha256; cv=none", trusted},
+		{"ARC-Message-Signature", "i=1", trusted},
+		{"ARC-Authentication-Results", "i=1; mx.example.org; dkim=pass", trusted},
+		{"Arc-Future-Field", "i=1", trusted},
+		{"DomainKey-Signature", "a=rsa-sha1", trusted},
+		{"Received", "from mx.example.org by mx.example.org", trusted},
+		{"RECEIVED", "from x", trusted},
+		{"Received-SPF", "pass", trusted},
+		{"Return-Path", "<ceo@example.org>", trusted},
+		{"Delivered-To", "ceo@example.org", trusted},
+		{"X-Original-To", "ceo@example.org", trusted},
+		{"Resent-From", "ceo@example.org", trusted},
+		{"resent-message-id", "<x@example.org>", trusted},
+		{"Resent-Date", "Tue, 1 Dec 2026 10:00:00 +0000", trusted},
+		{"X-Tokend-Account-Id", "1", "is a reserved header (X-Tokend-* fields are tokend's own)"},
+		{"DKIM-Signature", "v=1; d=example.org", "is a reserved header that tokend sets itself"},
+		{"Message-Id", "<x@example.org>", "is a reserved header that tokend sets itself"},
+		{"X A", "1", `'headers' "X A" is not a valid header name`},
+		{"X:A", "1", `'headers' "X:A" is not a valid header name`},
+		{"X-Ünï", "1", `is not a valid header name`},
+		{"X-\x7f", "1", `is not a valid header name`},
+		{"", "1", `'headers' "" is not a valid header name`},
+		{"X-Nul", "a\x00b", "'headers.X-Nul' must be valid UTF-8 without control characters"},
+		{"X-Lf", "a\nb", "'headers.X-Lf' must be valid UTF-8 without control characters"},
+		{"X-Cr", "a\r.\r", "'headers.X-Cr' must be valid UTF-8 without control characters"},
+		{"X-Campaign", "winter", ""},
+		{"List-Unsubscribe", "<https://example.com/u>", ""},
+		{"X-Received-Count", "2", ""},
+		{"X-Archive", "arc", ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			e := e.with(t)
+			body := email("a@example.com", "u@example.org")
+			body["headers"] = map[string]string{tt.name: tt.value}
+			if tt.want != "" {
+				var res sendErrors
+				e.post(e.path("/api/send/%d", sb), e.admin, body).want(400).decode(&res)
+				if res.Success || !slicesContain(res.Errors, tt.want) {
+					t.Errorf("errors %q do not include %q", res.Errors, tt.want)
+				}
+				return
+			}
+			e.post(e.path("/api/send/%d", sb), e.admin, body).want(200)
+			if raw := e.lastCaptured(sb); !bytes.Contains(raw, []byte("\r\n"+tt.name+": "+tt.value+"\r\n")) {
+				t.Errorf("%s: %s is not in\n%s", tt.name, tt.value, raw)
+			}
+		})
+	}
+	// A Content-Transfer-Encoding is dropped: tokend picks each part's.
+	body := email("a@example.com", "u@example.org")
+	body["headers"] = map[string]string{"Content-Transfer-Encoding": "8bit"}
+	e.post(e.path("/api/send/%d", sb), e.admin, body).want(200)
+	if raw := e.lastCaptured(sb); bytes.Contains(raw, []byte("8bit")) {
+		t.Errorf("the caller's Content-Transfer-Encoding is in\n%s", raw)
+	}
+}
+
+// lastCaptured returns the raw message sandbox sb captured last.
+func (e *env) lastCaptured(sb int64) []byte {
+	e.t.Helper()
+	var list []capturedMessage
+	e.get(e.path("/api/sandboxes/%d/messages", sb), e.admin).want(200).decode(&list)
+	if len(list) == 0 {
+		e.t.Fatalf("sandbox %d holds nothing", sb)
+	}
+	return e.get(e.path("/api/sandboxes/%d/messages/%d/body.raw", sb, list[0].ID), e.admin).want(200).Body
+}
+
+// An attachment goes out in base64 whatever its type, with the type as given:
+// its parameters kept, quoted where they need it, and the file's name added.
+// A type derived from the file name is never a multipart or message type.
+func TestSendPutsAttachmentsInBase64WithTheirType(t *testing.T) {
+	mime.AddExtensionType(".eml", "message/rfc822") // as /etc/mime.types has it on many systems
+	e := newEnv(t)
+	sb := e.createSandbox(e.admin, e.createProject(e.admin, "QA"), "Types")
+	content := []byte("c\r.\r\n--XB\r\nContent-Type: text/html\r\n\r\n<b>x</b>\n.\nend\r")
+	tests := []struct {
+		name, typ, filename, want string
+	}{
+		{"text", "text/plain", "a.txt", "text/plain; name=a.txt"},
+		{"text with a charset", "text/plain; charset=utf-8", "a.txt", "text/plain; charset=utf-8; name=a.txt"},
+		{"text in another charset", "text/plain; charset=iso-8859-1", "a.txt", "text/plain; charset=iso-8859-1; name=a.txt"},
+		{"case and quotes", `Text/CSV; Charset="UTF-8"; Header=present`, "a.csv", "text/csv; charset=UTF-8; header=present; name=a.csv"},
+		{"a parameter that needs quotes", `application/x-thing; note="a;b c"`, "a.bin", `application/x-thing; name=a.bin; note="a;b c"`},
+		{"html", "text/html", "a.html", "text/html; name=a.html"},
+		{"image", "image/png", "a.png", "image/png; name=a.png"},
+		{"derived from the name", "", "a.pdf", "application/pdf; name=a.pdf"},
+		{"derived from the name as a message type", "", "a.eml", "application/octet-stream; name=a.eml"},
+		{"no type known for the name", "", "a.nosuchtype", "application/octet-stream; name=a.nosuchtype"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			e := e.with(t)
+			body := email("a@example.com", "u@example.org")
+			body["attachments"] = []any{map[string]any{"filename": tt.filename, "type": tt.typ, "content": base64.StdEncoding.EncodeToString(content)}}
+			e.post(e.path("/api/send/%d", sb), e.admin, body).want(200)
+			raw := e.lastCaptured(sb)
+			for _, p := range mailtest.WireProblems(raw) {
+				t.Errorf("%s in\n%q", p, raw)
+			}
+			unfolded := bytes.ReplaceAll(raw, []byte("\r\n "), []byte(" "))
+			if want := "\r\nContent-Type: " + tt.want + "\r\n"; !bytes.Contains(unfolded, []byte(want)) {
+				t.Errorf("no %q in\n%s", want, raw)
+			}
+			p, err := mail.Parse(raw)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(p.Attachments) != 1 || !bytes.Equal(p.Attachments[0].Content, content) || p.Attachments[0].TransferEncoding != "base64" {
+				t.Errorf("attachments %+v, want %q in base64", p.Attachments, content)
+			}
+		})
+	}
+}
+
+// The bytes a relay receives hold CRLF pairs only, whatever line breaks the
+// text, the HTML and the files hold, and every attachment in base64: nothing a
+// caller sends can end the SMTP data early (SMTP smuggling). An attachment
+// typed to carry MIME parts of its own is refused, so never reaches it.
+func TestSendDeliversOnlyCRLF(t *testing.T) {
+	relay := testutil.StartSMTP(t, testutil.SMTPOptions{})
+	r, err := mail.ParseRelay("smtp://"+relay.Addr, mail.RelayOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := newEnv(t, withRelay(r))
+	e.domainRecord(e.admin, "example.com")
+	smuggled := "c\r.\r\nMAIL FROM:<ceo@example.com>\r\nRCPT TO:<victim@example.org>\r\nDATA\r\nSubject: forged\r\n\r\nx\r\n.\r\n"
+	file := base64.StdEncoding.EncodeToString([]byte(smuggled))
+	attack := email("a@example.com", "attacked@example.org")
+	attack["attachments"] = []any{map[string]any{"filename": "x", "type": "multipart/mixed; boundary=XB", "content": file}}
+	attackStatus := e.post("/api/send", e.admin, attack).Status
+
+	breaks := "a\rb\nc\r.\r\nd\n.\ne\r\n.\r\nf\r"
+	body := email("a@example.com", "u@example.org")
+	body["text"], body["html"] = breaks, "<p>"+breaks+"</p>"
+	body["attachments"] = []any{
+		map[string]any{"filename": "a.txt", "type": "text/plain", "content": file},
+		map[string]any{"filename": "b.txt", "type": "text/plain; charset=iso-8859-1", "content": file},
+		map[string]any{"filename": "c.bin", "content": file},
+		map[string]any{"filename": "d.html", "type": "text/html", "disposition": "inline", "content_id": "d", "content": file},
+	}
+	var s sent
+	e.post("/api/send", e.admin, body).want(200).decode(&s)
+	waitFor(t, 10*time.Second, "the message delivered", func() bool { return e.emailLog(e.admin, s.MessageIDs[0]).DeliveryStatus == "delivered" })
+	mails := relay.Mails()
+	if attackStatus == 200 {
+		mails = relay.WaitMails(t, 2, 10*time.Second)
+	}
+	for _, m := range mails {
+		for _, p := range mailtest.WireProblems(m.Data) {
+			t.Errorf("to %v: %s", m.To, p)
+		}
+		if bytes.Contains(m.Data, []byte("RCPT TO:")) {
+			t.Errorf("to %v: the file's SMTP commands are in the message in clear:\n%q", m.To, m.Data)
+		}
+		if m.To[0] != "u@example.org" {
+			continue
+		}
+		p, err := mail.Parse(m.Data)
+		if err != nil {
+			t.Fatal(err)
+		}
+		normalized := "a\r\nb\r\nc\r\n.\r\nd\r\n.\r\ne\r\n.\r\nf\r\n"
+		if p.Text != normalized || p.HTML != "<p>"+normalized+"</p>" || len(p.Attachments) != 4 {
+			t.Errorf("delivered text %q, html %q, %d attachments", p.Text, p.HTML, len(p.Attachments))
+		}
+		for _, a := range p.Attachments {
+			if string(a.Content) != smuggled || a.TransferEncoding != "base64" {
+				t.Errorf("attachment %s: %q in %q", a.Filename, a.Content, a.TransferEncoding)
+			}
+		}
+	}
+	if attackStatus != 400 {
+		t.Errorf("a multipart attachment answered %d, want 400", attackStatus)
+	}
 }
 
 func TestOversizeEmailsAre413(t *testing.T) {
@@ -401,16 +616,18 @@ func TestBatchAnswersEachEmail(t *testing.T) {
 			map[string]any{"subject": "No recipients"},
 			map[string]any{"to": []any{addr("d@example.org")}, "from": addr("x@elsewhere.example")},
 			map[string]any{"to": []any{addr("e@example.org")}, "attachments": []any{map[string]any{"filename": "a", "content": "!!"}}},
+			map[string]any{"to": []any{addr("f@example.org")}, "attachments": []any{map[string]any{"filename": "a", "content": "aGk=", "type": "multipart/mixed; boundary=XB"}}},
 		},
 	}).want(200).decode(&res)
-	if !res.Success || len(res.Responses) != 5 {
+	if !res.Success || len(res.Responses) != 6 {
 		t.Fatalf("batch answered %+v", res)
 	}
 	want := []struct {
 		ok    bool
 		ids   int
 		error string
-	}{{true, 2, ""}, {true, 1, ""}, {false, 0, "'to' or 'cc' or 'bcc'"}, {false, 0, "elsewhere.example"}, {false, 0, "base64"}}
+	}{{true, 2, ""}, {true, 1, ""}, {false, 0, "'to' or 'cc' or 'bcc'"}, {false, 0, "elsewhere.example"}, {false, 0, "base64"},
+		{false, 0, "'attachments[0].type' must not be a multipart or message type"}}
 	for i, w := range want {
 		got := res.Responses[i]
 		if got.Success != w.ok || len(got.MessageIDs) != w.ids || w.error != "" && !slicesContain(got.Errors, w.error) {

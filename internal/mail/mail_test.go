@@ -16,6 +16,7 @@ import (
 
 	"github.com/tokend/tokend"
 	"github.com/tokend/tokend/internal/mail"
+	"github.com/tokend/tokend/internal/mailtest"
 	"github.com/tokend/tokend/internal/testutil"
 )
 
@@ -300,4 +301,89 @@ func TestRelayGivesUpOnASilentRelay(t *testing.T) {
 	if took := time.Since(start); took > 3*time.Second {
 		t.Errorf("Send took %v against a silent relay with a 500 ms context", took)
 	}
+}
+
+// Whatever line breaks a caller's text, HTML or files hold, the message has
+// CRLF pairs only, no line a relay could take for the end of the data, and
+// every attachment in base64, whatever its type; text bodies keep their line
+// breaks, as CRLF.
+func TestComposeWritesOnlyCRLF(t *testing.T) {
+	const breaks = "a\rb\nc\r.\r\nd\n.\ne\r\n.\r\nf\r\rg\n\nh.\r"
+	const normalized = "a\r\nb\r\nc\r\n.\r\nd\r\n.\r\ne\r\n.\r\nf\r\n\r\ng\r\n\r\nh.\r\n"
+	file := []byte("c\r.\r\n--XB\r\nContent-Type: text/html\r\n\r\n<b>injected</b>\n.\n\r\n.\r\n")
+	tests := []struct {
+		name      string
+		email     tokend.Email
+		wantTypes []string // the attachments' Content-Type as written
+		wantText  string
+		wantHTML  string
+	}{
+		{"text", tokend.Email{Text: breaks}, nil, normalized, ""},
+		{"html", tokend.Email{HTML: "<p>" + breaks + "</p>"}, nil, "", "<p>" + normalized + "</p>"},
+		{"text and html", tokend.Email{Text: breaks, HTML: breaks}, nil, normalized, normalized},
+		{"long lines", tokend.Email{Text: strings.Repeat("x", 200) + "\r." + strings.Repeat("y", 200) + "\n."}, nil,
+			strings.Repeat("x", 200) + "\r\n." + strings.Repeat("y", 200) + "\r\n.", ""},
+		{"text attachment", tokend.Email{Text: "t", Attachments: []tokend.Attachment{
+			{Filename: "a.txt", Content: file, Type: "text/plain", Disposition: "attachment"}}},
+			[]string{"text/plain; name=a.txt"}, "t", ""},
+		{"attachment types with parameters", tokend.Email{Text: "t", Attachments: []tokend.Attachment{
+			{Filename: "a.txt", Content: file, Type: "text/plain; charset=iso-8859-1", Disposition: "attachment"},
+			{Filename: "b.txt", Content: file, Type: "text/plain; format=flowed; charset=utf-8", Disposition: "attachment"},
+			{Filename: "c.bin", Content: file, Type: `application/x-thing; note="a;b c"`, Disposition: "attachment"}}},
+			[]string{"text/plain; charset=iso-8859-1; name=a.txt", "text/plain; charset=utf-8; format=flowed; name=b.txt",
+				`application/x-thing; name=c.bin; note="a;b c"`}, "t", ""},
+		{"inline html part", tokend.Email{HTML: "<img src=cid:x>", Attachments: []tokend.Attachment{
+			{Filename: "x.html", Content: file, Type: "text/html", Disposition: "inline", ContentID: "x"}}},
+			[]string{"text/html; name=x.html"}, "", "<img src=cid:x>"},
+		// Validate refuses what follows; Compose never writes it raw either.
+		{"multipart attachment", tokend.Email{Text: "t", Attachments: []tokend.Attachment{
+			{Filename: "m", Content: file, Type: "multipart/mixed; boundary=XB", Disposition: "attachment"},
+			{Filename: "r.eml", Content: file, Type: "message/rfc822", Disposition: "inline"}}},
+			[]string{"application/octet-stream; name=m", "application/octet-stream; name=r.eml"}, "t", ""},
+		{"line breaks in the subject", tokend.Email{Subject: "s\r.\r\nBcc: x@example.net\n.\n", Text: "t"}, nil, "t", ""},
+		{"line breaks in a header", tokend.Email{Text: "t", Headers: map[string]string{"X-A": "1\r.\r\n", "X-B": "\r.\n"}}, nil, "t", ""},
+		{"line breaks in names", tokend.Email{Text: "t", ReplyTo: &tokend.Address{Email: "r@example.com", Name: "r\r.\r\nBcc: x@example.net"},
+			Attachments: []tokend.Attachment{{Filename: "f\r.\r\n", Content: file, Type: "text/plain", Disposition: "attachment"}}},
+			[]string{"text/plain; name=\"=?utf-8?q?f=0D.=0D=0A?=\""}, "t", ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			e := tt.email
+			e.From = tokend.Address{Email: "sender@example.com"}
+			e.To = []tokend.Address{{Email: "to@example.org"}}
+			if e.Subject == "" {
+				e.Subject = "Subject"
+			}
+			raw, err := mail.Composer{}.Compose(&e, date, "<id-1@example.com>")
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, p := range mailtest.WireProblems(raw) {
+				t.Errorf("%s in\n%q", p, raw)
+			}
+			p, err := mail.Parse(raw)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if p.Text != tt.wantText || p.HTML != tt.wantHTML {
+				t.Errorf("text %q html %q, want %q and %q", p.Text, p.HTML, tt.wantText, tt.wantHTML)
+			}
+			if len(p.Attachments) != len(tt.wantTypes) {
+				t.Fatalf("%d attachments, want %d:\n%s", len(p.Attachments), len(tt.wantTypes), raw)
+			}
+			for i, a := range p.Attachments {
+				if !bytes.Equal(a.Content, file) || a.TransferEncoding != "base64" {
+					t.Errorf("attachment %d: %q in %q, want %q in base64", i, a.Content, a.TransferEncoding, file)
+				}
+				if want := "\r\nContent-Type: " + tt.wantTypes[i] + "\r\n"; !bytes.Contains(unfold(raw), []byte(want)) {
+					t.Errorf("no %q in\n%s", want, raw)
+				}
+			}
+		})
+	}
+}
+
+// unfold joins folded header lines.
+func unfold(raw []byte) []byte {
+	return bytes.ReplaceAll(bytes.ReplaceAll(raw, []byte("\r\n "), []byte(" ")), []byte("\r\n\t"), []byte("\t"))
 }
