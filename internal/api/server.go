@@ -44,6 +44,8 @@ type Options struct {
 	// are believed for the client address (and X-Forwarded-Proto for HSTS).
 	TrustedProxies Prefixes
 	Now            func() time.Time // the clock; time.Now if nil
+	// SendLimits bound the sends in flight, per account and in all.
+	SendLimits SendLimits
 	// Done, when closed, ends the long-lived responses (the change streams
 	// of GET /api/auth_changes), so that a graceful shutdown need not wait
 	// for them. Close it as the HTTP server starts shutting down.
@@ -66,6 +68,7 @@ type Server struct {
 	verifier *tokend.Verifier
 	mailer   *tokend.Mailer
 	ids      *requestIDs
+	sends    *sendLimiter
 
 	// Counters of the hot path, resolved once instead of by label per request.
 	authOK, authMissing, authInvalid, authExpired, authThrottled prometheus.Counter
@@ -90,7 +93,7 @@ func NewServer(svc *tokend.Service, opts Options) http.Handler {
 		opts.Now = time.Now
 	}
 	s := &Server{svc: svc, opts: opts, log: opts.Logger, metrics: opts.Metrics, mux: http.NewServeMux(),
-		ids: newRequestIDs()}
+		ids: newRequestIDs(), sends: newSendLimiter(opts.SendLimits)}
 	s.mailer = opts.Mailer
 	if s.mailer == nil {
 		s.mailer = tokend.NewMailer(svc, mail.Composer{}, tokend.MailerOptions{})
