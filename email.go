@@ -434,6 +434,33 @@ type SandboxQuery struct {
 	Limit    int
 }
 
+// SandboxUsage is what a sandbox holds of captured mail: how many emails,
+// and their size as captured (the rendered email, attachments encoded).
+type SandboxUsage struct {
+	Emails int
+	Bytes  int64
+}
+
+// SandboxQuota bounds what one sandbox keeps: when a capture would take it
+// past either bound, its oldest emails are deleted to make room.
+type SandboxQuota struct {
+	Emails int
+	Bytes  int64
+}
+
+// SandboxQuota is the quota of each sandbox of an account on plan p: free 100
+// emails and 100 MB, pro 1,000 and 1 GB, enterprise 10,000 and 5 GB (MB and
+// GB in powers of ten, as disks are sold).
+func (p Plan) SandboxQuota() SandboxQuota {
+	switch p {
+	case PlanPro:
+		return SandboxQuota{Emails: 1_000, Bytes: 1_000_000_000}
+	case PlanEnterprise:
+		return SandboxQuota{Emails: 10_000, Bytes: 5_000_000_000}
+	}
+	return SandboxQuota{Emails: 100, Bytes: 100_000_000}
+}
+
 // EmailTx is the sending part of a transaction.
 type EmailTx interface {
 	// CreateDomainKey stores a sending domain's DKIM key.
@@ -467,6 +494,19 @@ type EmailTx interface {
 	// DeleteEmailsBefore deletes live emails created before cutoff with no
 	// message waiting, and DKIM keys of deleted domains no mail waits for.
 	DeleteEmailsBefore(ctx context.Context, cutoff time.Time) (int64, error)
+
+	// SandboxUsage returns what a sandbox holds of captured mail (zero for
+	// a sandbox that holds none, or does not exist). The store keeps it up to
+	// date in every transaction that adds or deletes captured mail, however
+	// the mail goes, so reading it costs the same whatever the sandbox holds.
+	SandboxUsage(ctx context.Context, sandboxID int64) (SandboxUsage, error)
+	// EvictSandboxEmails deletes a sandbox's oldest captured emails (with
+	// their messages), as few as frees at least emails of them and bytes
+	// bytes, or all it has, and returns what it deleted.
+	EvictSandboxEmails(ctx context.Context, sandboxID int64, emails int, bytes int64) (SandboxUsage, error)
+	// DeleteCapturedEmailsBefore deletes up to limit captured emails created
+	// before cutoff, oldest first, and returns how many it deleted.
+	DeleteCapturedEmailsBefore(ctx context.Context, cutoff time.Time, limit int) (int64, error)
 
 	// Setting returns a server-wide value (ENOTFOUND if unset); PutSetting sets one.
 	Setting(ctx context.Context, name string) ([]byte, error)

@@ -56,6 +56,9 @@ func (m *Mailer) sendNotice(ctx context.Context, caller *Token, e *Email) error 
 			if err != nil {
 				return err
 			}
+			if _, err := m.makeRoom(ctx, tx, caller.AccountID, sb, SandboxUsage{Emails: 1, Bytes: int64(len(p.raw))}); err != nil {
+				return err
+			}
 			return m.store1(ctx, tx, caller, &p, Resource{}, sb, now)
 		}
 		for _, r := range e.Recipients() {

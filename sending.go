@@ -31,14 +31,25 @@ type MailerOptions struct {
 	NotifyNotice func()
 	// Observe is told, after each commit, how many messages (recipients) were
 	// accepted for delivery ("accepted") or captured into a sandbox
-	// ("captured"); may be nil.
+	// ("captured"), and how many captured emails were deleted to keep a
+	// sandbox within its quota ("evicted") or past the capture retention
+	// ("expired"); may be nil.
 	Observe func(event string, n int)
 	// Verifier holds the message allowances every send spends from: give
 	// the one that authenticates requests, so that the allowance is counted
 	// where the plan limit is (across instances when it shares its limits).
 	// Nil: a Verifier of the Mailer's own, counting in this process.
 	Verifier *Verifier
+	// SandboxQuota is the quota of each sandbox of an account on a plan;
+	// nil means Plan.SandboxQuota.
+	SandboxQuota func(Plan) SandboxQuota
+	// CaptureRetention is how long captured mail is kept (PruneCaptured
+	// deletes what is older); 0 means DefaultCaptureRetention.
+	CaptureRetention time.Duration
 }
+
+// DefaultCaptureRetention is how long captured mail is kept by default.
+const DefaultCaptureRetention = 30 * 24 * time.Hour
 
 // Mailer is the sending capability: it applies the sending rules to a
 // caller's email, writes what it accepts to the store in the transaction that
@@ -58,6 +69,12 @@ type Mailer struct {
 func NewMailer(svc *Service, compose Composer, opts MailerOptions) *Mailer {
 	if opts.Verifier == nil {
 		opts.Verifier = NewVerifier(svc, VerifierOptions{Now: svc.opts.Now})
+	}
+	if opts.SandboxQuota == nil {
+		opts.SandboxQuota = Plan.SandboxQuota
+	}
+	if opts.CaptureRetention <= 0 {
+		opts.CaptureRetention = DefaultCaptureRetention
 	}
 	m := &Mailer{svc: svc, store: svc.store, compose: compose, opts: opts}
 	svc.outbox.hook(EmailJob, jobHooks{retried: m.deferred, finished: m.finished})
@@ -221,9 +238,9 @@ func (m *Mailer) send(ctx context.Context, caller *Token, sandboxID int64, email
 		}
 	}
 	results := make([]BatchResult, len(emails))
-	var accepted, captured int
+	var accepted, captured, evicted int
 	err := m.svc.writeAs(ctx, caller, func(tx Tx, caller *Token) error {
-		accepted, captured = 0, 0
+		accepted, captured, evicted = 0, 0, 0
 		c, err := loadCatalog(ctx, tx, caller.AccountID)
 		if err != nil {
 			return err
@@ -238,14 +255,18 @@ func (m *Mailer) send(ctx context.Context, caller *Token, sandboxID int64, email
 				return Errorf(EFORBIDDEN, "You need admin access to sandbox %d to send to it", sandboxID)
 			}
 		}
+		// First what passes the rules, then, for captured mail, room for
+		// all of it, then the writes.
 		sendable := map[int64]bool{} // by domain, read once a request
+		domains := make([]Resource, len(preps))
+		var passed []int
+		var size SandboxUsage
 		for i := range preps {
 			p := &preps[i]
 			results[i] = BatchResult{Err: p.err}
 			if p.err != nil {
 				continue
 			}
-			var domain Resource
 			if sandboxID == 0 {
 				d, err := c.sendingDomain(caller, p.email.From)
 				if err != nil {
@@ -265,14 +286,27 @@ func (m *Mailer) send(ctx context.Context, caller *Token, sandboxID int64, email
 						continue
 					}
 				}
-				domain = d
+				domains[i] = d
 			}
-			if !live && target == 0 {
+			passed = append(passed, i)
+			size.Emails, size.Bytes = size.Emails+1, size.Bytes+int64(len(p.raw))
+		}
+		if len(passed) == 0 {
+			return nil
+		}
+		if !live {
+			if target == 0 {
 				if target, err = m.captureSandbox(ctx, tx, caller, c); err != nil {
 					return err
 				}
 			}
-			if err := m.store1(ctx, tx, caller, p, domain, target, now); err != nil {
+			if evicted, err = m.makeRoom(ctx, tx, caller.AccountID, target, size); err != nil {
+				return err
+			}
+		}
+		for _, i := range passed {
+			p := &preps[i]
+			if err := m.store1(ctx, tx, caller, p, domains[i], target, now); err != nil {
 				return err
 			}
 			results[i].Sent = &Sent{MessageIDs: p.ids}
@@ -298,9 +332,75 @@ func (m *Mailer) send(ctx context.Context, caller *Token, sandboxID int64, email
 		if captured > 0 {
 			m.opts.Observe("captured", captured)
 		}
+		if evicted > 0 {
+			m.opts.Observe("evicted", evicted)
+		}
 	}
 	return results, allowance, nil
 }
+
+// makeRoom makes room in sandboxID for adding emails of the given size, by
+// deleting its oldest emails (in the caller's transaction, which holds the
+// account, so that sends to one sandbox never see each other half done),
+// and returns how many it deleted. Mail larger than the whole quota is
+// ETOOLARGE: storing it would only delete it again.
+func (m *Mailer) makeRoom(ctx context.Context, tx Tx, accountID, sandboxID int64, add SandboxUsage) (int, error) {
+	a, err := tx.Account(ctx, accountID)
+	if err != nil {
+		return 0, err
+	}
+	q := m.opts.SandboxQuota(a.Plan)
+	if add.Emails > q.Emails {
+		return 0, Errorf(ETOOLARGE, "This request would capture %d emails into sandbox %d, which keeps at most %d (the %s plan's quota): send at most %d at a time",
+			add.Emails, sandboxID, q.Emails, a.Plan, q.Emails)
+	}
+	if add.Bytes > q.Bytes {
+		return 0, Errorf(ETOOLARGE, "The emails of this request come to %d bytes as captured; sandbox %d keeps at most %d bytes (the %s plan's quota): send less at a time",
+			add.Bytes, sandboxID, q.Bytes, a.Plan)
+	}
+	u, err := tx.SandboxUsage(ctx, sandboxID)
+	if err != nil {
+		return 0, err
+	}
+	over := SandboxUsage{Emails: max(u.Emails+add.Emails-q.Emails, 0), Bytes: max(u.Bytes+add.Bytes-q.Bytes, 0)}
+	if over.Emails == 0 && over.Bytes == 0 {
+		return 0, nil
+	}
+	freed, err := tx.EvictSandboxEmails(ctx, sandboxID, over.Emails, over.Bytes)
+	return freed.Emails, err
+}
+
+// pruneBatch is how many captured emails PruneCaptured deletes in one
+// transaction, so that it never holds the database for long.
+const pruneBatch = 200
+
+// PruneCaptured deletes the captured mail older than the capture retention,
+// a batch per transaction, and returns how many emails it deleted. Servers
+// run it with the purge.
+func (m *Mailer) PruneCaptured(ctx context.Context) (int64, error) {
+	cutoff := m.svc.now().Add(-m.opts.CaptureRetention)
+	var total int64
+	defer func() {
+		if total > 0 && m.opts.Observe != nil {
+			m.opts.Observe("expired", int(total))
+		}
+	}()
+	for {
+		var n int64
+		err := m.store.Write(ctx, func(tx Tx) error {
+			var err error
+			n, err = tx.DeleteCapturedEmailsBefore(ctx, cutoff, pruneBatch)
+			return err
+		})
+		total += n
+		if err != nil || n < pruneBatch {
+			return total, err
+		}
+	}
+}
+
+// CaptureRetention is how long captured mail is kept.
+func (m *Mailer) CaptureRetention() time.Duration { return m.opts.CaptureRetention }
 
 // render gives each recipient of e, a valid email, a message id and renders
 // it. Live mail is rendered without a Message-ID: each recipient's delivery

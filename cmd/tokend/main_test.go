@@ -97,6 +97,8 @@ func TestUsageErrorsExitTwo(t *testing.T) {
 		{"bad token prefix", nil, []string{"serve", "--token-prefix", "TK_"}},
 		{"webhook not a URL", nil, []string{"serve", "--alert-webhook", "hooks.example.com/x"}},
 		{"zero failure limit", nil, []string{"serve", "--auth-failure-limit", "0"}},
+		{"zero capture retention", []string{"TOKEND_CAPTURE_RETENTION=0s"}, []string{"serve"}},
+		{"zero sends in flight", nil, []string{"serve", "--account-sends-in-flight", "0"}},
 		{"stray argument", nil, []string{"account", "list", "extra", "--db", db}},
 	}
 	for _, tt := range tests {
@@ -391,6 +393,41 @@ func TestPurgeRemovesExpiredTokens(t *testing.T) {
 		}
 		if time.Now().After(deadline) {
 			t.Fatalf("expired token still there 10 s later (status %d)", code)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	s.stop(t)
+}
+
+// TestCaptureRetentionPrunesCapturedMail runs the real purge job, which
+// deletes captured mail past --capture-retention.
+func TestCaptureRetentionPrunesCapturedMail(t *testing.T) {
+	db := filepath.Join(t.TempDir(), "tokend.db")
+	s := startServe(t, []string{"TOKEND_CAPTURE_RETENTION=1s"}, "--db", db, "--purge-after", "1s")
+	admin := s.waitToken(t)
+	var p, sb struct{ ID int64 }
+	code, body := call(t, "POST", s.url+"/api/accounts/1/projects", admin, `{"project":{"name":"QA"}}`)
+	if code != 200 || json.Unmarshal([]byte(body), &p) != nil {
+		t.Fatalf("project: %d %s", code, body)
+	}
+	code, body = call(t, "POST", fmt.Sprintf("%s/api/accounts/1/projects/%d/inboxes", s.url, p.ID), admin, `{"inbox":{"name":"S"}}`)
+	if code != 200 || json.Unmarshal([]byte(body), &sb) != nil {
+		t.Fatalf("sandbox: %d %s", code, body)
+	}
+	code, body = call(t, "POST", fmt.Sprintf("%s/api/send/%d", s.url, sb.ID), admin,
+		`{"from":{"email":"qa@example.com"},"to":[{"email":"u@example.org"}],"subject":"Hi","text":"hi"}`)
+	if code != 200 {
+		t.Fatalf("send: %d %s", code, body)
+	}
+	list := fmt.Sprintf("%s/api/sandboxes/%d/messages", s.url, sb.ID)
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		code, body := call(t, "GET", list, admin, "")
+		if code == 200 && strings.TrimSpace(body) == "[]" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("captured mail still there 10 s later: %d %s", code, body)
 		}
 		time.Sleep(200 * time.Millisecond)
 	}

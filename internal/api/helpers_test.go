@@ -45,6 +45,7 @@ type env struct {
 	other      int64
 	otherAdmin string
 	secrets    *secrets // every token value issued, to check logs never hold one
+	cfg        envConfig
 }
 
 type secrets struct {
@@ -82,6 +83,13 @@ type envConfig struct {
 	// streams keeps change streams open until the test ends; otherwise each
 	// ends after its ready event, so that a plain request gets a whole answer.
 	streams bool
+	// quota and retention are the Mailer's sandbox quota and capture
+	// retention (the defaults when zero).
+	quota     func(tokend.Plan) tokend.SandboxQuota
+	retention time.Duration
+	// db is the store to use instead of a new one (with dump, its contents).
+	db   tokend.Store
+	dump func() [][]byte
 }
 
 type envOption func(*envConfig)
@@ -117,11 +125,25 @@ func withStreams() envOption { return func(c *envConfig) { c.streams = true } }
 // withoutDelivery is a server started without --smtp-relay.
 func withoutDelivery() envOption { return func(c *envConfig) { c.deliver = false } }
 
+// withSandboxQuota gives every sandbox quota, whatever its account's plan.
+func withSandboxQuota(quota tokend.SandboxQuota) envOption {
+	return func(c *envConfig) { c.quota = func(tokend.Plan) tokend.SandboxQuota { return quota } }
+}
+
+// withCaptureRetention keeps captured mail for d.
+func withCaptureRetention(d time.Duration) envOption { return func(c *envConfig) { c.retention = d } }
+
+// withSendLimits bounds the sends in flight as l says.
+func withSendLimits(l api.SendLimits) envOption { return func(c *envConfig) { c.api.SendLimits = l } }
+
+// withDB runs the server over db, which dump reads back.
+func withDB(db tokend.Store, dump func() [][]byte) envOption {
+	return func(c *envConfig) { c.db, c.dump = db, dump }
+}
+
 func newEnv(t *testing.T, opts ...envOption) *env {
 	t.Helper()
 	e := &env{t: t, clock: testutil.NewClock(time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)), logs: &testutil.Buffer{}, secrets: &secrets{}}
-	db, dump := testutil.Store(t)
-	e.dump = dump
 	format, _ := apikey.NewFormat("tk")
 	cfg := envConfig{
 		svc: tokend.Options{ResetGrace: 12 * time.Hour, PurgeAfter: 24 * time.Hour, Format: format, Now: e.clock.Now,
@@ -134,6 +156,11 @@ func newEnv(t *testing.T, opts ...envOption) *env {
 	for _, opt := range opts {
 		opt(&cfg)
 	}
+	db, dump := cfg.db, cfg.dump
+	if db == nil {
+		db, dump = testutil.Store(t)
+	}
+	e.dump, e.cfg = dump, cfg
 	var store tokend.Store = db
 	if cfg.wrapStore != nil {
 		store = cfg.wrapStore(db)
@@ -149,8 +176,9 @@ func newEnv(t *testing.T, opts ...envOption) *env {
 			TestRateMultiplier: cfg.api.TestRateMultiplier, AuthFailureLimit: cfg.api.AuthFailureLimit, Now: cfg.api.Now})
 	}
 	e.mailer = tokend.NewMailer(e.svc, mail.Composer{}, tokend.MailerOptions{
-		Verifier: cfg.api.Verifier,
-		Deliver:  cfg.deliver || cfg.relay != nil,
+		Verifier:     cfg.api.Verifier,
+		SandboxQuota: cfg.quota, CaptureRetention: cfg.retention,
+		Deliver: cfg.deliver || cfg.relay != nil,
 		Notify: func() {
 			if runner != nil {
 				runner.Notify()

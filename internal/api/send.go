@@ -11,38 +11,16 @@ import (
 	"strconv"
 	"strings"
 
-	"golang.org/x/sync/semaphore"
-
 	"github.com/tokend/tokend"
 )
 
 // Bounds of sending request bodies: one email of up to tokend.MaxEmailSize
-// with its attachments in base64, and a batch of up to 50 MiB in all.
+// with its attachments in base64, and a batch of up to 50 MiB in all. How
+// many are read at once is bounded too (see SendLimits).
 const (
 	maxSendBody  = 16 << 20
 	maxBatchBody = 50 << 20
-	// maxBodiesInFlight bounds the sending bodies being read and rendered at
-	// once: each takes a few times its size in memory, so without a bound a
-	// burst of large batches could exhaust it. Requests beyond wait their turn.
-	maxBodiesInFlight = 256 << 20
 )
-
-// bodies is the budget of maxBodiesInFlight, shared by every server.
-var bodies = semaphore.NewWeighted(maxBodiesInFlight)
-
-// reserveBody waits for room for r's body (its declared length, or bound when
-// it declares none) and returns the function that gives it back.
-func reserveBody(r *http.Request, bound int64) (func(), error) {
-	n := bound
-	if r.ContentLength >= 0 && r.ContentLength < bound {
-		n = r.ContentLength
-	}
-	n = max(n, 1)
-	if err := bodies.Acquire(r.Context(), n); err != nil {
-		return nil, err
-	}
-	return func() { bodies.Release(n) }, nil
-}
 
 // addressJSON is a mailbox as the sending APIs write it.
 type addressJSON struct {
@@ -203,7 +181,7 @@ func (s *Server) send(w http.ResponseWriter, r *http.Request, caller *tokend.Tok
 	if err != nil {
 		return err
 	}
-	release, err := reserveBody(r, maxSendBody)
+	release, err := s.admitSend(w, r, caller, maxSendBody)
 	if err != nil {
 		return err
 	}
@@ -238,7 +216,7 @@ func (s *Server) batch(w http.ResponseWriter, r *http.Request, caller *tokend.To
 	if err != nil {
 		return err
 	}
-	release, err := reserveBody(r, maxBatchBody)
+	release, err := s.admitSend(w, r, caller, maxBatchBody)
 	if err != nil {
 		return err
 	}
@@ -442,7 +420,7 @@ func mailSageField(f string) string {
 // sendMailSage serves MailSage's send: one recipient, "body" as the text
 // part, and the sender defaulting to no-reply@ the token's one domain.
 func (s *Server) sendMailSage(w http.ResponseWriter, r *http.Request, caller *tokend.Token) error {
-	release, err := reserveBody(r, maxSendBody)
+	release, err := s.admitSend(w, r, caller, maxSendBody)
 	if err != nil {
 		return err
 	}
@@ -513,7 +491,10 @@ func (s *Server) writeMailSageError(w http.ResponseWriter, r *http.Request, err 
 		case tokend.ETOOLARGE:
 			status, code, msg = http.StatusRequestEntityTooLarge, "payload_too_large", e.Message
 		case tokend.EUNAVAILABLE:
-			status, code, msg = http.StatusServiceUnavailable, "delivery_unavailable", e.Message
+			status, code, msg = http.StatusServiceUnavailable, e.Reason, e.Message
+			if code == "" {
+				code = "delivery_unavailable"
+			}
 		default:
 			s.logFailure(r, err)
 		}

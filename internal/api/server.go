@@ -50,6 +50,8 @@ type Options struct {
 	// are believed for the client address (and X-Forwarded-Proto for HSTS).
 	TrustedProxies Prefixes
 	Now            func() time.Time // the clock; time.Now if nil
+	// SendLimits bound the sends in flight, per account and in all.
+	SendLimits SendLimits
 	// Done, when closed, ends the long-lived responses (the change streams
 	// of GET /api/auth_changes), so that a graceful shutdown need not wait
 	// for them. Close it as the HTTP server starts shutting down.
@@ -73,6 +75,7 @@ type Server struct {
 	mailer   *tokend.Mailer
 	domains  *tokend.Domains
 	ids      *requestIDs
+	sends    *sendLimiter
 
 	// Counters of the hot path, resolved once instead of by label per request.
 	authOK, authMissing, authInvalid, authExpired, authThrottled prometheus.Counter
@@ -97,7 +100,7 @@ func NewServer(svc *tokend.Service, opts Options) http.Handler {
 		opts.Now = time.Now
 	}
 	s := &Server{svc: svc, opts: opts, log: opts.Logger, metrics: opts.Metrics, mux: http.NewServeMux(),
-		ids: newRequestIDs()}
+		ids: newRequestIDs(), sends: newSendLimiter(opts.SendLimits)}
 	s.verifier = opts.Verifier
 	if s.verifier == nil {
 		s.verifier = tokend.NewVerifier(svc, tokend.VerifierOptions{

@@ -109,7 +109,17 @@ func newMailer(ctx context.Context, cfg ServeConfig, svc *tokend.Service, verifi
 				notices.Notify()
 			}
 		},
-		Observe: func(event string, n int) { m.Emails.WithLabelValues(event).Add(float64(n)) },
+		Observe: func(event string, n int) {
+			switch event {
+			case "evicted":
+				m.CapturedDeleted.WithLabelValues("quota").Add(float64(n))
+			case "expired":
+				m.CapturedDeleted.WithLabelValues("retention").Add(float64(n))
+			default:
+				m.Emails.WithLabelValues(event).Add(float64(n))
+			}
+		},
+		CaptureRetention: cfg.CaptureRetention,
 	})
 	if relay == nil {
 		if n, err := svc.Outbox().Pending(ctx, tokend.EmailJob); err == nil && n > 0 {

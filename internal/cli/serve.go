@@ -62,6 +62,13 @@ type ServeConfig struct {
 	DNSResolver string
 	DNSRecheck  time.Duration
 
+	// CaptureRetention is how long captured mail (test keys, sandbox sends) is kept.
+	CaptureRetention time.Duration
+	// SendsInFlight and AccountSendsInFlight bound the sends read and
+	// rendered at once, in all and per account.
+	SendsInFlight        int
+	AccountSendsInFlight int
+
 	// Redis, when set, holds the limits across instances.
 	Redis     string
 	RedisFail string
@@ -97,6 +104,9 @@ func serveFlags(cfg *ServeConfig, stderr io.Writer) *flag.FlagSet {
 	fs.DurationVar(&cfg.DNSRecheck, "dns-recheck", time.Hour, "how often verified sending domains' DNS records are checked again (a domain whose records are gone twice in a row loses its verification)")
 	fs.StringVar(&cfg.Redis, "redis", "", "Redis that holds the plan limits and the failed-authentication throttle across instances: redis://[user:pass@]host:port[/db]; without it they count per instance")
 	fs.StringVar(&cfg.RedisFail, "redis-fail", "open", "when Redis is slow or down: open (count in this instance meanwhile) or closed (refuse with 503)")
+	fs.DurationVar(&cfg.CaptureRetention, "capture-retention", tokend.DefaultCaptureRetention, "how long captured mail (test keys' and sandbox sends') is kept before it is deleted")
+	fs.IntVar(&cfg.SendsInFlight, "sends-in-flight", api.DefaultSendsInFlight, "sends this instance reads and renders at once; more wait briefly, then get 503")
+	fs.IntVar(&cfg.AccountSendsInFlight, "account-sends-in-flight", api.DefaultSendsPerAccount, "sends one account may have in flight on this instance; more wait briefly, then get 429")
 	fs.StringVar(&cfg.SecretsKeyFile, "secrets-key-file", "", "file with the key that seals DKIM private keys, created on first start (default: the database path + .key)")
 	return fs
 }
@@ -115,7 +125,8 @@ func serve(ctx context.Context, args []string, getenv Env, stdout, stderr io.Wri
 			return err
 		}
 	}
-	for name, n := range map[string]int{"test-rate-multiplier": cfg.TestRateMultiplier, "auth-failure-limit": cfg.AuthFailureLimit, "alert-threshold": cfg.AlertThreshold} {
+	for name, n := range map[string]int{"test-rate-multiplier": cfg.TestRateMultiplier, "auth-failure-limit": cfg.AuthFailureLimit, "alert-threshold": cfg.AlertThreshold,
+		"sends-in-flight": cfg.SendsInFlight, "account-sends-in-flight": cfg.AccountSendsInFlight} {
 		if n < 1 {
 			return &UsageError{fmt.Sprintf("--%s must be at least 1", name)}
 		}
@@ -123,8 +134,8 @@ func serve(ctx context.Context, args []string, getenv Env, stdout, stderr io.Wri
 	if cfg.RedisFail != "open" && cfg.RedisFail != "closed" {
 		return &UsageError{fmt.Sprintf("--redis-fail must be open or closed, not %q", cfg.RedisFail)}
 	}
-	if cfg.UsageFlush <= 0 || cfg.AlertWindow <= 0 || cfg.SMTPRetryFor <= 0 {
-		return &UsageError{"--usage-flush, --alert-window and --smtp-retry-for must be positive"}
+	if cfg.UsageFlush <= 0 || cfg.AlertWindow <= 0 || cfg.SMTPRetryFor <= 0 || cfg.CaptureRetention <= 0 {
+		return &UsageError{"--usage-flush, --alert-window, --smtp-retry-for and --capture-retention must be positive"}
 	}
 	if cfg.AlertWebhook != "" {
 		if u, err := url.Parse(cfg.AlertWebhook); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
@@ -304,7 +315,8 @@ func Serve(ctx context.Context, cfg ServeConfig, operator string, stdout io.Writ
 		Logger: logger, Metrics: m, Alerts: monitor, ServeMetrics: cfg.MetricsAddr == "",
 		TestRateMultiplier: cfg.TestRateMultiplier, AuthFailureLimit: cfg.AuthFailureLimit,
 		TrustedProxies: cfg.TrustedProxies, Mailer: mailer, Verifier: verifier, Domains: domains,
-		Dashboard: web.New(svc, mailer, web.Options{Logger: logger, HTTPS: api.IsHTTPS, Domains: domains}),
+		SendLimits: api.SendLimits{Total: cfg.SendsInFlight, PerAccount: cfg.AccountSendsInFlight},
+		Dashboard:  web.New(svc, mailer, web.Options{Logger: logger, HTTPS: api.IsHTTPS, Domains: domains}),
 	})
 	srv := &http.Server{
 		Handler:           handler,
@@ -397,8 +409,8 @@ func Serve(ctx context.Context, cfg ServeConfig, operator string, stdout io.Writ
 			m.EmailsQueued.Set(float64(n))
 		}
 	})
-	purge(bgCtx, svc, logger) // expired tokens left from before a restart go at once
-	every(svc.PurgeInterval(), func(ctx context.Context) { purge(ctx, svc, logger) })
+	purge(bgCtx, svc, mailer, logger) // expired tokens and old captured mail left from before a restart go at once
+	every(svc.PurgeInterval(), func(ctx context.Context) { purge(ctx, svc, mailer, logger) })
 	every(cfg.UsageFlush, func(ctx context.Context) {
 		if err := svc.FlushUsage(ctx); err != nil {
 			m.UsageFlushes.WithLabelValues("error").Inc()
@@ -497,12 +509,18 @@ func dbName(db string) string {
 	return db
 }
 
-// purge deletes expired tokens that are due.
-func purge(ctx context.Context, svc *tokend.Service, logger *slog.Logger) {
+// purge deletes expired tokens that are due, and captured mail past the
+// capture retention.
+func purge(ctx context.Context, svc *tokend.Service, mailer *tokend.Mailer, logger *slog.Logger) {
 	if n, err := svc.PurgeExpired(ctx); err != nil && ctx.Err() == nil {
 		logger.Error("purging expired tokens", "err", err)
 	} else if n > 0 {
 		logger.Info("purged expired tokens", "count", n)
+	}
+	if n, err := mailer.PruneCaptured(ctx); err != nil && ctx.Err() == nil {
+		logger.Error("deleting captured mail past its retention", "err", err)
+	} else if n > 0 {
+		logger.Info("deleted captured mail past its retention", "emails", n, "retention", mailer.CaptureRetention())
 	}
 }
 

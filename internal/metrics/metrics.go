@@ -27,6 +27,7 @@ type Metrics struct {
 	AlertDeliveries *prometheus.CounterVec   // result
 	Emails          *prometheus.CounterVec   // event: accepted, captured, delivered, deferred, failed
 	EmailsQueued    prometheus.Gauge         // live messages waiting for delivery
+	CapturedDeleted *prometheus.CounterVec   // reason: quota or retention
 	RedisErrors     prometheus.Counter       // failed calls to Redis
 	RedisCircuit    prometheus.Gauge         // 1 while Redis is skipped after failures
 }
@@ -71,6 +72,13 @@ func New() *Metrics {
 	m.EmailsQueued = prometheus.NewGauge(prometheus.GaugeOpts{
 		Name: "tokend_emails_queued", Help: "Live messages waiting for delivery, as last counted.",
 	})
+	m.CapturedDeleted = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "tokend_captured_emails_deleted_total", Help: "Captured emails deleted by tokend, by reason: quota (the oldest of a full sandbox, " +
+			"to make room) or retention (older than --capture-retention).",
+	}, []string{"reason"})
+	for _, r := range []string{"quota", "retention"} {
+		m.CapturedDeleted.WithLabelValues(r)
+	}
 	m.RedisErrors = prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "tokend_redis_errors_total", Help: "Calls to Redis (shared limits) that failed or timed out.",
 	})
@@ -78,7 +86,7 @@ func New() *Metrics {
 		Name: "tokend_redis_circuit_open", Help: "1 while Redis is skipped after failing and limits follow --redis-fail; 0 otherwise.",
 	})
 	m.Registry.MustRegister(m.Requests, m.Latency, m.AuthOutcomes, m.RateLimited, m.StoreErrors,
-		m.UsageFlushes, m.Alerts, m.AlertDeliveries, m.Emails, m.EmailsQueued, m.RedisErrors, m.RedisCircuit,
+		m.UsageFlushes, m.Alerts, m.AlertDeliveries, m.Emails, m.EmailsQueued, m.CapturedDeleted, m.RedisErrors, m.RedisCircuit,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }

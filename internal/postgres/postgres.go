@@ -91,7 +91,15 @@ func (s *Store) migrate(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("migrations: %w", err)
 	}
-	p, err := goose.NewProvider(goose.DialectPostgres, s.db, sub, goose.WithSessionLocker(locker))
+	return migrateFS(ctx, s.db, sub, locker)
+}
+
+// migrateFS applies every migration of fsys the database has not had, under
+// locker. Migrations are numbered when their work starts, so they may be
+// merged out of order (00004 before 00003): one the database has not had is
+// applied even if a later one already was. Each is written to stand alone.
+func migrateFS(ctx context.Context, db *sql.DB, fsys fs.FS, locker lock.SessionLocker) error {
+	p, err := goose.NewProvider(goose.DialectPostgres, db, fsys, goose.WithSessionLocker(locker), goose.WithAllowOutofOrder(true))
 	if err != nil {
 		return fmt.Errorf("migrations: %w", err)
 	}

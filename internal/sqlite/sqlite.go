@@ -89,7 +89,15 @@ func (s *Store) migrate(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("migrations: %w", err)
 	}
-	p, err := goose.NewProvider(goose.DialectSQLite3, s.write, sub)
+	return migrateFS(ctx, s.write, sub)
+}
+
+// migrateFS applies every migration of fsys the database has not had.
+// Migrations are numbered when their work starts, so they may be merged out
+// of order (00009 before 00008): one the database has not had is applied
+// even if a later one already was. Each is written to stand alone.
+func migrateFS(ctx context.Context, db *sql.DB, fsys fs.FS) error {
+	p, err := goose.NewProvider(goose.DialectSQLite3, db, fsys, goose.WithAllowOutofOrder(true))
 	if err != nil {
 		return fmt.Errorf("sqlite: migrations: %w", err)
 	}

@@ -269,6 +269,73 @@ func (x *Tx) DeleteEmailsBefore(ctx context.Context, cutoff time.Time) (int64, e
 	return n, nil
 }
 
+// SandboxUsage returns what a sandbox holds of captured mail, from the row
+// the emails table's triggers keep (see migration capture_quota).
+func (x *Tx) SandboxUsage(ctx context.Context, sandboxID int64) (tokend.SandboxUsage, error) {
+	var u tokend.SandboxUsage
+	err := x.q.QueryRowContext(ctx, `SELECT emails, bytes FROM sandbox_usage WHERE sandbox_id = ?`, sandboxID).Scan(&u.Emails, &u.Bytes)
+	if errors.Is(err, sql.ErrNoRows) {
+		return tokend.SandboxUsage{}, nil
+	} else if err != nil {
+		return u, fmt.Errorf("sandbox usage: %w", err)
+	}
+	return u, nil
+}
+
+// EvictSandboxEmails deletes a sandbox's oldest captured emails until at
+// least emails of them and bytes bytes are gone: it walks the sandbox's
+// index from the oldest and stops as soon as that is enough, so its work is
+// in proportion to what it deletes.
+func (x *Tx) EvictSandboxEmails(ctx context.Context, sandboxID int64, emails int, bytes int64) (tokend.SandboxUsage, error) {
+	var freed tokend.SandboxUsage
+	if emails <= 0 && bytes <= 0 {
+		return freed, nil
+	}
+	rows, err := x.q.QueryContext(ctx, `SELECT id, size FROM emails WHERE sandbox_id = ? ORDER BY id`, sandboxID)
+	if err != nil {
+		return freed, fmt.Errorf("oldest sandbox emails: %w", err)
+	}
+	var last int64
+	for (freed.Emails < emails || freed.Bytes < bytes) && rows.Next() {
+		var size int64
+		if err := rows.Scan(&last, &size); err != nil {
+			rows.Close()
+			return tokend.SandboxUsage{}, fmt.Errorf("oldest sandbox emails: %w", err)
+		}
+		freed.Emails, freed.Bytes = freed.Emails+1, freed.Bytes+size
+	}
+	if err := errors.Join(rows.Err(), rows.Close()); err != nil {
+		return tokend.SandboxUsage{}, fmt.Errorf("oldest sandbox emails: %w", err)
+	}
+	if freed.Emails == 0 {
+		return freed, nil
+	}
+	res, err := x.q.ExecContext(ctx, `DELETE FROM emails WHERE sandbox_id = ? AND id <= ?`, sandboxID, last)
+	if err != nil {
+		return tokend.SandboxUsage{}, fmt.Errorf("evict sandbox emails: %w", err)
+	}
+	if n, err := res.RowsAffected(); err != nil || n != int64(freed.Emails) {
+		return tokend.SandboxUsage{}, fmt.Errorf("evict sandbox emails: deleted %d of %d (%v)", n, freed.Emails, err)
+	}
+	return freed, nil
+}
+
+// DeleteCapturedEmailsBefore deletes up to limit captured emails created
+// before cutoff, oldest first, through the index on their creation time.
+func (x *Tx) DeleteCapturedEmailsBefore(ctx context.Context, cutoff time.Time, limit int) (int64, error) {
+	res, err := x.q.ExecContext(ctx,
+		`DELETE FROM emails WHERE id IN (SELECT id FROM emails WHERE sandbox_id IS NOT NULL AND created_at < ?
+		   ORDER BY created_at LIMIT ?)`, micros(cutoff), limit)
+	if err != nil {
+		return 0, fmt.Errorf("delete old captured emails: %w", err)
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return 0, fmt.Errorf("delete old captured emails: %w", err)
+	}
+	return n, nil
+}
+
 // CaptureSandbox returns the sandbox of an account's test-key sends (0: none).
 func (x *Tx) CaptureSandbox(ctx context.Context, accountID int64) (int64, error) {
 	var id sql.NullInt64

@@ -273,3 +273,151 @@ func testDomainKeysAndSettings(t *testing.T, s tokend.Store) {
 		return err
 	})
 }
+
+// A sandbox's usage follows its captured mail however the mail goes: added,
+// deleted one by one, evicted oldest first, pruned by age, or with its
+// sandbox and project. Live mail never counts.
+func testSandboxUsage(t *testing.T, s tokend.Store) {
+	ctx := context.Background()
+	a := newAccount(t, s, "Acme")
+	p := newResource(t, s, tokend.Resource{Type: tokend.ResourceProject, AccountID: a.ID, Name: "P"})
+	sb := newResource(t, s, tokend.Resource{Type: tokend.ResourceSandbox, AccountID: a.ID, ProjectID: p.ID, Name: "S"})
+	other := newResource(t, s, tokend.Resource{Type: tokend.ResourceSandbox, AccountID: a.ID, ProjectID: p.ID, Name: "T"})
+	d := newResource(t, s, tokend.Resource{Type: tokend.ResourceDomain, AccountID: a.ID, Name: "example.com"})
+	capture := func(sandbox int64, size int, at time.Time) (int64, string) {
+		e := &tokend.StoredEmail{AccountID: a.ID, SandboxID: sandbox, MailFrom: "a@x.test", To: tokend.Address{Email: "u@example.org"},
+			Subject: "s", Raw: make([]byte, size), Size: size, CreatedAt: at, UpdatedAt: at}
+		m := storeEmail(t, s, e, "u@example.org", "v@example.org")
+		return e.ID, m[0].ID
+	}
+	usage := func(sandbox int64) tokend.SandboxUsage {
+		var u tokend.SandboxUsage
+		read(t, s, func(tx tokend.Tx) error {
+			var err error
+			u, err = tx.SandboxUsage(ctx, sandbox)
+			return err
+		})
+		return u
+	}
+	want := func(sandbox int64, emails int, bytes int64) {
+		t.Helper()
+		if got := usage(sandbox); got != (tokend.SandboxUsage{Emails: emails, Bytes: bytes}) {
+			t.Errorf("usage of sandbox %d = %+v, want %d emails, %d bytes", sandbox, got, emails, bytes)
+		}
+	}
+	listed := func(sandbox int64) []int64 {
+		var out []int64
+		read(t, s, func(tx tokend.Tx) error {
+			got, err := tx.SandboxEmails(ctx, sandbox, tokend.SandboxQuery{})
+			for _, e := range got {
+				out = append(out, e.ID)
+			}
+			return err
+		})
+		return out
+	}
+	evict := func(emails int, bytes int64) tokend.SandboxUsage {
+		var freed tokend.SandboxUsage
+		write(t, s, func(tx tokend.Tx) error {
+			var err error
+			freed, err = tx.EvictSandboxEmails(ctx, sb.ID, emails, bytes)
+			return err
+		})
+		return freed
+	}
+
+	want(sb.ID, 0, 0)
+	var ids []int64
+	var first string
+	for i, size := range []int{10, 20, 30, 40, 50} {
+		id, msg := capture(sb.ID, size, t0)
+		ids = append(ids, id)
+		if i == 0 {
+			first = msg
+		}
+	}
+	capture(other.ID, 7, t0)
+	storeEmail(t, s, &tokend.StoredEmail{AccountID: a.ID, DomainID: d.ID, MailFrom: "a@example.com", Raw: make([]byte, 100), Size: 100,
+		CreatedAt: t0, UpdatedAt: t0}, "b@example.org")
+	want(sb.ID, 5, 150)
+	want(other.ID, 1, 7)
+
+	write(t, s, func(tx tokend.Tx) error { return tx.DeleteEmail(ctx, ids[1]) })
+	want(sb.ID, 4, 130)
+
+	if freed := evict(1, 0); freed != (tokend.SandboxUsage{Emails: 1, Bytes: 10}) {
+		t.Errorf("evicting one email freed %+v, want the oldest (10 bytes)", freed)
+	}
+	read(t, s, func(tx tokend.Tx) error {
+		if _, err := tx.Message(ctx, first); tokend.ErrorCode(err) != tokend.ENOTFOUND {
+			t.Errorf("a message of an evicted email: %v", err)
+		}
+		return nil
+	})
+	if freed := evict(0, 35); freed != (tokend.SandboxUsage{Emails: 2, Bytes: 70}) {
+		t.Errorf("evicting 35 bytes freed %+v, want the two oldest (30 and 40 bytes)", freed)
+	}
+	if got := listed(sb.ID); fmt.Sprint(got) != fmt.Sprint([]int64{ids[4]}) {
+		t.Errorf("after evictions the sandbox lists %v, want only the newest %d", got, ids[4])
+	}
+	want(sb.ID, 1, 50)
+	if freed := evict(0, 0); freed != (tokend.SandboxUsage{}) {
+		t.Errorf("evicting nothing freed %+v", freed)
+	}
+	if freed := evict(5, 1000); freed != (tokend.SandboxUsage{Emails: 1, Bytes: 50}) {
+		t.Errorf("evicting more than the sandbox holds freed %+v, want all of it", freed)
+	}
+	want(sb.ID, 0, 0)
+	if freed := evict(1, 1); freed != (tokend.SandboxUsage{}) {
+		t.Errorf("evicting from an empty sandbox freed %+v", freed)
+	}
+	want(other.ID, 1, 7)
+
+	// Retention: captured mail older than the cutoff goes, oldest first, at
+	// most limit at a time; live mail and newer mail stay.
+	old1, _ := capture(sb.ID, 1, t0.Add(-3*time.Hour))
+	old2, _ := capture(other.ID, 2, t0.Add(-2*time.Hour))
+	recent, _ := capture(sb.ID, 4, t0.Add(-time.Minute))
+	prune := func(limit int) int64 {
+		var n int64
+		write(t, s, func(tx tokend.Tx) error {
+			var err error
+			n, err = tx.DeleteCapturedEmailsBefore(ctx, t0.Add(-time.Hour), limit)
+			return err
+		})
+		return n
+	}
+	if n := prune(1); n != 1 {
+		t.Errorf("pruning one deleted %d", n)
+	}
+	if got := listed(sb.ID); fmt.Sprint(got) != fmt.Sprint([]int64{recent}) {
+		t.Errorf("after pruning the oldest (%d), sandbox lists %v, want %d", old1, got, recent)
+	}
+	if n := prune(10); n != 1 {
+		t.Errorf("pruning the rest deleted %d, want 1 (%d)", n, old2)
+	}
+	if n := prune(10); n != 0 {
+		t.Errorf("pruning again deleted %d", n)
+	}
+	want(sb.ID, 1, 4)
+	want(other.ID, 1, 7)
+	var live int64
+	write(t, s, func(tx tokend.Tx) error {
+		var err error
+		live, err = tx.DeleteEmailsBefore(ctx, t0.Add(time.Hour))
+		return err
+	})
+	if live != 0 {
+		t.Errorf("the live purge deleted %d emails; its live email still waits", live)
+	}
+
+	// With its sandbox, or its project, the usage goes too.
+	write(t, s, func(tx tokend.Tx) error { return tx.DeleteResource(ctx, tokend.ResourceSandbox, other.ID) })
+	want(other.ID, 0, 0)
+	write(t, s, func(tx tokend.Tx) error { return tx.DeleteResource(ctx, tokend.ResourceProject, p.ID) })
+	want(sb.ID, 0, 0)
+	p2 := newResource(t, s, tokend.Resource{Type: tokend.ResourceProject, AccountID: a.ID, Name: "P2"})
+	sb2 := newResource(t, s, tokend.Resource{Type: tokend.ResourceSandbox, AccountID: a.ID, ProjectID: p2.ID, Name: "S2"})
+	capture(sb2.ID, 3, t0)
+	want(sb2.ID, 1, 3)
+}

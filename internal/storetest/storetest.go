@@ -42,6 +42,7 @@ func Run(t *testing.T, open func(t *testing.T) tokend.Store) {
 		{"OutboxConcurrentClaimsNeverShareAJob", testOutboxConcurrentClaims},
 		{"EmailsRoundTripAndDropDeliveredContent", testEmailsRoundTrip},
 		{"SandboxEmailsPageSearchAndCascade", testSandboxEmails},
+		{"SandboxUsageEvictionAndRetention", testSandboxUsage},
 		{"DomainKeysCaptureSandboxAndSettings", testDomainKeysAndSettings},
 		{"UsersSessionsInvites", testUsersSessionsInvites},
 	}

@@ -21,16 +21,23 @@ const StoreEnv = "TOKEND_TEST_STORE"
 // look for secrets in a copy of the database.
 func Store(t testing.TB) (tokend.Store, func() [][]byte) {
 	t.Helper()
+	stores, dump := Stores(t, 1)
+	return stores[0], dump
+}
+
+// Stores opens n stores on one new, empty database of the kind StoreEnv
+// names, as n instances of tokend share one, each closed with t; and a
+// function returning everything the database holds as bytes.
+func Stores(t testing.TB, n int) ([]tokend.Store, func() [][]byte) {
+	t.Helper()
 	ctx := context.Background()
+	var open func() (tokend.Store, error)
+	var dump func() [][]byte
 	switch kind := os.Getenv(StoreEnv); kind {
 	case "", "sqlite":
 		path := filepath.Join(t.TempDir(), "tokend.db")
-		s, err := sqlite.Open(ctx, path)
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { s.Close() })
-		return s, func() [][]byte {
+		open = func() (tokend.Store, error) { return sqlite.Open(ctx, path) }
+		dump = func() [][]byte {
 			var files [][]byte
 			for _, suffix := range []string{"", "-wal", "-shm"} {
 				if b, err := os.ReadFile(path + suffix); err == nil {
@@ -41,16 +48,22 @@ func Store(t testing.TB) (tokend.Store, func() [][]byte) {
 		}
 	case "postgres":
 		url := Postgres(t)
-		s, err := postgres.Open(ctx, url)
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { s.Close() })
-		return s, func() [][]byte { return dumpPostgres(t, url) }
+		open = func() (tokend.Store, error) { return postgres.Open(ctx, url) }
+		dump = func() [][]byte { return dumpPostgres(t, url) }
 	default:
 		t.Fatalf("%s=%q: want sqlite or postgres", StoreEnv, kind)
 		return nil, nil
 	}
+	stores := make([]tokend.Store, n)
+	for i := range stores {
+		s, err := open()
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { s.Close() })
+		stores[i] = s
+	}
+	return stores, dump
 }
 
 // dumpPostgres returns every row of every table, as JSON text.
