@@ -368,6 +368,7 @@ func (u *Users) Authenticate(ctx context.Context, value string) (*User, *Token, 
 	}
 	now := u.svc.now()
 	var user *User
+	var acct *Account
 	var touch bool
 	err := u.store.Read(ctx, func(tx Tx) error {
 		s, err := tx.Session(ctx, hash)
@@ -383,6 +384,12 @@ func (u *Users) Authenticate(ctx context.Context, value string) (*User, *Token, 
 		user, err = tx.User(ctx, s.UserID)
 		if ErrorCode(err) == ENOTFOUND {
 			return errSessionEnded
+		} else if err != nil {
+			return err
+		}
+		acct, err = tx.Account(ctx, user.AccountID)
+		if ErrorCode(err) == ENOTFOUND {
+			return errSessionEnded
 		}
 		return err
 	})
@@ -394,7 +401,10 @@ func (u *Users) Authenticate(ctx context.Context, value string) (*User, *Token, 
 			return nil, nil, err
 		}
 	}
-	return user, user.Principal(), nil
+	// A person spends their account's limits, as its tokens do.
+	p := user.Principal()
+	p.AccountLimit, p.AccountMessageLimit = acct.RateLimit, acct.MessageLimit
+	return user, p, nil
 }
 
 // SignOut ends a session.

@@ -261,7 +261,7 @@ func TestSendErrors(t *testing.T) {
 			_, err := e.client("tk_live_nope").Send(ctx, hello("a@example.com", "u@example.org"))
 			return err
 		},
-			401, "unauthorized", "API token"},
+			401, "invalid_api_key", "API token"},
 		{"an unknown sandbox", func() error {
 			_, err := admin.SendToSandbox(ctx, 999999, hello("a@example.com", "u@example.org"))
 			return err

@@ -76,7 +76,7 @@ func TestMigrationsApplyOutOfOrder(t *testing.T) {
 	}
 	tx := postgres.NewTx(db)
 	now := time.Now()
-	a := &tokend.Account{Name: "Acme", Plan: tokend.PlanFree, RateLimit: 100, CreatedAt: now}
+	a := &tokend.Account{Name: "Acme", Plan: tokend.PlanFree, RateLimit: 100, MessageLimit: 1000, CreatedAt: now}
 	if err := tx.CreateAccount(ctx, a); err != nil {
 		t.Fatal(err)
 	}

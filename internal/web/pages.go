@@ -870,23 +870,6 @@ func (s *Server) verifyDomain(w http.ResponseWriter, r *http.Request, ses *sessi
 	return nil
 }
 
-// sender is the user's principal with its account's limits, which mail
-// sent on the user's behalf spends from. A token carries its account's
-// limits from its lookup; a session's principal (tokend.User.Principal) does
-// not, and with a message allowance of 0 every message would be refused.
-func (s *Server) sender(ctx context.Context, ses *session) (*tokend.Token, error) {
-	p := *ses.Principal
-	if p.AccountMessageLimit > 0 {
-		return &p, nil
-	}
-	accounts, err := s.svc.ListAccounts(ctx, ses.Principal)
-	if err != nil {
-		return nil, err
-	}
-	p.AccountLimit, p.AccountMessageLimit = accounts[0].RateLimit, accounts[0].MessageLimit
-	return &p, nil
-}
-
 // checkedFlash words the outcome of a check the user asked for.
 func checkedFlash(v *tokend.ResourceView) flash {
 	st := v.DNSState
@@ -920,11 +903,7 @@ func (s *Server) sendSetupInstructions(w http.ResponseWriter, r *http.Request, s
 		return err
 	}
 	email := strings.TrimSpace(r.PostFormValue("email"))
-	sender, err := s.sender(r.Context(), ses)
-	if err != nil {
-		return err
-	}
-	if err := s.dns.SendSetupInstructions(r.Context(), sender, id, email); err != nil {
+	if err := s.dns.SendSetupInstructions(r.Context(), ses.Principal, id, email); err != nil {
 		again := func(status int, msg string) error { return s.renderDomain(w, r, ses, status, msg, "", email) }
 		if tokend.ErrorCode(err) == tokend.EUNAVAILABLE { // no relay: say so on the form
 			status, msg := describe(err)
