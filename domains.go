@@ -276,7 +276,10 @@ func (d *Domains) check(ctx context.Context, id int64, caller *Token, operator s
 				details["records"] = failing(results)
 			}
 		}
-		cur.NextCheckAt = d.nextCheck(cur, now)
+		next := d.nextCheck(cur, now)
+		if background || next.Before(cur.NextCheckAt) {
+			cur.NextCheckAt = next // a check asked for never puts the background's off
+		}
 		if err := tx.UpdateDomainDNS(ctx, cur); err != nil {
 			return err
 		}
