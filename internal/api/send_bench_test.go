@@ -82,7 +82,8 @@ func BenchmarkSend(b *testing.B) {
 			done := make(chan struct{})
 			go func() { runner.Run(runCtx); close(done) }()
 			defer func() { cancel(); <-done }()
-			srv := httptest.NewServer(api.NewServer(svc, api.Options{Mailer: mailer, Logger: slog.New(slog.NewJSONHandler(io.Discard, nil))}))
+			srv := httptest.NewServer(api.NewServer(svc, api.Options{Mailer: mailer, Logger: slog.New(slog.NewJSONHandler(io.Discard, nil)),
+				SendLimits: api.SendLimits{PerAccount: 16, Total: 16}}))
 			defer srv.Close()
 			body, _ := json.Marshal(map[string]any{"from": map[string]any{"email": "news@bench.example.com"},
 				"to": []any{map[string]any{"email": "user@example.org"}}, "subject": "Benchmark", "text": "Hello from the benchmark"})
