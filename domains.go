@@ -78,9 +78,6 @@ func (d *Domains) SendSetupInstructions(ctx context.Context, caller *Token, id i
 	return d.mailer.sendNotice(ctx, caller, &Email{To: []Address{to}, Subject: "DNS records to publish for " + v.Name, Text: b.String()})
 }
 
-// Recheck is how often verified domains are checked again.
-func (d *Domains) Recheck() time.Duration { return d.opts.Recheck }
-
 // Verify checks a domain's DNS records now and answers the domain. The caller
 // must be admin on it (ENOTFOUND if it cannot read it, EFORBIDDEN if it
 // only views it). A check that could not run changes nothing: the answer's

@@ -132,21 +132,5 @@ func (x *Tx) DomainNameClaimed(ctx context.Context, name string, accountID int64
 
 // DomainsWithoutDNS returns the sending domains that have no DNS state.
 func (x *Tx) DomainsWithoutDNS(ctx context.Context) ([]tokend.Resource, error) {
-	rows, err := x.q.QueryContext(ctx, `SELECT id, account_id, name, created_at FROM resources
-		WHERE type = 'domain' AND id NOT IN (SELECT domain_id FROM domain_dns) ORDER BY id`)
-	if err != nil {
-		return nil, fmt.Errorf("domains without dns: %w", err)
-	}
-	defer rows.Close()
-	var out []tokend.Resource
-	for rows.Next() {
-		r := tokend.Resource{Type: tokend.ResourceDomain}
-		var created int64
-		if err := rows.Scan(&r.ID, &r.AccountID, &r.Name, &created); err != nil {
-			return nil, fmt.Errorf("domains without dns: %w", err)
-		}
-		r.CreatedAt = fromMicros(created)
-		out = append(out, r)
-	}
-	return out, rows.Err()
+	return x.domainsNotIn(ctx, "domain_dns")
 }

@@ -68,10 +68,16 @@ func (x *Tx) DomainKeys(ctx context.Context, accountID int64) ([]tokend.DomainKe
 
 // DomainsWithoutKey returns the sending domains that have no DKIM key.
 func (x *Tx) DomainsWithoutKey(ctx context.Context) ([]tokend.Resource, error) {
+	return x.domainsNotIn(ctx, "domain_keys")
+}
+
+// domainsNotIn returns the sending domains without a row in table (keyed by
+// domain_id), in ID order.
+func (x *Tx) domainsNotIn(ctx context.Context, table string) ([]tokend.Resource, error) {
 	rows, err := x.q.QueryContext(ctx, `SELECT id, account_id, name, created_at FROM resources
-		WHERE type = 'domain' AND id NOT IN (SELECT domain_id FROM domain_keys) ORDER BY id`)
+		WHERE type = 'domain' AND id NOT IN (SELECT domain_id FROM `+table+`) ORDER BY id`)
 	if err != nil {
-		return nil, fmt.Errorf("domains without key: %w", err)
+		return nil, fmt.Errorf("domains without %s: %w", table, err)
 	}
 	defer rows.Close()
 	var out []tokend.Resource
@@ -79,7 +85,7 @@ func (x *Tx) DomainsWithoutKey(ctx context.Context) ([]tokend.Resource, error) {
 		r := tokend.Resource{Type: tokend.ResourceDomain}
 		var created int64
 		if err := rows.Scan(&r.ID, &r.AccountID, &r.Name, &created); err != nil {
-			return nil, fmt.Errorf("domains without key: %w", err)
+			return nil, fmt.Errorf("domains without %s: %w", table, err)
 		}
 		r.CreatedAt = fromMicros(created)
 		out = append(out, r)

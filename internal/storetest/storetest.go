@@ -23,6 +23,7 @@ func Run(t *testing.T, open func(t *testing.T) tokend.Store) {
 		{"AccountsRoundTrip", testAccounts},
 		{"ResourcesRoundTrip", testResources},
 		{"DomainNameUniquePerAccount", testDomainUnique},
+		{"DomainDNSClaimedByOneAccount", testDomainDNS},
 		{"DeleteProjectTakesSandboxesAndPermissions", testDeleteProject},
 		{"TokensRoundTrip", testTokens},
 		{"UpdateTokenReplacesPermissions", testUpdateToken},
