@@ -274,8 +274,11 @@ func (d *Domains) check(ctx context.Context, id int64, caller *Token, operator s
 			}
 		}
 		next := d.nextCheck(cur, now)
-		if background || next.Before(cur.NextCheckAt) {
-			cur.NextCheckAt = next // a check asked for never puts the background's off
+		// A check asked for puts the background's off only when it changed
+		// the verification: checks asked for again and again must not keep
+		// a domain whose records went away from being checked.
+		if background || action != "" || next.Before(cur.NextCheckAt) {
+			cur.NextCheckAt = next
 		}
 		if err := tx.UpdateDomainDNS(ctx, cur); err != nil {
 			return err

@@ -99,6 +99,8 @@ func TestUsageErrorsExitTwo(t *testing.T) {
 		{"zero failure limit", nil, []string{"serve", "--auth-failure-limit", "0"}},
 		{"zero capture retention", []string{"TOKEND_CAPTURE_RETENTION=0s"}, []string{"serve"}},
 		{"zero sends in flight", nil, []string{"serve", "--account-sends-in-flight", "0"}},
+		{"zero redis timeout", nil, []string{"serve", "--redis-timeout", "0s"}},
+		{"redis timeout of a minute", []string{"TOKEND_REDIS_TIMEOUT=1m"}, []string{"serve"}},
 		{"stray argument", nil, []string{"account", "list", "extra", "--db", db}},
 	}
 	for _, tt := range tests {

@@ -70,8 +70,9 @@ type ServeConfig struct {
 	AccountSendsInFlight int
 
 	// Redis, when set, holds the limits across instances.
-	Redis     string
-	RedisFail string
+	Redis        string
+	RedisFail    string
+	RedisTimeout time.Duration
 }
 
 // serveFlags defines serve's flags on a new flag set, writing into cfg.
@@ -104,6 +105,7 @@ func serveFlags(cfg *ServeConfig, stderr io.Writer) *flag.FlagSet {
 	fs.DurationVar(&cfg.DNSRecheck, "dns-recheck", time.Hour, "how often verified sending domains' DNS records are checked again (a domain whose records are gone twice in a row loses its verification)")
 	fs.StringVar(&cfg.Redis, "redis", "", "Redis that holds the plan limits and the failed-authentication throttle across instances: redis://[user:pass@]host:port[/db]; without it they count per instance")
 	fs.StringVar(&cfg.RedisFail, "redis-fail", "open", "when Redis is slow or down: open (count in this instance meanwhile) or closed (refuse with 503)")
+	fs.DurationVar(&cfg.RedisTimeout, "redis-timeout", redislimits.DefaultTimeout, "bound of one call to Redis; a slower answer counts as a failure (three in a row skip Redis for 2 s)")
 	fs.DurationVar(&cfg.CaptureRetention, "capture-retention", tokend.DefaultCaptureRetention, "how long captured mail (test keys' and sandbox sends') is kept before it is deleted")
 	fs.IntVar(&cfg.SendsInFlight, "sends-in-flight", api.DefaultSendsInFlight, "sends this instance reads and renders at once; more wait briefly, then get 503")
 	fs.IntVar(&cfg.AccountSendsInFlight, "account-sends-in-flight", api.DefaultSendsPerAccount, "sends one account may have in flight on this instance; more wait briefly, then get 429")
@@ -130,6 +132,9 @@ func serve(ctx context.Context, args []string, getenv Env, stdout, stderr io.Wri
 		if n < 1 {
 			return &UsageError{fmt.Sprintf("--%s must be at least 1", name)}
 		}
+	}
+	if cfg.RedisTimeout < time.Millisecond || cfg.RedisTimeout > 10*time.Second {
+		return &UsageError{fmt.Sprintf("--redis-timeout must be between 1ms and 10s, not %v", cfg.RedisTimeout)}
 	}
 	if cfg.RedisFail != "open" && cfg.RedisFail != "closed" {
 		return &UsageError{fmt.Sprintf("--redis-fail must be open or closed, not %q", cfg.RedisFail)}
@@ -231,7 +236,7 @@ func Serve(ctx context.Context, cfg ServeConfig, operator string, stdout io.Writ
 	var shared *redislimits.Limits
 	if cfg.Redis != "" {
 		if shared, err = redislimits.New(ctx, cfg.Redis, redislimits.Options{
-			Policy: redislimits.Policy(cfg.RedisFail), Logger: logger,
+			Policy: redislimits.Policy(cfg.RedisFail), Timeout: cfg.RedisTimeout, Logger: logger,
 			Errors: m.RedisErrors.Inc,
 			State: func(state string) {
 				if state == "open" {

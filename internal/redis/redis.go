@@ -36,7 +36,7 @@ const (
 // Options configure Limits. Zero values take the defaults.
 type Options struct {
 	Policy  Policy        // default FailOpen
-	Timeout time.Duration // bound of one call (default 50 ms)
+	Timeout time.Duration // bound of one call (default DefaultTimeout)
 	// Failures in a row that open the circuit (default 3), and how long it
 	// stays open before one call tries Redis again (default 2 s).
 	TripAfter int
@@ -48,6 +48,10 @@ type Options struct {
 	// Errors is told of every failed call; may be nil.
 	Errors func()
 }
+
+// DefaultTimeout bounds a call to Redis unless Options say otherwise: a
+// request waits no longer on a sick Redis.
+const DefaultTimeout = 50 * time.Millisecond
 
 // Limits is a tokend.SharedLimits in Redis.
 type Limits struct {
@@ -80,7 +84,7 @@ func New(ctx context.Context, url string, opts Options) (*Limits, error) {
 		return nil, fmt.Errorf("redis failure policy %q: want open or closed", opts.Policy)
 	}
 	if opts.Timeout <= 0 {
-		opts.Timeout = 50 * time.Millisecond
+		opts.Timeout = DefaultTimeout
 	}
 	if opts.TripAfter <= 0 {
 		opts.TripAfter = 3
@@ -93,7 +97,9 @@ func New(ctx context.Context, url string, opts Options) (*Limits, error) {
 	}
 	o.DialTimeout, o.ReadTimeout, o.WriteTimeout = opts.Timeout*4, opts.Timeout, opts.Timeout
 	o.MaxRetries = 0 // a retry would double the time a request waits on a sick Redis
-	o.PoolSize, o.MinIdleConns = 64, 4
+	// Connections kept open ahead of need: a burst after a quiet spell
+	// should not wait on dials inside the call's timeout.
+	o.PoolSize, o.MinIdleConns = 64, 16
 	l := &Limits{client: redis.NewClient(o), opts: opts, local: ratelimit.New[string](period)}
 	pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
