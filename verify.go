@@ -6,7 +6,6 @@ import (
 	"net/netip"
 	"strconv"
 	"strings"
-	"sync/atomic"
 	"time"
 
 	"golang.org/x/sync/singleflight"
@@ -111,6 +110,16 @@ type SharedLimits interface {
 // ErrLimitsUnavailable refuses a request whose limits cannot be checked.
 var ErrLimitsUnavailable = Errorf(EUNAVAILABLE, "Rate limits cannot be checked right now; retry in a moment")
 
+// Defaults of the verification policy.
+const (
+	// DefaultTestRateMultiplier is how many times its plan's limit a test
+	// key may make.
+	DefaultTestRateMultiplier = 5
+	// DefaultAuthFailureLimit is how many failed authentications a client
+	// address may make a minute.
+	DefaultAuthFailureLimit = 20
+)
+
 // VerifierOptions configure a Verifier. Zero values take the defaults.
 type VerifierOptions struct {
 	// Shared, when set, holds the plan limits, the message allowances and
@@ -140,7 +149,6 @@ type Verifier struct {
 	limits   *ratelimit.Limiter[limitKey]
 	messages *ratelimit.Limiter[limitKey] // message allowances (see SpendMessages)
 	failures *ratelimit.Limiter[string]
-	swept    atomic.Int64 // unix seconds of the last limiter sweep
 	flights  singleflight.Group
 }
 
@@ -154,10 +162,10 @@ type limitKey struct {
 // NewVerifier returns the verifier of svc's tokens.
 func NewVerifier(svc *Service, opts VerifierOptions) *Verifier {
 	if opts.TestRateMultiplier <= 0 {
-		opts.TestRateMultiplier = 5
+		opts.TestRateMultiplier = DefaultTestRateMultiplier
 	}
 	if opts.AuthFailureLimit <= 0 {
-		opts.AuthFailureLimit = 20
+		opts.AuthFailureLimit = DefaultAuthFailureLimit
 	}
 	if opts.Now == nil {
 		opts.Now = time.Now
@@ -180,7 +188,6 @@ func (v *Verifier) Verify(ctx context.Context, cred Credential, client string) D
 // is charged to another token (see VerifyToken).
 func (v *Verifier) Authenticate(ctx context.Context, cred Credential, client string) Decision {
 	now := v.opts.Now()
-	v.sweep(now)
 	t, d := v.authenticate(ctx, cred, client, now)
 	d.Token = t
 	return d
@@ -317,16 +324,11 @@ func ThrottleKey(addr string) string {
 	return p.String()
 }
 
-// sweep forgets rested limiter keys about once a minute, so that memory
-// stays bounded by the clients of the last minute.
-func (v *Verifier) sweep(now time.Time) {
-	last := v.swept.Load()
-	if now.Unix()-last < 60 || !v.swept.CompareAndSwap(last, now.Unix()) {
-		return
-	}
-	go func() {
-		v.failures.Sweep(now)
-		v.limits.Sweep(now)
-		v.messages.Sweep(now)
-	}()
+// Sweep forgets limiter keys that have rested for a minute, so that memory
+// stays bounded by the clients of the last minute. The application calls it
+// about once a minute.
+func (v *Verifier) Sweep(now time.Time) {
+	v.failures.Sweep(now)
+	v.limits.Sweep(now)
+	v.messages.Sweep(now)
 }

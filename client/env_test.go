@@ -11,11 +11,9 @@ import (
 	"time"
 
 	"github.com/tokend/tokend"
-	"github.com/tokend/tokend/apikey"
 	"github.com/tokend/tokend/client"
-	"github.com/tokend/tokend/internal/api"
+	"github.com/tokend/tokend/internal/app"
 	tokenddns "github.com/tokend/tokend/internal/dns"
-	"github.com/tokend/tokend/internal/mail"
 	"github.com/tokend/tokend/internal/testutil"
 )
 
@@ -61,25 +59,20 @@ func newEnv(t *testing.T, opts ...envOption) *env {
 		o(&cfg)
 	}
 	e := &env{t: t, clock: testutil.NewClock(time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC))}
-	store, _ := testutil.Store(t)
-	format, err := apikey.NewFormat("tk")
-	if err != nil {
-		t.Fatal(err)
-	}
-	e.svc = tokend.NewService(store, tokend.Options{ResetGrace: 12 * time.Hour, PurgeAfter: 24 * time.Hour,
-		DefaultTTL: cfg.defaultTTL, Format: format, Now: e.clock.Now, DKIMKeyBits: 1024})
-	mailer := tokend.NewMailer(e.svc, mail.Composer{}, tokend.MailerOptions{Deliver: cfg.deliver})
 	e.dns = testutil.StartDNS(t)
 	resolver, err := tokenddns.New(e.dns.Addr(), tokenddns.Options{Timeout: 300 * time.Millisecond, Attempts: 2})
 	if err != nil {
 		t.Fatal(err)
 	}
-	done := make(chan struct{})
-	srv := httptest.NewServer(api.NewServer(e.svc, api.Options{Now: e.clock.Now, AuthFailureLimit: 1_000_000,
-		Mailer: mailer, Done: done, Domains: tokend.NewDomains(e.svc, mailer, tokend.DomainOptions{Resolver: resolver})}))
+	appOpts := app.Options{Now: e.clock.Now, Resolver: resolver}
+	if cfg.deliver {
+		appOpts.Relay = testutil.Undelivered{} // queued; the background that would deliver does not run
+	}
+	instance := testutil.App(t, func(c *app.Config) { c.TokenPrefix, c.DefaultTTL = "tk", cfg.defaultTTL }, appOpts)
+	e.svc = instance.Service
+	srv := httptest.NewServer(instance.Handler)
 	t.Cleanup(srv.Close)
-	var once sync.Once
-	t.Cleanup(func() { once.Do(func() { close(done) }) }) // runs first: ends the change streams
+	t.Cleanup(instance.EndStreams) // runs first: the server waits for open change streams
 	e.url = srv.URL
 
 	ctx := context.Background()

@@ -91,7 +91,7 @@ type Options struct {
 
 const shards = 32
 
-// Monitor is safe for concurrent use. Start it with Start and stop it with Close.
+// Monitor is safe for concurrent use. Run does its background work.
 type Monitor struct {
 	opts   Options
 	seed   maphash.Seed
@@ -100,9 +100,6 @@ type Monitor struct {
 
 	events   chan Event
 	networks chan networkCheck
-	quit     chan struct{}
-	done     chan struct{}
-	stop     sync.Once
 }
 
 type countKey struct {
@@ -140,7 +137,7 @@ type networkCheck struct {
 	at        time.Time
 }
 
-// New returns a Monitor; call Start before observing.
+// New returns a Monitor; run it with Run.
 func New(opts Options) *Monitor {
 	if opts.Threshold <= 0 {
 		opts.Threshold = 20
@@ -155,8 +152,7 @@ func New(opts Options) *Monitor {
 		opts.Now = time.Now
 	}
 	m := &Monitor{opts: opts, seed: maphash.MakeSeed(),
-		events: make(chan Event, 1024), networks: make(chan networkCheck, 4096),
-		quit: make(chan struct{}), done: make(chan struct{})}
+		events: make(chan Event, 1024), networks: make(chan networkCheck, 4096)}
 	for i := range m.counts {
 		m.counts[i].m = make(map[countKey]*window)
 		m.known[i].m = make(map[tokenNetwork]struct{})
@@ -164,23 +160,9 @@ func New(opts Options) *Monitor {
 	return m
 }
 
-// Start runs the background worker until Close.
-func (m *Monitor) Start() {
-	go m.work()
-}
-
-// Close stops the worker once the alerts already raised are recorded, or when
-// ctx ends. Observations after Close are counted but no
-// longer reported.
-func (m *Monitor) Close(ctx context.Context) error {
-	m.stop.Do(func() { close(m.quit) })
-	select {
-	case <-m.done:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
-}
+// drainGrace bounds how long Run records the alerts still queued once its
+// context ends.
+const drainGrace = 15 * time.Second
 
 // Observe counts one answered request. It never blocks.
 func (m *Monitor) Observe(o Observation) {
@@ -294,28 +276,31 @@ func (m *Monitor) dropped(e Event, why string) {
 		"token_id", e.TokenID, "client_addr", e.ClientAddr)
 }
 
-// work records alerts and checks new networks until Close, then records what
-// is queued. It never waits on a webhook: delivery is the outbox's.
-func (m *Monitor) work() {
-	defer close(m.done)
+// Run records alerts and checks new networks until ctx ends, then records
+// the alerts already raised (for up to drainGrace). Observations after Run
+// returned are counted but no longer reported. It never waits on a webhook:
+// delivery is the outbox's.
+func (m *Monitor) Run(ctx context.Context) error {
 	sweep := time.NewTicker(m.opts.Window)
 	defer sweep.Stop()
-	ctx := context.Background()
+	work := context.WithoutCancel(ctx) // a record begun is not cut short
 	for {
 		select {
 		case e := <-m.events:
-			m.handle(ctx, e)
+			m.handle(work, e)
 		case c := <-m.networks:
-			m.noteNetwork(ctx, c)
+			m.noteNetwork(work, c)
 		case <-sweep.C:
 			m.sweep(m.opts.Now())
-		case <-m.quit:
+		case <-ctx.Done():
+			drain, cancel := context.WithTimeout(work, drainGrace)
+			defer cancel()
 			for {
 				select {
 				case e := <-m.events:
-					m.handle(ctx, e)
+					m.handle(drain, e)
 				default:
-					return
+					return nil
 				}
 			}
 		}

@@ -58,7 +58,7 @@ func addr(i int) string { return fmt.Sprintf("10.%d.%d.%d", i>>16&255, i>>8&255,
 func TestEveryAlertIsRecorded(t *testing.T) {
 	s := &sink{}
 	m := New(Options{Threshold: 1, Record: s.record, Dropped: func(string) { s.mu.Lock(); s.dropped++; s.mu.Unlock() }})
-	m.Start()
+	stop := run(m)
 	const batches, perBatch = 6, 500
 	now := time.Now()
 	for b := 0; b < batches; b++ {
@@ -75,7 +75,7 @@ func TestEveryAlertIsRecorded(t *testing.T) {
 			}
 		}
 	}
-	if err := m.Close(context.Background()); err != nil {
+	if err := stop(); err != nil {
 		t.Fatal(err)
 	}
 	if n, d := s.counts(); n != batches*perBatch || d != 0 {
@@ -96,7 +96,7 @@ func TestStuckRecordingNeverBlocksAndCountsDrops(t *testing.T) {
 		Dropped: func(string) { dropped.Add(1) },
 		Logger:  slog.New(slog.NewJSONHandler(writerFunc(func(p []byte) (int, error) { logMu.Lock(); defer logMu.Unlock(); return logs.Write(p) }), nil)),
 	})
-	m.Start()
+	stop := run(m)
 	const n = 3000
 	start := time.Now()
 	for i := 0; i < n; i++ {
@@ -106,7 +106,7 @@ func TestStuckRecordingNeverBlocksAndCountsDrops(t *testing.T) {
 		t.Errorf("%d observations took %v with recording stuck", n, d)
 	}
 	close(release)
-	if err := m.Close(context.Background()); err != nil {
+	if err := stop(); err != nil {
 		t.Fatal(err)
 	}
 	if got := recorded.Load() + dropped.Load(); got != n || dropped.Load() == 0 {
@@ -118,6 +118,15 @@ func TestStuckRecordingNeverBlocksAndCountsDrops(t *testing.T) {
 	if int64(lines) != dropped.Load() {
 		t.Errorf("%d drops logged, %d counted", lines, dropped.Load())
 	}
+}
+
+// run runs m until the returned stop is called; stop returns once m has
+// recorded what was queued.
+func run(m *Monitor) (stop func() error) {
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- m.Run(ctx) }()
+	return func() error { cancel(); return <-done }
 }
 
 type writerFunc func([]byte) (int, error)

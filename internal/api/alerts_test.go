@@ -127,11 +127,12 @@ func monitorFor(t *testing.T, e **env, rc *receiver, threshold int, d *deliverie
 			Dropped:     func(string) { d.add("dropped") },
 			Now:         func() time.Time { return (*e).clock.Now() },
 		})
-		m.Start()
+		mctx, stopMonitor := context.WithCancel(context.Background())
+		monitorDone := make(chan struct{})
+		go func() { m.Run(mctx); close(monitorDone) }()
 		t.Cleanup(func() {
-			cctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-			defer cancel()
-			m.Close(cctx)
+			stopMonitor()
+			<-monitorDone
 			stop()
 			<-done
 		})

@@ -6,17 +6,14 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"io/fs"
-	"os"
 	"strconv"
-	"strings"
 	"text/tabwriter"
 	"time"
 
 	"github.com/tokend/tokend"
 	"github.com/tokend/tokend/apikey"
 	"github.com/tokend/tokend/internal/api"
-	"github.com/tokend/tokend/internal/postgres"
+	"github.com/tokend/tokend/internal/app"
 	"github.com/tokend/tokend/internal/sqlite"
 )
 
@@ -49,27 +46,20 @@ func openService(ctx context.Context, path, prefix string, create bool) (*tokend
 }
 
 // isPostgres reports whether a --db value names a PostgreSQL database.
-func isPostgres(db string) bool {
-	return strings.HasPrefix(db, "postgres://") || strings.HasPrefix(db, "postgresql://")
-}
+func isPostgres(db string) bool { return app.IsPostgres(db) }
 
 // openStore opens the database --db names: a postgres:// URL, or a SQLite
 // file path (which, unless create is set, must exist).
 func openStore(ctx context.Context, path string, create bool) (tokend.Store, error) {
-	if isPostgres(path) {
-		return postgres.Open(ctx, path)
-	}
-	return openSQLite(ctx, path, create)
+	return app.OpenStore(ctx, path, create)
 }
 
 func openSQLite(ctx context.Context, path string, create bool) (*sqlite.Store, error) {
-	if !create {
-		if _, err := os.Stat(path); errors.Is(err, fs.ErrNotExist) {
-			return nil, fmt.Errorf("no database at %s (tokend serve or tokend account create makes one; --db or TOKEND_DB names another)", path)
-		}
-	}
-	return sqlite.Open(ctx, path)
+	return app.OpenSQLite(ctx, path, create)
 }
+
+// secretsKeyPath is where the secrets key of cfg lives.
+func secretsKeyPath(cfg ServeConfig) string { return app.SecretsKeyPath(cfg.DB, cfg.SecretsKeyFile) }
 
 func accountCreate(ctx context.Context, args []string, getenv Env, stdout, stderr io.Writer) error {
 	fs := newFlagSet("account create", stderr)

@@ -2,13 +2,13 @@ package testutil
 
 import (
 	"context"
+	"errors"
 	"net/http"
 	"net/http/httptest"
 	"testing"
 
 	"github.com/tokend/tokend"
-	"github.com/tokend/tokend/apikey"
-	"github.com/tokend/tokend/internal/api"
+	"github.com/tokend/tokend/internal/app"
 )
 
 // TokendServer is a tokend API served in-process over a real store, with
@@ -33,15 +33,12 @@ type TokendOptions struct {
 	HTTP2 bool
 }
 
-// Tokend starts a tokend API on loopback, closed with t. Change streams stay
-// open until t ends.
+// Tokend starts a tokend API on loopback, built as serve builds it and
+// closed with t; its background runs until t ends.
 func Tokend(t testing.TB, opts TokendOptions) *TokendServer {
 	t.Helper()
-	store, _ := Store(t)
-	format, _ := apikey.NewFormat(apikey.DefaultPrefix)
-	svc := tokend.NewService(store, tokend.Options{Format: format, DKIMKeyBits: 1024})
-	done := make(chan struct{})
-	var h http.Handler = api.NewServer(svc, api.Options{Done: done, AuthFailureLimit: 1_000_000})
+	a := App(t, nil, app.Options{})
+	var h http.Handler = a.Handler
 	if opts.Wrap != nil {
 		h = opts.Wrap(h)
 	}
@@ -53,7 +50,8 @@ func Tokend(t testing.TB, opts TokendOptions) *TokendServer {
 		srv.Start()
 	}
 	t.Cleanup(srv.Close)
-	t.Cleanup(func() { close(done) }) // first: the server waits for open streams
+	Background(t, a) // stops first: it ends the change streams the server waits for
+	svc := a.Service
 	ctx := context.Background()
 	acct, admin, err := svc.CreateAccount(ctx, "Acme", tokend.PlanEnterprise, "tests")
 	if err != nil {
@@ -66,7 +64,58 @@ func Tokend(t testing.TB, opts TokendOptions) *TokendServer {
 	if _, err := svc.SetPlan(ctx, acct.ID, tokend.PlanEnterprise, limit, 0, "tests"); err != nil {
 		t.Fatal(err)
 	}
-	return &TokendServer{URL: srv.URL, Svc: svc, Store: store, AccountID: acct.ID, Admin: admin, srv: srv}
+	return &TokendServer{URL: srv.URL, Svc: svc, Store: a.Store, AccountID: acct.ID, Admin: admin, srv: srv}
+}
+
+// App builds the application as serve does, for a test: over a new store of
+// the kind StoreEnv names (unless opts gives one), with 1024-bit DKIM keys,
+// no throttle a test would trip (a million failed authentications a
+// minute), and no DNS (checks answer that DNS cannot be asked) unless opts
+// gives a resolver. configure, when not nil, changes the configuration
+// first. It is closed with t; nothing runs in its background until
+// Background.
+func App(t testing.TB, configure func(*app.Config), opts app.Options) *app.App {
+	t.Helper()
+	cfg := app.Default()
+	cfg.DB, cfg.AuthFailureLimit = "", 1_000_000
+	if configure != nil {
+		configure(&cfg)
+	}
+	if opts.Store == nil {
+		opts.Store, _ = Store(t)
+	}
+	if opts.DKIMKeyBits == 0 {
+		opts.DKIMKeyBits = 1024
+	}
+	if opts.Resolver == nil {
+		opts.Resolver = noDNS{}
+	}
+	a, err := app.New(context.Background(), cfg, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { a.Close() })
+	return a
+}
+
+// Background runs a's background work until t ends.
+func Background(t testing.TB, a *app.App) {
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- a.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("the application's background: %v", err)
+		}
+	})
+}
+
+// noDNS is a resolver for tests that check no domain: every lookup fails.
+type noDNS struct{}
+
+func (noDNS) LookupTXT(context.Context, string) ([]string, error) {
+	return nil, errors.New("this test asks no DNS server")
 }
 
 // Token creates a token of the account with perms (account viewer when none).
@@ -88,3 +137,11 @@ func (s *TokendServer) Client() *http.Client { return s.srv.Client() }
 
 // CloseClientConnections drops every open connection, change streams included.
 func (s *TokendServer) CloseClientConnections() { s.srv.CloseClientConnections() }
+
+// Undelivered is a relay for tests whose live mail is queued and never
+// delivered: every attempt fails as a relay that is down would.
+type Undelivered struct{}
+
+func (Undelivered) Send(context.Context, string, string, []byte) error {
+	return errors.New("this test's relay delivers nothing")
+}

@@ -1,0 +1,168 @@
+package app
+
+import (
+	"fmt"
+	"log/slog"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/tokend/tokend"
+	"github.com/tokend/tokend/apikey"
+	"github.com/tokend/tokend/internal/api"
+	redislimits "github.com/tokend/tokend/internal/redis"
+)
+
+// Config is everything an instance of tokend is made of: what "tokend serve"
+// takes from its flags and environment. Default gives every field its
+// default; the flags start from it.
+type Config struct {
+	Addr        string
+	DB          string // a SQLite file, or a postgres:// URL
+	ResetGrace  time.Duration
+	PurgeAfter  time.Duration
+	DefaultTTL  time.Duration
+	TokenPrefix string
+	TLSCert     string
+	TLSKey      string
+	LogLevel    slog.Level
+
+	// TrustedProxies are the peers whose X-Forwarded-For and Forwarded headers
+	// name the client; they also vouch that TLS ends in front of tokend.
+	TrustedProxies api.Prefixes
+	// InsecureHTTP allows plain HTTP on a non-loopback address.
+	InsecureHTTP bool
+
+	MetricsAddr        string
+	TestRateMultiplier int
+	AuthFailureLimit   int
+	UsageFlush         time.Duration
+	AlertWebhook       string
+	AlertThreshold     int
+	AlertWindow        time.Duration
+	AuthCache          bool
+
+	// SMTPRelay is the relay live email goes out through; without it, live
+	// sends answer 503.
+	SMTPRelay      string
+	SMTPRetryFor   time.Duration
+	SPF            string
+	SecretsKeyFile string
+	// NoticeFrom is the sender of tokend's own mail (domain setup instructions).
+	NoticeFrom string
+	// DNSResolver is the DNS server domain checks ask ("" for the system's);
+	// DNSRecheck how often verified domains are checked again.
+	DNSResolver string
+	DNSRecheck  time.Duration
+
+	// CaptureRetention is how long captured mail (test keys, sandbox sends) is kept.
+	CaptureRetention time.Duration
+	// SendsInFlight and AccountSendsInFlight bound the sends read and
+	// rendered at once, in all and per account.
+	SendsInFlight        int
+	AccountSendsInFlight int
+
+	// Redis, when set, holds the limits across instances.
+	Redis        string
+	RedisFail    string
+	RedisTimeout time.Duration
+}
+
+// Default is the configuration of "tokend serve" without flags.
+func Default() Config {
+	return Config{
+		Addr: "127.0.0.1:8080", DB: "./tokend.db",
+		ResetGrace: 12 * time.Hour, PurgeAfter: 24 * time.Hour,
+		TokenPrefix:        apikey.DefaultPrefix,
+		LogLevel:           slog.LevelInfo,
+		TestRateMultiplier: tokend.DefaultTestRateMultiplier,
+		AuthFailureLimit:   tokend.DefaultAuthFailureLimit,
+		UsageFlush:         10 * time.Second,
+		AlertThreshold:     20, AlertWindow: time.Minute,
+		AuthCache:            true,
+		SMTPRetryFor:         24 * time.Hour,
+		NoticeFrom:           "tokend <no-reply@localhost.localdomain>",
+		DNSRecheck:           time.Hour,
+		CaptureRetention:     tokend.DefaultCaptureRetention,
+		SendsInFlight:        api.DefaultSendsInFlight,
+		AccountSendsInFlight: api.DefaultSendsPerAccount,
+		RedisFail:            string(redislimits.FailOpen),
+		RedisTimeout:         redislimits.DefaultTimeout,
+	}
+}
+
+// ConfigError is a configuration that cannot run; its message names the
+// setting as a flag.
+type ConfigError struct{ Msg string }
+
+func (e *ConfigError) Error() string { return e.Msg }
+
+// Validate reports the first setting that cannot work.
+func (c Config) Validate() error {
+	if (c.TLSCert == "") != (c.TLSKey == "") {
+		return &ConfigError{"--tls-cert and --tls-key go together"}
+	}
+	for _, d := range []struct {
+		name string
+		v    time.Duration
+	}{{"reset-grace", c.ResetGrace}, {"purge-after", c.PurgeAfter}, {"default-ttl", c.DefaultTTL}} {
+		if d.v < 0 {
+			return &ConfigError{fmt.Sprintf("--%s must not be negative, got %v", d.name, d.v)}
+		}
+	}
+	for _, n := range []struct {
+		name string
+		v    int
+	}{{"test-rate-multiplier", c.TestRateMultiplier}, {"auth-failure-limit", c.AuthFailureLimit}, {"alert-threshold", c.AlertThreshold},
+		{"sends-in-flight", c.SendsInFlight}, {"account-sends-in-flight", c.AccountSendsInFlight}} {
+		if n.v < 1 {
+			return &ConfigError{fmt.Sprintf("--%s must be at least 1", n.name)}
+		}
+	}
+	if c.RedisTimeout < time.Millisecond || c.RedisTimeout > 10*time.Second {
+		return &ConfigError{fmt.Sprintf("--redis-timeout must be between 1ms and 10s, not %v", c.RedisTimeout)}
+	}
+	if c.RedisFail != string(redislimits.FailOpen) && c.RedisFail != string(redislimits.FailClosed) {
+		return &ConfigError{fmt.Sprintf("--redis-fail must be open or closed, not %q", c.RedisFail)}
+	}
+	if c.UsageFlush <= 0 || c.AlertWindow <= 0 || c.SMTPRetryFor <= 0 || c.CaptureRetention <= 0 {
+		return &ConfigError{"--usage-flush, --alert-window, --smtp-retry-for and --capture-retention must be positive"}
+	}
+	if c.DNSRecheck < time.Second {
+		return &ConfigError{"--dns-recheck: must be at least 1s"}
+	}
+	if c.AlertWebhook != "" {
+		if u, err := url.Parse(c.AlertWebhook); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return &ConfigError{fmt.Sprintf("--alert-webhook %q is not an http or https URL", c.AlertWebhook)}
+		}
+	}
+	if _, err := apikey.NewFormat(c.TokenPrefix); err != nil {
+		return &ConfigError{err.Error()}
+	}
+	if IsPostgres(c.DB) && c.SecretsKeyFile == "" {
+		return &ConfigError{"--secrets-key-file is required with a PostgreSQL database: every instance must seal and open DKIM keys with the same key"}
+	}
+	return nil
+}
+
+// IsPostgres reports whether a --db value names a PostgreSQL database.
+func IsPostgres(db string) bool {
+	return strings.HasPrefix(db, "postgres://") || strings.HasPrefix(db, "postgresql://")
+}
+
+// DBName is a --db value fit for a log: a URL without its password.
+func DBName(db string) string {
+	if u, err := url.Parse(db); err == nil && IsPostgres(db) {
+		return u.Redacted()
+	}
+	return db
+}
+
+// SecretsKeyPath is where the secrets key lives: --secrets-key-file, or the
+// database's path with ".key" appended.
+func SecretsKeyPath(db, keyFile string) string {
+	if keyFile != "" {
+		return keyFile
+	}
+	return db + ".key"
+}
