@@ -101,11 +101,18 @@ func New(ctx context.Context, url string, opts Options) (*Limits, error) {
 	// should not wait on dials inside the call's timeout.
 	o.PoolSize, o.MinIdleConns = 64, 16
 	l := &Limits{client: redis.NewClient(o), opts: opts, local: ratelimit.New[string](period)}
+	// Redis gets up to 5 s to answer at start (one call is bounded by the
+	// short timeout, so it is asked again): it may be starting beside tokend,
+	// or the machine may be busy.
 	pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
-	if err := l.client.Ping(pctx).Err(); err != nil {
-		l.client.Close()
-		return nil, fmt.Errorf("redis %s: %w", o.Addr, err)
+	for err = l.client.Ping(pctx).Err(); err != nil; err = l.client.Ping(pctx).Err() {
+		select {
+		case <-pctx.Done():
+			l.client.Close()
+			return nil, fmt.Errorf("redis %s: %w", o.Addr, err)
+		case <-time.After(100 * time.Millisecond):
+		}
 	}
 	if err := take.Load(pctx, l.client).Err(); err != nil {
 		l.client.Close()
