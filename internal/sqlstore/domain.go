@@ -69,20 +69,8 @@ func (x *Tx) DomainDNS(ctx context.Context, domainID int64) (*tokend.DomainDNS, 
 }
 
 func (x *Tx) queryDomainDNS(ctx context.Context, query string, args ...any) ([]tokend.DomainDNS, error) {
-	rows, err := x.q.QueryContext(ctx, query, args...)
-	if err != nil {
-		return nil, fmt.Errorf("domain dns: %w", err)
-	}
-	defer rows.Close()
-	var out []tokend.DomainDNS
-	for rows.Next() {
-		d, err := scanDomainDNS(rows)
-		if err != nil {
-			return nil, fmt.Errorf("domain dns: %w", err)
-		}
-		out = append(out, d)
-	}
-	return out, rows.Err()
+	out, err := queryAll(ctx, x, "domain dns", query, args, scanDomainDNS)
+	return out, err
 }
 
 // AccountDomainDNS returns the DNS state of an account's domains.

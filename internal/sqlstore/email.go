@@ -48,22 +48,10 @@ func (x *Tx) DomainKey(ctx context.Context, domainID int64) (*tokend.DomainKey, 
 
 // DomainKeys returns the DKIM keys of an account's existing domains.
 func (x *Tx) DomainKeys(ctx context.Context, accountID int64) ([]tokend.DomainKey, error) {
-	rows, err := x.q.QueryContext(ctx, `SELECT `+domainKeyColumns+` FROM domain_keys
+	out, err := queryAll(ctx, x, "domain keys", `SELECT `+domainKeyColumns+` FROM domain_keys
 		WHERE account_id = ? AND domain_id IN (SELECT id FROM resources WHERE account_id = ? AND type = 'domain')
-		ORDER BY domain_id`, accountID, accountID)
-	if err != nil {
-		return nil, fmt.Errorf("domain keys: %w", err)
-	}
-	defer rows.Close()
-	var out []tokend.DomainKey
-	for rows.Next() {
-		k, err := scanDomainKey(rows)
-		if err != nil {
-			return nil, fmt.Errorf("domain keys: %w", err)
-		}
-		out = append(out, k)
-	}
-	return out, rows.Err()
+		ORDER BY domain_id`, []any{accountID, accountID}, scanDomainKey)
+	return out, err
 }
 
 // DomainsWithoutKey returns the sending domains that have no DKIM key.
@@ -74,23 +62,17 @@ func (x *Tx) DomainsWithoutKey(ctx context.Context) ([]tokend.Resource, error) {
 // domainsNotIn returns the sending domains without a row in table (keyed by
 // domain_id), in ID order.
 func (x *Tx) domainsNotIn(ctx context.Context, table string) ([]tokend.Resource, error) {
-	rows, err := x.q.QueryContext(ctx, `SELECT id, account_id, name, created_at FROM resources
-		WHERE type = 'domain' AND id NOT IN (SELECT domain_id FROM `+table+`) ORDER BY id`)
-	if err != nil {
-		return nil, fmt.Errorf("domains without %s: %w", table, err)
-	}
-	defer rows.Close()
-	var out []tokend.Resource
-	for rows.Next() {
+	out, err := queryAll(ctx, x, fmt.Sprintf("domains without %s", table), `SELECT id, account_id, name, created_at FROM resources
+		WHERE type = 'domain' AND id NOT IN (SELECT domain_id FROM `+table+`) ORDER BY id`, nil, func(rs row) (tokend.Resource, error) {
 		r := tokend.Resource{Type: tokend.ResourceDomain}
 		var created int64
-		if err := rows.Scan(&r.ID, &r.AccountID, &r.Name, &created); err != nil {
-			return nil, fmt.Errorf("domains without %s: %w", table, err)
+		if err := rs.Scan(&r.ID, &r.AccountID, &r.Name, &created); err != nil {
+			return r, fmt.Errorf("domains without %s: %w", table, err)
 		}
 		r.CreatedAt = fromMicros(created)
-		out = append(out, r)
-	}
-	return out, rows.Err()
+		return r, nil
+	})
+	return out, err
 }
 
 // CreateEmail inserts an email and its messages.
@@ -179,21 +161,18 @@ func (x *Tx) SandboxEmails(ctx context.Context, sandboxID int64, q tokend.Sandbo
 		limit = math.MaxInt64 // no limit, in words both databases read
 	}
 	args = append(args, limit, q.Offset)
-	rows, err := x.q.QueryContext(ctx, `SELECT `+emailColumns+` FROM emails WHERE `+strings.Join(where, " AND ")+
-		` ORDER BY id DESC LIMIT ? OFFSET ?`, args...)
-	if err != nil {
-		return nil, fmt.Errorf("sandbox emails: %w", err)
-	}
-	defer rows.Close()
-	out := []tokend.StoredEmail{}
-	for rows.Next() {
-		e, err := scanEmail(rows, nil)
+	out, err := queryAll(ctx, x, "sandbox emails", `SELECT `+emailColumns+` FROM emails WHERE `+strings.Join(where, " AND ")+
+		` ORDER BY id DESC LIMIT ? OFFSET ?`, args, func(rs row) (tokend.StoredEmail, error) {
+		e, err := scanEmail(rs, nil)
 		if err != nil {
-			return nil, fmt.Errorf("sandbox emails: %w", err)
+			return e, err
 		}
-		out = append(out, e)
+		return e, nil
+	})
+	if out == nil {
+		out = []tokend.StoredEmail{}
 	}
-	return out, rows.Err()
+	return out, err
 }
 
 func escapeLike(s string) string {

@@ -122,20 +122,8 @@ func (x *Tx) Account(ctx context.Context, id int64) (*tokend.Account, error) {
 
 // Accounts returns every account in ID order.
 func (x *Tx) Accounts(ctx context.Context) ([]tokend.Account, error) {
-	rows, err := x.q.QueryContext(ctx, `SELECT `+accountColumns+` FROM accounts ORDER BY id`)
-	if err != nil {
-		return nil, fmt.Errorf("accounts: %w", err)
-	}
-	defer rows.Close()
-	var out []tokend.Account
-	for rows.Next() {
-		a, err := scanAccount(rows)
-		if err != nil {
-			return nil, fmt.Errorf("accounts: %w", err)
-		}
-		out = append(out, a)
-	}
-	return out, rows.Err()
+	out, err := queryAll(ctx, x, "accounts", `SELECT `+accountColumns+` FROM accounts ORDER BY id`, nil, scanAccount)
+	return out, err
 }
 
 // CreateResource inserts r and sets its ID.
@@ -181,21 +169,8 @@ func (x *Tx) Resource(ctx context.Context, typ tokend.ResourceType, id int64) (*
 
 // Resources lists an account's resources in ID order.
 func (x *Tx) Resources(ctx context.Context, accountID int64) ([]tokend.Resource, error) {
-	rows, err := x.q.QueryContext(ctx,
-		`SELECT `+resourceColumns+` FROM resources WHERE account_id = ? ORDER BY id`, accountID)
-	if err != nil {
-		return nil, fmt.Errorf("resources: %w", err)
-	}
-	defer rows.Close()
-	var out []tokend.Resource
-	for rows.Next() {
-		r, err := scanResource(rows)
-		if err != nil {
-			return nil, fmt.Errorf("resources: %w", err)
-		}
-		out = append(out, r)
-	}
-	return out, rows.Err()
+	out, err := queryAll(ctx, x, "resources", `SELECT `+resourceColumns+` FROM resources WHERE account_id = ? ORDER BY id`, []any{accountID}, scanResource)
+	return out, err
 }
 
 // RenameResource sets a resource's name.
@@ -395,23 +370,16 @@ func (x *Tx) AddUsage(ctx context.Context, tokenID int64, lastUsed time.Time, co
 
 // Usage returns a token's counts by day and outcome.
 func (x *Tx) Usage(ctx context.Context, tokenID int64) ([]tokend.UsageCount, error) {
-	rows, err := x.q.QueryContext(ctx,
-		`SELECT day, outcome, count FROM token_usage WHERE token_id = ? ORDER BY day, outcome`, tokenID)
-	if err != nil {
-		return nil, fmt.Errorf("usage: %w", err)
-	}
-	defer rows.Close()
-	var out []tokend.UsageCount
-	for rows.Next() {
+	out, err := queryAll(ctx, x, "usage", `SELECT day, outcome, count FROM token_usage WHERE token_id = ? ORDER BY day, outcome`, []any{tokenID}, func(rs row) (tokend.UsageCount, error) {
 		var c tokend.UsageCount
 		var outcome string
-		if err := rows.Scan(&c.Day, &outcome, &c.Count); err != nil {
-			return nil, fmt.Errorf("usage: %w", err)
+		if err := rs.Scan(&c.Day, &outcome, &c.Count); err != nil {
+			return c, err
 		}
 		c.Outcome = tokend.Outcome(outcome)
-		out = append(out, c)
-	}
-	return out, rows.Err()
+		return c, nil
+	})
+	return out, err
 }
 
 // AddAuditEvent appends e and sets its ID.
@@ -440,29 +408,22 @@ func (x *Tx) AuditEvents(ctx context.Context, accountID, beforeID int64, limit i
 	if beforeID <= 0 {
 		beforeID = math.MaxInt64
 	}
-	rows, err := x.q.QueryContext(ctx,
-		`SELECT id, account_id, at, actor, actor_token_id, action, target_type, target_id, client_addr, details
-		   FROM audit_events WHERE account_id = ? AND id < ? ORDER BY id DESC LIMIT ?`, accountID, beforeID, limit)
-	if err != nil {
-		return nil, fmt.Errorf("audit events: %w", err)
-	}
-	defer rows.Close()
-	var out []tokend.AuditEvent
-	for rows.Next() {
+	out, err := queryAll(ctx, x, "audit events", `SELECT id, account_id, at, actor, actor_token_id, action, target_type, target_id, client_addr, details
+		   FROM audit_events WHERE account_id = ? AND id < ? ORDER BY id DESC LIMIT ?`, []any{accountID, beforeID, limit}, func(rs row) (tokend.AuditEvent, error) {
 		var e tokend.AuditEvent
 		var account, actorToken, target sql.NullInt64
 		var at int64
 		var details string
-		if err := rows.Scan(&e.ID, &account, &at, &e.Actor, &actorToken, &e.Action, &e.TargetType, &target, &e.ClientAddr, &details); err != nil {
-			return nil, fmt.Errorf("audit events: %w", err)
+		if err := rs.Scan(&e.ID, &account, &at, &e.Actor, &actorToken, &e.Action, &e.TargetType, &target, &e.ClientAddr, &details); err != nil {
+			return e, err
 		}
 		e.AccountID, e.ActorTokenID, e.TargetID, e.At = account.Int64, actorToken.Int64, target.Int64, fromMicros(at)
 		if err := json.Unmarshal([]byte(details), &e.Details); err != nil {
-			return nil, fmt.Errorf("audit event %d details: %w", e.ID, err)
+			return e, fmt.Errorf("audit event %d details: %w", e.ID, err)
 		}
-		out = append(out, e)
-	}
-	return out, rows.Err()
+		return e, nil
+	})
+	return out, err
 }
 
 // AddTokenNetwork records a network a token was used from.
@@ -533,23 +494,16 @@ func (x *Tx) ForEachToken(ctx context.Context, now time.Time, fn func(*tokend.To
 // AuthChangesSince returns up to 10,000 authentication changes after afterID,
 // oldest first.
 func (x *Tx) AuthChangesSince(ctx context.Context, afterID int64) ([]tokend.AuthChange, error) {
-	rows, err := x.q.QueryContext(ctx,
-		`SELECT id, token_id, account_id FROM auth_changes WHERE id > ? ORDER BY id LIMIT 10000`, afterID)
-	if err != nil {
-		return nil, fmt.Errorf("auth changes: %w", err)
-	}
-	defer rows.Close()
-	var out []tokend.AuthChange
-	for rows.Next() {
+	out, err := queryAll(ctx, x, "auth changes", `SELECT id, token_id, account_id FROM auth_changes WHERE id > ? ORDER BY id LIMIT 10000`, []any{afterID}, func(rs row) (tokend.AuthChange, error) {
 		var c tokend.AuthChange
 		var token, account sql.NullInt64
-		if err := rows.Scan(&c.ID, &token, &account); err != nil {
-			return nil, fmt.Errorf("auth changes: %w", err)
+		if err := rs.Scan(&c.ID, &token, &account); err != nil {
+			return c, err
 		}
 		c.TokenID, c.AccountID = token.Int64, account.Int64
-		out = append(out, c)
-	}
-	return out, rows.Err()
+		return c, nil
+	})
+	return out, err
 }
 
 // LastAuthChange is the highest change ID so far (0: none).

@@ -55,20 +55,11 @@ func (x *Tx) UserByEmail(ctx context.Context, email string) (*tokend.User, error
 
 // Users lists the users of an account, or of every account for 0.
 func (x *Tx) Users(ctx context.Context, accountID int64) ([]tokend.User, error) {
-	rows, err := x.q.QueryContext(ctx, `SELECT `+userColumns+` FROM users WHERE ? = 0 OR account_id = ? ORDER BY id`, accountID, accountID)
-	if err != nil {
-		return nil, fmt.Errorf("users: %w", err)
+	out, err := queryAll(ctx, x, "users", `SELECT `+userColumns+` FROM users WHERE ? = 0 OR account_id = ? ORDER BY id`, []any{accountID, accountID}, scanUser)
+	if out == nil {
+		out = []tokend.User{}
 	}
-	defer rows.Close()
-	out := []tokend.User{}
-	for rows.Next() {
-		u, err := scanUser(rows)
-		if err != nil {
-			return nil, fmt.Errorf("users: %w", err)
-		}
-		out = append(out, u)
-	}
-	return out, rows.Err()
+	return out, err
 }
 
 // DeleteUser deletes a user; its sessions go by cascade.
