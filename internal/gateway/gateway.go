@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httputil"
+	"net/netip"
 	"net/url"
 	"regexp"
 	"strconv"
@@ -16,7 +17,7 @@ import (
 	"time"
 
 	"github.com/tokend/tokend/client"
-	"github.com/tokend/tokend/internal/api"
+	"github.com/tokend/tokend/internal/httpx"
 	"github.com/tokend/tokend/middleware"
 )
 
@@ -32,7 +33,7 @@ type Options struct {
 	ForwardCredentials bool
 	// TrustedProxies are the peers whose X-Forwarded-For is believed (and
 	// passed on, with the peer appended).
-	TrustedProxies api.Prefixes
+	TrustedProxies []netip.Prefix
 	// AllowUpgrades passes protocol upgrades (WebSocket) through. The token
 	// is checked when the upgraded connection opens, not while it lasts: a
 	// revoked token's open connection stays open. By default the Upgrade
@@ -77,9 +78,10 @@ func New(opts Options) (http.Handler, error) {
 		t.MaxIdleConns, t.MaxIdleConnsPerHost, t.IdleConnTimeout = 1024, 1024, 90*time.Second
 		opts.Transport = t
 	}
-	g := &gateway{opts: opts, mux: http.NewServeMux(), classify: http.NewServeMux()}
+	g := &gateway{opts: opts, mux: http.NewServeMux(), classify: http.NewServeMux(), ids: httpx.NewRequestIDs()}
 	g.proxy = &httputil.ReverseProxy{Rewrite: g.rewrite, Transport: opts.Transport, ErrorHandler: g.upstreamFailed,
-		BufferPool: bufferPool{}, ErrorLog: slog.NewLogLogger(opts.Logger.Handler(), slog.LevelWarn)}
+		ModifyResponse: g.modifyResponse, BufferPool: bufferPool{},
+		ErrorLog: slog.NewLogLogger(opts.Logger.Handler(), slog.LevelWarn)}
 	routes := opts.Routes
 	if routes == nil {
 		routes = []Route{{Pattern: "/"}}
@@ -122,6 +124,30 @@ type gateway struct {
 	// classify has the same patterns, each only saying what its rule needs
 	// (see variantNeeds).
 	classify *http.ServeMux
+	ids      *httpx.RequestIDs
+}
+
+// requestState is what the gateway learns about a request as it serves it,
+// for the access log and the answer.
+type requestState struct {
+	id      string
+	start   time.Time
+	tokenID int64 // once the request authenticated
+	// header backs the X-Request-Id header value: one allocation for the
+	// upstream's request and the client's answer.
+	header [1]string
+}
+
+type stateKey struct{}
+
+// state is the requestState of r, which ServeHTTP puts in every request's
+// context.
+func state(r *http.Request) *requestState {
+	st, _ := r.Context().Value(stateKey{}).(*requestState)
+	if st == nil {
+		st = &requestState{start: time.Now()} // not through ServeHTTP: nothing to record into
+	}
+	return st
 }
 
 // needs is what a request must present: a token (auth), holding perms.
@@ -197,6 +223,7 @@ func (g *gateway) guard(rule Rule) http.Handler {
 				g.opts.Auth.WriteError(w, r, refusal)
 				return
 			}
+			state(r).tokenID = id.TokenID
 			r = r.WithContext(middleware.WithIdentity(r.Context(), id))
 		}
 		g.proxy.ServeHTTP(w, r)
@@ -260,6 +287,8 @@ func (g *gateway) screen(r *http.Request) *middleware.Error {
 		return &middleware.Error{Status: http.StatusBadRequest, Code: "bad_path",
 			Message: "Encoded slashes, backslashes and dots, and path parameters (;), are not accepted in paths"}
 	}
+	// The upstream gets the path exactly as it was matched.
+	r.URL.RawPath = ""
 	if !g.opts.AllowUpgrades {
 		dropUpgrade(r.Header)
 	}
@@ -304,40 +333,79 @@ func encodedSeparator(escaped string) bool {
 	return false
 }
 
-// ServeHTTP routes the request and writes one access-log line.
+// ServeHTTP routes the request and writes one access-log line, naming the
+// request by its ID (the client's X-Request-Id when usable, else a new one:
+// the upstream and the client get it too) and the token that made it.
 func (g *gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	start := time.Now()
-	rec := &api.StatusRecorder{ResponseWriter: w}
-	var tokenID int64 // set by rewrite once the request authenticated
+	st := &requestState{id: g.ids.From(r.Header), start: time.Now()}
+	st.header[0] = st.id
+	rec := &answer{ResponseWriter: w, id: st.header[:]}
+	r = r.WithContext(context.WithValue(r.Context(), stateKey{}, st))
 	if refusal := g.screen(r); refusal != nil {
 		middleware.WriteJSONError(rec, r, refusal)
 	} else {
-		// The upstream gets the path exactly as it was matched.
-		r.URL.RawPath = ""
-		ctx := context.WithValue(r.Context(), tokenIDKey{}, &tokenID)
-		r = r.WithContext(context.WithValue(ctx, needsKey{}, g.variantNeeds(r)))
+		r = r.WithContext(context.WithValue(r.Context(), needsKey{}, g.variantNeeds(r)))
 		g.mux.ServeHTTP(rec, r) // sets r.Pattern
 	}
 	if !g.opts.Logger.Enabled(r.Context(), slog.LevelInfo) {
 		return
 	}
 	attrs := []slog.Attr{
-		slog.String("method", api.MethodLabel(r.Method)),
+		slog.String("request_id", st.id),
+		slog.String("method", httpx.MethodLabel(r.Method)),
 		slog.String("route", routeLabel(r.Pattern)),
 		slog.Int("status", rec.Code()),
-		slog.Duration("duration", time.Since(start)),
+		slog.Duration("duration", time.Since(st.start)),
 	}
-	if tokenID != 0 {
-		attrs = append(attrs, slog.Int64("token_id", tokenID))
+	if st.tokenID != 0 {
+		attrs = append(attrs, slog.Int64("token_id", st.tokenID))
 	}
 	g.opts.Logger.LogAttrs(r.Context(), slog.LevelInfo, "request", attrs...)
 }
 
+// answer is the gateway's ResponseWriter: it records the status answered
+// (Code), for the access log, and puts the request's ID on the answer, in
+// place of any the upstream set.
+type answer struct {
+	http.ResponseWriter
+	status int
+	id     []string // the X-Request-Id value
+}
+
+func (w *answer) WriteHeader(code int) {
+	// An informational status (100 Continue, 103 Early Hints) comes before
+	// the answer, except 101, which is the answer to an upgrade.
+	if w.status == 0 && (code >= 200 || code == http.StatusSwitchingProtocols) {
+		w.status = code
+		w.ResponseWriter.Header()[httpx.HeaderRequestID] = w.id
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *answer) Write(b []byte) (int, error) {
+	if w.status == 0 {
+		w.WriteHeader(http.StatusOK)
+	}
+	return w.ResponseWriter.Write(b)
+}
+
+// Code is the status answered, 200 when the handler wrote nothing.
+func (w *answer) Code() int {
+	if w.status == 0 {
+		return http.StatusOK
+	}
+	return w.status
+}
+
+// Unwrap lets http.ResponseController reach the connection (deadlines,
+// flushes, the hijack of an upgrade).
+func (w *answer) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
 // rewrite builds the upstream request: the client's identity headers and
-// (unless configured) its credential are dropped, and the verified
-// identity is added.
+// (unless configured) its credential are dropped, and the request's ID and
+// the verified identity are added.
 func (g *gateway) rewrite(pr *httputil.ProxyRequest) {
-	if _, viaProxy := g.opts.TrustedProxies.ClientAddr(pr.In); viaProxy {
+	if g.viaTrustedProxy(pr.In) {
 		pr.Out.Header["X-Forwarded-For"] = pr.In.Header["X-Forwarded-For"]
 	}
 	pr.SetURL(g.opts.Upstream)
@@ -362,17 +430,40 @@ func (g *gateway) rewrite(pr *httputil.ProxyRequest) {
 			h["Authorization"] = keep
 		}
 	}
+	h[httpx.HeaderRequestID] = state(pr.In).header[:]
 	if id, ok := middleware.FromContext(pr.In.Context()); ok {
-		h[api.HeaderAccountID] = []string{strconv.FormatInt(id.AccountID, 10)}
-		h[api.HeaderTokenID] = []string{strconv.FormatInt(id.TokenID, 10)}
-		h[api.HeaderEnvironment] = []string{id.Environment}
-		if p, ok := pr.In.Context().Value(tokenIDKey{}).(*int64); ok {
-			*p = id.TokenID
-		}
+		h[httpx.HeaderAccountID] = []string{strconv.FormatInt(id.AccountID, 10)}
+		h[httpx.HeaderTokenID] = []string{strconv.FormatInt(id.TokenID, 10)}
+		h[httpx.HeaderEnvironment] = []string{id.Environment}
 	}
 }
 
-type tokenIDKey struct{}
+// modifyResponse puts the request's ID on an upgrade's answer, which is
+// written through the hijacked connection rather than through answer.
+func (g *gateway) modifyResponse(res *http.Response) error {
+	if res.StatusCode == http.StatusSwitchingProtocols && res.Request != nil {
+		res.Header[httpx.HeaderRequestID] = state(res.Request).header[:]
+	}
+	return nil
+}
+
+// viaTrustedProxy reports whether r's peer is one of the trusted proxies.
+func (g *gateway) viaTrustedProxy(r *http.Request) bool {
+	if len(g.opts.TrustedProxies) == 0 {
+		return false
+	}
+	peer, err := netip.ParseAddrPort(r.RemoteAddr)
+	if err != nil {
+		return false
+	}
+	a := peer.Addr().Unmap()
+	for _, p := range g.opts.TrustedProxies {
+		if p.Contains(a) {
+			return true
+		}
+	}
+	return false
+}
 
 // bufferPool reuses the buffers responses are copied through, which
 // ReverseProxy otherwise allocates (32 KiB) for every request.
@@ -388,8 +479,11 @@ func (bufferPool) Put(b []byte) {
 	}
 }
 
+// upstreamFailed answers a request the upstream did not: 502.
 func (g *gateway) upstreamFailed(w http.ResponseWriter, r *http.Request, err error) {
-	g.opts.Logger.Warn("upstream request failed", "method", api.MethodLabel(r.Method), "route", routeLabel(r.Pattern), "err", err)
+	st := state(r)
+	g.opts.Logger.Warn("upstream request failed", "request_id", st.id, "method", httpx.MethodLabel(r.Method),
+		"route", routeLabel(r.Pattern), "err", err)
 	middleware.WriteJSONError(w, r, &middleware.Error{Status: http.StatusBadGateway, Code: "upstream_unavailable",
 		Message: "The upstream service did not answer"})
 }
