@@ -87,6 +87,9 @@ func New(opts Options) (http.Handler, error) {
 		routes = []Route{{Pattern: "/"}}
 	}
 	for _, rt := range routes {
+		if method, _, ok := strings.Cut(rt.Pattern, " "); ok && method == http.MethodConnect {
+			g.connect = true
+		}
 		if err := register(g.mux, rt, g.guard(rt.Rule)); err != nil {
 			return nil, err
 		}
@@ -125,6 +128,7 @@ type gateway struct {
 	// (see variantNeeds).
 	classify *http.ServeMux
 	ids      *httpx.RequestIDs
+	connect  bool // a route names the CONNECT method
 }
 
 // requestState is what the gateway learns about a request as it serves it,
@@ -272,23 +276,25 @@ func (discard) WriteHeader(int)             {}
 
 // screen refuses what the API behind could read differently than the
 // routes do: a method not in upper case (some servers upper-case it, and
-// "post" would dodge a "POST" rule), encoded separators and dots, and path
-// parameters (";", which servlet containers strip per segment: "/public/..;/admin").
-// Unless upgrades are allowed, it also removes a protocol upgrade, whose
-// connection would outlive the token's checks.
+// "post" would dodge a "POST" rule), CONNECT unless a
+// route names it (ServeMux neither cleans nor redirects a CONNECT path), and
+// a path whose decoding is ambiguous (see pathProblem). The path left is
+// cleaned, as ServeMux would redirect to: rules match it and the upstream
+// receives it. Unless upgrades are allowed, it also removes a protocol
+// upgrade, whose connection would outlive the token's checks.
 func (g *gateway) screen(r *http.Request) *middleware.Error {
 	for i := 0; i < len(r.Method); i++ {
 		if c := r.Method[i]; 'a' <= c && c <= 'z' {
 			return &middleware.Error{Status: http.StatusBadRequest, Code: "bad_method", Message: "Methods are upper case"}
 		}
 	}
-	escaped := r.URL.EscapedPath()
-	if encodedSeparator(escaped) || strings.Contains(escaped, ";") || strings.Contains(strings.ToLower(escaped), "%3b") {
-		return &middleware.Error{Status: http.StatusBadRequest, Code: "bad_path",
-			Message: "Encoded slashes, backslashes and dots, and path parameters (;), are not accepted in paths"}
+	if r.Method == http.MethodConnect && !g.connect {
+		return &middleware.Error{Status: http.StatusBadRequest, Code: "bad_method", Message: "CONNECT is not accepted: no route names it"}
 	}
-	// The upstream gets the path exactly as it was matched.
-	r.URL.RawPath = ""
+	if msg := pathProblem(r.URL); msg != "" {
+		return &middleware.Error{Status: http.StatusBadRequest, Code: "bad_path", Message: msg}
+	}
+	r.URL.Path, r.URL.RawPath = cleanPath(r.URL.Path), ""
 	if !g.opts.AllowUpgrades {
 		dropUpgrade(r.Header)
 	}
@@ -316,21 +322,6 @@ func dropUpgrade(h http.Header) {
 	} else {
 		h["Connection"] = []string{strings.Join(keep, ", ")}
 	}
-}
-
-// encodedSeparator reports whether an escaped path hides a path separator
-// or dot from the routing: %2F, %5C or %2E, in either case.
-func encodedSeparator(escaped string) bool {
-	for i := 0; i+2 < len(escaped); i++ {
-		if escaped[i] != '%' {
-			continue
-		}
-		switch strings.ToUpper(escaped[i+1 : i+3]) {
-		case "2F", "5C", "2E":
-			return true
-		}
-	}
-	return false
 }
 
 // ServeHTTP routes the request and writes one access-log line, naming the
