@@ -16,6 +16,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/tokend/tokend/apikey"
 	"github.com/tokend/tokend/client"
 	"github.com/tokend/tokend/internal/httpx"
 	"github.com/tokend/tokend/middleware"
@@ -29,11 +30,17 @@ type Options struct {
 	// request needs a valid token of the account.
 	Routes []Route
 	// ForwardCredentials passes the client's Api-Token and Authorization:
-	// Bearer headers upstream; by default they are removed.
+	// Bearer headers upstream; by default they are removed. Other headers
+	// that could carry a credential of tokend's are removed either way
+	// (see scrub).
 	ForwardCredentials bool
 	// TrustedProxies are the peers whose X-Forwarded-For is believed (and
 	// passed on, with the peer appended).
 	TrustedProxies []netip.Prefix
+	// TokenPrefix is the prefix of the tokend's token values (default "tk"):
+	// a header value holding one that the gateway does not forward as the
+	// verified credential never reaches the upstream.
+	TokenPrefix string
 	// AllowUpgrades passes protocol upgrades (WebSocket) through. The token
 	// is checked when the upgraded connection opens, not while it lasts: a
 	// revoked token's open connection stays open. By default the Upgrade
@@ -41,28 +48,6 @@ type Options struct {
 	AllowUpgrades bool
 	Transport     http.RoundTripper // default: one tuned for a single upstream
 	Logger        *slog.Logger      // the access log; default: discard
-}
-
-// isIdentityHeader reports whether a header name could pass for one of the
-// X-Tokend-* identity headers upstream, where CGI-style servers read "-" and
-// "_" alike: client-sent ones are removed before the verified ones are set.
-func isIdentityHeader(k string) bool {
-	const prefix = "x-tokend-"
-	if len(k) < len(prefix) {
-		return false
-	}
-	for i := 0; i < len(prefix); i++ {
-		c := k[i]
-		if c == '_' {
-			c = '-'
-		} else if 'A' <= c && c <= 'Z' {
-			c += 'a' - 'A'
-		}
-		if c != prefix[i] {
-			return false
-		}
-	}
-	return true
 }
 
 // New returns the gateway's handler.
@@ -73,12 +58,19 @@ func New(opts Options) (http.Handler, error) {
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
+	if opts.TokenPrefix == "" {
+		opts.TokenPrefix = apikey.DefaultPrefix
+	}
+	if _, err := apikey.NewFormat(opts.TokenPrefix); err != nil {
+		return nil, fmt.Errorf("gateway: %w", err)
+	}
 	if opts.Transport == nil {
 		t := http.DefaultTransport.(*http.Transport).Clone()
 		t.MaxIdleConns, t.MaxIdleConnsPerHost, t.IdleConnTimeout = 1024, 1024, 90*time.Second
 		opts.Transport = t
 	}
-	g := &gateway{opts: opts, mux: http.NewServeMux(), classify: http.NewServeMux(), ids: httpx.NewRequestIDs()}
+	g := &gateway{opts: opts, mux: http.NewServeMux(), classify: http.NewServeMux(), ids: httpx.NewRequestIDs(),
+		tokenMarks: [2]string{opts.TokenPrefix + "_live_", opts.TokenPrefix + "_test_"}}
 	g.proxy = &httputil.ReverseProxy{Rewrite: g.rewrite, Transport: opts.Transport, ErrorHandler: g.upstreamFailed,
 		ModifyResponse: g.modifyResponse, BufferPool: bufferPool{},
 		ErrorLog: slog.NewLogLogger(opts.Logger.Handler(), slog.LevelWarn)}
@@ -129,6 +121,9 @@ type gateway struct {
 	classify *http.ServeMux
 	ids      *httpx.RequestIDs
 	connect  bool // a route names the CONNECT method
+	// tokenMarks begin every live and test token value: a header value
+	// holding one carries a token.
+	tokenMarks [2]string
 }
 
 // requestState is what the gateway learns about a request as it serves it,
@@ -276,7 +271,7 @@ func (discard) WriteHeader(int)             {}
 
 // screen refuses what the API behind could read differently than the
 // routes do: a method not in upper case (some servers upper-case it, and
-// "post" would dodge a "POST" rule), CONNECT unless a
+// "post" would dodge a "POST" rule), a method override, CONNECT unless a
 // route names it (ServeMux neither cleans nor redirects a CONNECT path), and
 // a path whose decoding is ambiguous (see pathProblem). The path left is
 // cleaned, as ServeMux would redirect to: rules match it and the upstream
@@ -290,6 +285,10 @@ func (g *gateway) screen(r *http.Request) *middleware.Error {
 	}
 	if r.Method == http.MethodConnect && !g.connect {
 		return &middleware.Error{Status: http.StatusBadRequest, Code: "bad_method", Message: "CONNECT is not accepted: no route names it"}
+	}
+	if name := methodOverride(r.Header); name != "" {
+		return &middleware.Error{Status: http.StatusBadRequest, Code: "bad_method",
+			Message: name + " is not accepted: the upstream could run another method than the one the routes matched; send the method itself"}
 	}
 	if msg := pathProblem(r.URL); msg != "" {
 		return &middleware.Error{Status: http.StatusBadRequest, Code: "bad_path", Message: msg}
@@ -392,35 +391,17 @@ func (w *answer) Code() int {
 // flushes, the hijack of an upgrade).
 func (w *answer) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
-// rewrite builds the upstream request: the client's identity headers and
-// (unless configured) its credential are dropped, and the request's ID and
-// the verified identity are added.
+// rewrite builds the upstream request: the headers the upstream could take
+// for a credential or a client address are scrubbed, and the request's ID,
+// the forwarding headers and the verified identity are added.
 func (g *gateway) rewrite(pr *httputil.ProxyRequest) {
+	h := pr.Out.Header
+	g.scrub(h)
 	if g.viaTrustedProxy(pr.In) {
-		pr.Out.Header["X-Forwarded-For"] = pr.In.Header["X-Forwarded-For"]
+		h["X-Forwarded-For"] = pr.In.Header["X-Forwarded-For"]
 	}
 	pr.SetURL(g.opts.Upstream)
 	pr.SetXForwarded()
-	h := pr.Out.Header
-	for k := range h {
-		if isIdentityHeader(k) {
-			delete(h, k)
-		}
-	}
-	if !g.opts.ForwardCredentials {
-		delete(h, "Api-Token")
-		var keep []string
-		for _, v := range h["Authorization"] {
-			if scheme, _, _ := strings.Cut(strings.TrimSpace(v), " "); !strings.EqualFold(scheme, "Bearer") {
-				keep = append(keep, v)
-			}
-		}
-		if keep == nil {
-			delete(h, "Authorization")
-		} else {
-			h["Authorization"] = keep
-		}
-	}
 	h[httpx.HeaderRequestID] = state(pr.In).header[:]
 	if id, ok := middleware.FromContext(pr.In.Context()); ok {
 		h[httpx.HeaderAccountID] = []string{strconv.FormatInt(id.AccountID, 10)}

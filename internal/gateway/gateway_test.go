@@ -462,8 +462,8 @@ func TestGatewayForwardedFor(t *testing.T) {
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			f := newFixtureSetup(t, base, "/ none\n", setup{options: func(o *gateway.Options) { o.TrustedProxies = c.trusted }})
-			status, s, _ := f.do("GET", "/x", http.Header{"X-Forwarded-For": {"6.6.6.6"}})
-			if status != 200 || s.Header.Get("X-Forwarded-For") != c.want {
+			status, s, _ := f.do("GET", "/x", http.Header{"X-Forwarded-For": {"6.6.6.6"}, "X-Real-Ip": {"6.6.6.6"}})
+			if status != 200 || s.Header.Get("X-Forwarded-For") != c.want || s.Header.Get("X-Real-Ip") != "" {
 				t.Fatalf("%d, the upstream got %v, want X-Forwarded-For %q", status, s.Header, c.want)
 			}
 		})

@@ -1,6 +1,7 @@
 package gateway_test
 
 import (
+	"encoding/base64"
 	"fmt"
 	"strings"
 	"testing"
@@ -118,6 +119,112 @@ func TestGatewayRefusesPathsWithAmbiguousDecoding(t *testing.T) {
 			}
 			if status == 400 && body["code"] != "bad_path" {
 				t.Fatalf("GET %s: %v, want code bad_path", c.target, body)
+			}
+		})
+	}
+}
+
+// normalized is a header name as CGI-style servers read it: any case,
+// "_" for "-".
+func normalized(k string) string { return strings.ReplaceAll(strings.ToLower(k), "_", "-") }
+
+// The upstream gets no header tokend does not set that it could read as a
+// credential of tokend's or as the client's address; the upstream's own
+// credentials pass.
+func TestGatewayDropsCredentialAndAddressLookalikes(t *testing.T) {
+	base := newFixture(t, "", false)
+	tok := base.tokend.Token(t, "user").Value
+	other := base.tokend.Token(t, "other").Value
+	basic := func(user, pass string) string {
+		return "Basic " + base64.StdEncoding.EncodeToString([]byte(user+":"+pass))
+	}
+	cases := []struct {
+		name, header string
+		kept         bool
+	}{
+		{"Api-Token with an underscore", "Api_Token: " + other, false},
+		{"Api-Token in capitals with an underscore", "API_TOKEN: " + other, false},
+		{"Authorization of another scheme with a token", "Authorization: Token " + other, false},
+		{"Authorization Basic with a token as password", "Authorization: " + basic("x", other), false},
+		{"Proxy-Authorization with an underscore", "Proxy_Authorization: Bearer " + other, false},
+		{"another header carrying a token", "X-Api-Key: " + other, false},
+		{"a cookie carrying a token", "Cookie: session=" + other, false},
+		{"X-Real-IP", "X-Real-IP: 6.6.6.6", false},
+		{"True-Client-IP", "True-Client-IP: 6.6.6.6", false},
+		{"X-Client-IP", "X-Client-IP: 6.6.6.6", false},
+		{"CF-Connecting-IP", "CF-Connecting-IP: 6.6.6.6", false},
+		{"Fastly-Client-IP", "Fastly-Client-IP: 6.6.6.6", false},
+		{"X-Cluster-Client-IP", "X-Cluster-Client-IP: 6.6.6.6", false},
+		{"X-Remote-Addr", "X-Remote-Addr: 6.6.6.6", false},
+		{"X-Original-Forwarded-For", "X-Original-Forwarded-For: 6.6.6.6", false},
+		{"X-Forwarded-For with underscores", "X_Forwarded_For: 6.6.6.6", false},
+		{"Forwarded with an underscore name", "X_Forwarded: for=6.6.6.6", false},
+		{"X-Forwarded-Port", "X-Forwarded-Port: 6666", false},
+		{"X-Request-Id with underscores", "X_Request_Id: forged", false},
+		{"identity header with underscores", "X_Tokend_Account_Id: 999", false},
+		{"X-Original-URL", "X-Original-URL: /admin", false},
+		{"X-Rewrite-URL with underscores", "X_Rewrite_URL: /admin", false},
+		{"the upstream's Basic", "Authorization: Basic dXNlcjpwYXNz", true},
+		{"the upstream's own scheme", "Authorization: Token upstream-secret", true},
+		{"the upstream's own key", "X-Api-Key: upstream-key", true},
+		{"an ordinary header", "X-Custom: 6.6.6.6", true},
+	}
+	for _, forward := range []bool{false, true} {
+		f := newFixtureSetup(t, base, "GET /public none\n/ token\n", setup{forward: forward})
+		for _, route := range []struct{ path, auth string }{{"/public", ""}, {"/private", "Api-Token: " + tok}} {
+			for _, c := range cases {
+				t.Run(fmt.Sprintf("forward=%v%s/%s", forward, route.path, c.name), func(t *testing.T) {
+					name, value, _ := strings.Cut(c.header, ": ")
+					h := []string{c.header}
+					if route.auth != "" {
+						h = append(h, route.auth)
+					}
+					status, _, body, s := f.raw(rawRequest("GET", route.path, h...))
+					if status != 200 {
+						t.Fatalf("%d %v", status, body)
+					}
+					got := false
+					for k, vs := range s.Header {
+						for _, v := range vs {
+							if normalized(k) == normalized(name) && v == value {
+								got = true
+							}
+							if strings.Contains(v, other) {
+								t.Errorf("the upstream got the unverified token in %s", k)
+							}
+							if v == "6.6.6.6" && normalized(k) != "x-custom" || strings.Contains(v, "6.6.6.6") && normalized(k) == "x-forwarded-for" {
+								t.Errorf("the upstream got the client's address claim in %s: %q", k, v)
+							}
+						}
+					}
+					if got != c.kept {
+						t.Errorf("%s reached the upstream: %v, want %v (upstream headers %v)", name, got, c.kept, s.Header)
+					}
+				})
+			}
+		}
+	}
+}
+
+// A method override is refused: frameworks run the method it names, not
+// the one the routes matched.
+func TestGatewayRefusesMethodOverrides(t *testing.T) {
+	base := newFixture(t, "", false)
+	f := newFixtureWith(t, base, fmt.Sprintf("DELETE /items/{id} account:%d:admin\n/ token\n", base.tokend.AccountID))
+	viewer := "Api-Token: " + f.tokend.Token(t, "viewer").Value
+	for _, c := range []struct {
+		name, override string
+		status         int
+	}{
+		{"X-HTTP-Method-Override", "X-HTTP-Method-Override: DELETE", 400},
+		{"X-HTTP-Method", "X-HTTP-Method: DELETE", 400},
+		{"X-Method-Override with underscores", "X_Method_Override: DELETE", 400},
+		{"none", "X-Other: DELETE", 200},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			status, _, body, _ := f.raw(rawRequest("POST", "/items/1", viewer, "Content-Length: 0", c.override))
+			if status != c.status || status == 400 && body["code"] != "bad_method" {
+				t.Fatalf("%d %v, want %d", status, body, c.status)
 			}
 		})
 	}
