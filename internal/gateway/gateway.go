@@ -14,6 +14,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/tokend/tokend/apikey"
@@ -46,8 +47,15 @@ type Options struct {
 	// revoked token's open connection stays open. By default the Upgrade
 	// header is removed and the request goes on as plain HTTP.
 	AllowUpgrades bool
-	Transport     http.RoundTripper // default: one tuned for a single upstream
-	Logger        *slog.Logger      // the access log; default: discard
+	// BodyGrace and BodyMinRate bound how slowly a request body may
+	// arrive: all of it within BodyGrace of the request's headers plus a
+	// second for every BodyMinRate bytes received, or the request is
+	// answered 408 request_timeout and its upstream request abandoned.
+	// Defaults: DefaultBodyGrace, DefaultBodyMinRate.
+	BodyGrace   time.Duration
+	BodyMinRate int
+	Transport   http.RoundTripper // default: one tuned for a single upstream
+	Logger      *slog.Logger      // the access log; default: discard
 }
 
 // New returns the gateway's handler.
@@ -63,6 +71,12 @@ func New(opts Options) (http.Handler, error) {
 	}
 	if _, err := apikey.NewFormat(opts.TokenPrefix); err != nil {
 		return nil, fmt.Errorf("gateway: %w", err)
+	}
+	if opts.BodyGrace <= 0 {
+		opts.BodyGrace = DefaultBodyGrace
+	}
+	if opts.BodyMinRate <= 0 {
+		opts.BodyMinRate = DefaultBodyMinRate
 	}
 	if opts.Transport == nil {
 		t := http.DefaultTransport.(*http.Transport).Clone()
@@ -132,6 +146,9 @@ type requestState struct {
 	id      string
 	start   time.Time
 	tokenID int64 // once the request authenticated
+	// bodyTimedOut is set when the body did not arrive in time (see
+	// slowBody), by whichever goroutine reads it.
+	bodyTimedOut atomic.Bool
 	// header backs the X-Request-Id header value: one allocation for the
 	// upstream's request and the client's answer.
 	header [1]string
@@ -225,6 +242,7 @@ func (g *gateway) guard(rule Rule) http.Handler {
 			state(r).tokenID = id.TokenID
 			r = r.WithContext(middleware.WithIdentity(r.Context(), id))
 		}
+		g.boundBody(w, r)
 		g.proxy.ServeHTTP(w, r)
 	})
 }
@@ -451,9 +469,17 @@ func (bufferPool) Put(b []byte) {
 	}
 }
 
-// upstreamFailed answers a request the upstream did not: 502.
+// upstreamFailed answers a request the upstream did not: 408 when the
+// client's body was too slow (see slowBody), else 502.
 func (g *gateway) upstreamFailed(w http.ResponseWriter, r *http.Request, err error) {
 	st := state(r)
+	if st.bodyTimedOut.Load() {
+		w.Header().Set("Connection", "close") // the rest of the body is not coming in time
+		middleware.WriteJSONError(w, r, &middleware.Error{Status: http.StatusRequestTimeout, Code: "request_timeout",
+			Message: fmt.Sprintf("The request body did not arrive in time: it must arrive within %v, plus a second for every %d bytes",
+				g.opts.BodyGrace, g.opts.BodyMinRate)})
+		return
+	}
 	g.opts.Logger.Warn("upstream request failed", "request_id", st.id, "method", httpx.MethodLabel(r.Method),
 		"route", routeLabel(r.Pattern), "err", err)
 	middleware.WriteJSONError(w, r, &middleware.Error{Status: http.StatusBadGateway, Code: "upstream_unavailable",

@@ -40,6 +40,7 @@ type setup struct {
 	forward  bool
 	upstream http.Handler           // default: echoes what it received as a seen
 	options  func(*gateway.Options) // adjusts the options before New
+	http2    bool                   // serve HTTP/2 over TLS
 }
 
 func newFixture(t *testing.T, routes string, forward bool) *fixture {
@@ -93,7 +94,13 @@ func newFixtureSetup(t *testing.T, f *fixture, routes string, s setup) *fixture 
 	if err != nil {
 		t.Fatal(err)
 	}
-	g.gw = httptest.NewServer(gh)
+	g.gw = httptest.NewUnstartedServer(gh)
+	if s.http2 {
+		g.gw.EnableHTTP2 = true
+		g.gw.StartTLS()
+	} else {
+		g.gw.Start()
+	}
 	t.Cleanup(g.gw.Close)
 	return g
 }
