@@ -128,7 +128,7 @@ func Proxy(ctx context.Context, cfg ProxyConfig, logger *slog.Logger) error {
 	if err != nil {
 		return &UsageError{fmt.Sprintf("--token-prefix: %v", err)}
 	}
-	handler, err := gateway.New(gateway.Options{Upstream: upstream, Auth: auth, Routes: routes,
+	handler, err := gateway.New(gateway.Options{Upstream: upstream, Auth: auth, Routes: routes, TokenPrefix: cfg.TokenPrefix,
 		ForwardCredentials: cfg.ForwardCredentials, AllowUpgrades: cfg.AllowUpgrades, TrustedProxies: cfg.TrustedProxies, Logger: logger})
 	if err != nil {
 		return &UsageError{fmt.Sprintf("--routes %s: %v", cfg.Routes, err)}

@@ -8,15 +8,18 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httputil"
+	"net/netip"
 	"net/url"
 	"regexp"
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
+	"github.com/tokend/tokend/apikey"
 	"github.com/tokend/tokend/client"
-	"github.com/tokend/tokend/internal/api"
+	"github.com/tokend/tokend/internal/httpx"
 	"github.com/tokend/tokend/middleware"
 )
 
@@ -28,40 +31,31 @@ type Options struct {
 	// request needs a valid token of the account.
 	Routes []Route
 	// ForwardCredentials passes the client's Api-Token and Authorization:
-	// Bearer headers upstream; by default they are removed.
+	// Bearer headers upstream; by default they are removed. Other headers
+	// that could carry a credential of tokend's are removed either way
+	// (see scrub).
 	ForwardCredentials bool
 	// TrustedProxies are the peers whose X-Forwarded-For is believed (and
 	// passed on, with the peer appended).
-	TrustedProxies api.Prefixes
+	TrustedProxies []netip.Prefix
+	// TokenPrefix is the prefix of the tokend's token values (default "tk"):
+	// a header value holding one that the gateway does not forward as the
+	// verified credential never reaches the upstream.
+	TokenPrefix string
 	// AllowUpgrades passes protocol upgrades (WebSocket) through. The token
 	// is checked when the upgraded connection opens, not while it lasts: a
 	// revoked token's open connection stays open. By default the Upgrade
 	// header is removed and the request goes on as plain HTTP.
 	AllowUpgrades bool
-	Transport     http.RoundTripper // default: one tuned for a single upstream
-	Logger        *slog.Logger      // the access log; default: discard
-}
-
-// isIdentityHeader reports whether a header name could pass for one of the
-// X-Tokend-* identity headers upstream, where CGI-style servers read "-" and
-// "_" alike: client-sent ones are removed before the verified ones are set.
-func isIdentityHeader(k string) bool {
-	const prefix = "x-tokend-"
-	if len(k) < len(prefix) {
-		return false
-	}
-	for i := 0; i < len(prefix); i++ {
-		c := k[i]
-		if c == '_' {
-			c = '-'
-		} else if 'A' <= c && c <= 'Z' {
-			c += 'a' - 'A'
-		}
-		if c != prefix[i] {
-			return false
-		}
-	}
-	return true
+	// BodyGrace and BodyMinRate bound how slowly a request body may
+	// arrive: all of it within BodyGrace of the request's headers plus a
+	// second for every BodyMinRate bytes received, or the request is
+	// answered 408 request_timeout and its upstream request abandoned.
+	// Defaults: DefaultBodyGrace, DefaultBodyMinRate.
+	BodyGrace   time.Duration
+	BodyMinRate int
+	Transport   http.RoundTripper // default: one tuned for a single upstream
+	Logger      *slog.Logger      // the access log; default: discard
 }
 
 // New returns the gateway's handler.
@@ -72,19 +66,36 @@ func New(opts Options) (http.Handler, error) {
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
+	if opts.TokenPrefix == "" {
+		opts.TokenPrefix = apikey.DefaultPrefix
+	}
+	if _, err := apikey.NewFormat(opts.TokenPrefix); err != nil {
+		return nil, fmt.Errorf("gateway: %w", err)
+	}
+	if opts.BodyGrace <= 0 {
+		opts.BodyGrace = DefaultBodyGrace
+	}
+	if opts.BodyMinRate <= 0 {
+		opts.BodyMinRate = DefaultBodyMinRate
+	}
 	if opts.Transport == nil {
 		t := http.DefaultTransport.(*http.Transport).Clone()
 		t.MaxIdleConns, t.MaxIdleConnsPerHost, t.IdleConnTimeout = 1024, 1024, 90*time.Second
 		opts.Transport = t
 	}
-	g := &gateway{opts: opts, mux: http.NewServeMux(), classify: http.NewServeMux()}
+	g := &gateway{opts: opts, mux: http.NewServeMux(), classify: http.NewServeMux(), ids: httpx.NewRequestIDs(),
+		tokenMarks: [2]string{opts.TokenPrefix + "_live_", opts.TokenPrefix + "_test_"}}
 	g.proxy = &httputil.ReverseProxy{Rewrite: g.rewrite, Transport: opts.Transport, ErrorHandler: g.upstreamFailed,
-		BufferPool: bufferPool{}, ErrorLog: slog.NewLogLogger(opts.Logger.Handler(), slog.LevelWarn)}
+		ModifyResponse: g.modifyResponse, BufferPool: bufferPool{},
+		ErrorLog: slog.NewLogLogger(opts.Logger.Handler(), slog.LevelWarn)}
 	routes := opts.Routes
 	if routes == nil {
 		routes = []Route{{Pattern: "/"}}
 	}
 	for _, rt := range routes {
+		if method, _, ok := strings.Cut(rt.Pattern, " "); ok && method == http.MethodConnect {
+			g.connect = true
+		}
 		if err := register(g.mux, rt, g.guard(rt.Rule)); err != nil {
 			return nil, err
 		}
@@ -122,6 +133,37 @@ type gateway struct {
 	// classify has the same patterns, each only saying what its rule needs
 	// (see variantNeeds).
 	classify *http.ServeMux
+	ids      *httpx.RequestIDs
+	connect  bool // a route names the CONNECT method
+	// tokenMarks begin every live and test token value: a header value
+	// holding one carries a token.
+	tokenMarks [2]string
+}
+
+// requestState is what the gateway learns about a request as it serves it,
+// for the access log and the answer.
+type requestState struct {
+	id      string
+	start   time.Time
+	tokenID int64 // once the request authenticated
+	// bodyTimedOut is set when the body did not arrive in time (see
+	// slowBody), by whichever goroutine reads it.
+	bodyTimedOut atomic.Bool
+	// header backs the X-Request-Id header value: one allocation for the
+	// upstream's request and the client's answer.
+	header [1]string
+}
+
+type stateKey struct{}
+
+// state is the requestState of r, which ServeHTTP puts in every request's
+// context.
+func state(r *http.Request) *requestState {
+	st, _ := r.Context().Value(stateKey{}).(*requestState)
+	if st == nil {
+		st = &requestState{start: time.Now()} // not through ServeHTTP: nothing to record into
+	}
+	return st
 }
 
 // needs is what a request must present: a token (auth), holding perms.
@@ -197,8 +239,10 @@ func (g *gateway) guard(rule Rule) http.Handler {
 				g.opts.Auth.WriteError(w, r, refusal)
 				return
 			}
+			state(r).tokenID = id.TokenID
 			r = r.WithContext(middleware.WithIdentity(r.Context(), id))
 		}
+		g.boundBody(w, r)
 		g.proxy.ServeHTTP(w, r)
 	})
 }
@@ -245,21 +289,29 @@ func (discard) WriteHeader(int)             {}
 
 // screen refuses what the API behind could read differently than the
 // routes do: a method not in upper case (some servers upper-case it, and
-// "post" would dodge a "POST" rule), encoded separators and dots, and path
-// parameters (";", which servlet containers strip per segment: "/public/..;/admin").
-// Unless upgrades are allowed, it also removes a protocol upgrade, whose
-// connection would outlive the token's checks.
+// "post" would dodge a "POST" rule), a method override, CONNECT unless a
+// route names it (ServeMux neither cleans nor redirects a CONNECT path), and
+// a path whose decoding is ambiguous (see pathProblem). The path left is
+// cleaned, as ServeMux would redirect to: rules match it and the upstream
+// receives it. Unless upgrades are allowed, it also removes a protocol
+// upgrade, whose connection would outlive the token's checks.
 func (g *gateway) screen(r *http.Request) *middleware.Error {
 	for i := 0; i < len(r.Method); i++ {
 		if c := r.Method[i]; 'a' <= c && c <= 'z' {
 			return &middleware.Error{Status: http.StatusBadRequest, Code: "bad_method", Message: "Methods are upper case"}
 		}
 	}
-	escaped := r.URL.EscapedPath()
-	if encodedSeparator(escaped) || strings.Contains(escaped, ";") || strings.Contains(strings.ToLower(escaped), "%3b") {
-		return &middleware.Error{Status: http.StatusBadRequest, Code: "bad_path",
-			Message: "Encoded slashes, backslashes and dots, and path parameters (;), are not accepted in paths"}
+	if r.Method == http.MethodConnect && !g.connect {
+		return &middleware.Error{Status: http.StatusBadRequest, Code: "bad_method", Message: "CONNECT is not accepted: no route names it"}
 	}
+	if name := methodOverride(r.Header); name != "" {
+		return &middleware.Error{Status: http.StatusBadRequest, Code: "bad_method",
+			Message: name + " is not accepted: the upstream could run another method than the one the routes matched; send the method itself"}
+	}
+	if msg := pathProblem(r.URL); msg != "" {
+		return &middleware.Error{Status: http.StatusBadRequest, Code: "bad_path", Message: msg}
+	}
+	r.URL.Path, r.URL.RawPath = cleanPath(r.URL.Path), ""
 	if !g.opts.AllowUpgrades {
 		dropUpgrade(r.Header)
 	}
@@ -289,90 +341,119 @@ func dropUpgrade(h http.Header) {
 	}
 }
 
-// encodedSeparator reports whether an escaped path hides a path separator
-// or dot from the routing: %2F, %5C or %2E, in either case.
-func encodedSeparator(escaped string) bool {
-	for i := 0; i+2 < len(escaped); i++ {
-		if escaped[i] != '%' {
-			continue
-		}
-		switch strings.ToUpper(escaped[i+1 : i+3]) {
-		case "2F", "5C", "2E":
-			return true
-		}
-	}
-	return false
-}
-
-// ServeHTTP routes the request and writes one access-log line.
+// ServeHTTP routes the request and writes one access-log line, naming the
+// request by its ID (the client's X-Request-Id when usable, else a new one:
+// the upstream and the client get it too) and the token that made it.
 func (g *gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	start := time.Now()
-	rec := &api.StatusRecorder{ResponseWriter: w}
-	var tokenID int64 // set by rewrite once the request authenticated
+	st := &requestState{id: g.ids.From(r.Header), start: time.Now()}
+	st.header[0] = st.id
+	rec := &answer{ResponseWriter: w, id: st.header[:]}
+	r = r.WithContext(context.WithValue(r.Context(), stateKey{}, st))
 	if refusal := g.screen(r); refusal != nil {
 		middleware.WriteJSONError(rec, r, refusal)
 	} else {
-		// The upstream gets the path exactly as it was matched.
-		r.URL.RawPath = ""
-		ctx := context.WithValue(r.Context(), tokenIDKey{}, &tokenID)
-		r = r.WithContext(context.WithValue(ctx, needsKey{}, g.variantNeeds(r)))
+		r = r.WithContext(context.WithValue(r.Context(), needsKey{}, g.variantNeeds(r)))
 		g.mux.ServeHTTP(rec, r) // sets r.Pattern
 	}
 	if !g.opts.Logger.Enabled(r.Context(), slog.LevelInfo) {
 		return
 	}
 	attrs := []slog.Attr{
-		slog.String("method", api.MethodLabel(r.Method)),
+		slog.String("request_id", st.id),
+		slog.String("method", httpx.MethodLabel(r.Method)),
 		slog.String("route", routeLabel(r.Pattern)),
 		slog.Int("status", rec.Code()),
-		slog.Duration("duration", time.Since(start)),
+		slog.Duration("duration", time.Since(st.start)),
 	}
-	if tokenID != 0 {
-		attrs = append(attrs, slog.Int64("token_id", tokenID))
+	if st.tokenID != 0 {
+		attrs = append(attrs, slog.Int64("token_id", st.tokenID))
 	}
 	g.opts.Logger.LogAttrs(r.Context(), slog.LevelInfo, "request", attrs...)
 }
 
-// rewrite builds the upstream request: the client's identity headers and
-// (unless configured) its credential are dropped, and the verified
-// identity is added.
+// answer is the gateway's ResponseWriter: it records the status answered
+// (Code), for the access log, and puts the request's ID on the answer, in
+// place of any the upstream set.
+type answer struct {
+	http.ResponseWriter
+	status int
+	id     []string // the X-Request-Id value
+}
+
+func (w *answer) WriteHeader(code int) {
+	// An informational status (100 Continue, 103 Early Hints) comes before
+	// the answer, except 101, which is the answer to an upgrade.
+	if w.status == 0 && (code >= 200 || code == http.StatusSwitchingProtocols) {
+		w.status = code
+		w.ResponseWriter.Header()[httpx.HeaderRequestID] = w.id
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *answer) Write(b []byte) (int, error) {
+	if w.status == 0 {
+		w.WriteHeader(http.StatusOK)
+	}
+	return w.ResponseWriter.Write(b)
+}
+
+// Code is the status answered, 200 when the handler wrote nothing.
+func (w *answer) Code() int {
+	if w.status == 0 {
+		return http.StatusOK
+	}
+	return w.status
+}
+
+// Unwrap lets http.ResponseController reach the connection (deadlines,
+// flushes, the hijack of an upgrade).
+func (w *answer) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+// rewrite builds the upstream request: the headers the upstream could take
+// for a credential or a client address are scrubbed, and the request's ID,
+// the forwarding headers and the verified identity are added.
 func (g *gateway) rewrite(pr *httputil.ProxyRequest) {
-	if _, viaProxy := g.opts.TrustedProxies.ClientAddr(pr.In); viaProxy {
-		pr.Out.Header["X-Forwarded-For"] = pr.In.Header["X-Forwarded-For"]
+	h := pr.Out.Header
+	g.scrub(h)
+	if g.viaTrustedProxy(pr.In) {
+		h["X-Forwarded-For"] = pr.In.Header["X-Forwarded-For"]
 	}
 	pr.SetURL(g.opts.Upstream)
 	pr.SetXForwarded()
-	h := pr.Out.Header
-	for k := range h {
-		if isIdentityHeader(k) {
-			delete(h, k)
-		}
-	}
-	if !g.opts.ForwardCredentials {
-		delete(h, "Api-Token")
-		var keep []string
-		for _, v := range h["Authorization"] {
-			if scheme, _, _ := strings.Cut(strings.TrimSpace(v), " "); !strings.EqualFold(scheme, "Bearer") {
-				keep = append(keep, v)
-			}
-		}
-		if keep == nil {
-			delete(h, "Authorization")
-		} else {
-			h["Authorization"] = keep
-		}
-	}
+	h[httpx.HeaderRequestID] = state(pr.In).header[:]
 	if id, ok := middleware.FromContext(pr.In.Context()); ok {
-		h[api.HeaderAccountID] = []string{strconv.FormatInt(id.AccountID, 10)}
-		h[api.HeaderTokenID] = []string{strconv.FormatInt(id.TokenID, 10)}
-		h[api.HeaderEnvironment] = []string{id.Environment}
-		if p, ok := pr.In.Context().Value(tokenIDKey{}).(*int64); ok {
-			*p = id.TokenID
-		}
+		h[httpx.HeaderAccountID] = []string{strconv.FormatInt(id.AccountID, 10)}
+		h[httpx.HeaderTokenID] = []string{strconv.FormatInt(id.TokenID, 10)}
+		h[httpx.HeaderEnvironment] = []string{id.Environment}
 	}
 }
 
-type tokenIDKey struct{}
+// modifyResponse puts the request's ID on an upgrade's answer, which is
+// written through the hijacked connection rather than through answer.
+func (g *gateway) modifyResponse(res *http.Response) error {
+	if res.StatusCode == http.StatusSwitchingProtocols && res.Request != nil {
+		res.Header[httpx.HeaderRequestID] = state(res.Request).header[:]
+	}
+	return nil
+}
+
+// viaTrustedProxy reports whether r's peer is one of the trusted proxies.
+func (g *gateway) viaTrustedProxy(r *http.Request) bool {
+	if len(g.opts.TrustedProxies) == 0 {
+		return false
+	}
+	peer, err := netip.ParseAddrPort(r.RemoteAddr)
+	if err != nil {
+		return false
+	}
+	a := peer.Addr().Unmap()
+	for _, p := range g.opts.TrustedProxies {
+		if p.Contains(a) {
+			return true
+		}
+	}
+	return false
+}
 
 // bufferPool reuses the buffers responses are copied through, which
 // ReverseProxy otherwise allocates (32 KiB) for every request.
@@ -388,8 +469,19 @@ func (bufferPool) Put(b []byte) {
 	}
 }
 
+// upstreamFailed answers a request the upstream did not: 408 when the
+// client's body was too slow (see slowBody), else 502.
 func (g *gateway) upstreamFailed(w http.ResponseWriter, r *http.Request, err error) {
-	g.opts.Logger.Warn("upstream request failed", "method", api.MethodLabel(r.Method), "route", routeLabel(r.Pattern), "err", err)
+	st := state(r)
+	if st.bodyTimedOut.Load() {
+		w.Header().Set("Connection", "close") // the rest of the body is not coming in time
+		middleware.WriteJSONError(w, r, &middleware.Error{Status: http.StatusRequestTimeout, Code: "request_timeout",
+			Message: fmt.Sprintf("The request body did not arrive in time: it must arrive within %v, plus a second for every %d bytes",
+				g.opts.BodyGrace, g.opts.BodyMinRate)})
+		return
+	}
+	g.opts.Logger.Warn("upstream request failed", "request_id", st.id, "method", httpx.MethodLabel(r.Method),
+		"route", routeLabel(r.Pattern), "err", err)
 	middleware.WriteJSONError(w, r, &middleware.Error{Status: http.StatusBadGateway, Code: "upstream_unavailable",
 		Message: "The upstream service did not answer"})
 }

@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/netip"
 	"net/url"
 	"strings"
 	"sync/atomic"
@@ -34,15 +35,41 @@ type fixture struct {
 	upstream atomic.Int64 // requests the upstream served
 }
 
+// setup is what a fixture's gateway is built with beyond its routes.
+type setup struct {
+	forward  bool
+	upstream http.Handler           // default: echoes what it received as a seen
+	options  func(*gateway.Options) // adjusts the options before New
+	http2    bool                   // serve HTTP/2 over TLS
+}
+
 func newFixture(t *testing.T, routes string, forward bool) *fixture {
 	t.Helper()
-	f := &fixture{t: t, tokend: testutil.Tokend(t, testutil.TokendOptions{})}
+	return newFixtureSetup(t, nil, routes, setup{forward: forward})
+}
+
+// newFixtureSetup is a gateway in front of an upstream, with routes (none:
+// every request needs a token), and a tokend: f's, or a new one when f is nil.
+func newFixtureSetup(t *testing.T, f *fixture, routes string, s setup) *fixture {
+	t.Helper()
+	g := &fixture{t: t}
+	if f != nil {
+		g.tokend = f.tokend
+	} else {
+		g.tokend = testutil.Tokend(t, testutil.TokendOptions{})
+	}
+	h := s.upstream
+	if h == nil {
+		h = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			json.NewEncoder(w).Encode(seen{Path: r.URL.Path, Header: r.Header})
+		})
+	}
 	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		f.upstream.Add(1)
-		json.NewEncoder(w).Encode(seen{Path: r.URL.Path, Header: r.Header})
+		g.upstream.Add(1)
+		h.ServeHTTP(w, r)
 	}))
 	t.Cleanup(up.Close)
-	c, err := client.New(f.tokend.URL, f.tokend.Token(t, "gateway").Value)
+	c, err := client.New(g.tokend.URL, g.tokend.Token(t, "gateway").Value)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -54,19 +81,28 @@ func newFixture(t *testing.T, routes string, forward bool) *fixture {
 	done := make(chan struct{})
 	go func() { auth.Run(ctx); close(done) }()
 	t.Cleanup(func() { cancel(); <-done })
-	opts := gateway.Options{Upstream: mustURL(t, up.URL), Auth: auth, ForwardCredentials: forward}
+	opts := gateway.Options{Upstream: mustURL(t, up.URL), Auth: auth, ForwardCredentials: s.forward}
 	if routes != "" {
 		if opts.Routes, err = gateway.ParseRoutes(strings.NewReader(routes)); err != nil {
 			t.Fatal(err)
 		}
 	}
-	h, err := gateway.New(opts)
+	if s.options != nil {
+		s.options(&opts)
+	}
+	gh, err := gateway.New(opts)
 	if err != nil {
 		t.Fatal(err)
 	}
-	f.gw = httptest.NewServer(h)
-	t.Cleanup(f.gw.Close)
-	return f
+	g.gw = httptest.NewUnstartedServer(gh)
+	if s.http2 {
+		g.gw.EnableHTTP2 = true
+		g.gw.StartTLS()
+	} else {
+		g.gw.Start()
+	}
+	t.Cleanup(g.gw.Close)
+	return g
 }
 
 func mustURL(t *testing.T, s string) *url.URL {
@@ -182,29 +218,7 @@ GET /v1/me                         token
 // newFixtureWith is a gateway with routes in front of f's tokend.
 func newFixtureWith(t *testing.T, f *fixture, routes string) *fixture {
 	t.Helper()
-	g := &fixture{t: t, tokend: f.tokend}
-	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		g.upstream.Add(1)
-		json.NewEncoder(w).Encode(seen{Path: r.URL.Path, Header: r.Header})
-	}))
-	t.Cleanup(up.Close)
-	c, _ := client.New(f.tokend.URL, f.tokend.Token(t, "gateway 2").Value)
-	auth, _ := middleware.New(c, middleware.Options{})
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { auth.Run(ctx); close(done) }()
-	t.Cleanup(func() { cancel(); <-done })
-	rs, err := gateway.ParseRoutes(strings.NewReader(routes))
-	if err != nil {
-		t.Fatal(err)
-	}
-	h, err := gateway.New(gateway.Options{Upstream: mustURL(t, up.URL), Auth: auth, Routes: rs})
-	if err != nil {
-		t.Fatal(err)
-	}
-	g.gw = httptest.NewServer(h)
-	t.Cleanup(g.gw.Close)
-	return g
+	return newFixtureSetup(t, f, routes, setup{})
 }
 
 func TestGatewayForwardsCredentialsOnlyWhenAsked(t *testing.T) {
@@ -436,5 +450,29 @@ func TestGatewayPassesUpgradesWhenAllowed(t *testing.T) {
 	fmt.Fprintf(conn, "hello\n")
 	if got, _ := br.ReadString('\n'); got != "echo hello\n" {
 		t.Fatalf("through the upgraded connection: %q", got)
+	}
+}
+
+// The upstream learns the client's address from X-Forwarded-For: the
+// client's own is replaced by its address, unless it comes through a
+// trusted proxy, whose chain goes on with the proxy appended.
+func TestGatewayForwardedFor(t *testing.T) {
+	base := newFixture(t, "", false)
+	for _, c := range []struct {
+		name    string
+		trusted []netip.Prefix
+		want    string
+	}{
+		{"a client", nil, "127.0.0.1"},
+		{"a client through a trusted proxy", []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}, "6.6.6.6, 127.0.0.1"},
+		{"an untrusted proxy", []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8")}, "127.0.0.1"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			f := newFixtureSetup(t, base, "/ none\n", setup{options: func(o *gateway.Options) { o.TrustedProxies = c.trusted }})
+			status, s, _ := f.do("GET", "/x", http.Header{"X-Forwarded-For": {"6.6.6.6"}, "X-Real-Ip": {"6.6.6.6"}})
+			if status != 200 || s.Header.Get("X-Forwarded-For") != c.want || s.Header.Get("X-Real-Ip") != "" {
+				t.Fatalf("%d, the upstream got %v, want X-Forwarded-For %q", status, s.Header, c.want)
+			}
+		})
 	}
 }
