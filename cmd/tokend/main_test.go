@@ -19,10 +19,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/getkin/kin-openapi/openapi3"
-
-	"github.com/tokend/tokend/internal/api"
-	"github.com/tokend/tokend/internal/openapitest"
 	"github.com/tokend/tokend/internal/testutil"
 )
 
@@ -147,13 +143,7 @@ func TestAccountCreateJSON(t *testing.T) {
 	if out.Account.Name != "Acme" || out.Account.Plan != "pro" || out.Account.RateLimit != 1000 || out.Account.MessageLimit != 10_000 || out.Account.ID == 0 {
 		t.Errorf("account = %+v", out.Account)
 	}
-	doc, err := openapi3.NewLoader().LoadFromData(api.OpenAPI)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := doc.Components.Schemas["ApiTokenWithToken"].Value.VisitJSON(out.APIToken); err != nil {
-		t.Errorf("api_token is not an ApiTokenWithToken: %v", err)
-	}
+	transcript.Schema(t, "ApiTokenWithToken", out.APIToken) // held against the OpenAPI document by e2e
 	value, _ := out.APIToken["token"].(string)
 	if !tokenPattern.MatchString(value) {
 		t.Errorf("api_token.token = %q", value)
@@ -269,6 +259,11 @@ func (s *server) stop(t *testing.T) {
 	}
 }
 
+// transcript records the API's answers the tests see; the e2e module holds
+// each against the OpenAPI document (TestAPIResponsesMatchTheContract).
+var transcript = testutil.NewTranscript("cmd/tokend")
+
+// call sends a request to the API with a bearer token and records the answer.
 func call(t *testing.T, method, url, token string, body string) (int, string) {
 	t.Helper()
 	req, err := http.NewRequest(method, url, strings.NewReader(body))
@@ -286,7 +281,7 @@ func call(t *testing.T, method, url, token string, body string) (int, string) {
 	defer res.Body.Close()
 	b, _ := io.ReadAll(res.Body)
 	if req.URL.Path != "/metrics" { // Prometheus text, documented as such but not a JSON schema
-		openapitest.Check(t, method, req.URL.RequestURI(), []byte(body), res.StatusCode, res.Header, b)
+		transcript.Response(t, method, req.URL.RequestURI(), []byte(body), res.StatusCode, res.Header, b)
 	}
 	return res.StatusCode, string(b)
 }

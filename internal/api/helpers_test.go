@@ -22,7 +22,6 @@ import (
 	tokenddns "github.com/tokend/tokend/internal/dns"
 	"github.com/tokend/tokend/internal/jobs"
 	"github.com/tokend/tokend/internal/mail"
-	"github.com/tokend/tokend/internal/openapitest"
 	"github.com/tokend/tokend/internal/testutil"
 )
 
@@ -505,10 +504,14 @@ func (e *env) verifiedDomain(caller, name string) (int64, apiToken) {
 
 func (e *env) path(format string, args ...any) string { return fmt.Sprintf(format, args...) }
 
-// validate checks a response against the OpenAPI document.
+// transcript records every response the tests see; the e2e module holds
+// each against the OpenAPI document (TestAPIResponsesMatchTheContract).
+var transcript = testutil.NewTranscript("internal/api")
+
+// validate records a response for the check against the OpenAPI document.
 func validate(t *testing.T, req request, raw []byte, r *response) {
 	t.Helper()
-	openapitest.Check(t, req.method, req.path, raw, r.Status, r.Header, r.Body)
+	transcript.Response(t, req.method, req.path, raw, r.Status, r.Header, r.Body)
 }
 
 // captureFixture sends one email (text, HTML and an attachment) into sandbox

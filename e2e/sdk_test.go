@@ -1,4 +1,4 @@
-package main_test
+package e2e_test
 
 import (
 	"bytes"
@@ -51,13 +51,13 @@ type sdkBatch struct {
 
 // sdkSummary is the JSON run.js prints.
 type sdkSummary struct {
-	SDKVersion     string            `json:"sdkVersion"`
-	Endpoints      map[string]string `json:"endpoints"`
-	AttachmentSize int               `json:"attachmentSize"`
-	Send           sdkSent           `json:"send"`
-	Batch          sdkBatch          `json:"batch"`
-	SandboxSend    sdkSent           `json:"sandboxSend"`
-	SandboxBatch   sdkBatch          `json:"sandboxBatch"`
+	SDKVersion     string   `json:"sdkVersion"`
+	Asked          []string `json:"asked"` // the origins the SDK asked for, before useTokend
+	AttachmentSize int      `json:"attachmentSize"`
+	Send           sdkSent  `json:"send"`
+	Batch          sdkBatch `json:"batch"`
+	SandboxSend    sdkSent  `json:"sandboxSend"`
+	SandboxBatch   sdkBatch `json:"sandboxBatch"`
 	Errors         struct {
 		ForeignDomain     sdkError `json:"foreignDomain"`
 		WrongToken        sdkError `json:"wrongToken"`
@@ -92,11 +92,13 @@ type sdkSummary struct {
 	ListAfterDelete []sdkMessage `json:"listAfterDelete"`
 }
 
-// TestMailtrapNodeSDK drives Mailtrap's official Node SDK, unmodified except
-// for its hosts, against the real binary: a test key's transactional and
-// batch sends, sandbox sends, the errors the SDK turns into MailtrapError,
-// and the testing API reading, marking and deleting captured mail. It needs
-// node and npm, and the npm registry (or a warm npm cache) for the install.
+// TestMailtrapNodeSDK drives Mailtrap's official Node SDK, unmodified,
+// against the real binary through the recipe users copy
+// (examples/mailtrap-node: useTokend of tokend.js, and send.js as it is):
+// a test key's transactional and batch sends, sandbox sends, the errors the
+// SDK turns into MailtrapError, and the testing API reading, marking and
+// deleting captured mail. It needs node and npm, and the npm registry (or a
+// warm npm cache) for the install.
 func TestMailtrapNodeSDK(t *testing.T) {
 	node, nodeErr := exec.LookPath("node")
 	npm, npmErr := exec.LookPath("npm")
@@ -104,26 +106,31 @@ func TestMailtrapNodeSDK(t *testing.T) {
 		t.Fatalf("TestMailtrapNodeSDK needs node and npm on PATH (node: %v, npm: %v); scripts/test installs them (apt-get install nodejs npm)", nodeErr, npmErr)
 	}
 
-	// The SDK, pinned by package.json and package-lock.json, in a directory of
-	// its own, with run.js beside it so that require('mailtrap') finds it.
+	// The example as users copy it, with the SDK pinned by its package.json
+	// and package-lock.json, and run.js beside it.
 	sdkDir := t.TempDir()
-	for _, f := range []string{"package.json", "package-lock.json", "run.js"} {
-		b, err := os.ReadFile(filepath.Join("testdata", "mailtrap-sdk", f))
+	example := filepath.Join(root, "examples", "mailtrap-node")
+	for _, f := range []string{
+		filepath.Join(example, "package.json"), filepath.Join(example, "package-lock.json"),
+		filepath.Join(example, "tokend.js"), filepath.Join(example, "send.js"),
+		filepath.Join("testdata", "mailtrap-sdk", "run.js"),
+	} {
+		b, err := os.ReadFile(f)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if err := os.WriteFile(filepath.Join(sdkDir, f), b, 0o644); err != nil {
+		if err := os.WriteFile(filepath.Join(sdkDir, filepath.Base(f)), b, 0o644); err != nil {
 			t.Fatal(err)
 		}
 	}
 	installCtx, cancelInstall := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancelInstall()
-	install := exec.CommandContext(installCtx, npm, "install", "--no-audit", "--no-fund", "--silent", "mailtrap@4.10.0")
+	install := exec.CommandContext(installCtx, npm, "ci", "--no-audit", "--no-fund", "--silent")
 	install.Dir = sdkDir
 	install.Env = append(os.Environ(), "NPM_CONFIG_UPDATE_NOTIFIER=false")
 	install.WaitDelay = 5 * time.Second
 	if out, err := install.CombinedOutput(); err != nil {
-		t.Fatalf("npm install mailtrap@4.10.0 in %s: %v (context: %v)\n%s", sdkDir, err, installCtx.Err(), out)
+		t.Fatalf("npm ci in a copy of examples/mailtrap-node (%s): %v (context: %v)\n%s", sdkDir, err, installCtx.Err(), out)
 	}
 
 	// An account, tokend serving it, and through tokend's API: a sending
@@ -158,43 +165,58 @@ func TestMailtrapNodeSDK(t *testing.T) {
 		t.Fatalf("setup: domain %d, project %d, inbox %d, test key %q (%s)", dom.ID, project.ID, inbox.ID, testKey.Token, testKey.Environment)
 	}
 
-	// run.js, on loopback only: no proxy may take the SDK's requests.
-	runCtx, cancelRun := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancelRun()
-	run := exec.CommandContext(runCtx, node, "run.js")
-	run.Dir = sdkDir
-	run.WaitDelay = 5 * time.Second
-	for _, kv := range os.Environ() {
-		name, _, _ := strings.Cut(kv, "=")
-		if !strings.HasSuffix(strings.ToLower(name), "_proxy") {
-			run.Env = append(run.Env, kv)
+	// runNode runs a script of sdkDir, on loopback only (no proxy may take the
+	// SDK's requests), and returns what it printed.
+	runNode := func(script string, env ...string) []byte {
+		t.Helper()
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+		defer cancel()
+		run := exec.CommandContext(ctx, node, script)
+		run.Dir = sdkDir
+		run.WaitDelay = 5 * time.Second
+		for _, kv := range os.Environ() {
+			name, _, _ := strings.Cut(kv, "=")
+			if !strings.HasSuffix(strings.ToLower(name), "_proxy") {
+				run.Env = append(run.Env, kv)
+			}
 		}
+		run.Env = append(append(run.Env, "NO_PROXY=*", "no_proxy=*"), env...)
+		var stdout, stderr bytes.Buffer
+		run.Stdout, run.Stderr = &stdout, &stderr
+		if err := run.Run(); err != nil {
+			t.Fatalf("node %s: %v (context: %v)\nstderr:\n%s\nstdout:\n%s\ntokend:\n%s", script, err, ctx.Err(), &stderr, &stdout, s.stderr.String())
+		}
+		t.Cleanup(func() {
+			if t.Failed() {
+				t.Logf("%s printed:\n%s\nstderr:\n%s", script, &stdout, &stderr)
+			}
+		})
+		return stdout.Bytes()
 	}
-	run.Env = append(run.Env, "NO_PROXY=*", "no_proxy=*",
+
+	// The example, as its comment says to run it, with the test key.
+	out := runNode("send.js", "TOKEND_URL="+s.url, "MAILTRAP_TOKEN="+testKey.Token, "MAIL_FROM=hello@"+domain, "MAIL_TO=you@example.org")
+	var exampleSent sdkSent
+	if err := json.Unmarshal(out, &exampleSent); err != nil || !exampleSent.Success || len(exampleSent.MessageIDs) != 1 {
+		t.Fatalf("node send.js printed %s (%v), want success with 1 message id", out, err)
+	}
+
+	// run.js: every call of the SDK that tokend serves.
+	out = runNode("run.js",
 		"TOKEND_URL="+s.url, "TOKEND_TEST_KEY="+testKey.Token, "TOKEND_ADMIN_KEY="+admin,
 		"TOKEND_ACCOUNT_ID="+strconv.FormatInt(account, 10), "TOKEND_INBOX_ID="+strconv.FormatInt(inbox.ID, 10),
 		"TOKEND_DOMAIN="+domain)
-	var stdout, stderr bytes.Buffer
-	run.Stdout, run.Stderr = &stdout, &stderr
-	if err := run.Run(); err != nil {
-		t.Fatalf("node run.js: %v (context: %v)\nstderr:\n%s\nstdout:\n%s\ntokend:\n%s", err, runCtx.Err(), &stderr, &stdout, s.stderr.String())
-	}
-	t.Cleanup(func() {
-		if t.Failed() {
-			t.Logf("run.js printed:\n%s\nstderr:\n%s", &stdout, &stderr)
-		}
-	})
 	var got sdkSummary
-	if err := json.Unmarshal(stdout.Bytes(), &got); err != nil {
-		t.Fatalf("run.js output: %v\n%s\nstderr:\n%s", err, &stdout, &stderr)
+	if err := json.Unmarshal(out, &got); err != nil {
+		t.Fatalf("run.js output: %v\n%s", err, out)
 	}
 	if got.SDKVersion != "4.10.0" {
 		t.Errorf("SDK version %q, want the pinned 4.10.0", got.SDKVersion)
 	}
-	for _, k := range []string{"SENDING_ENDPOINT", "BULK_ENDPOINT", "TESTING_ENDPOINT", "GENERAL_ENDPOINT"} {
-		if !strings.HasPrefix(got.Endpoints[k], "https://") {
-			t.Errorf("the SDK's %s was %q before patching", k, got.Endpoints[k])
-		}
+	// The SDK asked for Mailtrap's own hosts, and useTokend took each
+	// request to tokend (run.js refuses any HTTPS request).
+	if want := []string{"https://mailtrap.io", "https://sandbox.api.mailtrap.io", "https://send.api.mailtrap.io"}; !slices.Equal(got.Asked, want) {
+		t.Errorf("the SDK asked for %q, want Mailtrap's hosts %q", got.Asked, want)
 	}
 
 	// (a) The test key's send: one message id per recipient (to, cc).
@@ -304,7 +326,7 @@ func TestMailtrapNodeSDK(t *testing.T) {
 		}
 	}
 	slices.Sort(subjects)
-	if want := []string{"SDK batch", "SDK batch override", "SDK transactional"}; !slices.Equal(subjects, want) {
+	if want := []string{"Hello from tokend", "SDK batch", "SDK batch override", "SDK transactional"}; !slices.Equal(subjects, want) {
 		t.Errorf("\"Test key sends\" holds %q, want %q", subjects, want)
 	}
 	if transactional != 0 {
@@ -337,6 +359,14 @@ func TestMailtrapNodeSDK(t *testing.T) {
 		if l.Category == nil || *l.Category != wantCategory {
 			t.Errorf("email log of %s has category %v, want %q", id, l.Category, wantCategory)
 		}
+	}
+	var exampleLog struct {
+		DeliveryStatus string `json:"delivery_status"`
+		SandboxID      *int64 `json:"sandbox_id"`
+	}
+	api("GET", fmt.Sprintf("%s/email_logs/%s", accountPath, exampleSent.MessageIDs[0]), admin, "", 200, &exampleLog)
+	if exampleLog.DeliveryStatus != "captured" || exampleLog.SandboxID == nil || *exampleLog.SandboxID != capture {
+		t.Errorf("email log of send.js's message = %+v, want captured in sandbox %d", exampleLog, capture)
 	}
 
 	// The SDK's requests reached tokend at the routes Mailtrap's hosts serve.

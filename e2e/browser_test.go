@@ -1,4 +1,4 @@
-package main_test
+package e2e_test
 
 import (
 	"bytes"
@@ -28,7 +28,7 @@ import (
 	"github.com/chromedp/cdproto/dom"
 	"github.com/chromedp/chromedp"
 
-	"github.com/tokend/tokend/internal/openapitest"
+	"github.com/tokend/tokend/e2e/internal/openapitest"
 	"github.com/tokend/tokend/internal/testutil"
 )
 
@@ -358,7 +358,7 @@ func openDashboard(t *testing.T, chromium string) *dashboard {
 	d := &dashboard{t: t, shots: t.TempDir()}
 	if os.Getenv("TOKEND_SCREENSHOTS") == "1" {
 		d.all = true
-		d.shots = filepath.Join("..", "..", "docs", "screenshots")
+		d.shots = filepath.Join(root, "docs", "screenshots")
 		if err := os.MkdirAll(d.shots, 0o755); err != nil {
 			t.Fatal(err)
 		}

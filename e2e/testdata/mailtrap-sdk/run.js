@@ -1,7 +1,9 @@
 'use strict';
 // Drives Mailtrap's official Node SDK (mailtrap@4.10.0, unmodified) against a
-// running tokend. TestMailtrapNodeSDK in cmd/tokend/sdk_test.go copies this
-// file next to a fresh npm install and runs it with:
+// running tokend, through the recipe users copy: useTokend of
+// examples/mailtrap-node/tokend.js. TestMailtrapNodeSDK in e2e/sdk_test.go
+// copies this file next to that example and its fresh npm install, and runs
+// it with:
 //
 //   TOKEND_URL         base URL of tokend, e.g. http://127.0.0.1:41234
 //   TOKEND_TEST_KEY    a test key (tk_test_...) with admin on the account
@@ -14,7 +16,6 @@
 // judging to the Go test. Any unexpected failure is printed on stderr and
 // exits 1.
 
-const path = require('path');
 const https = require('https');
 
 function env(name) {
@@ -30,30 +31,33 @@ const accountId = Number(env('TOKEND_ACCOUNT_ID'));
 const inboxId = Number(env('TOKEND_INBOX_ID'));
 const domain = env('TOKEND_DOMAIN');
 
-// The SDK has no base-URL option: its hosts are constants that each module
-// copies when it is loaded, so they are patched before the first
-// require('mailtrap'). The config file is not in the package's "exports",
-// hence the absolute path.
-const dist = path.dirname(require.resolve('mailtrap'));
-const settings = require(path.join(dist, 'config', 'index.js')).default.CLIENT_SETTINGS;
-const endpoints = ['SENDING_ENDPOINT', 'BULK_ENDPOINT', 'TESTING_ENDPOINT', 'GENERAL_ENDPOINT'];
-const original = {};
-for (const k of endpoints) {
-  if (typeof settings[k] !== 'string' || !settings[k].startsWith('https://')) {
-    throw new Error(`CLIENT_SETTINGS.${k} is ${JSON.stringify(settings[k])}: this is not the SDK layout the test knows`);
-  }
-  original[k] = settings[k];
-  settings[k] = base;
-}
 // tokend is plain HTTP on loopback: any HTTPS request would be the SDK
 // reaching the real Mailtrap, so refuse it rather than let it leave.
 https.request = https.get = (...args) => {
-  throw new Error(`the SDK made an HTTPS request (${String(args[0] && (args[0].href || args[0].hostname || args[0]))}): an endpoint was not redirected to tokend`);
+  throw new Error(`the SDK made an HTTPS request (${String(args[0] && (args[0].href || args[0].hostname || args[0]))}): a request was not redirected to tokend`);
 };
 
 const { MailtrapClient } = require('mailtrap');
-const MailtrapError = require(path.join(dist, 'lib', 'MailtrapError.js')).default;
-const sdkVersion = require(path.join(dist, '..', 'package.json')).version;
+const { useTokend } = require('./tokend');
+const sdkVersion = require('mailtrap/package.json').version;
+
+// asked is every origin the SDK asked for, before useTokend sent the request
+// to tokend. Axios runs a client's request interceptors newest first (its
+// legacy order, the default of 1.x) or oldest first, so a recorder on each
+// side of useTokend's sees the URL before the rewrite.
+const asked = new Set();
+function client(config) {
+  const c = new MailtrapClient(config);
+  const record = (req) => {
+    const u = new URL(String(req.url));
+    if (u.protocol === 'https:') asked.add(u.origin);
+    return req;
+  };
+  c['axios'].interceptors.request.use(record);
+  useTokend(c, base);
+  c['axios'].interceptors.request.use(record);
+  return c;
+}
 
 // caught runs fn, which must throw, and describes what it threw.
 async function caught(fn) {
@@ -64,7 +68,7 @@ async function caught(fn) {
     const res = e && e.cause && e.cause.response;
     return {
       threw: true,
-      isMailtrapError: e instanceof MailtrapError,
+      isMailtrapError: Boolean(e && e.constructor && e.constructor.name === 'MailtrapError'),
       message: String(e && e.message),
       status: res ? res.status : null,
       body: res ? res.data : null,
@@ -73,13 +77,13 @@ async function caught(fn) {
 }
 
 async function main() {
-  const out = { sdkVersion, endpoints: original };
+  const out = { sdkVersion };
   const attachment = Buffer.from('id,total\n1,42\n');
   out.attachmentSize = attachment.length;
 
   // (a) A transactional send with a test key: accepted as a live key's would
   // be, captured instead of delivered.
-  const live = new MailtrapClient({ token: testKey });
+  const live = client({ token: testKey });
   out.send = await live.send({
     from: { email: `x@${domain}`, name: 'SDK Sender' },
     to: [{ email: 'to@example.org', name: 'To Person' }],
@@ -103,7 +107,7 @@ async function main() {
   });
 
   // (c) Sandbox sends into the inbox: one send, one batch of one.
-  const sandbox = new MailtrapClient({ token: adminKey, sandbox: true, testInboxId: inboxId });
+  const sandbox = client({ token: adminKey, sandbox: true, testInboxId: inboxId });
   const sandboxMail = {
     from: { email: 'qa@anywhere.test', name: 'QA Bot' },
     to: [{ email: 'mary@example.org', name: 'Mary' }],
@@ -128,16 +132,16 @@ async function main() {
     text: 'never sent',
   }));
   const wrong = testKey.slice(0, -4) + (testKey.endsWith('AAAA') ? 'BBBB' : 'AAAA');
-  out.errors.wrongToken = await caught(() => new MailtrapClient({ token: wrong }).send({
+  out.errors.wrongToken = await caught(() => client({ token: wrong }).send({
     from: { email: `x@${domain}` },
     to: [{ email: 'to@example.org' }],
     subject: 'never sent',
     text: 'never sent',
   }));
-  out.errors.wrongTokenTesting = await caught(() => new MailtrapClient({ token: wrong, accountId }).testing.messages.get(inboxId));
+  out.errors.wrongTokenTesting = await caught(() => client({ token: wrong, accountId }).testing.messages.get(inboxId));
 
   // (e) The testing API reads the sandbox back.
-  const reader = new MailtrapClient({ token: adminKey, accountId });
+  const reader = client({ token: adminKey, accountId });
   const messages = reader.testing.messages;
   out.list = await messages.get(inboxId);
   const captured = Array.isArray(out.list) ? out.list.find((m) => m.subject === sandboxMail.subject) : undefined;
@@ -165,6 +169,7 @@ async function main() {
     if (!other) throw new Error('no batch message left to read');
     return messages.getHtmlMessage(inboxId, other.id);
   });
+  out.asked = [...asked].sort();
   return out;
 }
 
