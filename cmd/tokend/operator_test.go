@@ -210,6 +210,15 @@ func TestBackupWhileServing(t *testing.T) {
 	if r.code != 0 || !strings.Contains(r.stdout, out) {
 		t.Fatalf("backup: %+v", r)
 	}
+	// The copy holds what the database holds: it is the owner's alone, as the
+	// database and its key file are.
+	for _, f := range []string{out, out + ".key"} {
+		if info, err := os.Stat(f); err != nil {
+			t.Error(err)
+		} else if info.Mode().Perm() != 0o600 {
+			t.Errorf("%s has mode %v; want 0600", f, info.Mode().Perm())
+		}
+	}
 	if r := tokend(t, nil, "backup", "--db", db, out); r.code != 1 || !strings.Contains(r.stderr, "already exists") {
 		t.Errorf("a second backup to the same file: %+v", r)
 	}
