@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/tokend/tokend"
+	"github.com/tokend/tokend/apikey"
 )
 
 type userJSON struct {
@@ -63,7 +64,7 @@ func userCreate(ctx context.Context, args []string, getenv Env, stdin io.Reader,
 	if err != nil {
 		return err
 	}
-	svc, closeDB, err := openService(ctx, *db, "tk", false)
+	svc, closeDB, err := openService(ctx, *db, apikey.DefaultPrefix, false)
 	if err != nil {
 		return err
 	}
@@ -93,7 +94,7 @@ func userList(ctx context.Context, args []string, getenv Env, stdout, stderr io.
 	if err := parse(fs, args, getenv, stdout); err != nil {
 		return err
 	}
-	svc, closeDB, err := openService(ctx, *db, "tk", false)
+	svc, closeDB, err := openService(ctx, *db, apikey.DefaultPrefix, false)
 	if err != nil {
 		return err
 	}
@@ -147,7 +148,7 @@ func userDelete(ctx context.Context, args []string, getenv Env, stdout, stderr i
 	if err != nil {
 		return err
 	}
-	svc, closeDB, err := openService(ctx, *db, "tk", false)
+	svc, closeDB, err := openService(ctx, *db, apikey.DefaultPrefix, false)
 	if err != nil {
 		return err
 	}
@@ -181,7 +182,7 @@ func userSetPassword(ctx context.Context, args []string, getenv Env, stdin io.Re
 	if err != nil {
 		return err
 	}
-	svc, closeDB, err := openService(ctx, *db, "tk", false)
+	svc, closeDB, err := openService(ctx, *db, apikey.DefaultPrefix, false)
 	if err != nil {
 		return err
 	}
