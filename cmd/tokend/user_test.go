@@ -156,3 +156,44 @@ func TestFirstStartPrintsASetupLink(t *testing.T) {
 	}
 	again.stop(t)
 }
+
+// Refused input is explained in sentences naming what is wrong, as an
+// operator reads them: never Go's rendering of a map or a slice.
+func TestValidationErrorsAreSentences(t *testing.T) {
+	db := filepath.Join(t.TempDir(), "v.db")
+	if r := tokend(t, nil, "account", "create", "--name", "Acme", "--db", db); r.code != 0 {
+		t.Fatalf("account create: %+v", r)
+	}
+	if r := tokendIn(t, "a long enough password\n", "user", "create", "--account", "1", "--email", "ann@example.com", "--password-stdin", "--db", db); r.code != 0 {
+		t.Fatalf("user create: %+v", r)
+	}
+	for _, tt := range []struct {
+		name, stdin string
+		args        []string
+		want        string // the whole message, after "tokend: "
+	}{
+		{"short password", "short\n", []string{"user", "create", "--account", "1", "--email", "b@example.com", "--password-stdin"},
+			"user create: password is too short (minimum is 10 characters)"},
+		{"empty password", "", []string{"user", "create", "--account", "1", "--email", "b@example.com", "--password-stdin"},
+			"user create: the password on standard input is empty: give it as the first line of standard input"},
+		{"empty line as password", "\n", []string{"user", "set-password", "1", "--password-stdin"},
+			"user set-password: the password on standard input is empty: give it as the first line of standard input"},
+		{"short new password", "short\n", []string{"user", "set-password", "1", "--password-stdin"},
+			"user set-password: password is too short (minimum is 10 characters)"},
+		{"email taken", "a long enough password\n", []string{"user", "create", "--account", "1", "--email", "ANN@example.com", "--password-stdin"},
+			"user create: email has already been taken"},
+		{"two problems", "short\n", []string{"user", "create", "--account", "1", "--email", "not an address", "--password-stdin"},
+			"user create: email is not a valid email address; password is too short (minimum is 10 characters)"},
+		{"enterprise without a rate limit", "", []string{"account", "set-plan", "1", "--plan", "enterprise"},
+			"account set-plan: rate limit is required for the enterprise plan"},
+		{"blank account name", "", []string{"account", "create", "--name", " "},
+			"account create: name can't be blank"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			r := tokendIn(t, tt.stdin, append(tt.args, "--db", db)...)
+			if got := strings.TrimSpace(r.stderr); r.code != 2 || got != "tokend: "+tt.want {
+				t.Errorf("exit %d, stderr %q; want exit 2 and %q", r.code, r.stderr, "tokend: "+tt.want)
+			}
+		})
+	}
+}

@@ -9,9 +9,12 @@ import (
 	"fmt"
 	"io"
 	"runtime/debug"
+	"sort"
 	"strings"
 	"text/tabwriter"
 	"time"
+
+	"github.com/tokend/tokend"
 )
 
 // UsageError is wrong usage of the command line; the process exits with 2.
@@ -127,11 +130,50 @@ func Run(ctx context.Context, args []string, getenv Env, stdin io.Reader, stdout
 		fmt.Fprint(stderr, usage())
 		err = &UsageError{fmt.Sprintf("unknown command %q", args[1])}
 	}
+	if c, _ := lookup(args[1:]); c != nil {
+		err = refused(c.name, err)
+	}
 	var u *UsageError
 	if errors.As(err, &u) {
 		fmt.Fprintln(stderr, "tokend:", u.Msg)
 	}
 	return err
+}
+
+// refused is the one place where input the service refused (an EINVALID
+// *tokend.Error, however wrapped) becomes what the operator reads: a usage
+// error (exit 2) naming the command, with the refusal in sentences.
+func refused(cmd string, err error) error {
+	var u *UsageError
+	var e *tokend.Error
+	if err == nil || errors.As(err, &u) || !errors.As(err, &e) || e.Code != tokend.EINVALID {
+		return err
+	}
+	return &UsageError{cmd + ": " + sentences(e)}
+}
+
+// sentences says what a validation error holds, one clause per message,
+// each led by the field it is about: "email is not a valid email address;
+// password is too short (minimum is 10 characters)". Fields are in
+// alphabetical order, after the messages about the whole input ("base").
+func sentences(e *tokend.Error) string {
+	fields := make([]string, 0, len(e.Fields))
+	for f := range e.Fields {
+		if f != "base" {
+			fields = append(fields, f)
+		}
+	}
+	sort.Strings(fields)
+	clauses := append([]string(nil), e.Fields["base"]...)
+	for _, f := range fields {
+		for _, msg := range e.Fields[f] {
+			clauses = append(clauses, strings.ReplaceAll(f, "_", " ")+" "+msg)
+		}
+	}
+	if len(clauses) == 0 {
+		return e.Message
+	}
+	return strings.Join(clauses, "; ")
 }
 
 // subcommands lists the subcommands of a command group, such as "account".
