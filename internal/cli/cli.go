@@ -70,7 +70,7 @@ func init() {
 		{"proxy", "--upstream URL --tokend URL [--routes FILE] [--addr ADDR]", "run an authenticating reverse proxy in front of any HTTP API, with the account's service token in TOKEND_TOKEN", proxy, nil},
 		{"backup", "OUT", "write a consistent copy of the database to the new file OUT, safe while serve runs", backup, nil},
 		{"version", "", "print the version and the VCS revision tokend was built from", printVersion, nil},
-		{"help", "[COMMAND]", "show this help, or a command's flags with their environment variables", help, nil},
+		{"help", "[COMMAND]", "show this help, a command's flags with their environment variables, or the commands of a group such as account", help, nil},
 	}
 }
 
@@ -90,11 +90,7 @@ func usage() string {
 	var b strings.Builder
 	b.WriteString("tokend: API tokens for your API.\n\nUsage:\n")
 	for _, c := range commands {
-		line := "tokend " + c.name
-		if c.args != "" {
-			line += " " + c.args
-		}
-		fmt.Fprintf(&b, "  %s\n      %s\n", line, c.summary)
+		writeUsageLine(&b, c)
 	}
 	b.WriteString("\nFlags that configure tokend can also be set by environment variables:\n" +
 		"--db is TOKEND_DB, --reset-grace is TOKEND_RESET_GRACE (a flag wins over its variable).\n" +
@@ -102,8 +98,34 @@ func usage() string {
 	return b.String()
 }
 
-// groups are the commands that take a subcommand.
-var groups = map[string]bool{"account": true, "token": true, "domain": true, "user": true}
+// writeUsageLine writes a command's usage line and, under it, its summary.
+func writeUsageLine(b *strings.Builder, c command) {
+	line := "tokend " + c.name
+	if c.args != "" {
+		line += " " + c.args
+	}
+	fmt.Fprintf(b, "  %s\n      %s\n", line, c.summary)
+}
+
+// isGroup reports whether name is a group of commands, such as "account":
+// the first word of commands of more than one word.
+func isGroup(name string) bool { return subcommands(name) != "" }
+
+// groupUsage is a group's help: the usage line and summary of each of its commands.
+func groupUsage(group string) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "Usage: tokend %s COMMAND [flags]\n\nCommands:\n", group)
+	for _, c := range commands {
+		if g, _, ok := strings.Cut(c.name, " "); ok && g == group {
+			writeUsageLine(&b, c)
+		}
+	}
+	fmt.Fprintf(&b, "\nRun \"tokend help %s COMMAND\" or \"tokend %[1]s COMMAND --help\" for a command's flags.\n", group)
+	return b.String()
+}
+
+// isHelpFlag reports whether arg asks for help, as the flag package takes it.
+func isHelpFlag(arg string) bool { return arg == "-h" || arg == "--help" || arg == "-help" }
 
 // Run runs the tokend command line with args (args[0] is the program name).
 // It returns a *UsageError for wrong usage; errors are not printed, except usage.
@@ -118,13 +140,15 @@ func Run(ctx context.Context, args []string, getenv Env, stdin io.Reader, stdout
 		err = c.runIn(ctx, rest, getenv, stdin, stdout, stderr)
 	case c != nil:
 		err = c.run(ctx, rest, getenv, stdout, stderr)
-	case args[1] == "-h" || args[1] == "--help":
+	case isHelpFlag(args[1]):
 		fmt.Fprint(stdout, usage())
 	case args[1] == "--version":
 		err = printVersion(ctx, nil, getenv, stdout, stderr)
-	case groups[args[1]] && len(args) == 2:
-		err = &UsageError{fmt.Sprintf("%s needs a subcommand: %s", args[1], subcommands(args[1]))}
-	case groups[args[1]]:
+	case isGroup(args[1]) && len(args) == 2:
+		err = &UsageError{fmt.Sprintf("%s needs a subcommand: %s (run \"tokend help %[1]s\")", args[1], subcommands(args[1]))}
+	case isGroup(args[1]) && len(args) == 3 && isHelpFlag(args[2]):
+		fmt.Fprint(stdout, groupUsage(args[1]))
+	case isGroup(args[1]):
 		err = &UsageError{fmt.Sprintf("unknown command %q (%s takes %s)", args[1]+" "+args[2], args[1], subcommands(args[1]))}
 	default:
 		fmt.Fprint(stderr, usage())
@@ -187,19 +211,22 @@ func subcommands(group string) string {
 	return strings.Join(subs, ", ")
 }
 
-// help prints the usage, or one command's usage line and flags.
+// help prints the usage, a group's commands, or one command's usage line
+// and flags.
 func help(ctx context.Context, args []string, getenv Env, stdout, stderr io.Writer) error {
-	if len(args) == 0 {
+	switch {
+	case len(args) == 0:
 		fmt.Fprint(stdout, usage())
+		return nil
+	case isHelpFlag(args[0]):
+		return parse(newFlagSet("help", stderr), args, getenv, stdout) // help's own help
+	case len(args) == 1 && isGroup(args[0]):
+		fmt.Fprint(stdout, groupUsage(args[0]))
 		return nil
 	}
 	c, rest := lookup(args)
 	if c == nil || len(rest) > 0 {
 		return &UsageError{fmt.Sprintf("help: unknown command %q", strings.Join(args, " "))}
-	}
-	if c.name == "help" {
-		fmt.Fprint(stdout, usage())
-		return nil
 	}
 	noEnv := func(string) string { return "" }
 	var err error
