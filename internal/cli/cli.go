@@ -67,6 +67,8 @@ func init() {
 		{"user list", "[--json]", "list the people who sign in to the dashboard", userList, nil},
 		{"user delete", "ID", "delete a user; their sessions end at once", userDelete, nil},
 		{"user set-password", "ID --password-stdin", "replace a user's password (read from standard input) and end their sessions", nil, userSetPassword},
+		{"user setup-link", "--account ID [--role admin|viewer] [--url URL] [--json]",
+			"print a new one-time link (valid 7 days) to set up a dashboard user of an account; the account's earlier links stop working", userSetupLink, nil},
 		{"proxy", "--upstream URL --tokend URL [--routes FILE] [--addr ADDR]", "run an authenticating reverse proxy in front of any HTTP API, with the account's service token in TOKEND_TOKEN", proxy, nil},
 		{"backup", "OUT", "write a consistent copy of the database to the new file OUT, safe while serve runs", backup, nil},
 		{"version", "", "print the version and the VCS revision tokend was built from", printVersion, nil},
@@ -253,7 +255,8 @@ func newFlagSet(name string, stderr io.Writer) *flag.FlagSet {
 // perInvocation are flags that say what to do rather than how tokend is set
 // up: they are never read from the environment, so that a stray TOKEND_NAME
 // cannot rename what an operator creates.
-var perInvocation = map[string]bool{"name": true, "plan": true, "json": true, "rate-limit": true, "message-limit": true, "account": true, "force": true, "undo": true}
+var perInvocation = map[string]bool{"name": true, "plan": true, "json": true, "rate-limit": true, "message-limit": true, "account": true, "force": true, "undo": true,
+	"email": true, "role": true, "password-stdin": true}
 
 // envVar is the environment variable a flag is read from, or "" for none.
 func envVar(f *flag.Flag) string {

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/url"
 	"strconv"
 	"strings"
 	"text/tabwriter"
@@ -194,5 +195,53 @@ func userSetPassword(ctx context.Context, args []string, getenv Env, stdin io.Re
 		return err
 	}
 	fmt.Fprintf(stdout, "Set a new password for user %d %s; their sessions ended.\n", u.ID, u.Email)
+	return nil
+}
+
+// userSetupLink prints a new setup link: whoever opens it first chooses the
+// email, name and password of a new user of the account, with the role the
+// link carries. Issuing one ends the account's earlier links, so a link lost
+// or leaked is replaced by running the command again.
+func userSetupLink(ctx context.Context, args []string, getenv Env, stdout, stderr io.Writer) error {
+	fs := newFlagSet("user setup-link", stderr)
+	account := fs.Int64("account", 0, "the account the new user joins (required)")
+	role := fs.String("role", "admin", "role the new user gets on the account: admin or viewer")
+	base := fs.String("url", "http://127.0.0.1:8080", "the URL people's browsers reach tokend at, which the link starts with")
+	db := fs.String("db", "./tokend.db", "SQLite database file, or a postgres:// URL")
+	asJSON := fs.Bool("json", false, "print the link as JSON")
+	if err := parse(fs, args, getenv, stdout); err != nil {
+		return err
+	}
+	if *account <= 0 {
+		return &UsageError{"user setup-link: --account ID is required"}
+	}
+	level, ok := tokend.ParseRole(*role)
+	if !ok {
+		return &UsageError{fmt.Sprintf("user setup-link: --role must be admin or viewer, not %q", *role)}
+	}
+	u, err := url.Parse(*base)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.RawQuery != "" || u.Fragment != "" || u.User != nil {
+		return &UsageError{fmt.Sprintf("user setup-link: --url %q is not an http or https URL such as https://tokend.example.com", *base)}
+	}
+	svc, closeDB, err := openService(ctx, *db, apikey.DefaultPrefix, false)
+	if err != nil {
+		return err
+	}
+	defer closeDB()
+	link, err := svc.Users().IssueSetupLink(ctx, *account, level, operatorName(getenv("USER")))
+	if tokend.ErrorCode(err) == tokend.ENOTFOUND {
+		return fmt.Errorf("user setup-link: no account %d in %s", *account, *db)
+	} else if err != nil {
+		return err
+	}
+	full := strings.TrimSuffix(u.String(), "/") + "/setup?code=" + link.Code
+	if *asJSON {
+		return json.NewEncoder(stdout).Encode(map[string]any{"url": full, "account_id": *account, "role": *role,
+			"expires_at": link.Invite.ExpiresAt, "replaced": link.Replaced})
+	}
+	fmt.Fprintf(stdout, "Open this link within 7 days to set up a new %s of account %d (it works once):\n\n    %s\n\n", *role, *account, full)
+	if link.Replaced > 0 {
+		fmt.Fprintf(stdout, "The account's %d earlier setup link(s) no longer work.\n", link.Replaced)
+	}
 	return nil
 }
