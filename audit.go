@@ -36,6 +36,7 @@ const (
 	ActionUserCreated     = "user.created"
 	ActionUserDeleted     = "user.deleted"
 	ActionUserPasswordSet = "user.password_set"
+	ActionSetupLinkIssued = "user.setup_link_issued"
 	ActionAlertPrefix     = "alert."
 	maxAuditPage          = 200
 	defaultAuditPage      = 50

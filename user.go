@@ -96,6 +96,9 @@ type UserTx interface {
 	CreateInvite(ctx context.Context, inv *Invite) error
 	Invite(ctx context.Context, hash []byte) (*Invite, error)
 	DeleteInvite(ctx context.Context, hash []byte) error
+	// DeleteInvites deletes every invite of an account, and says how many
+	// there were.
+	DeleteInvites(ctx context.Context, accountID int64) (int, error)
 }
 
 // Session and sign-in bounds.
@@ -430,6 +433,47 @@ func (u *Users) Invite(ctx context.Context, accountID int64, role AccessLevel) (
 		return "", err
 	}
 	return value, nil
+}
+
+// SetupLink is a new invite and its secret: the code of a /setup?code= link,
+// shown once (only its hash is stored).
+type SetupLink struct {
+	Code   string
+	Invite Invite
+	// Replaced is how many earlier links of the account stopped working.
+	Replaced int
+}
+
+// IssueSetupLink makes a new one-time link to set up a user of accountID with
+// role, for operators: every earlier link of the account stops working, so
+// that a link lost, leaked or already used is replaced by issuing another.
+// An unknown account is ENOTFOUND; a role other than Admin or Viewer EINVALID.
+func (u *Users) IssueSetupLink(ctx context.Context, accountID int64, role AccessLevel, operator string) (*SetupLink, error) {
+	if !role.Valid() {
+		return nil, Invalid("role", "must be admin or viewer")
+	}
+	value, hash := newSecret()
+	now := u.svc.now()
+	link := &SetupLink{Code: value, Invite: Invite{Hash: hash, AccountID: accountID, Role: role, CreatedAt: now, ExpiresAt: now.Add(inviteLifetime)}}
+	err := u.store.Write(ctx, func(tx Tx) error {
+		if _, err := tx.Account(ctx, accountID); err != nil {
+			return err
+		}
+		n, err := tx.DeleteInvites(ctx, accountID)
+		if err != nil {
+			return err
+		}
+		link.Replaced = n
+		if err := tx.CreateInvite(ctx, &link.Invite); err != nil {
+			return err
+		}
+		return u.svc.audit(ctx, tx, accountID, nil, operator, ActionSetupLinkIssued, "account", accountID,
+			map[string]any{"role": roleName(role), "expires_at": link.Invite.ExpiresAt, "replaced": n})
+	})
+	if err != nil {
+		return nil, err
+	}
+	return link, nil
 }
 
 // CheckInvite reports whether an invite link secret still works.

@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -265,4 +266,99 @@ func TestKilledDuringSendsDeliversEveryAcceptedMessage(t *testing.T) {
 		time.Sleep(250 * time.Millisecond)
 	}
 	s.stop(t)
+}
+
+// logLines parses a server's JSON log, one object a line.
+func logLines(t *testing.T, logs string) []map[string]any {
+	t.Helper()
+	var lines []map[string]any
+	for _, l := range strings.Split(strings.TrimSpace(logs), "\n") {
+		var line map[string]any
+		if err := json.Unmarshal([]byte(l), &line); err != nil {
+			t.Fatalf("log line %q is not JSON: %v", l, err)
+		}
+		lines = append(lines, line)
+	}
+	return lines
+}
+
+// Each delivery attempt logs one line naming the message, its sending
+// domain, the attempt and its outcome, and never the recipient's address,
+// even where the relay's reply repeats it. Durations read as durations.
+func TestServeLogsDeliveriesWithoutRecipients(t *testing.T) {
+	relay := testutil.StartSMTP(t, testutil.SMTPOptions{})
+	db := filepath.Join(t.TempDir(), "logs.db")
+	account, admin := mailAccount(t, db)
+	dns := testutil.StartDNS(t)
+	s := startServe(t, nil, "--db", db, "--smtp-relay", "smtp://"+relay.Addr, "--dns-resolver", dns.Addr())
+	dkimRecord(t, s.url, account, admin, "mail.example.com", dns)
+	send := func(to string) string {
+		t.Helper()
+		code, body := call(t, "POST", s.url+"/api/send", admin, sendBody("news@mail.example.com", to))
+		var out struct {
+			MessageIDs []string `json:"message_ids"`
+		}
+		if code != 200 || json.Unmarshal([]byte(body), &out) != nil || len(out.MessageIDs) != 1 {
+			t.Fatalf("send to %s: %d %s", to, code, body)
+		}
+		return out.MessageIDs[0]
+	}
+	// outcomes are the levels and outcomes of the lines about a message.
+	outcomes := func(id string) []string {
+		var got []string
+		for _, l := range logLines(t, s.stderr.String()) {
+			if l["message_id"] == id {
+				got = append(got, fmt.Sprintf("%v %v %v %v", l["level"], l["outcome"], l["attempt"], l["domain"]))
+			}
+		}
+		return got
+	}
+
+	delivered := send("ann@example.org")
+	relay.WaitMails(t, 1, 10*time.Second)
+	waitFor(t, 10*time.Second, "the delivery's log line", func() bool { return len(outcomes(delivered)) > 0 })
+	// The relay defers the next message, then refuses it for good, saying
+	// whom it was for.
+	relay.Refuse(450, "4.2.2 <bob@example.org>: mailbox full")
+	refused := send("bob@example.org")
+	waitFor(t, 10*time.Second, "the deferral's log line", func() bool { return len(outcomes(refused)) > 0 })
+	relay.Refuse(550, "5.1.1 <bob@example.org>: no such user")
+	waitFor(t, 20*time.Second, "the refusal's log line", func() bool { return len(outcomes(refused)) > 1 })
+	// The relay's reply is kept whole for the message's sender.
+	if code, body := call(t, "GET", s.url+"/api/email_logs/"+refused, admin, ""); code != 200 || !strings.Contains(body, "bob@example.org") || !strings.Contains(body, "no such user") {
+		t.Errorf("the message's log lost the relay's reply: %d %s", code, body)
+	}
+	s.stop(t)
+
+	if got, want := outcomes(delivered), []string{"INFO delivered 1 mail.example.com"}; !slices.Equal(got, want) {
+		t.Errorf("the delivered message's log lines: %q, want %q", got, want)
+	}
+	if got, want := outcomes(refused), []string{"WARN deferred 1 mail.example.com", "WARN failed 2 mail.example.com"}; !slices.Equal(got, want) {
+		t.Errorf("the refused message's log lines: %q, want %q", got, want)
+	}
+	logs := s.stderr.String()
+	for _, addr := range []string{"ann@example.org", "bob@example.org"} {
+		if strings.Contains(logs, addr) {
+			t.Errorf("the log names the recipient %s:\n%s", addr, logs)
+		}
+	}
+
+	// Every duration is logged as a duration, not as integer nanoseconds.
+	seen := map[string]string{}
+	for _, l := range logLines(t, logs) {
+		for _, key := range []string{"retry_for", "retry_in", "duration", "age", "retention"} {
+			v, ok := l[key]
+			if !ok {
+				continue
+			}
+			s, isString := v.(string)
+			if _, err := time.ParseDuration(s); !isString || err != nil {
+				t.Errorf("%s is logged as %v (%T), not as a duration such as \"24h0m0s\": %v", key, v, v, l)
+			}
+			seen[key] = s
+		}
+	}
+	if seen["retry_for"] != "24h0m0s" || seen["retry_in"] == "" || seen["duration"] == "" {
+		t.Errorf("durations seen in the log: %v; want retry_for 24h0m0s, a retry_in and a request's duration", seen)
+	}
 }

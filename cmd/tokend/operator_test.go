@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -210,6 +211,15 @@ func TestBackupWhileServing(t *testing.T) {
 	if r.code != 0 || !strings.Contains(r.stdout, out) {
 		t.Fatalf("backup: %+v", r)
 	}
+	// The copy holds what the database holds: it is the owner's alone, as the
+	// database and its key file are.
+	for _, f := range []string{out, out + ".key"} {
+		if info, err := os.Stat(f); err != nil {
+			t.Error(err)
+		} else if info.Mode().Perm() != 0o600 {
+			t.Errorf("%s has mode %v; want 0600", f, info.Mode().Perm())
+		}
+	}
 	if r := tokend(t, nil, "backup", "--db", db, out); r.code != 1 || !strings.Contains(r.stderr, "already exists") {
 		t.Errorf("a second backup to the same file: %+v", r)
 	}
@@ -242,20 +252,82 @@ func TestBackupWhileServing(t *testing.T) {
 	}
 }
 
-func TestHelpNamesEveryFlagAndItsVariable(t *testing.T) {
-	for _, cmd := range [][]string{{"serve"}, {"account", "create"}, {"account", "list"}, {"account", "set-plan"}, {"token", "create"}, {"token", "revoke"}, {"backup"}, {"version"}} {
-		name := strings.Join(cmd, " ")
-		t.Run(name, func(t *testing.T) {
-			viaHelp := tokend(t, nil, append([]string{"help"}, cmd...)...)
-			viaFlag := tokend(t, nil, append(cmd, "--help")...)
-			if viaHelp.code != 0 || viaFlag.code != 0 || viaHelp.stdout != viaFlag.stdout {
-				t.Fatalf("help %s: %+v\n%s --help: %+v", name, viaHelp, name, viaFlag)
+// commandWord is a word of a command's name in the help's usage lines; what
+// follows the name (flags, ID, [flags], OUT) is not.
+var commandWord = regexp.MustCompile(`^[a-z][a-z-]*$`)
+
+// helpCommands lists every command the top-level help shows, which is every
+// command tokend has (the help is made from the command table), and the
+// groups: the first words of the commands of more than one word.
+func helpCommands(t *testing.T) (commands [][]string, groups map[string][]string) {
+	t.Helper()
+	r := tokend(t, nil, "help")
+	if r.code != 0 {
+		t.Fatalf("help: %+v", r)
+	}
+	groups = map[string][]string{}
+	for _, line := range strings.Split(r.stdout, "\n") {
+		words, ok := strings.CutPrefix(line, "  tokend ")
+		if !ok {
+			continue
+		}
+		var name []string
+		for _, w := range strings.Fields(words) {
+			if !commandWord.MatchString(w) {
+				break
 			}
-			if !strings.HasPrefix(viaHelp.stdout, "Usage: tokend "+name) {
-				t.Errorf("help %s starts %q", name, viaHelp.stdout)
+			name = append(name, w)
+		}
+		commands = append(commands, name)
+		if len(name) > 1 {
+			groups[name[0]] = append(groups[name[0]], strings.Join(name, " "))
+		}
+	}
+	if len(commands) < 10 || len(groups) < 4 {
+		t.Fatalf("found %d commands and %d groups in the help:\n%s", len(commands), len(groups), r.stdout)
+	}
+	return commands, groups
+}
+
+// Every command and every group of commands has help, asked for either way:
+// "tokend help X [Y]" and "tokend X [Y] --help" (for a group, -h too) print
+// the same to stdout and exit 0.
+func TestHelpForEveryCommandAndGroup(t *testing.T) {
+	commands, groups := helpCommands(t)
+	ask := func(t *testing.T, name []string, want string, flags ...string) string {
+		t.Helper()
+		viaHelp := tokend(t, nil, append([]string{"help"}, name...)...)
+		if viaHelp.code != 0 || viaHelp.stderr != "" || !strings.HasPrefix(viaHelp.stdout, want) {
+			t.Fatalf("tokend help %s: exit %d, stderr %q, stdout %q; want exit 0 and stdout starting %q",
+				strings.Join(name, " "), viaHelp.code, viaHelp.stderr, viaHelp.stdout, want)
+		}
+		for _, flag := range flags {
+			viaFlag := tokend(t, nil, append(name, flag)...)
+			if viaFlag.code != 0 || viaFlag.stderr != "" || viaFlag.stdout != viaHelp.stdout {
+				t.Errorf("tokend %s %s: exit %d, stderr %q, stdout %q; want exit 0 and what tokend help %[1]s prints",
+					strings.Join(name, " "), flag, viaFlag.code, viaFlag.stderr, viaFlag.stdout)
+			}
+		}
+		return viaHelp.stdout
+	}
+	for _, name := range commands {
+		t.Run(strings.Join(name, " "), func(t *testing.T) {
+			ask(t, name, "Usage: tokend "+strings.Join(name, " "), "--help")
+		})
+	}
+	for group, subs := range groups {
+		t.Run(group, func(t *testing.T) {
+			out := ask(t, []string{group}, "Usage: tokend "+group+" COMMAND", "--help", "-h")
+			for _, sub := range subs {
+				if !strings.Contains(out, "tokend "+sub+" ") && !strings.Contains(out, "tokend "+sub+"\n") {
+					t.Errorf("tokend help %s does not list %s:\n%s", group, sub, out)
+				}
 			}
 		})
 	}
+}
+
+func TestHelpNamesEveryFlagAndItsVariable(t *testing.T) {
 	serve := tokend(t, nil, "help", "serve").stdout
 	for _, want := range []string{"--addr", "TOKEND_ADDR", "--db", "TOKEND_DB", "--trusted-proxies", "TOKEND_TRUSTED_PROXIES",
 		"--insecure-http", "TOKEND_INSECURE_HTTP", "--alert-webhook", "TOKEND_ALERT_WEBHOOK", "default 127.0.0.1:8080"} {

@@ -71,6 +71,11 @@ func TestUserCreateAndList(t *testing.T) {
 	if r := tokendIn(t, "", "user", "create", "--account", "1", "--email", "e@example.com", "--db", db); r.code != 2 || !strings.Contains(r.stderr, "--password-stdin") {
 		t.Errorf("without --password-stdin: %+v", r)
 	}
+	// What a command is asked to do is never read from the environment: a
+	// stray TOKEND_EMAIL or TOKEND_ROLE names no one.
+	if r := tokend(t, []string{"TOKEND_EMAIL=e@example.com", "TOKEND_ROLE=viewer"}, "user", "create", "--account", "1", "--password-stdin", "--db", db); r.code != 2 || !strings.Contains(r.stderr, "--email") {
+		t.Errorf("with TOKEND_EMAIL set and no --email: %+v", r)
+	}
 	list := tokend(t, nil, "user", "list", "--db", db)
 	if list.code != 0 || !strings.Contains(list.stdout, "ann@example.com") || strings.Count(list.stdout, "@") != 1 {
 		t.Errorf("user list: %+v", list)
@@ -155,4 +160,146 @@ func TestFirstStartPrintsASetupLink(t *testing.T) {
 		t.Error("a second start printed another setup link")
 	}
 	again.stop(t)
+}
+
+// Refused input is explained in sentences naming what is wrong, as an
+// operator reads them: never Go's rendering of a map or a slice.
+func TestValidationErrorsAreSentences(t *testing.T) {
+	db := filepath.Join(t.TempDir(), "v.db")
+	if r := tokend(t, nil, "account", "create", "--name", "Acme", "--db", db); r.code != 0 {
+		t.Fatalf("account create: %+v", r)
+	}
+	if r := tokendIn(t, "a long enough password\n", "user", "create", "--account", "1", "--email", "ann@example.com", "--password-stdin", "--db", db); r.code != 0 {
+		t.Fatalf("user create: %+v", r)
+	}
+	for _, tt := range []struct {
+		name, stdin string
+		args        []string
+		want        string // the whole message, after "tokend: "
+	}{
+		{"short password", "short\n", []string{"user", "create", "--account", "1", "--email", "b@example.com", "--password-stdin"},
+			"user create: password is too short (minimum is 10 characters)"},
+		{"empty password", "", []string{"user", "create", "--account", "1", "--email", "b@example.com", "--password-stdin"},
+			"user create: the password on standard input is empty: give it as the first line of standard input"},
+		{"empty line as password", "\n", []string{"user", "set-password", "1", "--password-stdin"},
+			"user set-password: the password on standard input is empty: give it as the first line of standard input"},
+		{"short new password", "short\n", []string{"user", "set-password", "1", "--password-stdin"},
+			"user set-password: password is too short (minimum is 10 characters)"},
+		{"email taken", "a long enough password\n", []string{"user", "create", "--account", "1", "--email", "ANN@example.com", "--password-stdin"},
+			"user create: email has already been taken"},
+		{"two problems", "short\n", []string{"user", "create", "--account", "1", "--email", "not an address", "--password-stdin"},
+			"user create: email is not a valid email address; password is too short (minimum is 10 characters)"},
+		{"enterprise without a rate limit", "", []string{"account", "set-plan", "1", "--plan", "enterprise"},
+			"account set-plan: rate limit is required for the enterprise plan"},
+		{"blank account name", "", []string{"account", "create", "--name", " "},
+			"account create: name can't be blank"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			r := tokendIn(t, tt.stdin, append(tt.args, "--db", db)...)
+			if got := strings.TrimSpace(r.stderr); r.code != 2 || got != "tokend: "+tt.want {
+				t.Errorf("exit %d, stderr %q; want exit 2 and %q", r.code, r.stderr, "tokend: "+tt.want)
+			}
+		})
+	}
+}
+
+// A setup link lost, leaked or used is replaced from the command line: the
+// new link works in the dashboard of a running server, and every earlier
+// link of the account stops working there at once.
+func TestUserSetupLinkReplacesEarlierLinks(t *testing.T) {
+	db := filepath.Join(t.TempDir(), "links.db")
+	s := startServe(t, nil, "--db", db)
+	s.waitToken(t)
+	var first string
+	for deadline := time.Now().Add(10 * time.Second); first == "" && time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		first = setupLink.FindString(s.stdout.String())
+	}
+	if first == "" {
+		t.Fatalf("no setup link on the first start: %q", s.stdout.String())
+	}
+	jar, _ := cookiejar.New(nil)
+	client := &http.Client{Jar: jar, Timeout: 10 * time.Second}
+	status := func(link string) int {
+		t.Helper()
+		res, err := client.Get(link)
+		if err != nil {
+			t.Fatal(err)
+		}
+		res.Body.Close()
+		return res.StatusCode
+	}
+	issue := func(env []string, args ...string) string {
+		t.Helper()
+		r := tokend(t, env, append([]string{"user", "setup-link", "--account", "1", "--db", db}, args...)...)
+		link := setupLink.FindString(r.stdout)
+		if r.code != 0 || !strings.HasPrefix(link, s.url+"/setup?code=") {
+			t.Fatalf("user setup-link: %+v", r)
+		}
+		return link
+	}
+
+	second := issue(nil, "--url", s.url+"/")
+	if code := status(first); code != 404 {
+		t.Errorf("the first start's link answers %d after a new one was issued, want 404", code)
+	}
+	if code := status(second); code != 200 {
+		t.Errorf("the new link answers %d", code)
+	}
+	// TOKEND_URL says where tokend is reached, as for the SDK.
+	third := issue([]string{"TOKEND_URL=" + s.url}, "--role", "viewer")
+	if status(second) != 404 || status(third) != 200 {
+		t.Errorf("after a third link: the second answers %d, the third %d; want 404 and 200", status(second), status(third))
+	}
+	// The third link sets up a viewer; used, it is gone, and another can be issued.
+	code := strings.TrimPrefix(third, s.url+"/setup?code=")
+	res, err := client.PostForm(s.url+"/setup", url.Values{"code": {code}, "email": {"vic@example.com"}, "password": {"a long enough password"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	if res.Request.URL.Path != "/settings/api-tokens" {
+		t.Errorf("setting up through the new link ended at %s with %d", res.Request.URL, res.StatusCode)
+	}
+	if list := tokend(t, nil, "user", "list", "--db", db); !strings.Contains(list.stdout, "vic@example.com") || !strings.Contains(list.stdout, "viewer") {
+		t.Errorf("user list after the setup: %+v", list)
+	}
+	if code := status(third); code != 404 {
+		t.Errorf("a used link answers %d, want 404", code)
+	}
+	r := tokend(t, nil, "user", "setup-link", "--account", "1", "--db", db, "--url", s.url, "--json")
+	var out struct {
+		URL       string    `json:"url"`
+		AccountID int64     `json:"account_id"`
+		Role      string    `json:"role"`
+		ExpiresAt time.Time `json:"expires_at"`
+	}
+	if r.code != 0 || json.Unmarshal([]byte(r.stdout), &out) != nil || out.AccountID != 1 || out.Role != "admin" ||
+		time.Until(out.ExpiresAt) < 6*24*time.Hour || time.Until(out.ExpiresAt) > 7*24*time.Hour || status(out.URL) != 200 {
+		t.Errorf("setup-link --json: %+v", r)
+	}
+	s.stop(t)
+	for _, f := range []string{db, db + "-wal"} {
+		if data, err := os.ReadFile(f); err == nil && strings.Contains(string(data), strings.TrimPrefix(out.URL, s.url+"/setup?code=")) {
+			t.Errorf("%s holds a setup link's code in clear", f)
+		}
+	}
+
+	for _, tt := range []struct {
+		name   string
+		args   []string
+		code   int
+		stderr string
+	}{
+		{"no account", []string{"--db", db}, 2, "--account ID is required"},
+		{"unknown account", []string{"--account", "9", "--db", db}, 1, "no account 9"},
+		{"unknown role", []string{"--account", "1", "--role", "owner", "--db", db}, 2, "admin or viewer"},
+		{"not a URL", []string{"--account", "1", "--url", "tokend.example.com", "--db", db}, 2, "not an http or https URL"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			r := tokend(t, nil, append([]string{"user", "setup-link"}, tt.args...)...)
+			if r.code != tt.code || !strings.Contains(r.stderr, tt.stderr) || r.stdout != "" {
+				t.Errorf("exit %d, stdout %q, stderr %q; want exit %d and %q", r.code, r.stdout, r.stderr, tt.code, tt.stderr)
+			}
+		})
+	}
 }

@@ -85,10 +85,6 @@ func accountCreate(ctx context.Context, args []string, getenv Env, stdout, stder
 	defer closeDB()
 	a, t, err := svc.CreateAccount(ctx, *name, p, operatorName(getenv("USER")))
 	if err != nil {
-		var e *tokend.Error
-		if errors.As(err, &e) && e.Code == tokend.EINVALID {
-			return &UsageError{fmt.Sprintf("account create: %v", e)}
-		}
 		return err
 	}
 	if *asJSON {
@@ -125,13 +121,9 @@ func accountSetPlan(ctx context.Context, args []string, getenv Env, stdout, stde
 	}
 	defer closeDB()
 	a, err := svc.SetPlan(ctx, id, p, *limit, *messageLimit, operatorName(getenv("USER")))
-	var e *tokend.Error
-	switch {
-	case errors.As(err, &e) && e.Code == tokend.EINVALID:
-		return &UsageError{fmt.Sprintf("account set-plan: %v", e)}
-	case errors.As(err, &e) && e.Code == tokend.ENOTFOUND:
+	if tokend.ErrorCode(err) == tokend.ENOTFOUND {
 		return fmt.Errorf("account set-plan: no account %d", id)
-	case err != nil:
+	} else if err != nil {
 		return err
 	}
 	if *asJSON {

@@ -9,9 +9,12 @@ import (
 	"fmt"
 	"io"
 	"runtime/debug"
+	"sort"
 	"strings"
 	"text/tabwriter"
 	"time"
+
+	"github.com/tokend/tokend"
 )
 
 // UsageError is wrong usage of the command line; the process exits with 2.
@@ -64,10 +67,12 @@ func init() {
 		{"user list", "[--json]", "list the people who sign in to the dashboard", userList, nil},
 		{"user delete", "ID", "delete a user; their sessions end at once", userDelete, nil},
 		{"user set-password", "ID --password-stdin", "replace a user's password (read from standard input) and end their sessions", nil, userSetPassword},
+		{"user setup-link", "--account ID [--role admin|viewer] [--url URL] [--json]",
+			"print a new one-time link (valid 7 days) to set up a dashboard user of an account; the account's earlier links stop working", userSetupLink, nil},
 		{"proxy", "--upstream URL --tokend URL [--routes FILE] [--addr ADDR]", "run an authenticating reverse proxy in front of any HTTP API, with the account's service token in TOKEND_TOKEN", proxy, nil},
 		{"backup", "OUT", "write a consistent copy of the database to the new file OUT, safe while serve runs", backup, nil},
 		{"version", "", "print the version and the VCS revision tokend was built from", printVersion, nil},
-		{"help", "[COMMAND]", "show this help, or a command's flags with their environment variables", help, nil},
+		{"help", "[COMMAND]", "show this help, a command's flags with their environment variables, or the commands of a group such as account", help, nil},
 	}
 }
 
@@ -87,11 +92,7 @@ func usage() string {
 	var b strings.Builder
 	b.WriteString("tokend: API tokens for your API.\n\nUsage:\n")
 	for _, c := range commands {
-		line := "tokend " + c.name
-		if c.args != "" {
-			line += " " + c.args
-		}
-		fmt.Fprintf(&b, "  %s\n      %s\n", line, c.summary)
+		writeUsageLine(&b, c)
 	}
 	b.WriteString("\nFlags that configure tokend can also be set by environment variables:\n" +
 		"--db is TOKEND_DB, --reset-grace is TOKEND_RESET_GRACE (a flag wins over its variable).\n" +
@@ -99,8 +100,34 @@ func usage() string {
 	return b.String()
 }
 
-// groups are the commands that take a subcommand.
-var groups = map[string]bool{"account": true, "token": true, "domain": true, "user": true}
+// writeUsageLine writes a command's usage line and, under it, its summary.
+func writeUsageLine(b *strings.Builder, c command) {
+	line := "tokend " + c.name
+	if c.args != "" {
+		line += " " + c.args
+	}
+	fmt.Fprintf(b, "  %s\n      %s\n", line, c.summary)
+}
+
+// isGroup reports whether name is a group of commands, such as "account":
+// the first word of commands of more than one word.
+func isGroup(name string) bool { return subcommands(name) != "" }
+
+// groupUsage is a group's help: the usage line and summary of each of its commands.
+func groupUsage(group string) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "Usage: tokend %s COMMAND [flags]\n\nCommands:\n", group)
+	for _, c := range commands {
+		if g, _, ok := strings.Cut(c.name, " "); ok && g == group {
+			writeUsageLine(&b, c)
+		}
+	}
+	fmt.Fprintf(&b, "\nRun \"tokend help %s COMMAND\" or \"tokend %[1]s COMMAND --help\" for a command's flags.\n", group)
+	return b.String()
+}
+
+// isHelpFlag reports whether arg asks for help, as the flag package takes it.
+func isHelpFlag(arg string) bool { return arg == "-h" || arg == "--help" || arg == "-help" }
 
 // Run runs the tokend command line with args (args[0] is the program name).
 // It returns a *UsageError for wrong usage; errors are not printed, except usage.
@@ -115,23 +142,64 @@ func Run(ctx context.Context, args []string, getenv Env, stdin io.Reader, stdout
 		err = c.runIn(ctx, rest, getenv, stdin, stdout, stderr)
 	case c != nil:
 		err = c.run(ctx, rest, getenv, stdout, stderr)
-	case args[1] == "-h" || args[1] == "--help":
+	case isHelpFlag(args[1]):
 		fmt.Fprint(stdout, usage())
 	case args[1] == "--version":
 		err = printVersion(ctx, nil, getenv, stdout, stderr)
-	case groups[args[1]] && len(args) == 2:
-		err = &UsageError{fmt.Sprintf("%s needs a subcommand: %s", args[1], subcommands(args[1]))}
-	case groups[args[1]]:
+	case isGroup(args[1]) && len(args) == 2:
+		err = &UsageError{fmt.Sprintf("%s needs a subcommand: %s (run \"tokend help %[1]s\")", args[1], subcommands(args[1]))}
+	case isGroup(args[1]) && len(args) == 3 && isHelpFlag(args[2]):
+		fmt.Fprint(stdout, groupUsage(args[1]))
+	case isGroup(args[1]):
 		err = &UsageError{fmt.Sprintf("unknown command %q (%s takes %s)", args[1]+" "+args[2], args[1], subcommands(args[1]))}
 	default:
 		fmt.Fprint(stderr, usage())
 		err = &UsageError{fmt.Sprintf("unknown command %q", args[1])}
+	}
+	if c, _ := lookup(args[1:]); c != nil {
+		err = refused(c.name, err)
 	}
 	var u *UsageError
 	if errors.As(err, &u) {
 		fmt.Fprintln(stderr, "tokend:", u.Msg)
 	}
 	return err
+}
+
+// refused is the one place where input the service refused (an EINVALID
+// *tokend.Error, however wrapped) becomes what the operator reads: a usage
+// error (exit 2) naming the command, with the refusal in sentences.
+func refused(cmd string, err error) error {
+	var u *UsageError
+	var e *tokend.Error
+	if err == nil || errors.As(err, &u) || !errors.As(err, &e) || e.Code != tokend.EINVALID {
+		return err
+	}
+	return &UsageError{cmd + ": " + sentences(e)}
+}
+
+// sentences says what a validation error holds, one clause per message,
+// each led by the field it is about: "email is not a valid email address;
+// password is too short (minimum is 10 characters)". Fields are in
+// alphabetical order, after the messages about the whole input ("base").
+func sentences(e *tokend.Error) string {
+	fields := make([]string, 0, len(e.Fields))
+	for f := range e.Fields {
+		if f != "base" {
+			fields = append(fields, f)
+		}
+	}
+	sort.Strings(fields)
+	clauses := append([]string(nil), e.Fields["base"]...)
+	for _, f := range fields {
+		for _, msg := range e.Fields[f] {
+			clauses = append(clauses, strings.ReplaceAll(f, "_", " ")+" "+msg)
+		}
+	}
+	if len(clauses) == 0 {
+		return e.Message
+	}
+	return strings.Join(clauses, "; ")
 }
 
 // subcommands lists the subcommands of a command group, such as "account".
@@ -145,19 +213,22 @@ func subcommands(group string) string {
 	return strings.Join(subs, ", ")
 }
 
-// help prints the usage, or one command's usage line and flags.
+// help prints the usage, a group's commands, or one command's usage line
+// and flags.
 func help(ctx context.Context, args []string, getenv Env, stdout, stderr io.Writer) error {
-	if len(args) == 0 {
+	switch {
+	case len(args) == 0:
 		fmt.Fprint(stdout, usage())
+		return nil
+	case isHelpFlag(args[0]):
+		return parse(newFlagSet("help", stderr), args, getenv, stdout) // help's own help
+	case len(args) == 1 && isGroup(args[0]):
+		fmt.Fprint(stdout, groupUsage(args[0]))
 		return nil
 	}
 	c, rest := lookup(args)
 	if c == nil || len(rest) > 0 {
 		return &UsageError{fmt.Sprintf("help: unknown command %q", strings.Join(args, " "))}
-	}
-	if c.name == "help" {
-		fmt.Fprint(stdout, usage())
-		return nil
 	}
 	noEnv := func(string) string { return "" }
 	var err error
@@ -184,7 +255,8 @@ func newFlagSet(name string, stderr io.Writer) *flag.FlagSet {
 // perInvocation are flags that say what to do rather than how tokend is set
 // up: they are never read from the environment, so that a stray TOKEND_NAME
 // cannot rename what an operator creates.
-var perInvocation = map[string]bool{"name": true, "plan": true, "json": true, "rate-limit": true, "message-limit": true, "account": true, "force": true, "undo": true}
+var perInvocation = map[string]bool{"name": true, "plan": true, "json": true, "rate-limit": true, "message-limit": true, "account": true, "force": true, "undo": true,
+	"email": true, "role": true, "password-stdin": true}
 
 // envVar is the environment variable a flag is read from, or "" for none.
 func envVar(f *flag.Flag) string {

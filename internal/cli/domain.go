@@ -3,7 +3,6 @@ package cli
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"strconv"
@@ -94,13 +93,7 @@ func domainError(cmd string, id int64, db string, err error) error {
 	if tokend.ErrorCode(err) == tokend.ENOTFOUND {
 		return fmt.Errorf("%s: no sending domain %d in %s", cmd, id, db)
 	}
-	var e *tokend.Error
-	if errors.As(err, &e) && len(e.Fields) > 0 {
-		for _, msgs := range e.Fields {
-			return fmt.Errorf("%s: %s", cmd, msgs[0])
-		}
-	}
-	return fmt.Errorf("%s: %w", cmd, err)
+	return fmt.Errorf("%s: %w", cmd, err) // Run explains a refusal (EINVALID) in sentences
 }
 
 // openDomains opens the database and the domain service over it.

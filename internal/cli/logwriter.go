@@ -3,6 +3,7 @@ package cli
 import (
 	"bufio"
 	"io"
+	"log/slog"
 	"sync"
 	"time"
 )
@@ -51,4 +52,18 @@ func (b *bufferedWriter) Close() error {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.buf.Flush()
+}
+
+// newLogger is the logger of the commands that run (serve, proxy): JSON
+// lines at level and above, with every duration written as people read it,
+// "24h0m0s" or "1.5ms", rather than as integer nanoseconds.
+func newLogger(w io.Writer, level slog.Level) *slog.Logger {
+	return slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: level, ReplaceAttr: readableDuration}))
+}
+
+func readableDuration(_ []string, a slog.Attr) slog.Attr {
+	if a.Value.Kind() == slog.KindDuration {
+		a.Value = slog.StringValue(a.Value.Duration().String())
+	}
+	return a
 }

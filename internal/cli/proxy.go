@@ -80,7 +80,7 @@ func proxy(ctx context.Context, args []string, getenv Env, stdout, stderr io.Wri
 	}
 	logs := newBufferedWriter(stderr, 100*time.Millisecond)
 	defer logs.Close()
-	logger := slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: cfg.LogLevel}))
+	logger := newLogger(logs, cfg.LogLevel)
 	return Proxy(ctx, cfg, logger)
 }
 

@@ -67,7 +67,7 @@ func serve(ctx context.Context, args []string, getenv Env, stdout, stderr io.Wri
 	}
 	logs := newBufferedWriter(stderr, 100*time.Millisecond)
 	defer logs.Close()
-	logger := slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: cfg.LogLevel}))
+	logger := newLogger(logs, cfg.LogLevel)
 	return Serve(ctx, cfg, getenv("USER"), stdout, logger)
 }
 

@@ -3,7 +3,6 @@ package cli
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"strconv"
@@ -35,13 +34,9 @@ func tokenCreate(ctx context.Context, args []string, getenv Env, stdout, stderr 
 	}
 	defer closeDB()
 	t, err := svc.CreateAdminToken(ctx, *account, *name, operatorName(getenv("USER")))
-	var e *tokend.Error
-	switch {
-	case errors.As(err, &e) && e.Code == tokend.ENOTFOUND:
+	if tokend.ErrorCode(err) == tokend.ENOTFOUND {
 		return fmt.Errorf("token create: no account %d in %s", *account, *db)
-	case errors.As(err, &e) && e.Code == tokend.EINVALID:
-		return &UsageError{fmt.Sprintf("token create: %v", e)}
-	case err != nil:
+	} else if err != nil {
 		return err
 	}
 	if *asJSON {

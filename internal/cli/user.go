@@ -7,12 +7,14 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/url"
 	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
 
 	"github.com/tokend/tokend"
+	"github.com/tokend/tokend/apikey"
 )
 
 type userJSON struct {
@@ -59,24 +61,19 @@ func userCreate(ctx context.Context, args []string, getenv Env, stdin io.Reader,
 	if stdin == nil {
 		return &UsageError{"user create: no standard input to read the password from"}
 	}
-	password, err := readPassword(stdin)
+	password, err := readPassword("user create", stdin)
 	if err != nil {
 		return err
 	}
-	svc, closeDB, err := openService(ctx, *db, "tk", false)
+	svc, closeDB, err := openService(ctx, *db, apikey.DefaultPrefix, false)
 	if err != nil {
 		return err
 	}
 	defer closeDB()
 	u, err := svc.Users().Create(ctx, tokend.NewUser{AccountID: *account, Email: *email, Name: *name, Role: level, Password: password})
-	if err != nil {
-		var e *tokend.Error
-		switch {
-		case errors.As(err, &e) && e.Code == tokend.EINVALID:
-			return &UsageError{fmt.Sprintf("user create: %v", e)}
-		case tokend.ErrorCode(err) == tokend.ENOTFOUND:
-			return fmt.Errorf("user create: no account %d in %s", *account, *db)
-		}
+	if tokend.ErrorCode(err) == tokend.ENOTFOUND {
+		return fmt.Errorf("user create: no account %d in %s", *account, *db)
+	} else if err != nil {
 		return err
 	}
 	if *asJSON {
@@ -93,7 +90,7 @@ func userList(ctx context.Context, args []string, getenv Env, stdout, stderr io.
 	if err := parse(fs, args, getenv, stdout); err != nil {
 		return err
 	}
-	svc, closeDB, err := openService(ctx, *db, "tk", false)
+	svc, closeDB, err := openService(ctx, *db, apikey.DefaultPrefix, false)
 	if err != nil {
 		return err
 	}
@@ -118,13 +115,18 @@ func userList(ctx context.Context, args []string, getenv Env, stdout, stderr io.
 	return w.Flush()
 }
 
-// readPassword reads a password from the first line of stdin.
-func readPassword(stdin io.Reader) (string, error) {
+// readPassword reads a password from the first line of stdin. An empty one
+// is a usage error that says so, rather than a password too short.
+func readPassword(cmd string, stdin io.Reader) (string, error) {
 	line, err := bufio.NewReader(io.LimitReader(stdin, 4096)).ReadString('\n')
 	if err != nil && !errors.Is(err, io.EOF) {
-		return "", fmt.Errorf("read the password: %w", err)
+		return "", fmt.Errorf("%s: read the password: %w", cmd, err)
 	}
-	return strings.TrimRight(line, "\r\n"), nil
+	password := strings.TrimRight(line, "\r\n")
+	if password == "" {
+		return "", &UsageError{cmd + ": the password on standard input is empty: give it as the first line of standard input"}
+	}
+	return password, nil
 }
 
 // userID reads a command's one argument, a user ID.
@@ -147,7 +149,7 @@ func userDelete(ctx context.Context, args []string, getenv Env, stdout, stderr i
 	if err != nil {
 		return err
 	}
-	svc, closeDB, err := openService(ctx, *db, "tk", false)
+	svc, closeDB, err := openService(ctx, *db, apikey.DefaultPrefix, false)
 	if err != nil {
 		return err
 	}
@@ -177,25 +179,69 @@ func userSetPassword(ctx context.Context, args []string, getenv Env, stdin io.Re
 	if !*passwordStdin || stdin == nil {
 		return &UsageError{"user set-password: --password-stdin is required: pass the password on standard input, never as a flag"}
 	}
-	password, err := readPassword(stdin)
+	password, err := readPassword("user set-password", stdin)
 	if err != nil {
 		return err
 	}
-	svc, closeDB, err := openService(ctx, *db, "tk", false)
+	svc, closeDB, err := openService(ctx, *db, apikey.DefaultPrefix, false)
 	if err != nil {
 		return err
 	}
 	defer closeDB()
 	u, err := svc.Users().SetPassword(ctx, id, password)
-	var e *tokend.Error
-	switch {
-	case tokend.ErrorCode(err) == tokend.ENOTFOUND:
+	if tokend.ErrorCode(err) == tokend.ENOTFOUND {
 		return fmt.Errorf("user set-password: no user %d in %s", id, *db)
-	case errors.As(err, &e) && e.Code == tokend.EINVALID:
-		return &UsageError{fmt.Sprintf("user set-password: %v", e)}
-	case err != nil:
+	} else if err != nil {
 		return err
 	}
 	fmt.Fprintf(stdout, "Set a new password for user %d %s; their sessions ended.\n", u.ID, u.Email)
+	return nil
+}
+
+// userSetupLink prints a new setup link: whoever opens it first chooses the
+// email, name and password of a new user of the account, with the role the
+// link carries. Issuing one ends the account's earlier links, so a link lost
+// or leaked is replaced by running the command again.
+func userSetupLink(ctx context.Context, args []string, getenv Env, stdout, stderr io.Writer) error {
+	fs := newFlagSet("user setup-link", stderr)
+	account := fs.Int64("account", 0, "the account the new user joins (required)")
+	role := fs.String("role", "admin", "role the new user gets on the account: admin or viewer")
+	base := fs.String("url", "http://127.0.0.1:8080", "the URL people's browsers reach tokend at, which the link starts with")
+	db := fs.String("db", "./tokend.db", "SQLite database file, or a postgres:// URL")
+	asJSON := fs.Bool("json", false, "print the link as JSON")
+	if err := parse(fs, args, getenv, stdout); err != nil {
+		return err
+	}
+	if *account <= 0 {
+		return &UsageError{"user setup-link: --account ID is required"}
+	}
+	level, ok := tokend.ParseRole(*role)
+	if !ok {
+		return &UsageError{fmt.Sprintf("user setup-link: --role must be admin or viewer, not %q", *role)}
+	}
+	u, err := url.Parse(*base)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.RawQuery != "" || u.Fragment != "" || u.User != nil {
+		return &UsageError{fmt.Sprintf("user setup-link: --url %q is not an http or https URL such as https://tokend.example.com", *base)}
+	}
+	svc, closeDB, err := openService(ctx, *db, apikey.DefaultPrefix, false)
+	if err != nil {
+		return err
+	}
+	defer closeDB()
+	link, err := svc.Users().IssueSetupLink(ctx, *account, level, operatorName(getenv("USER")))
+	if tokend.ErrorCode(err) == tokend.ENOTFOUND {
+		return fmt.Errorf("user setup-link: no account %d in %s", *account, *db)
+	} else if err != nil {
+		return err
+	}
+	full := strings.TrimSuffix(u.String(), "/") + "/setup?code=" + link.Code
+	if *asJSON {
+		return json.NewEncoder(stdout).Encode(map[string]any{"url": full, "account_id": *account, "role": *role,
+			"expires_at": link.Invite.ExpiresAt, "replaced": link.Replaced})
+	}
+	fmt.Fprintf(stdout, "Open this link within 7 days to set up a new %s of account %d (it works once):\n\n    %s\n\n", *role, *account, full)
+	if link.Replaced > 0 {
+		fmt.Fprintf(stdout, "The account's %d earlier setup link(s) no longer work.\n", link.Replaced)
+	}
 	return nil
 }

@@ -38,6 +38,43 @@ const (
 	ResultFailed    = "failed"    // given up; final
 )
 
+// The outcomes the Runner logs, one line an attempt: "delivered" (Info),
+// "deferred" (Warn: failed, to be tried again) and "failed" (given up: Warn
+// when the handler said retrying cannot help, as when a relay refuses an
+// address; Error when the attempts or the time ran out, which calls for an
+// operator).
+const (
+	outcomeDelivered = "delivered"
+	outcomeDeferred  = "deferred"
+	outcomeFailed    = "failed"
+)
+
+type annotationsKey struct{}
+
+// annotations are the attributes a handler adds to its attempt's log lines.
+type annotations struct {
+	mu   sync.Mutex
+	args []any
+}
+
+// Annotate adds key-value pairs, as slog takes them, to the log line of the
+// attempt ctx belongs to: a handler names what its job is about (a message
+// id, a domain) and the runner's line about the attempt's outcome carries
+// them. Outside an attempt it does nothing.
+func Annotate(ctx context.Context, args ...any) {
+	if a, ok := ctx.Value(annotationsKey{}).(*annotations); ok {
+		a.mu.Lock()
+		a.args = append(a.args, args...)
+		a.mu.Unlock()
+	}
+}
+
+func (a *annotations) get() []any {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.args
+}
+
 // Options configure a Runner. Zero values take the defaults.
 type Options struct {
 	Kind       string        // the jobs it does (required)
@@ -141,29 +178,35 @@ func (r *Runner) work(ctx context.Context) {
 	}
 }
 
-// attempt does one job once and records the outcome.
+// attempt does one job once, logs its outcome and records it.
 func (r *Runner) attempt(ctx context.Context, j tokend.Job) {
-	log := r.opts.Logger.With("kind", j.Kind, "job_id", j.ID, "attempt", j.Attempts)
-	actx, cancel := context.WithTimeout(ctx, r.opts.Timeout)
+	ann := &annotations{}
+	actx, cancel := context.WithTimeout(context.WithValue(ctx, annotationsKey{}, ann), r.opts.Timeout)
 	err := r.handle(actx, j)
 	cancel()
+	log := r.opts.Logger.With("kind", j.Kind, "job_id", j.ID, "attempt", j.Attempts).With(ann.get()...)
 	// Recording the outcome must survive the shutdown that may have cut the
 	// attempt short, but not hang it.
 	rctx, rcancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 	defer rcancel()
 	switch {
 	case err == nil:
+		log.Info("outbox job done", "outcome", outcomeDelivered)
 		r.record(rctx, log, r.outbox.Delivered(rctx, &j, r.opts.Now()), ResultDelivered)
 	case ctx.Err() != nil:
 		if rerr := r.outbox.Release(rctx, j.ID); rerr != nil {
 			log.Warn("could not give a job back at shutdown; it is retried when its lease runs out", "err", rerr)
 		}
-	case IsPermanent(err) || j.Attempts >= r.opts.Attempts || r.opts.MaxAge > 0 && r.opts.Now().Sub(j.CreatedAt) >= r.opts.MaxAge:
-		log.Error("outbox job failed; giving up", "attempts", j.Attempts, "permanent", IsPermanent(err), "err", err)
+	case IsPermanent(err):
+		log.Warn("outbox job failed; giving up: retrying cannot help", "outcome", outcomeFailed, "permanent", true, "err", err)
+		r.record(rctx, log, r.outbox.Failed(rctx, &j, r.opts.Now(), err.Error()), ResultFailed)
+	case j.Attempts >= r.opts.Attempts || r.opts.MaxAge > 0 && r.opts.Now().Sub(j.CreatedAt) >= r.opts.MaxAge:
+		log.Error("outbox job failed; giving up: out of attempts or time", "outcome", outcomeFailed, "permanent", false,
+			"age", r.opts.Now().Sub(j.CreatedAt), "err", err)
 		r.record(rctx, log, r.outbox.Failed(rctx, &j, r.opts.Now(), err.Error()), ResultFailed)
 	default:
 		wait := r.backoff(j.Attempts)
-		log.Warn("outbox job failed; retrying", "retry_in", wait, "err", err)
+		log.Warn("outbox job failed; retrying", "outcome", outcomeDeferred, "retry_in", wait, "err", err)
 		r.record(rctx, log, r.outbox.Retry(rctx, &j, r.opts.Now().Add(wait), r.opts.Now(), err.Error()), ResultRetried)
 	}
 }

@@ -1,11 +1,13 @@
 package jobs_test
 
 import (
-	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"log/slog"
 	"path/filepath"
+	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -82,11 +84,12 @@ func TestDeliversRetriesAndGivesUp(t *testing.T) {
 		delivered int
 		retried   int
 		failed    int
+		lines     []string // the attempts' log lines: level and outcome
 	}{
-		{"first try", 0, nil, 1, 1, 0, 0},
-		{"temporary failures then success", 2, errors.New("relay busy"), 3, 1, 2, 0},
-		{"bounded tries", 99, errors.New("relay down"), 4, 0, 3, 1},
-		{"permanent failure", 99, jobs.Permanent(errors.New("no such mailbox")), 1, 0, 0, 1},
+		{"first try", 0, nil, 1, 1, 0, 0, []string{"INFO delivered"}},
+		{"temporary failures then success", 2, errors.New("relay busy"), 3, 1, 2, 0, []string{"WARN deferred", "WARN deferred", "INFO delivered"}},
+		{"bounded tries", 99, errors.New("relay down"), 4, 0, 3, 1, []string{"WARN deferred", "WARN deferred", "WARN deferred", "ERROR failed"}},
+		{"permanent failure", 99, jobs.Permanent(errors.New("no such mailbox")), 1, 0, 0, 1, []string{"WARN failed"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -95,11 +98,12 @@ func TestDeliversRetriesAndGivesUp(t *testing.T) {
 			res := &results{m: map[string]int{}}
 			logs := &testutil.Buffer{}
 			r := jobs.New(svc.Outbox(), jobs.Options{Kind: kind, Attempts: 4, Backoff: time.Millisecond, Poll: 5 * time.Millisecond,
-				Result: res.add, Logger: slog.New(slog.NewTextHandler(logs, nil))},
+				Result: res.add, Logger: slog.New(slog.NewJSONHandler(logs, nil))},
 				func(ctx context.Context, j tokend.Job) error {
 					if string(j.Payload) != "payload" {
 						t.Errorf("payload %q", j.Payload)
 					}
+					jobs.Annotate(ctx, "thing", "payload")
 					if n := calls.Add(1); int(n) <= tt.failures {
 						return tt.err
 					}
@@ -114,8 +118,24 @@ func TestDeliversRetriesAndGivesUp(t *testing.T) {
 				t.Errorf("calls %d, results %v; want %d calls, %d delivered, %d retried, %d failed",
 					calls.Load(), res.m, tt.attempts, tt.delivered, tt.retried, tt.failed)
 			}
-			if tt.failed == 1 && !bytes.Contains([]byte(logs.String()), []byte("giving up")) {
-				t.Errorf("no log line for the failure:\n%s", logs.String())
+			// One line an attempt, saying its outcome, with the attempt's
+			// number and what the handler annotated it with.
+			var lines []string
+			for i, l := range strings.Split(strings.TrimSpace(logs.String()), "\n") {
+				var line struct {
+					Level, Outcome, Thing string
+					Attempt               int
+				}
+				if err := json.Unmarshal([]byte(l), &line); err != nil {
+					t.Fatalf("log line %q: %v", l, err)
+				}
+				if line.Attempt != i+1 || line.Thing != "payload" {
+					t.Errorf("line %d is of attempt %d and thing %q: %s", i, line.Attempt, line.Thing, l)
+				}
+				lines = append(lines, line.Level+" "+line.Outcome)
+			}
+			if !slices.Equal(lines, tt.lines) {
+				t.Errorf("log lines %q, want %q\n%s", lines, tt.lines, logs.String())
 			}
 			if n, _ := svc.Outbox().Pending(context.Background(), kind); n != 0 {
 				t.Errorf("%d jobs still pending", n)

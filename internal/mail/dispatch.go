@@ -6,6 +6,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
+	"regexp"
+	"strings"
 
 	"github.com/emersion/go-msgauth/dkim"
 
@@ -32,24 +35,24 @@ var signedHeaders = []string{"From", "Reply-To", "Subject", "Date", "To", "Cc", 
 	"MIME-Version", "Content-Type", "Content-Transfer-Encoding"}
 
 // Deliver is the jobs.Handler of tokend.EmailJob jobs. A relay's 5xx reply
-// is permanent; anything else is retried by the runner.
+// is permanent; anything else is retried by the runner. The runner's log
+// line about the attempt names the message id and the sending domain, never
+// the recipient: see relayError.
 func (d *Dispatcher) Deliver(ctx context.Context, j tokend.Job) error {
+	jobs.Annotate(ctx, "message_id", string(j.Payload))
 	del, err := d.Mailer.Delivery(ctx, j)
 	if errors.Is(err, tokend.ErrNothingToDeliver) {
+		jobs.Annotate(ctx, "skipped", "the message is gone with its account, or already final")
 		return nil
 	} else if err != nil {
 		return err
 	}
+	jobs.Annotate(ctx, "domain", del.Domain)
 	msg, err := Sign(del)
 	if err != nil {
 		return err
 	}
-	err = d.Relay.Send(ctx, del.MailFrom, del.Recipient, msg)
-	var perm *PermanentError
-	if errors.As(err, &perm) {
-		return jobs.Permanent(err)
-	}
-	return err
+	return relayError(d.Relay.Send(ctx, del.MailFrom, del.Recipient, msg))
 }
 
 // DeliverNotice is the jobs.Handler of tokend.NoticeJob jobs: tokend's own
@@ -60,13 +63,43 @@ func (d *Dispatcher) DeliverNotice(ctx context.Context, j tokend.Job) error {
 	if err := json.Unmarshal(j.Payload, &n); err != nil {
 		return jobs.Permanent(fmt.Errorf("decode notice: %w", err))
 	}
-	err := d.Relay.Send(ctx, n.MailFrom, n.Recipient, n.Raw)
+	if _, domain, ok := strings.Cut(n.MailFrom, "@"); ok {
+		jobs.Annotate(ctx, "domain", domain)
+	}
+	return relayError(d.Relay.Send(ctx, n.MailFrom, n.Recipient, n.Raw))
+}
+
+// relayError is what a delivery's failure is to the runner: permanent for a
+// 5xx reply, and fit for the log. A relay's reply often repeats the
+// recipient's address, which is personal data: the message's stored last
+// error (which its sender can read through the API) keeps the reply whole,
+// but its log form has every email address replaced.
+func relayError(err error) error {
+	if err == nil {
+		return nil
+	}
 	var perm *PermanentError
 	if errors.As(err, &perm) {
-		return jobs.Permanent(err)
+		err = jobs.Permanent(err)
 	}
-	return err
+	return logSafeError{err}
 }
+
+// logSafeError is an error that logs without the email addresses it holds.
+type logSafeError struct{ err error }
+
+func (e logSafeError) Error() string { return e.err.Error() }
+func (e logSafeError) Unwrap() error { return e.err }
+
+// LogValue is the error's text with every email address replaced by "<address>".
+func (e logSafeError) LogValue() slog.Value {
+	return slog.StringValue(emailAddress.ReplaceAllString(e.err.Error(), "<address>"))
+}
+
+// emailAddress matches anything shaped like an email address in free text,
+// such as a relay's reply "550 5.1.1 <ann@example.org>: no such user".
+// The angle brackets around one are replaced with it.
+var emailAddress = regexp.MustCompile(`<?[^\s<>()\[\],;:"']+@[^\s<>()\[\],;:"']+>?`)
 
 // Sign returns a delivery's message as it goes out: its Message-ID, then
 // its DKIM signature, then the stored message.

@@ -7,7 +7,9 @@ import (
 	"crypto/rsa"
 	"crypto/x509"
 	"encoding/base64"
+	"encoding/json"
 	"errors"
+	"log/slog"
 	"strings"
 	"testing"
 	"time"
@@ -15,6 +17,7 @@ import (
 	"github.com/emersion/go-msgauth/dkim"
 
 	"github.com/tokend/tokend"
+	"github.com/tokend/tokend/internal/jobs"
 	"github.com/tokend/tokend/internal/mail"
 	"github.com/tokend/tokend/internal/mailtest"
 	"github.com/tokend/tokend/internal/testutil"
@@ -386,4 +389,39 @@ func TestComposeWritesOnlyCRLF(t *testing.T) {
 // unfold joins folded header lines.
 func unfold(raw []byte) []byte {
 	return bytes.ReplaceAll(bytes.ReplaceAll(raw, []byte("\r\n "), []byte(" ")), []byte("\r\n\t"), []byte("\t"))
+}
+
+type refusingSender struct{ err error }
+
+func (s refusingSender) Send(ctx context.Context, from, to string, msg []byte) error { return s.err }
+
+// A relay's refusal keeps its whole text for the record (and the sender,
+// who may read it through the API), but logs without the recipient's address.
+func TestDeliveryErrorsLogWithoutAddresses(t *testing.T) {
+	payload, _ := json.Marshal(tokend.Notice{MailFrom: "no-reply@tokend.example", Recipient: "ann@example.org", Raw: []byte("Subject: x\r\n\r\nx\r\n")})
+	for _, tt := range []struct {
+		name      string
+		err       error
+		permanent bool
+		logged    string
+	}{
+		{"refused", &mail.PermanentError{Err: errors.New("relay refused the message: 550 5.1.1 <ann@example.org>: Recipient address rejected")}, true,
+			"relay refused the message: 550 5.1.1 <address>: Recipient address rejected"},
+		{"deferred", errors.New("relay deferred the message: 450 4.2.2 ann@example.org mailbox full"), false,
+			"relay deferred the message: 450 4.2.2 <address> mailbox full"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			d := &mail.Dispatcher{Relay: refusingSender{tt.err}}
+			err := d.DeliverNotice(context.Background(), tokend.Job{Kind: tokend.NoticeJob, Payload: payload})
+			if err == nil || jobs.IsPermanent(err) != tt.permanent || err.Error() != tt.err.Error() {
+				t.Fatalf("DeliverNotice = %v (permanent %v); want %q, permanent %v", err, jobs.IsPermanent(err), tt.err, tt.permanent)
+			}
+			var logs bytes.Buffer
+			slog.New(slog.NewJSONHandler(&logs, nil)).Warn("delivery failed", "err", err)
+			var line struct{ Err string }
+			if json.Unmarshal(logs.Bytes(), &line) != nil || line.Err != tt.logged || strings.Contains(logs.String(), "ann@example.org") {
+				t.Errorf("logged %s; want err %q", logs.String(), tt.logged)
+			}
+		})
+	}
 }

@@ -14,7 +14,8 @@ import (
 // on the read pool, so writers never wait for it), and a write in flight is
 // either wholly in it or not at all. An existing path is refused. The copy is
 // written beside path and renamed into place, so an interrupted backup never
-// leaves a partial file under that name.
+// leaves a partial file under that name. Only the owner may read the copy
+// (mode 0600), as only it may read the database.
 //
 // To restore, stop every tokend process using the database, replace its file
 // with the copy, delete the old file's -wal and -shm companions, and start
@@ -33,9 +34,11 @@ func (s *Store) Backup(ctx context.Context, path string) error {
 		}
 		return fmt.Errorf("backup: cannot create %s: %w", path, err)
 	}
+	// The copy holds what the database holds: like it, it is the owner's
+	// alone. VACUUM INTO fills the empty file CreateTemp made with mode 0600
+	// rather than create one with SQLite's default mode (0644).
 	tmpName := tmp.Name()
 	tmp.Close()
-	os.Remove(tmpName) // VACUUM INTO wants to create the file itself
 	defer os.Remove(tmpName)
 	if _, err := s.read.ExecContext(ctx, `VACUUM INTO ?`, tmpName); err != nil {
 		return fmt.Errorf("backup: copy %s to %s: %w", s.path, path, err)

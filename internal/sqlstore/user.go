@@ -158,3 +158,16 @@ func (x *Tx) DeleteInvite(ctx context.Context, hash []byte) error {
 	res, err := x.q.ExecContext(ctx, `DELETE FROM invites WHERE id_hash = ?`, hash)
 	return expectOne(res, err, "invite")
 }
+
+// DeleteInvites deletes every invite of an account.
+func (x *Tx) DeleteInvites(ctx context.Context, accountID int64) (int, error) {
+	res, err := x.q.ExecContext(ctx, `DELETE FROM invites WHERE account_id = ?`, accountID)
+	if err != nil {
+		return 0, fmt.Errorf("delete invites: %w", err)
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return 0, fmt.Errorf("delete invites: %w", err)
+	}
+	return int(n), nil
+}

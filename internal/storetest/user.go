@@ -91,4 +91,35 @@ func testUsersSessionsInvites(t *testing.T, s tokend.Store) {
 		}
 		return nil
 	})
+
+	// DeleteInvites ends every invite of one account, and no other's.
+	var hashes [][]byte
+	for i, acct := range []int64{a.ID, a.ID, b.ID} {
+		h := sha256.Sum256([]byte{byte(i)})
+		hashes = append(hashes, h[:])
+		write(t, s, func(tx tokend.Tx) error {
+			return tx.CreateInvite(ctx, &tokend.Invite{Hash: h[:], AccountID: acct, Role: tokend.Viewer, CreatedAt: t0, ExpiresAt: t0.Add(time.Hour)})
+		})
+	}
+	write(t, s, func(tx tokend.Tx) error {
+		if n, err := tx.DeleteInvites(ctx, a.ID); n != 2 || err != nil {
+			t.Errorf("DeleteInvites = %d, %v; want 2", n, err)
+		}
+		return nil
+	})
+	read(t, s, func(tx tokend.Tx) error {
+		for i, h := range hashes {
+			_, err := tx.Invite(ctx, h)
+			if gone := tokend.ErrorCode(err) == tokend.ENOTFOUND; gone != (i < 2) {
+				t.Errorf("invite %d: %v after deleting account %d's invites", i, err, a.ID)
+			}
+		}
+		return nil
+	})
+	write(t, s, func(tx tokend.Tx) error {
+		if n, err := tx.DeleteInvites(ctx, a.ID); n != 0 || err != nil {
+			t.Errorf("DeleteInvites with none left = %d, %v; want 0", n, err)
+		}
+		return nil
+	})
 }
