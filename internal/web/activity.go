@@ -9,15 +9,9 @@ import (
 	"github.com/tokend/tokend"
 )
 
-type usageBar struct {
-	Date                                         string
-	Success, ClientError, RateLimited, ServerErr int64
-	Total                                        int64
-}
-
 type usageData struct {
 	Token *tokend.Token
-	Days  []usageBar
+	Days  []tokend.UsageDay
 	Max   int64
 	Total int64
 	Bars  []svgBar
@@ -45,24 +39,9 @@ func (s *Server) tokenUsage(w http.ResponseWriter, r *http.Request, ses *session
 	if err != nil {
 		return err
 	}
-	d := usageData{Token: t}
-	for _, c := range u.Counts {
-		if len(d.Days) == 0 || d.Days[len(d.Days)-1].Date != c.Day {
-			d.Days = append(d.Days, usageBar{Date: c.Day})
-		}
-		b := &d.Days[len(d.Days)-1]
-		switch c.Outcome {
-		case tokend.OutcomeSuccess:
-			b.Success += c.Count
-		case tokend.OutcomeClientError:
-			b.ClientError += c.Count
-		case tokend.OutcomeRateLimited:
-			b.RateLimited += c.Count
-		case tokend.OutcomeServerError:
-			b.ServerErr += c.Count
-		}
-		b.Total += c.Count
-		d.Total += c.Count
+	d := usageData{Token: t, Days: u.Days()}
+	for _, b := range d.Days {
+		d.Total += b.Total
 	}
 	for _, b := range d.Days {
 		d.Max = max(d.Max, b.Total)

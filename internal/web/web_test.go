@@ -538,8 +538,11 @@ func TestUsageAndAuditLogPages(t *testing.T) {
 	for range 3 {
 		e.apiStatus("GET", "/api/whoami", e.admin)
 	}
+	e.apiStatus("GET", "/api/api_tokens/424242", e.admin) // a client error (404)
 	b := e.signIn("ann@example.com")
-	b.get("/settings/api-tokens/1/usage").want(200).has("<svg", "3 in all", "2026-06-01")
+	// The day's row splits the requests by outcome, as the API's usage does.
+	b.get("/settings/api-tokens/1/usage").want(200).has("<svg", "4 in all",
+		"<tr><td>2026-06-01</td><td>3</td><td>1</td><td>0</td><td>0</td><td>4</td></tr>")
 	for i := range 60 {
 		b.post("/projects", url.Values{"name": {fmt.Sprint("P", i)}}).want(http.StatusSeeOther)
 	}
