@@ -71,7 +71,7 @@ func (s *Server) renderDomain(w http.ResponseWriter, r *http.Request, ses *sessi
 	}
 	for _, t := range tokens {
 		if tokend.LevelOn(t.Permissions, d.Resource) == tokend.Admin {
-			data.Tokens = append(data.Tokens, t)
+			data.Tokens = append(data.Tokens, s.tokenRow(t, ""))
 		}
 	}
 	s.render(w, r, status, "domain", view{Title: d.Name, Session: ses, Error: errMsg, Notice: notice, Data: data})
@@ -88,7 +88,7 @@ type domainData struct {
 	CheckError string             // why the last check could not run or verify
 	CanManage  bool               // an admin of the domain: may re-check and mail the records
 	Email      string             // the setup instructions' address, after a refusal
-	Tokens     []tokend.Token
+	Tokens     []tokenRow
 }
 
 // verificationFirst returns records with the ownership record first, the

@@ -51,6 +51,16 @@ type gridRow struct {
 	Indent     bool
 	Viewer     bool
 	Admin      bool
+	CanGrant   bool // the user is admin of it: only then may a token be given access to it
+}
+
+// accountLevel is the caller's level on the account itself.
+func (c *catalog) accountLevel() tokend.AccessLevel {
+	var l tokend.AccessLevel
+	for _, v := range c.Account.Levels {
+		l = max(l, v)
+	}
+	return l
 }
 
 // grid lays the catalog out as rows, checking what perms grant.
@@ -59,21 +69,22 @@ func (c *catalog) grid(perms []tokend.Permission) []gridRow {
 	for _, p := range perms {
 		granted[key(p.ResourceType, p.ResourceID)] = p.Level
 	}
-	row := func(t tokend.ResourceType, id int64, name string, indent bool) gridRow {
+	row := func(t tokend.ResourceType, id int64, name string, indent bool, level tokend.AccessLevel) gridRow {
 		k := key(t, id)
-		return gridRow{Type: string(t), Name: name, Key: k, Indent: indent, Viewer: granted[k] == tokend.Viewer, Admin: granted[k] == tokend.Admin}
+		return gridRow{Type: string(t), Name: name, Key: k, Indent: indent, Viewer: granted[k] == tokend.Viewer, Admin: granted[k] == tokend.Admin,
+			CanGrant: level == tokend.Admin}
 	}
-	rows := []gridRow{row(tokend.ResourceAccount, c.Account.ID, c.Account.Name, false)}
+	rows := []gridRow{row(tokend.ResourceAccount, c.Account.ID, c.Account.Name, false, c.accountLevel())}
 	for _, p := range c.Projects {
-		rows = append(rows, row(tokend.ResourceProject, p.ID, p.Name, false))
+		rows = append(rows, row(tokend.ResourceProject, p.ID, p.Name, false, p.Level))
 		for _, sb := range c.Sandboxes {
 			if sb.ProjectID == p.ID {
-				rows = append(rows, row(tokend.ResourceSandbox, sb.ID, sb.Name, true))
+				rows = append(rows, row(tokend.ResourceSandbox, sb.ID, sb.Name, true, sb.Level))
 			}
 		}
 	}
 	for _, d := range c.Domains {
-		rows = append(rows, row(tokend.ResourceDomain, d.ID, d.Name, false))
+		rows = append(rows, row(tokend.ResourceDomain, d.ID, d.Name, false, d.Level))
 	}
 	return rows
 }

@@ -49,6 +49,9 @@ type envOptions struct {
 	// deliver queues live mail (tokend's own included) in the outbox, as
 	// with a relay configured; no dispatcher delivers it.
 	deliver bool
+	// defaultTTL is the lifetime of tokens created without an expiry
+	// (tokend serve --default-ttl); 0: they never expire.
+	defaultTTL time.Duration
 }
 
 func newEnvWith(t *testing.T, o envOptions) *env {
@@ -57,7 +60,8 @@ func newEnvWith(t *testing.T, o envOptions) *env {
 	store, _ := testutil.Store(t)
 	e := &env{t: t, clock: testutil.NewClock(time.Date(2026, 6, 1, 9, 0, 0, 0, time.UTC)), people: map[string]string{}}
 	format, _ := apikey.NewFormat("tk")
-	e.svc = tokend.NewService(store, tokend.Options{Format: format, Now: e.clock.Now, ResetGrace: 12 * time.Hour, DKIMKeyBits: 1024})
+	e.svc = tokend.NewService(store, tokend.Options{Format: format, Now: e.clock.Now, ResetGrace: 12 * time.Hour, DKIMKeyBits: 1024,
+		DefaultTTL: o.defaultTTL})
 	mailer := tokend.NewMailer(e.svc, mail.Composer{}, tokend.MailerOptions{Deliver: o.deliver})
 	var domains *tokend.Domains
 	if o.dns != nil {
