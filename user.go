@@ -98,34 +98,64 @@ type UserTx interface {
 	DeleteInvite(ctx context.Context, hash []byte) error
 }
 
-// Session and sign-in bounds.
+// Session bounds.
 const (
 	SessionIdle     = 12 * time.Hour
 	SessionLifetime = 7 * 24 * time.Hour
 	inviteLifetime  = 7 * 24 * time.Hour
 	minPassword     = 10
 	maxPassword     = 1024
-	signInsPerMin   = 10  // per client address, and per email from one address
-	signInsPerEmail = 100 // per email from everywhere: guessing one password stays slow
-	// without one address locking its owner out
 )
+
+// Sign-in attempts a minute (each a sliding limit, as every limit of
+// tokend). One address is bounded whatever emails it tries, and one email
+// from one address is bounded at a person's typing: neither lets a stranger
+// lock a person out from where that person signs in. Guessing one password
+// from many addresses at once is bounded by a ceiling per email far above
+// anything a person types, 30 addresses' worth; reaching it raises an alert
+// (alert.signin_ceiling), because then the email's owner is refused too, for
+// as long as the guessing goes on.
+const (
+	SignInsPerAddress      = 20  // per client address (an IPv6 /64), over every email
+	SignInsPerAddressEmail = 10  // per email from one client address
+	SignInsPerEmail        = 300 // per email from every address: the ceiling
+)
+
+// ActionSignInCeiling is the alert raised when an email's sign-in attempts
+// reach SignInsPerEmail; at most once an hour per email and instance.
+const ActionSignInCeiling = ActionAlertPrefix + "signin_ceiling"
 
 // Users is the people capability: users, their passwords and sessions.
 type Users struct {
 	svc      *Service
 	store    Store
 	attempts *ratelimit.Limiter[string]
-	shared   SharedLimits  // when set, the throttle counts across instances
-	swept    atomic.Int64  // unix seconds of the last limiter sweep
-	hashing  chan struct{} // bounds the password hashes computed at once
+	alerted  *ratelimit.Limiter[string] // emails whose ceiling alert this instance raised within the hour
+	shared   SharedLimits               // when set, the throttle counts across instances
+	swept    atomic.Int64               // unix seconds of the last limiter sweep
+	hashing  chan struct{}              // bounds the password hashes computed at once
+
+	// alert returns the jobs that announce an alert (a webhook delivery),
+	// recorded with it; alertsOut is told after they were committed. Both
+	// may be nil.
+	alert     func(e *AuditEvent) ([]*Job, error)
+	alertsOut func()
 }
 
 // Users returns the service's users capability.
 func (s *Service) Users() *Users { return s.users }
 
 func newUsers(s *Service) *Users {
-	return &Users{svc: s, store: s.store, attempts: ratelimit.New[string](time.Minute),
+	return &Users{svc: s, store: s.store, attempts: ratelimit.New[string](time.Minute), alerted: ratelimit.New[string](time.Hour),
 		hashing: make(chan struct{}, max(2, runtime.GOMAXPROCS(0)))}
+}
+
+// AnnounceAlerts makes the sign-in alerts go out as the other alerts do:
+// alert returns the jobs that announce one (a webhook delivery), written in
+// the transaction that records it, and alerted is told once they are
+// committed. Without it, the alerts are in the audit log only.
+func (u *Users) AnnounceAlerts(alert func(e *AuditEvent) ([]*Job, error), alerted func()) {
+	u.alert, u.alertsOut = alert, alerted
 }
 
 var (
@@ -284,25 +314,32 @@ type SignedIn struct {
 	User  *User
 }
 
-// SignIn checks an email and password. Attempts are throttled per client
-// address and per email before anything is checked, so neither many
-// addresses against one account nor one address against many accounts can
-// guess quickly; the answer is the same for an unknown email and a wrong
-// password, and takes the same work.
+// SignIn checks an email and password. Attempts are throttled before
+// anything is checked: per client address, per email from that address, and
+// per email from everywhere under a ceiling (see SignInsPerAddress), so that
+// one address guesses slowly whatever it tries, strangers cannot lock a
+// person out from their own address, and many addresses together stay
+// bounded (with an alert when they reach the ceiling). The answer is the
+// same for an unknown email and a wrong password, and takes the same work.
 func (u *Users) SignIn(ctx context.Context, email, password, client string) (*SignedIn, error) {
 	email = normalizeEmail(email)
 	now := u.svc.now()
 	u.sweep(now)
 	addr := "addr " + ThrottleKey(client)
-	if !u.allow(ctx, addr, signInsPerMin, now) {
+	if ok, _ := u.allow(ctx, addr, SignInsPerAddress, now); !ok {
 		return nil, errSignInThrottle
 	}
 	if len(email) > maxAddressLength || len(password) > maxPassword {
 		return nil, errSignIn // no such user can exist: nothing to look up or remember
 	}
-	// Per email, from this address and from everywhere: one address cannot
-	// lock the owner out, many cannot guess fast.
-	if !u.allow(ctx, addr+" email "+email, signInsPerMin, now) || !u.allow(ctx, "email "+email, signInsPerEmail, now) {
+	if ok, _ := u.allow(ctx, addr+" email "+email, SignInsPerAddressEmail, now); !ok {
+		return nil, errSignInThrottle
+	}
+	// Only attempts within the per-address limits reach the ceiling.
+	if ok, checked := u.allow(ctx, "email "+email, SignInsPerEmail, now); !ok {
+		if checked {
+			u.ceilingReached(ctx, email, now)
+		}
 		return nil, errSignInThrottle
 	}
 	// Hashing costs 19 MiB and tens of milliseconds: only a few at once.
@@ -336,13 +373,53 @@ func (u *Users) SignIn(ctx context.Context, email, password, client string) (*Si
 }
 
 // allow spends one sign-in attempt of key: across instances when limits are
-// shared (as a refusal when they cannot be checked), in memory otherwise.
-func (u *Users) allow(ctx context.Context, key string, limit int, now time.Time) bool {
+// shared, in memory otherwise. checked is false when the shared limits could
+// not be asked; the attempt is then refused.
+func (u *Users) allow(ctx context.Context, key string, limit int, now time.Time) (ok, checked bool) {
 	if u.shared != nil {
 		d, err := u.shared.Take(ctx, "signin:"+key, limit)
-		return err == nil && d.Allowed
+		return err == nil && d.Allowed, err == nil
 	}
-	return u.attempts.Take(key, limit, now).Allowed
+	return u.attempts.Take(key, limit, now).Allowed, true
+}
+
+// ceilingReached raises the alert that an email's sign-in attempts reached
+// the ceiling, unless this instance raised it for the email within the
+// hour: in the audit log of the email's account (with no account when no
+// user has it), and through the alert jobs when they are set up. An alert
+// that could not be recorded is tried again at the next attempt; the
+// attempt is refused either way.
+func (u *Users) ceilingReached(ctx context.Context, email string, now time.Time) {
+	if !u.alerted.Take(email, 1, now).Allowed {
+		return
+	}
+	e := &AuditEvent{At: now, Actor: "tokend", Action: ActionSignInCeiling, TargetType: "email", ClientAddr: ClientAddr(ctx),
+		Details: map[string]any{"email": email, "limit": SignInsPerEmail, "window_seconds": 60,
+			"message": fmt.Sprintf("Sign-in attempts for %s reached the ceiling of %d a minute from all addresses together: "+
+				"someone is likely guessing its password from many addresses; further attempts, its owner's too, are refused "+
+				"while this goes on", email, SignInsPerEmail)}}
+	var follow []*Job
+	err := u.store.Write(ctx, func(tx Tx) error {
+		if user, err := tx.UserByEmail(ctx, email); err == nil {
+			e.AccountID, e.TargetType, e.TargetID = user.AccountID, "user", user.ID
+		} else if ErrorCode(err) != ENOTFOUND {
+			return err
+		}
+		if u.alert != nil {
+			var err error
+			if follow, err = u.alert(e); err != nil {
+				return err
+			}
+		}
+		return u.svc.recordEvent(ctx, tx, e, follow...)
+	})
+	if err != nil {
+		u.alerted.Refund(email, 1, now)
+		return
+	}
+	if len(follow) > 0 && u.alertsOut != nil {
+		u.alertsOut()
+	}
 }
 
 // ShareLimits makes the sign-in throttle count across instances.
@@ -356,6 +433,7 @@ func (u *Users) sweep(now time.Time) {
 		return
 	}
 	u.attempts.Sweep(now)
+	u.alerted.Sweep(now)
 }
 
 // Authenticate returns the user a session cookie value belongs to, and the

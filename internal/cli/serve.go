@@ -312,6 +312,8 @@ func Serve(ctx context.Context, cfg ServeConfig, operator string, stdout io.Writ
 	}
 	monitor, deliveries, domainOpts := newAlerts(ctx, cfg, svc, m, logger)
 	monitor.Start()
+	// The sign-in ceiling's alert goes out as the domain checks' do.
+	svc.Users().AnnounceAlerts(domainOpts.Alert, domainOpts.Alerted)
 	domainOpts.Resolver, domainOpts.Recheck = resolver, cfg.DNSRecheck
 	domains := tokend.NewDomains(svc, mailer, domainOpts)
 	streamsDone := make(chan struct{})
