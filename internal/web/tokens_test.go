@@ -171,7 +171,10 @@ func TestViewerSeesWhatTheyMayDo(t *testing.T) {
 	v.post("/settings/api-tokens", url.Values{"name": {"x"}, "perm": {fmt.Sprintf("account:%d:10", e.acme)}}).want(403).
 		has("You need admin access to account", "You have viewer access to account Acme").lacks(">Save</button>")
 
+	// The audit log, for account admins only, is not offered either.
+	v.get("/projects").want(200).lacks(`href="/audit-log"`)
+
 	a := e.signIn("ann@example.com")
-	a.get("/settings/api-tokens/new").want(200).has(`aria-label="Admin account Acme"`, ">Save</button>").
+	a.get("/settings/api-tokens/new").want(200).has(`aria-label="Admin account Acme"`, ">Save</button>", `href="/audit-log"`).
 		lacks("viewer access", "disabled")
 }
