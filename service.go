@@ -78,6 +78,10 @@ var (
 // ResetGrace is how long a reset token keeps working.
 func (s *Service) ResetGrace() time.Duration { return s.opts.ResetGrace }
 
+// DefaultTTL is the lifetime of a token created without an expiry; 0: such
+// tokens never expire.
+func (s *Service) DefaultTTL() time.Duration { return s.opts.DefaultTTL }
+
 // PurgeInterval is how often PurgeExpired should run so that expired tokens are
 // gone no later than PurgeAfter after their expiry.
 func (s *Service) PurgeInterval() time.Duration {

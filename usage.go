@@ -46,6 +46,37 @@ type TokenUsage struct {
 	Counts     []UsageCount // by day, then outcome
 }
 
+// UsageDay is one UTC day of a token's requests, by outcome.
+type UsageDay struct {
+	Date                                           string // YYYY-MM-DD
+	Success, ClientError, RateLimited, ServerError int64
+	Total                                          int64 // every outcome
+}
+
+// Days folds the counts into one UsageDay per day that has any, in the
+// counts' order (by day); a token never used has none.
+func (u *TokenUsage) Days() []UsageDay {
+	days := []UsageDay{}
+	for _, c := range u.Counts {
+		if len(days) == 0 || days[len(days)-1].Date != c.Day {
+			days = append(days, UsageDay{Date: c.Day})
+		}
+		d := &days[len(days)-1]
+		switch c.Outcome {
+		case OutcomeSuccess:
+			d.Success += c.Count
+		case OutcomeClientError:
+			d.ClientError += c.Count
+		case OutcomeRateLimited:
+			d.RateLimited += c.Count
+		case OutcomeServerError:
+			d.ServerError += c.Count
+		}
+		d.Total += c.Count
+	}
+	return days
+}
+
 const usageShards = 32
 
 // usageRecorder aggregates request counts and last-use times in memory, in

@@ -101,16 +101,13 @@ type UserTx interface {
 	DeleteInvites(ctx context.Context, accountID int64) (int, error)
 }
 
-// Session and sign-in bounds.
+// Session bounds.
 const (
 	SessionIdle     = 12 * time.Hour
 	SessionLifetime = 7 * 24 * time.Hour
 	inviteLifetime  = 7 * 24 * time.Hour
 	minPassword     = 10
 	maxPassword     = 1024
-	signInsPerMin   = 10  // per client address, and per email from one address
-	signInsPerEmail = 100 // per email from everywhere: guessing one password stays slow
-	// without one address locking its owner out
 )
 
 // Users is the people capability: users, their passwords and sessions.
@@ -118,16 +115,23 @@ type Users struct {
 	svc      *Service
 	store    Store
 	attempts *ratelimit.Limiter[string]
-	shared   SharedLimits  // when set, the throttle counts across instances
-	swept    atomic.Int64  // unix seconds of the last limiter sweep
-	hashing  chan struct{} // bounds the password hashes computed at once
+	alerted  *ratelimit.Limiter[string] // emails whose ceiling alert this instance raised within the hour
+	shared   SharedLimits               // when set, the throttle counts across instances
+	swept    atomic.Int64               // unix seconds of the last limiter sweep
+	hashing  chan struct{}              // bounds the password hashes computed at once
+
+	// alert returns the jobs that announce an alert (a webhook delivery),
+	// recorded with it; alertsOut is told after they were committed. Both
+	// may be nil.
+	alert     func(e *AuditEvent) ([]*Job, error)
+	alertsOut func()
 }
 
 // Users returns the service's users capability.
 func (s *Service) Users() *Users { return s.users }
 
 func newUsers(s *Service) *Users {
-	return &Users{svc: s, store: s.store, attempts: ratelimit.New[string](time.Minute),
+	return &Users{svc: s, store: s.store, attempts: ratelimit.New[string](time.Minute), alerted: ratelimit.New[string](time.Hour),
 		hashing: make(chan struct{}, max(2, runtime.GOMAXPROCS(0)))}
 }
 
@@ -279,86 +283,6 @@ func (u *Users) List(ctx context.Context) ([]User, error) {
 		return err
 	})
 	return out, err
-}
-
-// SignedIn is a new session: Value goes in the cookie, and exists nowhere else.
-type SignedIn struct {
-	Value string
-	User  *User
-}
-
-// SignIn checks an email and password. Attempts are throttled per client
-// address and per email before anything is checked, so neither many
-// addresses against one account nor one address against many accounts can
-// guess quickly; the answer is the same for an unknown email and a wrong
-// password, and takes the same work.
-func (u *Users) SignIn(ctx context.Context, email, password, client string) (*SignedIn, error) {
-	email = normalizeEmail(email)
-	now := u.svc.now()
-	u.sweep(now)
-	addr := "addr " + ThrottleKey(client)
-	if !u.allow(ctx, addr, signInsPerMin, now) {
-		return nil, errSignInThrottle
-	}
-	if len(email) > maxAddressLength || len(password) > maxPassword {
-		return nil, errSignIn // no such user can exist: nothing to look up or remember
-	}
-	// Per email, from this address and from everywhere: one address cannot
-	// lock the owner out, many cannot guess fast.
-	if !u.allow(ctx, addr+" email "+email, signInsPerMin, now) || !u.allow(ctx, "email "+email, signInsPerEmail, now) {
-		return nil, errSignInThrottle
-	}
-	// Hashing costs 19 MiB and tens of milliseconds: only a few at once.
-	select {
-	case u.hashing <- struct{}{}:
-		defer func() { <-u.hashing }()
-	case <-ctx.Done():
-		return nil, ctx.Err()
-	}
-	var user *User
-	err := u.store.Read(ctx, func(tx Tx) error {
-		var err error
-		user, err = tx.UserByEmail(ctx, email)
-		return err
-	})
-	switch {
-	case ErrorCode(err) == ENOTFOUND:
-		checkPassword(dummyHash, password) // the same work as a wrong password
-		return nil, errSignIn
-	case err != nil:
-		return nil, err
-	case !checkPassword(user.PasswordHash, password):
-		return nil, errSignIn
-	}
-	value, hash := newSecret()
-	s := &Session{Hash: hash, UserID: user.ID, CreatedAt: now, LastSeenAt: now, ExpiresAt: now.Add(SessionLifetime)}
-	if err := u.store.Write(ctx, func(tx Tx) error { return tx.CreateSession(ctx, s) }); err != nil {
-		return nil, err
-	}
-	return &SignedIn{Value: value, User: user}, nil
-}
-
-// allow spends one sign-in attempt of key: across instances when limits are
-// shared (as a refusal when they cannot be checked), in memory otherwise.
-func (u *Users) allow(ctx context.Context, key string, limit int, now time.Time) bool {
-	if u.shared != nil {
-		d, err := u.shared.Take(ctx, "signin:"+key, limit)
-		return err == nil && d.Allowed
-	}
-	return u.attempts.Take(key, limit, now).Allowed
-}
-
-// ShareLimits makes the sign-in throttle count across instances.
-func (u *Users) ShareLimits(l SharedLimits) { u.shared = l }
-
-// sweep forgets rested sign-in limiter keys about once a minute, so that
-// memory stays bounded by the attempts of the last minute.
-func (u *Users) sweep(now time.Time) {
-	last := u.swept.Load()
-	if now.Unix()-last < 60 || !u.swept.CompareAndSwap(last, now.Unix()) {
-		return
-	}
-	u.attempts.Sweep(now)
 }
 
 // Authenticate returns the user a session cookie value belongs to, and the

@@ -27,22 +27,9 @@ func (s *Server) tokenUsage(w http.ResponseWriter, r *http.Request, caller *toke
 		return err
 	}
 	days := []usageDay{}
-	for _, c := range u.Counts {
-		if len(days) == 0 || days[len(days)-1].Date != c.Day {
-			days = append(days, usageDay{Date: c.Day})
-		}
-		d := &days[len(days)-1]
-		switch c.Outcome {
-		case tokend.OutcomeSuccess:
-			d.Success += c.Count
-		case tokend.OutcomeClientError:
-			d.ClientError += c.Count
-		case tokend.OutcomeRateLimited:
-			d.RateLimited += c.Count
-		case tokend.OutcomeServerError:
-			d.ServerError += c.Count
-		}
-		d.Total += c.Count
+	for _, d := range u.Days() {
+		days = append(days, usageDay{Date: d.Date, Success: d.Success, ClientError: d.ClientError,
+			RateLimited: d.RateLimited, ServerError: d.ServerError, Total: d.Total})
 	}
 	encode(w, http.StatusOK, map[string]any{"token_id": u.TokenID, "last_used_at": u.LastUsedAt, "days": days})
 	return nil

@@ -171,6 +171,8 @@ func New(ctx context.Context, cfg Config, opts Options) (_ *App, err error) {
 		return nil, err
 	}
 	domainOpts := a.newAlerts(ctx, opts)
+	// The sign-in ceiling's alert goes out as the domain checks' do.
+	svc.Users().AnnounceAlerts(domainOpts.Alert, domainOpts.Alerted)
 	domainOpts.Resolver, domainOpts.Recheck = resolver, cfg.DNSRecheck
 	a.Domains = tokend.NewDomains(svc, a.Mailer, domainOpts)
 	a.Handler = api.NewServer(svc, api.Options{
