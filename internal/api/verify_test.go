@@ -251,7 +251,7 @@ func TestVerifyForwardedRequest(t *testing.T) {
 		{"unknown token", "", http.Header{"Api-Token": {"tk_live_unknown"}}, 401},
 		{"two different tokens", "", http.Header{"Api-Token": {worker.Token}, "Authorization": {"Bearer " + e.admin}}, 401},
 		{"its account", fmt.Sprintf("?account_id=%d", e.acme), http.Header{"Api-Token": {worker.Token}}, 204},
-		{"another account", fmt.Sprintf("?account_id=%d", e.other), http.Header{"Api-Token": {worker.Token}}, 403},
+		{"another account", fmt.Sprintf("?account_id=%d", e.other), http.Header{"Api-Token": {worker.Token}}, 401},
 		{"a permission it holds", fmt.Sprintf("?require=project:%d:admin", p), http.Header{"Api-Token": {worker.Token}}, 204},
 		{"numeric level", fmt.Sprintf("?require=project:%d:100", p), http.Header{"Api-Token": {worker.Token}}, 204},
 		{"a permission it lacks", fmt.Sprintf("?require=project:%d:viewer&require=account:%d:viewer", p, e.acme), http.Header{"Api-Token": {worker.Token}}, 403},
