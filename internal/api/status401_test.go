@@ -13,11 +13,17 @@ import (
 
 // Every authenticated endpoint answers 401 for a missing, malformed, forged,
 // deleted or expired token: with {"error", "status", "code"}, or on the
-// Mailtrap sending routes with their {"success": false, "errors": [...]}.
+// Mailtrap sending routes with their {"success": false, "errors": [...]} and
+// the same "code".
 func TestUnauthenticated(t *testing.T) {
 	e := newEnv(t)
 	deleted := e.createToken(e.admin, "deleted", perm("account", e.acme, 100))
 	e.del(e.path("/api/api_tokens/%d", deleted.ID), e.admin).want(204)
+	var expired apiToken
+	e.post("/api/api_tokens", e.admin, map[string]any{"name": "expired", "expires_at": e.clock.Now().Add(time.Minute),
+		"resources": []any{perm("account", e.acme, 100)}}).want(200).decode(&expired)
+	e.secrets.add(expired.Token)
+	e.clock.Advance(2 * time.Minute)
 	forged := e.admin[:len(e.admin)-1] + string(flip(e.admin[len(e.admin)-1]))
 	wrongPrefix := "ms" + e.admin[2:]
 	credentials := []struct {
@@ -30,6 +36,7 @@ func TestUnauthenticated(t *testing.T) {
 		{"bad checksum", http.Header{"Api-Token": {forged}}, "invalid_api_key"},
 		{"other prefix", http.Header{"Authorization": {"Bearer " + wrongPrefix}}, "invalid_api_key"},
 		{"deleted", http.Header{"Api-Token": {deleted.Token}}, "invalid_api_key"},
+		{"expired", http.Header{"Api-Token": {expired.Token}}, "expired_api_key"},
 	}
 	for _, ep := range endpoints(e) {
 		for _, c := range credentials {
@@ -41,8 +48,8 @@ func TestUnauthenticated(t *testing.T) {
 				}
 				body := r.object()
 				if strings.HasPrefix(ep.path, "/api/send") || strings.HasPrefix(ep.path, "/api/batch") {
-					if errs, _ := body["errors"].([]any); body["success"] != false || len(errs) != 1 || errs[0] == "" {
-						t.Errorf("body = %v, want the sending API's error shape", body)
+					if errs, _ := body["errors"].([]any); body["success"] != false || len(errs) != 1 || errs[0] == "" || body["code"] != c.code {
+						t.Errorf("body = %v, want the sending API's error shape with code %q", body, c.code)
 					}
 					return
 				}

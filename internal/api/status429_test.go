@@ -270,3 +270,59 @@ func TestBurstOfAnUncachedTokenIsNotThrottled(t *testing.T) {
 		t.Errorf("%d of 64 concurrent first uses of a valid token were refused", n)
 	}
 }
+
+// Every sending route answers a spent plan limit and a throttled address
+// with 429, Retry-After and tokend's code, in its own error shape: Mailtrap's
+// {"success": false, "errors": [...], "code"}, MailSage's {"error", "status",
+// "code"}.
+func TestSendingRoutesRateLimitedCarryCode(t *testing.T) {
+	e := newEnv(t, withAPI(func(o *api.Options) { o.AuthFailureLimit = 1 }))
+	sb := e.createSandbox(e.admin, e.createProject(e.admin, "QA"), "Staging")
+	if _, err := e.svc.SetPlan(t.Context(), e.acme, tokend.PlanEnterprise, 1, 0, "ops"); err != nil {
+		t.Fatal(err)
+	}
+	routes := []struct {
+		name, path string
+		mailSage   bool
+	}{
+		{"send", "/api/send", false},
+		{"send to sandbox", e.path("/api/send/%d", sb), false},
+		{"batch", "/api/batch", false},
+		{"batch to sandbox", e.path("/api/batch/%d", sb), false},
+		{"mailsage send", "/api/v1/emails/send", true},
+	}
+	format, _ := apikey.NewFormat("tk")
+	for i, rt := range routes {
+		t.Run(rt.name, func(t *testing.T) {
+			e := e.with(t)
+			assertCode := func(r *response, code string) {
+				t.Helper()
+				r.want(429)
+				assertRetryAfter(t, r)
+				body := r.object()
+				if rt.mailSage {
+					if body["code"] != code || body["status"] != float64(429) || body["error"] == "" {
+						t.Errorf("body %s, want MailSage's shape with code %q", r.Body, code)
+					}
+					return
+				}
+				if errs, _ := body["errors"].([]any); body["success"] != false || len(errs) != 1 || errs[0] == "" || body["code"] != code {
+					t.Errorf("body %s, want the sending API's shape with code %q", r.Body, code)
+				}
+			}
+			// The plan limit, one request a minute: whatever the first
+			// request's answer, the second is refused.
+			e.clock.Advance(time.Minute)
+			e.post(rt.path, e.admin, map[string]any{})
+			assertCode(e.post(rt.path, e.admin, map[string]any{}), "rate_limited")
+			// The failed-authentication throttle, one failure a minute.
+			guess, err := format.Generate("live")
+			if err != nil {
+				t.Fatal(err)
+			}
+			from := fmt.Sprintf("127.0.0.%d", 40+i)
+			e.send(request{method: "POST", path: rt.path, token: guess, body: map[string]any{}, from: from}).want(401)
+			assertCode(e.send(request{method: "POST", path: rt.path, token: guess, body: map[string]any{}, from: from}), "auth_throttled")
+		})
+	}
+}
