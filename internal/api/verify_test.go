@@ -433,20 +433,6 @@ func TestAuthChangeStreamCarriesOtherProcessesChanges(t *testing.T) {
 	s.want("token", fmt.Sprintf(`{"token_id":%d,"account_id":%d}`, user.ID, e.acme))
 }
 
-func TestAuthChangeStreamLimits(t *testing.T) {
-	e := newEnv(t, withStreams())
-	for range tokend.MaxAuthSubscriptions {
-		e.openStream(e.admin).want("ready", fmt.Sprintf(`{"account_id":%d}`, e.acme))
-	}
-	var out map[string]any
-	e.send(request{method: "GET", path: "/api/auth_changes", token: e.admin}).want(429).decode(&out)
-	if out["code"] != "too_many_streams" {
-		t.Fatalf("body %v", out)
-	}
-	// Another account has its own allowance.
-	e.openStream(e.otherAdmin).want("ready", fmt.Sprintf(`{"account_id":%d}`, e.other))
-}
-
 // A reverse proxy asks GET /api/verify for every request it forwards: the
 // passes are logged at debug level only, the refusals at info.
 func TestVerifyForwardedLogsPassesAtDebug(t *testing.T) {
