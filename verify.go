@@ -252,9 +252,9 @@ func (v *Verifier) chargeKey(ctx context.Context, d *Decision, miss bool) {
 	}
 }
 
-// authenticate returns the token cred presents, also when it has expired
-// (d.Err then says so), and the decision without the token; nil for any
-// other failure.
+// authenticate returns the token cred presents (an expired one too, with
+// d.Err saying so; nil on any other failure) and the decision, whose Token
+// is left for the caller to set.
 func (v *Verifier) authenticate(ctx context.Context, cred Credential, client string, now time.Time) (*Token, Decision) {
 	value, err := cred.Value()
 	if err == ErrNoCredentials {
