@@ -26,8 +26,8 @@ func TestAuthSubscriberThatFallsBehindIsDropped(t *testing.T) {
 	if !sub.Lost() || n != 1024 {
 		t.Fatalf("lost %v after %d events, want dropped after 1024", sub.Lost(), n)
 	}
-	// It no longer counts against the account's streams.
-	for range tokend.MaxAuthSubscriptions {
+	// It no longer counts against the token's streams.
+	for range tokend.MaxServiceTokenStreams {
 		s, err := f.svc.SubscribeAuthChanges(t.Context(), &admin.Token)
 		if err != nil {
 			t.Fatal(err)
@@ -36,6 +36,48 @@ func TestAuthSubscriberThatFallsBehindIsDropped(t *testing.T) {
 	}
 	if _, err := f.svc.SubscribeAuthChanges(t.Context(), &admin.Token); tokend.ErrorCode(err) != tokend.ERATELIMITED {
 		t.Fatalf("one stream too many: %v", err)
+	}
+}
+
+// A stream closed gives its room back to its token and to the account's
+// test keys.
+func TestAuthSubscriptionClosedFreesItsRoom(t *testing.T) {
+	f := newFixture(t, tokend.Options{})
+	admin := f.account(t)
+	var keys []*tokend.Token
+	for range tokend.MaxTestKeyStreamsPerAccount / tokend.MaxTestKeyStreams {
+		k, err := f.svc.CreateToken(t.Context(), &admin.Token, tokend.TokenInput{Name: "test", Environment: tokend.Test,
+			Permissions: []tokend.Permission{{ResourceType: tokend.ResourceAccount, ResourceID: admin.AccountID, Level: tokend.Viewer}}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		keys = append(keys, &k.Token)
+	}
+	var first *tokend.AuthSubscription
+	for _, k := range keys {
+		for range tokend.MaxTestKeyStreams {
+			s, err := f.svc.SubscribeAuthChanges(t.Context(), k)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer s.Close()
+			if first == nil {
+				first = s
+			}
+		}
+	}
+	if _, err := f.svc.SubscribeAuthChanges(t.Context(), keys[0]); tokend.ErrorCode(err) != tokend.ERATELIMITED {
+		t.Fatalf("a test key's stream beyond the bounds: %v", err)
+	}
+	first.Close()
+	first.Close() // twice is once
+	s, err := f.svc.SubscribeAuthChanges(t.Context(), keys[0])
+	if err != nil {
+		t.Fatalf("after a stream of the key closed: %v", err)
+	}
+	defer s.Close()
+	if _, err := f.svc.SubscribeAuthChanges(t.Context(), keys[0]); tokend.ErrorCode(err) != tokend.ERATELIMITED {
+		t.Fatalf("a closed stream freed more than its room: %v", err)
 	}
 }
 

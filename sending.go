@@ -18,7 +18,8 @@ const EmailJob = "email"
 // MailerOptions configure a Mailer.
 type MailerOptions struct {
 	// Deliver says that live email can be delivered: a relay is configured.
-	// Without it, live sends are EUNAVAILABLE and nothing is queued.
+	// Without it, live sends with a valid email are EUNAVAILABLE and nothing
+	// is queued; invalid emails get their own errors first.
 	Deliver bool
 	// Notify is called after a commit that queued live mail, so that the
 	// dispatcher starts at once; may be nil.
@@ -196,13 +197,12 @@ type prepared struct {
 // send validates each email, spends the valid ones' recipients from the
 // caller's message allowance, renders them outside any transaction, then
 // applies the rules and stores what passes in one write transaction. What
-// was spent but not stored is given back.
+// was spent but not stored is given back. Live mail without a relay is
+// refused (errNoRelay) once validated: an invalid email gets its own error
+// as with a relay, and a request with no valid email is answered as usual.
 func (m *Mailer) send(ctx context.Context, caller *Token, sandboxID int64, emails []BatchItem) (_ []BatchResult, allowance Allowance, _ error) {
 	now := m.svc.now()
 	live := sandboxID == 0 && caller.Environment == Live
-	if live && !m.opts.Deliver {
-		return nil, Allowance{}, errNoRelay
-	}
 	preps := make([]prepared, len(emails))
 	rcpts := 0
 	for i, it := range emails {
@@ -217,6 +217,9 @@ func (m *Mailer) send(ctx context.Context, caller *Token, sandboxID int64, email
 		if rcpts += len(it.Email.Recipients()); rcpts > MaxRequestRecipients {
 			return nil, Allowance{}, Invalid("requests", fmt.Sprintf("have too many recipients in all (maximum is %d a request)", MaxRequestRecipients))
 		}
+	}
+	if live && !m.opts.Deliver && rcpts > 0 {
+		return nil, Allowance{}, errNoRelay
 	}
 	if rcpts > 0 {
 		var err error

@@ -189,7 +189,40 @@ func (v *Verifier) Verify(ctx context.Context, cred Credential, client string) D
 func (v *Verifier) Authenticate(ctx context.Context, cred Credential, client string) Decision {
 	now := v.opts.Now()
 	t, d := v.authenticate(ctx, cred, client, now)
-	d.Token = t
+	if d.Err == nil {
+		d.Token = t
+	}
+	return d
+}
+
+// VerifyIn is Verify for a request that only tokens of account may make (a
+// reverse proxy's GET /api/verify?account_id=N). A token of another account,
+// valid or expired, is refused exactly as a token that does not exist is:
+// "Incorrect API token" (invalid_api_key), one failure of the client
+// address's budget (so ErrThrottled once that is spent), and no plan limit
+// spent, so that the answer says nothing about other accounts' tokens.
+func (v *Verifier) VerifyIn(ctx context.Context, cred Credential, client string, account int64) Decision {
+	now := v.opts.Now()
+	v.sweep(now)
+	t, d := v.authenticate(ctx, cred, client, now)
+	if t != nil && t.AccountID != account {
+		// An expired token already spent its failure, as an unknown one
+		// does; a valid one was given its reservation back (or, verified
+		// before, never took one).
+		if d.Err == nil {
+			key := ThrottleKey(client)
+			if fd, err := v.takeFailure(ctx, key, v.opts.AuthFailureLimit, now); err != nil {
+				return Decision{Err: ErrLimitsUnavailable, Outcome: VerifyError}
+			} else if !fd.Allowed {
+				return Decision{Err: ErrThrottled, Outcome: VerifyThrottled, RetryAfter: fd.RetryAfter}
+			}
+		}
+		return Decision{Err: errBadToken, Outcome: VerifyInvalid}
+	}
+	if d.Err == nil {
+		d.Token = t
+		v.charge(ctx, &d)
+	}
 	return d
 }
 
@@ -226,6 +259,9 @@ func (v *Verifier) chargeKey(ctx context.Context, d *Decision, miss bool) {
 	}
 }
 
+// authenticate returns the token cred presents (an expired one too, with
+// d.Err saying so; nil on any other failure) and the decision, whose Token
+// is left for the caller to set.
 func (v *Verifier) authenticate(ctx context.Context, cred Credential, client string, now time.Time) (*Token, Decision) {
 	value, err := cred.Value()
 	if err == ErrNoCredentials {
@@ -258,6 +294,7 @@ type lookupResult struct {
 
 // lookup charges the address's failure budget, then (for a well-formed value,
 // credErr nil) asks the store, giving the charge back when the token is valid.
+// An expired token comes back with its error.
 func (v *Verifier) lookup(ctx context.Context, value string, credErr error, client string, now time.Time) (*Token, Decision) {
 	err := credErr
 	key := ThrottleKey(client)
@@ -269,7 +306,7 @@ func (v *Verifier) lookup(ctx context.Context, value string, credErr error, clie
 	}
 	var t *Token
 	if err == nil {
-		t, err = v.svc.Authenticate(ctx, value)
+		t, err = v.svc.find(ctx, value)
 	}
 	if err != nil {
 		var e *Error
@@ -277,8 +314,8 @@ func (v *Verifier) lookup(ctx context.Context, value string, credErr error, clie
 		case !errors.As(err, &e) || e.Code != EUNAUTHORIZED:
 			v.refundFailure(ctx, key, limit, now) // the store failed, not the client
 			return nil, Decision{Err: err, Outcome: VerifyError}
-		case e.Reason == "expired_api_key":
-			return nil, Decision{Err: err, Outcome: VerifyExpired}
+		case err == errExpiredToken:
+			return t, Decision{Err: err, Outcome: VerifyExpired}
 		}
 		return nil, Decision{Err: err, Outcome: VerifyInvalid}
 	}

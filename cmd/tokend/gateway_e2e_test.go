@@ -270,7 +270,7 @@ func TestNginxAuthRequestWithTheDocumentedConfig(t *testing.T) {
 	}{
 		{"no token", "", 401},
 		{"unknown token", "tk_live_unknown", 401},
-		{"another account's token", other.APIToken.Token, 403},
+		{"another account's token", other.APIToken.Token, 401}, // as an unknown one
 	} {
 		if status, _, _ := through(t, "GET", base+"/v1/things", c.token, nil); status != c.status {
 			t.Errorf("%s: %d, want %d", c.name, status, c.status)

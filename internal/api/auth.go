@@ -73,6 +73,11 @@ func (s *Server) verify(w http.ResponseWriter, r *http.Request, charge bool) (*t
 	} else {
 		d = s.verifier.Authenticate(r.Context(), requestCredential(r), tokend.ClientAddr(r.Context()))
 	}
+	return s.decided(w, r, d)
+}
+
+// decided applies the Verifier's decision d about r as verify describes.
+func (s *Server) decided(w http.ResponseWriter, r *http.Request, d tokend.Decision) (*tokend.Token, error) {
 	h := w.Header()
 	if d.Token != nil {
 		if st, ok := r.Context().Value(stateKey{}).(*requestState); ok {

@@ -346,11 +346,21 @@ func compareFields(a, b string) int {
 
 // writeSendError is the one place errors of the Mailtrap sending routes
 // become responses: {"success": false, "errors": ["..."]}, with tokend's
-// "code" beside them where the error has a reason.
+// "code" beside them where the error has a reason, and always on 401 and
+// 429, as in the other wire formats.
 func (s *Server) writeSendError(w http.ResponseWriter, r *http.Request, err error) {
 	status, msgs := s.sendStatus(r, err)
 	body := map[string]any{"success": false, "errors": msgs}
-	if code := reasonOf(err); code != "" && status < 500 {
+	code := reasonOf(err)
+	if code == "" {
+		switch status {
+		case http.StatusUnauthorized:
+			code = "invalid_api_key"
+		case http.StatusTooManyRequests:
+			code = "rate_limited"
+		}
+	}
+	if code != "" && status < 500 {
 		body["code"] = code
 	}
 	encode(w, status, body)

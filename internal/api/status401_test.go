@@ -5,15 +5,25 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/tokend/tokend/apikey"
+	"github.com/tokend/tokend/internal/api"
 )
 
 // Every authenticated endpoint answers 401 for a missing, malformed, forged,
 // deleted or expired token: with {"error", "status", "code"}, or on the
-// Mailtrap sending routes with their {"success": false, "errors": [...]}.
+// Mailtrap sending routes with their {"success": false, "errors": [...]} and
+// the same "code".
 func TestUnauthenticated(t *testing.T) {
 	e := newEnv(t)
 	deleted := e.createToken(e.admin, "deleted", perm("account", e.acme, 100))
 	e.del(e.path("/api/api_tokens/%d", deleted.ID), e.admin).want(204)
+	var expired apiToken
+	e.post("/api/api_tokens", e.admin, map[string]any{"name": "expired", "expires_at": e.clock.Now().Add(time.Minute),
+		"resources": []any{perm("account", e.acme, 100)}}).want(200).decode(&expired)
+	e.secrets.add(expired.Token)
+	e.clock.Advance(2 * time.Minute)
 	forged := e.admin[:len(e.admin)-1] + string(flip(e.admin[len(e.admin)-1]))
 	wrongPrefix := "ms" + e.admin[2:]
 	credentials := []struct {
@@ -26,6 +36,7 @@ func TestUnauthenticated(t *testing.T) {
 		{"bad checksum", http.Header{"Api-Token": {forged}}, "invalid_api_key"},
 		{"other prefix", http.Header{"Authorization": {"Bearer " + wrongPrefix}}, "invalid_api_key"},
 		{"deleted", http.Header{"Api-Token": {deleted.Token}}, "invalid_api_key"},
+		{"expired", http.Header{"Api-Token": {expired.Token}}, "expired_api_key"},
 	}
 	for _, ep := range endpoints(e) {
 		for _, c := range credentials {
@@ -37,8 +48,8 @@ func TestUnauthenticated(t *testing.T) {
 				}
 				body := r.object()
 				if strings.HasPrefix(ep.path, "/api/send") || strings.HasPrefix(ep.path, "/api/batch") {
-					if errs, _ := body["errors"].([]any); body["success"] != false || len(errs) != 1 || errs[0] == "" {
-						t.Errorf("body = %v, want the sending API's error shape", body)
+					if errs, _ := body["errors"].([]any); body["success"] != false || len(errs) != 1 || errs[0] == "" || body["code"] != c.code {
+						t.Errorf("body = %v, want the sending API's error shape with code %q", body, c.code)
 					}
 					return
 				}
@@ -179,4 +190,65 @@ func endpoints(e *env) []endpoint {
 		eps[i] = endpoint{name: r.name, method: method, path: path, route: r.route, body: r.body}
 	}
 	return eps
+}
+
+// To GET /api/verify?account_id=N (and HEAD), a token of another account,
+// valid or expired, is a token that does not exist: the same 401, body and
+// headers, and a failure of the address's budget; POST /api/verify says
+// NOT_FOUND for it and nothing more, as for a token that does not exist.
+func TestVerifyAnotherAccountsTokenLooksUnknown(t *testing.T) {
+	e := newEnv(t, withAPI(func(o *api.Options) { o.AuthFailureLimit = 3 }))
+	theirs := e.createToken(e.otherAdmin, "theirs", perm("account", e.other, 100))
+	var expiring apiToken
+	e.post("/api/api_tokens", e.otherAdmin, map[string]any{"name": "expiring", "expires_at": e.clock.Now().Add(time.Minute),
+		"resources": []any{perm("account", e.other, 100)}}).want(200).decode(&expiring)
+	e.secrets.add(expiring.Token)
+	e.clock.Advance(2 * time.Minute)
+	format, _ := apikey.NewFormat("tk")
+	unknown, err := format.Generate("live")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Everything but what differs between any two responses.
+	same := func(r *response) string {
+		h := r.Header.Clone()
+		h.Del("Date")
+		h.Del("X-Request-Id")
+		return fmt.Sprintf("%d %v %s", r.Status, h, r.Body)
+	}
+	forward := e.path("/api/verify?account_id=%d", e.acme)
+	for _, method := range []string{"GET", "HEAD"} {
+		want := same(e.send(request{method: method, path: forward, token: unknown, from: "127.0.0.20"}).want(401))
+		for _, c := range []struct{ name, token, from string }{
+			{"valid", theirs.Token, "127.0.0.21"},
+			{"expired", expiring.Token, "127.0.0.22"},
+		} {
+			t.Run(method+"/"+c.name, func(t *testing.T) {
+				e := e.with(t)
+				if got := same(e.send(request{method: method, path: forward, token: c.token, from: c.from})); got != want {
+					t.Errorf("another account's %s token got\n%s\nwant, as an unknown token,\n%s", c.name, got, want)
+				}
+			})
+		}
+	}
+	t.Run("spends the address's failures", func(t *testing.T) {
+		e := e.with(t)
+		// 127.0.0.21 and .22 have spent two of their three failures.
+		e.send(request{method: "GET", path: forward, token: theirs.Token, from: "127.0.0.21"}).want(401)
+		assertThrottled(t, e.send(request{method: "GET", path: forward, token: theirs.Token, from: "127.0.0.21"}))
+		e.send(request{method: "GET", path: forward, token: expiring.Token, from: "127.0.0.22"}).want(401)
+		assertThrottled(t, e.send(request{method: "GET", path: forward, token: expiring.Token, from: "127.0.0.22"}))
+		// The token still passes for its own account, from another address.
+		e.send(request{method: "GET", path: e.path("/api/verify?account_id=%d", e.other), token: theirs.Token, from: "127.0.0.23"}).want(204)
+	})
+	t.Run("POST", func(t *testing.T) {
+		e := e.with(t)
+		_, want := e.verify(e.admin, map[string]any{"token": unknown})
+		for _, c := range []struct{ name, token string }{{"valid", theirs.Token}, {"expired", expiring.Token}} {
+			if _, got := e.verify(e.admin, map[string]any{"token": c.token}); string(got.Body) != string(want.Body) ||
+				got.Header.Get("X-Ratelimit-Limit") != want.Header.Get("X-Ratelimit-Limit") {
+				t.Errorf("another account's %s token: %s %v, want as unknown %s %v", c.name, got.Body, got.Header, want.Body, want.Header)
+			}
+		}
+	})
 }

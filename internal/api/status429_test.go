@@ -270,3 +270,109 @@ func TestBurstOfAnUncachedTokenIsNotThrottled(t *testing.T) {
 		t.Errorf("%d of 64 concurrent first uses of a valid token were refused", n)
 	}
 }
+
+// Every sending route answers a spent plan limit and a throttled address
+// with 429, Retry-After and tokend's code, in its own error shape: Mailtrap's
+// {"success": false, "errors": [...], "code"}, MailSage's {"error", "status",
+// "code"}.
+func TestSendingRoutesRateLimitedCarryCode(t *testing.T) {
+	e := newEnv(t, withAPI(func(o *api.Options) { o.AuthFailureLimit = 1 }))
+	sb := e.createSandbox(e.admin, e.createProject(e.admin, "QA"), "Staging")
+	if _, err := e.svc.SetPlan(t.Context(), e.acme, tokend.PlanEnterprise, 1, 0, "ops"); err != nil {
+		t.Fatal(err)
+	}
+	routes := []struct {
+		name, path string
+		mailSage   bool
+	}{
+		{"send", "/api/send", false},
+		{"send to sandbox", e.path("/api/send/%d", sb), false},
+		{"batch", "/api/batch", false},
+		{"batch to sandbox", e.path("/api/batch/%d", sb), false},
+		{"mailsage send", "/api/v1/emails/send", true},
+	}
+	format, _ := apikey.NewFormat("tk")
+	for i, rt := range routes {
+		t.Run(rt.name, func(t *testing.T) {
+			e := e.with(t)
+			assertCode := func(r *response, code string) {
+				t.Helper()
+				r.want(429)
+				assertRetryAfter(t, r)
+				body := r.object()
+				if rt.mailSage {
+					if body["code"] != code || body["status"] != float64(429) || body["error"] == "" {
+						t.Errorf("body %s, want MailSage's shape with code %q", r.Body, code)
+					}
+					return
+				}
+				if errs, _ := body["errors"].([]any); body["success"] != false || len(errs) != 1 || errs[0] == "" || body["code"] != code {
+					t.Errorf("body %s, want the sending API's shape with code %q", r.Body, code)
+				}
+			}
+			// The plan limit, one request a minute: whatever the first
+			// request's answer, the second is refused.
+			e.clock.Advance(time.Minute)
+			e.post(rt.path, e.admin, map[string]any{})
+			assertCode(e.post(rt.path, e.admin, map[string]any{}), "rate_limited")
+			// The failed-authentication throttle, one failure a minute.
+			guess, err := format.Generate("live")
+			if err != nil {
+				t.Fatal(err)
+			}
+			from := fmt.Sprintf("127.0.0.%d", 40+i)
+			e.send(request{method: "POST", path: rt.path, token: guess, body: map[string]any{}, from: from}).want(401)
+			assertCode(e.send(request{method: "POST", path: rt.path, token: guess, body: map[string]any{}, from: from}), "auth_throttled")
+		})
+	}
+}
+
+// Change streams are shared out so that no token can take them all: a test
+// key holds at most 2, the account's test keys 16 together, a service token
+// (a live token with viewer on the account) 16, and the account 64. Past a
+// bound the answer is 429 too_many_streams, saying which, with Retry-After;
+// a service token still gets a stream when test keys hold all they may.
+func TestAuthChangeStreamLimits(t *testing.T) {
+	e := newEnv(t, withStreams())
+	ready := fmt.Sprintf(`{"account_id":%d}`, e.acme)
+	refused := func(token, says string) {
+		t.Helper()
+		r := e.send(request{method: "GET", path: "/api/auth_changes", token: token}).want(429)
+		body := r.object()
+		if body["code"] != "too_many_streams" || body["status"] != float64(429) || !strings.Contains(fmt.Sprint(body["error"]), says) {
+			t.Errorf("429 body %s, want code too_many_streams and an error saying %q", r.Body, says)
+		}
+		assertRetryAfter(t, r)
+	}
+	// A test key with viewer on the account opens its two, and no more.
+	viewer := e.createTestToken(e.admin, "test viewer", perm("account", e.acme, 10))
+	for range tokend.MaxTestKeyStreams {
+		e.openStream(viewer).want("ready", ready)
+	}
+	refused(viewer, "This test key already holds 2 change streams")
+	// Test keys together hold at most 16.
+	for i := 1; i < tokend.MaxTestKeyStreamsPerAccount/tokend.MaxTestKeyStreams; i++ {
+		key := e.createTestToken(e.admin, fmt.Sprintf("test key %d", i), perm("account", e.acme, 100))
+		for range tokend.MaxTestKeyStreams {
+			e.openStream(key).want("ready", ready)
+		}
+	}
+	refused(e.createTestToken(e.admin, "one test key too many", perm("account", e.acme, 10)), "test keys already hold 16 change streams")
+	// A service token still gets its streams, up to 16.
+	gateway := e.createToken(e.admin, "gateway", perm("account", e.acme, 10))
+	for range tokend.MaxServiceTokenStreams {
+		e.openStream(gateway.Token).want("ready", ready)
+	}
+	refused(gateway.Token, "This token already holds 16 change streams")
+	// Other service tokens take the rest of the account's 64.
+	for open := tokend.MaxTestKeyStreamsPerAccount + tokend.MaxServiceTokenStreams; open < tokend.MaxAuthSubscriptions; {
+		other := e.createToken(e.admin, fmt.Sprintf("gateway %d", open), perm("account", e.acme, 10))
+		for range min(tokend.MaxServiceTokenStreams, tokend.MaxAuthSubscriptions-open) {
+			e.openStream(other.Token).want("ready", ready)
+			open++
+		}
+	}
+	refused(e.admin, "This account already holds 64 change streams")
+	// Another account has its own allowance.
+	e.openStream(e.otherAdmin).want("ready", fmt.Sprintf(`{"account_id":%d}`, e.other))
+}

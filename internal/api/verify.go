@@ -120,15 +120,32 @@ var (
 
 // verifyForward answers GET /api/verify for reverse proxies (nginx
 // auth_request, Traefik ForwardAuth, Envoy ext_authz): the forwarded
-// request's own credential was verified and charged like any request; the
-// query may narrow what passes with account_id=N (the token's account) and
-// require=<type>:<id>:<level> (repeated; every one must be held), else 403.
-// A pass is 204 with the identity headers.
-func (s *Server) verifyForward(w http.ResponseWriter, r *http.Request, caller *tokend.Token) error {
-	if r.URL.RawQuery != "" {
-		if err := s.checkForwardQuery(r, caller); err != nil {
-			return err
-		}
+// request's own credential is verified and charged like any request; the
+// query may narrow what passes with account_id=N and
+// require=<type>:<id>:<level> (repeated; every one must be held, else 403).
+// With account_id, a token of another account is answered exactly as a
+// token that does not exist (see tokend.Verifier.VerifyIn). A pass is 204
+// with the identity headers. The credential is checked before the query, so
+// that a request without a valid one learns nothing from it.
+func (s *Server) verifyForward(w http.ResponseWriter, r *http.Request) {
+	q, qerr := parseForwardQuery(r.URL.RawQuery)
+	cred, client := requestCredential(r), tokend.ClientAddr(r.Context())
+	var d tokend.Decision
+	if qerr == nil && q.account != 0 {
+		d = s.verifier.VerifyIn(r.Context(), cred, client, q.account)
+	} else {
+		d = s.verifier.Verify(r.Context(), cred, client)
+	}
+	caller, err := s.decided(w, r, d)
+	if err == nil {
+		err = qerr
+	}
+	if err == nil && len(q.required) > 0 {
+		err = s.checkRequired(r, caller, q.required)
+	}
+	if err != nil {
+		s.writeError(w, r, err)
+		return
 	}
 	h := w.Header()
 	// Nothing to sniff in an empty answer; and without it the header map
@@ -145,51 +162,63 @@ func (s *Server) verifyForward(w http.ResponseWriter, r *http.Request, caller *t
 		st.verifyPass = true
 	}
 	w.WriteHeader(http.StatusNoContent)
-	return nil
 }
 
-// checkForwardQuery applies GET /api/verify's query. Anything it does not
+// forwardQuery is what GET /api/verify's query asks: the account whose
+// tokens pass (0: any) and the permissions they must hold.
+type forwardQuery struct {
+	account  int64
+	required []tokend.Permission
+}
+
+// parseForwardQuery reads GET /api/verify's query. Anything it does not
 // know, and any empty value, is EINVALID: a typo in a proxy's configuration
 // must not drop a check silently.
-func (s *Server) checkForwardQuery(r *http.Request, caller *tokend.Token) error {
-	q, err := url.ParseQuery(r.URL.RawQuery)
+func parseForwardQuery(raw string) (forwardQuery, error) {
+	var out forwardQuery
+	if raw == "" {
+		return out, nil
+	}
+	q, err := url.ParseQuery(raw)
 	if err != nil {
-		return tokend.Invalid("base", "the query string cannot be read")
+		return out, tokend.Invalid("base", "the query string cannot be read")
 	}
 	for k, vs := range q {
 		if k != "account_id" && k != "require" {
-			return tokend.Invalid(clip(k, 64), "is not a parameter of GET /api/verify (account_id and require are)")
+			return out, tokend.Invalid(clip(k, 64), "is not a parameter of GET /api/verify (account_id and require are)")
 		}
 		for _, v := range vs {
 			if v == "" {
-				return tokend.Invalid(k, "must not be empty")
+				return out, tokend.Invalid(k, "must not be empty")
 			}
 		}
 	}
 	if vs := q["account_id"]; len(vs) > 0 {
 		if len(vs) > 1 {
-			return tokend.Invalid("account_id", "must be given once")
+			return out, tokend.Invalid("account_id", "must be given once")
 		}
 		id, ok := parseID(vs[0])
 		if !ok {
-			return tokend.Invalid("account_id", "must be a positive integer")
+			return out, tokend.Invalid("account_id", "must be a positive integer")
 		}
-		if id != caller.AccountID {
-			return tokend.Errorf(tokend.EFORBIDDEN, "This token belongs to another account")
-		}
+		out.account = id
 	}
 	reqs := q["require"]
 	if len(reqs) > tokend.MaxRequiredPermissions {
-		return tokend.Invalid("require", fmt.Sprintf("at most %d permissions may be checked at once", tokend.MaxRequiredPermissions))
+		return out, tokend.Invalid("require", fmt.Sprintf("at most %d permissions may be checked at once", tokend.MaxRequiredPermissions))
 	}
-	required := make([]tokend.Permission, 0, len(reqs))
 	for _, v := range reqs {
 		p, err := tokend.ParsePermission(v)
 		if err != nil {
-			return tokend.Invalid("require", err.Error())
+			return out, tokend.Invalid("require", err.Error())
 		}
-		required = append(required, p)
+		out.required = append(out.required, p)
 	}
+	return out, nil
+}
+
+// checkRequired is 403 unless caller holds every permission of required.
+func (s *Server) checkRequired(r *http.Request, caller *tokend.Token, required []tokend.Permission) error {
 	ok, err := s.verifier.Holds(r.Context(), caller, required)
 	if err != nil {
 		return err
