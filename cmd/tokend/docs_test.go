@@ -39,7 +39,8 @@ import (
 //     on stderr).
 //   - In shown output, "..." stands for any text within a line (a token
 //     value, a timestamp), and a line that is only "..." for any number of
-//     lines. Line ends are compared as a terminal shows them: CRLF as LF.
+//     lines. Lines are compared as a terminal shows them: CRLF as LF, and
+//     without the spaces that end them.
 //
 // README.md runs as a newcomer runs it: in a fresh copy of the repository,
 // in one shell, from nothing. Each docs/*.md runs in one shell too, top to
@@ -136,9 +137,10 @@ func steps(t *testing.T, b codeBlock) []docStep {
 			if inOutput || len(strings.TrimSpace(strings.Join(cur.code, ""))) == 0 {
 				t.Errorf("%s:%d: output shown with no command before it", b.file, n)
 			}
-			cur.shown, cur.at, inOutput = []string{strings.TrimPrefix(strings.TrimPrefix(line, outputFirst), " ")}, n, true
+			first := strings.TrimPrefix(strings.TrimPrefix(line, outputFirst), " ")
+			cur.shown, cur.at, inOutput = []string{strings.TrimRight(first, " \t")}, n, true
 		case inOutput && strings.HasPrefix(line, outputMore):
-			cur.shown = append(cur.shown, strings.TrimPrefix(line, outputMore))
+			cur.shown = append(cur.shown, strings.TrimRight(strings.TrimPrefix(line, outputMore), " \t"))
 		default:
 			if inOutput {
 				out = append(out, cur)
@@ -236,10 +238,7 @@ func runDoc(t *testing.T, dir string, env []string, blocks []codeBlock) (output 
 			t.Errorf("%s:%d: this example failed (%v); its output:\n%s", blocks[0].file, s.line, runErr, got[len(got)-1])
 			break
 		}
-		printed := got[i]
-		if printed != "" && !strings.HasSuffix(printed, "\n") {
-			printed += "\n"
-		}
+		printed := trimLineEnds(got[i])
 		if !shownPattern(s.shown).MatchString(printed) {
 			where := s.at
 			if where == 0 {
@@ -253,6 +252,19 @@ func runDoc(t *testing.T, dir string, env []string, blocks []codeBlock) (output 
 		t.Errorf("%s: the examples ran but the shell ended with %v", blocks[0].file, runErr)
 	}
 	return string(raw)
+}
+
+// trimLineEnds drops the spaces that end lines, which a terminal does not
+// show, and ends the text with a line end, as a terminal's prompt would.
+func trimLineEnds(s string) string {
+	if s == "" {
+		return ""
+	}
+	lines := strings.Split(strings.TrimSuffix(s, "\n"), "\n")
+	for i, l := range lines {
+		lines[i] = strings.TrimRight(l, " \t")
+	}
+	return strings.Join(lines, "\n") + "\n"
 }
 
 func indentLines(s, prefix string) string {
@@ -424,6 +436,8 @@ func docEnv(t *testing.T, dir string) []string {
 		"API="+url+"/api",
 		"ACCOUNT="+strconv.FormatInt(created.Account.ID, 10),
 		"ADMIN="+created.APIToken.Token,
+		// The operator's commands ask the same DNS as the server.
+		"TOKEND_DNS_RESOLVER="+dns.Addr(),
 	)
 }
 
