@@ -34,9 +34,9 @@ import (
 //     must name its language, so that no command hides in a block that is
 //     not run.
 //   - Output is shown right after the command that prints it, as comments:
-//     "# → first line", then "#   next line" for each further line. A
-//     command the document shows no output for must print nothing (not even
-//     on stderr).
+//     "# → first line", then "#   next line" for each further line ("#"
+//     alone for an empty one). A command the document shows no output for
+//     must print nothing (not even on stderr).
 //   - In shown output, "..." stands for any text within a line (a token
 //     value, a timestamp), and a line that is only "..." for any number of
 //     lines. Lines are compared as a terminal shows them: CRLF as LF, and
@@ -139,6 +139,8 @@ func steps(t *testing.T, b codeBlock) []docStep {
 			}
 			first := strings.TrimPrefix(strings.TrimPrefix(line, outputFirst), " ")
 			cur.shown, cur.at, inOutput = []string{strings.TrimRight(first, " \t")}, n, true
+		case inOutput && strings.TrimRight(line, " \t") == "#":
+			cur.shown = append(cur.shown, "") // an empty line of output
 		case inOutput && strings.HasPrefix(line, outputMore):
 			cur.shown = append(cur.shown, strings.TrimRight(strings.TrimPrefix(line, outputMore), " \t"))
 		default:
@@ -325,6 +327,9 @@ func TestDocsRunAsShown(t *testing.T) {
 				runReadme(t, blocks)
 				return
 			}
+			for _, addr := range docPorts {
+				requireFreePort(t, addr)
+			}
 			dir := copyCheckout(t)
 			env := docEnv(t, dir)
 			runDoc(t, dir, env, blocks)
@@ -335,6 +340,10 @@ func TestDocsRunAsShown(t *testing.T) {
 		})
 	}
 }
+
+// docPorts are the addresses the documents' examples start services on:
+// the gateway, the example reports service and the API behind the gateway.
+var docPorts = []string{"127.0.0.1:8081", "127.0.0.1:8090", "127.0.0.1:9000"}
 
 // runReadme runs the README's examples as a newcomer would: in a fresh copy
 // of the repository, with no TOKEND_ variables set, from nothing. The quick
@@ -446,7 +455,7 @@ func docEnv(t *testing.T, dir string) []string {
 func TestDocsParserFormat(t *testing.T) {
 	dir := t.TempDir()
 	doc := filepath.Join(dir, "doc.md")
-	md := "# A doc\n\n```sh\necho one\n# → one\necho two; echo three\n# → two\n#   three\ntrue\n```\n\n" +
+	md := "# A doc\n\n```sh\necho one\n# → one\necho two; echo; echo three\n# → two\n#\n#   three\ntrue\n```\n\n" +
 		"  ```sh no-run\n  systemctl start tokend\n  ```\n\n```text\nnot run\n```\n"
 	if err := os.WriteFile(doc, []byte(md), 0o644); err != nil {
 		t.Fatal(err)
@@ -459,7 +468,7 @@ func TestDocsParserFormat(t *testing.T) {
 		t.Errorf("an indented block's body = %q", got)
 	}
 	s := steps(t, blocks[0])
-	if len(s) != 3 || fmt.Sprint(s[1].shown) != "[two three]" || s[2].shown != nil || s[2].code[0] != "true" {
+	if len(s) != 3 || fmt.Sprintf("%q", s[1].shown) != `["two" "" "three"]` || s[2].shown != nil || s[2].code[0] != "true" {
 		t.Fatalf("steps = %+v", s)
 	}
 	tests := []struct {
