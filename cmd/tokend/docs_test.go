@@ -497,6 +497,57 @@ func TestDocsParserFormat(t *testing.T) {
 	}
 }
 
+// TestConfigurationTableIsServesFlags holds docs/operations.md's
+// configuration table to "tokend help serve": the same flags, each with its
+// environment variable.
+func TestConfigurationTableIsServesFlags(t *testing.T) {
+	raw, err := os.ReadFile("../../docs/operations.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	doc := map[string]string{}
+	in := false
+	row := regexp.MustCompile("`(--[a-z0-9-]+)`")
+	envVar := regexp.MustCompile("`(TOKEND_[A-Z0-9_]+)`")
+	for _, line := range strings.Split(string(raw), "\n") {
+		if strings.HasPrefix(line, "## ") || strings.HasPrefix(line, "### ") {
+			in = strings.Contains(line, "Configuration")
+		}
+		if !in || !strings.HasPrefix(line, "| `--") {
+			continue
+		}
+		cells := strings.Split(line, "|")
+		flags, vars := row.FindAllStringSubmatch(cells[1], -1), envVar.FindAllStringSubmatch(cells[2], -1)
+		if len(flags) == 0 || len(flags) != len(vars) {
+			t.Errorf("docs/operations.md: a configuration row names %d flags and %d variables: %s", len(flags), len(vars), line)
+			continue
+		}
+		for i, f := range flags {
+			doc[f[1]] = vars[i][1]
+		}
+	}
+	help := tokend(t, nil, "help", "serve").stdout
+	served := map[string]string{}
+	for _, m := range regexp.MustCompile(`(?m)^\s+(--[a-z0-9-]+)\b.*?\b(TOKEND_[A-Z0-9_]+)\b`).FindAllStringSubmatch(help, -1) {
+		served[m[1]] = m[2]
+	}
+	if len(served) == 0 {
+		t.Fatalf("no flags found in tokend help serve:\n%s", help)
+	}
+	for f, v := range served {
+		if d, ok := doc[f]; !ok {
+			t.Errorf("serve has %s (%s), which docs/operations.md's configuration table lacks", f, v)
+		} else if d != v {
+			t.Errorf("docs/operations.md gives %s the variable %s; serve reads %s", f, d, v)
+		}
+	}
+	for f := range doc {
+		if _, ok := served[f]; !ok {
+			t.Errorf("docs/operations.md's configuration table has %s, which serve does not take", f)
+		}
+	}
+}
+
 // TestAPIDocNamesEveryRoute holds docs/api.md to the API's routes: every
 // route it names ("METHOD /path" in code) exists, and every route is named.
 // The routes are the OpenAPI document's operations, which
