@@ -323,12 +323,15 @@ func TestDocsRunAsShown(t *testing.T) {
 			if !runnable {
 				t.Skipf("%s has no shell examples that run", name)
 			}
+			// The documents run at once: each has its own copy, database and
+			// server, and no two start services on the same fixed address.
+			t.Parallel()
+			for _, addr := range fixedAddrs(blocks) {
+				requireFreePort(t, addr)
+			}
 			if name == "README.md" {
 				runReadme(t, blocks)
 				return
-			}
-			for _, addr := range docPorts {
-				requireFreePort(t, addr)
 			}
 			dir := copyCheckout(t)
 			env := docEnv(t, dir)
@@ -341,15 +344,28 @@ func TestDocsRunAsShown(t *testing.T) {
 	}
 }
 
-// docPorts are the addresses the documents' examples start services on:
-// the gateway, the example reports service and the API behind the gateway.
-var docPorts = []string{"127.0.0.1:8081", "127.0.0.1:8090", "127.0.0.1:9000"}
+// fixedAddrs are the loopback addresses a document's examples name, where
+// they start services (the README's quick start on 127.0.0.1:8080, the
+// gateway's examples on others). No two documents may share one.
+func fixedAddrs(blocks []codeBlock) []string {
+	var addrs []string
+	for _, b := range blocks {
+		if !b.runs() {
+			continue
+		}
+		for _, m := range regexp.MustCompile(`127\.0\.0\.1:[0-9]+`).FindAllString(strings.Join(b.body, "\n"), -1) {
+			if !slices.Contains(addrs, m) {
+				addrs = append(addrs, m)
+			}
+		}
+	}
+	return addrs
+}
 
 // runReadme runs the README's examples as a newcomer would: in a fresh copy
 // of the repository, with no TOKEND_ variables set, from nothing. The quick
 // start listens on tokend's default address.
 func runReadme(t *testing.T, blocks []codeBlock) {
-	requireFreePort(t, "127.0.0.1:8080")
 	dir := copyCheckout(t)
 	out := runDoc(t, dir, cleanEnv(), blocks)
 	if t.Failed() {
