@@ -604,6 +604,69 @@ func TestAPIDocNamesEveryRoute(t *testing.T) {
 	}
 }
 
+// TestDocsLinks checks the documents' relative links: each names a file of
+// the repository, and each #fragment a heading of its document (as GitHub
+// makes anchors of headings).
+func TestDocsLinks(t *testing.T) {
+	link := regexp.MustCompile(`\]\(([^)\s]+)\)`)
+	anchors := map[string][]string{} // by document path, relative to the repository
+	for _, path := range docFiles(t) {
+		name := strings.TrimPrefix(path, "../../")
+		anchors[name] = headingAnchors(t, path)
+	}
+	for _, path := range docFiles(t) {
+		name := strings.TrimPrefix(path, "../../")
+		raw, err := os.ReadFile(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		// Code blocks hold no links.
+		text := regexp.MustCompile("(?s)```.*?```").ReplaceAllString(string(raw), "")
+		for _, m := range link.FindAllStringSubmatch(text, -1) {
+			target := m[1]
+			if strings.Contains(target, "://") || strings.HasPrefix(target, "mailto:") {
+				continue
+			}
+			file, frag, _ := strings.Cut(target, "#")
+			doc := name
+			if file != "" {
+				doc = filepath.ToSlash(filepath.Clean(filepath.Join(filepath.Dir(name), file)))
+				if _, err := os.Stat(filepath.Join("../..", doc)); err != nil {
+					t.Errorf("%s links to %s, which does not exist", name, target)
+					continue
+				}
+			}
+			if frag == "" {
+				continue
+			}
+			list, ok := anchors[doc]
+			if !ok {
+				t.Errorf("%s links to %s, a fragment of a file that is not a document", name, target)
+			} else if !slices.Contains(list, frag) {
+				t.Errorf("%s links to %s: %s has no heading with the anchor %q", name, target, doc, frag)
+			}
+		}
+	}
+}
+
+// headingAnchors returns the anchors GitHub gives the headings of the
+// markdown file path: lower case, punctuation dropped, spaces as hyphens.
+func headingAnchors(t *testing.T, path string) []string {
+	t.Helper()
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	text := regexp.MustCompile("(?s)```.*?```").ReplaceAllString(string(raw), "")
+	var out []string
+	drop := regexp.MustCompile(`[^\p{L}\p{N} _-]`)
+	for _, m := range regexp.MustCompile(`(?m)^#{1,6} +(.+?) *$`).FindAllStringSubmatch(text, -1) {
+		a := strings.ReplaceAll(drop.ReplaceAllString(strings.ToLower(m[1]), ""), " ", "-")
+		out = append(out, a)
+	}
+	return out
+}
+
 // debianPackage names the package of a command whose package is not named after it.
 var debianPackage = map[string]string{"systemd-analyze": "systemd"}
 
