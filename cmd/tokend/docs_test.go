@@ -25,18 +25,20 @@ import (
 
 // The documentation is tested: every shell example in README.md and
 // docs/*.md runs, and what it prints is compared with what the document
-// shows. The format, as docs/README's "Documentation" section tells readers:
+// shows. The format, as docs/development.md ("The documentation is tested")
+// tells writers:
 //
 //   - A fenced code block whose info string starts with "sh" (or "bash",
 //     "shell") is a shell example. It runs, unless its info string also
 //     says "no-run" ("```sh no-run"): for the few that cannot run in a test
-//     (systemd, a real relay, the test suite itself). Every fenced block
+//     (systemd, the test suite itself). Every fenced block
 //     must name its language, so that no command hides in a block that is
 //     not run.
 //   - Output is shown right after the command that prints it, as comments:
 //     "# → first line", then "#   next line" for each further line ("#"
 //     alone for an empty one). A command the document shows no output for
-//     must print nothing (not even on stderr).
+//     must print nothing (not even on stderr). The examples run with
+//     set -euo pipefail: one that fails must show it (cmd || echo ...).
 //   - In shown output, "..." stands for any text within a line (a token
 //     value, a timestamp), and a line that is only "..." for any number of
 //     lines. Lines are compared as a terminal shows them: CRLF as LF, and
