@@ -203,7 +203,6 @@ func (v *Verifier) Authenticate(ctx context.Context, cred Credential, client str
 // spent, so that the answer says nothing about other accounts' tokens.
 func (v *Verifier) VerifyIn(ctx context.Context, cred Credential, client string, account int64) Decision {
 	now := v.opts.Now()
-	v.sweep(now)
 	t, d := v.authenticate(ctx, cred, client, now)
 	if t != nil && t.AccountID != account {
 		// An expired token already spent its failure, as an unknown one
