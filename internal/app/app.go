@@ -79,6 +79,7 @@ type App struct {
 	Handler  http.Handler // the API and dashboard
 
 	now      func() time.Time
+	operator string
 	shared   *redislimits.Limits
 	runners  []*jobs.Runner
 	done     chan struct{} // closed as the HTTP server shuts down: ends change streams
@@ -103,7 +104,7 @@ func New(ctx context.Context, cfg Config, opts Options) (_ *App, err error) {
 		opts.Operator = "tokend"
 	}
 	logger := opts.Logger
-	a := &App{Config: cfg, Logger: logger, Metrics: metrics.New(), now: opts.Now, done: make(chan struct{})}
+	a := &App{Config: cfg, Logger: logger, Metrics: metrics.New(), now: opts.Now, operator: opts.Operator, done: make(chan struct{})}
 	defer func() {
 		if err != nil {
 			a.Close()
@@ -227,9 +228,10 @@ func (a *App) shareLimits(ctx context.Context) error {
 }
 
 // Bootstrap creates the account "Default" with its first admin token and a
-// dashboard setup code on an empty database; on any other it returns nil.
-func (a *App) Bootstrap(ctx context.Context, operator string) (*Bootstrapped, error) {
-	acct, first, err := a.Service.Bootstrap(ctx, operator)
+// dashboard setup code on an empty database, in the operator's name; on any
+// other it returns nil.
+func (a *App) Bootstrap(ctx context.Context) (*Bootstrapped, error) {
+	acct, first, err := a.Service.Bootstrap(ctx, a.operator)
 	if err != nil {
 		return nil, fmt.Errorf("bootstrap: %w", err)
 	}

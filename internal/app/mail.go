@@ -22,14 +22,6 @@ const (
 	emailLease      = emailTimeout + 5*time.Second
 )
 
-// retry is the outbox timing: Options.Retry, or the production one.
-func retry(opts Options) RetryTiming {
-	if opts.Retry != nil {
-		return *opts.Retry
-	}
-	return RetryTiming{Backoff: emailBackoff, MaxBackoff: emailMaxBackoff}
-}
-
 // newMailer wires sending: the Mailer, spending message allowances through
 // the application's Verifier (so that they are shared as its plan limits
 // are), and with a relay the runners that deliver its outbox jobs.
@@ -85,7 +77,10 @@ func (a *App) newMailer(ctx context.Context, opts Options) error {
 		return nil
 	}
 	d := &mail.Dispatcher{Mailer: a.Mailer, Relay: relay}
-	rt := retry(opts)
+	rt := RetryTiming{Backoff: emailBackoff, MaxBackoff: emailMaxBackoff}
+	if opts.Retry != nil {
+		rt = *opts.Retry
+	}
 	runner = jobs.New(svc.Outbox(), jobs.Options{
 		Kind: tokend.EmailJob, Workers: 4, Attempts: 1 << 30, MaxAge: cfg.SMTPRetryFor,
 		Backoff: rt.Backoff, MaxBackoff: rt.MaxBackoff, Poll: rt.Poll, Timeout: emailTimeout, Lease: emailLease, Logger: logger,
@@ -125,7 +120,6 @@ func (a *App) newAlerts(ctx context.Context, opts Options) tokend.DomainOptions 
 	var deliveries *jobs.Runner
 	if cfg.AlertWebhook != "" {
 		webhook = &alert.Webhook{URL: cfg.AlertWebhook, Client: &http.Client{}}
-		rt := retry(opts)
 		jo := jobs.Options{
 			Kind: alert.WebhookJob, Timeout: 5 * time.Second, Logger: logger,
 			Result: func(result string) {
@@ -135,7 +129,7 @@ func (a *App) newAlerts(ctx context.Context, opts Options) tokend.DomainOptions 
 				}
 			},
 		}
-		if opts.Retry != nil {
+		if rt := opts.Retry; rt != nil {
 			jo.Backoff, jo.MaxBackoff, jo.Poll = rt.Backoff, rt.MaxBackoff, rt.Poll
 		}
 		deliveries = jobs.New(svc.Outbox(), jo, webhook.Deliver)

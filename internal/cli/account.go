@@ -13,7 +13,6 @@ import (
 	"github.com/tokend/tokend/apikey"
 	"github.com/tokend/tokend/internal/api"
 	"github.com/tokend/tokend/internal/app"
-	"github.com/tokend/tokend/internal/sqlite"
 )
 
 type accountJSON struct {
@@ -37,28 +36,12 @@ func openService(ctx context.Context, path, prefix string, create bool) (*tokend
 	if err != nil {
 		return nil, nil, &UsageError{err.Error()}
 	}
-	store, err := openStore(ctx, path, create)
+	store, err := app.OpenStore(ctx, path, create)
 	if err != nil {
 		return nil, nil, err
 	}
 	return tokend.NewService(store, tokend.Options{Format: format}), store.Close, nil
 }
-
-// isPostgres reports whether a --db value names a PostgreSQL database.
-func isPostgres(db string) bool { return app.IsPostgres(db) }
-
-// openStore opens the database --db names: a postgres:// URL, or a SQLite
-// file path (which, unless create is set, must exist).
-func openStore(ctx context.Context, path string, create bool) (tokend.Store, error) {
-	return app.OpenStore(ctx, path, create)
-}
-
-func openSQLite(ctx context.Context, path string, create bool) (*sqlite.Store, error) {
-	return app.OpenSQLite(ctx, path, create)
-}
-
-// secretsKeyPath is where the secrets key of cfg lives.
-func secretsKeyPath(cfg ServeConfig) string { return app.SecretsKeyPath(cfg.DB, cfg.SecretsKeyFile) }
 
 func accountCreate(ctx context.Context, args []string, getenv Env, stdout, stderr io.Writer) error {
 	fs := newFlagSet("account create", stderr)

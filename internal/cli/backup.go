@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"io"
 	"os"
+
+	"github.com/tokend/tokend/internal/app"
 )
 
 // backup copies the database and, beside it, the secrets key that opens its
@@ -18,10 +20,10 @@ func backup(ctx context.Context, args []string, getenv Env, stdout, stderr io.Wr
 	if err != nil {
 		return err
 	}
-	if isPostgres(*db) {
+	if app.IsPostgres(*db) {
 		return &UsageError{"backup copies a SQLite database; for PostgreSQL use its own tools (pg_dump), and keep the secrets key file with the dump"}
 	}
-	store, err := openSQLite(ctx, *db, false)
+	store, err := app.OpenSQLite(ctx, *db, false)
 	if err != nil {
 		return err
 	}
@@ -29,7 +31,7 @@ func backup(ctx context.Context, args []string, getenv Env, stdout, stderr io.Wr
 	if err := store.Backup(ctx, out); err != nil {
 		return err
 	}
-	src := secretsKeyPath(ServeConfig{DB: *db, SecretsKeyFile: *keyFile})
+	src := app.SecretsKeyPath(*db, *keyFile)
 	key, err := os.ReadFile(src)
 	if errors.Is(err, os.ErrNotExist) {
 		fmt.Fprintf(stdout, "Backed up %s to %s.\n", *db, out)

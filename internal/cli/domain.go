@@ -11,6 +11,7 @@ import (
 
 	"github.com/tokend/tokend"
 	"github.com/tokend/tokend/apikey"
+	"github.com/tokend/tokend/internal/app"
 	"github.com/tokend/tokend/internal/dns"
 )
 
@@ -102,7 +103,7 @@ func openDomains(ctx context.Context, db, spf string, r tokend.DNSResolver) (*to
 	if err != nil {
 		return nil, nil, err
 	}
-	store, err := openStore(ctx, db, false)
+	store, err := app.OpenStore(ctx, db, false)
 	if err != nil {
 		return nil, nil, err
 	}

@@ -138,7 +138,7 @@ func Serve(ctx context.Context, cfg ServeConfig, operator string, stdout io.Writ
 		return configError(err)
 	}
 	defer a.Close()
-	first, err := a.Bootstrap(ctx, operatorName(operator))
+	first, err := a.Bootstrap(ctx)
 	if err != nil {
 		return err
 	}
