@@ -4,8 +4,6 @@ import (
 	"context"
 	"fmt"
 	"strconv"
-
-	"github.com/tokend/tokend/internal/ratelimit"
 )
 
 // The message allowance: sending is counted against the plan in messages as
@@ -14,7 +12,7 @@ import (
 // delivered or captured into a sandbox. An account has an allowance per
 // minute for its live keys and one for its test keys (TestRateMultiplier
 // times larger), held like the plan limit: in this process, or across every
-// instance through SharedLimits. A send spends all its recipients at once
+// instance through shared Limits. A send spends all its recipients at once
 // or none, before anything is written; what the rules then refuse (a sender
 // domain the token may not use, a sandbox it cannot write to) is given back.
 
@@ -23,7 +21,7 @@ import (
 // until it is whole again, and RetryAfter when the send was refused for it.
 // Set is false when the send ended before the allowance was consulted.
 type Allowance struct {
-	ratelimit.Decision
+	LimitDecision
 	Set bool
 }
 
@@ -63,16 +61,11 @@ func (v *Verifier) spendMessages(ctx context.Context, t *Token, n int) (Allowanc
 			Fields: FieldErrors{"base": {fmt.Sprintf("This request has %s, more than the %d messages a minute this account's %s may send "+
 				"(each recipient is one message): send them in smaller requests", recipientCount(n), limit, keys)}}}
 	}
-	var d ratelimit.Decision
-	if v.opts.Shared != nil {
-		var err error
-		if d, err = v.opts.Shared.TakeN(ctx, messageKey(t.AccountID, test), limit, n); err != nil {
-			return Allowance{}, ErrLimitsUnavailable
-		}
-	} else {
-		d = v.messages.TakeN(limitKey{account: t.AccountID, test: test}, limit, n, v.opts.Now())
+	d, err := v.limits.TakeN(ctx, messageKey(t.AccountID, test), limit, n)
+	if err != nil {
+		return Allowance{}, ErrLimitsUnavailable
 	}
-	a := Allowance{Decision: d, Set: true}
+	a := Allowance{LimitDecision: d, Set: true}
 	if !d.Allowed {
 		return a, &Error{Code: ERATELIMITED, Reason: ReasonMessagesLimited,
 			Message: fmt.Sprintf("Message allowance exceeded: this request has %s and %d of the %d messages a minute this account's %s may send are left; "+
@@ -95,20 +88,8 @@ func (v *Verifier) refundMessages(ctx context.Context, t *Token, n int, a *Allow
 		return
 	}
 	limit := v.MessageLimit(t)
-	if v.opts.Shared != nil {
-		// At worst the account keeps n messages spent for up to a minute.
-		v.opts.Shared.RefundN(context.WithoutCancel(ctx), messageKey(t.AccountID, t.Environment == Test), limit, n)
-	} else {
-		v.messages.RefundN(limitKey{account: t.AccountID, test: t.Environment == Test}, limit, n, v.opts.Now())
-	}
+	// At worst, when the limits cannot be reached, the account keeps n
+	// messages spent for up to a minute.
+	_ = v.limits.RefundN(context.WithoutCancel(ctx), messageKey(t.AccountID, t.Environment == Test), limit, n)
 	a.Remaining = min(a.Remaining+n, a.Limit)
-}
-
-// messageKey names an account's message allowance for live or test keys in
-// shared limits.
-func messageKey(account int64, test bool) string {
-	if test {
-		return "messages:" + strconv.FormatInt(account, 10) + ":test"
-	}
-	return "messages:" + strconv.FormatInt(account, 10) + ":live"
 }

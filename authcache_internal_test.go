@@ -16,7 +16,7 @@ func TestNegativeCacheIsBounded(t *testing.T) {
 	var h [32]byte // h[0] == 0: every hash lands in shard 0
 	for i := 0; i < 3*c.negLimit; i++ {
 		binary.LittleEndian.PutUint64(h[1:], uint64(i))
-		c.putUnknown(&h, c.gen.Load())
+		c.PutUnknown(&h, c.Gen())
 	}
 	if n := len(c.shards[0].unknown); n == 0 || n > c.negLimit {
 		t.Fatalf("shard holds %d unknown hashes, want 1..%d", n, c.negLimit)
@@ -75,9 +75,9 @@ func TestFlushForgetsEverything(t *testing.T) {
 	c := newAuthCache()
 	var known, unknown [32]byte
 	known[0], unknown[0] = 1, 2
-	c.put(&known, &Token{ID: 7, AccountID: 1}, c.gen.Load())
-	c.putUnknown(&unknown, c.gen.Load())
-	before := c.gen.Load()
+	c.put(&known, &Token{ID: 7, AccountID: 1}, c.Gen())
+	c.PutUnknown(&unknown, c.Gen())
+	before := c.Gen()
 	c.flush()
 	if t1, _ := c.get(&known); t1 != nil {
 		t.Error("a verified token survived the flush")
@@ -86,7 +86,7 @@ func TestFlushForgetsEverything(t *testing.T) {
 		t.Error("an unknown hash survived the flush")
 	}
 	c.put(&known, &Token{ID: 7, AccountID: 1}, before) // a refill that read before the flush
-	if t1, _ := c.get(&known); t1 != nil || c.len() != 0 {
+	if t1, _ := c.get(&known); t1 != nil || c.Len() != 0 {
 		t.Error("a refill from before the flush came back")
 	}
 }

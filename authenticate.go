@@ -35,14 +35,14 @@ func (s *Service) find(ctx context.Context, raw string) (*Token, error) {
 	if string(t.Environment) != env {
 		return nil, errBadToken
 	}
-	if t.ExpiredAt(s.now()) {
-		if cached {
+	if err := t.Guards().Admit(s.now()); err != nil {
+		if cached && err == errExpiredToken {
 			// It will not work again: let it leave memory. Only a cached token is
 			// evicted, so replaying an expired token cannot keep bumping the
 			// generation and spoil other tokens' refills.
-			s.cache.evictToken(t.ID)
+			s.cache.EvictToken(t.ID)
 		}
-		return t, errExpiredToken
+		return t, err
 	}
 	return t, nil
 }
@@ -61,7 +61,7 @@ func (s *Service) AuthenticateCached(raw string) *Token {
 	}
 	h := apikey.Hash(raw)
 	t, _ := s.cache.get(&h)
-	if t == nil || string(t.Environment) != env || t.ExpiredAt(s.now()) {
+	if t == nil || string(t.Environment) != env || t.Guards().Admit(s.now()) != nil {
 		return nil
 	}
 	return t
@@ -79,11 +79,11 @@ func (s *Service) lookup(ctx context.Context, h *[32]byte) (t *Token, cached boo
 	} else if unknown {
 		return nil, false, errBadToken
 	}
-	gen := s.cache.gen.Load()
+	gen := s.cache.Gen()
 	t, err = s.tokenByHash(ctx, *h)
 	switch {
 	case err == errBadToken:
-		s.cache.putUnknown(h, gen)
+		s.cache.PutUnknown(h, gen)
 		return nil, false, err
 	case err != nil:
 		return nil, false, err
@@ -124,7 +124,7 @@ func (s *Service) WarmAuthCache(ctx context.Context) (int, error) {
 	err = s.store.ForEachToken(ctx, s.now(), func(t *Token) error {
 		var h [32]byte
 		copy(h[:], t.Hash)
-		s.cache.put(&h, principal(t), s.cache.gen.Load())
+		s.cache.put(&h, principal(t), s.cache.Gen())
 		n++
 		return nil
 	})
@@ -136,5 +136,5 @@ func (s *Service) CachedTokens() int {
 	if s.cache == nil {
 		return 0
 	}
-	return s.cache.len()
+	return s.cache.Len()
 }

@@ -32,7 +32,7 @@ func (s *Service) evict(changes ...AuthChange) {
 func (s *Service) apply(c AuthChange) {
 	if s.cache != nil {
 		if c.TokenID != 0 {
-			s.cache.evictToken(c.TokenID)
+			s.cache.EvictToken(c.TokenID)
 		} else if c.AccountID != 0 {
 			s.cache.evictAccount(c.AccountID)
 		}
@@ -45,7 +45,7 @@ func (s *Service) issued(t *IssuedToken) {
 	if s.cache != nil && t != nil {
 		var h [32]byte
 		copy(h[:], t.Hash)
-		s.cache.forgetUnknown(&h)
+		s.cache.ForgetUnknown(&h)
 	}
 }
 

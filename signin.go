@@ -53,17 +53,17 @@ func (u *Users) SignIn(ctx context.Context, email, password, client string) (*Si
 	now := u.svc.now()
 	u.sweep(now)
 	addr := "addr " + ThrottleKey(client)
-	if ok, _ := u.allow(ctx, addr, SignInsPerAddress, now); !ok {
+	if ok, _ := u.allow(ctx, addr, SignInsPerAddress); !ok {
 		return nil, errSignInThrottle
 	}
 	if len(email) > maxAddressLength || len(password) > maxPassword {
 		return nil, errSignIn // no such user can exist: nothing to look up or remember
 	}
-	if ok, _ := u.allow(ctx, addr+" email "+email, SignInsPerAddressEmail, now); !ok {
+	if ok, _ := u.allow(ctx, addr+" email "+email, SignInsPerAddressEmail); !ok {
 		return nil, errSignInThrottle
 	}
 	// Only attempts within the per-address limits reach the ceiling.
-	if ok, checked := u.allow(ctx, "email "+email, SignInsPerEmail, now); !ok {
+	if ok, checked := u.allow(ctx, "email "+email, SignInsPerEmail); !ok {
 		if checked {
 			u.ceilingReached(ctx, email, now)
 		}
@@ -99,15 +99,11 @@ func (u *Users) SignIn(ctx context.Context, email, password, client string) (*Si
 	return &SignedIn{Value: value, User: user}, nil
 }
 
-// allow spends one sign-in attempt of key: across instances when limits are
-// shared, in memory otherwise. checked is false when the shared limits could
-// not be asked; the attempt is then refused.
-func (u *Users) allow(ctx context.Context, key string, limit int, now time.Time) (ok, checked bool) {
-	if u.shared != nil {
-		d, err := u.shared.Take(ctx, "signin:"+key, limit)
-		return err == nil && d.Allowed, err == nil
-	}
-	return u.attempts.Take(key, limit, now).Allowed, true
+// allow spends one sign-in attempt of key. checked is false when the limits
+// could not be asked; the attempt is then refused.
+func (u *Users) allow(ctx context.Context, key string, limit int) (ok, checked bool) {
+	d, err := take(ctx, u.limits, "signin:"+key, limit)
+	return err == nil && d.Allowed, err == nil
 }
 
 // ceilingReached raises the alert that an email's sign-in attempts reached
@@ -149,8 +145,10 @@ func (u *Users) ceilingReached(ctx context.Context, email string, now time.Time)
 	}
 }
 
-// ShareLimits makes the sign-in throttle count across instances.
-func (u *Users) ShareLimits(l SharedLimits) { u.shared = l }
+// ShareLimits makes the sign-in throttle count in l: the application's
+// limits, shared across instances when it has Redis. Whoever gives them
+// sweeps them.
+func (u *Users) ShareLimits(l Limits) { u.limits = l }
 
 // sweep forgets rested sign-in limiter keys about once a minute, so that
 // memory stays bounded by the attempts of the last minute.
@@ -159,6 +157,6 @@ func (u *Users) sweep(now time.Time) {
 	if now.Unix()-last < 60 || !u.swept.CompareAndSwap(last, now.Unix()) {
 		return
 	}
-	u.attempts.Sweep(now)
+	u.local.Sweep(now)
 	u.alerted.Sweep(now)
 }

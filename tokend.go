@@ -159,6 +159,18 @@ type Token struct {
 	// UserID is set, and ID is 0, when this is the principal of a person
 	// signed in to the dashboard (see User.Principal) rather than a stored token.
 	UserID int64
+
+	// plan is the key of the token's plan limit, made once for a token
+	// kept in the authentication cache (see principal).
+	plan string
+}
+
+// planKey is the key of t's plan limit in Limits.
+func (t *Token) planKey() string {
+	if t.plan != "" {
+		return t.plan
+	}
+	return planKey(t.AccountID, t.Environment == Test)
 }
 
 // ExpiredAt reports whether t no longer authenticates at now.

@@ -112,13 +112,13 @@ const (
 
 // Users is the people capability: users, their passwords and sessions.
 type Users struct {
-	svc      *Service
-	store    Store
-	attempts *ratelimit.Limiter[string]
-	alerted  *ratelimit.Limiter[string] // emails whose ceiling alert this instance raised within the hour
-	shared   SharedLimits               // when set, the throttle counts across instances
-	swept    atomic.Int64               // unix seconds of the last limiter sweep
-	hashing  chan struct{}              // bounds the password hashes computed at once
+	svc     *Service
+	store   Store
+	limits  Limits                     // the sign-in throttle
+	local   *LocalLimits               // the throttle's own limits until ShareLimits
+	alerted *ratelimit.Limiter[string] // emails whose ceiling alert this instance raised within the hour
+	swept   atomic.Int64               // unix seconds of the last limiter sweep
+	hashing chan struct{}              // bounds the password hashes computed at once
 
 	// alert returns the jobs that announce an alert (a webhook delivery),
 	// recorded with it; alertsOut is told after they were committed. Both
@@ -131,7 +131,8 @@ type Users struct {
 func (s *Service) Users() *Users { return s.users }
 
 func newUsers(s *Service) *Users {
-	return &Users{svc: s, store: s.store, attempts: ratelimit.New[string](time.Minute), alerted: ratelimit.New[string](time.Hour),
+	local := NewLocalLimits(s.now)
+	return &Users{svc: s, store: s.store, limits: local, local: local, alerted: ratelimit.New[string](time.Hour),
 		hashing: make(chan struct{}, max(2, runtime.GOMAXPROCS(0)))}
 }
 

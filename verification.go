@@ -7,7 +7,6 @@ import (
 	"strings"
 
 	"github.com/tokend/tokend/apikey"
-	"github.com/tokend/tokend/internal/ratelimit"
 )
 
 // VerifyCode is the outcome of a service asking tokend about a token.
@@ -30,12 +29,12 @@ type Verification struct {
 	Token *Token
 	// Limit is the verified token's plan limit after this request; LimitSet
 	// with VALID, RATE_LIMITED and INSUFFICIENT_PERMISSIONS.
-	Limit    ratelimit.Decision
+	Limit    LimitDecision
 	LimitSet bool
 	// Spent is the plan limit this verification spent, for rate-limit
 	// headers: the verified token's when it authenticated, otherwise the
 	// asking service's own.
-	Spent ratelimit.Decision
+	Spent LimitDecision
 }
 
 // MaxRequiredPermissions bounds the permissions one verification may ask about.
@@ -119,7 +118,7 @@ func (v *Verifier) find(ctx context.Context, value string) (*Token, error) {
 	}
 	h := apikey.Hash(value)
 	shared := context.WithoutCancel(ctx) // the first caller going must not fail the others
-	r, err, _ := v.flights.Do("find:"+string(h[:]), func() (any, error) {
+	r, err, _ := v.finds.Do(string(h[:]), func() (any, error) {
 		return v.svc.find(shared, value)
 	})
 	t, _ := r.(*Token)
@@ -159,7 +158,7 @@ func (s *Service) resourceIn(ctx context.Context, accountID int64, typ ResourceT
 		if r, ok := s.cache.resource(k); ok {
 			return r, r.AccountID == accountID, nil
 		}
-		gen = s.cache.gen.Load()
+		gen = s.cache.Gen()
 	}
 	var r *Resource
 	err := s.store.Read(ctx, func(tx Tx) error {

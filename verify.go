@@ -3,15 +3,12 @@ package tokend
 import (
 	"context"
 	"errors"
-	"net/netip"
-	"strconv"
 	"strings"
 	"time"
 
 	"golang.org/x/sync/singleflight"
 
 	"github.com/tokend/tokend/apikey"
-	"github.com/tokend/tokend/internal/ratelimit"
 )
 
 // Credential is what a request presents to prove who it is: every value of
@@ -88,27 +85,10 @@ type Decision struct {
 	Token      *Token
 	Err        error
 	Outcome    VerifyOutcome
-	Limit      ratelimit.Decision
+	Limit      LimitDecision
 	LimitSet   bool          // Limit was charged and its headers apply
 	RetryAfter time.Duration // with ERATELIMITED errors
 }
-
-// SharedLimits counts requests against limits across every instance (in
-// Redis, say); without one, a Verifier counts in this process's memory.
-// Take spends one request of key's limit per period (a minute) if it
-// conforms; Refund gives one back. TakeN and RefundN do the same with n units
-// at once, all or none (the recipients of a send). An error means the limits
-// could not be checked: the implementation has already applied its failure
-// policy, so the request is refused as unavailable.
-type SharedLimits interface {
-	Take(ctx context.Context, key string, limit int) (ratelimit.Decision, error)
-	Refund(ctx context.Context, key string, limit int) error
-	TakeN(ctx context.Context, key string, limit, n int) (ratelimit.Decision, error)
-	RefundN(ctx context.Context, key string, limit, n int) error
-}
-
-// ErrLimitsUnavailable refuses a request whose limits cannot be checked.
-var ErrLimitsUnavailable = Errorf(EUNAVAILABLE, "Rate limits cannot be checked right now; retry in a moment")
 
 // Defaults of the verification policy.
 const (
@@ -122,10 +102,10 @@ const (
 
 // VerifierOptions configure a Verifier. Zero values take the defaults.
 type VerifierOptions struct {
-	// Shared, when set, holds the plan limits, the message allowances and
-	// the failed-authentication throttle across instances; nil counts in
-	// this process.
-	Shared SharedLimits
+	// Limits hold the plan limits, the message allowances and the
+	// failed-authentication throttle: shared by every instance (Redis), or
+	// nil for LocalLimits in this process.
+	Limits Limits
 	// TestRateMultiplier multiplies the plan limit and the message allowance
 	// for test keys (default 5).
 	TestRateMultiplier int
@@ -146,17 +126,17 @@ type VerifierOptions struct {
 type Verifier struct {
 	svc      *Service
 	opts     VerifierOptions
-	limits   *ratelimit.Limiter[limitKey]
-	messages *ratelimit.Limiter[limitKey] // message allowances (see SpendMessages)
-	failures *ratelimit.Limiter[string]
-	flights  singleflight.Group
+	limits   Limits
+	throttle *Throttle
+	gate     *Gate[found]
+	finds    singleflight.Group // store reads of VerifyToken's values, shared
 }
 
-// limitKey is what a plan limit counts: one account's live or test traffic.
-type limitKey struct {
-	account int64
-	test    bool
-	miss    bool // verifications that found no valid token (see chargeKey)
+// found is what a lookup of a well-formed credential found: the token (an
+// expired one too) and how the verification ends.
+type found struct {
+	t *Token
+	d Decision
 }
 
 // NewVerifier returns the verifier of svc's tokens.
@@ -170,9 +150,15 @@ func NewVerifier(svc *Service, opts VerifierOptions) *Verifier {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
-	return &Verifier{svc: svc, opts: opts, limits: ratelimit.New[limitKey](time.Minute),
-		messages: ratelimit.New[limitKey](time.Minute), failures: ratelimit.New[string](time.Minute)}
+	if opts.Limits == nil {
+		opts.Limits = NewLocalLimits(opts.Now)
+	}
+	throttle := &Throttle{Limits: opts.Limits, Limit: opts.AuthFailureLimit}
+	return &Verifier{svc: svc, opts: opts, limits: opts.Limits, throttle: throttle, gate: NewGate[found](throttle)}
 }
+
+// Limits are the limits the verifier counts in.
+func (v *Verifier) Limits() Limits { return v.limits }
 
 // Verify decides whether the holder of cred, calling from client (an IP
 // address), may make one request now.
@@ -187,8 +173,7 @@ func (v *Verifier) Verify(ctx context.Context, cred Credential, client string) D
 // Authenticate is Verify without spending the plan limit: for a request that
 // is charged to another token (see VerifyToken).
 func (v *Verifier) Authenticate(ctx context.Context, cred Credential, client string) Decision {
-	now := v.opts.Now()
-	t, d := v.authenticate(ctx, cred, client, now)
+	t, d := v.authenticate(ctx, cred, client)
 	if d.Err == nil {
 		d.Token = t
 	}
@@ -202,18 +187,14 @@ func (v *Verifier) Authenticate(ctx context.Context, cred Credential, client str
 // address's budget (so ErrThrottled once that is spent), and no plan limit
 // spent, so that the answer says nothing about other accounts' tokens.
 func (v *Verifier) VerifyIn(ctx context.Context, cred Credential, client string, account int64) Decision {
-	now := v.opts.Now()
-	t, d := v.authenticate(ctx, cred, client, now)
+	t, d := v.authenticate(ctx, cred, client)
 	if t != nil && t.AccountID != account {
 		// An expired token already spent its failure, as an unknown one
 		// does; a valid one was given its reservation back (or, verified
 		// before, never took one).
 		if d.Err == nil {
-			key := ThrottleKey(client)
-			if fd, err := v.takeFailure(ctx, key, v.opts.AuthFailureLimit, now); err != nil {
-				return Decision{Err: ErrLimitsUnavailable, Outcome: VerifyError}
-			} else if !fd.Allowed {
-				return Decision{Err: ErrThrottled, Outcome: VerifyThrottled, RetryAfter: fd.RetryAfter}
+			if fd, err := v.throttle.Fail(ctx, client); err != nil {
+				return refused(fd, err)
 			}
 		}
 		return Decision{Err: errBadToken, Outcome: VerifyInvalid}
@@ -223,6 +204,15 @@ func (v *Verifier) VerifyIn(ctx context.Context, cred Credential, client string,
 		v.charge(ctx, &d)
 	}
 	return d
+}
+
+// refused is the decision of a request the throttle refused, or whose
+// limits could not be checked.
+func refused(d LimitDecision, err error) Decision {
+	if err == ErrThrottled {
+		return Decision{Err: err, Outcome: VerifyThrottled, RetryAfter: d.RetryAfter}
+	}
+	return Decision{Err: err, Outcome: VerifyError}
 }
 
 // charge spends one request of d.Token's plan limit (test keys count
@@ -239,18 +229,14 @@ func (v *Verifier) chargeKey(ctx context.Context, d *Decision, miss bool) {
 	if test {
 		limit *= v.opts.TestRateMultiplier
 	}
-	if v.opts.Shared != nil {
-		key := planKey(t.AccountID, test)
-		if miss {
-			key += ":verify-miss"
-		}
-		var err error
-		if d.Limit, err = v.opts.Shared.Take(ctx, key, limit); err != nil {
-			d.Err, d.Outcome = ErrLimitsUnavailable, VerifyError
-			return
-		}
-	} else {
-		d.Limit = v.limits.Take(limitKey{t.AccountID, test, miss}, limit, v.opts.Now())
+	key := t.planKey()
+	if miss {
+		key += ":verify-miss"
+	}
+	var err error
+	if d.Limit, err = take(ctx, v.limits, key, limit); err != nil {
+		d.Err, d.Outcome = ErrLimitsUnavailable, VerifyError
+		return
 	}
 	d.LimitSet = true
 	if !d.Limit.Allowed {
@@ -260,111 +246,39 @@ func (v *Verifier) chargeKey(ctx context.Context, d *Decision, miss bool) {
 
 // authenticate returns the token cred presents (an expired one too, with
 // d.Err saying so; nil on any other failure) and the decision, whose Token
-// is left for the caller to set.
-func (v *Verifier) authenticate(ctx context.Context, cred Credential, client string, now time.Time) (*Token, Decision) {
+// is left for the caller to set. A token this process has verified passes
+// at once; a malformed credential spends one failure of client's budget;
+// anything else is looked up through the gate.
+func (v *Verifier) authenticate(ctx context.Context, cred Credential, client string) (*Token, Decision) {
 	value, err := cred.Value()
-	if err == ErrNoCredentials {
+	switch {
+	case err == ErrNoCredentials:
 		return nil, Decision{Err: err, Outcome: VerifyMissing}
-	}
-	if err == nil {
-		if t := v.svc.AuthenticateCached(value); t != nil {
-			return t, Decision{}
-		}
-		// Requests presenting the same value at once share one lookup and
-		// one reservation: a burst of a valid token just evicted (its plan
-		// changed, say) must not spend the address's budget.
-		h := apikey.Hash(value)
-		// The shared lookup must not fail for all when its first caller goes.
-		shared := context.WithoutCancel(ctx)
-		r, _, _ := v.flights.Do(string(h[:]), func() (any, error) {
-			t, d := v.lookup(shared, value, nil, client, now)
-			return lookupResult{t, d}, nil
-		})
-		res := r.(lookupResult)
-		return res.t, res.d
-	}
-	return v.lookup(ctx, value, err, client, now)
-}
-
-type lookupResult struct {
-	t *Token
-	d Decision
-}
-
-// lookup charges the address's failure budget, then (for a well-formed value,
-// credErr nil) asks the store, giving the charge back when the token is valid.
-// An expired token comes back with its error.
-func (v *Verifier) lookup(ctx context.Context, value string, credErr error, client string, now time.Time) (*Token, Decision) {
-	err := credErr
-	key := ThrottleKey(client)
-	limit := v.opts.AuthFailureLimit
-	if d, err := v.takeFailure(ctx, key, limit, now); err != nil {
-		return nil, Decision{Err: ErrLimitsUnavailable, Outcome: VerifyError}
-	} else if !d.Allowed {
-		return nil, Decision{Err: ErrThrottled, Outcome: VerifyThrottled, RetryAfter: d.RetryAfter}
-	}
-	var t *Token
-	if err == nil {
-		t, err = v.svc.find(ctx, value)
-	}
-	if err != nil {
-		var e *Error
-		switch {
-		case !errors.As(err, &e) || e.Code != EUNAUTHORIZED:
-			v.refundFailure(ctx, key, limit, now) // the store failed, not the client
-			return nil, Decision{Err: err, Outcome: VerifyError}
-		case err == errExpiredToken:
-			return t, Decision{Err: err, Outcome: VerifyExpired}
+	case err != nil:
+		if fd, ferr := v.throttle.Fail(ctx, client); ferr != nil {
+			return nil, refused(fd, ferr)
 		}
 		return nil, Decision{Err: err, Outcome: VerifyInvalid}
 	}
-	v.refundFailure(ctx, key, limit, now)
-	return t, Decision{}
-}
-
-func (v *Verifier) takeFailure(ctx context.Context, key string, limit int, now time.Time) (ratelimit.Decision, error) {
-	if v.opts.Shared != nil {
-		return v.opts.Shared.Take(ctx, "fail:"+key, limit)
+	if t := v.svc.AuthenticateCached(value); t != nil {
+		return t, Decision{}
 	}
-	return v.failures.Take(key, limit, now), nil
-}
-
-func (v *Verifier) refundFailure(ctx context.Context, key string, limit int, now time.Time) {
-	if v.opts.Shared != nil {
-		v.opts.Shared.Refund(ctx, "fail:"+key, limit) // at worst the address keeps one failure
-		return
-	}
-	v.failures.Refund(key, limit, now)
-}
-
-// planKey names an account's plan limit for live or test keys in shared limits.
-func planKey(account int64, test bool) string {
-	if test {
-		return "plan:" + strconv.FormatInt(account, 10) + ":test"
-	}
-	return "plan:" + strconv.FormatInt(account, 10) + ":live"
-}
-
-// ThrottleKey is what a failed-authentication throttle counts for a client
-// address: the IPv4 address, or the IPv6 /64, since one IPv6 client usually
-// holds a whole /64 and could otherwise guess from a fresh address each time.
-func ThrottleKey(addr string) string {
-	ip, err := netip.ParseAddr(addr)
-	if err != nil || ip.Unmap().Is4() {
-		return addr
-	}
-	p, err := ip.Prefix(64)
+	h := apikey.Hash(value)
+	f, fd, err := v.gate.Lookup(ctx, string(h[:]), client, func(ctx context.Context) (found, bool) {
+		t, err := v.svc.find(ctx, value)
+		var e *Error
+		switch {
+		case err == nil:
+			return found{t: t}, false
+		case !errors.As(err, &e) || e.Code != EUNAUTHORIZED:
+			return found{d: Decision{Err: err, Outcome: VerifyError}}, false // the store failed, not the client
+		case err == errExpiredToken:
+			return found{t: t, d: Decision{Err: err, Outcome: VerifyExpired}}, true
+		}
+		return found{d: Decision{Err: err, Outcome: VerifyInvalid}}, true
+	})
 	if err != nil {
-		return addr
+		return nil, refused(fd, err)
 	}
-	return p.String()
-}
-
-// Sweep forgets limiter keys that have rested for a minute, so that memory
-// stays bounded by the clients of the last minute. The application calls it
-// about once a minute.
-func (v *Verifier) Sweep(now time.Time) {
-	v.failures.Sweep(now)
-	v.limits.Sweep(now)
-	v.messages.Sweep(now)
+	return f.t, f.d
 }

@@ -37,12 +37,11 @@ import (
 	"sync/atomic"
 	"time"
 
-	"golang.org/x/sync/singleflight"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/tokend/tokend"
 	"github.com/tokend/tokend/apikey"
 	"github.com/tokend/tokend/client"
-	"github.com/tokend/tokend/internal/ratelimit"
 )
 
 // Identity is who a request authenticated as. Treat it as read-only.
@@ -106,22 +105,15 @@ type Options struct {
 // Authenticator is the middleware. Create it with New, run Run beside the
 // server, and wrap handlers with Require or RequireFunc.
 type Authenticator struct {
-	c        *client.Client
-	opts     Options
-	format   apikey.Format
-	cache    *cache
-	live     atomic.Bool // the change stream is up: memory may be trusted
-	limits   *ratelimit.Limiter[limitKey]
-	failures *ratelimit.Limiter[string]
-	flights  singleflight.Group
-	swept    atomic.Int64
+	c      *client.Client
+	opts   Options
+	format apikey.Format
+	cache  *cache
+	live   atomic.Bool // the change stream is up: memory may be trusted
+	limits *tokend.LocalLimits
+	gate   *tokend.Gate[flight]
 
 	loggedUpstream atomic.Int64 // unix seconds of the last upstream failure logged
-}
-
-type limitKey struct {
-	account int64
-	env     string
 }
 
 // New returns an Authenticator that verifies through c, a client holding a
@@ -153,8 +145,10 @@ func New(c *client.Client, opts Options) (*Authenticator, error) {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
-	return &Authenticator{c: c, opts: opts, format: format, cache: newCache(),
-		limits: ratelimit.New[limitKey](time.Minute), failures: ratelimit.New[string](time.Minute)}, nil
+	limits := tokend.NewLocalLimits(opts.Now)
+	throttle := &tokend.Throttle{Limits: limits, Limit: opts.AuthFailureLimit}
+	return &Authenticator{c: c, opts: opts, format: format, cache: newCache(), limits: limits,
+		gate: tokend.NewGate[flight](throttle)}, nil
 }
 
 // Require returns middleware that lets a request through when it carries a
@@ -216,80 +210,66 @@ func (a *Authenticator) authenticate(r *http.Request, required []client.Permissi
 	// Canonical keys, read without canonicalizing on every request.
 	value, err := tokend.Credential{APIToken: r.Header["Api-Token"], Authorization: r.Header["Authorization"]}.Value()
 	if err != nil {
-		var te *tokend.Error
-		errors.As(err, &te)
-		return nil, &Error{Status: http.StatusUnauthorized, Code: te.Reason, Message: te.Message}
+		return nil, refusalOf(err)
 	}
 	now := a.opts.Now()
-	a.sweep(now)
 	h := apikey.Hash(value)
 	if a.live.Load() {
-		e, unknown := a.cache.get(&h)
+		e, _, unknown := a.cache.Get(&h)
 		switch {
 		case unknown:
-			return nil, a.failed(r, now, errInvalid)
-		case e == nil:
-		case e.id.ExpiresAt != nil && !now.Before(*e.id.ExpiresAt):
-			return nil, errExpired
-		case now.Sub(e.fetched) < a.opts.TTL && e.grants(key):
-			return e.id, a.take(e, now)
+			return nil, a.failed(r, errInvalid)
+		case e != nil:
+			if err := e.guards.Admit(now); err != nil {
+				return nil, refusalOf(err)
+			}
+			if now.Sub(e.fetched) < a.opts.TTL && e.grants(key) {
+				return e.id, a.take(r, e)
+			}
 		}
 	}
 	// Only a value tokend has verified is cached: anything else is checked
 	// for its shape before tokend is asked.
 	if _, err := a.format.Parse(value); err != nil {
-		return nil, a.failed(r, now, errInvalid)
+		return nil, a.failed(r, errInvalid)
 	}
-	return a.ask(r, value, &h, required, key, now)
+	return a.ask(r, value, &h, required, key)
 }
 
-// ask verifies with tokend. Like tokend itself, it reserves one failure of
-// the client address's budget first, and gives it back when the token
-// authenticates, so parallel guesses cannot get more answers than the
-// budget; concurrent requests of one token share one verification and one
-// reservation, so a burst of a valid token is never throttled.
-func (a *Authenticator) ask(r *http.Request, value string, h *[32]byte, required []client.Permission, key string, now time.Time) (*Identity, *Error) {
-	addr := tokend.ThrottleKey(a.opts.ClientAddr(r))
-	// The shared verification must not end when the request that started
-	// it goes away.
-	ctx := context.WithoutCancel(r.Context())
-	res, err, _ := a.flights.Do(string(h[:])+"\x00"+key, func() (any, error) {
+// ask verifies with tokend through the gate, as tokend itself looks up a
+// token it has not seen: one failure of the client address's budget is
+// reserved first and given back unless tokend says the token is unknown or
+// expired; concurrent requests of one token and permission set share one
+// verification and one reservation.
+func (a *Authenticator) ask(r *http.Request, value string, h *[32]byte, required []client.Permission, key string) (*Identity, *Error) {
+	f, d, err := a.gate.Lookup(r.Context(), string(h[:])+"\x00"+key, a.opts.ClientAddr(r), func(ctx context.Context) (flight, bool) {
 		// What the answer may be cached against is read here, before tokend
 		// is asked, and shared by every request of the flight: one that
 		// joins late must not vouch for an answer older than it.
-		f := flight{gen: a.cache.gen.Load(), at: a.opts.Now()}
-		if d := a.failures.Take(addr, a.opts.AuthFailureLimit, now); !d.Allowed {
-			f.refusal = &Error{Status: http.StatusTooManyRequests, Code: "auth_throttled",
-				Message: "Too many failed authentications from your address; retry later", RetryAfter: d.RetryAfter}
-			return f, nil
-		}
-		var err error
-		f.v, err = a.c.Verify(ctx, value, required...)
-		if err != nil || f.v.Code != client.CodeNotFound && f.v.Code != client.CodeExpired {
-			a.failures.Refund(addr, a.opts.AuthFailureLimit, now) // tokend failed, or the token is good
-		}
-		return f, err
+		f := flight{gen: a.cache.Gen(), at: a.opts.Now()}
+		f.v, f.err = a.c.Verify(ctx, value, required...)
+		return f, f.err == nil && (f.v.Code == client.CodeNotFound || f.v.Code == client.CodeExpired)
 	})
 	if err != nil {
-		a.logUpstream(err)
-		return nil, errUpstream
+		return nil, throttled(d)
 	}
-	f := res.(flight)
-	if f.refusal != nil {
-		return nil, f.refusal
+	if f.err != nil {
+		a.logUpstream(f.err)
+		return nil, errUpstream
 	}
 	gen := f.gen
 	v := f.v
 	switch v.Code {
 	case client.CodeNotFound:
 		if a.live.Load() {
-			a.cache.putUnknown(h, gen)
+			a.cache.PutUnknown(h, gen)
 		}
 		return nil, errInvalid
 	case client.CodeExpired:
 		return nil, errExpired
 	}
-	e := &entry{id: identityOf(v), fetched: f.at, granted: map[string]struct{}{}}
+	e := &entry{id: identityOf(v), fetched: f.at, granted: map[string]struct{}{},
+		limitKey: "plan:" + strconv.FormatInt(v.AccountID, 10) + ":" + v.Environment, guards: tokend.Guards{ExpiresAt: v.ExpiresAt}}
 	if v.RateLimit != nil {
 		e.limit = v.RateLimit.Limit
 	}
@@ -316,15 +296,15 @@ func (a *Authenticator) ask(r *http.Request, value string, h *[32]byte, required
 		return nil, errLacking
 	}
 	// tokend has charged this request; the local limit starts counting with it.
-	return e.id, a.take(e, now)
+	return e.id, a.take(r, e)
 }
 
 // flight is the outcome of one verification shared by concurrent requests.
 type flight struct {
-	v       *client.Verification
-	refusal *Error    // the address was throttled before tokend was asked
-	gen     uint64    // the cache generation before tokend was asked
-	at      time.Time // when tokend was asked
+	v   *client.Verification
+	err error     // tokend could not be asked
+	gen uint64    // the cache generation before tokend was asked
+	at  time.Time // when tokend was asked
 }
 
 // logUpstream logs a failure to reach tokend, at most once a second.
@@ -336,11 +316,11 @@ func (a *Authenticator) logUpstream(err error) {
 }
 
 // take spends one request of the token's plan limit in this process.
-func (a *Authenticator) take(e *entry, now time.Time) *Error {
+func (a *Authenticator) take(r *http.Request, e *entry) *Error {
 	if e.limit <= 0 {
 		return nil
 	}
-	d := a.limits.Take(limitKey{e.id.AccountID, e.id.Environment}, e.limit, now)
+	d, _ := a.limits.TakeN(r.Context(), e.limitKey, e.limit, 1) // local limits never fail
 	if d.Allowed {
 		return nil
 	}
@@ -349,24 +329,27 @@ func (a *Authenticator) take(e *entry, now time.Time) *Error {
 
 // failed charges one failure to the client address and returns refusal, or
 // auth_throttled once the address's budget is spent.
-func (a *Authenticator) failed(r *http.Request, now time.Time, refusal *Error) *Error {
-	if d := a.failures.Take(tokend.ThrottleKey(a.opts.ClientAddr(r)), a.opts.AuthFailureLimit, now); !d.Allowed {
-		return &Error{Status: http.StatusTooManyRequests, Code: "auth_throttled",
-			Message: "Too many failed authentications from your address; retry later", RetryAfter: d.RetryAfter}
+func (a *Authenticator) failed(r *http.Request, refusal *Error) *Error {
+	if d, err := a.gate.Throttle().Fail(r.Context(), a.opts.ClientAddr(r)); err != nil {
+		return throttled(d)
 	}
 	return refusal
 }
 
-// sweep forgets rested limiter keys about once a minute.
-func (a *Authenticator) sweep(now time.Time) {
-	last := a.swept.Load()
-	if now.Unix()-last < 60 || !a.swept.CompareAndSwap(last, now.Unix()) {
-		return
+// refusalOf is the refusal of a request whose credential or token's guards
+// tokend's rules refused (a tokend.Error of EUNAUTHORIZED).
+func refusalOf(err error) *Error {
+	var te *tokend.Error
+	if !errors.As(err, &te) {
+		return errInvalid
 	}
-	go func() {
-		a.failures.Sweep(now)
-		a.limits.Sweep(now)
-	}()
+	return &Error{Status: http.StatusUnauthorized, Code: te.Reason, Message: te.Message}
+}
+
+// throttled is the refusal of a client address whose failure budget is spent.
+func throttled(d tokend.LimitDecision) *Error {
+	return &Error{Status: http.StatusTooManyRequests, Code: "auth_throttled",
+		Message: "Too many failed authentications from your address; retry later", RetryAfter: d.RetryAfter}
 }
 
 // Live reports whether the change stream is up, so that verified tokens are
@@ -374,13 +357,33 @@ func (a *Authenticator) sweep(now time.Time) {
 func (a *Authenticator) Live() bool { return a.live.Load() }
 
 // CachedTokens is how many verified tokens are held in memory.
-func (a *Authenticator) CachedTokens() int { return a.cache.len() }
+func (a *Authenticator) CachedTokens() int { return a.cache.Len() }
 
 // Run follows the account's change stream until ctx ends, reconnecting
 // with capped backoff when it is lost; each loss forgets everything cached,
-// and until the stream is back every request asks tokend. It returns nil
+// and until the stream is back every request asks tokend. Beside it, about
+// once a minute, it forgets the limits of clients that have rested, so that
+// memory stays bounded by the clients of the last minute. It returns nil
 // once ctx is done.
 func (a *Authenticator) Run(ctx context.Context) error {
+	g, ctx := errgroup.WithContext(ctx)
+	g.Go(func() error {
+		t := time.NewTicker(time.Minute)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return nil
+			case <-t.C:
+				a.limits.Sweep(a.opts.Now())
+			}
+		}
+	})
+	g.Go(func() error { return a.followStream(ctx) })
+	return g.Wait()
+}
+
+func (a *Authenticator) followStream(ctx context.Context) error {
 	backoff := minBackoff
 	for {
 		start := time.Now()
@@ -422,7 +425,7 @@ func (a *Authenticator) follow(ctx context.Context) error {
 		now := a.opts.Now()
 		switch ev.Kind {
 		case client.EventReady:
-			a.cache.flush()
+			a.cache.Flush()
 			a.live.Store(true)
 			a.opts.Logger.Info("following tokend's change stream")
 		case client.EventToken:
@@ -430,7 +433,7 @@ func (a *Authenticator) follow(ctx context.Context) error {
 		case client.EventAccount:
 			a.cache.evictAccount(ev.AccountID, now)
 		case client.EventFlush:
-			a.cache.flush()
+			a.cache.Flush()
 		}
 	}
 }
@@ -438,7 +441,7 @@ func (a *Authenticator) follow(ctx context.Context) error {
 // lose stops trusting memory until the stream is back.
 func (a *Authenticator) lose() {
 	a.live.Store(false)
-	a.cache.flush()
+	a.cache.Flush()
 }
 
 // permsKey names a set of permissions, whatever their order.

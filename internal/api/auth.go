@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"github.com/tokend/tokend"
-	"github.com/tokend/tokend/internal/ratelimit"
 )
 
 // requestCredential is what r presents to prove who it is.
@@ -121,7 +120,7 @@ const (
 	headerReset     = "X-Ratelimit-Reset"
 )
 
-func setRateHeaders(h http.Header, d ratelimit.Decision) {
+func setRateHeaders(h http.Header, d tokend.LimitDecision) {
 	v := []string{strconv.Itoa(d.Limit), strconv.Itoa(d.Remaining), seconds(d.Reset)} // one allocation for three headers
 	h[headerLimit], h[headerRemaining], h[headerReset] = v[0:1:1], v[1:2:2], v[2:3:3]
 }

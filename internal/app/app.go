@@ -80,7 +80,7 @@ type App struct {
 
 	now      func() time.Time
 	operator string
-	shared   *redislimits.Limits
+	limits   limits // the plan limits and throttles: in memory, or Redis
 	runners  []*jobs.Runner
 	done     chan struct{} // closed as the HTTP server shuts down: ends change streams
 	closers  []func() error
@@ -163,11 +163,8 @@ func New(ctx context.Context, cfg Config, opts Options) (_ *App, err error) {
 		}
 		resolver = r
 	}
-	vopts := tokend.VerifierOptions{TestRateMultiplier: cfg.TestRateMultiplier, AuthFailureLimit: cfg.AuthFailureLimit, Now: opts.Now}
-	if a.shared != nil {
-		vopts.Shared = a.shared
-	}
-	a.Verifier = tokend.NewVerifier(svc, vopts)
+	a.Verifier = tokend.NewVerifier(svc, tokend.VerifierOptions{Limits: a.limits,
+		TestRateMultiplier: cfg.TestRateMultiplier, AuthFailureLimit: cfg.AuthFailureLimit, Now: opts.Now})
 	if err := a.newMailer(ctx, opts); err != nil {
 		return nil, err
 	}
@@ -194,10 +191,17 @@ func New(ctx context.Context, cfg Config, opts Options) (_ *App, err error) {
 	return a, nil
 }
 
-// shareLimits connects Redis when the Config names it, so that the limits
-// hold across instances.
+// limits are the application's Limits, swept about once a minute.
+type limits interface {
+	tokend.Limits
+	Sweep(now time.Time)
+}
+
+// shareLimits makes the application's limits: in Redis when the Config names
+// it, so that they hold across instances, in memory otherwise.
 func (a *App) shareLimits(ctx context.Context) error {
 	cfg, logger, m := a.Config, a.Logger, a.Metrics
+	a.limits = tokend.NewLocalLimits(a.now)
 	switch {
 	case cfg.Redis != "":
 		shared, err := redislimits.New(ctx, cfg.Redis, redislimits.Options{
@@ -214,9 +218,8 @@ func (a *App) shareLimits(ctx context.Context) error {
 		if err != nil {
 			return fmt.Errorf("--redis: %w", err)
 		}
-		a.shared = shared
+		a.limits = shared
 		a.closers = append(a.closers, shared.Close)
-		a.Service.Users().ShareLimits(shared)
 		logger.Info("plan rate limits, message allowances and the failed-authentication throttle hold across instances, in Redis", "redis_fail", cfg.RedisFail)
 	case IsPostgres(cfg.DB):
 		logger.Warn("plan rate limits, message allowances and the failed-authentication throttle count per instance (no --redis): " +
@@ -224,6 +227,7 @@ func (a *App) shareLimits(ctx context.Context) error {
 	default:
 		logger.Info("plan rate limits, message allowances and the failed-authentication throttle count in this instance's memory (no --redis)")
 	}
+	a.Service.Users().ShareLimits(a.limits)
 	return nil
 }
 

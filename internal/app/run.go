@@ -136,11 +136,7 @@ func (a *App) Run(ctx context.Context) error {
 
 	cfg, logger, svc, m := a.Config, a.Logger, a.Service, a.Metrics
 	every(time.Minute, func(context.Context) {
-		now := time.Now()
-		a.Verifier.Sweep(now)
-		if a.shared != nil {
-			a.shared.Sweep(now)
-		}
+		a.limits.Sweep(a.now())
 	})
 	// DNS checks: new domains often, then hourly; verified ones every
 	// --dns-recheck. Each process claims the domains it checks.

@@ -53,7 +53,7 @@ type Options struct {
 // request waits no longer on a sick Redis.
 const DefaultTimeout = 50 * time.Millisecond
 
-// Limits is a tokend.SharedLimits in Redis.
+// Limits are tokend.Limits in Redis, shared by every instance.
 type Limits struct {
 	client *redis.Client
 	opts   Options
@@ -65,10 +65,10 @@ type Limits struct {
 	open      bool
 }
 
-var _ tokend.SharedLimits = (*Limits)(nil)
+var _ tokend.Limits = (*Limits)(nil)
 
 // period is the window every limit counts in: per minute.
-const period = time.Minute
+const period = tokend.LimitPeriod
 
 // New connects to the Redis at url (redis://[user:pass@]host:port[/db], or
 // rediss:// for TLS) and checks that it answers.
@@ -167,17 +167,12 @@ return 1
 
 const keyPrefix = "tokend:limit:"
 
-// Take spends one request of key's per-minute limit.
-func (l *Limits) Take(ctx context.Context, key string, limit int) (ratelimit.Decision, error) {
-	return l.TakeN(ctx, key, limit, 1)
-}
-
 // TakeN spends n units of key's per-minute limit at once, all or none; n
 // above limit never conforms.
-func (l *Limits) TakeN(ctx context.Context, key string, limit, n int) (ratelimit.Decision, error) {
+func (l *Limits) TakeN(ctx context.Context, key string, limit, n int) (tokend.LimitDecision, error) {
 	n = max(n, 1)
 	if limit <= 0 || n > limit {
-		return ratelimit.Decision{Limit: limit, RetryAfter: period, Reset: period}, nil
+		return tokend.LimitDecision{Limit: limit, RetryAfter: period, Reset: period}, nil
 	}
 	// Microseconds on Redis's clock: a limit over 60 million a minute
 	// counts as 60 million.
@@ -193,21 +188,16 @@ func (l *Limits) TakeN(ctx context.Context, key string, limit, n int) (ratelimit
 	}
 	if err != nil {
 		if ctx.Err() != nil {
-			return ratelimit.Decision{}, ctx.Err() // the client left; not Redis's fault
+			return tokend.LimitDecision{}, ctx.Err() // the client left; not Redis's fault
 		}
 		l.failed(err)
 		return l.fallback(key, limit, n)
 	}
 	l.succeeded()
-	return ratelimit.Decision{
+	return tokend.LimitDecision{
 		Allowed: res[0] == 1, Limit: limit, Remaining: int(min(res[1], int64(limit))),
 		RetryAfter: time.Duration(res[2]) * time.Microsecond, Reset: time.Duration(res[3]) * time.Microsecond,
 	}, nil
-}
-
-// Refund gives back one request Take spent.
-func (l *Limits) Refund(ctx context.Context, key string, limit int) error {
-	return l.RefundN(ctx, key, limit, 1)
 }
 
 // RefundN gives back n units TakeN spent.
@@ -233,11 +223,11 @@ func (l *Limits) RefundN(ctx context.Context, key string, limit, n int) error {
 // errUnavailable is what the closed policy answers while Redis cannot decide.
 var errUnavailable = errors.New("redis cannot decide the limit")
 
-func (l *Limits) fallback(key string, limit, n int) (ratelimit.Decision, error) {
+func (l *Limits) fallback(key string, limit, n int) (tokend.LimitDecision, error) {
 	if l.opts.Policy == FailClosed {
-		return ratelimit.Decision{}, errUnavailable
+		return tokend.LimitDecision{}, errUnavailable
 	}
-	return l.local.TakeN(key, limit, n, time.Now()), nil
+	return tokend.LimitDecision(l.local.TakeN(key, limit, n, time.Now())), nil
 }
 
 // allowCall reports whether Redis may be called: the circuit is closed, or
@@ -288,4 +278,4 @@ func (l *Limits) succeeded() {
 }
 
 // Sweep forgets rested keys of the open policy's local fallback.
-func (l *Limits) Sweep(now time.Time) { l.local.Sweep(now) }
+func (l *Limits) Sweep(time.Time) { l.local.Sweep(time.Now()) }

@@ -38,7 +38,7 @@ func TestLimitHoldsAcrossInstances(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			d, err := instances[i%3].Take(context.Background(), "plan:1:live", limit)
+			d, err := instances[i%3].TakeN(context.Background(), "plan:1:live", limit, 1)
 			if err != nil {
 				t.Error(err)
 				return
@@ -52,22 +52,22 @@ func TestLimitHoldsAcrossInstances(t *testing.T) {
 	if n := admitted.Load(); n != limit {
 		t.Errorf("300 requests over three instances admitted %d, want exactly %d", n, limit)
 	}
-	d, _ := instances[0].Take(context.Background(), "plan:1:live", limit)
+	d, _ := instances[0].TakeN(context.Background(), "plan:1:live", limit, 1)
 	if d.Allowed || d.RetryAfter <= 0 || d.RetryAfter > 600*time.Millisecond || d.Limit != limit {
 		t.Errorf("after the burst: %+v, want refused with a retry within one interval (600 ms)", d)
 	}
 	// Another key is untouched; remaining counts down.
-	d, _ = instances[1].Take(context.Background(), "plan:2:live", limit)
+	d, _ = instances[1].TakeN(context.Background(), "plan:2:live", limit, 1)
 	if !d.Allowed || d.Remaining != limit-1 {
 		t.Errorf("a fresh key: %+v", d)
 	}
 	// A limit past a microsecond's resolution still answers sensibly.
-	if d, err := instances[0].Take(context.Background(), "plan:3:live", 1_000_000_000); err != nil || !d.Allowed || d.Remaining <= 0 || d.Remaining > 1_000_000_000 {
+	if d, err := instances[0].TakeN(context.Background(), "plan:3:live", 1_000_000_000, 1); err != nil || !d.Allowed || d.Remaining <= 0 || d.Remaining > 1_000_000_000 {
 		t.Errorf("a huge limit: %+v %v", d, err)
 	}
 	// A refund gives one back.
-	instances[2].Refund(context.Background(), "plan:1:live", limit)
-	if d, _ := instances[2].Take(context.Background(), "plan:1:live", limit); !d.Allowed {
+	instances[2].RefundN(context.Background(), "plan:1:live", limit, 1)
+	if d, _ := instances[2].TakeN(context.Background(), "plan:1:live", limit, 1); !d.Allowed {
 		t.Errorf("after a refund: %+v", d)
 	}
 }
@@ -82,21 +82,21 @@ func TestRedisDownFollowsThePolicy(t *testing.T) {
 	srv.Stop()
 	ctx := context.Background()
 	for i := range 5 {
-		d, err := open.Take(ctx, "k", 3)
+		d, err := open.TakeN(ctx, "k", 3, 1)
 		if err != nil {
 			t.Fatalf("open policy, Redis down: %v", err)
 		}
 		if want := i < 3; d.Allowed != want { // counted in memory: the limit still holds here
 			t.Errorf("open policy take %d: allowed %v, want %v", i, d.Allowed, want)
 		}
-		if _, err := closed.Take(ctx, "k", 3); err == nil {
+		if _, err := closed.TakeN(ctx, "k", 3, 1); err == nil {
 			t.Errorf("closed policy take %d with Redis down: no error", i)
 		}
 	}
 	// The circuit is open: a call costs nothing while it is.
 	start := time.Now()
 	for range 100 {
-		closed.Take(ctx, "k", 3)
+		closed.TakeN(ctx, "k", 3, 1)
 	}
 	if d := time.Since(start); d > 50*time.Millisecond {
 		t.Errorf("100 takes with the circuit open took %v", d)
@@ -104,7 +104,7 @@ func TestRedisDownFollowsThePolicy(t *testing.T) {
 	srv.Start(t)
 	deadline := time.Now().Add(5 * time.Second)
 	for {
-		if _, err := closed.Take(ctx, "k2", 3); err == nil {
+		if _, err := closed.TakeN(ctx, "k2", 3, 1); err == nil {
 			break
 		}
 		if time.Now().After(deadline) {
@@ -113,7 +113,7 @@ func TestRedisDownFollowsThePolicy(t *testing.T) {
 		time.Sleep(50 * time.Millisecond)
 	}
 	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
-		open.Take(ctx, "k3", 3)
+		open.TakeN(ctx, "k3", 3, 1)
 		mu.Lock()
 		n := len(states)
 		mu.Unlock()
@@ -136,7 +136,7 @@ func TestSlowRedisIsBounded(t *testing.T) {
 	srv.Stop()
 	testutil.Silent(t, srv.Addr) // silent, on Redis's address
 	start := time.Now()
-	d, err := l.Take(context.Background(), "k", 10)
+	d, err := l.TakeN(context.Background(), "k", 10, 1)
 	if err != nil || !d.Allowed {
 		t.Errorf("open policy against a silent Redis: %+v %v", d, err)
 	}

@@ -12,7 +12,6 @@ import (
 	"time"
 
 	"github.com/tokend/tokend"
-	"github.com/tokend/tokend/internal/ratelimit"
 )
 
 // postFrom submits a form as a page of the same site does, from a client
@@ -188,35 +187,23 @@ func alertEvents(t *testing.T, e *env) []auditEvent {
 
 // sharedLimits stands in for Redis: limits every instance counts in.
 type sharedLimits struct {
-	l   *ratelimit.Limiter[string]
-	now func() time.Time
+	*tokend.LocalLimits
 	mu  sync.Mutex
 	got []string // the keys taken
 }
 
-func (s *sharedLimits) Take(ctx context.Context, key string, limit int) (ratelimit.Decision, error) {
+func (s *sharedLimits) TakeN(ctx context.Context, key string, limit, n int) (tokend.LimitDecision, error) {
 	s.mu.Lock()
 	s.got = append(s.got, key)
 	s.mu.Unlock()
-	return s.l.Take(key, limit, s.now()), nil
-}
-func (s *sharedLimits) Refund(ctx context.Context, key string, limit int) error {
-	s.l.Refund(key, limit, s.now())
-	return nil
-}
-func (s *sharedLimits) TakeN(ctx context.Context, key string, limit, n int) (ratelimit.Decision, error) {
-	return s.l.TakeN(key, limit, n, s.now()), nil
-}
-func (s *sharedLimits) RefundN(ctx context.Context, key string, limit, n int) error {
-	s.l.RefundN(key, limit, n, s.now())
-	return nil
+	return s.LocalLimits.TakeN(ctx, key, limit, n)
 }
 
 // With limits shared across instances, an address's guesses at one
 // instance count at the other; the owner still signs in from their own.
 func TestSignInThrottleAcrossInstances(t *testing.T) {
 	clock := time.Date(2026, 6, 1, 9, 0, 0, 0, time.UTC)
-	shared := &sharedLimits{l: ratelimit.New[string](time.Minute), now: func() time.Time { return clock }}
+	shared := &sharedLimits{LocalLimits: tokend.NewLocalLimits(func() time.Time { return clock })}
 	one := newEnvWith(t, envOptions{behindProxy: true, shared: shared})
 	two := newEnvWith(t, envOptions{behindProxy: true, shared: shared})
 	const from = "198.51.100.9"

@@ -57,7 +57,7 @@ type envOptions struct {
 	behindProxy bool
 	// shared, when set, holds the sign-in throttle, as Redis does across
 	// instances.
-	shared tokend.SharedLimits
+	shared tokend.Limits
 }
 
 func newEnvWith(t *testing.T, o envOptions) *env {
