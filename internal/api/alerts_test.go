@@ -1,7 +1,6 @@
 package api_test
 
 import (
-	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -11,9 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/tokend/tokend"
 	"github.com/tokend/tokend/internal/alert"
-	"github.com/tokend/tokend/internal/jobs"
 )
 
 // receiver is a real local webhook endpoint that fails its first `failures`
@@ -99,52 +96,16 @@ func (d *deliveries) get(result string) int {
 	return d.counts[result]
 }
 
-// monitorFor gives the server an alert monitor that records alerts with
-// their webhook deliveries to rc, and a jobs runner working those off with
-// short backoffs, both stopped when the test ends.
-func monitorFor(t *testing.T, e **env, rc *receiver, threshold int, d *deliveries) envOption {
-	return withAlerts(func(svc *tokend.Service) *alert.Monitor {
-		hook := &alert.Webhook{URL: rc.srv.URL}
-		runner := jobs.New(svc.Outbox(), jobs.Options{Kind: alert.WebhookJob, Backoff: 10 * time.Millisecond,
-			Attempts: 5, Timeout: 2 * time.Second, Poll: 20 * time.Millisecond, Result: d.add}, hook.Deliver)
-		ctx, stop := context.WithCancel(context.Background())
-		done := make(chan struct{})
-		go func() { runner.Run(ctx); close(done) }()
-		m := alert.New(alert.Options{
-			Threshold: threshold, Window: time.Minute,
-			Record: func(ctx context.Context, ev alert.Event) error {
-				j, err := hook.Job(ev)
-				if err != nil {
-					return err
-				}
-				if err := svc.RecordEvent(ctx, ev.AuditEvent(), j); err != nil {
-					return err
-				}
-				runner.Notify()
-				return nil
-			},
-			NoteNetwork: svc.NoteNetwork,
-			Dropped:     func(string) { d.add("dropped") },
-			Now:         func() time.Time { return (*e).clock.Now() },
-		})
-		mctx, stopMonitor := context.WithCancel(context.Background())
-		monitorDone := make(chan struct{})
-		go func() { m.Run(mctx); close(monitorDone) }()
-		t.Cleanup(func() {
-			stopMonitor()
-			<-monitorDone
-			stop()
-			<-done
-		})
-		return m
-	})
+// monitorFor sends the server's alerts, raised after threshold events, to
+// rc's webhook, counting each delivery's outcome in d.
+func monitorFor(rc *receiver, threshold int, d *deliveries) envOption {
+	return withAlerts(rc.srv.URL, threshold, d.add)
 }
 
 func TestAlertsReachTheWebhookAndTheAuditLog(t *testing.T) {
 	rc := newReceiver(t, 2, nil)
 	d := &deliveries{counts: map[string]int{}}
-	var e *env
-	e = newEnv(t, monitorFor(t, &e, rc, 3, d))
+	e := newEnv(t, monitorFor(rc, 3, d))
 	viewer := e.createToken(e.admin, "viewer", perm("account", e.acme, 10))
 
 	// Three 403s for one token from one address: a token alert and an address alert.
@@ -206,8 +167,7 @@ func TestAlertsNeverWaitForTheWebhook(t *testing.T) {
 	block := make(chan struct{})
 	rc := newReceiver(t, 0, block)
 	d := &deliveries{counts: map[string]int{}}
-	var e *env
-	e = newEnv(t, monitorFor(t, &e, rc, 2, d))
+	e := newEnv(t, monitorFor(rc, 2, d))
 	defer close(block) // before the receiver's Close, which waits for its handlers
 	viewer := e.createToken(e.admin, "viewer", perm("account", e.acme, 10))
 

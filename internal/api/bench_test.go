@@ -13,14 +13,15 @@ import (
 	"time"
 
 	"github.com/tokend/tokend"
-	"github.com/tokend/tokend/apikey"
-	"github.com/tokend/tokend/internal/api"
+	"github.com/tokend/tokend/internal/app"
 	"github.com/tokend/tokend/internal/sqlite"
+	"github.com/tokend/tokend/internal/testutil"
 )
 
-// benchServer is a handler over a real SQLite store with one account on an
-// enterprise plan whose limit never interferes, and that account's admin token.
-func benchServer(b *testing.B) (http.Handler, *sqlite.Store, *tokend.IssuedToken) {
+// benchServer is the application's handler, as serve builds it, over a real
+// SQLite store with one account on an enterprise plan whose limit never
+// interferes, and that account's admin token.
+func benchServer(b *testing.B) (http.Handler, tokend.Store, *tokend.IssuedToken) {
 	b.Helper()
 	ctx := context.Background()
 	store, err := sqlite.Open(ctx, filepath.Join(b.TempDir(), "bench.db"))
@@ -28,16 +29,16 @@ func benchServer(b *testing.B) (http.Handler, *sqlite.Store, *tokend.IssuedToken
 		b.Fatal(err)
 	}
 	b.Cleanup(func() { store.Close() })
-	format, _ := apikey.NewFormat("tk")
-	svc := tokend.NewService(store, tokend.Options{Format: format})
-	_, admin, err := svc.CreateAccount(ctx, "Bench", tokend.PlanFree, "bench")
+	a := testutil.App(b, func(c *app.Config) { c.AuthFailureLimit = tokend.DefaultAuthFailureLimit },
+		app.Options{Store: store, Logger: slog.New(slog.NewJSONHandler(io.Discard, nil))})
+	_, admin, err := a.Service.CreateAccount(ctx, "Bench", tokend.PlanFree, "bench")
 	if err != nil {
 		b.Fatal(err)
 	}
-	if _, err := svc.SetPlan(ctx, admin.AccountID, tokend.PlanEnterprise, 1<<30, 1<<30, "bench"); err != nil {
+	if _, err := a.Service.SetPlan(ctx, admin.AccountID, tokend.PlanEnterprise, 1<<30, 1<<30, "bench"); err != nil {
 		b.Fatal(err)
 	}
-	return api.NewServer(svc, api.Options{Logger: slog.New(slog.NewJSONHandler(io.Discard, nil))}), store, admin
+	return a.Handler, store, admin
 }
 
 // BenchmarkAuthenticatedRequest measures one authenticated GET of a token

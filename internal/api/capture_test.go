@@ -17,7 +17,7 @@ import (
 
 	"github.com/tokend/tokend"
 	"github.com/tokend/tokend/internal/api"
-	"github.com/tokend/tokend/internal/mail"
+	"github.com/tokend/tokend/internal/app"
 	"github.com/tokend/tokend/internal/testutil"
 )
 
@@ -127,7 +127,7 @@ func TestSandboxKeepsTheNewestWithinItsByteQuota(t *testing.T) {
 	var quota atomic.Int64
 	quota.Store(1 << 30)
 	e := newEnv(t, func(c *envConfig) {
-		c.quota = func(tokend.Plan) tokend.SandboxQuota { return tokend.SandboxQuota{Emails: 100, Bytes: quota.Load()} }
+		c.opts.SandboxQuota = func(tokend.Plan) tokend.SandboxQuota { return tokend.SandboxQuota{Emails: 100, Bytes: quota.Load()} }
 	})
 	sb := e.createSandbox(e.admin, e.createProject(e.admin, "QA"), "Staging")
 	send := func(subject string) {
@@ -465,11 +465,13 @@ func TestSandboxQuotaHoldsUnderConcurrentSendsOnTwoInstances(t *testing.T) {
 // db (the same database as e's), and returns its URL.
 func (e *env) instance(db tokend.Store) string {
 	e.t.Helper()
-	svc := tokend.NewService(db, e.cfg.svc)
-	opts := e.cfg.api
-	opts.Mailer = tokend.NewMailer(svc, mail.Composer{}, tokend.MailerOptions{Deliver: true, SandboxQuota: e.cfg.quota, CaptureRetention: e.cfg.retention})
-	opts.Verifier, opts.Alerts, opts.Logger, opts.Metrics = nil, nil, nil, nil
-	srv := httptest.NewServer(api.NewServer(svc, opts))
+	opts := e.cfg.opts
+	opts.Store, opts.WrapStore, opts.Logger, opts.AlertResult = db, nil, nil, nil
+	opts.Relay = testutil.Undelivered{} // live mail is queued; this instance delivers none
+	cfg := e.cfg.app
+	cfg.AlertWebhook = ""
+	instance := testutil.App(e.t, func(c *app.Config) { *c = cfg }, opts)
+	srv := httptest.NewServer(instance.Handler)
 	e.t.Cleanup(srv.Close)
 	return srv.URL
 }

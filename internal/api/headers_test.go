@@ -8,10 +8,10 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync/atomic"
 	"testing"
 
 	"github.com/tokend/tokend"
-	"github.com/tokend/tokend/internal/api"
 )
 
 // Every response, answered by any route or none, carries a request ID and
@@ -100,7 +100,7 @@ func TestHSTSOnlyUnderTLS(t *testing.T) {
 	if got := e.get("/healthz", "").Header.Get("Strict-Transport-Security"); got != "" {
 		t.Errorf("plain HTTP answered with HSTS %q", got)
 	}
-	srv := httptest.NewTLSServer(api.NewServer(e.svc, api.Options{}))
+	srv := httptest.NewTLSServer(e.app.Handler)
 	defer srv.Close()
 	for _, path := range []string{"/healthz", "/api/whoami", "/nowhere"} {
 		res, err := srv.Client().Get(srv.URL + path)
@@ -154,7 +154,9 @@ func TestMetricLabelsAndLogsAreBounded(t *testing.T) {
 // An error the client is not told about is logged with the request's ID, so
 // support can find it from the X-Request-Id the client saw.
 func TestLoggedErrorsCarryTheRequestID(t *testing.T) {
-	e := newEnv(t, withStore(failingTokens))
+	broken := &brokenReads{}
+	e := newEnv(t, withStore(func(s tokend.Store) tokend.Store { broken.Store = s; return broken }))
+	broken.failing.Store(true) // once started: a store that fails at start stops tokend starting
 	req, _ := http.NewRequest("GET", e.srv.URL+"/api/api_tokens", nil)
 	req.Header.Set("Api-Token", e.admin)
 	req.Header.Set("X-Request-Id", "support-case-17")
@@ -177,14 +179,19 @@ func TestLoggedErrorsCarryTheRequestID(t *testing.T) {
 	}
 }
 
-// brokenReads is a store whose read transactions fail, as a lost disk would.
-type brokenReads struct{ tokend.Store }
-
-func (brokenReads) Read(context.Context, func(tokend.Tx) error) error {
-	return errors.New("disk I/O error")
+// brokenReads is a store whose read transactions fail once failing is set,
+// as a lost disk would.
+type brokenReads struct {
+	tokend.Store
+	failing atomic.Bool
 }
 
-func failingTokens(s tokend.Store) tokend.Store { return brokenReads{s} }
+func (b *brokenReads) Read(ctx context.Context, fn func(tokend.Tx) error) error {
+	if b.failing.Load() {
+		return errors.New("disk I/O error")
+	}
+	return b.Store.Read(ctx, fn)
+}
 
 func grep(s, sub string) string {
 	var out []string

@@ -3,6 +3,7 @@ package api_test
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -16,11 +17,9 @@ import (
 	"time"
 
 	"github.com/tokend/tokend"
-	"github.com/tokend/tokend/apikey"
-	"github.com/tokend/tokend/internal/alert"
 	"github.com/tokend/tokend/internal/api"
+	"github.com/tokend/tokend/internal/app"
 	tokenddns "github.com/tokend/tokend/internal/dns"
-	"github.com/tokend/tokend/internal/jobs"
 	"github.com/tokend/tokend/internal/mail"
 	"github.com/tokend/tokend/internal/testutil"
 )
@@ -45,6 +44,7 @@ type env struct {
 	otherAdmin string
 	secrets    *secrets // every token value issued, to check logs never hold one
 	cfg        envConfig
+	app        *app.App
 }
 
 type secrets struct {
@@ -65,35 +65,28 @@ func (e *env) with(t *testing.T) *env {
 	return &c
 }
 
-// envConfig is what newEnv builds: the service's and the server's options,
-// and the plan of the two accounts.
+// envConfig is what newEnv builds: the application's configuration and
+// options, and the plan of the two accounts.
 type envConfig struct {
-	svc          tokend.Options
-	api          api.Options
+	app          app.Config
+	opts         app.Options
 	plan         tokend.Plan
 	rateLimit    int
 	messageLimit int // enterprise only; 0: the plan's default
-	wrapStore    func(tokend.Store) tokend.Store
-	alerts       func(*tokend.Service) *alert.Monitor
-	// relay, when set, is where live mail is delivered by a dispatcher
-	// running beside the server; deliver false answers live sends 503.
-	relay   mail.Sender
+	// deliver false is a server without a relay: live sends answer 503.
+	// With one and no relay of the test's, live mail is queued and never
+	// delivered.
 	deliver bool
 	// streams keeps change streams open until the test ends; otherwise each
 	// ends after its ready event, so that a plain request gets a whole answer.
 	streams bool
-	// quota and retention are the Mailer's sandbox quota and capture
-	// retention (the defaults when zero).
-	quota     func(tokend.Plan) tokend.SandboxQuota
-	retention time.Duration
-	// db is the store to use instead of a new one (with dump, its contents).
-	db   tokend.Store
+	// dump reads back what the store holds (with withDB).
 	dump func() [][]byte
 }
 
 type envOption func(*envConfig)
 
-func withDefaultTTL(d time.Duration) envOption { return func(c *envConfig) { c.svc.DefaultTTL = d } }
+func withDefaultTTL(d time.Duration) envOption { return func(c *envConfig) { c.app.DefaultTTL = d } }
 
 // withPlan puts both accounts on plan (with limit for enterprise).
 func withPlan(plan tokend.Plan, limit int) envOption {
@@ -104,19 +97,25 @@ func withPlan(plan tokend.Plan, limit int) envOption {
 // their own.
 func withMessageLimit(n int) envOption { return func(c *envConfig) { c.messageLimit = n } }
 
-func withAPI(f func(*api.Options)) envOption { return func(c *envConfig) { f(&c.api) } }
+// withConfig changes the application's configuration, as serve's flags do.
+func withConfig(f func(*app.Config)) envOption { return func(c *envConfig) { f(&c.app) } }
 
-// withAlerts gives the server the monitor that monitor builds over the service.
-func withAlerts(monitor func(*tokend.Service) *alert.Monitor) envOption {
-	return func(c *envConfig) { c.alerts = monitor }
+// withAlerts sends unusual-activity alerts of threshold events a window to
+// the webhook at url, as serve --alert-webhook does; result is told each
+// delivery's outcome ("delivered", "retried", "failed", "dropped").
+func withAlerts(url string, threshold int, result func(string)) envOption {
+	return func(c *envConfig) {
+		c.app.AlertWebhook, c.app.AlertThreshold = url, threshold
+		c.opts.AlertResult = result
+	}
 }
 
 func withStore(wrap func(tokend.Store) tokend.Store) envOption {
-	return func(c *envConfig) { c.wrapStore = wrap }
+	return func(c *envConfig) { c.opts.WrapStore = wrap }
 }
 
 // withRelay delivers live mail through relay, as serve --smtp-relay does.
-func withRelay(relay mail.Sender) envOption { return func(c *envConfig) { c.relay = relay } }
+func withRelay(relay mail.Sender) envOption { return func(c *envConfig) { c.opts.Relay = relay } }
 
 // withStreams keeps GET /api/auth_changes streams open until the test ends.
 func withStreams() envOption { return func(c *envConfig) { c.streams = true } }
@@ -126,91 +125,80 @@ func withoutDelivery() envOption { return func(c *envConfig) { c.deliver = false
 
 // withSandboxQuota gives every sandbox quota, whatever its account's plan.
 func withSandboxQuota(quota tokend.SandboxQuota) envOption {
-	return func(c *envConfig) { c.quota = func(tokend.Plan) tokend.SandboxQuota { return quota } }
+	return func(c *envConfig) { c.opts.SandboxQuota = func(tokend.Plan) tokend.SandboxQuota { return quota } }
 }
 
 // withCaptureRetention keeps captured mail for d.
-func withCaptureRetention(d time.Duration) envOption { return func(c *envConfig) { c.retention = d } }
+func withCaptureRetention(d time.Duration) envOption {
+	return func(c *envConfig) { c.app.CaptureRetention = d }
+}
 
 // withSendLimits bounds the sends in flight as l says.
-func withSendLimits(l api.SendLimits) envOption { return func(c *envConfig) { c.api.SendLimits = l } }
+func withSendLimits(l api.SendLimits) envOption {
+	return func(c *envConfig) { c.app.SendsInFlight, c.app.AccountSendsInFlight = l.Total, l.PerAccount }
+}
 
 // withDB runs the server over db, which dump reads back.
 func withDB(db tokend.Store, dump func() [][]byte) envOption {
-	return func(c *envConfig) { c.db, c.dump = db, dump }
+	return func(c *envConfig) { c.opts.Store, c.dump = db, dump }
 }
 
+// newEnv starts the application as serve builds it (internal/app), over a
+// fresh SQLite store, with the test's clock, a DNS server on loopback for
+// domain checks, and debug logs kept for the secret scan.
 func newEnv(t *testing.T, opts ...envOption) *env {
 	t.Helper()
 	e := &env{t: t, clock: testutil.NewClock(time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)), logs: &testutil.Buffer{}, secrets: &secrets{}}
-	format, _ := apikey.NewFormat("tk")
 	cfg := envConfig{
-		svc: tokend.Options{ResetGrace: 12 * time.Hour, PurgeAfter: 24 * time.Hour, Format: format, Now: e.clock.Now,
-			DKIMKeyBits: 1024},
-		api:  api.Options{Now: e.clock.Now, AuthFailureLimit: 1_000_000, ServeMetrics: true},
 		plan: tokend.PlanEnterprise, rateLimit: 1_000_000,
-		// Live mail is accepted and queued; without a relay nothing delivers it.
+		// Live mail is accepted and queued; nothing delivers it.
 		deliver: true,
 	}
+	cfg.app = app.Default()
+	cfg.app.DB, cfg.app.AuthFailureLimit = "", 1_000_000
 	for _, opt := range opts {
 		opt(&cfg)
 	}
-	db, dump := cfg.db, cfg.dump
-	if db == nil {
-		db, dump = testutil.Store(t)
+	if cfg.opts.Store == nil {
+		cfg.opts.Store, cfg.dump = testutil.Store(t)
 	}
-	e.dump, e.cfg = dump, cfg
-	var store tokend.Store = db
-	if cfg.wrapStore != nil {
-		store = cfg.wrapStore(db)
-	}
-	e.svc, e.store = tokend.NewService(store, cfg.svc), store
-	if cfg.alerts != nil {
-		cfg.api.Alerts = cfg.alerts(e.svc)
-	}
-	var runner *jobs.Runner
-	if cfg.api.Verifier == nil {
-		// One verifier for the plan limits and the message allowances, as serve has.
-		cfg.api.Verifier = tokend.NewVerifier(e.svc, tokend.VerifierOptions{
-			TestRateMultiplier: cfg.api.TestRateMultiplier, AuthFailureLimit: cfg.api.AuthFailureLimit, Now: cfg.api.Now})
-	}
-	e.mailer = tokend.NewMailer(e.svc, mail.Composer{}, tokend.MailerOptions{
-		Verifier:     cfg.api.Verifier,
-		SandboxQuota: cfg.quota, CaptureRetention: cfg.retention,
-		Deliver: cfg.deliver || cfg.relay != nil,
-		Notify: func() {
-			if runner != nil {
-				runner.Notify()
-			}
-		},
-	})
-	cfg.api.Mailer = e.mailer
+	key := make([]byte, tokend.SecretsKeySize)
+	rand.Read(key)
+	cfg.opts.Keyring, _ = tokend.NewKeyring(key)
+	cfg.opts.Now = e.clock.Now
+	cfg.opts.Logger = slog.New(slog.NewJSONHandler(e.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	e.dns = testutil.StartDNS(t)
 	resolver, err := tokenddns.New(e.dns.Addr(), tokenddns.Options{Timeout: 300 * time.Millisecond, Attempts: 2})
 	if err != nil {
 		t.Fatal(err)
 	}
-	e.domains = tokend.NewDomains(e.svc, e.mailer, tokend.DomainOptions{Resolver: resolver})
-	cfg.api.Domains = e.domains
-	if cfg.relay != nil {
-		d := &mail.Dispatcher{Mailer: e.mailer, Relay: cfg.relay}
-		runner = jobs.New(e.svc.Outbox(), jobs.Options{Kind: tokend.EmailJob, Backoff: 50 * time.Millisecond,
-			MaxBackoff: 200 * time.Millisecond, Attempts: 1000, Poll: 20 * time.Millisecond}, d.Deliver)
-		ctx, cancel := context.WithCancel(context.Background())
-		done := make(chan struct{})
-		go func() { runner.Run(ctx); close(done) }()
-		t.Cleanup(func() { cancel(); <-done })
+	cfg.opts.Resolver = resolver
+	background := cfg.opts.Relay != nil || cfg.app.AlertWebhook != ""
+	switch {
+	case cfg.opts.Relay != nil:
+		cfg.opts.Retry = &app.RetryTiming{Backoff: 50 * time.Millisecond, MaxBackoff: 200 * time.Millisecond, Poll: 20 * time.Millisecond}
+		// The outbox retries on real time, while this clock stands months
+		// before it: messages stamped by the clock must not look a day old.
+		cfg.app.SMTPRetryFor = 100 * 365 * 24 * time.Hour
+	case cfg.deliver:
+		cfg.opts.Relay = testutil.Undelivered{}
 	}
-	cfg.api.Logger = slog.New(slog.NewJSONHandler(e.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	streams := make(chan struct{})
-	if !cfg.streams {
-		close(streams) // change streams end after their ready event
+	if cfg.app.AlertWebhook != "" && cfg.opts.Retry == nil {
+		cfg.opts.Retry = &app.RetryTiming{Backoff: 10 * time.Millisecond, MaxBackoff: 200 * time.Millisecond, Poll: 20 * time.Millisecond}
 	}
-	cfg.api.Done = streams
-	e.srv = httptest.NewServer(api.NewServer(e.svc, cfg.api))
+	e.cfg = cfg
+	e.app = testutil.App(t, func(c *app.Config) { *c = cfg.app }, cfg.opts)
+	e.svc, e.store, e.mailer, e.domains, e.dump = e.app.Service, e.app.Store, e.app.Mailer, e.app.Domains, cfg.dump
+	e.srv = httptest.NewServer(e.app.Handler)
 	t.Cleanup(e.srv.Close)
+	if background {
+		// Deliveries of mail and alerts run beside the server, as serve runs them.
+		testutil.Background(t, e.app)
+	}
 	if cfg.streams {
-		t.Cleanup(func() { close(streams) }) // before the server closes: it waits for them
+		t.Cleanup(e.app.EndStreams) // before the server closes: it waits for them
+	} else {
+		e.app.EndStreams() // change streams end after their ready event
 	}
 
 	ctx := context.Background()

@@ -5,11 +5,11 @@ import (
 	"testing"
 
 	"github.com/tokend/tokend"
-	"github.com/tokend/tokend/internal/api"
+	"github.com/tokend/tokend/internal/app"
 )
 
 func TestMetrics(t *testing.T) {
-	e := newEnv(t, withPlan(tokend.PlanEnterprise, 3), withAPI(func(o *api.Options) { o.AuthFailureLimit = 2 }))
+	e := newEnv(t, withPlan(tokend.PlanEnterprise, 3), withConfig(func(c *app.Config) { c.AuthFailureLimit = 2 }))
 	e.get("/api/api_tokens", e.admin).want(200)
 	e.get("/api/api_tokens/424242", e.admin).want(404)
 	e.get("/api/api_tokens", e.admin).want(200)

@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/tokend/tokend/internal/api"
+	"github.com/tokend/tokend/internal/app"
 )
 
 // behindProxy is an environment whose only trusted proxy is 127.0.0.1.
@@ -14,9 +15,9 @@ func behindProxy(t *testing.T, failureLimit int) *env {
 	if err := proxies.Set("127.0.0.1/32, ::1"); err != nil {
 		t.Fatal(err)
 	}
-	return newEnv(t, withAPI(func(o *api.Options) {
-		o.TrustedProxies = proxies
-		o.AuthFailureLimit = failureLimit
+	return newEnv(t, withConfig(func(c *app.Config) {
+		c.TrustedProxies = proxies
+		c.AuthFailureLimit = failureLimit
 	}))
 }
 

@@ -13,10 +13,8 @@ import (
 	"time"
 
 	"github.com/tokend/tokend"
-	"github.com/tokend/tokend/apikey"
-	"github.com/tokend/tokend/internal/api"
+	"github.com/tokend/tokend/internal/app"
 	tokenddns "github.com/tokend/tokend/internal/dns"
-	"github.com/tokend/tokend/internal/jobs"
 	"github.com/tokend/tokend/internal/mail"
 	"github.com/tokend/tokend/internal/sqlite"
 	"github.com/tokend/tokend/internal/testutil"
@@ -37,8 +35,17 @@ func BenchmarkSend(b *testing.B) {
 				b.Fatal(err)
 			}
 			defer store.Close()
-			format, _ := apikey.NewFormat("tk")
-			svc := tokend.NewService(store, tokend.Options{Format: format, DKIMKeyBits: 2048})
+			dnsServer := testutil.StartDNS(b)
+			resolver, err := tokenddns.New(dnsServer.Addr(), tokenddns.Options{})
+			if err != nil {
+				b.Fatal(err)
+			}
+			relay := testutil.StartSMTP(b, testutil.SMTPOptions{})
+			r, _ := mail.ParseRelay("smtp://"+relay.Addr, mail.RelayOptions{})
+			defer r.Close()
+			a := testutil.App(b, func(c *app.Config) { c.SendsInFlight, c.AccountSendsInFlight = 16, 16 },
+				app.Options{Store: store, DKIMKeyBits: 2048, Resolver: resolver, Relay: r, Logger: slog.New(slog.NewJSONHandler(io.Discard, nil))})
+			svc := a.Service
 			_, admin, err := svc.CreateAccount(ctx, "Bench", tokend.PlanFree, "bench")
 			if err != nil {
 				b.Fatal(err)
@@ -52,15 +59,10 @@ func BenchmarkSend(b *testing.B) {
 			}
 			// Verified through a real DNS server, whose queries during the run
 			// must stay at zero: a send reads the domain's status from the store.
-			dnsServer := testutil.StartDNS(b)
 			for _, r := range d.DNS {
 				dnsServer.AddTXT(r.Domain, r.Value)
 			}
-			resolver, err := tokenddns.New(dnsServer.Addr(), tokenddns.Options{})
-			if err != nil {
-				b.Fatal(err)
-			}
-			if v, err := tokend.NewDomains(svc, nil, tokend.DomainOptions{Resolver: resolver}).VerifyAsOperator(ctx, d.ID, "bench"); err != nil || v.DNSState.VerifiedAt == nil {
+			if v, err := a.Domains.VerifyAsOperator(ctx, d.ID, "bench"); err != nil || v.DNSState.VerifiedAt == nil {
 				b.Fatalf("verify the domain: %v", err)
 			}
 			token := admin.Value
@@ -72,18 +74,11 @@ func BenchmarkSend(b *testing.B) {
 				}
 				token = t.Value
 			}
-			relay := testutil.StartSMTP(b, testutil.SMTPOptions{})
-			r, _ := mail.ParseRelay("smtp://"+relay.Addr, mail.RelayOptions{})
-			defer r.Close()
-			var runner *jobs.Runner
-			mailer := tokend.NewMailer(svc, mail.Composer{}, tokend.MailerOptions{Deliver: true, Notify: func() { runner.Notify() }})
-			runner = jobs.New(svc.Outbox(), jobs.Options{Kind: tokend.EmailJob}, (&mail.Dispatcher{Mailer: mailer, Relay: r}).Deliver)
 			runCtx, cancel := context.WithCancel(ctx)
-			done := make(chan struct{})
-			go func() { runner.Run(runCtx); close(done) }()
+			done := make(chan error, 1)
+			go func() { done <- a.Run(runCtx) }() // the outbox's deliveries, as serve runs them
 			defer func() { cancel(); <-done }()
-			srv := httptest.NewServer(api.NewServer(svc, api.Options{Mailer: mailer, Logger: slog.New(slog.NewJSONHandler(io.Discard, nil)),
-				SendLimits: api.SendLimits{PerAccount: 16, Total: 16}}))
+			srv := httptest.NewServer(a.Handler)
 			defer srv.Close()
 			body, _ := json.Marshal(map[string]any{"from": map[string]any{"email": "news@bench.example.com"},
 				"to": []any{map[string]any{"email": "user@example.org"}}, "subject": "Benchmark", "text": "Hello from the benchmark"})

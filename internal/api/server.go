@@ -15,11 +15,12 @@ import (
 
 	"github.com/tokend/tokend"
 	"github.com/tokend/tokend/internal/alert"
-	"github.com/tokend/tokend/internal/mail"
 	"github.com/tokend/tokend/internal/metrics"
 )
 
-// Options are the server's dependencies and limits. Zero values take the defaults.
+// Options are the server's dependencies and limits. Verifier, Mailer and
+// Domains are required: the application (internal/app) builds them once,
+// for every way in. Other zero values take the defaults.
 type Options struct {
 	Logger  *slog.Logger
 	Metrics *metrics.Metrics // default: a fresh registry
@@ -29,23 +30,12 @@ type Options struct {
 	// Dashboard, when set, serves its pages beside the API on the same mux
 	// (and its page for any path outside /api that no route serves).
 	Dashboard Dashboard
-	// Mailer sends and captures email; by default one over svc that captures
-	// test-key and sandbox mail and answers live sends 503 (no relay), and
-	// spends message allowances through the Verifier. A Mailer given here
-	// should have been made with the same Verifier.
-	Mailer *tokend.Mailer
-	// Domains checks sending domains' DNS; by default one over svc and the
-	// Mailer without a resolver, so that checks answer that DNS could not be
-	// asked.
-	Domains *tokend.Domains
-	// Verifier decides who calls; by default one over svc with the two
-	// settings below.
+	// Verifier decides who calls; Mailer sends and captures email, spending
+	// message allowances through the same Verifier; Domains checks sending
+	// domains' DNS.
 	Verifier *tokend.Verifier
-	// TestRateMultiplier multiplies the plan limit for test keys (default 5).
-	TestRateMultiplier int
-	// AuthFailureLimit is how many failed authentications a client address may
-	// make per minute before it gets 429 (default 20).
-	AuthFailureLimit int
+	Mailer   *tokend.Mailer
+	Domains  *tokend.Domains
 	// TrustedProxies are the peers whose X-Forwarded-For / Forwarded headers
 	// are believed for the client address (and X-Forwarded-Proto for HSTS).
 	TrustedProxies Prefixes
@@ -82,38 +72,24 @@ type Server struct {
 	limitedAccount, limitedAddress, limitedMessages              prometheus.Counter
 }
 
-// NewServer returns the API handler over svc.
+// NewServer returns the API handler over svc. It panics when a required
+// dependency is missing: that is a wiring mistake, not a condition to serve.
 func NewServer(svc *tokend.Service, opts Options) http.Handler {
+	if opts.Verifier == nil || opts.Mailer == nil || opts.Domains == nil {
+		panic("api.NewServer: Options.Verifier, Mailer and Domains are required (internal/app builds them)")
+	}
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
 	if opts.Metrics == nil {
 		opts.Metrics = metrics.New()
 	}
-	if opts.TestRateMultiplier <= 0 {
-		opts.TestRateMultiplier = 5
-	}
-	if opts.AuthFailureLimit <= 0 {
-		opts.AuthFailureLimit = 20
-	}
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
 	s := &Server{svc: svc, opts: opts, log: opts.Logger, metrics: opts.Metrics, mux: http.NewServeMux(),
 		ids: newRequestIDs(), sends: newSendLimiter(opts.SendLimits)}
-	s.verifier = opts.Verifier
-	if s.verifier == nil {
-		s.verifier = tokend.NewVerifier(svc, tokend.VerifierOptions{
-			TestRateMultiplier: opts.TestRateMultiplier, AuthFailureLimit: opts.AuthFailureLimit, Now: opts.Now})
-	}
-	s.mailer = opts.Mailer
-	if s.mailer == nil {
-		s.mailer = tokend.NewMailer(svc, mail.Composer{}, tokend.MailerOptions{Verifier: s.verifier})
-	}
-	s.domains = opts.Domains
-	if s.domains == nil {
-		s.domains = tokend.NewDomains(svc, s.mailer, tokend.DomainOptions{})
-	}
+	s.verifier, s.mailer, s.domains = opts.Verifier, opts.Mailer, opts.Domains
 	a, rl := opts.Metrics.AuthOutcomes, opts.Metrics.RateLimited
 	s.authOK, s.authMissing, s.authInvalid = a.WithLabelValues("ok"), a.WithLabelValues("missing"), a.WithLabelValues("invalid")
 	s.authExpired, s.authThrottled = a.WithLabelValues("expired"), a.WithLabelValues("throttled")

@@ -8,7 +8,7 @@ import (
 	"time"
 
 	"github.com/tokend/tokend/apikey"
-	"github.com/tokend/tokend/internal/api"
+	"github.com/tokend/tokend/internal/app"
 )
 
 // Every authenticated endpoint answers 401 for a missing, malformed, forged,
@@ -197,7 +197,7 @@ func endpoints(e *env) []endpoint {
 // headers, and a failure of the address's budget; POST /api/verify says
 // NOT_FOUND for it and nothing more, as for a token that does not exist.
 func TestVerifyAnotherAccountsTokenLooksUnknown(t *testing.T) {
-	e := newEnv(t, withAPI(func(o *api.Options) { o.AuthFailureLimit = 3 }))
+	e := newEnv(t, withConfig(func(c *app.Config) { c.AuthFailureLimit = 3 }))
 	theirs := e.createToken(e.otherAdmin, "theirs", perm("account", e.other, 100))
 	var expiring apiToken
 	e.post("/api/api_tokens", e.otherAdmin, map[string]any{"name": "expiring", "expires_at": e.clock.Now().Add(time.Minute),

@@ -12,7 +12,7 @@ func TestNotFound(t *testing.T) {
 		token              string
 	}{
 		{"unknown route", "GET", "/api/nothing-here", e.admin},
-		{"unknown route without a token", "GET", "/nope", ""},
+		{"unknown API route without a token", "GET", "/api/nope", ""},
 		{"non-integer id", "GET", "/api/api_tokens/abc", e.admin},
 		{"negative id", "GET", "/api/api_tokens/-1", e.admin},
 		{"zero id", "DELETE", "/api/api_tokens/0", e.admin},

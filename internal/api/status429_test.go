@@ -13,7 +13,7 @@ import (
 
 	"github.com/tokend/tokend"
 	"github.com/tokend/tokend/apikey"
-	"github.com/tokend/tokend/internal/api"
+	"github.com/tokend/tokend/internal/app"
 )
 
 func assertRateLimited(t *testing.T, r *response) {
@@ -144,7 +144,7 @@ func TestTestKeysHaveTheirOwnHigherLimit(t *testing.T) {
 }
 
 func TestTestKeyMultiplierIsConfigurable(t *testing.T) {
-	e := newEnv(t, withPlan(tokend.PlanEnterprise, 10), withAPI(func(o *api.Options) { o.TestRateMultiplier = 2 }))
+	e := newEnv(t, withPlan(tokend.PlanEnterprise, 10), withConfig(func(c *app.Config) { c.TestRateMultiplier = 2 }))
 	var testKey apiToken
 	e.post("/api/api_tokens", e.admin, map[string]any{"name": "sandbox", "environment": "test"}).want(200).decode(&testKey)
 	e.secrets.add(testKey.Token)
@@ -169,7 +169,7 @@ func TestPlanChangeAppliesAtOnce(t *testing.T) {
 // other addresses are never locked out, and a token this instance has already
 // verified passes even from a throttled address.
 func TestFailedAuthenticationThrottlePerAddress(t *testing.T) {
-	e := newEnv(t, withAPI(func(o *api.Options) { o.AuthFailureLimit = 20 }))
+	e := newEnv(t, withConfig(func(c *app.Config) { c.AuthFailureLimit = 20 }))
 	guess := e.admin[:len(e.admin)-1] + string(flip(e.admin[len(e.admin)-1]))
 	e.send(request{method: "GET", path: "/api/api_tokens", token: e.admin, from: "127.0.0.3"}).want(200) // verified: now in memory
 	fresh := e.createToken(e.admin, "never used", perm("account", e.acme, 10))
@@ -201,7 +201,7 @@ func TestThrottleHoldsUnderParallelGuesses(t *testing.T) {
 	const limit, guesses = 20, 300
 	// Lookups take a while, as on a loaded database: the window in which a
 	// check-then-charge throttle lets parallel guesses through.
-	e := newEnv(t, withAPI(func(o *api.Options) { o.AuthFailureLimit = limit }),
+	e := newEnv(t, withConfig(func(c *app.Config) { c.AuthFailureLimit = limit }),
 		withStore(func(s tokend.Store) tokend.Store { return slowLookups{s} }))
 	format, _ := apikey.NewFormat("tk")
 	values := make([]string, guesses)
@@ -243,7 +243,7 @@ func (s slowLookups) TokenByHash(ctx context.Context, hash []byte) (*tokend.Toke
 // evicted by a change) shares one lookup: it spends none of the address's
 // failure budget, however many requests come at once.
 func TestBurstOfAnUncachedTokenIsNotThrottled(t *testing.T) {
-	e := newEnv(t, withAPI(func(o *api.Options) { o.AuthFailureLimit = 5 }),
+	e := newEnv(t, withConfig(func(c *app.Config) { c.AuthFailureLimit = 5 }),
 		withStore(func(s tokend.Store) tokend.Store { return slowLookups{s} }))
 	tok := e.createToken(e.admin, "fresh", perm("account", e.acme, 10))
 	var wg sync.WaitGroup
@@ -276,7 +276,7 @@ func TestBurstOfAnUncachedTokenIsNotThrottled(t *testing.T) {
 // {"success": false, "errors": [...], "code"}, MailSage's {"error", "status",
 // "code"}.
 func TestSendingRoutesRateLimitedCarryCode(t *testing.T) {
-	e := newEnv(t, withAPI(func(o *api.Options) { o.AuthFailureLimit = 1 }))
+	e := newEnv(t, withConfig(func(c *app.Config) { c.AuthFailureLimit = 1 }))
 	sb := e.createSandbox(e.admin, e.createProject(e.admin, "QA"), "Staging")
 	if _, err := e.svc.SetPlan(t.Context(), e.acme, tokend.PlanEnterprise, 1, 0, "ops"); err != nil {
 		t.Fatal(err)

@@ -45,6 +45,9 @@ type Options struct {
 	Resolver tokend.DNSResolver
 	// Relay delivers live mail instead of Config.SMTPRelay.
 	Relay mail.Sender
+	// Limits hold the plan limits and throttles instead of Config.Redis's or
+	// this process's memory (instances of a test sharing them, say).
+	Limits tokend.Limits
 	// DKIMKeyBits is the size of new domains' keys (default 2048).
 	DKIMKeyBits int
 	// SandboxQuota replaces the plans' capture quotas.
@@ -54,7 +57,8 @@ type Options struct {
 	// WrapStore wraps the store the service uses (to count or fail calls).
 	WrapStore func(tokend.Store) tokend.Store
 	// DeliveryResult and AlertResult are told each outbox attempt's result
-	// of email and of alert webhook deliveries; may be nil.
+	// of email and of alert webhook deliveries (and AlertResult "dropped"
+	// for an alert the monitor could not record); may be nil.
 	DeliveryResult, AlertResult func(result string)
 }
 
@@ -141,7 +145,7 @@ func New(ctx context.Context, cfg Config, opts Options) (_ *App, err error) {
 	} else if err != nil {
 		return nil, err
 	}
-	if err := a.shareLimits(ctx); err != nil {
+	if err := a.shareLimits(ctx, opts.Limits); err != nil {
 		return nil, err
 	}
 	if n, err := svc.EnsureDomainKeys(ctx); err != nil {
@@ -197,12 +201,19 @@ type limits interface {
 	Sweep(now time.Time)
 }
 
+// unswept are limits someone else keeps bounded.
+type unswept struct{ tokend.Limits }
+
+func (unswept) Sweep(time.Time) {}
+
 // shareLimits makes the application's limits: in Redis when the Config names
 // it, so that they hold across instances, in memory otherwise.
-func (a *App) shareLimits(ctx context.Context) error {
+func (a *App) shareLimits(ctx context.Context, given tokend.Limits) error {
 	cfg, logger, m := a.Config, a.Logger, a.Metrics
 	a.limits = tokend.NewLocalLimits(a.now)
 	switch {
+	case given != nil:
+		a.limits = unswept{given}
 	case cfg.Redis != "":
 		shared, err := redislimits.New(ctx, cfg.Redis, redislimits.Options{
 			Policy: redislimits.Policy(cfg.RedisFail), Timeout: cfg.RedisTimeout, Logger: logger,

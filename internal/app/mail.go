@@ -158,7 +158,12 @@ func (a *App) newAlerts(ctx context.Context, opts Options) tokend.DomainOptions 
 		},
 		NoteNetwork: svc.NoteNetwork,
 		Raised:      func(typ string) { m.Alerts.WithLabelValues(typ).Inc() },
-		Dropped:     func(string) { m.AlertDeliveries.WithLabelValues("dropped").Inc() },
+		Dropped: func(string) {
+			m.AlertDeliveries.WithLabelValues("dropped").Inc()
+			if opts.AlertResult != nil {
+				opts.AlertResult("dropped")
+			}
+		},
 	})
 	// Alerts raised by the domain checks (a domain that lost its
 	// verification) go out through the same webhook.

@@ -16,8 +16,7 @@ import (
 	"time"
 
 	"github.com/tokend/tokend"
-	"github.com/tokend/tokend/apikey"
-	"github.com/tokend/tokend/internal/api"
+	"github.com/tokend/tokend/internal/app"
 	"github.com/tokend/tokend/internal/dns"
 	"github.com/tokend/tokend/internal/mail"
 	"github.com/tokend/tokend/internal/testutil"
@@ -63,31 +62,29 @@ type envOptions struct {
 func newEnvWith(t *testing.T, o envOptions) *env {
 	t.Helper()
 	ctx := context.Background()
-	store, _ := testutil.Store(t)
 	e := &env{t: t, clock: testutil.NewClock(time.Date(2026, 6, 1, 9, 0, 0, 0, time.UTC)), people: map[string]string{}}
-	format, _ := apikey.NewFormat("tk")
-	e.svc = tokend.NewService(store, tokend.Options{Format: format, Now: e.clock.Now, ResetGrace: 12 * time.Hour, DKIMKeyBits: 1024,
-		DefaultTTL: o.defaultTTL})
-	mailer := tokend.NewMailer(e.svc, mail.Composer{}, tokend.MailerOptions{Deliver: o.deliver})
-	var domains *tokend.Domains
+	opts := app.Options{Now: e.clock.Now, Limits: o.shared}
 	if o.dns != nil {
 		r, err := dns.New(o.dns.Addr(), dns.Options{Timeout: 300 * time.Millisecond, Attempts: 2})
 		if err != nil {
 			t.Fatal(err)
 		}
-		domains = tokend.NewDomains(e.svc, mailer, tokend.DomainOptions{Resolver: r})
+		opts.Resolver = r
 	}
-	if o.shared != nil {
-		e.svc.Users().ShareLimits(o.shared)
+	if o.deliver {
+		opts.Relay = testutil.Undelivered{} // live mail is queued, never delivered
 	}
-	var proxies api.Prefixes
-	if o.behindProxy {
-		if err := proxies.Set("127.0.0.1/32"); err != nil {
-			t.Fatal(err)
+	instance := testutil.App(t, func(c *app.Config) {
+		c.DefaultTTL = o.defaultTTL
+		if o.behindProxy {
+			if err := c.TrustedProxies.Set("127.0.0.1/32"); err != nil {
+				t.Fatal(err)
+			}
 		}
-	}
-	e.srv = httptest.NewServer(api.NewServer(e.svc, api.Options{Now: e.clock.Now, Mailer: mailer, AuthFailureLimit: 1_000_000, Domains: domains,
-		TrustedProxies: proxies, Dashboard: web.New(e.svc, mailer, web.Options{Now: e.clock.Now, Domains: domains})}))
+	}, opts)
+	instance.EndStreams()
+	e.svc = instance.Service
+	e.srv = httptest.NewServer(instance.Handler)
 	t.Cleanup(e.srv.Close)
 	a, tok, err := e.svc.CreateAccount(ctx, "Acme", tokend.PlanFree, "ops")
 	if err != nil {
