@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"io"
 	"runtime/debug"
-	"sort"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -175,31 +174,7 @@ func refused(cmd string, err error) error {
 	if err == nil || errors.As(err, &u) || !errors.As(err, &e) || e.Code != tokend.EINVALID {
 		return err
 	}
-	return &UsageError{cmd + ": " + sentences(e)}
-}
-
-// sentences says what a validation error holds, one clause per message,
-// each led by the field it is about: "email is not a valid email address;
-// password is too short (minimum is 10 characters)". Fields are in
-// alphabetical order, after the messages about the whole input ("base").
-func sentences(e *tokend.Error) string {
-	fields := make([]string, 0, len(e.Fields))
-	for f := range e.Fields {
-		if f != "base" {
-			fields = append(fields, f)
-		}
-	}
-	sort.Strings(fields)
-	clauses := append([]string(nil), e.Fields["base"]...)
-	for _, f := range fields {
-		for _, msg := range e.Fields[f] {
-			clauses = append(clauses, strings.ReplaceAll(f, "_", " ")+" "+msg)
-		}
-	}
-	if len(clauses) == 0 {
-		return e.Message
-	}
-	return strings.Join(clauses, "; ")
+	return &UsageError{cmd + ": " + e.Sentences()}
 }
 
 // subcommands lists the subcommands of a command group, such as "account".
