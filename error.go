@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"sort"
+	"strings"
 )
 
 // Error codes. Each maps to exactly one HTTP status in internal/api.
@@ -29,20 +30,37 @@ type Error struct {
 	Fields map[string][]string
 }
 
+// Error is the code and what went wrong, in sentences: "invalid: email is
+// not a valid email address; password is too short (minimum is 10
+// characters)". It reaches logs and wrapped errors; clients get Message and
+// Fields instead.
 func (e *Error) Error() string {
-	if len(e.Fields) == 0 {
-		return fmt.Sprintf("%s: %s", e.Code, e.Message)
+	return e.Code + ": " + e.Sentences()
+}
+
+// Sentences says what e holds, for people: the validation messages, one
+// clause per message, each led by the field it is about (its underscores as
+// spaces), the messages about the whole input ("base") first and unled, the
+// fields in alphabetical order: "name can't be blank; password is too short
+// (minimum is 10 characters)". Without validation messages it is Message.
+func (e *Error) Sentences() string {
+	fields := make([]string, 0, len(e.Fields))
+	for f := range e.Fields {
+		if f != "base" {
+			fields = append(fields, f)
+		}
 	}
-	keys := make([]string, 0, len(e.Fields))
-	for k := range e.Fields {
-		keys = append(keys, k)
+	sort.Strings(fields)
+	clauses := append([]string(nil), e.Fields["base"]...)
+	for _, f := range fields {
+		for _, msg := range e.Fields[f] {
+			clauses = append(clauses, strings.ReplaceAll(f, "_", " ")+" "+msg)
+		}
 	}
-	sort.Strings(keys)
-	s := e.Code + ":"
-	for _, k := range keys {
-		s += fmt.Sprintf(" %s %v;", k, e.Fields[k])
+	if len(clauses) == 0 {
+		return e.Message
 	}
-	return s
+	return strings.Join(clauses, "; ")
 }
 
 // Errorf returns an *Error with the given code and a client-safe message.

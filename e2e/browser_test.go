@@ -55,20 +55,20 @@ func TestDashboardInABrowser(t *testing.T) {
 	chromium := browserPath(t)
 	db := filepath.Join(t.TempDir(), "tokend.db")
 	dnsServer := testutil.StartDNS(t) // the DNS that sending domains' records are checked against
-	s := startServe(t, nil, "--db", db, "--dns-resolver", dnsServer.Addr())
-	admin := s.waitToken(t)
+	s := tokend.Serve(t, nil, "--db", db, "--dns-resolver", dnsServer.Addr())
+	admin := s.WaitToken(t)
 	var link string
 	for deadline := time.Now().Add(10 * time.Second); link == "" && time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
-		if out := s.stdout.String(); strings.Contains(out, "not show it again") {
+		if out := s.Stdout.String(); strings.Contains(out, "not show it again") {
 			link = dashSetupLink.FindString(out)
 		}
 	}
-	if link == "" || !strings.HasPrefix(link, s.url+"/setup?code=") {
-		t.Fatalf("no setup link for %s after the first admin token; stdout %q", s.url, s.stdout.String())
+	if link == "" || !strings.HasPrefix(link, s.URL+"/setup?code=") {
+		t.Fatalf("no setup link for %s after the first admin token; stdout %q", s.URL, s.Stdout.String())
 	}
 	t.Cleanup(func() {
 		if t.Failed() {
-			t.Logf("tokend's log:\n%s", s.stderr.String())
+			t.Logf("tokend's log:\n%s", s.Stderr.String())
 		}
 	})
 
@@ -93,7 +93,7 @@ func TestDashboardInABrowser(t *testing.T) {
 	// signing in there comes back to the page asked for.
 	d.press("button", "Sign out", http.StatusOK)
 	d.wantPath("/login")
-	d.open(s.url+"/settings/api-tokens", http.StatusOK)
+	d.open(s.URL+"/settings/api-tokens", http.StatusOK)
 	d.wantPath("/login")
 	if loc := d.location(); !strings.HasSuffix(loc, "/login?next=%2Fsettings%2Fapi-tokens") {
 		d.failf("signed out, /settings/api-tokens went to %s, want the sign-in page with next=/settings/api-tokens", loc)
@@ -120,10 +120,10 @@ func TestDashboardInABrowser(t *testing.T) {
 	d.wantMain("_domainkey.example.com", "v=spf1")
 	domainToken := d.value("#token-value")
 	domainTokenName := d.text(`label[for="token-value"]`)
-	if !tokenPattern.MatchString(domainToken) || !regexp.MustCompile(`^example\.com token \d+$`).MatchString(domainTokenName) {
+	if !testutil.TokenPattern.MatchString(domainToken) || !regexp.MustCompile(`^example\.com token \d+$`).MatchString(domainTokenName) {
 		d.failf("the domain's token is shown as %q named %q", domainToken, domainTokenName)
 	}
-	code, body := dashAPI(t, s.url+"/api/whoami", domainToken)
+	code, body := dashAPI(t, s.URL+"/api/whoami", domainToken)
 	var domainWho struct {
 		Resources []dashPermission
 	}
@@ -134,7 +134,7 @@ func TestDashboardInABrowser(t *testing.T) {
 	domainID := domainWho.Resources[0].ResourceID
 	d.blankToken()
 	d.screenshot("sending-domains")
-	d.open(s.url+"/domains", http.StatusOK)
+	d.open(s.URL+"/domains", http.StatusOK)
 	d.wantMain("example.com", "Not verified: live keys cannot send from it")
 	d.lacksSecret(domainToken)
 
@@ -174,7 +174,7 @@ func TestDashboardInABrowser(t *testing.T) {
 		}
 	}
 	d.screenshot("sending-domain")
-	code, body = dashAPI(t, fmt.Sprintf("%s/api/accounts/1/sending_domains/%d", s.url, domainID), domainToken)
+	code, body = dashAPI(t, fmt.Sprintf("%s/api/accounts/1/sending_domains/%d", s.URL, domainID), domainToken)
 	var verified struct {
 		DNSVerified bool   `json:"dns_verified"`
 		Compliance  string `json:"compliance_status"`
@@ -201,13 +201,13 @@ func TestDashboardInABrowser(t *testing.T) {
 	d.wantAlert("Copy this token now: it will not be shown again.")
 	d.wantNamed("button", "Copy")
 	value := d.value("#token-value")
-	if !strings.HasPrefix(value, "tk_live_") || !tokenPattern.MatchString(value) {
+	if !strings.HasPrefix(value, "tk_live_") || !testutil.TokenPattern.MatchString(value) {
 		d.failf("the new token's value is %q, want a live token", value)
 	}
 	if got := d.text(`label[for="token-value"]`); got != name {
 		d.failf("the value is labelled %q, want %q", got, name)
 	}
-	who := dashWhoami(t, s.url, value)
+	who := dashWhoami(t, s.URL, value)
 	if who.Name != name || who.Environment != "live" ||
 		!samePermissions(who.Resources, []dashPermission{{"domain", domainID, 100}, {"account", 1, 10}}) {
 		t.Fatalf("whoami with the new token = %+v, want %q, live, admin of domain %d and viewer of account 1", who, name, domainID)
@@ -216,7 +216,7 @@ func TestDashboardInABrowser(t *testing.T) {
 	d.screenshot("token-created")
 	d.step("click the Copy button", chromedp.Click(label("button", "Copy"), named("button", "Copy")),
 		chromedp.WaitVisible(label("button", "Copied"), named("button", "Copied")))
-	d.open(s.url+"/settings/api-tokens", http.StatusOK)
+	d.open(s.URL+"/settings/api-tokens", http.StatusOK)
 	if row := d.row(name); len(row) < 4 || !sameItems(row[2], "Admin domain example.com", "Viewer account Default") || row[3] != "Live" {
 		d.failf("the row of %q is %q, want its access and key type", name, row)
 	}
@@ -232,7 +232,7 @@ func TestDashboardInABrowser(t *testing.T) {
 	d.wantAlert("Copy this token now: it will not be shown again.")
 	fresh := d.value("#token-value")
 	freshName := d.text(`label[for="token-value"]`)
-	if !tokenPattern.MatchString(fresh) || fresh == value || !strings.HasPrefix(freshName, name+" token ") {
+	if !testutil.TokenPattern.MatchString(fresh) || fresh == value || !strings.HasPrefix(freshName, name+" token ") {
 		d.failf("reset showed %q named %q", fresh, freshName)
 	}
 	page := d.text("main")
@@ -244,7 +244,7 @@ func TestDashboardInABrowser(t *testing.T) {
 		d.failf("the old value stops working at %s, want about 12 hours from now", until[1])
 	}
 	for _, v := range []string{value, fresh} {
-		if code, body := dashAPI(t, s.url+"/api/whoami", v); code != 200 {
+		if code, body := dashAPI(t, s.URL+"/api/whoami", v); code != 200 {
 			t.Fatalf("after the reset, whoami with …%s answers %d %s; both values must work in the grace period", v[len(v)-4:], code, body)
 		}
 	}
@@ -273,7 +273,7 @@ func TestDashboardInABrowser(t *testing.T) {
 	d.press("button", "Save", http.StatusOK)
 	d.wantPath("/settings/api-tokens")
 	d.wantStatus("The token's permissions were saved.")
-	code, body = call(t, "GET", s.url+"/api/api_tokens/"+freshID[1], admin, "")
+	code, body = call(t, "GET", s.URL+"/api/api_tokens/"+freshID[1], admin, "")
 	var edited struct {
 		Name      string
 		Resources []dashPermission
@@ -285,7 +285,7 @@ func TestDashboardInABrowser(t *testing.T) {
 	if row := d.row(freshName); len(row) < 3 || row[2] != "Admin domain example.com" {
 		d.failf("after the edit, the row of %q is %q", freshName, row)
 	}
-	if who := dashWhoami(t, s.url, fresh); !samePermissions(who.Resources, []dashPermission{{"domain", domainID, 100}}) {
+	if who := dashWhoami(t, s.URL, fresh); !samePermissions(who.Resources, []dashPermission{{"domain", domainID, 100}}) {
 		t.Fatalf("whoami with the edited token still has %+v", who.Resources)
 	}
 
@@ -299,7 +299,7 @@ func TestDashboardInABrowser(t *testing.T) {
 	if d.hasNamed("button", "Actions for "+freshName) {
 		d.failf("the deleted token %q is still listed", freshName)
 	}
-	if code, body := dashAPI(t, s.url+"/api/whoami", fresh); code != 401 {
+	if code, body := dashAPI(t, s.URL+"/api/whoami", fresh); code != 401 {
 		t.Fatalf("whoami with the deleted token answers %d %s, want 401", code, body)
 	}
 
@@ -308,7 +308,7 @@ func TestDashboardInABrowser(t *testing.T) {
 	d.menu("Admin token", "Delete token")
 	d.press("button", "Confirm", http.StatusOK)
 	d.wantStatus("The token was deleted: it no longer works.")
-	if code, _ := dashAPI(t, s.url+"/api/whoami", admin); code != 401 {
+	if code, _ := dashAPI(t, s.URL+"/api/whoami", admin); code != 401 {
 		t.Fatalf("whoami with the deleted admin token answers %d, want 401", code)
 	}
 	d.menu(domainTokenName, "Delete token")
@@ -317,9 +317,9 @@ func TestDashboardInABrowser(t *testing.T) {
 	d.wantAlert("Cannot delete the last active API token with admin access to domain example.com")
 	d.wantNamed("button", "Actions for "+domainTokenName)
 	d.screenshot("delete-refused")
-	d.open(s.url+"/settings/api-tokens", http.StatusOK)
+	d.open(s.URL+"/settings/api-tokens", http.StatusOK)
 	d.wantNamed("button", "Actions for "+domainTokenName)
-	if code, body := dashAPI(t, s.url+"/api/whoami", domainToken); code != 200 {
+	if code, body := dashAPI(t, s.URL+"/api/whoami", domainToken); code != 200 {
 		t.Fatalf("the domain's token stopped working after a refused delete: %d %s", code, body)
 	}
 
@@ -762,7 +762,7 @@ func (d *dashboard) lacksSecret(values ...string) {
 			d.failf("the page shows the token value …%s again", v[len(v)-4:])
 		}
 	}
-	if m := tokenPattern.FindString(page); m != "" {
+	if m := testutil.TokenPattern.FindString(page); m != "" {
 		d.failf("the page shows a token value …%s", m[len(m)-4:])
 	}
 }

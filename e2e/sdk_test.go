@@ -136,11 +136,11 @@ func TestMailtrapNodeSDK(t *testing.T) {
 	// An account, tokend serving it, and through tokend's API: a sending
 	// domain, a project with a sandbox, and a test key with account admin.
 	db := filepath.Join(t.TempDir(), "tokend.db")
-	account, admin := mailAccount(t, db)
-	s := startServe(t, nil, "--db", db)
+	account, admin := tokend.EnterpriseAccount(t, db)
+	s := tokend.Serve(t, nil, "--db", db)
 	api := func(method, path, token, body string, want int, into any) {
 		t.Helper()
-		code, got := call(t, method, s.url+path, token, body)
+		code, got := call(t, method, s.URL+path, token, body)
 		if code != want {
 			t.Fatalf("%s %s: %d %s, want %d", method, path, code, got, want)
 		}
@@ -184,7 +184,7 @@ func TestMailtrapNodeSDK(t *testing.T) {
 		var stdout, stderr bytes.Buffer
 		run.Stdout, run.Stderr = &stdout, &stderr
 		if err := run.Run(); err != nil {
-			t.Fatalf("node %s: %v (context: %v)\nstderr:\n%s\nstdout:\n%s\ntokend:\n%s", script, err, ctx.Err(), &stderr, &stdout, s.stderr.String())
+			t.Fatalf("node %s: %v (context: %v)\nstderr:\n%s\nstdout:\n%s\ntokend:\n%s", script, err, ctx.Err(), &stderr, &stdout, s.Stderr.String())
 		}
 		t.Cleanup(func() {
 			if t.Failed() {
@@ -195,7 +195,7 @@ func TestMailtrapNodeSDK(t *testing.T) {
 	}
 
 	// The example, as its comment says to run it, with the test key.
-	out := runNode("send.js", "TOKEND_URL="+s.url, "MAILTRAP_TOKEN="+testKey.Token, "MAIL_FROM=hello@"+domain, "MAIL_TO=you@example.org")
+	out := runNode("send.js", "TOKEND_URL="+s.URL, "MAILTRAP_TOKEN="+testKey.Token, "MAIL_FROM=hello@"+domain, "MAIL_TO=you@example.org")
 	var exampleSent sdkSent
 	if err := json.Unmarshal(out, &exampleSent); err != nil || !exampleSent.Success || len(exampleSent.MessageIDs) != 1 {
 		t.Fatalf("node send.js printed %s (%v), want success with 1 message id", out, err)
@@ -203,7 +203,7 @@ func TestMailtrapNodeSDK(t *testing.T) {
 
 	// run.js: every call of the SDK that tokend serves.
 	out = runNode("run.js",
-		"TOKEND_URL="+s.url, "TOKEND_TEST_KEY="+testKey.Token, "TOKEND_ADMIN_KEY="+admin,
+		"TOKEND_URL="+s.URL, "TOKEND_TEST_KEY="+testKey.Token, "TOKEND_ADMIN_KEY="+admin,
 		"TOKEND_ACCOUNT_ID="+strconv.FormatInt(account, 10), "TOKEND_INBOX_ID="+strconv.FormatInt(inbox.ID, 10),
 		"TOKEND_DOMAIN="+domain)
 	var got sdkSummary
@@ -330,7 +330,7 @@ func TestMailtrapNodeSDK(t *testing.T) {
 		t.Errorf("\"Test key sends\" holds %q, want %q", subjects, want)
 	}
 	if transactional != 0 {
-		code, raw := call(t, "GET", fmt.Sprintf("%s%s/inboxes/%d/messages/%d/body.raw", s.url, accountPath, capture, transactional), admin, "")
+		code, raw := call(t, "GET", fmt.Sprintf("%s%s/inboxes/%d/messages/%d/body.raw", s.URL, accountPath, capture, transactional), admin, "")
 		for _, want := range []string{"cc@example.org", "x-sdk-test: transactional", "report.csv", "plain text from the sdk.", "<b>sdk</b>"} {
 			if code != 200 || !strings.Contains(strings.ToLower(raw), want) {
 				t.Errorf("the captured transactional send lacks %q:\n%s", want, raw)
@@ -370,9 +370,9 @@ func TestMailtrapNodeSDK(t *testing.T) {
 	}
 
 	// The SDK's requests reached tokend at the routes Mailtrap's hosts serve.
-	s.stop(t)
+	s.Stop(t)
 	seen := map[string]bool{}
-	for _, line := range strings.Split(s.stderr.String(), "\n") {
+	for _, line := range strings.Split(s.Stderr.String(), "\n") {
 		var e struct {
 			Msg    string
 			Route  string
@@ -398,6 +398,6 @@ func TestMailtrapNodeSDK(t *testing.T) {
 		}
 	}
 	if seen["unmatched 404"] {
-		t.Errorf("the SDK called a route tokend does not have; access log:\n%s", s.stderr.String())
+		t.Errorf("the SDK called a route tokend does not have; access log:\n%s", s.Stderr.String())
 	}
 }

@@ -8,9 +8,10 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
+
+	"github.com/tokend/tokend/internal/testutil"
 )
 
 // hook is a webhook receiver whose behaviour a test switches: "down" answers
@@ -58,10 +59,10 @@ func (h *hook) received() []map[string]any {
 
 // raiseAddressAlert makes three failed authentications, which with
 // --alert-threshold 3 raise one address alert.
-func raiseAddressAlert(t *testing.T, s *server, admin string) {
+func raiseAddressAlert(t *testing.T, s *testutil.Process, admin string) {
 	t.Helper()
 	for i := 0; i < 3; i++ {
-		call(t, "GET", s.url+"/api/whoami", admin[:len(admin)-2]+"zz", "")
+		call(t, "GET", s.URL+"/api/whoami", admin[:len(admin)-2]+"zz", "")
 	}
 }
 
@@ -71,21 +72,21 @@ func TestAlertDeliverySurvivesRestart(t *testing.T) {
 	h := newHook(t, "down")
 	db := filepath.Join(t.TempDir(), "tokend.db")
 	args := []string{"--db", db, "--alert-webhook", h.srv.URL, "--alert-threshold", "3"}
-	s := startServe(t, nil, args...)
-	admin := s.waitToken(t)
+	s := tokend.Serve(t, nil, args...)
+	admin := s.WaitToken(t)
 	raiseAddressAlert(t, s, admin)
 	waitFor(t, 5*time.Second, "a failed delivery attempt in the log", func() bool {
-		return strings.Contains(s.stderr.String(), "outbox job failed; retrying")
+		return strings.Contains(s.Stderr.String(), "outbox job failed; retrying")
 	})
-	s.stop(t)
+	s.Stop(t)
 
 	h.mode.Store("up")
-	again := startServe(t, nil, args...)
+	again := tokend.Serve(t, nil, args...)
 	waitFor(t, 15*time.Second, "the alert to reach the webhook after the restart", func() bool { return len(h.received()) == 1 })
 	if e := h.received()[0]; e["type"] != "address_failures" || e["client_addr"] != "127.0.0.1" {
 		t.Errorf("webhook got %v", e)
 	}
-	again.stop(t)
+	again.Stop(t)
 	if n := len(h.received()); n != 1 {
 		t.Errorf("the alert was delivered %d times", n)
 	}
@@ -97,26 +98,23 @@ func TestAlertDeliverySurvivesKill(t *testing.T) {
 	h := newHook(t, "hang")
 	db := filepath.Join(t.TempDir(), "tokend.db")
 	args := []string{"--db", db, "--alert-webhook", h.srv.URL, "--alert-threshold", "3"}
-	s := startServe(t, nil, args...)
-	admin := s.waitToken(t)
+	s := tokend.Serve(t, nil, args...)
+	admin := s.WaitToken(t)
 	raiseAddressAlert(t, s, admin)
 	waitFor(t, 5*time.Second, "the alert's log line", func() bool {
-		return strings.Contains(s.stderr.String(), `"msg":"alert"`)
+		return strings.Contains(s.Stderr.String(), `"msg":"alert"`)
 	})
 	time.Sleep(200 * time.Millisecond) // the delivery is now hanging in the webhook
-	if err := s.cmd.Process.Signal(syscall.SIGKILL); err != nil {
-		t.Fatal(err)
-	}
-	<-s.done
+	s.Kill(t)
 
 	h.mode.Store("up")
-	again := startServe(t, nil, args...)
+	again := tokend.Serve(t, nil, args...)
 	// The lease of the interrupted attempt (the attempt timeout plus 15 s) must run out first.
 	waitFor(t, 40*time.Second, "the interrupted alert to be delivered by the next process", func() bool { return len(h.received()) >= 1 })
 	if e := h.received()[0]; e["type"] != "address_failures" {
 		t.Errorf("webhook got %v", e)
 	}
-	again.stop(t)
+	again.Stop(t)
 }
 
 // A webhook that refuses an alert for good (a 4xx) is not asked again: the
@@ -129,19 +127,19 @@ func TestAlertRefusedByWebhookFailsAtOnce(t *testing.T) {
 	}))
 	defer refuse.Close()
 	db := filepath.Join(t.TempDir(), "tokend.db")
-	s := startServe(t, nil, "--db", db, "--alert-webhook", refuse.URL, "--alert-threshold", "3")
-	admin := s.waitToken(t)
+	s := tokend.Serve(t, nil, "--db", db, "--alert-webhook", refuse.URL, "--alert-threshold", "3")
+	admin := s.WaitToken(t)
 	raiseAddressAlert(t, s, admin)
 	waitFor(t, 5*time.Second, "the delivery to fail", func() bool {
-		_, body := call(t, "GET", s.url+"/metrics", "", "")
+		_, body := call(t, "GET", s.URL+"/metrics", "", "")
 		return strings.Contains(body, `tokend_alert_deliveries_total{result="failed"} 1`)
 	})
 	time.Sleep(1500 * time.Millisecond) // a retry, if there were one, would come after 1 s
 	if n := attempts.Load(); n != 1 {
 		t.Errorf("the webhook was asked %d times, want once", n)
 	}
-	if !strings.Contains(s.stderr.String(), "outbox job failed; giving up") {
-		t.Errorf("no log line for the failed delivery:\n%s", s.stderr.String())
+	if !strings.Contains(s.Stderr.String(), "outbox job failed; giving up") {
+		t.Errorf("no log line for the failed delivery:\n%s", s.Stderr.String())
 	}
-	s.stop(t)
+	s.Stop(t)
 }

@@ -14,12 +14,12 @@ import (
 // verified, deleted, and then unknown.
 func TestGoClientAgainstServe(t *testing.T) {
 	db := filepath.Join(t.TempDir(), "tokend.db")
-	s := startServe(t, nil, "--db", db)
-	adminToken := s.waitToken(t)
+	s := tokend.Serve(t, nil, "--db", db)
+	adminToken := s.WaitToken(t)
 	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
 	defer cancel()
 
-	admin, err := client.New(s.url, adminToken, client.WithUserAgent("tokend-e2e"))
+	admin, err := client.New(s.URL, adminToken, client.WithUserAgent("tokend-e2e"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -55,7 +55,7 @@ func TestGoClientAgainstServe(t *testing.T) {
 		t.Errorf("verify admin on the project: %+v, %v", v, err)
 	}
 	// The scoped token works for what it holds, and nothing more.
-	reader, err := client.New(s.url, scoped.Value)
+	reader, err := client.New(s.URL, scoped.Value)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -79,5 +79,5 @@ func TestGoClientAgainstServe(t *testing.T) {
 	if _, err := admin.GetToken(ctx, scoped.ID); !client.IsNotFound(err) {
 		t.Errorf("get the deleted token: %v, want 404", err)
 	}
-	s.stop(t)
+	s.Stop(t)
 }

@@ -18,7 +18,7 @@ func TestThreeInstancesShareTheLimit(t *testing.T) {
 	url := testutil.Postgres(t)
 	redis := testutil.Redis(t)
 	key := filepath.Join(t.TempDir(), "secrets.key")
-	var nodes []*server
+	var nodes []*testutil.Process
 	for i := range 3 {
 		fail := "open"
 		if i == 2 {
@@ -27,12 +27,12 @@ func TestThreeInstancesShareTheLimit(t *testing.T) {
 		// A generous --redis-timeout: this test counts what the instances
 		// admit together, on a machine busy with other tests (race detector
 		// on), where a 50 ms bound may expire and the policy take over.
-		nodes = append(nodes, startServe(t, nil, "--db", url, "--secrets-key-file", key, "--redis", redis.URL, "--redis-fail", fail, "--redis-timeout", "1s"))
+		nodes = append(nodes, tokend.Serve(t, nil, "--db", url, "--secrets-key-file", key, "--redis", redis.URL, "--redis-fail", fail, "--redis-timeout", "1s"))
 	}
-	admin := nodes[0].waitToken(t) // the Default account, free plan: 100 requests a minute
+	admin := nodes[0].WaitToken(t) // the Default account, free plan: 100 requests a minute
 	client := &http.Client{Timeout: 10 * time.Second}
-	get := func(n *server) int {
-		req, _ := http.NewRequest("GET", n.url+"/api/whoami", nil)
+	get := func(n *testutil.Process) int {
+		req, _ := http.NewRequest("GET", n.URL+"/api/whoami", nil)
 		req.Header.Set("Api-Token", admin)
 		res, err := client.Do(req)
 		if err != nil {
@@ -71,11 +71,11 @@ func TestThreeInstancesShareTheLimit(t *testing.T) {
 
 	// Sign-in attempts count across the instances too: ten from one address,
 	// spread over three, spend its budget on all of them.
-	if r := tokendIn(t, "a long enough password\n", "user", "create", "--account", "1", "--email", "ann@example.com", "--password-stdin", "--db", url); r.code != 0 {
+	if r := tokend.RunInput(t, "a long enough password\n", "user", "create", "--account", "1", "--email", "ann@example.com", "--password-stdin", "--db", url); r.Code != 0 {
 		t.Fatalf("user create: %+v", r)
 	}
-	signIn := func(n *server, password string) int {
-		res, err := client.PostForm(n.url+"/login", map[string][]string{"email": {"ann@example.com"}, "password": {password}})
+	signIn := func(n *testutil.Process, password string) int {
+		res, err := client.PostForm(n.URL+"/login", map[string][]string{"email": {"ann@example.com"}, "password": {password}})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -114,6 +114,6 @@ func TestThreeInstancesShareTheLimit(t *testing.T) {
 	}
 	redis.Start(t)
 	for _, n := range nodes {
-		n.stop(t)
+		n.Stop(t)
 	}
 }

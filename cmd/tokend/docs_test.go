@@ -394,7 +394,7 @@ func runReadme(t *testing.T, blocks []codeBlock) {
 func docEnv(t *testing.T, dir string) []string {
 	t.Helper()
 	db := "quickstart.db"
-	create := exec.Command(binary, "account", "create", "--name", "Acme", "--json")
+	create := exec.Command(tokend.Path, "account", "create", "--name", "Acme", "--json")
 	create.Dir, create.Env = dir, append(cleanEnv(), "TOKEND_DB="+db)
 	out, err := create.Output()
 	if err != nil {
@@ -419,7 +419,7 @@ func docEnv(t *testing.T, dir string) []string {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { logFile.Close() })
-	serve := exec.Command(binary, "serve", "--addr", addr, "--smtp-relay", "smtp://"+relay.Addr, "--dns-resolver", dns.Addr())
+	serve := exec.Command(tokend.Path, "serve", "--addr", addr, "--smtp-relay", "smtp://"+relay.Addr, "--dns-resolver", dns.Addr())
 	serve.Dir, serve.Env = dir, append(cleanEnv(), "TOKEND_DB="+db)
 	serve.Stderr = logFile
 	if err := serve.Start(); err != nil {
@@ -452,7 +452,7 @@ func docEnv(t *testing.T, dir string) []string {
 			t.Fatal("serve did not start listening within 20 s")
 		}
 	}
-	bin, err := filepath.Abs(filepath.Dir(binary))
+	bin, err := filepath.Abs(filepath.Dir(tokend.Path))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -544,7 +544,7 @@ func TestConfigurationTableIsServesFlags(t *testing.T) {
 			doc[f[1]] = vars[i][1]
 		}
 	}
-	help := tokend(t, nil, "help", "serve").stdout
+	help := tokend.Run(t, nil, "help", "serve").Stdout
 	served := map[string]string{}
 	for _, m := range regexp.MustCompile(`(?m)^\s+(--[a-z0-9-]+)\b.*?\b(TOKEND_[A-Z0-9_]+)\b`).FindAllStringSubmatch(help, -1) {
 		served[m[1]] = m[2]
@@ -770,7 +770,7 @@ func TestSystemdUnit(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	unit := strings.ReplaceAll(string(raw), "/usr/local/bin/tokend", binary)
+	unit := strings.ReplaceAll(string(raw), "/usr/local/bin/tokend", tokend.Path)
 	path := filepath.Join(t.TempDir(), "tokend.service")
 	if err := os.WriteFile(path, []byte(unit), 0o644); err != nil {
 		t.Fatal(err)
@@ -778,7 +778,7 @@ func TestSystemdUnit(t *testing.T) {
 	if out, err := exec.Command("systemd-analyze", "verify", path).CombinedOutput(); err != nil || len(bytes.TrimSpace(out)) > 0 {
 		t.Errorf("systemd-analyze verify: %v\n%s", err, out)
 	}
-	help := tokend(t, nil, "help", "serve").stdout
+	help := tokend.Run(t, nil, "help", "serve").Stdout
 	vars := regexp.MustCompile(`(?m)^Environment=(TOKEND_[A-Z_]+)=`).FindAllStringSubmatch(string(raw), -1)
 	if len(vars) == 0 {
 		t.Fatal("the unit sets no TOKEND_ variable")

@@ -79,13 +79,13 @@ const viewerToken = `{"name": "%s", "resources": [{"resource_type": "account", "
 
 func TestProxyInFrontOfAnAPI(t *testing.T) {
 	db := filepath.Join(t.TempDir(), "tokend.db")
-	s := startServe(t, nil, "--db", db, "--auth-failure-limit", "1000000")
-	admin := s.waitToken(t)
-	if r := tokend(t, nil, "account", "set-plan", "1", "--plan", "enterprise", "--rate-limit", "1000000", "--db", db); r.code != 0 {
+	s := tokend.Serve(t, nil, "--db", db, "--auth-failure-limit", "1000000")
+	admin := s.WaitToken(t)
+	if r := tokend.Run(t, nil, "account", "set-plan", "1", "--plan", "enterprise", "--rate-limit", "1000000", "--db", db); r.Code != 0 {
 		t.Fatalf("set-plan: %+v", r)
 	}
-	_, service := newToken(t, s.url, admin, fmt.Sprintf(viewerToken, "gateway"))
-	code, out := call(t, "POST", s.url+"/api/accounts/1/projects", admin, `{"project": {"name": "Billing"}}`)
+	_, service := newToken(t, s.URL, admin, fmt.Sprintf(viewerToken, "gateway"))
+	code, out := call(t, "POST", s.URL+"/api/accounts/1/projects", admin, `{"project": {"name": "Billing"}}`)
 	if code != 200 {
 		t.Fatalf("project: %d %s", code, out)
 	}
@@ -98,11 +98,11 @@ GET /projects/{project_id}/reports    project:{project_id}:viewer
 /                                     token
 `)), 0o600)
 	up, served := echoUpstream(t)
-	gw := startListening(t, []string{"TOKEND_TOKEN=" + service}, "proxy", "--addr", "127.0.0.1:0",
-		"--upstream", up.URL, "--tokend", s.url, "--routes", routes, "--auth-failure-limit", "1000000")
+	gw := tokend.Start(t, []string{"TOKEND_TOKEN=" + service}, "proxy", "--addr", "127.0.0.1:0",
+		"--upstream", up.URL, "--tokend", s.URL, "--routes", routes, "--auth-failure-limit", "1000000")
 
-	userID, user := newToken(t, s.url, admin, fmt.Sprintf(viewerToken, "user"))
-	status, e, _ := through(t, "POST", gw.url+"/v1/things", user, http.Header{"X-Tokend-Account-Id": {"7"}})
+	userID, user := newToken(t, s.URL, admin, fmt.Sprintf(viewerToken, "user"))
+	status, e, _ := through(t, "POST", gw.URL+"/v1/things", user, http.Header{"X-Tokend-Account-Id": {"7"}})
 	if status != 200 || e.Method != "POST" || e.Path != "/v1/things" {
 		t.Fatalf("a valid token: %d %+v", status, e)
 	}
@@ -110,7 +110,7 @@ GET /projects/{project_id}/reports    project:{project_id}:viewer
 		e.Header.Get("X-Tokend-Environment") != "live" || e.Header.Get("Authorization") != "" {
 		t.Fatalf("the upstream got %v", e.Header)
 	}
-	if status, _, _ := through(t, "GET", gw.url+"/healthz", "", nil); status != 200 {
+	if status, _, _ := through(t, "GET", gw.URL+"/healthz", "", nil); status != 200 {
 		t.Fatalf("public route: %d", status)
 	}
 	before := served.Load()
@@ -123,7 +123,7 @@ GET /projects/{project_id}/reports    project:{project_id}:viewer
 		{fmt.Sprintf("/projects/%d/reports", project.ID), user, 200}, // account viewer covers the project
 		{"/projects/999/reports", user, 403},
 	} {
-		if status, _, _ := through(t, "GET", gw.url+c.path, c.token, nil); status != c.status {
+		if status, _, _ := through(t, "GET", gw.URL+c.path, c.token, nil); status != c.status {
 			t.Errorf("GET %s: %d, want %d", c.path, status, c.status)
 		}
 	}
@@ -133,24 +133,24 @@ GET /projects/{project_id}/reports    project:{project_id}:viewer
 
 	// Revocation: a token the gateway has verified is refused once it is
 	// deleted on tokend, within 100 ms at p99 over 200 revocations.
-	gatewayRevocation(t, "gateway revocation", s.url, admin, gw.url, 200)
+	gatewayRevocation(t, "gateway revocation", s.URL, admin, gw.URL, 200)
 
-	gw.stop(t)
-	if logs := gw.stderr.String(); strings.Contains(logs, user) || strings.Contains(logs, service) {
+	gw.Stop(t)
+	if logs := gw.Stderr.String(); strings.Contains(logs, user) || strings.Contains(logs, service) {
 		t.Error("a token value is in the gateway's logs")
 	}
 }
 
 func TestProxyRefusesABadServiceToken(t *testing.T) {
-	s := startServe(t, nil, "--db", filepath.Join(t.TempDir(), "tokend.db"))
-	admin := s.waitToken(t)
-	code, out := call(t, "POST", s.url+"/api/accounts/1/projects", admin, `{"project": {"name": "P"}}`)
+	s := tokend.Serve(t, nil, "--db", filepath.Join(t.TempDir(), "tokend.db"))
+	admin := s.WaitToken(t)
+	code, out := call(t, "POST", s.URL+"/api/accounts/1/projects", admin, `{"project": {"name": "P"}}`)
 	if code != 200 {
 		t.Fatal(out)
 	}
 	var p struct{ ID int64 }
 	json.Unmarshal([]byte(out), &p)
-	_, projectOnly := newToken(t, s.url, admin, fmt.Sprintf(`{"name": "p", "resources": [{"resource_type": "project", "resource_id": %d, "access_level": 100}]}`, p.ID))
+	_, projectOnly := newToken(t, s.URL, admin, fmt.Sprintf(`{"name": "p", "resources": [{"resource_type": "project", "resource_id": %d, "access_level": 100}]}`, p.ID))
 	for _, c := range []struct {
 		name, token, want string
 	}{
@@ -159,9 +159,9 @@ func TestProxyRefusesABadServiceToken(t *testing.T) {
 		{"not viewer on the account", projectOnly, "403"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			r := tokend(t, []string{"TOKEND_TOKEN=" + c.token}, "proxy", "--addr", "127.0.0.1:0", "--upstream", "http://127.0.0.1:1", "--tokend", s.url)
-			if r.code == 0 || !strings.Contains(r.stderr, c.want) {
-				t.Fatalf("exit %d, stderr %q; want a failure mentioning %q", r.code, r.stderr, c.want)
+			r := tokend.Run(t, []string{"TOKEND_TOKEN=" + c.token}, "proxy", "--addr", "127.0.0.1:0", "--upstream", "http://127.0.0.1:1", "--tokend", s.URL)
+			if r.Code == 0 || !strings.Contains(r.Stderr, c.want) {
+				t.Fatalf("exit %d, stderr %q; want a failure mentioning %q", r.Code, r.Stderr, c.want)
 			}
 		})
 	}
@@ -231,20 +231,20 @@ http {
 // tokend's status, and keeps the credential from the API behind.
 func TestNginxAuthRequestWithTheDocumentedConfig(t *testing.T) {
 	db := filepath.Join(t.TempDir(), "tokend.db")
-	s := startServe(t, nil, "--db", db, "--trusted-proxies", "127.0.0.1")
-	admin := s.waitToken(t)
+	s := tokend.Serve(t, nil, "--db", db, "--trusted-proxies", "127.0.0.1")
+	admin := s.WaitToken(t)
 	up, served := echoUpstream(t)
 	listen := freeAddr(t)
 	doc, err := os.ReadFile("../../deploy/nginx-auth-request.conf")
 	if err != nil {
 		t.Fatal(err)
 	}
-	site := strings.NewReplacer("127.0.0.1:8080", strings.TrimPrefix(s.url, "http://"),
+	site := strings.NewReplacer("127.0.0.1:8080", strings.TrimPrefix(s.URL, "http://"),
 		"127.0.0.1:9000", strings.TrimPrefix(up.URL, "http://"), "127.0.0.1:8000", listen).Replace(string(doc))
 	startNginx(t, site, listen)
 	base := "http://" + listen
 
-	id, user := newToken(t, s.url, admin, fmt.Sprintf(viewerToken, "user"))
+	id, user := newToken(t, s.URL, admin, fmt.Sprintf(viewerToken, "user"))
 	for _, method := range []string{"GET", "POST", "DELETE"} {
 		status, e, _ := through(t, method, base+"/v1/things", user, http.Header{"X-Tokend-Token-Id": {"999"}})
 		if status != 200 || e.Method != method || e.Header.Get("X-Tokend-Token-Id") != fmt.Sprint(id) ||
@@ -256,11 +256,11 @@ func TestNginxAuthRequestWithTheDocumentedConfig(t *testing.T) {
 	if status, e, _ := through(t, "GET", base+"/v1/things", "", http.Header{"Api-Token": {user}}); status != 200 || e.Header.Get("Api-Token") != "" {
 		t.Fatalf("Api-Token: %d %+v", status, e)
 	}
-	r := tokend(t, nil, "account", "create", "--name", "Other", "--db", db, "--json")
+	r := tokend.Run(t, nil, "account", "create", "--name", "Other", "--db", db, "--json")
 	var other struct {
 		APIToken struct{ Token string } `json:"api_token"`
 	}
-	if err := json.Unmarshal([]byte(r.stdout), &other); err != nil || other.APIToken.Token == "" {
+	if err := json.Unmarshal([]byte(r.Stdout), &other); err != nil || other.APIToken.Token == "" {
 		t.Fatalf("account create: %+v", r)
 	}
 	before := served.Load()
@@ -280,7 +280,7 @@ func TestNginxAuthRequestWithTheDocumentedConfig(t *testing.T) {
 		t.Error("a refused request reached the API")
 	}
 	// The plan limit: tokend's 429 reaches the client as 429 with Retry-After.
-	if r := tokend(t, nil, "account", "set-plan", "1", "--plan", "free", "--db", db); r.code != 0 {
+	if r := tokend.Run(t, nil, "account", "set-plan", "1", "--plan", "free", "--db", db); r.Code != 0 {
 		t.Fatalf("set-plan: %+v", r)
 	}
 	var last int
@@ -302,17 +302,17 @@ func TestProxyRevocationAcrossInstances(t *testing.T) {
 	url := testutil.Postgres(t)
 	key := filepath.Join(t.TempDir(), "secrets.key")
 	args := []string{"--db", url, "--secrets-key-file", key, "--auth-failure-limit", "1000000"}
-	a := startServe(t, nil, args...)
-	admin := a.waitToken(t)
-	b := startServe(t, nil, args...)
-	if r := tokend(t, nil, "account", "set-plan", "1", "--plan", "enterprise", "--rate-limit", "1000000", "--db", url); r.code != 0 {
+	a := tokend.Serve(t, nil, args...)
+	admin := a.WaitToken(t)
+	b := tokend.Serve(t, nil, args...)
+	if r := tokend.Run(t, nil, "account", "set-plan", "1", "--plan", "enterprise", "--rate-limit", "1000000", "--db", url); r.Code != 0 {
 		t.Fatalf("set-plan: %+v", r)
 	}
-	_, service := newToken(t, a.url, admin, fmt.Sprintf(viewerToken, "gateway"))
+	_, service := newToken(t, a.URL, admin, fmt.Sprintf(viewerToken, "gateway"))
 	up, _ := echoUpstream(t)
-	gw := startListening(t, []string{"TOKEND_TOKEN=" + service}, "proxy", "--addr", "127.0.0.1:0",
-		"--upstream", up.URL, "--tokend", b.url, "--auth-failure-limit", "1000000")
-	gatewayRevocation(t, "gateway on instance B, deletions on A", a.url, admin, gw.url, 200)
+	gw := tokend.Start(t, []string{"TOKEND_TOKEN=" + service}, "proxy", "--addr", "127.0.0.1:0",
+		"--upstream", up.URL, "--tokend", b.URL, "--auth-failure-limit", "1000000")
+	gatewayRevocation(t, "gateway on instance B, deletions on A", a.URL, admin, gw.URL, 200)
 }
 
 // gatewayRevocation times how long the gateway at gwURL keeps passing a

@@ -20,27 +20,6 @@ import (
 	"github.com/tokend/tokend/internal/testutil"
 )
 
-// mailAccount creates an account in db and returns its id and admin token.
-func mailAccount(t *testing.T, db string) (int64, string) {
-	t.Helper()
-	r := tokend(t, nil, "account", "create", "--name", "Mail", "--db", db, "--json")
-	var out struct {
-		Account struct {
-			ID int64 `json:"id"`
-		} `json:"account"`
-		APIToken struct {
-			Token string `json:"token"`
-		} `json:"api_token"`
-	}
-	if r.code != 0 || json.Unmarshal([]byte(r.stdout), &out) != nil {
-		t.Fatalf("account create: %+v", r)
-	}
-	if r := tokend(t, nil, "account", "set-plan", fmt.Sprint(out.Account.ID), "--plan", "enterprise", "--rate-limit", "1000000", "--db", db); r.code != 0 {
-		t.Fatalf("set-plan: %+v", r)
-	}
-	return out.Account.ID, out.APIToken.Token
-}
-
 // dkimRecord creates a sending domain, publishes its records in dns (which
 // the server asks: --dns-resolver), has tokend verify them, and returns its
 // DKIM record's name and value.
@@ -100,11 +79,11 @@ func TestServeDeliversSignedMailThroughTheRelay(t *testing.T) {
 	relayURL := "TOKEND_SMTP_RELAY=smtp://tokend:relay-s3cret@" + relay.Addr
 	dir := t.TempDir()
 	db := filepath.Join(dir, "mail.db")
-	account, admin := mailAccount(t, db)
+	account, admin := tokend.EnterpriseAccount(t, db)
 	dns := testutil.StartDNS(t)
-	s := startServe(t, []string{relayURL}, "--db", db, "--dns-resolver", dns.Addr())
-	name, value := dkimRecord(t, s.url, account, admin, "mail.example.com", dns)
-	code, body := call(t, "POST", s.url+"/api/send", admin, sendBody("news@mail.example.com", "ann@example.org"))
+	s := tokend.Serve(t, []string{relayURL}, "--db", db, "--dns-resolver", dns.Addr())
+	name, value := dkimRecord(t, s.URL, account, admin, "mail.example.com", dns)
+	code, body := call(t, "POST", s.URL+"/api/send", admin, sendBody("news@mail.example.com", "ann@example.org"))
 	if code != 200 {
 		t.Fatalf("send: %d %s", code, body)
 	}
@@ -113,7 +92,7 @@ func TestServeDeliversSignedMailThroughTheRelay(t *testing.T) {
 		t.Errorf("envelope %s → %v as %q", m.From, m.To, m.User)
 	}
 	verifyDKIM(t, m.Data, name, value)
-	s.stop(t)
+	s.Stop(t)
 
 	info, err := os.Stat(db + ".key")
 	if err != nil || info.Mode().Perm() != 0o600 {
@@ -124,23 +103,23 @@ func TestServeDeliversSignedMailThroughTheRelay(t *testing.T) {
 			t.Errorf("%s holds a private key in clear", f)
 		}
 	}
-	if logs := s.stderr.String(); strings.Contains(logs, admin) || strings.Contains(logs, "relay-s3cret") || !strings.Contains(logs, "smtp://tokend:xxxxx@") {
+	if logs := s.Stderr.String(); strings.Contains(logs, admin) || strings.Contains(logs, "relay-s3cret") || !strings.Contains(logs, "smtp://tokend:xxxxx@") {
 		t.Errorf("the log holds a secret, or does not name the relay:\n%s", logs)
 	}
 
-	s = startServe(t, []string{relayURL}, "--db", db, "--dns-resolver", dns.Addr())
-	if code, body := call(t, "POST", s.url+"/api/send", admin, sendBody("news@mail.example.com", "bob@example.org")); code != 200 {
+	s = tokend.Serve(t, []string{relayURL}, "--db", db, "--dns-resolver", dns.Addr())
+	if code, body := call(t, "POST", s.URL+"/api/send", admin, sendBody("news@mail.example.com", "bob@example.org")); code != 200 {
 		t.Fatalf("send after restart: %d %s", code, body)
 	}
 	verifyDKIM(t, relay.WaitMails(t, 2, 10*time.Second)[1].Data, name, value)
 	// A test key's send is counted as captured; the live one as accepted, then delivered.
-	code, body = call(t, "POST", s.url+"/api/api_tokens", admin, fmt.Sprintf(
+	code, body = call(t, "POST", s.URL+"/api/api_tokens", admin, fmt.Sprintf(
 		`{"name": "ci", "environment": "test", "resources": [{"resource_type": "account", "resource_id": %d, "access_level": 100}]}`, account))
-	testKey := tokenPattern.FindString(body)
+	testKey := testutil.TokenPattern.FindString(body)
 	if code != 200 || testKey == "" {
 		t.Fatalf("create test key: %d %s", code, body)
 	}
-	if code, body := call(t, "POST", s.url+"/api/send", testKey, sendBody("news@mail.example.com", "carl@example.org")); code != 200 {
+	if code, body := call(t, "POST", s.URL+"/api/send", testKey, sendBody("news@mail.example.com", "carl@example.org")); code != 200 {
 		t.Fatalf("test-key send: %d %s", code, body)
 	}
 	var last string
@@ -152,24 +131,24 @@ func TestServeDeliversSignedMailThroughTheRelay(t *testing.T) {
 					emails = append(emails, l)
 				}
 			}
-			logs := s.stderr.String()
+			logs := s.Stderr.String()
 			t.Logf("email metrics: %v\nserver log (last 4 KiB): %s", emails, logs[max(0, len(logs)-4096):])
 		}
 	})
 	waitFor(t, 20*time.Second, "email metrics", func() bool {
-		_, last = call(t, "GET", s.url+"/metrics", "", "")
+		_, last = call(t, "GET", s.URL+"/metrics", "", "")
 		return strings.Contains(last, `tokend_emails_total{event="accepted"} 1`) && strings.Contains(last, `tokend_emails_total{event="delivered"} 1`) &&
 			strings.Contains(last, `tokend_emails_total{event="captured"} 1`)
 	})
-	s.stop(t)
+	s.Stop(t)
 
 	os.Rename(db+".key", db+".key.moved")
-	r := tokend(t, nil, "serve", "--addr", "127.0.0.1:0", "--db", db)
-	if r.code == 0 || !strings.Contains(r.stderr, db+".key is missing") || !strings.Contains(r.stderr, "restore the key file") {
+	r := tokend.Run(t, nil, "serve", "--addr", "127.0.0.1:0", "--db", db)
+	if r.Code == 0 || !strings.Contains(r.Stderr, db+".key is missing") || !strings.Contains(r.Stderr, "restore the key file") {
 		t.Errorf("serve without its key file: %+v", r)
 	}
 	os.WriteFile(db+".key", []byte("AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=\n"), 0o600)
-	if r := tokend(t, nil, "serve", "--addr", "127.0.0.1:0", "--db", db); r.code == 0 || !strings.Contains(r.stderr, "sealed with another key") {
+	if r := tokend.Run(t, nil, "serve", "--addr", "127.0.0.1:0", "--db", db); r.Code == 0 || !strings.Contains(r.Stderr, "sealed with another key") {
 		t.Errorf("serve with another key: %+v", r)
 	}
 }
@@ -183,10 +162,10 @@ func TestKilledDuringSendsDeliversEveryAcceptedMessage(t *testing.T) {
 	// A relay slow enough that mail is still queued and in flight at the kill.
 	relay := testutil.StartSMTP(t, testutil.SMTPOptions{Delay: 5 * time.Millisecond})
 	db := filepath.Join(t.TempDir(), "kill.db")
-	account, admin := mailAccount(t, db)
+	account, admin := tokend.EnterpriseAccount(t, db)
 	dns := testutil.StartDNS(t)
-	s := startServe(t, nil, "--db", db, "--smtp-relay", "smtp://"+relay.Addr, "--dns-resolver", dns.Addr())
-	dkimRecord(t, s.url, account, admin, "example.com", dns)
+	s := tokend.Serve(t, nil, "--db", db, "--smtp-relay", "smtp://"+relay.Addr, "--dns-resolver", dns.Addr())
+	dkimRecord(t, s.URL, account, admin, "example.com", dns)
 
 	var mu sync.Mutex
 	accepted := map[string]bool{}
@@ -199,7 +178,7 @@ func TestKilledDuringSendsDeliversEveryAcceptedMessage(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			for i := 0; i < 2000 && time.Now().Before(stopAt.Add(2*time.Second)); i++ {
-				req, _ := http.NewRequest("POST", s.url+"/api/send", strings.NewReader(sendBody("app@example.com", fmt.Sprintf("w%d-%d@example.org", w, i))))
+				req, _ := http.NewRequest("POST", s.URL+"/api/send", strings.NewReader(sendBody("app@example.com", fmt.Sprintf("w%d-%d@example.org", w, i))))
 				req.Header.Set("Api-Token", admin)
 				res, err := client.Do(req)
 				if err != nil {
@@ -223,8 +202,7 @@ func TestKilledDuringSendsDeliversEveryAcceptedMessage(t *testing.T) {
 		}()
 	}
 	time.Sleep(time.Until(stopAt))
-	s.cmd.Process.Kill()
-	<-s.done
+	s.Kill(t)
 	wg.Wait()
 	mu.Lock()
 	n := len(accepted)
@@ -236,7 +214,7 @@ func TestKilledDuringSendsDeliversEveryAcceptedMessage(t *testing.T) {
 	t.Logf("%d messages accepted before kill -9, %d delivered by then, %d refused", n, before, refused.Load())
 
 	restart := time.Now()
-	s = startServe(t, nil, "--db", db, "--smtp-relay", "smtp://"+relay.Addr, "--dns-resolver", dns.Addr())
+	s = tokend.Serve(t, nil, "--db", db, "--smtp-relay", "smtp://"+relay.Addr, "--dns-resolver", dns.Addr())
 	deadline := time.Now().Add(90 * time.Second)
 	for {
 		delivered := map[string]int{}
@@ -265,7 +243,7 @@ func TestKilledDuringSendsDeliversEveryAcceptedMessage(t *testing.T) {
 		}
 		time.Sleep(250 * time.Millisecond)
 	}
-	s.stop(t)
+	s.Stop(t)
 }
 
 // logLines parses a server's JSON log, one object a line.
@@ -288,13 +266,13 @@ func logLines(t *testing.T, logs string) []map[string]any {
 func TestServeLogsDeliveriesWithoutRecipients(t *testing.T) {
 	relay := testutil.StartSMTP(t, testutil.SMTPOptions{})
 	db := filepath.Join(t.TempDir(), "logs.db")
-	account, admin := mailAccount(t, db)
+	account, admin := tokend.EnterpriseAccount(t, db)
 	dns := testutil.StartDNS(t)
-	s := startServe(t, nil, "--db", db, "--smtp-relay", "smtp://"+relay.Addr, "--dns-resolver", dns.Addr())
-	dkimRecord(t, s.url, account, admin, "mail.example.com", dns)
+	s := tokend.Serve(t, nil, "--db", db, "--smtp-relay", "smtp://"+relay.Addr, "--dns-resolver", dns.Addr())
+	dkimRecord(t, s.URL, account, admin, "mail.example.com", dns)
 	send := func(to string) string {
 		t.Helper()
-		code, body := call(t, "POST", s.url+"/api/send", admin, sendBody("news@mail.example.com", to))
+		code, body := call(t, "POST", s.URL+"/api/send", admin, sendBody("news@mail.example.com", to))
 		var out struct {
 			MessageIDs []string `json:"message_ids"`
 		}
@@ -306,7 +284,7 @@ func TestServeLogsDeliveriesWithoutRecipients(t *testing.T) {
 	// outcomes are the levels and outcomes of the lines about a message.
 	outcomes := func(id string) []string {
 		var got []string
-		for _, l := range logLines(t, s.stderr.String()) {
+		for _, l := range logLines(t, s.Stderr.String()) {
 			if l["message_id"] == id {
 				got = append(got, fmt.Sprintf("%v %v %v %v", l["level"], l["outcome"], l["attempt"], l["domain"]))
 			}
@@ -325,10 +303,10 @@ func TestServeLogsDeliveriesWithoutRecipients(t *testing.T) {
 	relay.Refuse(550, "5.1.1 <bob@example.org>: no such user")
 	waitFor(t, 20*time.Second, "the refusal's log line", func() bool { return len(outcomes(refused)) > 1 })
 	// The relay's reply is kept whole for the message's sender.
-	if code, body := call(t, "GET", s.url+"/api/email_logs/"+refused, admin, ""); code != 200 || !strings.Contains(body, "bob@example.org") || !strings.Contains(body, "no such user") {
+	if code, body := call(t, "GET", s.URL+"/api/email_logs/"+refused, admin, ""); code != 200 || !strings.Contains(body, "bob@example.org") || !strings.Contains(body, "no such user") {
 		t.Errorf("the message's log lost the relay's reply: %d %s", code, body)
 	}
-	s.stop(t)
+	s.Stop(t)
 
 	if got, want := outcomes(delivered), []string{"INFO delivered 1 mail.example.com"}; !slices.Equal(got, want) {
 		t.Errorf("the delivered message's log lines: %q, want %q", got, want)
@@ -336,7 +314,7 @@ func TestServeLogsDeliveriesWithoutRecipients(t *testing.T) {
 	if got, want := outcomes(refused), []string{"WARN deferred 1 mail.example.com", "WARN failed 2 mail.example.com"}; !slices.Equal(got, want) {
 		t.Errorf("the refused message's log lines: %q, want %q", got, want)
 	}
-	logs := s.stderr.String()
+	logs := s.Stderr.String()
 	for _, addr := range []string{"ann@example.org", "bob@example.org"} {
 		if strings.Contains(logs, addr) {
 			t.Errorf("the log names the recipient %s:\n%s", addr, logs)

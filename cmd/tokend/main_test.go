@@ -1,76 +1,24 @@
 package main_test
 
 import (
-	"bufio"
-	"bytes"
-	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"net/http/httptest"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/tokend/tokend/internal/testutil"
 )
 
-var binary string
+// tokend is the binary built from this package, which every test here runs.
+var tokend testutil.Binary
 
-// TestMain builds the real tokend binary once; every test here runs it.
-func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "tokend-cli")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	binary = filepath.Join(dir, "tokend")
-	// -buildvcs=true records the git revision, as a plain "go build" in a
-	// checkout does, even where GOFLAGS turns that off.
-	build := exec.Command("go", "build", "-buildvcs=true", "-o", binary, ".")
-	build.Stdout, build.Stderr = os.Stderr, os.Stderr
-	if err := build.Run(); err != nil {
-		fmt.Fprintln(os.Stderr, "build tokend:", err)
-		os.Exit(1)
-	}
-	code := m.Run()
-	os.RemoveAll(dir)
-	os.Exit(code)
-}
-
-type result struct {
-	stdout, stderr string
-	code           int
-}
-
-// tokend runs the binary with args and extra environment variables.
-func tokend(t *testing.T, env []string, args ...string) result {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, binary, args...)
-	cmd.Env = append(os.Environ(), env...)
-	var out, errb bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &errb
-	err := cmd.Run()
-	code := 0
-	var exit *exec.ExitError
-	if errors.As(err, &exit) {
-		code = exit.ExitCode()
-	} else if err != nil {
-		t.Fatal(err)
-	}
-	return result{out.String(), errb.String(), code}
-}
-
-var tokenPattern = regexp.MustCompile(`tk_(live|test)_[0-9A-Za-z]{36}`)
+func TestMain(m *testing.M) { os.Exit(testutil.RunWithTokend(m, "../..", &tokend)) }
 
 func TestUsageErrorsExitTwo(t *testing.T) {
 	db := filepath.Join(t.TempDir(), "t.db")
@@ -101,31 +49,31 @@ func TestUsageErrorsExitTwo(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			r := tokend(t, tt.env, tt.args...)
-			if r.code != 2 || r.stderr == "" {
-				t.Errorf("exit %d, stderr %q; want exit 2 with a message", r.code, r.stderr)
+			r := tokend.Run(t, tt.env, tt.args...)
+			if r.Code != 2 || r.Stderr == "" {
+				t.Errorf("exit %d, stderr %q; want exit 2 with a message", r.Code, r.Stderr)
 			}
 			// The command list, two lines a command, and no more than ten others.
-			if n := strings.Count(r.stderr, "\n  tokend "); strings.Count(r.stderr, "\n") > 2*n+10 {
-				t.Errorf("usage message is not short: %d lines for %d commands", strings.Count(r.stderr, "\n"), n)
+			if n := strings.Count(r.Stderr, "\n  tokend "); strings.Count(r.Stderr, "\n") > 2*n+10 {
+				t.Errorf("usage message is not short: %d lines for %d commands", strings.Count(r.Stderr, "\n"), n)
 			}
 		})
 	}
 }
 
 func TestVersionAndHelp(t *testing.T) {
-	if r := tokend(t, nil, "version"); r.code != 0 || !strings.HasPrefix(r.stdout, "tokend ") {
+	if r := tokend.Run(t, nil, "version"); r.Code != 0 || !strings.HasPrefix(r.Stdout, "tokend ") {
 		t.Errorf("version: %+v", r)
 	}
-	if r := tokend(t, nil, "help"); r.code != 0 || !strings.Contains(r.stdout, "account create") || !strings.Contains(r.stdout, "serve") {
+	if r := tokend.Run(t, nil, "help"); r.Code != 0 || !strings.Contains(r.Stdout, "account create") || !strings.Contains(r.Stdout, "serve") {
 		t.Errorf("help: %+v", r)
 	}
 }
 
 func TestAccountCreateJSON(t *testing.T) {
 	db := filepath.Join(t.TempDir(), "t.db")
-	r := tokend(t, nil, "account", "create", "--name", "Acme", "--plan", "pro", "--db", db, "--json")
-	if r.code != 0 {
+	r := tokend.Run(t, nil, "account", "create", "--name", "Acme", "--plan", "pro", "--db", db, "--json")
+	if r.Code != 0 {
 		t.Fatalf("account create: %+v", r)
 	}
 	var out struct {
@@ -138,125 +86,39 @@ func TestAccountCreateJSON(t *testing.T) {
 		} `json:"account"`
 		APIToken map[string]any `json:"api_token"`
 	}
-	if err := json.Unmarshal([]byte(r.stdout), &out); err != nil {
-		t.Fatalf("--json output %q: %v", r.stdout, err)
+	if err := json.Unmarshal([]byte(r.Stdout), &out); err != nil {
+		t.Fatalf("--json output %q: %v", r.Stdout, err)
 	}
 	if out.Account.Name != "Acme" || out.Account.Plan != "pro" || out.Account.RateLimit != 1000 || out.Account.MessageLimit != 10_000 || out.Account.ID == 0 {
 		t.Errorf("account = %+v", out.Account)
 	}
 	transcript.Schema(t, "ApiTokenWithToken", out.APIToken) // held against the OpenAPI document by e2e
 	value, _ := out.APIToken["token"].(string)
-	if !tokenPattern.MatchString(value) {
+	if !testutil.TokenPattern.MatchString(value) {
 		t.Errorf("api_token.token = %q", value)
 	}
 	res := fmt.Sprint(out.APIToken["resources"])
 	if want := fmt.Sprintf("[map[access_level:100 resource_id:%d resource_type:account]]", out.Account.ID); res != want {
 		t.Errorf("resources = %s, want %s", res, want)
 	}
-	if strings.Contains(r.stderr, value) {
+	if strings.Contains(r.Stderr, value) {
 		t.Error("the token value went to stderr")
 	}
 
 	// account list, as text and JSON, via TOKEND_DB instead of --db.
-	tokend(t, nil, "account", "create", "--name", "Beta", "--db", db)
-	list := tokend(t, []string{"TOKEND_DB=" + db}, "account", "list")
-	if list.code != 0 || !strings.Contains(list.stdout, "Acme") || !strings.Contains(list.stdout, "Beta") || !strings.Contains(list.stdout, "pro") ||
-		!strings.Contains(list.stdout, "MESSAGE LIMIT") || !strings.Contains(list.stdout, "10000/min") {
+	tokend.Run(t, nil, "account", "create", "--name", "Beta", "--db", db)
+	list := tokend.Run(t, []string{"TOKEND_DB=" + db}, "account", "list")
+	if list.Code != 0 || !strings.Contains(list.Stdout, "Acme") || !strings.Contains(list.Stdout, "Beta") || !strings.Contains(list.Stdout, "pro") ||
+		!strings.Contains(list.Stdout, "MESSAGE LIMIT") || !strings.Contains(list.Stdout, "10000/min") {
 		t.Errorf("account list: %+v", list)
 	}
-	if tokenPattern.MatchString(list.stdout) {
+	if testutil.TokenPattern.MatchString(list.Stdout) {
 		t.Error("account list shows a token value")
 	}
 	var accounts []map[string]any
-	jl := tokend(t, nil, "account", "list", "--json", "--db", db)
-	if err := json.Unmarshal([]byte(jl.stdout), &accounts); err != nil || len(accounts) != 2 {
-		t.Errorf("account list --json: %q, %v", jl.stdout, err)
-	}
-}
-
-// server is a running "tokend serve" process.
-type server struct {
-	cmd    *exec.Cmd
-	url    string
-	stdout *testutil.Buffer
-	stderr *testutil.Buffer
-	done   chan error
-}
-
-// startServe runs "tokend serve" on a free loopback port and waits for it to listen.
-func startServe(t *testing.T, env []string, args ...string) *server {
-	t.Helper()
-	return startListening(t, env, append([]string{"serve", "--addr", "127.0.0.1:0"}, args...)...)
-}
-
-// startListening runs the binary with args (a command that logs "listening"
-// with its URL: serve, proxy) and waits for it to listen.
-func startListening(t *testing.T, env []string, args ...string) *server {
-	t.Helper()
-	cmd := exec.Command(binary, args...)
-	cmd.Env = append(os.Environ(), env...)
-	s := &server{cmd: cmd, stdout: &testutil.Buffer{}, stderr: &testutil.Buffer{}, done: make(chan error, 1)}
-	cmd.Stdout = s.stdout
-	pr, pw := io.Pipe()
-	cmd.Stderr = io.MultiWriter(s.stderr, pw)
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() { s.done <- cmd.Wait(); pw.Close() }()
-	t.Cleanup(func() {
-		if cmd.ProcessState == nil {
-			cmd.Process.Kill()
-			<-s.done
-		}
-	})
-	found := make(chan string, 1)
-	go func() {
-		sc := bufio.NewScanner(pr)
-		for sc.Scan() {
-			var line struct{ Msg, URL string }
-			if json.Unmarshal(sc.Bytes(), &line) == nil && line.Msg == "listening" {
-				found <- line.URL
-			}
-		}
-		io.Copy(io.Discard, pr)
-	}()
-	select {
-	case s.url = <-found:
-	case err := <-s.done:
-		t.Fatalf("%s exited before listening: %v\n%s", args[0], err, s.stderr.String())
-	case <-time.After(20 * time.Second):
-		t.Fatalf("%s did not start listening\n%s", args[0], s.stderr.String())
-	}
-	return s
-}
-
-// waitToken waits for the token value the first start prints. stdout and
-// stderr reach the test through separate pipes, so "listening" on stderr may
-// arrive before the token on stdout.
-func (s *server) waitToken(t *testing.T) string {
-	t.Helper()
-	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
-		if v := tokenPattern.FindString(s.stdout.String()); v != "" && strings.Contains(s.stdout.String(), "not show it again") {
-			return v
-		}
-	}
-	t.Fatalf("no token printed; stdout %q", s.stdout.String())
-	return ""
-}
-
-// stop sends SIGTERM and waits for a clean exit.
-func (s *server) stop(t *testing.T) {
-	t.Helper()
-	if err := s.cmd.Process.Signal(syscall.SIGTERM); err != nil {
-		t.Fatal(err)
-	}
-	select {
-	case err := <-s.done:
-		if err != nil {
-			t.Fatalf("serve exited with %v after SIGTERM\n%s", err, s.stderr.String())
-		}
-	case <-time.After(20 * time.Second):
-		t.Fatal("serve did not stop within 20 s of SIGTERM")
+	jl := tokend.Run(t, nil, "account", "list", "--json", "--db", db)
+	if err := json.Unmarshal([]byte(jl.Stdout), &accounts); err != nil || len(accounts) != 2 {
+		t.Errorf("account list --json: %q, %v", jl.Stdout, err)
 	}
 }
 
@@ -264,46 +126,35 @@ func (s *server) stop(t *testing.T) {
 // each against the OpenAPI document (TestAPIResponsesMatchTheContract).
 var transcript = testutil.NewTranscript("cmd/tokend")
 
-// call sends a request to the API with a bearer token and records the answer.
+// call sends a request to the API with a bearer token (testutil.Call) and
+// records the answer, unless it is the Prometheus metrics: those are text,
+// documented as such but not a JSON schema.
 func call(t *testing.T, method, url, token string, body string) (int, string) {
 	t.Helper()
-	req, err := http.NewRequest(method, url, strings.NewReader(body))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if token != "" {
-		req.Header.Set("Authorization", "Bearer "+token)
-	}
-	client := &http.Client{Timeout: 10 * time.Second}
-	res, err := client.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer res.Body.Close()
-	b, _ := io.ReadAll(res.Body)
-	if req.URL.Path != "/metrics" { // Prometheus text, documented as such but not a JSON schema
-		transcript.Response(t, method, req.URL.RequestURI(), []byte(body), res.StatusCode, res.Header, b)
-	}
-	return res.StatusCode, string(b)
+	return testutil.Call(t, method, url, token, body, func(t testing.TB, method, uri string, reqBody []byte, status int, header http.Header, answer []byte) {
+		if path, _, _ := strings.Cut(uri, "?"); path != "/metrics" {
+			transcript.Response(t, method, uri, reqBody, status, header, answer)
+		}
+	})
 }
 
 func TestServeFirstStartPrintsTokenOnce(t *testing.T) {
 	db := filepath.Join(t.TempDir(), "tokend.db")
-	s := startServe(t, []string{"TOKEND_DB=" + db})
-	first := s.waitToken(t)
-	if code, _ := call(t, "GET", s.url+"/healthz", "", ""); code != 200 {
+	s := tokend.Serve(t, []string{"TOKEND_DB=" + db})
+	first := s.WaitToken(t)
+	if code, _ := call(t, "GET", s.URL+"/healthz", "", ""); code != 200 {
 		t.Errorf("healthz: %d", code)
 	}
-	code, body := call(t, "GET", s.url+"/api/api_tokens", first, "")
+	code, body := call(t, "GET", s.URL+"/api/api_tokens", first, "")
 	if code != 200 || !strings.Contains(body, `"name":"Admin token"`) {
 		t.Errorf("GET /api/api_tokens with the printed token: %d %s", code, body)
 	}
-	code, body = call(t, "GET", s.url+"/api/accounts", first, "")
+	code, body = call(t, "GET", s.URL+"/api/accounts", first, "")
 	if code != 200 || !strings.Contains(body, `"name":"Default"`) || !strings.Contains(body, `"access_levels":[100]`) {
 		t.Errorf("GET /api/accounts: %d %s", code, body)
 	}
-	s.stop(t)
-	logs := s.stderr.String()
+	s.Stop(t)
+	logs := s.Stderr.String()
 	if strings.Contains(logs, first) || strings.Contains(logs, first[8:]) {
 		t.Error("the token value appears in the server's logs")
 	}
@@ -312,13 +163,13 @@ func TestServeFirstStartPrintsTokenOnce(t *testing.T) {
 	}
 
 	// A second start on the same database creates nothing and prints no token.
-	again := startServe(t, []string{"TOKEND_DB=" + db})
-	if code, _ := call(t, "GET", again.url+"/api/api_tokens", first, ""); code != 200 {
+	again := tokend.Serve(t, []string{"TOKEND_DB=" + db})
+	if code, _ := call(t, "GET", again.URL+"/api/api_tokens", first, ""); code != 200 {
 		t.Errorf("the first token stopped working after a restart: %d", code)
 	}
-	again.stop(t)
-	if tokenPattern.MatchString(again.stdout.String()) {
-		t.Errorf("second start printed a token: %q", again.stdout.String())
+	again.Stop(t)
+	if testutil.TokenPattern.MatchString(again.Stdout.String()) {
+		t.Errorf("second start printed a token: %q", again.Stdout.String())
 	}
 }
 
@@ -326,16 +177,16 @@ func TestServeFirstStartPrintsTokenOnce(t *testing.T) {
 // create → use → reset → delete over HTTP against the real server.
 func TestCurlWalkthrough(t *testing.T) {
 	db := filepath.Join(t.TempDir(), "tokend.db")
-	r := tokend(t, nil, "account", "create", "--name", "Acme", "--db", db, "--json")
+	r := tokend.Run(t, nil, "account", "create", "--name", "Acme", "--db", db, "--json")
 	var created struct {
 		APIToken struct{ Token string } `json:"api_token"`
 	}
-	if err := json.Unmarshal([]byte(r.stdout), &created); err != nil {
+	if err := json.Unmarshal([]byte(r.Stdout), &created); err != nil {
 		t.Fatal(err)
 	}
 	admin := created.APIToken.Token
-	s := startServe(t, nil, "--db", db, "--reset-grace", "1h")
-	code, body := call(t, "POST", s.url+"/api/api_tokens", admin, `{"name":"CI","resources":[{"resource_type":"account","resource_id":1,"access_level":10}]}`)
+	s := tokend.Serve(t, nil, "--db", db, "--reset-grace", "1h")
+	code, body := call(t, "POST", s.URL+"/api/api_tokens", admin, `{"name":"CI","resources":[{"resource_type":"account","resource_id":1,"access_level":10}]}`)
 	var tok struct {
 		ID    int64
 		Token string
@@ -343,10 +194,10 @@ func TestCurlWalkthrough(t *testing.T) {
 	if code != 200 || json.Unmarshal([]byte(body), &tok) != nil || tok.Token == "" {
 		t.Fatalf("create: %d %s", code, body)
 	}
-	if code, _ := call(t, "GET", s.url+"/api/api_tokens", tok.Token, ""); code != 200 {
+	if code, _ := call(t, "GET", s.URL+"/api/api_tokens", tok.Token, ""); code != 200 {
 		t.Fatalf("use: %d", code)
 	}
-	code, body = call(t, "POST", fmt.Sprintf("%s/api/api_tokens/%d/reset", s.url, tok.ID), admin, "")
+	code, body = call(t, "POST", fmt.Sprintf("%s/api/api_tokens/%d/reset", s.URL, tok.ID), admin, "")
 	var fresh struct {
 		ID    int64
 		Token string
@@ -355,18 +206,18 @@ func TestCurlWalkthrough(t *testing.T) {
 		t.Fatalf("reset: %d %s", code, body)
 	}
 	for _, v := range []string{tok.Token, fresh.Token} {
-		if code, _ := call(t, "GET", s.url+"/api/api_tokens", v, ""); code != 200 {
+		if code, _ := call(t, "GET", s.URL+"/api/api_tokens", v, ""); code != 200 {
 			t.Errorf("during the grace period a token answers %d", code)
 		}
 	}
-	if code, _ := call(t, "DELETE", fmt.Sprintf("%s/api/api_tokens/%d", s.url, fresh.ID), admin, ""); code != 204 {
+	if code, _ := call(t, "DELETE", fmt.Sprintf("%s/api/api_tokens/%d", s.URL, fresh.ID), admin, ""); code != 204 {
 		t.Errorf("delete: %d", code)
 	}
-	if code, _ := call(t, "GET", s.url+"/api/api_tokens", fresh.Token, ""); code != 401 {
+	if code, _ := call(t, "GET", s.URL+"/api/api_tokens", fresh.Token, ""); code != 401 {
 		t.Errorf("deleted token answers %d, want 401", code)
 	}
-	s.stop(t)
-	if tokenPattern.MatchString(s.stdout.String()) {
+	s.Stop(t)
+	if testutil.TokenPattern.MatchString(s.Stdout.String()) {
 		t.Error("serve printed a bootstrap token although an account existed")
 	}
 }
@@ -374,15 +225,15 @@ func TestCurlWalkthrough(t *testing.T) {
 // TestPurgeRemovesExpiredTokens runs the real purge job with a short window.
 func TestPurgeRemovesExpiredTokens(t *testing.T) {
 	db := filepath.Join(t.TempDir(), "tokend.db")
-	s := startServe(t, nil, "--db", db, "--purge-after", "1s")
-	admin := s.waitToken(t)
+	s := tokend.Serve(t, nil, "--db", db, "--purge-after", "1s")
+	admin := s.WaitToken(t)
 	expires := time.Now().Add(1500 * time.Millisecond).UTC().Format(time.RFC3339Nano)
-	code, body := call(t, "POST", s.url+"/api/api_tokens", admin, `{"name":"brief","expires_at":"`+expires+`"}`)
+	code, body := call(t, "POST", s.URL+"/api/api_tokens", admin, `{"name":"brief","expires_at":"`+expires+`"}`)
 	var tok struct{ ID int64 }
 	if code != 200 || json.Unmarshal([]byte(body), &tok) != nil {
 		t.Fatalf("create: %d %s", code, body)
 	}
-	url := fmt.Sprintf("%s/api/api_tokens/%d", s.url, tok.ID)
+	url := fmt.Sprintf("%s/api/api_tokens/%d", s.URL, tok.ID)
 	deadline := time.Now().Add(10 * time.Second)
 	for {
 		code, _ := call(t, "GET", url, admin, "")
@@ -394,30 +245,30 @@ func TestPurgeRemovesExpiredTokens(t *testing.T) {
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
-	s.stop(t)
+	s.Stop(t)
 }
 
 // TestCaptureRetentionPrunesCapturedMail runs the real purge job, which
 // deletes captured mail past --capture-retention.
 func TestCaptureRetentionPrunesCapturedMail(t *testing.T) {
 	db := filepath.Join(t.TempDir(), "tokend.db")
-	s := startServe(t, []string{"TOKEND_CAPTURE_RETENTION=1s"}, "--db", db, "--purge-after", "1s")
-	admin := s.waitToken(t)
+	s := tokend.Serve(t, []string{"TOKEND_CAPTURE_RETENTION=1s"}, "--db", db, "--purge-after", "1s")
+	admin := s.WaitToken(t)
 	var p, sb struct{ ID int64 }
-	code, body := call(t, "POST", s.url+"/api/accounts/1/projects", admin, `{"project":{"name":"QA"}}`)
+	code, body := call(t, "POST", s.URL+"/api/accounts/1/projects", admin, `{"project":{"name":"QA"}}`)
 	if code != 200 || json.Unmarshal([]byte(body), &p) != nil {
 		t.Fatalf("project: %d %s", code, body)
 	}
-	code, body = call(t, "POST", fmt.Sprintf("%s/api/accounts/1/projects/%d/inboxes", s.url, p.ID), admin, `{"inbox":{"name":"S"}}`)
+	code, body = call(t, "POST", fmt.Sprintf("%s/api/accounts/1/projects/%d/inboxes", s.URL, p.ID), admin, `{"inbox":{"name":"S"}}`)
 	if code != 200 || json.Unmarshal([]byte(body), &sb) != nil {
 		t.Fatalf("sandbox: %d %s", code, body)
 	}
-	code, body = call(t, "POST", fmt.Sprintf("%s/api/send/%d", s.url, sb.ID), admin,
+	code, body = call(t, "POST", fmt.Sprintf("%s/api/send/%d", s.URL, sb.ID), admin,
 		`{"from":{"email":"qa@example.com"},"to":[{"email":"u@example.org"}],"subject":"Hi","text":"hi"}`)
 	if code != 200 {
 		t.Fatalf("send: %d %s", code, body)
 	}
-	list := fmt.Sprintf("%s/api/sandboxes/%d/messages", s.url, sb.ID)
+	list := fmt.Sprintf("%s/api/sandboxes/%d/messages", s.URL, sb.ID)
 	deadline := time.Now().Add(10 * time.Second)
 	for {
 		code, body := call(t, "GET", list, admin, "")
@@ -429,12 +280,12 @@ func TestCaptureRetentionPrunesCapturedMail(t *testing.T) {
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
-	s.stop(t)
+	s.Stop(t)
 }
 
 func TestAccountSetPlan(t *testing.T) {
 	db := filepath.Join(t.TempDir(), "t.db")
-	tokend(t, nil, "account", "create", "--name", "Acme", "--db", db)
+	tokend.Run(t, nil, "account", "create", "--name", "Acme", "--db", db)
 	tests := []struct {
 		name string
 		args []string
@@ -454,16 +305,16 @@ func TestAccountSetPlan(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			r := tokend(t, nil, append([]string{"account", "set-plan", "1", "--db", db, "--json"}, tt.args...)...)
-			if r.code != tt.code || !strings.Contains(r.stdout, tt.want) {
-				t.Errorf("exit %d, stdout %q, stderr %q; want exit %d and %s", r.code, r.stdout, r.stderr, tt.code, tt.want)
+			r := tokend.Run(t, nil, append([]string{"account", "set-plan", "1", "--db", db, "--json"}, tt.args...)...)
+			if r.Code != tt.code || !strings.Contains(r.Stdout, tt.want) {
+				t.Errorf("exit %d, stdout %q, stderr %q; want exit %d and %s", r.Code, r.Stdout, r.Stderr, tt.code, tt.want)
 			}
 		})
 	}
-	if r := tokend(t, nil, "account", "set-plan", "99", "--plan", "pro", "--db", db); r.code != 1 || !strings.Contains(r.stderr, "no account 99") {
+	if r := tokend.Run(t, nil, "account", "set-plan", "99", "--plan", "pro", "--db", db); r.Code != 1 || !strings.Contains(r.Stderr, "no account 99") {
 		t.Errorf("unknown account: %+v", r)
 	}
-	if r := tokend(t, nil, "account", "set-plan", "--plan", "pro", "--db", db); r.code != 2 {
+	if r := tokend.Run(t, nil, "account", "set-plan", "--plan", "pro", "--db", db); r.Code != 2 {
 		t.Errorf("missing ID: %+v", r)
 	}
 }
@@ -472,17 +323,17 @@ func TestAccountSetPlan(t *testing.T) {
 // periodic flush never ran.
 func TestShutdownFlushesUsage(t *testing.T) {
 	db := filepath.Join(t.TempDir(), "tokend.db")
-	s := startServe(t, nil, "--db", db, "--usage-flush", "1h")
-	admin := s.waitToken(t)
+	s := tokend.Serve(t, nil, "--db", db, "--usage-flush", "1h")
+	admin := s.WaitToken(t)
 	const n = 25
 	for i := 0; i < n; i++ {
-		if code, _ := call(t, "GET", s.url+"/api/accounts", admin, ""); code != 200 {
+		if code, _ := call(t, "GET", s.URL+"/api/accounts", admin, ""); code != 200 {
 			t.Fatalf("request %d: %d", i, code)
 		}
 	}
-	s.stop(t)
-	again := startServe(t, nil, "--db", db)
-	code, body := call(t, "GET", again.url+"/api/api_tokens/1/usage", admin, "")
+	s.Stop(t)
+	again := tokend.Serve(t, nil, "--db", db)
+	code, body := call(t, "GET", again.URL+"/api/api_tokens/1/usage", admin, "")
 	var u struct {
 		LastUsedAt *time.Time `json:"last_used_at"`
 		Days       []struct{ Success int }
@@ -494,7 +345,7 @@ func TestShutdownFlushesUsage(t *testing.T) {
 	if len(u.Days) != 1 || u.Days[0].Success != n || u.LastUsedAt == nil {
 		t.Fatalf("usage after restart = %s, want the %d successes from before the restart", body, n)
 	}
-	again.stop(t)
+	again.Stop(t)
 }
 
 func TestSeparateMetricsAddressAndWebhook(t *testing.T) {
@@ -506,17 +357,17 @@ func TestSeparateMetricsAddressAndWebhook(t *testing.T) {
 	}))
 	defer hook.Close()
 	db := filepath.Join(t.TempDir(), "tokend.db")
-	s := startServe(t, []string{"TOKEND_ALERT_WEBHOOK=" + hook.URL}, "--db", db, "--metrics-addr", "127.0.0.1:0", "--alert-threshold", "3")
-	admin := s.waitToken(t)
-	metricsURL := regexp.MustCompile(`"msg":"serving metrics".*"url":"([^"]+)"`).FindStringSubmatch(s.stderr.String())
+	s := tokend.Serve(t, []string{"TOKEND_ALERT_WEBHOOK=" + hook.URL}, "--db", db, "--metrics-addr", "127.0.0.1:0", "--alert-threshold", "3")
+	admin := s.WaitToken(t)
+	metricsURL := regexp.MustCompile(`"msg":"serving metrics".*"url":"([^"]+)"`).FindStringSubmatch(s.Stderr.String())
 	if metricsURL == nil {
-		t.Fatalf("no metrics listener in the logs:\n%s", s.stderr.String())
+		t.Fatalf("no metrics listener in the logs:\n%s", s.Stderr.String())
 	}
-	if code, _ := call(t, "GET", s.url+"/metrics", "", ""); code != 404 {
+	if code, _ := call(t, "GET", s.URL+"/metrics", "", ""); code != 404 {
 		t.Errorf("/metrics on the API address answered %d, want 404 when --metrics-addr is set", code)
 	}
 	for i := 0; i < 3; i++ {
-		call(t, "GET", s.url+"/api/api_tokens", admin[:len(admin)-2]+"xx", "")
+		call(t, "GET", s.URL+"/api/api_tokens", admin[:len(admin)-2]+"xx", "")
 	}
 	select {
 	case e := <-events:
@@ -538,7 +389,7 @@ func TestSeparateMetricsAddressAndWebhook(t *testing.T) {
 			t.Fatalf("metrics: %d\n%s", code, body)
 		}
 	}
-	s.stop(t)
+	s.Stop(t)
 }
 
 // Two instances on one database and the CLI beside them: a token deleted
@@ -546,10 +397,10 @@ func TestSeparateMetricsAddressAndWebhook(t *testing.T) {
 // instance's authentication cache within a second.
 func TestChangesReachEveryInstanceWithinASecond(t *testing.T) {
 	db := filepath.Join(t.TempDir(), "tokend.db")
-	a := startServe(t, nil, "--db", db)
-	admin := a.waitToken(t)
-	b := startServe(t, nil, "--db", db)
-	code, body := call(t, "POST", a.url+"/api/api_tokens", admin, `{"name":"shared","resources":[{"resource_type":"account","resource_id":1,"access_level":10}]}`)
+	a := tokend.Serve(t, nil, "--db", db)
+	admin := a.WaitToken(t)
+	b := tokend.Serve(t, nil, "--db", db)
+	code, body := call(t, "POST", a.URL+"/api/api_tokens", admin, `{"name":"shared","resources":[{"resource_type":"account","resource_id":1,"access_level":10}]}`)
 	var tok struct {
 		ID    int64
 		Token string
@@ -557,26 +408,26 @@ func TestChangesReachEveryInstanceWithinASecond(t *testing.T) {
 	if code != 200 || json.Unmarshal([]byte(body), &tok) != nil {
 		t.Fatalf("create: %d %s", code, body)
 	}
-	if code, _ := call(t, "GET", b.url+"/api/whoami", tok.Token, ""); code != 200 {
+	if code, _ := call(t, "GET", b.URL+"/api/whoami", tok.Token, ""); code != 200 {
 		t.Fatalf("instance b does not know the new token: %d", code)
 	}
-	if code, _ := call(t, "DELETE", fmt.Sprintf("%s/api/api_tokens/%d", a.url, tok.ID), admin, ""); code != 204 {
+	if code, _ := call(t, "DELETE", fmt.Sprintf("%s/api/api_tokens/%d", a.URL, tok.ID), admin, ""); code != 204 {
 		t.Fatalf("delete: %d", code)
 	}
-	if code, _ := call(t, "GET", a.url+"/api/whoami", tok.Token, ""); code != 401 {
+	if code, _ := call(t, "GET", a.URL+"/api/whoami", tok.Token, ""); code != 401 {
 		t.Errorf("instance a still accepts the token it deleted: %d", code)
 	}
 	waitFor(t, time.Second, "the deleted token to stop working on instance b", func() bool {
-		code, _ := call(t, "GET", b.url+"/api/whoami", tok.Token, "")
+		code, _ := call(t, "GET", b.URL+"/api/whoami", tok.Token, "")
 		return code == 401
 	})
 
-	if r := tokend(t, nil, "account", "set-plan", "1", "--plan", "enterprise", "--rate-limit", "4242", "--db", db); r.code != 0 {
+	if r := tokend.Run(t, nil, "account", "set-plan", "1", "--plan", "enterprise", "--rate-limit", "4242", "--db", db); r.Code != 0 {
 		t.Fatalf("set-plan: %+v", r)
 	}
-	for _, s := range []*server{a, b} {
-		waitFor(t, time.Second, "the new plan limit on "+s.url, func() bool {
-			req, _ := http.NewRequest("GET", s.url+"/api/whoami", nil)
+	for _, s := range []*testutil.Process{a, b} {
+		waitFor(t, time.Second, "the new plan limit on "+s.URL, func() bool {
+			req, _ := http.NewRequest("GET", s.URL+"/api/whoami", nil)
 			req.Header.Set("Api-Token", admin)
 			res, err := http.DefaultClient.Do(req)
 			if err != nil {
@@ -586,8 +437,8 @@ func TestChangesReachEveryInstanceWithinASecond(t *testing.T) {
 			return res.Header.Get("X-RateLimit-Limit") == "4242"
 		})
 	}
-	a.stop(t)
-	b.stop(t)
+	a.Stop(t)
+	b.Stop(t)
 }
 
 // waitFor polls cond every 25 ms and fails if it is not true within limit
@@ -606,18 +457,18 @@ func waitFor(t *testing.T, limit time.Duration, what string, cond func() bool) {
 // With --auth-cache=false tokend warms nothing and still authenticates.
 func TestServeWithoutAuthCache(t *testing.T) {
 	db := filepath.Join(t.TempDir(), "tokend.db")
-	s := startServe(t, []string{"TOKEND_AUTH_CACHE=false"}, "--db", db)
-	admin := s.waitToken(t)
-	if code, _ := call(t, "GET", s.url+"/api/whoami", admin, ""); code != 200 {
+	s := tokend.Serve(t, []string{"TOKEND_AUTH_CACHE=false"}, "--db", db)
+	admin := s.WaitToken(t)
+	if code, _ := call(t, "GET", s.URL+"/api/whoami", admin, ""); code != 200 {
 		t.Errorf("whoami without the cache: %d", code)
 	}
-	s.stop(t)
-	if strings.Contains(s.stderr.String(), "authentication cache warm") {
+	s.Stop(t)
+	if strings.Contains(s.Stderr.String(), "authentication cache warm") {
 		t.Error("the cache was warmed although --auth-cache=false")
 	}
-	again := startServe(t, nil, "--db", db)
-	again.stop(t)
-	if !strings.Contains(again.stderr.String(), `"msg":"authentication cache warm","tokens":1`) {
-		t.Errorf("default start did not warm the cache:\n%s", again.stderr.String())
+	again := tokend.Serve(t, nil, "--db", db)
+	again.Stop(t)
+	if !strings.Contains(again.Stderr.String(), `"msg":"authentication cache warm","tokens":1`) {
+		t.Errorf("default start did not warm the cache:\n%s", again.Stderr.String())
 	}
 }

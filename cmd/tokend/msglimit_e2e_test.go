@@ -44,20 +44,20 @@ func newSandbox(t *testing.T, url, admin string) int64 {
 // than the new allowance are refused at once, and sends stop within it.
 func TestMessageLimitFromTheCLITakesEffect(t *testing.T) {
 	db := filepath.Join(t.TempDir(), "tokend.db")
-	s := startServe(t, nil, "--db", db)
-	admin := s.waitToken(t) // the Default account, free plan: 1,000 messages a minute
-	sb := newSandbox(t, s.url, admin)
-	send := fmt.Sprintf("%s/api/send/%d", s.url, sb)
+	s := tokend.Serve(t, nil, "--db", db)
+	admin := s.WaitToken(t) // the Default account, free plan: 1,000 messages a minute
+	sb := newSandbox(t, s.URL, admin)
+	send := fmt.Sprintf("%s/api/send/%d", s.URL, sb)
 	if code, body := call(t, "POST", send, admin, sandboxSendBody(6)); code != 200 {
 		t.Fatalf("6 recipients on the free plan: %d %s", code, body)
 	}
 
-	r := tokend(t, nil, "account", "set-plan", "1", "--plan", "enterprise", "--rate-limit", "1000", "--message-limit", "5", "--db", db, "--json")
-	if r.code != 0 || !strings.Contains(r.stdout, `"rate_limit":1000,"message_limit":5`) {
+	r := tokend.Run(t, nil, "account", "set-plan", "1", "--plan", "enterprise", "--rate-limit", "1000", "--message-limit", "5", "--db", db, "--json")
+	if r.Code != 0 || !strings.Contains(r.Stdout, `"rate_limit":1000,"message_limit":5`) {
 		t.Fatalf("set-plan --message-limit: %+v", r)
 	}
-	if l := tokend(t, nil, "account", "list", "--db", db); !strings.Contains(l.stdout, "MESSAGE LIMIT") || !strings.Contains(l.stdout, "5/min") {
-		t.Errorf("account list does not show the allowance: %q", l.stdout)
+	if l := tokend.Run(t, nil, "account", "list", "--db", db); !strings.Contains(l.Stdout, "MESSAGE LIMIT") || !strings.Contains(l.Stdout, "5/min") {
+		t.Errorf("account list does not show the allowance: %q", l.Stdout)
 	}
 	var body string
 	waitFor(t, time.Second, "the running server to apply the new allowance", func() bool {
@@ -86,10 +86,10 @@ func TestMessageLimitFromTheCLITakesEffect(t *testing.T) {
 		}
 	}
 	// Requests that send nothing still pass.
-	if code, _ := call(t, "GET", s.url+"/api/whoami", admin, ""); code != 200 {
+	if code, _ := call(t, "GET", s.URL+"/api/whoami", admin, ""); code != 200 {
 		t.Errorf("whoami with the allowance spent: %d", code)
 	}
-	s.stop(t)
+	s.Stop(t)
 }
 
 // Two instances on one PostgreSQL and one Redis spend one message
@@ -98,29 +98,29 @@ func TestTwoInstancesShareTheMessageAllowance(t *testing.T) {
 	url := testutil.Postgres(t)
 	redis := testutil.Redis(t)
 	key := filepath.Join(t.TempDir(), "secrets.key")
-	created := tokend(t, nil, "account", "create", "--name", "Acme", "--db", url, "--json")
+	created := tokend.Run(t, nil, "account", "create", "--name", "Acme", "--db", url, "--json")
 	var out struct {
 		APIToken struct {
 			Token string `json:"token"`
 		} `json:"api_token"`
 	}
-	if created.code != 0 || json.Unmarshal([]byte(created.stdout), &out) != nil {
+	if created.Code != 0 || json.Unmarshal([]byte(created.Stdout), &out) != nil {
 		t.Fatalf("account create: %+v", created)
 	}
 	admin := out.APIToken.Token
 	const allowance, perSend = 50, 5
-	if r := tokend(t, nil, "account", "set-plan", "1", "--plan", "enterprise", "--rate-limit", "100000",
-		"--message-limit", fmt.Sprint(allowance), "--db", url); r.code != 0 {
+	if r := tokend.Run(t, nil, "account", "set-plan", "1", "--plan", "enterprise", "--rate-limit", "100000",
+		"--message-limit", fmt.Sprint(allowance), "--db", url); r.Code != 0 {
 		t.Fatalf("set-plan: %+v", r)
 	}
-	var nodes []*server
+	var nodes []*testutil.Process
 	for range 2 {
-		nodes = append(nodes, startServe(t, nil, "--db", url, "--secrets-key-file", key, "--redis", redis.URL))
+		nodes = append(nodes, tokend.Serve(t, nil, "--db", url, "--secrets-key-file", key, "--redis", redis.URL))
 	}
-	sb := newSandbox(t, nodes[0].url, admin)
+	sb := newSandbox(t, nodes[0].URL, admin)
 	client := &http.Client{Timeout: 10 * time.Second}
-	post := func(n *server) (int, string, http.Header) {
-		req, _ := http.NewRequest("POST", fmt.Sprintf("%s/api/send/%d", n.url, sb), strings.NewReader(sandboxSendBody(perSend)))
+	post := func(n *testutil.Process) (int, string, http.Header) {
+		req, _ := http.NewRequest("POST", fmt.Sprintf("%s/api/send/%d", n.URL, sb), strings.NewReader(sandboxSendBody(perSend)))
 		req.Header.Set("Api-Token", admin)
 		req.Header.Set("Content-Type", "application/json")
 		res, err := client.Do(req)
@@ -163,6 +163,6 @@ func TestTwoInstancesShareTheMessageAllowance(t *testing.T) {
 	}
 	t.Logf("admitted %d, refused %d, in %v", ok.Load(), limited.Load(), elapsed)
 	for _, n := range nodes {
-		n.stop(t)
+		n.Stop(t)
 	}
 }

@@ -12,17 +12,19 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/tokend/tokend/internal/testutil"
 )
 
 // createAccount runs "account create --json" and returns the account ID and its admin token.
 func createAccount(t *testing.T, db, name string) (int64, string) {
 	t.Helper()
-	r := tokend(t, nil, "account", "create", "--name", name, "--db", db, "--json")
+	r := tokend.Run(t, nil, "account", "create", "--name", name, "--db", db, "--json")
 	var out struct {
 		Account  struct{ ID int64 }
 		APIToken struct{ Token string } `json:"api_token"`
 	}
-	if r.code != 0 || json.Unmarshal([]byte(r.stdout), &out) != nil {
+	if r.Code != 0 || json.Unmarshal([]byte(r.Stdout), &out) != nil {
 		t.Fatalf("account create: %+v", r)
 	}
 	return out.Account.ID, out.APIToken.Token
@@ -34,9 +36,9 @@ func createAccount(t *testing.T, db, name string) (int64, string) {
 func TestTokenCreateRecoversAnAccount(t *testing.T) {
 	db := filepath.Join(t.TempDir(), "tokend.db")
 	account, admin := createAccount(t, db, "Acme")
-	s := startServe(t, nil, "--db", db)
+	s := tokend.Serve(t, nil, "--db", db)
 
-	r := tokend(t, []string{"USER=oncall"}, "token", "create", "--account", fmt.Sprint(account), "--name", "Recovery", "--db", db, "--json")
+	r := tokend.Run(t, []string{"USER=oncall"}, "token", "create", "--account", fmt.Sprint(account), "--name", "Recovery", "--db", db, "--json")
 	var tok struct {
 		ID        int64
 		Name      string
@@ -48,28 +50,28 @@ func TestTokenCreateRecoversAnAccount(t *testing.T) {
 			AccessLevel  int    `json:"access_level"`
 		}
 	}
-	if r.code != 0 || json.Unmarshal([]byte(r.stdout), &tok) != nil {
+	if r.Code != 0 || json.Unmarshal([]byte(r.Stdout), &tok) != nil {
 		t.Fatalf("token create: %+v", r)
 	}
-	if tok.Name != "Recovery" || tok.CreatedBy != "oncall" || !tokenPattern.MatchString(tok.Token) ||
+	if tok.Name != "Recovery" || tok.CreatedBy != "oncall" || !testutil.TokenPattern.MatchString(tok.Token) ||
 		len(tok.Resources) != 1 || tok.Resources[0].ResourceType != "account" || tok.Resources[0].ResourceID != account || tok.Resources[0].AccessLevel != 100 {
-		t.Fatalf("token create --json = %s", r.stdout)
+		t.Fatalf("token create --json = %s", r.Stdout)
 	}
-	if code, body := call(t, "GET", s.url+"/api/whoami", tok.Token, ""); code != 200 || !strings.Contains(body, `"name":"Recovery"`) {
+	if code, body := call(t, "GET", s.URL+"/api/whoami", tok.Token, ""); code != 200 || !strings.Contains(body, `"name":"Recovery"`) {
 		t.Fatalf("the running server refused the new token: %d %s", code, body)
 	}
 	// It is a full account admin: it can create tokens.
-	if code, _ := call(t, "POST", s.url+"/api/api_tokens", tok.Token, `{"name":"made by recovery"}`); code != 200 {
+	if code, _ := call(t, "POST", s.URL+"/api/api_tokens", tok.Token, `{"name":"made by recovery"}`); code != 200 {
 		t.Errorf("the recovery token cannot create tokens: %d", code)
 	}
-	_, body := call(t, "GET", s.url+"/api/audit_log?limit=5", admin, "")
+	_, body := call(t, "GET", s.URL+"/api/audit_log?limit=5", admin, "")
 	if !strings.Contains(body, `"action":"token.created","actor":"oncall"`) || !strings.Contains(body, fmt.Sprintf(`"target_id":%d`, tok.ID)) {
 		t.Errorf("the audit log does not show the operator creating token %d:\n%s", tok.ID, body)
 	}
 
 	// Text output shows the value once, with the warning.
-	text := tokend(t, nil, "token", "create", "--account", fmt.Sprint(account), "--name", "Second", "--db", db)
-	if text.code != 0 || !tokenPattern.MatchString(text.stdout) || !strings.Contains(text.stdout, "will not show it again") {
+	text := tokend.Run(t, nil, "token", "create", "--account", fmt.Sprint(account), "--name", "Second", "--db", db)
+	if text.Code != 0 || !testutil.TokenPattern.MatchString(text.Stdout) || !strings.Contains(text.Stdout, "will not show it again") {
 		t.Errorf("token create: %+v", text)
 	}
 
@@ -86,13 +88,13 @@ func TestTokenCreateRecoversAnAccount(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			r := tokend(t, nil, append([]string{"token", "create", "--db", db}, tt.args...)...)
-			if r.code != tt.code || !strings.Contains(r.stderr, tt.says) || tokenPattern.MatchString(r.stdout) {
-				t.Errorf("exit %d, stdout %q, stderr %q; want exit %d mentioning %q", r.code, r.stdout, r.stderr, tt.code, tt.says)
+			r := tokend.Run(t, nil, append([]string{"token", "create", "--db", db}, tt.args...)...)
+			if r.Code != tt.code || !strings.Contains(r.Stderr, tt.says) || testutil.TokenPattern.MatchString(r.Stdout) {
+				t.Errorf("exit %d, stdout %q, stderr %q; want exit %d mentioning %q", r.Code, r.Stdout, r.Stderr, tt.code, tt.says)
 			}
 		})
 	}
-	s.stop(t)
+	s.Stop(t)
 }
 
 // A token revoked from the command line stops working on a running server
@@ -100,8 +102,8 @@ func TestTokenCreateRecoversAnAccount(t *testing.T) {
 func TestTokenRevoke(t *testing.T) {
 	db := filepath.Join(t.TempDir(), "tokend.db")
 	account, admin := createAccount(t, db, "Acme")
-	s := startServe(t, nil, "--db", db)
-	code, body := call(t, "POST", s.url+"/api/api_tokens", admin, `{"name":"doomed"}`)
+	s := tokend.Serve(t, nil, "--db", db)
+	code, body := call(t, "POST", s.URL+"/api/api_tokens", admin, `{"name":"doomed"}`)
 	var tok struct {
 		ID    int64
 		Token string
@@ -109,24 +111,24 @@ func TestTokenRevoke(t *testing.T) {
 	if code != 200 || json.Unmarshal([]byte(body), &tok) != nil {
 		t.Fatalf("create: %d %s", code, body)
 	}
-	if code, _ := call(t, "GET", s.url+"/api/whoami", tok.Token, ""); code != 200 {
+	if code, _ := call(t, "GET", s.URL+"/api/whoami", tok.Token, ""); code != 200 {
 		t.Fatalf("whoami: %d", code) // now it is in the server's cache
 	}
-	r := tokend(t, []string{"USER=oncall"}, "token", "revoke", fmt.Sprint(tok.ID), "--db", db)
-	if r.code != 0 || !strings.Contains(r.stdout, "Revoked token") {
+	r := tokend.Run(t, []string{"USER=oncall"}, "token", "revoke", fmt.Sprint(tok.ID), "--db", db)
+	if r.Code != 0 || !strings.Contains(r.Stdout, "Revoked token") {
 		t.Fatalf("token revoke: %+v", r)
 	}
 	waitFor(t, time.Second, "the revoked token to be refused", func() bool {
-		code, _ := call(t, "GET", s.url+"/api/whoami", tok.Token, "")
+		code, _ := call(t, "GET", s.URL+"/api/whoami", tok.Token, "")
 		return code == 401
 	})
-	_, audit := call(t, "GET", s.url+"/api/audit_log?limit=1", admin, "")
+	_, audit := call(t, "GET", s.URL+"/api/audit_log?limit=1", admin, "")
 	if !strings.Contains(audit, `"action":"token.deleted","actor":"oncall"`) {
 		t.Errorf("the audit log does not show the revocation: %s", audit)
 	}
 
 	// A domain's own token is its last admin token.
-	code, body = call(t, "POST", fmt.Sprintf("%s/api/accounts/%d/sending_domains", s.url, account), admin, `{"sending_domain":{"domain_name":"example.com"}}`)
+	code, body = call(t, "POST", fmt.Sprintf("%s/api/accounts/%d/sending_domains", s.URL, account), admin, `{"sending_domain":{"domain_name":"example.com"}}`)
 	var d struct {
 		APIToken struct {
 			ID    int64
@@ -138,21 +140,21 @@ func TestTokenRevoke(t *testing.T) {
 	}
 	// While the account admin token lives it covers the domain too; once it
 	// is revoked, the domain's own token is the domain's last admin token.
-	if r := tokend(t, nil, "token", "revoke", "1", "--db", db); r.code != 0 {
+	if r := tokend.Run(t, nil, "token", "revoke", "1", "--db", db); r.Code != 0 {
 		t.Fatalf("revoking the account admin token: %+v", r)
 	}
 	id := fmt.Sprint(d.APIToken.ID)
-	if r := tokend(t, nil, "token", "revoke", id, "--db", db); r.code != 1 || !strings.Contains(r.stderr, "example.com") || !strings.Contains(r.stderr, "--force") {
+	if r := tokend.Run(t, nil, "token", "revoke", id, "--db", db); r.Code != 1 || !strings.Contains(r.Stderr, "example.com") || !strings.Contains(r.Stderr, "--force") {
 		t.Errorf("revoking a domain's last token: %+v", r)
 	}
-	if code, _ := call(t, "GET", s.url+"/api/whoami", d.APIToken.Token, ""); code != 200 {
+	if code, _ := call(t, "GET", s.URL+"/api/whoami", d.APIToken.Token, ""); code != 200 {
 		t.Errorf("a refused revoke still removed the token: %d", code)
 	}
-	if r := tokend(t, nil, "token", "revoke", "--db", db, "--force", id); r.code != 0 {
+	if r := tokend.Run(t, nil, "token", "revoke", "--db", db, "--force", id); r.Code != 0 {
 		t.Errorf("revoke --force: %+v", r)
 	}
 	waitFor(t, time.Second, "the force-revoked token to be refused", func() bool {
-		code, _ := call(t, "GET", s.url+"/api/whoami", d.APIToken.Token, "")
+		code, _ := call(t, "GET", s.URL+"/api/whoami", d.APIToken.Token, "")
 		return code == 401
 	})
 	for _, tt := range []struct {
@@ -164,11 +166,11 @@ func TestTokenRevoke(t *testing.T) {
 		{[]string{}, 2, "missing token ID"},
 		{[]string{"abc"}, 2, "not a token ID"},
 	} {
-		if r := tokend(t, nil, append([]string{"token", "revoke", "--db", db}, tt.args...)...); r.code != tt.code || !strings.Contains(r.stderr, tt.says) {
+		if r := tokend.Run(t, nil, append([]string{"token", "revoke", "--db", db}, tt.args...)...); r.Code != tt.code || !strings.Contains(r.Stderr, tt.says) {
 			t.Errorf("token revoke %v: %+v; want exit %d mentioning %q", tt.args, r, tt.code, tt.says)
 		}
 	}
-	s.stop(t)
+	s.Stop(t)
 }
 
 // A backup taken while the server is busy writing opens as a tokend database
@@ -177,13 +179,13 @@ func TestBackupWhileServing(t *testing.T) {
 	dir := t.TempDir()
 	db := filepath.Join(dir, "tokend.db")
 	_, admin := createAccount(t, db, "Acme")
-	if r := tokend(t, nil, "account", "set-plan", "1", "--plan", "enterprise", "--rate-limit", "1000000", "--db", db); r.code != 0 {
+	if r := tokend.Run(t, nil, "account", "set-plan", "1", "--plan", "enterprise", "--rate-limit", "1000000", "--db", db); r.Code != 0 {
 		t.Fatalf("set-plan: %+v", r)
 	}
-	s := startServe(t, nil, "--db", db)
+	s := tokend.Serve(t, nil, "--db", db)
 
 	create := func(name string) string {
-		code, body := call(t, "POST", s.url+"/api/api_tokens", admin, `{"name":"`+name+`"}`)
+		code, body := call(t, "POST", s.URL+"/api/api_tokens", admin, `{"name":"`+name+`"}`)
 		var tok struct{ Token string }
 		if code != 200 || json.Unmarshal([]byte(body), &tok) != nil {
 			t.Errorf("create %s: %d %s", name, code, body)
@@ -205,10 +207,10 @@ func TestBackupWhileServing(t *testing.T) {
 		}
 	}()
 	out := filepath.Join(dir, "backup.db")
-	r := tokend(t, nil, "backup", out, "--db", db)
+	r := tokend.Run(t, nil, "backup", out, "--db", db)
 	stop.Store(true)
 	wg.Wait()
-	if r.code != 0 || !strings.Contains(r.stdout, out) {
+	if r.Code != 0 || !strings.Contains(r.Stdout, out) {
 		t.Fatalf("backup: %+v", r)
 	}
 	// The copy holds what the database holds: it is the owner's alone, as the
@@ -220,24 +222,24 @@ func TestBackupWhileServing(t *testing.T) {
 			t.Errorf("%s has mode %v; want 0600", f, info.Mode().Perm())
 		}
 	}
-	if r := tokend(t, nil, "backup", "--db", db, out); r.code != 1 || !strings.Contains(r.stderr, "already exists") {
+	if r := tokend.Run(t, nil, "backup", "--db", db, out); r.Code != 1 || !strings.Contains(r.Stderr, "already exists") {
 		t.Errorf("a second backup to the same file: %+v", r)
 	}
 	nowhere := filepath.Join(dir, "no", "such", "dir", "b.db")
-	if r := tokend(t, nil, "backup", "--db", db, nowhere); r.code != 1 || !strings.Contains(r.stderr, "cannot create "+nowhere) {
+	if r := tokend.Run(t, nil, "backup", "--db", db, nowhere); r.Code != 1 || !strings.Contains(r.Stderr, "cannot create "+nowhere) {
 		t.Errorf("a backup into a missing directory: %+v", r)
 	}
-	s.stop(t)
+	s.Stop(t)
 
 	// Restore: a server on the copy knows every token acknowledged before the backup.
-	restored := startServe(t, nil, "--db", out)
+	restored := tokend.Serve(t, nil, "--db", out)
 	for i, v := range before {
-		if code, _ := call(t, "GET", restored.url+"/api/whoami", v, ""); code != 200 {
+		if code, _ := call(t, "GET", restored.URL+"/api/whoami", v, ""); code != 200 {
 			t.Errorf("token %d created before the backup answers %d on the restored copy", i, code)
 		}
 	}
-	restored.stop(t)
-	if tokenPattern.MatchString(restored.stdout.String()) {
+	restored.Stop(t)
+	if testutil.TokenPattern.MatchString(restored.Stdout.String()) {
 		t.Error("the restored copy looked empty: serve bootstrapped a new account")
 	}
 	check := exec.Command("sh", "-c", "command -v sqlite3 >/dev/null || exit 0; sqlite3 \"$1\" 'PRAGMA integrity_check'", "sh", out)
@@ -246,7 +248,7 @@ func TestBackupWhileServing(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(dir, "backup.db-wal")); err == nil {
 		data, _ := os.ReadFile(filepath.Join(dir, "backup.db-wal"))
-		if tokenPattern.Match(data) {
+		if testutil.TokenPattern.Match(data) {
 			t.Error("the backup holds a token value")
 		}
 	}
@@ -261,12 +263,12 @@ var commandWord = regexp.MustCompile(`^[a-z][a-z-]*$`)
 // groups: the first words of the commands of more than one word.
 func helpCommands(t *testing.T) (commands [][]string, groups map[string][]string) {
 	t.Helper()
-	r := tokend(t, nil, "help")
-	if r.code != 0 {
+	r := tokend.Run(t, nil, "help")
+	if r.Code != 0 {
 		t.Fatalf("help: %+v", r)
 	}
 	groups = map[string][]string{}
-	for _, line := range strings.Split(r.stdout, "\n") {
+	for _, line := range strings.Split(r.Stdout, "\n") {
 		words, ok := strings.CutPrefix(line, "  tokend ")
 		if !ok {
 			continue
@@ -284,7 +286,7 @@ func helpCommands(t *testing.T) (commands [][]string, groups map[string][]string
 		}
 	}
 	if len(commands) < 10 || len(groups) < 4 {
-		t.Fatalf("found %d commands and %d groups in the help:\n%s", len(commands), len(groups), r.stdout)
+		t.Fatalf("found %d commands and %d groups in the help:\n%s", len(commands), len(groups), r.Stdout)
 	}
 	return commands, groups
 }
@@ -296,19 +298,19 @@ func TestHelpForEveryCommandAndGroup(t *testing.T) {
 	commands, groups := helpCommands(t)
 	ask := func(t *testing.T, name []string, want string, flags ...string) string {
 		t.Helper()
-		viaHelp := tokend(t, nil, append([]string{"help"}, name...)...)
-		if viaHelp.code != 0 || viaHelp.stderr != "" || !strings.HasPrefix(viaHelp.stdout, want) {
+		viaHelp := tokend.Run(t, nil, append([]string{"help"}, name...)...)
+		if viaHelp.Code != 0 || viaHelp.Stderr != "" || !strings.HasPrefix(viaHelp.Stdout, want) {
 			t.Fatalf("tokend help %s: exit %d, stderr %q, stdout %q; want exit 0 and stdout starting %q",
-				strings.Join(name, " "), viaHelp.code, viaHelp.stderr, viaHelp.stdout, want)
+				strings.Join(name, " "), viaHelp.Code, viaHelp.Stderr, viaHelp.Stdout, want)
 		}
 		for _, flag := range flags {
-			viaFlag := tokend(t, nil, append(name, flag)...)
-			if viaFlag.code != 0 || viaFlag.stderr != "" || viaFlag.stdout != viaHelp.stdout {
+			viaFlag := tokend.Run(t, nil, append(name, flag)...)
+			if viaFlag.Code != 0 || viaFlag.Stderr != "" || viaFlag.Stdout != viaHelp.Stdout {
 				t.Errorf("tokend %s %s: exit %d, stderr %q, stdout %q; want exit 0 and what tokend help %[1]s prints",
-					strings.Join(name, " "), flag, viaFlag.code, viaFlag.stderr, viaFlag.stdout)
+					strings.Join(name, " "), flag, viaFlag.Code, viaFlag.Stderr, viaFlag.Stdout)
 			}
 		}
-		return viaHelp.stdout
+		return viaHelp.Stdout
 	}
 	for _, name := range commands {
 		t.Run(strings.Join(name, " "), func(t *testing.T) {
@@ -328,7 +330,7 @@ func TestHelpForEveryCommandAndGroup(t *testing.T) {
 }
 
 func TestHelpNamesEveryFlagAndItsVariable(t *testing.T) {
-	serve := tokend(t, nil, "help", "serve").stdout
+	serve := tokend.Run(t, nil, "help", "serve").Stdout
 	for _, want := range []string{"--addr", "TOKEND_ADDR", "--db", "TOKEND_DB", "--trusted-proxies", "TOKEND_TRUSTED_PROXIES",
 		"--insecure-http", "TOKEND_INSECURE_HTTP", "--alert-webhook", "TOKEND_ALERT_WEBHOOK", "default 127.0.0.1:8080"} {
 		if !strings.Contains(serve, want) {
@@ -336,41 +338,41 @@ func TestHelpNamesEveryFlagAndItsVariable(t *testing.T) {
 		}
 	}
 	// Every variable the help names is read: a bad value in it is refused.
-	if r := tokend(t, []string{"TOKEND_TRUSTED_PROXIES=nonsense"}, "serve"); r.code != 2 || !strings.Contains(r.stderr, "TOKEND_TRUSTED_PROXIES") {
+	if r := tokend.Run(t, []string{"TOKEND_TRUSTED_PROXIES=nonsense"}, "serve"); r.Code != 2 || !strings.Contains(r.Stderr, "TOKEND_TRUSTED_PROXIES") {
 		t.Errorf("a bad TOKEND_TRUSTED_PROXIES: %+v", r)
 	}
-	top := tokend(t, nil, "help")
+	top := tokend.Run(t, nil, "help")
 	for _, want := range []string{"token create", "token revoke", "backup", "version"} {
-		if !strings.Contains(top.stdout, want) {
+		if !strings.Contains(top.Stdout, want) {
 			t.Errorf("help lacks %q", want)
 		}
 	}
-	if r := tokend(t, nil, "help", "launch"); r.code != 2 || !strings.Contains(r.stderr, "unknown command") {
+	if r := tokend.Run(t, nil, "help", "launch"); r.Code != 2 || !strings.Contains(r.Stderr, "unknown command") {
 		t.Errorf("help of an unknown command: %+v", r)
 	}
 }
 
 func TestUnknownCommands(t *testing.T) {
 	for _, args := range [][]string{{"launch"}, {"account", "delete"}, {"token", "list"}, {"--frobnicate"}} {
-		r := tokend(t, nil, args...)
-		if r.code != 2 || !strings.Contains(r.stderr, "unknown command") {
-			t.Errorf("tokend %v: exit %d, stderr %q; want exit 2 saying unknown command", args, r.code, r.stderr)
+		r := tokend.Run(t, nil, args...)
+		if r.Code != 2 || !strings.Contains(r.Stderr, "unknown command") {
+			t.Errorf("tokend %v: exit %d, stderr %q; want exit 2 saying unknown command", args, r.Code, r.Stderr)
 		}
 	}
 }
 
 // The version names the git revision the binary was built from.
 func TestVersionNamesTheRevision(t *testing.T) {
-	r := tokend(t, nil, "version")
-	if r.code != 0 || !strings.HasPrefix(r.stdout, "tokend ") {
+	r := tokend.Run(t, nil, "version")
+	if r.Code != 0 || !strings.HasPrefix(r.Stdout, "tokend ") {
 		t.Fatalf("version: %+v", r)
 	}
 	head, err := exec.Command("git", "rev-parse", "HEAD").Output()
 	if err != nil {
 		t.Fatalf("this test runs in a git checkout, as CI's clone is: %v", err)
 	}
-	if !strings.Contains(r.stdout, "revision "+strings.TrimSpace(string(head))) {
-		t.Errorf("version %q does not name revision %s", r.stdout, head)
+	if !strings.Contains(r.Stdout, "revision "+strings.TrimSpace(string(head))) {
+		t.Errorf("version %q does not name revision %s", r.Stdout, head)
 	}
 }
 
@@ -384,9 +386,9 @@ func TestDatabaseErrorsNameTheFile(t *testing.T) {
 	missing := filepath.Join(dir, "missing.db")
 	for _, args := range [][]string{{"account", "list"}, {"account", "set-plan", "1", "--plan", "pro"}, {"token", "create", "--account", "1", "--name", "x"},
 		{"token", "revoke", "1"}, {"backup", filepath.Join(dir, "b.db")}} {
-		r := tokend(t, nil, append(args, "--db", missing)...)
-		if r.code != 1 || !strings.Contains(r.stderr, "no database at "+missing) {
-			t.Errorf("tokend %v on a missing database: exit %d, stderr %q", args, r.code, r.stderr)
+		r := tokend.Run(t, nil, append(args, "--db", missing)...)
+		if r.Code != 1 || !strings.Contains(r.Stderr, "no database at "+missing) {
+			t.Errorf("tokend %v on a missing database: exit %d, stderr %q", args, r.Code, r.Stderr)
 		}
 		if _, err := os.Stat(missing); err == nil {
 			t.Fatalf("tokend %v created %s", args, missing)
@@ -394,9 +396,9 @@ func TestDatabaseErrorsNameTheFile(t *testing.T) {
 	}
 	for _, db := range []string{notDB, filepath.Join(dir, "missing", "dir", "t.db")} {
 		for _, args := range [][]string{{"account", "list"}, {"serve", "--addr", "127.0.0.1:0"}, {"backup", filepath.Join(dir, "b.db")}} {
-			r := tokend(t, nil, append(args, "--db", db)...)
-			if r.code != 1 || !strings.Contains(r.stderr, db) || strings.Count(strings.TrimSpace(r.stderr), "\n") > 0 {
-				t.Errorf("tokend %v --db %s: exit %d, stderr %q; want exit 1 and one line naming the file", args, db, r.code, r.stderr)
+			r := tokend.Run(t, nil, append(args, "--db", db)...)
+			if r.Code != 1 || !strings.Contains(r.Stderr, db) || strings.Count(strings.TrimSpace(r.Stderr), "\n") > 0 {
+				t.Errorf("tokend %v --db %s: exit %d, stderr %q; want exit 1 and one line naming the file", args, db, r.Code, r.Stderr)
 			}
 		}
 	}

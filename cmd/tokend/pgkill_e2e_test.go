@@ -21,15 +21,15 @@ func TestKilledInstanceOnPostgresLosesNothing(t *testing.T) {
 	url := testutil.Postgres(t)
 	key := filepath.Join(t.TempDir(), "secrets.key")
 	args := []string{"--db", url, "--secrets-key-file", key, "--auth-failure-limit", "1000000"}
-	a := startServe(t, nil, args...)
-	admin := a.waitToken(t)
-	if r := tokend(t, nil, "account", "set-plan", "1", "--plan", "enterprise", "--rate-limit", "1000000", "--db", url); r.code != 0 {
+	a := tokend.Serve(t, nil, args...)
+	admin := a.WaitToken(t)
+	if r := tokend.Run(t, nil, "account", "set-plan", "1", "--plan", "enterprise", "--rate-limit", "1000000", "--db", url); r.Code != 0 {
 		t.Fatalf("set-plan: %+v", r)
 	}
-	b := startServe(t, nil, args...)
+	b := tokend.Serve(t, nil, args...)
 	client := &http.Client{Timeout: 5 * time.Second}
 	post := func(path, body string) (int, map[string]any) {
-		req, _ := http.NewRequest("POST", a.url+path, strings.NewReader(body))
+		req, _ := http.NewRequest("POST", a.URL+path, strings.NewReader(body))
 		req.Header.Set("Api-Token", admin)
 		res, err := client.Do(req)
 		if err != nil {
@@ -70,15 +70,14 @@ func TestKilledInstanceOnPostgresLosesNothing(t *testing.T) {
 		}()
 	}
 	time.Sleep(time.Until(stop))
-	a.cmd.Process.Kill()
-	<-a.done
+	a.Kill(t)
 	wg.Wait()
 	if len(acked) < 50 {
 		t.Fatalf("only %d writes acknowledged before the kill", len(acked))
 	}
 	lost := 0
 	for v := range acked {
-		if code, _ := call(t, "GET", b.url+"/api/whoami", v, ""); code != 200 {
+		if code, _ := call(t, "GET", b.URL+"/api/whoami", v, ""); code != 200 {
 			lost++
 		}
 	}
@@ -99,5 +98,5 @@ func TestKilledInstanceOnPostgresLosesNothing(t *testing.T) {
 		t.Errorf("resets: %d tokens marked reset, %d reset events, %d without their new token", resets, audited, orphans)
 	}
 	t.Logf("%d writes acknowledged before kill -9, all on the other instance; %d complete resets", len(acked), resets)
-	b.stop(t)
+	b.Stop(t)
 }

@@ -23,10 +23,10 @@ func TestRevocationReachesEveryInstanceWithin100ms(t *testing.T) {
 	key := filepath.Join(t.TempDir(), "secrets.key")
 	// The test polls with revoked tokens: their 401s must not throttle it.
 	args := []string{"--db", url, "--secrets-key-file", key, "--redis", redis.URL, "--reset-grace", "1ms", "--auth-failure-limit", "1000000"}
-	a := startServe(t, nil, args...)
-	admin := a.waitToken(t)
-	b, c := startServe(t, nil, args...), startServe(t, nil, args...)
-	if r := tokend(t, nil, "account", "set-plan", "1", "--plan", "enterprise", "--rate-limit", "1000000", "--db", url); r.code != 0 {
+	a := tokend.Serve(t, nil, args...)
+	admin := a.WaitToken(t)
+	b, c := tokend.Serve(t, nil, args...), tokend.Serve(t, nil, args...)
+	if r := tokend.Run(t, nil, "account", "set-plan", "1", "--plan", "enterprise", "--rate-limit", "1000000", "--db", url); r.Code != 0 {
 		t.Fatalf("set-plan: %+v", r)
 	}
 	client := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 8}}
@@ -42,8 +42,8 @@ func TestRevocationReachesEveryInstanceWithin100ms(t *testing.T) {
 		return res.StatusCode, string(out)
 	}
 	// revoked reports whether node sees the change to tok.
-	revoked := func(node *server, kind, tok string) bool {
-		code, body := do("GET", node.url+"/api/whoami", tok, "")
+	revoked := func(node *testutil.Process, kind, tok string) bool {
+		code, body := do("GET", node.URL+"/api/whoami", tok, "")
 		if kind == "strip" {
 			return code == 200 && strings.Contains(body, `"resources":[]`)
 		}
@@ -53,7 +53,7 @@ func TestRevocationReachesEveryInstanceWithin100ms(t *testing.T) {
 	var lat []time.Duration
 	for i := range rounds {
 		kind := []string{"delete", "reset", "strip"}[i%3]
-		code, body := do("POST", a.url+"/api/api_tokens", admin,
+		code, body := do("POST", a.URL+"/api/api_tokens", admin,
 			`{"name": "r", "resources": [{"resource_type": "account", "resource_id": 1, "access_level": 10}]}`)
 		var tok struct {
 			ID    int64  `json:"id"`
@@ -62,31 +62,31 @@ func TestRevocationReachesEveryInstanceWithin100ms(t *testing.T) {
 		if code != 200 || json.Unmarshal([]byte(body), &tok) != nil {
 			t.Fatalf("create: %d %s", code, body)
 		}
-		for _, n := range []*server{b, c} { // cached on B and C
-			if code, _ := do("GET", n.url+"/api/whoami", tok.Token, ""); code != 200 {
-				_, body := do("GET", n.url+"/api/whoami", tok.Token, "")
+		for _, n := range []*testutil.Process{b, c} { // cached on B and C
+			if code, _ := do("GET", n.URL+"/api/whoami", tok.Token, ""); code != 200 {
+				_, body := do("GET", n.URL+"/api/whoami", tok.Token, "")
 				t.Fatalf("round %d: a new token answers %d on another instance: %s", i, code, body)
 			}
 		}
 		var at time.Time
 		switch kind {
 		case "delete":
-			code, _ = do("DELETE", fmt.Sprintf("%s/api/api_tokens/%d", a.url, tok.ID), admin, "")
+			code, _ = do("DELETE", fmt.Sprintf("%s/api/api_tokens/%d", a.URL, tok.ID), admin, "")
 		case "reset":
-			code, _ = do("POST", fmt.Sprintf("%s/api/api_tokens/%d/reset", a.url, tok.ID), admin, "")
+			code, _ = do("POST", fmt.Sprintf("%s/api/api_tokens/%d/reset", a.URL, tok.ID), admin, "")
 			time.Sleep(2 * time.Millisecond) // the 1 ms grace is over
 		case "strip":
-			code, _ = do("PATCH", fmt.Sprintf("%s/api/api_tokens/%d", a.url, tok.ID), admin, `{"resources": []}`)
+			code, _ = do("PATCH", fmt.Sprintf("%s/api/api_tokens/%d", a.URL, tok.ID), admin, `{"resources": []}`)
 		}
 		at = time.Now()
 		if code != 200 && code != 204 {
 			t.Fatalf("round %d: %s on A answered %d", i, kind, code)
 		}
-		for _, n := range []*server{b, c} {
+		for _, n := range []*testutil.Process{b, c} {
 			deadline := at.Add(2 * time.Second)
 			for !revoked(n, kind, tok.Token) {
 				if time.Now().After(deadline) {
-					t.Fatalf("round %d: %s not seen by %s within 2 s", i, kind, n.url)
+					t.Fatalf("round %d: %s not seen by %s within 2 s", i, kind, n.URL)
 				}
 				time.Sleep(time.Millisecond)
 			}
@@ -100,7 +100,7 @@ func TestRevocationReachesEveryInstanceWithin100ms(t *testing.T) {
 	if p(0.99) > 100*time.Millisecond {
 		t.Errorf("p99 %v, want under 100 ms", p(0.99))
 	}
-	for _, n := range []*server{a, b, c} {
-		n.stop(t)
+	for _, n := range []*testutil.Process{a, b, c} {
+		n.Stop(t)
 	}
 }

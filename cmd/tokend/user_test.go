@@ -1,13 +1,11 @@
 package main_test
 
 import (
-	"context"
 	"encoding/json"
 	"net/http"
 	"net/http/cookiejar"
 	"net/url"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -15,39 +13,19 @@ import (
 	"time"
 )
 
-// tokendIn runs the binary with stdin.
-func tokendIn(t *testing.T, stdin string, args ...string) result {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, binary, args...)
-	cmd.Env = os.Environ()
-	cmd.Stdin = strings.NewReader(stdin)
-	var out, errb strings.Builder
-	cmd.Stdout, cmd.Stderr = &out, &errb
-	err := cmd.Run()
-	code := 0
-	if exit, ok := err.(*exec.ExitError); ok {
-		code = exit.ExitCode()
-	} else if err != nil {
-		t.Fatal(err)
-	}
-	return result{out.String(), errb.String(), code}
-}
-
 func TestUserCreateAndList(t *testing.T) {
 	db := filepath.Join(t.TempDir(), "users.db")
-	if r := tokend(t, nil, "account", "create", "--name", "Acme", "--db", db); r.code != 0 {
+	if r := tokend.Run(t, nil, "account", "create", "--name", "Acme", "--db", db); r.Code != 0 {
 		t.Fatalf("account create: %+v", r)
 	}
-	r := tokendIn(t, "correct horse battery\n", "user", "create", "--account", "1", "--email", "Ann@Example.com", "--name", "Ann", "--password-stdin", "--db", db, "--json")
+	r := tokend.RunInput(t, "correct horse battery\n", "user", "create", "--account", "1", "--email", "Ann@Example.com", "--name", "Ann", "--password-stdin", "--db", db, "--json")
 	var u struct {
 		ID        int64  `json:"id"`
 		AccountID int64  `json:"account_id"`
 		Email     string `json:"email"`
 		Role      string `json:"role"`
 	}
-	if r.code != 0 || json.Unmarshal([]byte(r.stdout), &u) != nil || u.Email != "ann@example.com" || u.Role != "admin" || u.AccountID != 1 {
+	if r.Code != 0 || json.Unmarshal([]byte(r.Stdout), &u) != nil || u.Email != "ann@example.com" || u.Role != "admin" || u.AccountID != 1 {
 		t.Fatalf("user create: %+v", r)
 	}
 	for _, tt := range []struct {
@@ -63,31 +41,31 @@ func TestUserCreateAndList(t *testing.T) {
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			args := append([]string{"user", "create", "--password-stdin", "--db", db}, tt.args...)
-			if r := tokendIn(t, tt.stdin, args...); r.code != tt.code || !strings.Contains(r.stderr, tt.stderr) {
-				t.Errorf("exit %d, stderr %q; want %d and %q", r.code, r.stderr, tt.code, tt.stderr)
+			if r := tokend.RunInput(t, tt.stdin, args...); r.Code != tt.code || !strings.Contains(r.Stderr, tt.stderr) {
+				t.Errorf("exit %d, stderr %q; want %d and %q", r.Code, r.Stderr, tt.code, tt.stderr)
 			}
 		})
 	}
-	if r := tokendIn(t, "", "user", "create", "--account", "1", "--email", "e@example.com", "--db", db); r.code != 2 || !strings.Contains(r.stderr, "--password-stdin") {
+	if r := tokend.RunInput(t, "", "user", "create", "--account", "1", "--email", "e@example.com", "--db", db); r.Code != 2 || !strings.Contains(r.Stderr, "--password-stdin") {
 		t.Errorf("without --password-stdin: %+v", r)
 	}
 	// What a command is asked to do is never read from the environment: a
 	// stray TOKEND_EMAIL or TOKEND_ROLE names no one.
-	if r := tokend(t, []string{"TOKEND_EMAIL=e@example.com", "TOKEND_ROLE=viewer"}, "user", "create", "--account", "1", "--password-stdin", "--db", db); r.code != 2 || !strings.Contains(r.stderr, "--email") {
+	if r := tokend.Run(t, []string{"TOKEND_EMAIL=e@example.com", "TOKEND_ROLE=viewer"}, "user", "create", "--account", "1", "--password-stdin", "--db", db); r.Code != 2 || !strings.Contains(r.Stderr, "--email") {
 		t.Errorf("with TOKEND_EMAIL set and no --email: %+v", r)
 	}
-	list := tokend(t, nil, "user", "list", "--db", db)
-	if list.code != 0 || !strings.Contains(list.stdout, "ann@example.com") || strings.Count(list.stdout, "@") != 1 {
+	list := tokend.Run(t, nil, "user", "list", "--db", db)
+	if list.Code != 0 || !strings.Contains(list.Stdout, "ann@example.com") || strings.Count(list.Stdout, "@") != 1 {
 		t.Errorf("user list: %+v", list)
 	}
 	if data, _ := os.ReadFile(db); strings.Contains(string(data), "correct horse battery") {
 		t.Error("the database holds a password in clear")
 	}
 	// The user signs in to the dashboard of a server on that database.
-	s := startServe(t, nil, "--db", db)
+	s := tokend.Serve(t, nil, "--db", db)
 	jar, _ := cookiejar.New(nil)
 	client := &http.Client{Jar: jar, Timeout: 10 * time.Second}
-	res, err := client.PostForm(s.url+"/login", url.Values{"email": {"ann@example.com"}, "password": {"correct horse battery"}})
+	res, err := client.PostForm(s.URL+"/login", url.Values{"email": {"ann@example.com"}, "password": {"correct horse battery"}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -96,7 +74,7 @@ func TestUserCreateAndList(t *testing.T) {
 		t.Errorf("sign-in ended at %s with %d", res.Request.URL, res.StatusCode)
 	}
 	page := func() string {
-		res, err := client.Get(s.url + "/projects")
+		res, err := client.Get(s.URL + "/projects")
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -107,27 +85,27 @@ func TestUserCreateAndList(t *testing.T) {
 		t.Fatalf("signed in, /projects ended at %s", p)
 	}
 	// A new password ends the user's sessions at once, on the running server.
-	if r := tokendIn(t, "another fine password\n", "user", "set-password", "1", "--password-stdin", "--db", db); r.code != 0 || !strings.Contains(r.stdout, "sessions ended") {
+	if r := tokend.RunInput(t, "another fine password\n", "user", "set-password", "1", "--password-stdin", "--db", db); r.Code != 0 || !strings.Contains(r.Stdout, "sessions ended") {
 		t.Fatalf("set-password: %+v", r)
 	}
 	if p := page(); p != "/login" {
 		t.Errorf("after set-password the old session still opens /projects (ended at %s)", p)
 	}
-	if r := tokendIn(t, "short", "user", "set-password", "1", "--password-stdin", "--db", db); r.code != 2 {
+	if r := tokend.RunInput(t, "short", "user", "set-password", "1", "--password-stdin", "--db", db); r.Code != 2 {
 		t.Errorf("short password: %+v", r)
 	}
-	res, _ = client.PostForm(s.url+"/login", url.Values{"email": {"ann@example.com"}, "password": {"another fine password"}})
+	res, _ = client.PostForm(s.URL+"/login", url.Values{"email": {"ann@example.com"}, "password": {"another fine password"}})
 	res.Body.Close()
-	if r := tokend(t, nil, "user", "delete", "1", "--db", db); r.code != 0 || !strings.Contains(r.stdout, "Deleted user 1 ann@example.com") {
+	if r := tokend.Run(t, nil, "user", "delete", "1", "--db", db); r.Code != 0 || !strings.Contains(r.Stdout, "Deleted user 1 ann@example.com") {
 		t.Fatalf("user delete: %+v", r)
 	}
 	if p := page(); p != "/login" {
 		t.Errorf("a deleted user's session still opens /projects (ended at %s)", p)
 	}
-	if r := tokend(t, nil, "user", "delete", "1", "--db", db); r.code != 1 || !strings.Contains(r.stderr, "no user 1") {
+	if r := tokend.Run(t, nil, "user", "delete", "1", "--db", db); r.Code != 1 || !strings.Contains(r.Stderr, "no user 1") {
 		t.Errorf("deleting again: %+v", r)
 	}
-	s.stop(t)
+	s.Stop(t)
 }
 
 var setupLink = regexp.MustCompile(`http://127\.0\.0\.1:\d+/setup\?code=[A-Za-z0-9_-]{43}`)
@@ -135,14 +113,14 @@ var setupLink = regexp.MustCompile(`http://127\.0\.0\.1:\d+/setup\?code=[A-Za-z0
 // The first start prints a one-time link to set the owner's password.
 func TestFirstStartPrintsASetupLink(t *testing.T) {
 	db := filepath.Join(t.TempDir(), "fresh.db")
-	s := startServe(t, nil, "--db", db)
-	s.waitToken(t)
+	s := tokend.Serve(t, nil, "--db", db)
+	s.WaitToken(t)
 	var link string
 	for deadline := time.Now().Add(10 * time.Second); link == "" && time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
-		link = setupLink.FindString(s.stdout.String())
+		link = setupLink.FindString(s.Stdout.String())
 	}
-	if link == "" || !strings.HasPrefix(link, s.url) {
-		t.Fatalf("no setup link for %s in %q", s.url, s.stdout.String())
+	if link == "" || !strings.HasPrefix(link, s.URL) {
+		t.Fatalf("no setup link for %s in %q", s.URL, s.Stdout.String())
 	}
 	client := &http.Client{Timeout: 10 * time.Second}
 	res, err := client.Get(link)
@@ -153,23 +131,23 @@ func TestFirstStartPrintsASetupLink(t *testing.T) {
 	if res.StatusCode != 200 {
 		t.Errorf("the setup link answers %d", res.StatusCode)
 	}
-	s.stop(t)
-	again := startServe(t, nil, "--db", db)
+	s.Stop(t)
+	again := tokend.Serve(t, nil, "--db", db)
 	time.Sleep(200 * time.Millisecond)
-	if setupLink.MatchString(again.stdout.String()) {
+	if setupLink.MatchString(again.Stdout.String()) {
 		t.Error("a second start printed another setup link")
 	}
-	again.stop(t)
+	again.Stop(t)
 }
 
 // Refused input is explained in sentences naming what is wrong, as an
 // operator reads them: never Go's rendering of a map or a slice.
 func TestValidationErrorsAreSentences(t *testing.T) {
 	db := filepath.Join(t.TempDir(), "v.db")
-	if r := tokend(t, nil, "account", "create", "--name", "Acme", "--db", db); r.code != 0 {
+	if r := tokend.Run(t, nil, "account", "create", "--name", "Acme", "--db", db); r.Code != 0 {
 		t.Fatalf("account create: %+v", r)
 	}
-	if r := tokendIn(t, "a long enough password\n", "user", "create", "--account", "1", "--email", "ann@example.com", "--password-stdin", "--db", db); r.code != 0 {
+	if r := tokend.RunInput(t, "a long enough password\n", "user", "create", "--account", "1", "--email", "ann@example.com", "--password-stdin", "--db", db); r.Code != 0 {
 		t.Fatalf("user create: %+v", r)
 	}
 	for _, tt := range []struct {
@@ -195,9 +173,9 @@ func TestValidationErrorsAreSentences(t *testing.T) {
 			"account create: name can't be blank"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			r := tokendIn(t, tt.stdin, append(tt.args, "--db", db)...)
-			if got := strings.TrimSpace(r.stderr); r.code != 2 || got != "tokend: "+tt.want {
-				t.Errorf("exit %d, stderr %q; want exit 2 and %q", r.code, r.stderr, "tokend: "+tt.want)
+			r := tokend.RunInput(t, tt.stdin, append(tt.args, "--db", db)...)
+			if got := strings.TrimSpace(r.Stderr); r.Code != 2 || got != "tokend: "+tt.want {
+				t.Errorf("exit %d, stderr %q; want exit 2 and %q", r.Code, r.Stderr, "tokend: "+tt.want)
 			}
 		})
 	}
@@ -208,14 +186,14 @@ func TestValidationErrorsAreSentences(t *testing.T) {
 // link of the account stops working there at once.
 func TestUserSetupLinkReplacesEarlierLinks(t *testing.T) {
 	db := filepath.Join(t.TempDir(), "links.db")
-	s := startServe(t, nil, "--db", db)
-	s.waitToken(t)
+	s := tokend.Serve(t, nil, "--db", db)
+	s.WaitToken(t)
 	var first string
 	for deadline := time.Now().Add(10 * time.Second); first == "" && time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
-		first = setupLink.FindString(s.stdout.String())
+		first = setupLink.FindString(s.Stdout.String())
 	}
 	if first == "" {
-		t.Fatalf("no setup link on the first start: %q", s.stdout.String())
+		t.Fatalf("no setup link on the first start: %q", s.Stdout.String())
 	}
 	jar, _ := cookiejar.New(nil)
 	client := &http.Client{Jar: jar, Timeout: 10 * time.Second}
@@ -230,15 +208,15 @@ func TestUserSetupLinkReplacesEarlierLinks(t *testing.T) {
 	}
 	issue := func(env []string, args ...string) string {
 		t.Helper()
-		r := tokend(t, env, append([]string{"user", "setup-link", "--account", "1", "--db", db}, args...)...)
-		link := setupLink.FindString(r.stdout)
-		if r.code != 0 || !strings.HasPrefix(link, s.url+"/setup?code=") {
+		r := tokend.Run(t, env, append([]string{"user", "setup-link", "--account", "1", "--db", db}, args...)...)
+		link := setupLink.FindString(r.Stdout)
+		if r.Code != 0 || !strings.HasPrefix(link, s.URL+"/setup?code=") {
 			t.Fatalf("user setup-link: %+v", r)
 		}
 		return link
 	}
 
-	second := issue(nil, "--url", s.url+"/")
+	second := issue(nil, "--url", s.URL+"/")
 	if code := status(first); code != 404 {
 		t.Errorf("the first start's link answers %d after a new one was issued, want 404", code)
 	}
@@ -246,13 +224,13 @@ func TestUserSetupLinkReplacesEarlierLinks(t *testing.T) {
 		t.Errorf("the new link answers %d", code)
 	}
 	// TOKEND_URL says where tokend is reached, as for the SDK.
-	third := issue([]string{"TOKEND_URL=" + s.url}, "--role", "viewer")
+	third := issue([]string{"TOKEND_URL=" + s.URL}, "--role", "viewer")
 	if status(second) != 404 || status(third) != 200 {
 		t.Errorf("after a third link: the second answers %d, the third %d; want 404 and 200", status(second), status(third))
 	}
 	// The third link sets up a viewer; used, it is gone, and another can be issued.
-	code := strings.TrimPrefix(third, s.url+"/setup?code=")
-	res, err := client.PostForm(s.url+"/setup", url.Values{"code": {code}, "email": {"vic@example.com"}, "password": {"a long enough password"}})
+	code := strings.TrimPrefix(third, s.URL+"/setup?code=")
+	res, err := client.PostForm(s.URL+"/setup", url.Values{"code": {code}, "email": {"vic@example.com"}, "password": {"a long enough password"}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -260,26 +238,26 @@ func TestUserSetupLinkReplacesEarlierLinks(t *testing.T) {
 	if res.Request.URL.Path != "/settings/api-tokens" {
 		t.Errorf("setting up through the new link ended at %s with %d", res.Request.URL, res.StatusCode)
 	}
-	if list := tokend(t, nil, "user", "list", "--db", db); !strings.Contains(list.stdout, "vic@example.com") || !strings.Contains(list.stdout, "viewer") {
+	if list := tokend.Run(t, nil, "user", "list", "--db", db); !strings.Contains(list.Stdout, "vic@example.com") || !strings.Contains(list.Stdout, "viewer") {
 		t.Errorf("user list after the setup: %+v", list)
 	}
 	if code := status(third); code != 404 {
 		t.Errorf("a used link answers %d, want 404", code)
 	}
-	r := tokend(t, nil, "user", "setup-link", "--account", "1", "--db", db, "--url", s.url, "--json")
+	r := tokend.Run(t, nil, "user", "setup-link", "--account", "1", "--db", db, "--url", s.URL, "--json")
 	var out struct {
 		URL       string    `json:"url"`
 		AccountID int64     `json:"account_id"`
 		Role      string    `json:"role"`
 		ExpiresAt time.Time `json:"expires_at"`
 	}
-	if r.code != 0 || json.Unmarshal([]byte(r.stdout), &out) != nil || out.AccountID != 1 || out.Role != "admin" ||
+	if r.Code != 0 || json.Unmarshal([]byte(r.Stdout), &out) != nil || out.AccountID != 1 || out.Role != "admin" ||
 		time.Until(out.ExpiresAt) < 6*24*time.Hour || time.Until(out.ExpiresAt) > 7*24*time.Hour || status(out.URL) != 200 {
 		t.Errorf("setup-link --json: %+v", r)
 	}
-	s.stop(t)
+	s.Stop(t)
 	for _, f := range []string{db, db + "-wal"} {
-		if data, err := os.ReadFile(f); err == nil && strings.Contains(string(data), strings.TrimPrefix(out.URL, s.url+"/setup?code=")) {
+		if data, err := os.ReadFile(f); err == nil && strings.Contains(string(data), strings.TrimPrefix(out.URL, s.URL+"/setup?code=")) {
 			t.Errorf("%s holds a setup link's code in clear", f)
 		}
 	}
@@ -296,9 +274,9 @@ func TestUserSetupLinkReplacesEarlierLinks(t *testing.T) {
 		{"not a URL", []string{"--account", "1", "--url", "tokend.example.com", "--db", db}, 2, "not an http or https URL"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			r := tokend(t, nil, append([]string{"user", "setup-link"}, tt.args...)...)
-			if r.code != tt.code || !strings.Contains(r.stderr, tt.stderr) || r.stdout != "" {
-				t.Errorf("exit %d, stdout %q, stderr %q; want exit %d and %q", r.code, r.stdout, r.stderr, tt.code, tt.stderr)
+			r := tokend.Run(t, nil, append([]string{"user", "setup-link"}, tt.args...)...)
+			if r.Code != tt.code || !strings.Contains(r.Stderr, tt.stderr) || r.Stdout != "" {
+				t.Errorf("exit %d, stdout %q, stderr %q; want exit %d and %q", r.Code, r.Stdout, r.Stderr, tt.code, tt.stderr)
 			}
 		})
 	}

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"strconv"
 	"text/tabwriter"
 	"time"
 
@@ -43,11 +42,30 @@ func openService(ctx context.Context, path, prefix string, create bool) (*tokend
 	return tokend.NewService(store, tokend.Options{Format: format}), store.Close, nil
 }
 
+// explainNotFound returns err, except that a thing that is not there
+// (ENOTFOUND) is said as format says: the command, what it looked for and
+// where.
+func explainNotFound(err error, format string, args ...any) error {
+	if tokend.ErrorCode(err) == tokend.ENOTFOUND {
+		return fmt.Errorf(format, args...)
+	}
+	return err
+}
+
+// writeJSONList writes items as one JSON array, each item as toJSON has it.
+func writeJSONList[T, J any](w io.Writer, items []T, toJSON func(*T) J) error {
+	out := make([]J, len(items))
+	for i := range items {
+		out[i] = toJSON(&items[i])
+	}
+	return json.NewEncoder(w).Encode(out)
+}
+
 func accountCreate(ctx context.Context, args []string, getenv Env, stdout, stderr io.Writer) error {
 	fs := newFlagSet("account create", stderr)
 	name := fs.String("name", "", "account name (required)")
 	plan := fs.String("plan", "free", "plan: free, pro or enterprise")
-	db := fs.String("db", "./tokend.db", "SQLite database file")
+	db := dbFlag(fs, "SQLite database file")
 	prefix := fs.String("token-prefix", apikey.DefaultPrefix, "prefix of token values")
 	asJSON := fs.Bool("json", false, `print {"account": ..., "api_token": ...} as JSON`)
 	if err := parse(fs, args, getenv, stdout); err != nil {
@@ -72,8 +90,7 @@ func accountCreate(ctx context.Context, args []string, getenv Env, stdout, stder
 	if *asJSON {
 		return json.NewEncoder(stdout).Encode(map[string]any{"account": toAccountJSON(a), "api_token": api.IssuedTokenJSON(t)})
 	}
-	fmt.Fprintf(stdout, "Created account %q (id %d, plan %s) and its first admin token:\n\n    %s\n\n"+
-		"Store it now: tokend keeps only a hash of it and will not show it again.\n", a.Name, a.ID, a.Plan, t.Value)
+	printNewToken(stdout, fmt.Sprintf("Created account %q (id %d, plan %s) and its first admin token", a.Name, a.ID, a.Plan), t.Value)
 	return nil
 }
 
@@ -83,15 +100,11 @@ func accountSetPlan(ctx context.Context, args []string, getenv Env, stdout, stde
 	limit := fs.Int("rate-limit", 0, "requests per minute; required for enterprise, fixed by the plan otherwise")
 	messageLimit := fs.Int("message-limit", 0, "messages (recipients) sent per minute; enterprise only, fixed by the plan otherwise "+
 		"(omitted: the plan's default, or an enterprise account's current allowance)")
-	db := fs.String("db", "./tokend.db", "SQLite database file")
+	db := dbFlag(fs, "SQLite database file")
 	asJSON := fs.Bool("json", false, "print the account as JSON")
-	arg, err := parseWithArg(fs, args, getenv, stdout, "account ID")
+	id, err := parseWithID(fs, args, getenv, stdout, "account ID", "an account ID")
 	if err != nil {
 		return err
-	}
-	id, err := strconv.ParseInt(arg, 10, 64)
-	if err != nil || id <= 0 {
-		return &UsageError{fmt.Sprintf("account set-plan: %q is not an account ID", arg)}
 	}
 	p, ok := tokend.ParsePlan(*plan)
 	if !ok {
@@ -103,10 +116,8 @@ func accountSetPlan(ctx context.Context, args []string, getenv Env, stdout, stde
 	}
 	defer closeDB()
 	a, err := svc.SetPlan(ctx, id, p, *limit, *messageLimit, operatorName(getenv("USER")))
-	if tokend.ErrorCode(err) == tokend.ENOTFOUND {
-		return fmt.Errorf("account set-plan: no account %d", id)
-	} else if err != nil {
-		return err
+	if err != nil {
+		return explainNotFound(err, "account set-plan: no account %d", id)
 	}
 	if *asJSON {
 		return json.NewEncoder(stdout).Encode(toAccountJSON(a))
@@ -118,7 +129,7 @@ func accountSetPlan(ctx context.Context, args []string, getenv Env, stdout, stde
 
 func accountList(ctx context.Context, args []string, getenv Env, stdout, stderr io.Writer) error {
 	fs := newFlagSet("account list", stderr)
-	db := fs.String("db", "./tokend.db", "SQLite database file")
+	db := dbFlag(fs, "SQLite database file")
 	asJSON := fs.Bool("json", false, "print a JSON array")
 	if err := parse(fs, args, getenv, stdout); err != nil {
 		return err
@@ -133,11 +144,7 @@ func accountList(ctx context.Context, args []string, getenv Env, stdout, stderr 
 		return err
 	}
 	if *asJSON {
-		out := make([]accountJSON, len(accounts))
-		for i := range accounts {
-			out[i] = toAccountJSON(&accounts[i])
-		}
-		return json.NewEncoder(stdout).Encode(out)
+		return writeJSONList(stdout, accounts, toAccountJSON)
 	}
 	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "ID\tNAME\tPLAN\tRATE LIMIT\tMESSAGE LIMIT\tCREATED")

@@ -14,7 +14,7 @@ import (
 // secrets: a restore needs both.
 func backup(ctx context.Context, args []string, getenv Env, stdout, stderr io.Writer) error {
 	fs := newFlagSet("backup", stderr)
-	db := fs.String("db", "./tokend.db", "SQLite database file to copy")
+	db := dbFlag(fs, "SQLite database file to copy")
 	keyFile := fs.String("secrets-key-file", "", "the secrets key file serve uses (default: the database path + .key); copied to OUT.key")
 	out, err := parseWithArg(fs, args, getenv, stdout, "output file OUT")
 	if err != nil {

@@ -9,12 +9,13 @@ import (
 	"fmt"
 	"io"
 	"runtime/debug"
-	"sort"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
 
 	"github.com/tokend/tokend"
+	"github.com/tokend/tokend/internal/app"
 )
 
 // UsageError is wrong usage of the command line; the process exits with 2.
@@ -175,31 +176,7 @@ func refused(cmd string, err error) error {
 	if err == nil || errors.As(err, &u) || !errors.As(err, &e) || e.Code != tokend.EINVALID {
 		return err
 	}
-	return &UsageError{cmd + ": " + sentences(e)}
-}
-
-// sentences says what a validation error holds, one clause per message,
-// each led by the field it is about: "email is not a valid email address;
-// password is too short (minimum is 10 characters)". Fields are in
-// alphabetical order, after the messages about the whole input ("base").
-func sentences(e *tokend.Error) string {
-	fields := make([]string, 0, len(e.Fields))
-	for f := range e.Fields {
-		if f != "base" {
-			fields = append(fields, f)
-		}
-	}
-	sort.Strings(fields)
-	clauses := append([]string(nil), e.Fields["base"]...)
-	for _, f := range fields {
-		for _, msg := range e.Fields[f] {
-			clauses = append(clauses, strings.ReplaceAll(f, "_", " ")+" "+msg)
-		}
-	}
-	if len(clauses) == 0 {
-		return e.Message
-	}
-	return strings.Join(clauses, "; ")
+	return &UsageError{cmd + ": " + e.Sentences()}
 }
 
 // subcommands lists the subcommands of a command group, such as "account".
@@ -252,6 +229,12 @@ func newFlagSet(name string, stderr io.Writer) *flag.FlagSet {
 	return fs
 }
 
+// dbFlag defines the --db flag of a command that opens the database, with
+// serve's default.
+func dbFlag(fs *flag.FlagSet, usage string) *string {
+	return fs.String("db", app.Default().DB, usage)
+}
+
 // perInvocation are flags that say what to do rather than how tokend is set
 // up: they are never read from the environment, so that a stray TOKEND_NAME
 // cannot rename what an operator creates.
@@ -286,6 +269,21 @@ func parseWithArg(fs *flag.FlagSet, args []string, getenv Env, stdout io.Writer,
 		return "", &UsageError{fmt.Sprintf("%s: missing %s (run \"tokend help %s\")", fs.Name(), what, fs.Name())}
 	}
 	return fs.Arg(0), nil
+}
+
+// parseWithID is parseWithArg for the commands whose argument is an ID, a
+// positive integer: what names it when it is missing ("token ID"), aWhat
+// when the argument is not one ("a token ID").
+func parseWithID(fs *flag.FlagSet, args []string, getenv Env, stdout io.Writer, what, aWhat string) (int64, error) {
+	arg, err := parseWithArg(fs, args, getenv, stdout, what)
+	if err != nil {
+		return 0, err
+	}
+	id, err := strconv.ParseInt(arg, 10, 64)
+	if err != nil || id <= 0 {
+		return 0, &UsageError{fmt.Sprintf("%s: %q is not %s", fs.Name(), arg, aWhat)}
+	}
+	return id, nil
 }
 
 func parseArgs(fs *flag.FlagSet, args []string, getenv Env, stdout io.Writer, maxArgs int) error {

@@ -17,6 +17,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -190,5 +191,50 @@ func TestServeRefusesPlainHTTPOnANetworkAddress(t *testing.T) {
 	}
 	if stdout.String() != "" {
 		t.Errorf("a refused start printed %q", stdout.String())
+	}
+}
+
+// The commands that take an ID say the same things of it, each in its own
+// words: a missing one, one that is not an ID, and an ID that names nothing.
+func TestIDArguments(t *testing.T) {
+	db := filepath.Join(t.TempDir(), "t.db")
+	if err := cli.Run(context.Background(), []string{"tokend", "account", "create", "--name", "Acme", "--db", db},
+		func(string) string { return "" }, nil, &bytes.Buffer{}, &bytes.Buffer{}); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name    string
+		args    []string
+		code    int
+		message string
+	}{
+		{"token revoke without an ID", []string{"token", "revoke"}, 2, `token revoke: missing token ID (run "tokend help token revoke")`},
+		{"token revoke of a word", []string{"token", "revoke", "abc"}, 2, `token revoke: "abc" is not a token ID`},
+		{"token revoke of no token", []string{"token", "revoke", "99"}, 1, "token revoke: no token 99 in " + db},
+		{"account set-plan of zero", []string{"account", "set-plan", "0", "--plan", "pro"}, 2, `account set-plan: "0" is not an account ID`},
+		{"account set-plan of no account", []string{"account", "set-plan", "99", "--plan", "pro"}, 1, "account set-plan: no account 99"},
+		{"user delete of a negative number, after the flags", []string{"user", "delete", "--db", db, "--", "-3"}, 2, `user delete: "-3" is not a user ID`},
+		{"user delete of no user", []string{"user", "delete", "7"}, 1, "user delete: no user 7 in " + db},
+		{"user set-password without an ID", []string{"user", "set-password", "--password-stdin"}, 2, `user set-password: missing user ID (run "tokend help user set-password")`},
+		{"domain trust of a word", []string{"domain", "trust", "x"}, 2, `domain trust: "x" is not a sending domain ID`},
+		{"domain trust of no domain", []string{"domain", "trust", "5"}, 1, "domain trust: no sending domain 5 in " + db},
+		{"token create for no account", []string{"token", "create", "--account", "99", "--name", "x"}, 1, "token create: no account 99 in " + db},
+		{"user setup-link for no account", []string{"user", "setup-link", "--account", "99"}, 1, "user setup-link: no account 99 in " + db},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var stdout, stderr bytes.Buffer
+			args := append([]string{"tokend"}, tt.args...)
+			if !slices.Contains(tt.args, "--db") {
+				args = append(args, "--db", db)
+			}
+			err := cli.Run(context.Background(), args, func(string) string { return "" }, nil, &stdout, &stderr)
+			if code := cli.ExitCode(err); code != tt.code || err.Error() != tt.message {
+				t.Errorf("exit %d, %v; want exit %d, %q", code, err, tt.code, tt.message)
+			}
+			if stdout.Len() > 0 {
+				t.Errorf("printed %q", stdout.String())
+			}
+		})
 	}
 }

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"strconv"
 	"text/tabwriter"
 	"time"
 
@@ -24,27 +23,14 @@ func newResolver(server string) (*dns.Resolver, error) {
 	return r, nil
 }
 
-// domainID reads the ID argument of a domain command.
-func domainID(cmd, arg string) (int64, error) {
-	id, err := strconv.ParseInt(arg, 10, 64)
-	if err != nil || id <= 0 {
-		return 0, &UsageError{fmt.Sprintf("%s: %q is not a sending domain ID", cmd, arg)}
-	}
-	return id, nil
-}
-
 // domainVerify checks a domain's DNS records now, as POST .../verify does.
 func domainVerify(ctx context.Context, args []string, getenv Env, stdout, stderr io.Writer) error {
 	fs := newFlagSet("domain verify", stderr)
-	db := fs.String("db", "./tokend.db", "SQLite database file, or a postgres:// URL")
+	db := dbFlag(fs, "SQLite database file, or a postgres:// URL")
 	spf := fs.String("spf", "", "SPF mechanism the domains publish, as given to serve (default: a mx)")
 	resolver := fs.String("dns-resolver", "", "DNS server to ask, HOST:PORT (default: the system's resolvers)")
 	asJSON := fs.Bool("json", false, "print the domain as JSON")
-	arg, err := parseWithArg(fs, args, getenv, stdout, "domain ID")
-	if err != nil {
-		return err
-	}
-	id, err := domainID("domain verify", arg)
+	id, err := parseWithID(fs, args, getenv, stdout, "domain ID", "a sending domain ID")
 	if err != nil {
 		return err
 	}
@@ -67,14 +53,10 @@ func domainVerify(ctx context.Context, args []string, getenv Env, stdout, stderr
 // domainTrust lets a domain send whatever its DNS says, or takes that back.
 func domainTrust(ctx context.Context, args []string, getenv Env, stdout, stderr io.Writer) error {
 	fs := newFlagSet("domain trust", stderr)
-	db := fs.String("db", "./tokend.db", "SQLite database file, or a postgres:// URL")
+	db := dbFlag(fs, "SQLite database file, or a postgres:// URL")
 	undo := fs.Bool("undo", false, "stop trusting the domain: it sends again only while DNS verifies it")
 	asJSON := fs.Bool("json", false, "print the domain as JSON")
-	arg, err := parseWithArg(fs, args, getenv, stdout, "domain ID")
-	if err != nil {
-		return err
-	}
-	id, err := domainID("domain trust", arg)
+	id, err := parseWithID(fs, args, getenv, stdout, "domain ID", "a sending domain ID")
 	if err != nil {
 		return err
 	}
@@ -90,11 +72,10 @@ func domainTrust(ctx context.Context, args []string, getenv Env, stdout, stderr 
 	return printDomain(stdout, v, *asJSON)
 }
 
+// domainError is a domain command's error: the domain it did not find, or
+// err after the command's name (Run explains a refusal, EINVALID, in sentences).
 func domainError(cmd string, id int64, db string, err error) error {
-	if tokend.ErrorCode(err) == tokend.ENOTFOUND {
-		return fmt.Errorf("%s: no sending domain %d in %s", cmd, id, db)
-	}
-	return fmt.Errorf("%s: %w", cmd, err) // Run explains a refusal (EINVALID) in sentences
+	return explainNotFound(fmt.Errorf("%s: %w", cmd, err), "%s: no sending domain %d in %s", cmd, id, db)
 }
 
 // openDomains opens the database and the domain service over it.

@@ -56,9 +56,11 @@ func (b *bufferedWriter) Close() error {
 
 // newLogger is the logger of the commands that run (serve, proxy): JSON
 // lines at level and above, with every duration written as people read it,
-// "24h0m0s" or "1.5ms", rather than as integer nanoseconds.
-func newLogger(w io.Writer, level slog.Level) *slog.Logger {
-	return slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: level, ReplaceAttr: readableDuration}))
+// "24h0m0s" or "1.5ms", rather than as integer nanoseconds. The lines reach w
+// in batches, every 100 ms; closeLogs writes what is left.
+func newLogger(w io.Writer, level slog.Level) (logger *slog.Logger, closeLogs func() error) {
+	logs := newBufferedWriter(w, 100*time.Millisecond)
+	return slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: level, ReplaceAttr: readableDuration})), logs.Close
 }
 
 func readableDuration(_ []string, a slog.Attr) slog.Attr {

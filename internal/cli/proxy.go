@@ -78,9 +78,8 @@ func proxy(ctx context.Context, args []string, getenv Env, stdout, stderr io.Wri
 	if cfg.AuthFailureLimit < 1 {
 		return &UsageError{"--auth-failure-limit must be at least 1"}
 	}
-	logs := newBufferedWriter(stderr, 100*time.Millisecond)
-	defer logs.Close()
-	logger := newLogger(logs, cfg.LogLevel)
+	logger, closeLogs := newLogger(stderr, cfg.LogLevel)
+	defer closeLogs()
 	return Proxy(ctx, cfg, logger)
 }
 
@@ -144,15 +143,11 @@ func Proxy(ctx context.Context, cfg ProxyConfig, logger *slog.Logger) error {
 		MaxHeaderBytes:    64 << 10,
 		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
 	}
-	scheme := "http"
-	if cfg.TLSCert != "" {
-		scheme = "https"
-	}
 	rules := "every request needs a valid token of the account"
 	if routes != nil {
 		rules = fmt.Sprintf("%d routes from %s", len(routes), cfg.Routes)
 	}
-	logger.Info("listening", "addr", ln.Addr().String(), "url", scheme+"://"+ln.Addr().String(), "upstream", upstream.Redacted(),
+	logger.Info("listening", "addr", ln.Addr().String(), "url", listenURL(ln, cfg.TLSCert != ""), "upstream", upstream.Redacted(),
 		"tokend", cfg.Tokend, "account_id", self.AccountID, "routes", rules, "transport", how)
 
 	g, gctx := errgroup.WithContext(ctx)

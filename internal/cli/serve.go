@@ -65,9 +65,8 @@ func serve(ctx context.Context, args []string, getenv Env, stdout, stderr io.Wri
 	if err := cfg.Validate(); err != nil {
 		return configError(err)
 	}
-	logs := newBufferedWriter(stderr, 100*time.Millisecond)
-	defer logs.Close()
-	logger := newLogger(logs, cfg.LogLevel)
+	logger, closeLogs := newLogger(stderr, cfg.LogLevel)
+	defer closeLogs()
 	return Serve(ctx, cfg, getenv("USER"), stdout, logger)
 }
 
@@ -143,8 +142,7 @@ func Serve(ctx context.Context, cfg ServeConfig, operator string, stdout io.Writ
 		return err
 	}
 	if first != nil {
-		fmt.Fprintf(stdout, "Created account %q (id %d) and its first admin token:\n\n    %s\n\n"+
-			"Store it now: tokend keeps only a hash of it and will not show it again.\n", first.Account.Name, first.Account.ID, first.Token.Value)
+		printNewToken(stdout, fmt.Sprintf("Created account %q (id %d) and its first admin token", first.Account.Name, first.Account.ID), first.Token.Value)
 	}
 	ln, err := net.Listen("tcp", cfg.Addr)
 	if err != nil {
@@ -156,18 +154,23 @@ func Serve(ctx context.Context, cfg ServeConfig, operator string, stdout io.Writ
 			ln.Close()
 			return fmt.Errorf("listen for metrics: %w", err)
 		}
-		logger.Info("serving metrics", "addr", mln.Addr().String(), "url", "http://"+mln.Addr().String()+"/metrics")
+		logger.Info("serving metrics", "addr", mln.Addr().String(), "url", listenURL(mln, false)+"/metrics")
 	}
-	scheme := "http"
-	if cfg.TLSCert != "" {
-		scheme = "https"
-	}
-	logger.Info("listening", "addr", ln.Addr().String(), "url", scheme+"://"+ln.Addr().String(), "db", app.DBName(cfg.DB), "transport", how)
+	base := listenURL(ln, cfg.TLSCert != "")
+	logger.Info("listening", "addr", ln.Addr().String(), "url", base, "db", app.DBName(cfg.DB), "transport", how)
 	if first != nil {
-		fmt.Fprintf(stdout, "\nTo use the dashboard, set the owner's email and password within 7 days (this link works once):\n\n    %s://%s/setup?code=%s\n\n",
-			scheme, ln.Addr().String(), first.SetupCode)
+		fmt.Fprintf(stdout, "\nTo use the dashboard, set the owner's email and password within 7 days (this link works once):\n\n    %s\n\n",
+			setupURL(base, first.SetupCode))
 	}
 	return a.Serve(ctx, ln, mln)
+}
+
+// listenURL is the URL of what serves on ln: https with TLS, http otherwise.
+func listenURL(ln net.Listener, tls bool) string {
+	if tls {
+		return "https://" + ln.Addr().String()
+	}
+	return "http://" + ln.Addr().String()
 }
 
 func operatorName(user string) string {

@@ -5,9 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"strconv"
 
-	"github.com/tokend/tokend"
 	"github.com/tokend/tokend/apikey"
 	"github.com/tokend/tokend/internal/api"
 )
@@ -16,7 +14,7 @@ func tokenCreate(ctx context.Context, args []string, getenv Env, stdout, stderr 
 	fs := newFlagSet("token create", stderr)
 	account := fs.Int64("account", 0, "ID of an existing account (required)")
 	name := fs.String("name", "", "token name (required)")
-	db := fs.String("db", "./tokend.db", "SQLite database file")
+	db := dbFlag(fs, "SQLite database file")
 	prefix := fs.String("token-prefix", apikey.DefaultPrefix, "prefix of token values")
 	asJSON := fs.Bool("json", false, "print the token, with its value, as JSON")
 	if err := parse(fs, args, getenv, stdout); err != nil {
@@ -34,30 +32,23 @@ func tokenCreate(ctx context.Context, args []string, getenv Env, stdout, stderr 
 	}
 	defer closeDB()
 	t, err := svc.CreateAdminToken(ctx, *account, *name, operatorName(getenv("USER")))
-	if tokend.ErrorCode(err) == tokend.ENOTFOUND {
-		return fmt.Errorf("token create: no account %d in %s", *account, *db)
-	} else if err != nil {
-		return err
+	if err != nil {
+		return explainNotFound(err, "token create: no account %d in %s", *account, *db)
 	}
 	if *asJSON {
 		return json.NewEncoder(stdout).Encode(api.IssuedTokenJSON(t))
 	}
-	fmt.Fprintf(stdout, "Created token %d %q with admin access to account %d:\n\n    %s\n\n"+
-		"Store it now: tokend keeps only a hash of it and will not show it again.\n", t.ID, t.Name, *account, t.Value)
+	printNewToken(stdout, fmt.Sprintf("Created token %d %q with admin access to account %d", t.ID, t.Name, *account), t.Value)
 	return nil
 }
 
 func tokenRevoke(ctx context.Context, args []string, getenv Env, stdout, stderr io.Writer) error {
 	fs := newFlagSet("token revoke", stderr)
-	db := fs.String("db", "./tokend.db", "SQLite database file")
+	db := dbFlag(fs, "SQLite database file")
 	force := fs.Bool("force", false, "revoke even the last active admin token of a domain")
-	arg, err := parseWithArg(fs, args, getenv, stdout, "token ID")
+	id, err := parseWithID(fs, args, getenv, stdout, "token ID", "a token ID")
 	if err != nil {
 		return err
-	}
-	id, err := strconv.ParseInt(arg, 10, 64)
-	if err != nil || id <= 0 {
-		return &UsageError{fmt.Sprintf("token revoke: %q is not a token ID", arg)}
 	}
 	svc, closeDB, err := openService(ctx, *db, apikey.DefaultPrefix, false)
 	if err != nil {
@@ -65,11 +56,15 @@ func tokenRevoke(ctx context.Context, args []string, getenv Env, stdout, stderr 
 	}
 	defer closeDB()
 	t, err := svc.RevokeToken(ctx, id, operatorName(getenv("USER")), *force)
-	if tokend.ErrorCode(err) == tokend.ENOTFOUND {
-		return fmt.Errorf("token revoke: no token %d in %s", id, *db)
-	} else if err != nil {
-		return fmt.Errorf("token revoke: %w", err)
+	if err != nil {
+		return explainNotFound(fmt.Errorf("token revoke: %w", err), "token revoke: no token %d in %s", id, *db)
 	}
 	fmt.Fprintf(stdout, "Revoked token %d %q of account %d. Running servers refuse it within a second.\n", t.ID, t.Name, t.AccountID)
 	return nil
+}
+
+// printNewToken prints the value of a token just made, under what says
+// what it is, and that this is the one time it is shown.
+func printNewToken(w io.Writer, what, value string) {
+	fmt.Fprintf(w, "%s:\n\n    %s\n\nStore it now: tokend keeps only a hash of it and will not show it again.\n", what, value)
 }

@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"io"
 	"net/url"
-	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -43,7 +42,7 @@ func userCreate(ctx context.Context, args []string, getenv Env, stdin io.Reader,
 	name := fs.String("name", "", "the user's name")
 	role := fs.String("role", "admin", "role on the account: admin or viewer")
 	passwordStdin := fs.Bool("password-stdin", false, "read the password from standard input (required)")
-	db := fs.String("db", "./tokend.db", "SQLite database file")
+	db := dbFlag(fs, "SQLite database file")
 	asJSON := fs.Bool("json", false, "print the user as JSON")
 	if err := parse(fs, args, getenv, stdout); err != nil {
 		return err
@@ -71,10 +70,8 @@ func userCreate(ctx context.Context, args []string, getenv Env, stdin io.Reader,
 	}
 	defer closeDB()
 	u, err := svc.Users().Create(ctx, tokend.NewUser{AccountID: *account, Email: *email, Name: *name, Role: level, Password: password})
-	if tokend.ErrorCode(err) == tokend.ENOTFOUND {
-		return fmt.Errorf("user create: no account %d in %s", *account, *db)
-	} else if err != nil {
-		return err
+	if err != nil {
+		return explainNotFound(err, "user create: no account %d in %s", *account, *db)
 	}
 	if *asJSON {
 		return json.NewEncoder(stdout).Encode(toUserJSON(u))
@@ -85,7 +82,7 @@ func userCreate(ctx context.Context, args []string, getenv Env, stdin io.Reader,
 
 func userList(ctx context.Context, args []string, getenv Env, stdout, stderr io.Writer) error {
 	fs := newFlagSet("user list", stderr)
-	db := fs.String("db", "./tokend.db", "SQLite database file")
+	db := dbFlag(fs, "SQLite database file")
 	asJSON := fs.Bool("json", false, "print the users as JSON")
 	if err := parse(fs, args, getenv, stdout); err != nil {
 		return err
@@ -100,11 +97,7 @@ func userList(ctx context.Context, args []string, getenv Env, stdout, stderr io.
 		return err
 	}
 	if *asJSON {
-		out := make([]userJSON, len(users))
-		for i := range users {
-			out[i] = toUserJSON(&users[i])
-		}
-		return json.NewEncoder(stdout).Encode(out)
+		return writeJSONList(stdout, users, toUserJSON)
 	}
 	w := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(w, "ID\tACCOUNT\tEMAIL\tNAME\tROLE\tCREATED")
@@ -129,23 +122,10 @@ func readPassword(cmd string, stdin io.Reader) (string, error) {
 	return password, nil
 }
 
-// userID reads a command's one argument, a user ID.
-func userID(cmd, arg string) (int64, error) {
-	id, err := strconv.ParseInt(arg, 10, 64)
-	if err != nil || id <= 0 {
-		return 0, &UsageError{fmt.Sprintf("%s: %q is not a user ID", cmd, arg)}
-	}
-	return id, nil
-}
-
 func userDelete(ctx context.Context, args []string, getenv Env, stdout, stderr io.Writer) error {
 	fs := newFlagSet("user delete", stderr)
-	db := fs.String("db", "./tokend.db", "SQLite database file")
-	arg, err := parseWithArg(fs, args, getenv, stdout, "user ID")
-	if err != nil {
-		return err
-	}
-	id, err := userID("user delete", arg)
+	db := dbFlag(fs, "SQLite database file")
+	id, err := parseWithID(fs, args, getenv, stdout, "user ID", "a user ID")
 	if err != nil {
 		return err
 	}
@@ -155,10 +135,8 @@ func userDelete(ctx context.Context, args []string, getenv Env, stdout, stderr i
 	}
 	defer closeDB()
 	u, err := svc.Users().Delete(ctx, id)
-	if tokend.ErrorCode(err) == tokend.ENOTFOUND {
-		return fmt.Errorf("user delete: no user %d in %s", id, *db)
-	} else if err != nil {
-		return err
+	if err != nil {
+		return explainNotFound(err, "user delete: no user %d in %s", id, *db)
 	}
 	fmt.Fprintf(stdout, "Deleted user %d %s; their sessions ended at once.\n", u.ID, u.Email)
 	return nil
@@ -166,13 +144,9 @@ func userDelete(ctx context.Context, args []string, getenv Env, stdout, stderr i
 
 func userSetPassword(ctx context.Context, args []string, getenv Env, stdin io.Reader, stdout, stderr io.Writer) error {
 	fs := newFlagSet("user set-password", stderr)
-	db := fs.String("db", "./tokend.db", "SQLite database file")
+	db := dbFlag(fs, "SQLite database file")
 	passwordStdin := fs.Bool("password-stdin", false, "read the new password from standard input (required)")
-	arg, err := parseWithArg(fs, args, getenv, stdout, "user ID")
-	if err != nil {
-		return err
-	}
-	id, err := userID("user set-password", arg)
+	id, err := parseWithID(fs, args, getenv, stdout, "user ID", "a user ID")
 	if err != nil {
 		return err
 	}
@@ -189,10 +163,8 @@ func userSetPassword(ctx context.Context, args []string, getenv Env, stdin io.Re
 	}
 	defer closeDB()
 	u, err := svc.Users().SetPassword(ctx, id, password)
-	if tokend.ErrorCode(err) == tokend.ENOTFOUND {
-		return fmt.Errorf("user set-password: no user %d in %s", id, *db)
-	} else if err != nil {
-		return err
+	if err != nil {
+		return explainNotFound(err, "user set-password: no user %d in %s", id, *db)
 	}
 	fmt.Fprintf(stdout, "Set a new password for user %d %s; their sessions ended.\n", u.ID, u.Email)
 	return nil
@@ -207,7 +179,7 @@ func userSetupLink(ctx context.Context, args []string, getenv Env, stdout, stder
 	account := fs.Int64("account", 0, "the account the new user joins (required)")
 	role := fs.String("role", "admin", "role the new user gets on the account: admin or viewer")
 	base := fs.String("url", "http://127.0.0.1:8080", "the URL people's browsers reach tokend at, which the link starts with")
-	db := fs.String("db", "./tokend.db", "SQLite database file, or a postgres:// URL")
+	db := dbFlag(fs, "SQLite database file, or a postgres:// URL")
 	asJSON := fs.Bool("json", false, "print the link as JSON")
 	if err := parse(fs, args, getenv, stdout); err != nil {
 		return err
@@ -229,12 +201,10 @@ func userSetupLink(ctx context.Context, args []string, getenv Env, stdout, stder
 	}
 	defer closeDB()
 	link, err := svc.Users().IssueSetupLink(ctx, *account, level, operatorName(getenv("USER")))
-	if tokend.ErrorCode(err) == tokend.ENOTFOUND {
-		return fmt.Errorf("user setup-link: no account %d in %s", *account, *db)
-	} else if err != nil {
-		return err
+	if err != nil {
+		return explainNotFound(err, "user setup-link: no account %d in %s", *account, *db)
 	}
-	full := strings.TrimSuffix(u.String(), "/") + "/setup?code=" + link.Code
+	full := setupURL(u.String(), link.Code)
 	if *asJSON {
 		return json.NewEncoder(stdout).Encode(map[string]any{"url": full, "account_id": *account, "role": *role,
 			"expires_at": link.Invite.ExpiresAt, "replaced": link.Replaced})
@@ -244,4 +214,9 @@ func userSetupLink(ctx context.Context, args []string, getenv Env, stdout, stder
 		fmt.Fprintf(stdout, "The account's %d earlier setup link(s) no longer work.\n", link.Replaced)
 	}
 	return nil
+}
+
+// setupURL is the link that sets up a dashboard user, on the tokend at base.
+func setupURL(base, code string) string {
+	return strings.TrimSuffix(base, "/") + "/setup?code=" + code
 }

@@ -10,12 +10,6 @@ import (
 	"github.com/tokend/tokend/internal/sqlstore"
 )
 
-// Migrations are the embedded migrations, for tests that apply some of them.
-func Migrations() fs.FS {
-	sub, _ := fs.Sub(migrations, "migrations")
-	return sub
-}
-
 // MigrateFS applies the migrations of fsys as Open applies the embedded ones.
 func MigrateFS(ctx context.Context, db *sql.DB, fsys fs.FS) error {
 	locker, err := lock.NewPostgresSessionLocker()

@@ -6,50 +6,33 @@ import (
 	"os"
 	"testing"
 
-	"github.com/pressly/goose/v3"
-
 	"github.com/tokend/tokend"
+	"github.com/tokend/tokend/internal/postgres"
+	"github.com/tokend/tokend/internal/storetest"
 	"github.com/tokend/tokend/internal/testutil"
 )
 
-// A database made before the message allowance (migration 00001 only)
-// migrates over the gap in the numbering (00002 and 00003 are not in this
-// tree) to 00004, and every account gets its plan's allowance.
-func TestUpgradeGivesAccountsTheirPlansMessageLimit(t *testing.T) {
-	ctx := context.Background()
-	url := testutil.Postgres(t)
-	db, err := sql.Open("pgx", url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	p, err := goose.NewProvider(goose.DialectPostgres, db, os.DirFS("migrations"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := p.UpTo(ctx, 1); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := db.Exec(`INSERT INTO accounts (name, plan, rate_limit, created_at) VALUES
-		('Free', 'free', 100, 0), ('Pro', 'pro', 1000, 0), ('Big', 'enterprise', 50000, 0)`); err != nil {
-		t.Fatal(err)
-	}
-	db.Close()
+// migrations are PostgreSQL's, for the shared tests of a store's migrations.
+var migrations = storetest.Migrations{
+	Embedded:    os.DirFS("migrations"), // the files embedded
+	NewDatabase: func(t *testing.T) string { return testutil.Postgres(t) },
+	SQL:         func(url string) (*sql.DB, error) { return sql.Open("pgx", url) },
+	Migrate:     postgres.MigrateFS,
+	NewTx:       func(db *sql.DB) tokend.Tx { return postgres.NewTx(db) },
+	Open: func(ctx context.Context, url string) (tokend.Store, error) {
+		return postgres.Open(ctx, url)
+	},
+}
 
-	s := open(t, url)
-	want := map[string]int{"Free": tokend.PlanFree.DefaultMessageLimit(), "Pro": tokend.PlanPro.DefaultMessageLimit(),
-		"Big": tokend.PlanEnterprise.DefaultMessageLimit()}
-	if err := s.Read(ctx, func(tx tokend.Tx) error {
-		all, err := tx.Accounts(ctx)
-		if len(all) != 3 {
-			t.Fatalf("accounts after the upgrade: %+v", all)
-		}
-		for _, a := range all {
-			if a.MessageLimit != want[a.Name] {
-				t.Errorf("%s (%s): message limit %d, want %d", a.Name, a.Plan, a.MessageLimit, want[a.Name])
-			}
-		}
-		return err
-	}); err != nil {
-		t.Fatal(err)
-	}
+// A database made before the message allowance (migration 00001 only)
+// migrates to 00004, over 00002 and 00003 numbered before it but merged
+// after it, and every account gets its plan's allowance.
+func TestUpgradeGivesAccountsTheirPlansMessageLimit(t *testing.T) {
+	storetest.UpgradeGivesAccountsTheirPlansMessageLimit(t, migrations, 1)
+}
+
+// A migration merged after a later-numbered one is still applied, and the
+// capture quota's counts start from the mail already captured.
+func TestMigrationsApplyOutOfOrder(t *testing.T) {
+	storetest.MigrationsApplyOutOfOrder(t, migrations, "00003_capture_quota.sql")
 }

@@ -7,49 +7,34 @@ import (
 	"path/filepath"
 	"testing"
 
-	"github.com/pressly/goose/v3"
-
 	"github.com/tokend/tokend"
+	"github.com/tokend/tokend/internal/sqlite"
+	"github.com/tokend/tokend/internal/storetest"
 )
 
-// A database made before the message allowance (migrations up to 00006)
-// migrates over the gap in the numbering (00007 and 00008 are not in this
-// tree) to 00009, and every account gets its plan's allowance.
-func TestUpgradeGivesAccountsTheirPlansMessageLimit(t *testing.T) {
-	ctx := context.Background()
-	path := filepath.Join(t.TempDir(), "tokend.db")
-	db, err := sql.Open("sqlite", "file:"+path+"?_pragma=foreign_keys(1)")
-	if err != nil {
-		t.Fatal(err)
-	}
-	p, err := goose.NewProvider(goose.DialectSQLite3, db, os.DirFS("migrations"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := p.UpTo(ctx, 6); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := db.Exec(`INSERT INTO accounts (name, plan, rate_limit, created_at) VALUES
-		('Free', 'free', 100, 0), ('Pro', 'pro', 1000, 0), ('Big', 'enterprise', 50000, 0)`); err != nil {
-		t.Fatal(err)
-	}
-	db.Close()
+// migrations are SQLite's, for the shared tests of a store's migrations.
+var migrations = storetest.Migrations{
+	Embedded:    os.DirFS("migrations"), // the files embedded
+	NewDatabase: func(t *testing.T) string { return filepath.Join(t.TempDir(), "tokend.db") },
+	SQL: func(path string) (*sql.DB, error) {
+		return sql.Open("sqlite", "file:"+path+"?_pragma=foreign_keys(1)")
+	},
+	Migrate: sqlite.MigrateFS,
+	NewTx:   func(db *sql.DB) tokend.Tx { return sqlite.NewTx(db) },
+	Open: func(ctx context.Context, path string) (tokend.Store, error) {
+		return sqlite.Open(ctx, path)
+	},
+}
 
-	s := open(t, path)
-	want := map[string]int{"Free": tokend.PlanFree.DefaultMessageLimit(), "Pro": tokend.PlanPro.DefaultMessageLimit(),
-		"Big": tokend.PlanEnterprise.DefaultMessageLimit()}
-	if err := s.Read(ctx, func(tx tokend.Tx) error {
-		all, err := tx.Accounts(ctx)
-		if len(all) != 3 {
-			t.Fatalf("accounts after the upgrade: %+v", all)
-		}
-		for _, a := range all {
-			if a.MessageLimit != want[a.Name] {
-				t.Errorf("%s (%s): message limit %d, want %d", a.Name, a.Plan, a.MessageLimit, want[a.Name])
-			}
-		}
-		return err
-	}); err != nil {
-		t.Fatal(err)
-	}
+// A database made before the message allowance (migrations up to 00006)
+// migrates to 00009, over 00007 and 00008 numbered before it but merged
+// after it, and every account gets its plan's allowance.
+func TestUpgradeGivesAccountsTheirPlansMessageLimit(t *testing.T) {
+	storetest.UpgradeGivesAccountsTheirPlansMessageLimit(t, migrations, 6)
+}
+
+// A migration merged after a later-numbered one is still applied, and the
+// capture quota's counts start from the mail already captured.
+func TestMigrationsApplyOutOfOrder(t *testing.T) {
+	storetest.MigrationsApplyOutOfOrder(t, migrations, "00008_capture_quota.sql")
 }
