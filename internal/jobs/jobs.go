@@ -84,13 +84,21 @@ type Options struct {
 	Backoff    time.Duration // wait after the first failed attempt, doubling after (default 1 s)
 	MaxBackoff time.Duration // cap of the wait (default 5 min)
 	Timeout    time.Duration // bound of one attempt (default 30 s)
-	Lease      time.Duration // how long a claim holds a job; must exceed Timeout (default Timeout + 15 s)
-	Poll       time.Duration // how often idle workers look for due jobs (default 1 s)
-	Logger     *slog.Logger
-	Now        func() time.Time // the clock; time.Now if nil
+	// Drain is how long an attempt in progress when Run's ctx ends may go
+	// on before it is cut short and its job given back untried (default
+	// 10 s; negative: at once). An attempt that ends within it is recorded
+	// as usual, so a stop does not redo work that just succeeded.
+	Drain  time.Duration
+	Lease  time.Duration // how long a claim holds a job; must exceed Timeout (default Timeout + 15 s)
+	Poll   time.Duration // how often idle workers look for due jobs (default 1 s)
+	Logger *slog.Logger
+	Now    func() time.Time // the clock; time.Now if nil
 	// Result is told of each attempt's outcome (ResultDelivered, ...); may be nil.
 	Result func(result string)
 }
+
+// errStopped is the cause of an attempt cut short by the runner's stop.
+var errStopped = errors.New("the runner stopped")
 
 // Runner does the jobs of one kind. Create it with New, run it with Run.
 type Runner struct {
@@ -117,6 +125,9 @@ func New(outbox *tokend.Outbox, opts Options, h Handler) *Runner {
 	if opts.Timeout <= 0 {
 		opts.Timeout = 30 * time.Second
 	}
+	if opts.Drain == 0 {
+		opts.Drain = 10 * time.Second
+	}
 	if opts.Lease <= opts.Timeout {
 		opts.Lease = opts.Timeout + 15*time.Second
 	}
@@ -141,10 +152,11 @@ func (r *Runner) Notify() {
 	}
 }
 
-// Run works until ctx ends, then waits for the attempts in progress to stop.
-// An attempt cut short by ctx gives its job back untried, so the next start
-// does it at once; nothing is lost if Run never gets to (a crash): the lease
-// runs out and the job is claimed again.
+// Run works until ctx ends, then claims nothing more and waits for the
+// attempts in progress, each for up to Options.Drain. An attempt cut short
+// gives its job back untried, so the next start does it at once; nothing is
+// lost if Run never gets to (a crash): the lease runs out and the job is
+// claimed again.
 func (r *Runner) Run(ctx context.Context) error {
 	var wg sync.WaitGroup
 	for range r.opts.Workers {
@@ -181,9 +193,18 @@ func (r *Runner) work(ctx context.Context) {
 // attempt does one job once, logs its outcome and records it.
 func (r *Runner) attempt(ctx context.Context, j tokend.Job) {
 	ann := &annotations{}
-	actx, cancel := context.WithTimeout(context.WithValue(ctx, annotationsKey{}, ann), r.opts.Timeout)
+	// The attempt outlives ctx by up to Drain: a delivery the other side
+	// has just accepted must be recorded, not repeated after a restart.
+	dctx, cut := context.WithCancelCause(context.WithValue(context.WithoutCancel(ctx), annotationsKey{}, ann))
+	stopDrain := context.AfterFunc(ctx, func() {
+		time.AfterFunc(max(r.opts.Drain, 0), func() { cut(errStopped) })
+	})
+	actx, cancel := context.WithTimeout(dctx, r.opts.Timeout)
 	err := r.handle(actx, j)
+	stopped := errors.Is(context.Cause(dctx), errStopped)
+	stopDrain()
 	cancel()
+	cut(nil)
 	log := r.opts.Logger.With("kind", j.Kind, "job_id", j.ID, "attempt", j.Attempts).With(ann.get()...)
 	// Recording the outcome must survive the shutdown that may have cut the
 	// attempt short, but not hang it.
@@ -193,7 +214,7 @@ func (r *Runner) attempt(ctx context.Context, j tokend.Job) {
 	case err == nil:
 		log.Info("outbox job done", "outcome", outcomeDelivered)
 		r.record(rctx, log, r.outbox.Delivered(rctx, &j, r.opts.Now()), ResultDelivered)
-	case ctx.Err() != nil:
+	case stopped:
 		if rerr := r.outbox.Release(rctx, j.ID); rerr != nil {
 			log.Warn("could not give a job back at shutdown; it is retried when its lease runs out", "err", rerr)
 		}

@@ -167,12 +167,55 @@ func TestNotifyStartsWorkAtOnce(t *testing.T) {
 	}
 }
 
-// A runner stopped mid-attempt gives its job back untried: the next runner
-// does it at once, and the interrupted attempt does not count.
+// A runner stopped mid-attempt lets the attempt finish within the drain: a
+// delivery the other side accepted as the stop came is recorded, not done
+// again by the next runner.
+func TestStopLetsTheAttemptInProgressFinish(t *testing.T) {
+	svc, _ := fixture(t)
+	started, finish := make(chan struct{}), make(chan struct{})
+	res := &results{m: map[string]int{}}
+	r := jobs.New(svc.Outbox(), jobs.Options{Kind: kind, Attempts: 1, Poll: 5 * time.Millisecond, Result: res.add},
+		func(ctx context.Context, j tokend.Job) error {
+			close(started)
+			select {
+			case <-finish:
+				return nil
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+		})
+	stop := start(t, r)
+	enqueue(t, svc, "x")
+	r.Notify()
+	<-started
+	stopped := make(chan struct{})
+	go func() { stop(); close(stopped) }()
+	select {
+	case <-stopped:
+		t.Fatal("the runner stopped without waiting for its attempt in progress")
+	case <-time.After(50 * time.Millisecond):
+	}
+	close(finish)
+	<-stopped
+	if got := res.get("delivered"); got != 1 {
+		t.Fatalf("the finished attempt was recorded %d times as delivered, want 1", got)
+	}
+	again := jobs.New(svc.Outbox(), jobs.Options{Kind: kind, Poll: 5 * time.Millisecond}, func(ctx context.Context, j tokend.Job) error {
+		t.Errorf("job %d done again after it was delivered", j.ID)
+		return nil
+	})
+	stopAgain := start(t, again)
+	time.Sleep(50 * time.Millisecond)
+	stopAgain()
+}
+
+// A runner stopped mid-attempt cuts it short after the drain and gives its
+// job back untried: the next runner does it at once, and the interrupted
+// attempt does not count.
 func TestStopReleasesTheJob(t *testing.T) {
 	svc, _ := fixture(t)
 	started := make(chan struct{})
-	r := jobs.New(svc.Outbox(), jobs.Options{Kind: kind, Attempts: 1, Poll: 5 * time.Millisecond}, func(ctx context.Context, j tokend.Job) error {
+	r := jobs.New(svc.Outbox(), jobs.Options{Kind: kind, Attempts: 1, Poll: 5 * time.Millisecond, Drain: 20 * time.Millisecond}, func(ctx context.Context, j tokend.Job) error {
 		close(started)
 		<-ctx.Done()
 		return ctx.Err()
