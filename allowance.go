@@ -61,7 +61,7 @@ func (v *Verifier) spendMessages(ctx context.Context, t *Token, n int) (Allowanc
 			Fields: FieldErrors{"base": {fmt.Sprintf("This request has %s, more than the %d messages a minute this account's %s may send "+
 				"(each recipient is one message): send them in smaller requests", recipientCount(n), limit, keys)}}}
 	}
-	d, err := v.limits.TakeN(ctx, messageKey(t.AccountID, test), limit, n)
+	d, err := v.limits.TakeN(ctx, messageKey(t.AccountID, test), PerMinute(limit), n)
 	if err != nil {
 		return Allowance{}, ErrLimitsUnavailable
 	}
@@ -90,6 +90,6 @@ func (v *Verifier) refundMessages(ctx context.Context, t *Token, n int, a *Allow
 	limit := v.MessageLimit(t)
 	// At worst, when the limits cannot be reached, the account keeps n
 	// messages spent for up to a minute.
-	_ = v.limits.RefundN(context.WithoutCancel(ctx), messageKey(t.AccountID, t.Environment == Test), limit, n)
+	_ = v.limits.RefundN(context.WithoutCancel(ctx), messageKey(t.AccountID, t.Environment == Test), PerMinute(limit), n)
 	a.Remaining = min(a.Remaining+n, a.Limit)
 }

@@ -18,6 +18,17 @@ import (
 // LimitPeriod is the window every limit counts in.
 const LimitPeriod = time.Minute
 
+// Rate is a limit of Limit units per Per, spent as a sliding limit: a
+// rested key may spend Limit at once, then one unit every Per/Limit.
+type Rate struct {
+	Limit int
+	Per   time.Duration
+}
+
+// PerMinute is a limit of n units a minute, the window of every limit
+// tokend keeps but the ones a token sets on itself.
+func PerMinute(n int) Rate { return Rate{Limit: n, Per: LimitPeriod} }
+
 // LimitDecision is the outcome of spending units of a limit.
 type LimitDecision struct {
 	Allowed bool
@@ -32,19 +43,20 @@ type LimitDecision struct {
 	Reset time.Duration
 }
 
-// Limits counts units (requests, messages, failed attempts) against
-// per-minute limits by key. TakeN spends n units of key's limit if all of
-// them conform, or none; n above limit never conforms. RefundN gives back n
-// units a TakeN spent, never beyond a rested key. An error means the limit
+// Limits counts units (requests, messages, failed attempts) against rates
+// by key. TakeN spends n units of key's rate if all of them conform, or
+// none; n above the rate's Limit never conforms. RefundN gives back n units
+// a TakeN spent, never beyond a rested key. A key is always spent with the
+// same Per (its Limit may change). An error means the limit
 // could not be checked: the implementation has already applied its failure
 // policy, and the caller refuses the request as unavailable
 // (ErrLimitsUnavailable).
 //
 // Keys name what they count, with a prefix per kind ("plan:", "fail:",
-// "messages:", "signin:"), so that one Limits holds every kind.
+// "messages:", "signin:", "token:"), so that one Limits holds every kind.
 type Limits interface {
-	TakeN(ctx context.Context, key string, limit, n int) (LimitDecision, error)
-	RefundN(ctx context.Context, key string, limit, n int) error
+	TakeN(ctx context.Context, key string, rate Rate, n int) (LimitDecision, error)
+	RefundN(ctx context.Context, key string, rate Rate, n int) error
 }
 
 // ErrLimitsUnavailable refuses a request whose limits cannot be checked.
@@ -67,13 +79,13 @@ func NewLocalLimits(now func() time.Time) *LocalLimits {
 }
 
 // TakeN spends n units of key's limit, all or none. It never fails.
-func (l *LocalLimits) TakeN(_ context.Context, key string, limit, n int) (LimitDecision, error) {
-	return LimitDecision(l.l.TakeN(key, limit, n, l.now())), nil
+func (l *LocalLimits) TakeN(_ context.Context, key string, rate Rate, n int) (LimitDecision, error) {
+	return LimitDecision(l.l.TakeNPer(key, rate.Limit, n, rate.Per, l.now())), nil
 }
 
 // RefundN gives back n units of key's limit. It never fails.
-func (l *LocalLimits) RefundN(_ context.Context, key string, limit, n int) error {
-	l.l.RefundN(key, limit, n, l.now())
+func (l *LocalLimits) RefundN(_ context.Context, key string, rate Rate, n int) error {
+	l.l.RefundNPer(key, rate.Limit, n, rate.Per, l.now())
 	return nil
 }
 
@@ -82,7 +94,7 @@ func (l *LocalLimits) Sweep(now time.Time) { l.l.Sweep(now) }
 
 // take spends one unit of key's limit.
 func take(ctx context.Context, l Limits, key string, limit int) (LimitDecision, error) {
-	return l.TakeN(ctx, key, limit, 1)
+	return l.TakeN(ctx, key, PerMinute(limit), 1)
 }
 
 // Keys of the limits tokend keeps.

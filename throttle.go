@@ -45,7 +45,7 @@ func (t *Throttle) Fail(ctx context.Context, client string) (LimitDecision, erro
 // forgive gives back one failure Fail spent for client. At worst, when the
 // limits cannot be reached, the address keeps it for a minute.
 func (t *Throttle) forgive(ctx context.Context, client string) {
-	_ = t.Limits.RefundN(context.WithoutCancel(ctx), failureKey(ThrottleKey(client)), t.limit(), 1)
+	_ = t.Limits.RefundN(context.WithoutCancel(ctx), failureKey(ThrottleKey(client)), PerMinute(t.limit()), 1)
 }
 
 // Gate looks up credentials that memory did not answer, under a Throttle.

@@ -320,7 +320,7 @@ func (a *Authenticator) take(r *http.Request, e *entry) *Error {
 	if e.limit <= 0 {
 		return nil
 	}
-	d, _ := a.limits.TakeN(r.Context(), e.limitKey, e.limit, 1) // local limits never fail
+	d, _ := a.limits.TakeN(r.Context(), e.limitKey, tokend.PerMinute(e.limit), 1) // local limits never fail
 	if d.Allowed {
 		return nil
 	}

@@ -81,28 +81,34 @@ func (l *Limiter[K]) cellOf(key K, create bool) *cell {
 
 // Take spends one request of key's limit at now if it conforms.
 func (l *Limiter[K]) Take(key K, limit int, now time.Time) Decision {
-	return l.decide(key, limit, 1, now, true)
+	return l.decide(key, limit, 1, l.period, now, true)
 }
 
 // TakeN spends n units of key's limit at once (the recipients of one send,
 // say), all or none: they conform if, after them, the key is no more than
 // one period ahead of now. n above limit never conforms.
 func (l *Limiter[K]) TakeN(key K, limit, n int, now time.Time) Decision {
-	return l.decide(key, limit, max(n, 1), now, true)
+	return l.decide(key, limit, max(n, 1), l.period, now, true)
+}
+
+// TakeNPer is TakeN for a limit counted per period rather than the
+// limiter's own. A key must always be spent with one period.
+func (l *Limiter[K]) TakeNPer(key K, limit, n int, period time.Duration, now time.Time) Decision {
+	return l.decide(key, limit, max(n, 1), period, now, true)
 }
 
 // Peek reports whether key could take one request at now, without spending it.
 func (l *Limiter[K]) Peek(key K, limit int, now time.Time) Decision {
-	return l.decide(key, limit, 1, now, false)
+	return l.decide(key, limit, 1, l.period, now, false)
 }
 
-func (l *Limiter[K]) decide(key K, limit, n int, now time.Time, spend bool) Decision {
+func (l *Limiter[K]) decide(key K, limit, n int, per time.Duration, now time.Time, spend bool) Decision {
 	if limit <= 0 || n > limit {
-		return Decision{Limit: limit, RetryAfter: l.period, Reset: l.period}
+		return Decision{Limit: limit, RetryAfter: per, Reset: per}
 	}
-	interval := int64(l.period / time.Duration(limit))
+	interval := max(int64(per/time.Duration(limit)), 1)
 	cost := interval * int64(n)
-	period, t := int64(l.period), l.since(now)
+	period, t := int64(per), l.since(now)
 	for {
 		c := l.cellOf(key, spend)
 		old := int64(unset)
@@ -141,10 +147,15 @@ func (l *Limiter[K]) Refund(key K, limit int, now time.Time) { l.RefundN(key, li
 
 // RefundN gives back n units that TakeN spent, as Refund gives back one.
 func (l *Limiter[K]) RefundN(key K, limit, n int, now time.Time) {
+	l.RefundNPer(key, limit, n, l.period, now)
+}
+
+// RefundNPer is RefundN for a limit TakeNPer spent per period.
+func (l *Limiter[K]) RefundNPer(key K, limit, n int, period time.Duration, now time.Time) {
 	if limit <= 0 || n <= 0 {
 		return
 	}
-	interval := int64(l.period/time.Duration(limit)) * int64(n)
+	interval := max(int64(period/time.Duration(limit)), 1) * int64(n)
 	c := l.cellOf(key, false)
 	if c == nil {
 		return

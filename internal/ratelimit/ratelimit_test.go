@@ -206,3 +206,26 @@ func TestRefundNGivesBackUnits(t *testing.T) {
 		t.Fatalf("a refund made the key better than rested: %+v", d)
 	}
 }
+
+// A key spent per its own period (a token's "3 per 10 s") has the burst of
+// its limit and refills at period/limit, whatever the limiter's period.
+func TestTakeNPerCountsInItsOwnPeriod(t *testing.T) {
+	l := New[string](time.Minute)
+	for i := range 3 {
+		if d := l.TakeNPer("k", 3, 1, 10*time.Second, t0); !d.Allowed || d.Remaining != 2-i {
+			t.Fatalf("request %d: %+v", i, d)
+		}
+	}
+	interval := 10 * time.Second / 3
+	d := l.TakeNPer("k", 3, 1, 10*time.Second, t0)
+	if d.Allowed || d.RetryAfter != 4*interval-10*time.Second || d.Reset != 3*interval {
+		t.Fatalf("4th request: %+v, want refused, retry after 3.33s, reset in 10s", d)
+	}
+	l.RefundNPer("k", 3, 1, 10*time.Second, t0)
+	if d := l.TakeNPer("k", 3, 1, 10*time.Second, t0); !d.Allowed {
+		t.Fatalf("after a refund: %+v", d)
+	}
+	if d := l.TakeNPer("k", 3, 1, 10*time.Second, t0.Add(interval)); !d.Allowed || d.Remaining != 0 {
+		t.Fatalf("one interval later: %+v", d)
+	}
+}

@@ -167,10 +167,11 @@ return 1
 
 const keyPrefix = "tokend:limit:"
 
-// TakeN spends n units of key's per-minute limit at once, all or none; n
-// above limit never conforms.
-func (l *Limits) TakeN(ctx context.Context, key string, limit, n int) (tokend.LimitDecision, error) {
+// TakeN spends n units of key's rate at once, all or none; n above its
+// Limit never conforms.
+func (l *Limits) TakeN(ctx context.Context, key string, rate tokend.Rate, n int) (tokend.LimitDecision, error) {
 	n = max(n, 1)
+	limit, period := rate.Limit, rate.Per
 	if limit <= 0 || n > limit {
 		return tokend.LimitDecision{Limit: limit, RetryAfter: period, Reset: period}, nil
 	}
@@ -178,7 +179,7 @@ func (l *Limits) TakeN(ctx context.Context, key string, limit, n int) (tokend.Li
 	// counts as 60 million.
 	interval := max(period/time.Duration(limit), time.Microsecond)
 	if !l.allowCall() {
-		return l.fallback(key, limit, n)
+		return l.fallback(key, rate, n)
 	}
 	cctx, cancel := context.WithTimeout(ctx, l.opts.Timeout)
 	res, err := take.Run(cctx, l.client, []string{keyPrefix + key}, interval.Microseconds(), period.Microseconds(), n).Int64Slice()
@@ -191,7 +192,7 @@ func (l *Limits) TakeN(ctx context.Context, key string, limit, n int) (tokend.Li
 			return tokend.LimitDecision{}, ctx.Err() // the client left; not Redis's fault
 		}
 		l.failed(err)
-		return l.fallback(key, limit, n)
+		return l.fallback(key, rate, n)
 	}
 	l.succeeded()
 	return tokend.LimitDecision{
@@ -201,13 +202,13 @@ func (l *Limits) TakeN(ctx context.Context, key string, limit, n int) (tokend.Li
 }
 
 // RefundN gives back n units TakeN spent.
-func (l *Limits) RefundN(ctx context.Context, key string, limit, n int) error {
-	if limit <= 0 || n <= 0 {
+func (l *Limits) RefundN(ctx context.Context, key string, rate tokend.Rate, n int) error {
+	if rate.Limit <= 0 || n <= 0 {
 		return nil
 	}
-	interval := max(period/time.Duration(limit), time.Microsecond)
+	interval := max(rate.Per/time.Duration(rate.Limit), time.Microsecond)
 	if !l.allowCall() {
-		l.local.RefundN(key, limit, n, time.Now())
+		l.local.RefundNPer(key, rate.Limit, n, rate.Per, time.Now())
 		return nil
 	}
 	cctx, cancel := context.WithTimeout(ctx, l.opts.Timeout)
@@ -223,11 +224,11 @@ func (l *Limits) RefundN(ctx context.Context, key string, limit, n int) error {
 // errUnavailable is what the closed policy answers while Redis cannot decide.
 var errUnavailable = errors.New("redis cannot decide the limit")
 
-func (l *Limits) fallback(key string, limit, n int) (tokend.LimitDecision, error) {
+func (l *Limits) fallback(key string, rate tokend.Rate, n int) (tokend.LimitDecision, error) {
 	if l.opts.Policy == FailClosed {
 		return tokend.LimitDecision{}, errUnavailable
 	}
-	return tokend.LimitDecision(l.local.TakeN(key, limit, n, time.Now())), nil
+	return tokend.LimitDecision(l.local.TakeNPer(key, rate.Limit, n, rate.Per, time.Now())), nil
 }
 
 // allowCall reports whether Redis may be called: the circuit is closed, or

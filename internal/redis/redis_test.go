@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tokend/tokend"
 	"github.com/tokend/tokend/internal/redis"
 	"github.com/tokend/tokend/internal/testutil"
 )
@@ -38,7 +39,7 @@ func TestLimitHoldsAcrossInstances(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			d, err := instances[i%3].TakeN(context.Background(), "plan:1:live", limit, 1)
+			d, err := instances[i%3].TakeN(context.Background(), "plan:1:live", tokend.PerMinute(limit), 1)
 			if err != nil {
 				t.Error(err)
 				return
@@ -52,22 +53,22 @@ func TestLimitHoldsAcrossInstances(t *testing.T) {
 	if n := admitted.Load(); n != limit {
 		t.Errorf("300 requests over three instances admitted %d, want exactly %d", n, limit)
 	}
-	d, _ := instances[0].TakeN(context.Background(), "plan:1:live", limit, 1)
+	d, _ := instances[0].TakeN(context.Background(), "plan:1:live", tokend.PerMinute(limit), 1)
 	if d.Allowed || d.RetryAfter <= 0 || d.RetryAfter > 600*time.Millisecond || d.Limit != limit {
 		t.Errorf("after the burst: %+v, want refused with a retry within one interval (600 ms)", d)
 	}
 	// Another key is untouched; remaining counts down.
-	d, _ = instances[1].TakeN(context.Background(), "plan:2:live", limit, 1)
+	d, _ = instances[1].TakeN(context.Background(), "plan:2:live", tokend.PerMinute(limit), 1)
 	if !d.Allowed || d.Remaining != limit-1 {
 		t.Errorf("a fresh key: %+v", d)
 	}
 	// A limit past a microsecond's resolution still answers sensibly.
-	if d, err := instances[0].TakeN(context.Background(), "plan:3:live", 1_000_000_000, 1); err != nil || !d.Allowed || d.Remaining <= 0 || d.Remaining > 1_000_000_000 {
+	if d, err := instances[0].TakeN(context.Background(), "plan:3:live", tokend.PerMinute(1_000_000_000), 1); err != nil || !d.Allowed || d.Remaining <= 0 || d.Remaining > 1_000_000_000 {
 		t.Errorf("a huge limit: %+v %v", d, err)
 	}
 	// A refund gives one back.
-	instances[2].RefundN(context.Background(), "plan:1:live", limit, 1)
-	if d, _ := instances[2].TakeN(context.Background(), "plan:1:live", limit, 1); !d.Allowed {
+	instances[2].RefundN(context.Background(), "plan:1:live", tokend.PerMinute(limit), 1)
+	if d, _ := instances[2].TakeN(context.Background(), "plan:1:live", tokend.PerMinute(limit), 1); !d.Allowed {
 		t.Errorf("after a refund: %+v", d)
 	}
 }
@@ -82,21 +83,21 @@ func TestRedisDownFollowsThePolicy(t *testing.T) {
 	srv.Stop()
 	ctx := context.Background()
 	for i := range 5 {
-		d, err := open.TakeN(ctx, "k", 3, 1)
+		d, err := open.TakeN(ctx, "k", tokend.PerMinute(3), 1)
 		if err != nil {
 			t.Fatalf("open policy, Redis down: %v", err)
 		}
 		if want := i < 3; d.Allowed != want { // counted in memory: the limit still holds here
 			t.Errorf("open policy take %d: allowed %v, want %v", i, d.Allowed, want)
 		}
-		if _, err := closed.TakeN(ctx, "k", 3, 1); err == nil {
+		if _, err := closed.TakeN(ctx, "k", tokend.PerMinute(3), 1); err == nil {
 			t.Errorf("closed policy take %d with Redis down: no error", i)
 		}
 	}
 	// The circuit is open: a call costs nothing while it is.
 	start := time.Now()
 	for range 100 {
-		closed.TakeN(ctx, "k", 3, 1)
+		closed.TakeN(ctx, "k", tokend.PerMinute(3), 1)
 	}
 	if d := time.Since(start); d > 50*time.Millisecond {
 		t.Errorf("100 takes with the circuit open took %v", d)
@@ -104,7 +105,7 @@ func TestRedisDownFollowsThePolicy(t *testing.T) {
 	srv.Start(t)
 	deadline := time.Now().Add(5 * time.Second)
 	for {
-		if _, err := closed.TakeN(ctx, "k2", 3, 1); err == nil {
+		if _, err := closed.TakeN(ctx, "k2", tokend.PerMinute(3), 1); err == nil {
 			break
 		}
 		if time.Now().After(deadline) {
@@ -113,7 +114,7 @@ func TestRedisDownFollowsThePolicy(t *testing.T) {
 		time.Sleep(50 * time.Millisecond)
 	}
 	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
-		open.TakeN(ctx, "k3", 3, 1)
+		open.TakeN(ctx, "k3", tokend.PerMinute(3), 1)
 		mu.Lock()
 		n := len(states)
 		mu.Unlock()
@@ -136,7 +137,7 @@ func TestSlowRedisIsBounded(t *testing.T) {
 	srv.Stop()
 	testutil.Silent(t, srv.Addr) // silent, on Redis's address
 	start := time.Now()
-	d, err := l.TakeN(context.Background(), "k", 10, 1)
+	d, err := l.TakeN(context.Background(), "k", tokend.PerMinute(10), 1)
 	if err != nil || !d.Allowed {
 		t.Errorf("open policy against a silent Redis: %+v %v", d, err)
 	}
@@ -161,7 +162,7 @@ func TestTakeNHoldsAcrossInstances(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			d, err := instances[i%3].TakeN(context.Background(), "messages:1:live", limit, n)
+			d, err := instances[i%3].TakeN(context.Background(), "messages:1:live", tokend.PerMinute(limit), n)
 			if err != nil {
 				t.Error(err)
 				return
@@ -177,27 +178,27 @@ func TestTakeNHoldsAcrossInstances(t *testing.T) {
 	}
 	// Refused with what is left (nothing) and a retry of five units' time
 	// (3 s) less what passed since the sends (under 2 s, however slow the run).
-	d, err := instances[0].TakeN(context.Background(), "messages:1:live", limit, n)
+	d, err := instances[0].TakeN(context.Background(), "messages:1:live", tokend.PerMinute(limit), n)
 	if err != nil || d.Allowed || d.Remaining != 0 || d.RetryAfter <= time.Second || d.RetryAfter > 3*time.Second {
 		t.Errorf("after the allowance: %+v %v", d, err)
 	}
 	// A refund of 7 lets 5 through and leaves 2.
-	if err := instances[1].RefundN(context.Background(), "messages:1:live", limit, 7); err != nil {
+	if err := instances[1].RefundN(context.Background(), "messages:1:live", tokend.PerMinute(limit), 7); err != nil {
 		t.Fatal(err)
 	}
-	d, _ = instances[2].TakeN(context.Background(), "messages:1:live", limit, n)
+	d, _ = instances[2].TakeN(context.Background(), "messages:1:live", tokend.PerMinute(limit), n)
 	if !d.Allowed || d.Remaining != 2 {
 		t.Errorf("after a refund of 7: %+v", d)
 	}
 	// Refused with the 2 that are left.
-	if d, _ = instances[0].TakeN(context.Background(), "messages:1:live", limit, 3); d.Allowed || d.Remaining != 2 {
+	if d, _ = instances[0].TakeN(context.Background(), "messages:1:live", tokend.PerMinute(limit), 3); d.Allowed || d.Remaining != 2 {
 		t.Errorf("3 of the 2 left: %+v", d)
 	}
 	// More than the whole limit never passes, even on a fresh key.
-	if d, err := instances[0].TakeN(context.Background(), "messages:2:live", limit, limit+1); err != nil || d.Allowed {
+	if d, err := instances[0].TakeN(context.Background(), "messages:2:live", tokend.PerMinute(limit), limit+1); err != nil || d.Allowed {
 		t.Errorf("more than the limit on a fresh key: %+v %v", d, err)
 	}
-	if d, err := instances[0].TakeN(context.Background(), "messages:2:live", limit, limit); err != nil || !d.Allowed || d.Remaining != 0 {
+	if d, err := instances[0].TakeN(context.Background(), "messages:2:live", tokend.PerMinute(limit), limit); err != nil || !d.Allowed || d.Remaining != 0 {
 		t.Errorf("the whole limit on a fresh key: %+v %v", d, err)
 	}
 }

@@ -192,11 +192,11 @@ type sharedLimits struct {
 	got []string // the keys taken
 }
 
-func (s *sharedLimits) TakeN(ctx context.Context, key string, limit, n int) (tokend.LimitDecision, error) {
+func (s *sharedLimits) TakeN(ctx context.Context, key string, rate tokend.Rate, n int) (tokend.LimitDecision, error) {
 	s.mu.Lock()
 	s.got = append(s.got, key)
 	s.mu.Unlock()
-	return s.LocalLimits.TakeN(ctx, key, limit, n)
+	return s.LocalLimits.TakeN(ctx, key, rate, n)
 }
 
 // With limits shared across instances, an address's guesses at one
