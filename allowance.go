@@ -23,6 +23,9 @@ import (
 type Allowance struct {
 	LimitDecision
 	Set bool
+	// Quota is the token's quota of emails after the send; nil when it has
+	// none (or one of requests).
+	Quota *QuotaState
 }
 
 // Reasons of the allowance's errors, for adapters that name them.
@@ -71,6 +74,19 @@ func (v *Verifier) spendMessages(ctx context.Context, t *Token, n int) (Allowanc
 			Message: fmt.Sprintf("Message allowance exceeded: this request has %s and %d of the %d messages a minute this account's %s may send are left; "+
 				"retry after Retry-After seconds, or send to fewer recipients at a time", recipientCount(n), d.Remaining, limit, keys)}
 	}
+	if q := t.Quota; q != nil && q.Unit == QuotaEmails {
+		state, err := v.quotas.spend(ctx, t, int64(n))
+		if err != nil {
+			_ = v.limits.RefundN(context.WithoutCancel(ctx), messageKey(t.AccountID, test), PerMinute(limit), n)
+			a.Remaining = min(a.Remaining+n, a.Limit)
+			if ErrorCode(err) == ERATELIMITED {
+				a.Quota = &state
+				a.RetryAfter = state.ResetsAt.Sub(v.opts.Now())
+			}
+			return a, err
+		}
+		a.Quota = &state
+	}
 	return a, nil
 }
 
@@ -81,8 +97,8 @@ func recipientCount(n int) string {
 	return strconv.Itoa(n) + " recipients"
 }
 
-// refundMessages gives back n messages that spendMessages spent for t, and
-// counts them in a's Remaining.
+// refundMessages gives back n messages that spendMessages spent for t (and
+// of its quota of emails), and counts them in a's Remaining.
 func (v *Verifier) refundMessages(ctx context.Context, t *Token, n int, a *Allowance) {
 	if n <= 0 {
 		return
@@ -92,4 +108,7 @@ func (v *Verifier) refundMessages(ctx context.Context, t *Token, n int, a *Allow
 	// messages spent for up to a minute.
 	_ = v.limits.RefundN(context.WithoutCancel(ctx), messageKey(t.AccountID, t.Environment == Test), PerMinute(limit), n)
 	a.Remaining = min(a.Remaining+n, a.Limit)
+	if q := t.Quota; q != nil && q.Unit == QuotaEmails {
+		v.quotas.refund(ctx, t, int64(n), a.Quota)
+	}
 }

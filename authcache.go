@@ -77,7 +77,11 @@ func (c *authCache) flush() {
 func principal(t *Token) *Token {
 	p := &Token{ID: t.ID, AccountID: t.AccountID, Name: t.Name, Environment: t.Environment,
 		Permissions: t.Permissions, AccountLimit: t.AccountLimit, AccountMessageLimit: t.AccountMessageLimit,
+		AllowedIPs: t.AllowedIPs, RateLimit: t.RateLimit, Quota: t.Quota,
 		plan: planKey(t.AccountID, t.Environment == Test)}
+	if t.RateLimit != nil {
+		p.own = tokenKey(t)
+	}
 	if t.ExpiresAt != nil {
 		exp := *t.ExpiresAt
 		p.ExpiresAt = &exp

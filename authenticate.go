@@ -9,7 +9,8 @@ import (
 
 // Authenticate returns the token whose value is raw. A value that fails the
 // format's checksum is rejected before any lookup. Unknown, deleted and expired
-// tokens give an EUNAUTHORIZED error. It never writes to the store, and with
+// tokens give an EUNAUTHORIZED error. The token's other guards (allowed IPs,
+// limits) are the Verifier's to check. It never writes to the store, and with
 // the cache it reads the store only the first time it sees a hash. The token
 // returned is shared: callers must not modify it.
 func (s *Service) Authenticate(ctx context.Context, raw string) (*Token, error) {
@@ -35,14 +36,14 @@ func (s *Service) find(ctx context.Context, raw string) (*Token, error) {
 	if string(t.Environment) != env {
 		return nil, errBadToken
 	}
-	if err := t.Guards().Admit(s.now()); err != nil {
-		if cached && err == errExpiredToken {
+	if t.ExpiredAt(s.now()) {
+		if cached {
 			// It will not work again: let it leave memory. Only a cached token is
 			// evicted, so replaying an expired token cannot keep bumping the
 			// generation and spoil other tokens' refills.
 			s.cache.EvictToken(t.ID)
 		}
-		return t, err
+		return t, errExpiredToken
 	}
 	return t, nil
 }
@@ -61,7 +62,7 @@ func (s *Service) AuthenticateCached(raw string) *Token {
 	}
 	h := apikey.Hash(raw)
 	t, _ := s.cache.get(&h)
-	if t == nil || string(t.Environment) != env || t.Guards().Admit(s.now()) != nil {
+	if t == nil || string(t.Environment) != env || t.ExpiredAt(s.now()) {
 		return nil
 	}
 	return t

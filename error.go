@@ -81,6 +81,15 @@ func ErrorCode(err error) string {
 	return EINTERNAL
 }
 
+// reason returns err's Reason, or "" when it has none.
+func reason(err error) string {
+	var e *Error
+	if errors.As(err, &e) {
+		return e.Reason
+	}
+	return ""
+}
+
 // FieldErrors collects validation messages by field. The zero value is ready to use.
 type FieldErrors map[string][]string
 

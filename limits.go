@@ -109,6 +109,14 @@ func messageKey(account int64, test bool) string {
 	return "messages:" + accountEnv(account, test)
 }
 
+// tokenKey names a token's own rate limit.
+func tokenKey(t *Token) string {
+	if t.own != "" {
+		return t.own
+	}
+	return "token:" + strconv.FormatInt(t.ID, 10)
+}
+
 // failureKey names a client address's failed-authentication budget; client
 // is a ThrottleKey.
 func failureKey(client string) string { return "fail:" + client }

@@ -29,12 +29,30 @@ type TokenInput struct {
 	Permissions []Permission
 	Environment Environment // "" means live
 	Expiry      Expiry
+	Guards      GuardsInput // allowed IPs, rate limit, quota: account admins only
 }
 
-// TokenPatch changes a token's name, its permissions, or both.
+// TokenPatch changes a token's name, its permissions, its guards, or any of
+// them.
 type TokenPatch struct {
 	Name        *string
 	Permissions *[]Permission
+	Guards      GuardsInput
+}
+
+// mayGuard is the rule for setting, relaxing or removing a token's guards:
+// only an account admin may, and never on itself (target 0: a new token),
+// so that a token restricted to some addresses or limits cannot lift them.
+func (t *Token) mayGuard(target int64) error {
+	if t.LevelOn(accountResource(t.AccountID)) < Admin {
+		return &Error{Code: EFORBIDDEN, Reason: "insufficient_permissions",
+			Message: "Only an account admin may set a token's allowed_ips, rate_limit or quota"}
+	}
+	if t.ID != 0 && t.ID == target {
+		return &Error{Code: EFORBIDDEN, Reason: "insufficient_permissions",
+			Message: "A token cannot change its own allowed_ips, rate_limit or quota: use another account admin token or the dashboard"}
+	}
+	return nil
 }
 
 // ListTokens returns the tokens the caller can see, in ID order.
@@ -92,6 +110,7 @@ func (s *Service) CreateToken(ctx context.Context, caller *Token, in TokenInput)
 		fe.Add("environment", "must be live or test")
 	}
 	validatePermissions(&fe, in.Permissions)
+	validateGuards(&fe, in.Guards)
 	expiresAt := s.expiry(&fe, in.Expiry, now)
 	if err := fe.Err(); err != nil {
 		return nil, err
@@ -101,6 +120,11 @@ func (s *Service) CreateToken(ctx context.Context, caller *Token, in TokenInput)
 		if err := caller.mayMint(env); err != nil {
 			return err
 		}
+		if in.Guards.set() {
+			if err := caller.mayGuard(0); err != nil {
+				return err
+			}
+		}
 		c, err := loadCatalog(ctx, tx, caller.AccountID)
 		if err != nil {
 			return err
@@ -108,14 +132,16 @@ func (s *Service) CreateToken(ctx context.Context, caller *Token, in TokenInput)
 		if err := c.checkGrant(caller, in.Permissions, nil); err != nil {
 			return err
 		}
-		out, err = s.issue(ctx, tx, &Token{
+		t := &Token{
 			AccountID:   caller.AccountID,
 			Name:        name,
 			Environment: env,
 			CreatedBy:   caller.Name,
 			ExpiresAt:   expiresAt,
 			Permissions: in.Permissions,
-		}, now, "")
+		}
+		in.Guards.apply(t, map[string]any{})
+		out, err = s.issue(ctx, tx, t, now, "")
 		if err != nil {
 			return err
 		}
@@ -141,6 +167,7 @@ func (s *Service) UpdateToken(ctx context.Context, caller *Token, id int64, p To
 	if p.Permissions != nil {
 		validatePermissions(&fe, *p.Permissions)
 	}
+	validateGuards(&fe, p.Guards)
 	var out *Token
 	var change AuthChange // recorded in the transaction, evicted once it commits
 	err := s.writeAs(ctx, caller, func(tx Tx, caller *Token) error {
@@ -151,7 +178,13 @@ func (s *Service) UpdateToken(ctx context.Context, caller *Token, id int64, p To
 		if err := fe.Err(); err != nil {
 			return err
 		}
+		if p.Guards.set() {
+			if err := caller.mayGuard(t.ID); err != nil {
+				return err
+			}
+		}
 		details := map[string]any{}
+		p.Guards.apply(t, details)
 		if p.Name != nil {
 			details["name"] = map[string]any{"from": t.Name, "to": name}
 			t.Name = name
@@ -214,7 +247,8 @@ func (s *Service) DeleteToken(ctx context.Context, caller *Token, id int64) erro
 }
 
 // ResetToken replaces a token the caller can see with a new one holding the
-// same permissions and environment, in one transaction. The old token keeps
+// same permissions, environment and guards (its quota as spent so far), in
+// one transaction. The old token keeps
 // working for the reset grace period (or until its own earlier expiry). A token
 // already reset or expired is EINVALID.
 func (s *Service) ResetToken(ctx context.Context, caller *Token, id int64, expiry Expiry) (*IssuedToken, error) {
@@ -246,9 +280,19 @@ func (s *Service) ResetToken(ctx context.Context, caller *Token, id int64, expir
 			CreatedBy:   caller.Name,
 			ExpiresAt:   expiresAt,
 			Permissions: old.Permissions,
+			AllowedIPs:  old.AllowedIPs,
+			RateLimit:   old.RateLimit,
+			Quota:       old.Quota,
 		}, now, baseName(old.Name))
 		if err != nil {
 			return err
+		}
+		if old.Quota != nil {
+			// The new token goes on from what the old one spent: a reset
+			// does not refill a quota.
+			if err := tx.CopyQuotaUsage(ctx, old.ID, out.ID); err != nil {
+				return err
+			}
 		}
 		graceEnd := now.Add(s.opts.ResetGrace)
 		if old.ExpiresAt == nil || old.ExpiresAt.After(graceEnd) {
@@ -315,7 +359,17 @@ func (s *Service) PurgeExpired(ctx context.Context) (int64, error) {
 
 // tokenDetails describes a token for the audit log: never its value or hash.
 func tokenDetails(t *Token) map[string]any {
-	return map[string]any{"name": t.Name, "environment": t.Environment, "resources": permissionDetails(t.Permissions)}
+	d := map[string]any{"name": t.Name, "environment": t.Environment, "resources": permissionDetails(t.Permissions)}
+	if len(t.AllowedIPs) > 0 {
+		d["allowed_ips"] = ipStrings(t.AllowedIPs)
+	}
+	if t.RateLimit != nil {
+		d["rate_limit"] = rateDetails(t.RateLimit)
+	}
+	if t.Quota != nil {
+		d["quota"] = quotaDetails(t.Quota)
+	}
+	return d
 }
 
 func permissionDetails(perms []Permission) []map[string]any {

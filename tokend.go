@@ -7,6 +7,7 @@ package tokend
 
 import (
 	"context"
+	"net/netip"
 	"time"
 )
 
@@ -149,6 +150,16 @@ type Token struct {
 	LastUsedAt  *time.Time // as last flushed from memory; see Service.LastUsed for the live value
 	Permissions []Permission
 
+	// The token's own guards (see Guards): the networks it may be used
+	// from (empty: any), its rate limit below the plan's and its quota
+	// (nil: none).
+	AllowedIPs []netip.Prefix
+	RateLimit  *Rate
+	Quota      *Quota
+	// QuotaUsed is what the token spent of its quota, as loaded by the
+	// store's token listings (Tx.Token, Tx.Tokens); nil if nothing yet.
+	QuotaUsed *QuotaUsage
+
 	// AccountLimit is the requests-per-minute limit of the token's account at
 	// the time the token was looked up, and AccountMessageLimit its message
 	// allowance (messages per minute). Filled by Store.TokenByHash and
@@ -160,9 +171,10 @@ type Token struct {
 	// signed in to the dashboard (see User.Principal) rather than a stored token.
 	UserID int64
 
-	// plan is the key of the token's plan limit, made once for a token
-	// kept in the authentication cache (see principal).
-	plan string
+	// plan and own are the keys of the token's plan limit and of its own
+	// rate limit, made once for a token kept in the authentication cache
+	// (see principal).
+	plan, own string
 }
 
 // planKey is the key of t's plan limit in Limits.
@@ -205,6 +217,15 @@ type Store interface {
 	// afterID, oldest first; LastAuthChange is the highest ID so far (0: none).
 	AuthChangesSince(ctx context.Context, afterID int64) ([]AuthChange, error)
 	LastAuthChange(ctx context.Context) (int64, error)
+	// SpendQuota spends n units of a token's quota of limit in the period
+	// that started at start, all or none, atomically across every process
+	// sharing the store: it returns what the period has used after the
+	// spend and true, or what it has used and false when n more would go
+	// over limit. A period other than the one recorded starts from zero.
+	SpendQuota(ctx context.Context, tokenID int64, start time.Time, limit, n int64) (used int64, ok bool, err error)
+	// RefundQuota gives back n units SpendQuota spent in the period that
+	// started at start; nothing once another period has begun.
+	RefundQuota(ctx context.Context, tokenID int64, start time.Time, n int64) error
 	Close() error
 }
 
@@ -248,14 +269,18 @@ type Tx interface {
 	// permission that names any of them.
 	DeleteResource(ctx context.Context, typ ResourceType, id int64) error
 
-	// CreateToken inserts t with its permissions and sets its ID.
+	// CreateToken inserts t with its permissions and guards and sets its ID.
 	CreateToken(ctx context.Context, t *Token) error
 	Token(ctx context.Context, id int64) (*Token, error)
 	// Tokens lists an account's tokens with their permissions, in ID order.
 	Tokens(ctx context.Context, accountID int64) ([]Token, error)
-	// UpdateToken stores t's name, expiry, reset time and permissions.
+	// UpdateToken stores t's name, expiry, reset time, permissions and
+	// guards (allowed IPs, rate limit, quota).
 	UpdateToken(ctx context.Context, t *Token) error
 	DeleteToken(ctx context.Context, id int64) error
+	// CopyQuotaUsage gives token to what token from has spent of its quota
+	// in its current period.
+	CopyQuotaUsage(ctx context.Context, from, to int64) error
 	// DeleteTokensExpiredBefore deletes tokens whose expires_at is at or before
 	// cutoff and returns how many it deleted.
 	DeleteTokensExpiredBefore(ctx context.Context, cutoff time.Time) (int64, error)

@@ -19,22 +19,33 @@ const (
 	CodeExpired                 VerifyCode = "EXPIRED"
 	CodeRateLimited             VerifyCode = "RATE_LIMITED"
 	CodeInsufficientPermissions VerifyCode = "INSUFFICIENT_PERMISSIONS"
+	CodeIPNotAllowed            VerifyCode = "IP_NOT_ALLOWED"
+	CodeUsageExceeded           VerifyCode = "USAGE_EXCEEDED"
 )
 
 // Verification is what a service learns about a token it was handed.
 type Verification struct {
 	Code VerifyCode
+	// Reason names the rule behind a refusal among VALID's neighbours:
+	// ip_not_allowed, token_rate_limited, rate_limited, quota_exceeded;
+	// "" otherwise.
+	Reason string
 	// Token is the verified token whenever it belongs to the asking service's
 	// account (every code but NOT_FOUND); nil otherwise.
 	Token *Token
-	// Limit is the verified token's plan limit after this request; LimitSet
-	// with VALID, RATE_LIMITED and INSUFFICIENT_PERMISSIONS.
+	// Limit is the verified token's plan limit after this request (its own
+	// limit when that refused it before the plan was charged); LimitSet
+	// with VALID, RATE_LIMITED and INSUFFICIENT_PERMISSIONS. Spent is the
+	// tighter of the two, for the headers.
 	Limit    LimitDecision
 	LimitSet bool
 	// Spent is the plan limit this verification spent, for rate-limit
 	// headers: the verified token's when it authenticated, otherwise the
 	// asking service's own.
 	Spent LimitDecision
+	// Quota is the verified token's quota after this request (nil when it
+	// has none).
+	Quota *QuotaState
 }
 
 // MaxRequiredPermissions bounds the permissions one verification may ask about.
@@ -47,13 +58,20 @@ const MaxRequiredPermissions = 20
 // token must hold, by containment (INSUFFICIENT_PERMISSIONS otherwise);
 // invalid entries are EINVALID.
 //
-// Each verification spends one request, once: of the verified token's plan
-// limit when it authenticates (the request is the token's, and counts in its
-// usage), otherwise of the caller's allowance of verifications that find no
-// valid token (a bucket the size of the plan limit beside it, so that
-// made-up tokens cannot spend the account's real limit). When that allowance
-// is spent the error is ErrRateLimited.
-func (v *Verifier) VerifyToken(ctx context.Context, caller *Token, value string, required []Permission) (Verification, error) {
+// ip is the address the token's holder called the service from, checked
+// against the token's allowed_ips (IP_NOT_ALLOWED outside them, and for a
+// token that has them when ip is empty: the service cannot vouch for where
+// it came from).
+//
+// Each verification spends one request, once: of the verified token's
+// limits when it authenticates (the request is the token's, and counts in
+// its usage): its own rate limit (RATE_LIMITED), its quota of requests
+// (USAGE_EXCEEDED) and its plan limit (RATE_LIMITED); otherwise of the
+// caller's allowance of verifications that find no valid token (a bucket
+// the size of the plan limit beside it, so that made-up tokens cannot spend
+// the account's real limit). When that allowance is spent the error is
+// ErrRateLimited.
+func (v *Verifier) VerifyToken(ctx context.Context, caller *Token, value, ip string, required []Permission) (Verification, error) {
 	if err := MayVerify(caller); err != nil {
 		return Verification{}, err
 	}
@@ -70,15 +88,29 @@ func (v *Verifier) VerifyToken(ctx context.Context, caller *Token, value string,
 	if err == errExpiredToken {
 		return v.chargeCaller(ctx, caller, Verification{Code: CodeExpired, Token: t})
 	}
+	if !t.Guards().AllowsIP(ip) {
+		return v.chargeCaller(ctx, caller, Verification{Code: CodeIPNotAllowed, Reason: ReasonIPNotAllowed, Token: t})
+	}
 	d := Decision{Token: t}
 	v.charge(ctx, &d)
-	if d.Err == ErrLimitsUnavailable {
-		return Verification{}, d.Err
+	switch {
+	case d.Err == nil, d.Outcome == VerifyRateLimited:
+	default:
+		return Verification{}, d.Err // the limits or the store cannot be reached
 	}
-	out := Verification{Code: CodeValid, Token: t, Limit: d.Limit, LimitSet: true, Spent: d.Limit}
+	out := Verification{Code: CodeValid, Token: t, Limit: d.Limit, LimitSet: d.LimitSet, Spent: d.Limit, Quota: d.Quota}
+	if d.PlanSet {
+		out.Limit = d.Plan
+	}
 	outcome := OutcomeSuccess
-	if !d.Limit.Allowed {
-		out.Code, outcome = CodeRateLimited, OutcomeRateLimited
+	if d.Err != nil && !d.LimitSet {
+		// The quota refused it before any rate limit was charged: the
+		// headers report what the caller's own request spent.
+		out.Code, out.Reason = CodeUsageExceeded, ReasonQuotaExceeded
+		return v.chargeCaller(ctx, caller, out)
+	}
+	if d.Err != nil {
+		out.Code, out.Reason, outcome = CodeRateLimited, reason(d.Err), OutcomeRateLimited
 	} else if ok, err := v.svc.holds(ctx, t, required); err != nil {
 		return Verification{}, err
 	} else if !ok {

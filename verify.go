@@ -26,6 +26,8 @@ var (
 	ErrTwoTokens     = &Error{Code: EUNAUTHORIZED, Message: "Every Api-Token and Authorization header must carry the same token", Reason: "invalid_api_key"}
 	ErrRateLimited   = &Error{Code: ERATELIMITED, Message: "Rate limit exceeded", Reason: "rate_limited"}
 	ErrThrottled     = &Error{Code: ERATELIMITED, Message: "Too many failed authentications from your address; retry later", Reason: "auth_throttled"}
+	// ErrTokenRateLimited refuses a request over the token's own rate limit.
+	ErrTokenRateLimited = &Error{Code: ERATELIMITED, Message: "This token's rate limit is exceeded", Reason: ReasonTokenRateLimited}
 )
 
 // Value returns the one token value c presents. Every value of every header
@@ -74,13 +76,16 @@ const (
 	VerifyInvalid                          // malformed, forged, unknown or deleted token
 	VerifyExpired                          // a token past its expiry
 	VerifyThrottled                        // the client address spent its failed-authentication budget
-	VerifyRateLimited                      // authenticated, but the account's plan limit is spent
+	VerifyRateLimited                      // authenticated, but the token's or the plan's limit or the token's quota is spent
+	VerifyIPRefused                        // a token used from outside its allowed_ips
 	VerifyError                            // the store failed
 )
 
 // Decision is the outcome of one verification. Token is set whenever the
-// credential authenticated, even when Err is a spent plan limit; Limit is
-// the plan limit's state once it was charged.
+// credential authenticated, even when Err is a spent limit; Limit is the
+// state of the tighter of the token's own limit and its plan's once they
+// were charged (the one the rate-limit headers report), and Quota the
+// token's quota after a request that spent it.
 type Decision struct {
 	Token      *Token
 	Err        error
@@ -88,6 +93,11 @@ type Decision struct {
 	Limit      LimitDecision
 	LimitSet   bool          // Limit was charged and its headers apply
 	RetryAfter time.Duration // with ERATELIMITED errors
+	Quota      *QuotaState
+	// Plan is the plan limit's state once it was charged (PlanSet), when
+	// Limit may be the token's own.
+	Plan    LimitDecision
+	PlanSet bool
 }
 
 // Defaults of the verification policy.
@@ -129,6 +139,7 @@ type Verifier struct {
 	limits   Limits
 	throttle *Throttle
 	gate     *Gate[found]
+	quotas   *quotas
 	finds    singleflight.Group // store reads of VerifyToken's values, shared
 }
 
@@ -154,7 +165,8 @@ func NewVerifier(svc *Service, opts VerifierOptions) *Verifier {
 		opts.Limits = NewLocalLimits(opts.Now)
 	}
 	throttle := &Throttle{Limits: opts.Limits, Limit: opts.AuthFailureLimit}
-	return &Verifier{svc: svc, opts: opts, limits: opts.Limits, throttle: throttle, gate: NewGate[found](throttle)}
+	return &Verifier{svc: svc, opts: opts, limits: opts.Limits, throttle: throttle, gate: NewGate[found](throttle),
+		quotas: &quotas{store: svc.store, now: opts.Now}}
 }
 
 // Limits are the limits the verifier counts in.
@@ -189,9 +201,10 @@ func (v *Verifier) Authenticate(ctx context.Context, cred Credential, client str
 func (v *Verifier) VerifyIn(ctx context.Context, cred Credential, client string, account int64) Decision {
 	t, d := v.authenticate(ctx, cred, client)
 	if t != nil && t.AccountID != account {
-		// An expired token already spent its failure, as an unknown one
-		// does; a valid one was given its reservation back (or, verified
-		// before, never took one).
+		// An expired token, or one used from outside its allowed_ips,
+		// already spent its failure, as an unknown one does; a valid one
+		// was given its reservation back (or, verified before, never took
+		// one).
 		if d.Err == nil {
 			if fd, err := v.throttle.Fail(ctx, client); err != nil {
 				return refused(fd, err)
@@ -215,13 +228,60 @@ func refused(d LimitDecision, err error) Decision {
 	return Decision{Err: err, Outcome: VerifyError}
 }
 
-// charge spends one request of d.Token's plan limit (test keys count
-// against their own, larger one) and records the outcome in d.
-func (v *Verifier) charge(ctx context.Context, d *Decision) { v.chargeKey(ctx, d, false) }
+// charge spends one request of d.Token's limits in the guards' order: its
+// own rate limit, its quota when it counts requests, then its account's
+// plan limit (test keys count against their own, larger one). A request
+// one of them refuses spends none of them; the decision records the
+// refusal, or the tighter of the two rate limits for the headers.
+func (v *Verifier) charge(ctx context.Context, d *Decision) {
+	t := d.Token
+	var own LimitDecision
+	if t.RateLimit != nil {
+		var err error
+		if own, err = v.limits.TakeN(ctx, tokenKey(t), *t.RateLimit, 1); err != nil {
+			d.Err, d.Outcome = ErrLimitsUnavailable, VerifyError
+			return
+		}
+		if !own.Allowed {
+			d.Limit, d.LimitSet = own, true
+			d.Err, d.Outcome, d.RetryAfter = ErrTokenRateLimited, VerifyRateLimited, own.RetryAfter
+			return
+		}
+	}
+	refundOwn := func() {
+		if t.RateLimit != nil {
+			_ = v.limits.RefundN(context.WithoutCancel(ctx), tokenKey(t), *t.RateLimit, 1)
+		}
+	}
+	if q := t.Quota; q != nil && q.Unit == QuotaRequests {
+		state, err := v.quotas.spend(ctx, t, 1)
+		if err != nil {
+			refundOwn()
+			d.Err, d.Outcome = err, VerifyError
+			if ErrorCode(err) == ERATELIMITED {
+				d.Outcome, d.RetryAfter, d.Quota = VerifyRateLimited, state.ResetsAt.Sub(v.opts.Now()), &state
+			}
+			return
+		}
+		d.Quota = &state
+	}
+	v.chargeKey(ctx, d, false)
+	d.Plan, d.PlanSet = d.Limit, d.LimitSet
+	switch {
+	case d.Err != nil:
+		refundOwn()
+		if d.Quota != nil && t.Quota.Unit == QuotaRequests {
+			v.quotas.refund(ctx, t, 1, d.Quota)
+		}
+	case t.RateLimit != nil && own.Remaining < d.Limit.Remaining:
+		d.Limit = own
+	}
+}
 
-// chargeKey is charge; with miss set it spends from the allowance of
-// verifications that found no valid token, a bucket of the same size beside
-// the plan limit, so that made-up tokens cannot spend the real one.
+// chargeKey spends one request of d.Token's plan limit; with miss set it
+// spends from the allowance of verifications that found no valid token, a
+// bucket of the same size beside the plan limit, so that made-up tokens
+// cannot spend the real one.
 func (v *Verifier) chargeKey(ctx context.Context, d *Decision, miss bool) {
 	t := d.Token
 	limit := t.AccountLimit
@@ -244,11 +304,13 @@ func (v *Verifier) chargeKey(ctx context.Context, d *Decision, miss bool) {
 	}
 }
 
-// authenticate returns the token cred presents (an expired one too, with
-// d.Err saying so; nil on any other failure) and the decision, whose Token
-// is left for the caller to set. A token this process has verified passes
-// at once; a malformed credential spends one failure of client's budget;
-// anything else is looked up through the gate.
+// authenticate returns the token cred presents (an expired one, or one
+// used from outside its allowed_ips, too, with d.Err saying so; nil on any
+// other failure) and the decision, whose Token is left for the caller to
+// set. A token this process has verified passes at once; a malformed
+// credential spends one failure of client's budget; anything else is
+// looked up through the gate. A token refused for client's address spends
+// one failure too.
 func (v *Verifier) authenticate(ctx context.Context, cred Credential, client string) (*Token, Decision) {
 	value, err := cred.Value()
 	switch {
@@ -261,7 +323,7 @@ func (v *Verifier) authenticate(ctx context.Context, cred Credential, client str
 		return nil, Decision{Err: err, Outcome: VerifyInvalid}
 	}
 	if t := v.svc.AuthenticateCached(value); t != nil {
-		return t, Decision{}
+		return t, v.admitFrom(ctx, t, client)
 	}
 	h := apikey.Hash(value)
 	f, fd, err := v.gate.Lookup(ctx, string(h[:]), client, func(ctx context.Context) (found, bool) {
@@ -280,5 +342,20 @@ func (v *Verifier) authenticate(ctx context.Context, cred Credential, client str
 	if err != nil {
 		return nil, refused(fd, err)
 	}
+	if f.t != nil && f.d.Err == nil {
+		return f.t, v.admitFrom(ctx, f.t, client)
+	}
 	return f.t, f.d
+}
+
+// admitFrom checks that t may be used from client; a refusal spends one
+// failure of client's budget (ErrThrottled once it is spent).
+func (v *Verifier) admitFrom(ctx context.Context, t *Token, client string) Decision {
+	if len(t.AllowedIPs) == 0 || t.Guards().AllowsIP(client) {
+		return Decision{}
+	}
+	if fd, err := v.throttle.Fail(ctx, client); err != nil {
+		return refused(fd, err)
+	}
+	return Decision{Err: ErrIPNotAllowed, Outcome: VerifyIPRefused}
 }

@@ -22,6 +22,38 @@ type Token struct {
 	// LastUsedAt is when the token last authenticated a request (updated in
 	// batches, so it may lag; nil if never).
 	LastUsedAt *time.Time `json:"last_used_at"`
+	// The token's guards: the addresses and networks it may be used from
+	// (empty: any), its own rate limit and its quota (nil: none).
+	AllowedIPs []string        `json:"allowed_ips"`
+	RateLimit  *TokenRateLimit `json:"rate_limit"`
+	Quota      *Quota          `json:"quota"`
+}
+
+// TokenRateLimit is a token's own rate limit: at most Limit requests per
+// PeriodSeconds, below its account's plan limit.
+type TokenRateLimit struct {
+	Limit         int `json:"limit"`
+	PeriodSeconds int `json:"period_seconds"`
+}
+
+// Quota periods and units.
+const (
+	QuotaDay      = "day"
+	QuotaMonth    = "month"
+	QuotaRequests = "requests"
+	QuotaEmails   = "emails"
+)
+
+// Quota is a token's budget of Limit requests or emails (Unit) per day or
+// month (Period, refilled at its start, UTC). In answers, Remaining and
+// ResetsAt say what is left and when it refills; they are ignored in
+// requests.
+type Quota struct {
+	Limit     int64      `json:"limit"`
+	Period    string     `json:"period"`
+	Unit      string     `json:"unit"`
+	Remaining *int64     `json:"remaining,omitempty"`
+	ResetsAt  *time.Time `json:"resets_at,omitempty"`
 }
 
 // IssuedToken is a token just created or reset, with its value: the only
@@ -80,6 +112,12 @@ type NewToken struct {
 	// Environment is EnvironmentLive (the default when empty) or EnvironmentTest.
 	Environment string `json:"environment,omitempty"`
 	ExpiresAt   Expiry `json:"expires_at,omitzero"`
+	// Guards, which only an account admin may set: the IP addresses and
+	// CIDR networks the token may be used from, its own rate limit and
+	// its quota.
+	AllowedIPs []string        `json:"allowed_ips,omitempty"`
+	RateLimit  *TokenRateLimit `json:"rate_limit,omitempty"`
+	Quota      *Quota          `json:"quota,omitempty"`
 }
 
 // TokenUpdate is what UpdateToken changes: each field left nil stays as it is.
@@ -88,6 +126,35 @@ type TokenUpdate struct {
 	// Permissions, when set, replaces all of the token's permissions (an
 	// empty slice takes them all away).
 	Permissions *[]Permission `json:"resources,omitempty"`
+	// The guards (account admins only, never on the caller's own token):
+	// AllowedIPs, when set, replaces the list (empty: any address);
+	// RateLimit and Quota, when set, replace the token's, and
+	// RemoveRateLimit and RemoveQuota take them away.
+	AllowedIPs      *[]string       `json:"allowed_ips,omitempty"`
+	RateLimit       *TokenRateLimit `json:"rate_limit,omitempty"`
+	RemoveRateLimit bool            `json:"-"`
+	Quota           *Quota          `json:"quota,omitempty"`
+	RemoveQuota     bool            `json:"-"`
+}
+
+// MarshalJSON writes the update's body: a guard removed is null.
+func (u TokenUpdate) MarshalJSON() ([]byte, error) {
+	type plain TokenUpdate
+	b, err := json.Marshal(plain(u))
+	if err != nil || !u.RemoveRateLimit && !u.RemoveQuota {
+		return b, err
+	}
+	var m map[string]json.RawMessage
+	if err := json.Unmarshal(b, &m); err != nil {
+		return nil, err
+	}
+	if u.RemoveRateLimit {
+		m["rate_limit"] = json.RawMessage("null")
+	}
+	if u.RemoveQuota {
+		m["quota"] = json.RawMessage("null")
+	}
+	return json.Marshal(m)
 }
 
 // ListTokens returns the tokens of the account the caller can see: itself,

@@ -88,21 +88,34 @@ const (
 	CodeExpired                 = "EXPIRED"
 	CodeRateLimited             = "RATE_LIMITED"
 	CodeInsufficientPermissions = "INSUFFICIENT_PERMISSIONS"
+	CodeIPNotAllowed            = "IP_NOT_ALLOWED" // the token may not be used from the address given
+	CodeUsageExceeded           = "USAGE_EXCEEDED" // the token's quota is used up
 )
 
 // Verification is tokend's answer about a token a service was handed. The
 // fields after Code are set only when the token belongs to the caller's
 // account (TokenID is then non-zero).
 type Verification struct {
-	Valid       bool         `json:"valid"`
-	Code        string       `json:"code"`
+	Valid bool   `json:"valid"`
+	Code  string `json:"code"`
+	// Reason names the rule behind RATE_LIMITED, USAGE_EXCEEDED and
+	// IP_NOT_ALLOWED: token_rate_limited or rate_limited (the token's own
+	// limit or its plan's), quota_exceeded, ip_not_allowed.
+	Reason      string       `json:"reason,omitempty"`
 	TokenID     int64        `json:"token_id"`
 	Name        string       `json:"name"`
 	AccountID   int64        `json:"account_id"`
 	Environment string       `json:"environment"`
 	ExpiresAt   *time.Time   `json:"expires_at"`
 	Permissions []Permission `json:"permissions"`
-	RateLimit   *RateLimit   `json:"ratelimit"`
+	// RateLimit is the tighter of the token's own limit and its plan's,
+	// after this verification.
+	RateLimit *RateLimit `json:"ratelimit"`
+	// The token's guards: AllowedIPs (empty: any address), its own rate
+	// limit and its quota (Remaining set when this verification spent it).
+	AllowedIPs     []string        `json:"allowed_ips"`
+	TokenRateLimit *TokenRateLimit `json:"rate_limit"`
+	Quota          *Quota          `json:"quota"`
 }
 
 // RateLimit is the verified token's plan limit after the verification.
@@ -118,10 +131,18 @@ type RateLimit struct {
 // Verification; an error means the question could not be answered (the
 // client's own token refused, its limit spent, tokend unreachable).
 func (c *Client) Verify(ctx context.Context, token string, required ...Permission) (*Verification, error) {
+	return c.VerifyFrom(ctx, token, "", required...)
+}
+
+// VerifyFrom is Verify for a token presented from the IP address ip,
+// checked against the token's allowed_ips: IP_NOT_ALLOWED outside them. A
+// token that has allowed_ips is IP_NOT_ALLOWED when ip is empty too.
+func (c *Client) VerifyFrom(ctx context.Context, token, ip string, required ...Permission) (*Verification, error) {
 	in := struct {
 		Token       string       `json:"token"`
 		Permissions []Permission `json:"permissions,omitempty"`
-	}{token, required}
+		IP          string       `json:"ip,omitempty"`
+	}{token, required, ip}
 	var out Verification
 	if err := c.do(ctx, http.MethodPost, "/api/verify", nil, in, &out); err != nil {
 		return nil, err

@@ -12,8 +12,9 @@ import (
 // plan limit, and the permission sets tokend has said it holds.
 type entry struct {
 	id       *Identity
-	limit    int    // requests per minute
+	limit    int    // the plan's requests per minute; 0 when not known
 	limitKey string // the plan limit's key in the Authenticator's limits
+	ownKey   string // the token's own rate limit's key, when it has one
 	guards   tokend.Guards
 	fetched  time.Time
 

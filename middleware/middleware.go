@@ -31,6 +31,7 @@ import (
 	"math/rand/v2"
 	"net"
 	"net/http"
+	"net/netip"
 	"slices"
 	"strconv"
 	"strings"
@@ -200,10 +201,11 @@ func (a *Authenticator) WriteError(w http.ResponseWriter, r *http.Request, e *Er
 
 // Refusals.
 var (
-	errInvalid  = &Error{Status: http.StatusUnauthorized, Code: "invalid_api_key", Message: "Incorrect API token"}
-	errExpired  = &Error{Status: http.StatusUnauthorized, Code: "expired_api_key", Message: "API token has expired"}
-	errLacking  = &Error{Status: http.StatusForbidden, Code: "insufficient_permissions", Message: "This token lacks a permission this request requires"}
-	errUpstream = &Error{Status: http.StatusServiceUnavailable, Code: "unavailable", Message: "Tokens cannot be verified right now; retry in a moment", RetryAfter: time.Second}
+	errInvalid     = &Error{Status: http.StatusUnauthorized, Code: "invalid_api_key", Message: "Incorrect API token"}
+	errExpired     = &Error{Status: http.StatusUnauthorized, Code: "expired_api_key", Message: "API token has expired"}
+	errIPNotAllowd = &Error{Status: http.StatusForbidden, Code: tokend.ReasonIPNotAllowed, Message: tokend.ErrIPNotAllowed.Message}
+	errLacking     = &Error{Status: http.StatusForbidden, Code: "insufficient_permissions", Message: "This token lacks a permission this request requires"}
+	errUpstream    = &Error{Status: http.StatusServiceUnavailable, Code: "unavailable", Message: "Tokens cannot be verified right now; retry in a moment", RetryAfter: time.Second}
 )
 
 func (a *Authenticator) authenticate(r *http.Request, required []client.Permission, key string) (*Identity, *Error) {
@@ -214,44 +216,66 @@ func (a *Authenticator) authenticate(r *http.Request, required []client.Permissi
 	}
 	now := a.opts.Now()
 	h := apikey.Hash(value)
+	addr := a.opts.ClientAddr(r)
+	solo := false
 	if a.live.Load() {
 		e, _, unknown := a.cache.Get(&h)
 		switch {
 		case unknown:
-			return nil, a.failed(r, errInvalid)
+			return nil, a.failed(r, addr, errInvalid)
 		case e != nil:
-			if err := e.guards.Admit(now); err != nil {
+			switch err := e.guards.Admit(now, addr); {
+			case err == tokend.ErrIPNotAllowed:
+				return nil, a.failed(r, addr, errIPNotAllowd)
+			case err != nil:
 				return nil, refusalOf(err)
 			}
-			if now.Sub(e.fetched) < a.opts.TTL && e.grants(key) {
+			// A token with a quota spends it in tokend, request by request.
+			if e.guards.Quota == nil && now.Sub(e.fetched) < a.opts.TTL && e.grants(key) {
 				return e.id, a.take(r, e)
 			}
+			solo = e.guards.Quota != nil
 		}
 	}
 	// Only a value tokend has verified is cached: anything else is checked
 	// for its shape before tokend is asked.
 	if _, err := a.format.Parse(value); err != nil {
-		return nil, a.failed(r, errInvalid)
+		return nil, a.failed(r, addr, errInvalid)
 	}
-	return a.ask(r, value, &h, required, key)
+	return a.ask(r, value, &h, addr, required, key, solo)
 }
 
 // ask verifies with tokend through the gate, as tokend itself looks up a
 // token it has not seen: one failure of the client address's budget is
-// reserved first and given back unless tokend says the token is unknown or
-// expired; concurrent requests of one token and permission set share one
-// verification and one reservation.
-func (a *Authenticator) ask(r *http.Request, value string, h *[32]byte, required []client.Permission, key string) (*Identity, *Error) {
-	f, d, err := a.gate.Lookup(r.Context(), string(h[:])+"\x00"+key, a.opts.ClientAddr(r), func(ctx context.Context) (flight, bool) {
-		// What the answer may be cached against is read here, before tokend
-		// is asked, and shared by every request of the flight: one that
-		// joins late must not vouch for an answer older than it.
-		f := flight{gen: a.cache.Gen(), at: a.opts.Now()}
-		f.v, f.err = a.c.Verify(ctx, value, required...)
-		return f, f.err == nil && (f.v.Code == client.CodeNotFound || f.v.Code == client.CodeExpired)
-	})
-	if err != nil {
-		return nil, throttled(d)
+// reserved first and given back unless tokend says the token is unknown,
+// expired or not allowed from addr; concurrent requests of one token,
+// address and permission set share one verification and one reservation.
+// A token with a quota spends it once per request: solo (a token known to
+// have one) asks on its own, and a request that joined another's
+// verification of such a token asks again on its own.
+func (a *Authenticator) ask(r *http.Request, value string, h *[32]byte, addr string, required []client.Permission, key string, solo bool) (*Identity, *Error) {
+	var f flight
+	if solo {
+		f = flight{gen: a.cache.Gen(), at: a.opts.Now()}
+		f.v, f.err = a.c.VerifyFrom(r.Context(), value, addr, required...)
+	} else {
+		mine := new(byte)
+		var d tokend.LimitDecision
+		var err error
+		f, d, err = a.gate.Lookup(r.Context(), string(h[:])+"\x00"+addr+"\x00"+key, addr, func(ctx context.Context) (flight, bool) {
+			// What the answer may be cached against is read here, before tokend
+			// is asked, and shared by every request of the flight: one that
+			// joins late must not vouch for an answer older than it.
+			f := flight{gen: a.cache.Gen(), at: a.opts.Now(), leader: mine}
+			f.v, f.err = a.c.VerifyFrom(ctx, value, addr, required...)
+			return f, f.err == nil && (f.v.Code == client.CodeNotFound || f.v.Code == client.CodeExpired || f.v.Code == client.CodeIPNotAllowed)
+		})
+		if err != nil {
+			return nil, throttled(d)
+		}
+		if f.err == nil && f.v.Quota != nil && f.leader != mine {
+			return a.ask(r, value, h, addr, required, key, true)
+		}
 	}
 	if f.err != nil {
 		a.logUpstream(f.err)
@@ -267,19 +291,26 @@ func (a *Authenticator) ask(r *http.Request, value string, h *[32]byte, required
 		return nil, errInvalid
 	case client.CodeExpired:
 		return nil, errExpired
+	case client.CodeIPNotAllowed:
+		return nil, errIPNotAllowd
 	}
 	e := &entry{id: identityOf(v), fetched: f.at, granted: map[string]struct{}{},
-		limitKey: "plan:" + strconv.FormatInt(v.AccountID, 10) + ":" + v.Environment, guards: tokend.Guards{ExpiresAt: v.ExpiresAt}}
+		limitKey: "plan:" + strconv.FormatInt(v.AccountID, 10) + ":" + v.Environment, guards: guardsOf(v)}
 	if v.RateLimit != nil {
 		e.limit = v.RateLimit.Limit
 	}
+	if e.guards.RateLimit != nil {
+		e.ownKey = "token:" + strconv.FormatInt(v.TokenID, 10)
+	}
 	switch v.Code {
 	case client.CodeRateLimited:
+		return nil, rateLimited(v)
+	case client.CodeUsageExceeded:
 		retry := time.Second
-		if e.limit > 0 {
-			retry = max(retry, time.Duration(math.Ceil(60/float64(e.limit)))*time.Second)
+		if v.Quota != nil && v.Quota.ResetsAt != nil {
+			retry = max(retry, v.Quota.ResetsAt.Sub(a.opts.Now()))
 		}
-		return nil, &Error{Status: http.StatusTooManyRequests, Code: "rate_limited", Message: "Rate limit exceeded", RetryAfter: retry}
+		return nil, &Error{Status: http.StatusTooManyRequests, Code: tokend.ReasonQuotaExceeded, Message: "This token's quota is used up", RetryAfter: retry}
 	case client.CodeValid:
 		e.grant(key)
 	case client.CodeInsufficientPermissions:
@@ -295,16 +326,59 @@ func (a *Authenticator) ask(r *http.Request, value string, h *[32]byte, required
 	if v.Code == client.CodeInsufficientPermissions {
 		return nil, errLacking
 	}
-	// tokend has charged this request; the local limit starts counting with it.
+	if e.guards.Quota != nil {
+		return e.id, nil // tokend has charged this request, and every one of this token asks it
+	}
+	// tokend has charged this request; the local limits start counting with it.
 	return e.id, a.take(r, e)
+}
+
+// rateLimited is the refusal of a request tokend answered RATE_LIMITED.
+func rateLimited(v *client.Verification) *Error {
+	limit, code, msg := 0, "rate_limited", "Rate limit exceeded"
+	if v.RateLimit != nil {
+		limit = v.RateLimit.Limit
+	}
+	retry := time.Second
+	if v.Reason == tokend.ReasonTokenRateLimited && v.TokenRateLimit != nil {
+		code, msg = tokend.ReasonTokenRateLimited, tokend.ErrTokenRateLimited.Message
+		if v.TokenRateLimit.Limit > 0 {
+			retry = max(retry, time.Duration(math.Ceil(float64(v.TokenRateLimit.PeriodSeconds)/float64(v.TokenRateLimit.Limit)))*time.Second)
+		}
+	} else if limit > 0 {
+		retry = max(retry, time.Duration(math.Ceil(60/float64(limit)))*time.Second)
+	}
+	return &Error{Status: http.StatusTooManyRequests, Code: code, Message: msg, RetryAfter: retry}
+}
+
+// guardsOf turns the guards in tokend's answer into the domain's.
+func guardsOf(v *client.Verification) tokend.Guards {
+	g := tokend.Guards{ExpiresAt: v.ExpiresAt}
+	for _, s := range v.AllowedIPs {
+		if p, err := tokend.ParseAllowedIP(s); err == nil {
+			g.AllowedIPs = append(g.AllowedIPs, p)
+		}
+	}
+	if len(v.AllowedIPs) > 0 && len(g.AllowedIPs) == 0 {
+		// Nothing tokend listed could be read: allow no address rather than any.
+		g.AllowedIPs = []netip.Prefix{netip.PrefixFrom(netip.IPv6Unspecified(), 128)}
+	}
+	if r := v.TokenRateLimit; r != nil && r.Limit > 0 && r.PeriodSeconds > 0 {
+		g.RateLimit = &tokend.Rate{Limit: r.Limit, Per: time.Duration(r.PeriodSeconds) * time.Second}
+	}
+	if q := v.Quota; q != nil {
+		g.Quota = &tokend.Quota{Limit: q.Limit, Period: tokend.QuotaPeriod(q.Period), Unit: tokend.QuotaUnit(q.Unit)}
+	}
+	return g
 }
 
 // flight is the outcome of one verification shared by concurrent requests.
 type flight struct {
-	v   *client.Verification
-	err error     // tokend could not be asked
-	gen uint64    // the cache generation before tokend was asked
-	at  time.Time // when tokend was asked
+	v      *client.Verification
+	err    error     // tokend could not be asked
+	gen    uint64    // the cache generation before tokend was asked
+	at     time.Time // when tokend was asked
+	leader *byte     // the request that asked
 }
 
 // logUpstream logs a failure to reach tokend, at most once a second.
@@ -315,22 +389,32 @@ func (a *Authenticator) logUpstream(err error) {
 	}
 }
 
-// take spends one request of the token's plan limit in this process.
+// take spends one request of the token's own rate limit and of its plan
+// limit in this process, both or neither.
 func (a *Authenticator) take(r *http.Request, e *entry) *Error {
+	if own := e.guards.RateLimit; own != nil {
+		d, _ := a.limits.TakeN(r.Context(), e.ownKey, *own, 1) // local limits never fail
+		if !d.Allowed {
+			return &Error{Status: http.StatusTooManyRequests, Code: tokend.ReasonTokenRateLimited, Message: tokend.ErrTokenRateLimited.Message, RetryAfter: d.RetryAfter}
+		}
+	}
 	if e.limit <= 0 {
 		return nil
 	}
-	d, _ := a.limits.TakeN(r.Context(), e.limitKey, tokend.PerMinute(e.limit), 1) // local limits never fail
+	d, _ := a.limits.TakeN(r.Context(), e.limitKey, tokend.PerMinute(e.limit), 1)
 	if d.Allowed {
 		return nil
+	}
+	if own := e.guards.RateLimit; own != nil {
+		_ = a.limits.RefundN(r.Context(), e.ownKey, *own, 1)
 	}
 	return &Error{Status: http.StatusTooManyRequests, Code: "rate_limited", Message: "Rate limit exceeded", RetryAfter: d.RetryAfter}
 }
 
-// failed charges one failure to the client address and returns refusal, or
-// auth_throttled once the address's budget is spent.
-func (a *Authenticator) failed(r *http.Request, refusal *Error) *Error {
-	if d, err := a.gate.Throttle().Fail(r.Context(), a.opts.ClientAddr(r)); err != nil {
+// failed charges one failure to the client address addr and returns
+// refusal, or auth_throttled once the address's budget is spent.
+func (a *Authenticator) failed(r *http.Request, addr string, refusal *Error) *Error {
+	if d, err := a.gate.Throttle().Fail(r.Context(), addr); err != nil {
 		return throttled(d)
 	}
 	return refusal

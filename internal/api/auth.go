@@ -99,6 +99,8 @@ func (s *Server) decided(w http.ResponseWriter, r *http.Request, d tokend.Decisi
 		s.authInvalid.Inc()
 	case tokend.VerifyExpired:
 		s.authExpired.Inc()
+	case tokend.VerifyIPRefused:
+		s.authIPRefused.Inc()
 	case tokend.VerifyThrottled:
 		s.authThrottled.Inc()
 		s.limitedAddress.Inc()

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"net/netip"
 	"path/filepath"
 	"testing"
 	"time"
@@ -38,8 +39,12 @@ func benchServer(b *testing.B) (http.Handler, tokend.Store, *tokend.IssuedToken)
 	if _, err := a.Service.SetPlan(ctx, admin.AccountID, tokend.PlanEnterprise, 1<<30, 1<<30, "bench"); err != nil {
 		b.Fatal(err)
 	}
+	benchApp = a
 	return a.Handler, store, admin
 }
+
+// benchApp is the application benchServer built last.
+var benchApp *app.App
 
 // BenchmarkAuthenticatedRequest measures one authenticated GET of a token
 // through the whole handler (authentication lookup on SQLite, visibility, JSON),
@@ -64,15 +69,30 @@ func BenchmarkAuthenticatedRequest(b *testing.B) {
 // BenchmarkMiddleware measures the HTTP layer around the cheapest routes, in
 // process (no network): /healthz, the floor, and /api/whoami, the whole
 // authentication middleware (credential, checksum, hash, cache, rate limit,
-// usage count, metrics, access log) answered without a store read.
+// usage count, metrics, access log) answered without a store read. The
+// guarded cases use a token with an IP allowlist and a rate limit of its own.
 func BenchmarkMiddleware(b *testing.B) {
 	h, _, tok := benchServer(b)
-	for name, path := range map[string]string{"healthz": "/healthz", "whoami": "/api/whoami", "verify": "/api/verify"} {
-		b.Run(name, func(b *testing.B) {
-			req := httptest.NewRequest(http.MethodGet, path, nil)
-			req.Header.Set("Api-Token", tok.Value)
+	everywhere := []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8"), netip.MustParsePrefix("2001:db8::/32"), netip.MustParsePrefix("192.0.2.0/24")}
+	rate := &tokend.Rate{Limit: tokend.MaxRateLimit, Per: time.Minute}
+	guarded, err := benchApp.Service.CreateToken(context.Background(), &tok.Token, tokend.TokenInput{Name: "guarded",
+		Permissions: tok.Permissions, Guards: tokend.GuardsInput{AllowedIPs: &everywhere, RateLimit: &rate}})
+	if err != nil {
+		b.Fatal(err)
+	}
+	cases := []struct{ name, path, token string }{
+		{"healthz", "/healthz", tok.Value},
+		{"whoami", "/api/whoami", tok.Value},
+		{"whoami-guarded", "/api/whoami", guarded.Value},
+		{"verify", "/api/verify", tok.Value},
+		{"verify-guarded", "/api/verify", guarded.Value},
+	}
+	for _, c := range cases {
+		b.Run(c.name, func(b *testing.B) {
+			req := httptest.NewRequest(http.MethodGet, c.path, nil) // from 192.0.2.1
+			req.Header.Set("Api-Token", c.token)
 			want := http.StatusOK
-			if name == "verify" {
+			if c.path == "/api/verify" {
 				want = http.StatusNoContent
 			}
 			b.ReportAllocs()

@@ -11,7 +11,8 @@ import (
 
 // writeError is the one place errors become HTTP responses. Bodies keep the
 // contract's shapes: 401 and 404 {"error": "..."}, 403 {"errors": "..."},
-// 422 {"errors": {"field": ["..."]}}. Internal error text is logged, never sent.
+// 422 {"errors": {"field": ["..."]}}; beside them, "status" and "code" say
+// which rule refused (401, 403 and 429 with a reason). Internal error text is logged, never sent.
 func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	var tooBig *http.MaxBytesError
 	if errors.As(err, &tooBig) {
@@ -32,6 +33,10 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 		}
 		encode(w, http.StatusUnauthorized, map[string]any{"error": e.Message, "status": http.StatusUnauthorized, "code": reason})
 	case tokend.EFORBIDDEN:
+		if e.Reason != "" {
+			encode(w, http.StatusForbidden, map[string]any{"errors": e.Message, "status": http.StatusForbidden, "code": e.Reason})
+			return
+		}
 		encode(w, http.StatusForbidden, map[string]any{"errors": e.Message})
 	case tokend.ENOTFOUND:
 		encode(w, http.StatusNotFound, map[string]any{"error": "Not Found"})

@@ -69,7 +69,8 @@ func (s *Server) clientAddr(r *http.Request) (addr string, viaProxy bool) {
 // ClientAddr is the address of the client r comes from, with p the trusted
 // proxies. It is the connection's peer, unless the peer is a trusted proxy:
 // then it is the rightmost address in X-Forwarded-For (or, when that header
-// is absent, in Forwarded) that is not itself a trusted proxy. Entries left
+// is absent, in Forwarded, or the address in X-Real-IP) that is not itself
+// a trusted proxy. Entries left
 // of it were written by the client and are never believed. An unreadable
 // entry stops the walk at the last trusted hop, so a garbled header can
 // blame a proxy but never lets a client choose its own address. The result
@@ -108,7 +109,8 @@ func (p Prefixes) ClientAddr(r *http.Request) (addr string, viaProxy bool) {
 
 // forwardedFor returns the addresses of the forwarding chain, client first:
 // every X-Forwarded-For value in order, or, only when there is none, the for=
-// parameters of Forwarded (RFC 7239).
+// parameters of Forwarded (RFC 7239), or, when neither is there, the one
+// address of X-Real-IP (nginx's proxy_set_header X-Real-IP $remote_addr).
 func forwardedFor(h http.Header) []string {
 	var hops []string
 	if xff := h.Values("X-Forwarded-For"); len(xff) > 0 {
@@ -118,6 +120,12 @@ func forwardedFor(h http.Header) []string {
 			}
 		}
 		return hops
+	}
+	if len(h.Values("Forwarded")) == 0 {
+		if real := h.Values("X-Real-Ip"); len(real) == 1 {
+			return []string{strings.TrimSpace(real[0])}
+		}
+		return nil
 	}
 	for _, v := range h.Values("Forwarded") {
 		for _, elem := range strings.Split(v, ",") {

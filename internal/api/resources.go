@@ -265,7 +265,7 @@ func (s *Server) createDomain(w http.ResponseWriter, r *http.Request, caller *to
 		return err
 	}
 	out := toJSON(d.ResourceView).(domainJSON)
-	t := toIssuedToken(d.Token)
+	t := toIssuedToken(d.Token, s.opts.Now())
 	out.APIToken = &t
 	encode(w, http.StatusOK, out)
 	return nil

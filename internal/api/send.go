@@ -279,9 +279,13 @@ func (s *Server) setAllowance(w http.ResponseWriter, a tokend.Allowance) {
 	h[headerMessagesLimit] = []string{strconv.Itoa(a.Limit)}
 	h[headerMessagesRemaining] = []string{strconv.Itoa(a.Remaining)}
 	h[headerMessagesReset] = []string{seconds(a.Reset)}
-	if !a.Allowed {
+	switch {
+	case !a.Allowed:
 		h.Set("Retry-After", seconds(a.RetryAfter))
 		s.limitedMessages.Inc()
+	case a.Quota != nil && a.RetryAfter > 0:
+		// The allowance passed; the token's quota of emails refused.
+		h.Set("Retry-After", seconds(a.RetryAfter))
 	}
 }
 

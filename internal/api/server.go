@@ -68,8 +68,8 @@ type Server struct {
 	sends    *sendLimiter
 
 	// Counters of the hot path, resolved once instead of by label per request.
-	authOK, authMissing, authInvalid, authExpired, authThrottled prometheus.Counter
-	limitedAccount, limitedAddress, limitedMessages              prometheus.Counter
+	authOK, authMissing, authInvalid, authExpired, authThrottled, authIPRefused prometheus.Counter
+	limitedAccount, limitedAddress, limitedMessages                             prometheus.Counter
 }
 
 // NewServer returns the API handler over svc. It panics when a required
@@ -93,6 +93,7 @@ func NewServer(svc *tokend.Service, opts Options) http.Handler {
 	a, rl := opts.Metrics.AuthOutcomes, opts.Metrics.RateLimited
 	s.authOK, s.authMissing, s.authInvalid = a.WithLabelValues("ok"), a.WithLabelValues("missing"), a.WithLabelValues("invalid")
 	s.authExpired, s.authThrottled = a.WithLabelValues("expired"), a.WithLabelValues("throttled")
+	s.authIPRefused = a.WithLabelValues("ip_not_allowed")
 	s.limitedAccount, s.limitedAddress = rl.WithLabelValues("account"), rl.WithLabelValues("address")
 	s.limitedMessages = rl.WithLabelValues("messages")
 	s.routes()

@@ -14,7 +14,7 @@ func (s *Server) listTokens(w http.ResponseWriter, r *http.Request, caller *toke
 	}
 	out := make([]apiToken, len(tokens))
 	for i := range tokens {
-		out[i] = toAPIToken(&tokens[i])
+		out[i] = toAPIToken(&tokens[i], s.opts.Now())
 	}
 	encode(w, http.StatusOK, out)
 	return nil
@@ -29,7 +29,7 @@ func (s *Server) getToken(w http.ResponseWriter, r *http.Request, caller *tokend
 	if err != nil {
 		return err
 	}
-	encode(w, http.StatusOK, toAPIToken(t))
+	encode(w, http.StatusOK, toAPIToken(t, s.opts.Now()))
 	return nil
 }
 
@@ -38,6 +38,7 @@ type createTokenRequest struct {
 	Resources   []permissionInput `json:"resources"`
 	Environment *string           `json:"environment"`
 	ExpiresAt   expiryInput       `json:"expires_at"`
+	guardsInput
 }
 
 func (s *Server) createToken(w http.ResponseWriter, r *http.Request, caller *tokend.Token) error {
@@ -49,7 +50,7 @@ func (s *Server) createToken(w http.ResponseWriter, r *http.Request, caller *tok
 	if err != nil {
 		return err
 	}
-	in := tokend.TokenInput{Permissions: perms, Expiry: tokend.Expiry(req.ExpiresAt)}
+	in := tokend.TokenInput{Permissions: perms, Expiry: tokend.Expiry(req.ExpiresAt), Guards: req.guardsInput.domain()}
 	if req.Name != nil {
 		in.Name = *req.Name
 	}
@@ -63,13 +64,14 @@ func (s *Server) createToken(w http.ResponseWriter, r *http.Request, caller *tok
 	if err != nil {
 		return err
 	}
-	encode(w, http.StatusOK, toIssuedToken(t))
+	encode(w, http.StatusOK, toIssuedToken(t, s.opts.Now()))
 	return nil
 }
 
 type updateTokenRequest struct {
 	Name      *string            `json:"name"`
 	Resources *[]permissionInput `json:"resources"`
+	guardsInput
 }
 
 func (s *Server) updateToken(w http.ResponseWriter, r *http.Request, caller *tokend.Token) error {
@@ -81,8 +83,7 @@ func (s *Server) updateToken(w http.ResponseWriter, r *http.Request, caller *tok
 	if err := decode(w, r, &req); err != nil {
 		return err
 	}
-	var patch tokend.TokenPatch
-	patch.Name = req.Name
+	patch := tokend.TokenPatch{Name: req.Name, Guards: req.guardsInput.domain()}
 	if req.Resources != nil {
 		perms, err := toPermissions(*req.Resources)
 		if err != nil {
@@ -94,7 +95,7 @@ func (s *Server) updateToken(w http.ResponseWriter, r *http.Request, caller *tok
 	if err != nil {
 		return err
 	}
-	encode(w, http.StatusOK, toAPIToken(t))
+	encode(w, http.StatusOK, toAPIToken(t, s.opts.Now()))
 	return nil
 }
 
@@ -127,7 +128,7 @@ func (s *Server) resetToken(w http.ResponseWriter, r *http.Request, caller *toke
 	if err != nil {
 		return err
 	}
-	encode(w, http.StatusOK, toIssuedToken(t))
+	encode(w, http.StatusOK, toIssuedToken(t, s.opts.Now()))
 	return nil
 }
 

@@ -3,6 +3,7 @@ package api
 import (
 	"fmt"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"strconv"
 	"time"
@@ -14,6 +15,9 @@ import (
 type verifyInput struct {
 	Token       *string               `json:"token"`
 	Permissions []requiredPermissions `json:"permissions"`
+	// IP is the address the token's holder called from, checked against
+	// the token's allowed_ips.
+	IP *string `json:"ip"`
 }
 
 // requiredPermissions is one permission a verification asks about; the
@@ -40,8 +44,9 @@ func (id *requiredID) UnmarshalJSON(b []byte) error {
 // verification is the body of a POST /api/verify answer. The token's
 // fields are there only when it belongs to the caller's account.
 type verification struct {
-	Valid bool              `json:"valid"`
-	Code  tokend.VerifyCode `json:"code"`
+	Valid  bool              `json:"valid"`
+	Code   tokend.VerifyCode `json:"code"`
+	Reason string            `json:"reason,omitempty"`
 	*verifiedToken
 }
 
@@ -53,6 +58,7 @@ type verifiedToken struct {
 	ExpiresAt   *time.Time           `json:"expires_at"`
 	Permissions []resourcePermission `json:"permissions"`
 	RateLimit   *rateLimitState      `json:"ratelimit,omitempty"`
+	guardsJSON
 }
 
 type rateLimitState struct {
@@ -79,7 +85,15 @@ func (s *Server) verifyToken(w http.ResponseWriter, r *http.Request, caller *tok
 		}
 		required[i] = tokend.Permission{ResourceType: typ, ResourceID: int64(p.ResourceID), Level: p.AccessLevel}
 	}
-	v, err := s.verifier.VerifyToken(r.Context(), caller, *in.Token, required)
+	var ip string
+	if in.IP != nil {
+		addr, err := netip.ParseAddr(*in.IP)
+		if err != nil || addr.Zone() != "" {
+			return tokend.Invalid("ip", "must be an IPv4 or IPv6 address, such as 203.0.113.7 or 2001:db8::1")
+		}
+		ip = addr.String()
+	}
+	v, err := s.verifier.VerifyToken(r.Context(), caller, *in.Token, ip, required)
 	h := w.Header()
 	if v.Spent.Limit > 0 {
 		setRateHeaders(h, v.Spent)
@@ -90,10 +104,17 @@ func (s *Server) verifyToken(w http.ResponseWriter, r *http.Request, caller *tok
 		}
 		return err
 	}
-	out := verification{Valid: v.Code == tokend.CodeValid, Code: v.Code}
+	out := verification{Valid: v.Code == tokend.CodeValid, Code: v.Code, Reason: v.Reason}
 	if t := v.Token; t != nil {
 		vt := &verifiedToken{TokenID: t.ID, Name: t.Name, AccountID: t.AccountID, Environment: t.Environment,
-			ExpiresAt: t.ExpiresAt, Permissions: make([]resourcePermission, len(t.Permissions))}
+			ExpiresAt: t.ExpiresAt, Permissions: make([]resourcePermission, len(t.Permissions)), guardsJSON: toGuardsJSON(t, s.opts.Now())}
+		switch {
+		case v.Quota != nil:
+			vt.Quota = quotaStateJSON(v.Quota)
+		case vt.Quota != nil:
+			// Not spent by this verification: what is left is not known here.
+			vt.Quota.Remaining, vt.Quota.ResetsAt = nil, nil
+		}
 		for i, p := range t.Permissions {
 			vt.Permissions[i] = resourcePermission{ResourceType: p.ResourceType, ResourceID: p.ResourceID, AccessLevel: p.Level}
 		}

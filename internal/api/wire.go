@@ -22,6 +22,7 @@ type apiToken struct {
 	CreatedAt   time.Time            `json:"created_at"`
 	LastUsedAt  *time.Time           `json:"last_used_at"`
 	Token       string               `json:"token,omitempty"`
+	guardsJSON
 }
 
 type resourcePermission struct {
@@ -30,11 +31,13 @@ type resourcePermission struct {
 	AccessLevel  tokend.AccessLevel  `json:"access_level"`
 }
 
-func toAPIToken(t *tokend.Token) apiToken {
+// toAPIToken is t as answers show it, its quota as of now.
+func toAPIToken(t *tokend.Token, now time.Time) apiToken {
 	out := apiToken{
 		ID: t.ID, Name: t.Name, Last4: t.Last4, CreatedBy: t.CreatedBy, ExpiresAt: t.ExpiresAt,
 		Environment: t.Environment, CreatedAt: t.CreatedAt, LastUsedAt: t.LastUsedAt,
-		Resources: make([]resourcePermission, len(t.Permissions)),
+		Resources:  make([]resourcePermission, len(t.Permissions)),
+		guardsJSON: toGuardsJSON(t, now),
 	}
 	for i, p := range t.Permissions {
 		out.Resources[i] = resourcePermission{ResourceType: p.ResourceType, ResourceID: p.ResourceID, AccessLevel: p.Level}
@@ -42,8 +45,8 @@ func toAPIToken(t *tokend.Token) apiToken {
 	return out
 }
 
-func toIssuedToken(t *tokend.IssuedToken) apiToken {
-	out := toAPIToken(&t.Token)
+func toIssuedToken(t *tokend.IssuedToken, now time.Time) apiToken {
+	out := toAPIToken(&t.Token, now)
 	out.Token = t.Value
 	return out
 }
@@ -139,4 +142,4 @@ func (e *expiryInput) UnmarshalJSON(b []byte) error {
 
 // IssuedTokenJSON is a just-issued token in the contract's ApiTokenWithToken
 // shape, for callers outside HTTP (the CLI's --json output).
-func IssuedTokenJSON(t *tokend.IssuedToken) any { return toIssuedToken(t) }
+func IssuedTokenJSON(t *tokend.IssuedToken) any { return toIssuedToken(t, time.Now()) }

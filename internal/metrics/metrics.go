@@ -44,7 +44,7 @@ func New() *Metrics {
 			Buckets: []float64{.0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5},
 		}, []string{"route"}),
 		AuthOutcomes: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "tokend_auth_attempts_total", Help: "Authentication attempts by outcome: ok, missing, invalid, expired, throttled.",
+			Name: "tokend_auth_attempts_total", Help: "Authentication attempts by outcome: ok, missing, invalid, expired, throttled, ip_not_allowed.",
 		}, []string{"outcome"}),
 		RateLimited: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "tokend_rate_limited_total", Help: "Requests refused with 429, by scope: account (plan limit), messages (message allowance) or address (failed authentication).",

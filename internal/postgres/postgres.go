@@ -232,3 +232,15 @@ func (s *Store) AuthChangesSince(ctx context.Context, afterID int64) ([]tokend.A
 func (s *Store) LastAuthChange(ctx context.Context) (int64, error) {
 	return sqlstore.NewTx(rebind{s.db}, dialect).LastAuthChange(ctx)
 }
+
+// SpendQuota spends n units of a token's quota in one statement, outside
+// any transaction: the row's lock orders concurrent spends without the
+// serialization failures a serializable transaction would retry.
+func (s *Store) SpendQuota(ctx context.Context, tokenID int64, start time.Time, limit, n int64) (int64, bool, error) {
+	return sqlstore.NewTx(rebind{s.db}, dialect).SpendQuota(ctx, tokenID, start, limit, n)
+}
+
+// RefundQuota gives back n units of a token's quota.
+func (s *Store) RefundQuota(ctx context.Context, tokenID int64, start time.Time, n int64) error {
+	return sqlstore.NewTx(rebind{s.db}, dialect).RefundQuota(ctx, tokenID, start, n)
+}

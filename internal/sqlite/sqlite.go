@@ -174,3 +174,14 @@ func isUniqueViolation(err error) bool {
 	var e *sqlite.Error
 	return errors.As(err, &e) && e.Code() == sqlite3.SQLITE_CONSTRAINT_UNIQUE
 }
+
+// SpendQuota spends n units of a token's quota in one statement on the
+// writer, outside any transaction.
+func (s *Store) SpendQuota(ctx context.Context, tokenID int64, start time.Time, limit, n int64) (int64, bool, error) {
+	return sqlstore.NewTx(preparedQuerier{cache: s.writeStmts}, dialect).SpendQuota(ctx, tokenID, start, limit, n)
+}
+
+// RefundQuota gives back n units of a token's quota.
+func (s *Store) RefundQuota(ctx context.Context, tokenID int64, start time.Time, n int64) error {
+	return sqlstore.NewTx(preparedQuerier{cache: s.writeStmts}, dialect).RefundQuota(ctx, tokenID, start, n)
+}

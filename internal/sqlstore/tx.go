@@ -199,11 +199,15 @@ func (x *Tx) DeleteResource(ctx context.Context, typ tokend.ResourceType, id int
 
 // CreateToken inserts t and its permissions and sets its ID.
 func (x *Tx) CreateToken(ctx context.Context, t *tokend.Token) error {
-	err := x.q.QueryRowContext(ctx,
-		`INSERT INTO api_tokens (account_id, name, token_hash, last4, environment, created_by, created_at, expires_at, reset_at)
-		 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id`,
+	guards, err := encodeGuards(t)
+	if err != nil {
+		return err
+	}
+	err = x.q.QueryRowContext(ctx,
+		`INSERT INTO api_tokens (account_id, name, token_hash, last4, environment, created_by, created_at, expires_at, reset_at, guards)
+		 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id`,
 		t.AccountID, t.Name, t.Hash, t.Last4, string(t.Environment), t.CreatedBy,
-		micros(t.CreatedAt), nullMicros(t.ExpiresAt), nullMicros(t.ResetAt)).Scan(&t.ID)
+		micros(t.CreatedAt), nullMicros(t.ExpiresAt), nullMicros(t.ResetAt), guards).Scan(&t.ID)
 	if err != nil {
 		return fmt.Errorf("insert token: %w", err)
 	}
@@ -223,9 +227,13 @@ func (x *Tx) insertPermissions(ctx context.Context, tokenID int64, perms []token
 
 // UpdateToken stores t's mutable fields and replaces its permissions.
 func (x *Tx) UpdateToken(ctx context.Context, t *tokend.Token) error {
+	guards, err := encodeGuards(t)
+	if err != nil {
+		return err
+	}
 	res, err := x.q.ExecContext(ctx,
-		`UPDATE api_tokens SET name = ?, expires_at = ?, reset_at = ? WHERE id = ?`,
-		t.Name, nullMicros(t.ExpiresAt), nullMicros(t.ResetAt), t.ID)
+		`UPDATE api_tokens SET name = ?, expires_at = ?, reset_at = ?, guards = ? WHERE id = ?`,
+		t.Name, nullMicros(t.ExpiresAt), nullMicros(t.ResetAt), guards, t.ID)
 	if err := expectOne(res, err, "token"); err != nil {
 		return err
 	}
@@ -287,8 +295,10 @@ func (x *Tx) eachToken(ctx context.Context, where string, args []any, fn func(*t
 	rows, err := x.q.QueryContext(ctx,
 		`SELECT t.id, t.account_id, t.name, t.token_hash, t.last4, t.environment, t.created_by,
 		        t.created_at, t.expires_at, t.reset_at, t.last_used_at, a.rate_limit, a.message_limit,
+		        t.guards, q.period_start, q.used,
 		        p.resource_type, p.resource_id, p.access_level
 		   FROM api_tokens t JOIN accounts a ON a.id = t.account_id
+		   LEFT JOIN token_quota_usage q ON q.token_id = t.id
 		   LEFT JOIN token_permissions p ON p.token_id = t.id
 		  WHERE `+where+` ORDER BY t.id, p.position, `+x.d.PermissionOrder, args...)
 	if err != nil {
@@ -300,11 +310,12 @@ func (x *Tx) eachToken(ctx context.Context, where string, args []any, fn func(*t
 		var t tokend.Token
 		var env string
 		var created int64
-		var expires, reset, lastUsed sql.NullInt64
-		var ptype sql.NullString
+		var expires, reset, lastUsed, quotaStart, quotaUsed sql.NullInt64
+		var ptype, guards sql.NullString
 		var pid, plevel sql.NullInt64
 		if err := rows.Scan(&t.ID, &t.AccountID, &t.Name, &t.Hash, &t.Last4, &env, &t.CreatedBy,
-			&created, &expires, &reset, &lastUsed, &t.AccountLimit, &t.AccountMessageLimit, &ptype, &pid, &plevel); err != nil {
+			&created, &expires, &reset, &lastUsed, &t.AccountLimit, &t.AccountMessageLimit,
+			&guards, &quotaStart, &quotaUsed, &ptype, &pid, &plevel); err != nil {
 			return fmt.Errorf("tokens: %w", err)
 		}
 		if cur == nil || cur.ID != t.ID {
@@ -316,6 +327,12 @@ func (x *Tx) eachToken(ctx context.Context, where string, args []any, fn func(*t
 			t.Environment, t.CreatedAt = environment(env), fromMicros(created)
 			t.ExpiresAt, t.ResetAt, t.LastUsedAt = timePtr(expires), timePtr(reset), timePtr(lastUsed)
 			t.Permissions = []tokend.Permission{}
+			if err := decodeGuards(guards, &t); err != nil {
+				return err
+			}
+			if quotaStart.Valid {
+				t.QuotaUsed = &tokend.QuotaUsage{Start: fromMicros(quotaStart.Int64), Used: quotaUsed.Int64}
+			}
 			cur = &t
 		}
 		if ptype.Valid {

@@ -27,6 +27,8 @@ func Run(t *testing.T, open func(t *testing.T) tokend.Store) {
 		{"DeleteProjectTakesSandboxesAndPermissions", testDeleteProject},
 		{"TokensRoundTrip", testTokens},
 		{"UpdateTokenReplacesPermissions", testUpdateToken},
+		{"GuardsRoundTrip", testGuardsRoundTrip},
+		{"QuotaSpendsAllOrNoneAndNeverOver", testQuotaSpends},
 		{"DeleteTokensExpiredBefore", testPurge},
 		{"MissingRecordsAreNotFound", testNotFound},
 		{"FailedWriteRollsBack", testRollback},

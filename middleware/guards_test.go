@@ -1,0 +1,124 @@
+package middleware_test
+
+import (
+	"context"
+	"net/http"
+	"net/netip"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/tokend/tokend"
+	"github.com/tokend/tokend/internal/testutil"
+	"github.com/tokend/tokend/middleware"
+)
+
+// fromHeader makes the middleware take the client address from a test
+// header, so that one test speaks from many addresses.
+var fromHeader = middleware.Options{ClientAddr: func(r *http.Request) string { return r.Header.Get("X-Test-Client") }}
+
+func (f *fixture) guarded(g tokend.GuardsInput) *tokend.IssuedToken {
+	f.t.Helper()
+	tok, err := f.tokend.Svc.CreateToken(context.Background(), &f.tokend.Admin.Token, tokend.TokenInput{Name: "guarded",
+		Permissions: []tokend.Permission{{ResourceType: tokend.ResourceAccount, ResourceID: f.tokend.AccountID, Level: tokend.Viewer}}, Guards: g})
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	return tok
+}
+
+func some[T any](v T) *T { return &v }
+
+func from(token, ip string) http.Header {
+	return http.Header{"Authorization": {"Bearer " + token}, "X-Test-Client": {ip}}
+}
+
+// The middleware holds a token's guards as tokend does, from memory where
+// it can: allowed_ips on its own client address, the token's rate limit,
+// and a quota spent in tokend request by request.
+func TestMiddlewareEnforcesGuards(t *testing.T) {
+	type step struct {
+		ip     string
+		status int
+		code   string
+	}
+	cases := []struct {
+		name   string
+		guards tokend.GuardsInput
+		steps  []step
+	}{
+		{"allowed_ips", tokend.GuardsInput{AllowedIPs: &[]netip.Prefix{netip.MustParsePrefix("203.0.113.0/24"), netip.MustParsePrefix("2001:db8::/32")}}, []step{
+			{"203.0.113.5", 200, ""}, {"203.0.113.6", 200, ""}, {"2001:db8::1", 200, ""},
+			{"198.51.100.1", 403, "ip_not_allowed"}, {"2001:db9::1", 403, "ip_not_allowed"}, {"203.0.113.7", 200, ""},
+		}},
+		{"rate_limit", tokend.GuardsInput{RateLimit: some(&tokend.Rate{Limit: 2, Per: time.Hour})}, []step{
+			{"192.0.2.1", 200, ""}, {"192.0.2.1", 200, ""}, {"192.0.2.1", 429, "token_rate_limited"},
+		}},
+		{"quota", tokend.GuardsInput{Quota: some(&tokend.Quota{Limit: 3, Period: tokend.QuotaDay, Unit: tokend.QuotaRequests})}, []step{
+			{"192.0.2.1", 200, ""}, {"192.0.2.1", 200, ""}, {"192.0.2.1", 200, ""}, {"192.0.2.1", 429, "quota_exceeded"},
+		}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			f := newFixture(t, testutil.TokendOptions{}, fromHeader)
+			tok := f.guarded(tc.guards)
+			for i, s := range tc.steps {
+				if a := f.get("/any", from(tok.Value, s.ip)); a.status != s.status || a.code != s.code {
+					t.Fatalf("request %d from %s: %d %q %v, want %d %q", i+1, s.ip, a.status, a.code, a.body, s.status, s.code)
+				}
+			}
+		})
+	}
+}
+
+// Requests of a token with a quota each spend it in tokend, however many
+// arrive at once: exactly the quota passes.
+func TestMiddlewareQuotaIsExactUnderConcurrency(t *testing.T) {
+	f := newFixture(t, testutil.TokendOptions{}, fromHeader)
+	tok := f.guarded(tokend.GuardsInput{Quota: some(&tokend.Quota{Limit: 25, Period: tokend.QuotaMonth, Unit: tokend.QuotaRequests})})
+	var mu sync.Mutex
+	statuses := map[int]int{}
+	var wg sync.WaitGroup
+	for range 60 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			a := f.get("/any", from(tok.Value, "192.0.2.1"))
+			mu.Lock()
+			statuses[a.status]++
+			mu.Unlock()
+		}()
+	}
+	wg.Wait()
+	if statuses[200] != 25 || statuses[429] != 35 {
+		t.Errorf("60 parallel requests of a quota of 25: %v", statuses)
+	}
+}
+
+// A change to a token's guards reaches the middleware through the change
+// stream: an address allowed a moment ago is refused at once after.
+func TestMiddlewareFollowsGuardChanges(t *testing.T) {
+	f := newFixture(t, testutil.TokendOptions{}, fromHeader)
+	tok := f.guarded(tokend.GuardsInput{})
+	if a := f.get("/any", from(tok.Value, "198.51.100.1")); a.status != 200 {
+		t.Fatalf("before: %d %v", a.status, a.body)
+	}
+	only := []netip.Prefix{netip.MustParsePrefix("203.0.113.0/24")}
+	if _, err := f.tokend.Svc.UpdateToken(context.Background(), &f.tokend.Admin.Token, tok.ID, tokend.TokenPatch{Guards: tokend.GuardsInput{AllowedIPs: &only}}); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		a := f.get("/any", from(tok.Value, "198.51.100.1"))
+		if a.status == 403 && a.code == "ip_not_allowed" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("5 s after the change: %d %v", a.status, a.body)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if a := f.get("/any", from(tok.Value, "203.0.113.9")); a.status != 200 {
+		t.Errorf("from inside the new list: %d %v", a.status, a.body)
+	}
+}
