@@ -125,9 +125,11 @@ type networkShard struct {
 	m  map[tokenNetwork]struct{}
 }
 
+// tokenNetwork is a token and a network it was used from, held as a value
+// so that a request from a network already seen allocates nothing.
 type tokenNetwork struct {
 	tokenID int64
-	network string
+	network netip.Prefix
 }
 
 type networkCheck struct {
@@ -215,9 +217,17 @@ func (m *Monitor) countFailure(k countKey, o Observation) {
 // NetworkOf returns the network a client address belongs to for new-network
 // alerts: its /24 for IPv4, its /64 for IPv6.
 func NetworkOf(addr string) (string, bool) {
+	p, ok := networkOf(addr)
+	if !ok {
+		return "", false
+	}
+	return p.String(), true
+}
+
+func networkOf(addr string) (netip.Prefix, bool) {
 	ip, err := netip.ParseAddr(addr)
 	if err != nil {
-		return "", false
+		return netip.Prefix{}, false
 	}
 	ip = ip.Unmap()
 	bits := 64
@@ -225,14 +235,11 @@ func NetworkOf(addr string) (string, bool) {
 		bits = 24
 	}
 	p, err := ip.Prefix(bits)
-	if err != nil {
-		return "", false
-	}
-	return p.String(), true
+	return p, err == nil
 }
 
 func (m *Monitor) checkNetwork(o Observation) {
-	network, ok := NetworkOf(o.Addr)
+	network, ok := networkOf(o.Addr)
 	if !ok {
 		return
 	}
@@ -311,15 +318,16 @@ func (m *Monitor) noteNetwork(ctx context.Context, c networkCheck) {
 	if m.opts.NoteNetwork == nil {
 		return
 	}
-	isNew, before, err := m.opts.NoteNetwork(ctx, c.tokenID, c.network)
+	network := c.network.String()
+	isNew, before, err := m.opts.NoteNetwork(ctx, c.tokenID, network)
 	if err != nil {
 		m.opts.Logger.Error("recording a token's network", "token_id", c.tokenID, "err", err)
 		return
 	}
 	if isNew && before > 0 {
 		m.raise(Event{Type: TypeNewNetwork, At: c.at, AccountID: c.accountID, TokenID: c.tokenID,
-			ClientAddr: c.addr, Network: c.network,
-			Message: fmt.Sprintf("API token %d was used from %s, a network it had not been used from before", c.tokenID, c.network)})
+			ClientAddr: c.addr, Network: network,
+			Message: fmt.Sprintf("API token %d was used from %s, a network it had not been used from before", c.tokenID, network)})
 	}
 }
 
