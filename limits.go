@@ -83,6 +83,11 @@ func (l *LocalLimits) TakeN(_ context.Context, key string, rate Rate, n int) (Li
 	return LimitDecision(l.l.TakeNPer(key, rate.Limit, n, rate.Per, l.now())), nil
 }
 
+// TakeNAt is TakeN at now, for a caller that has just read the clock.
+func (l *LocalLimits) TakeNAt(key string, rate Rate, n int, now time.Time) LimitDecision {
+	return LimitDecision(l.l.TakeNPer(key, rate.Limit, n, rate.Per, now))
+}
+
 // RefundN gives back n units of key's limit. It never fails.
 func (l *LocalLimits) RefundN(_ context.Context, key string, rate Rate, n int) error {
 	l.l.RefundNPer(key, rate.Limit, n, rate.Per, l.now())

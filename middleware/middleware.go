@@ -216,14 +216,17 @@ func (a *Authenticator) authenticate(r *http.Request, required []client.Permissi
 	}
 	now := a.opts.Now()
 	h := apikey.Hash(value)
-	addr := a.opts.ClientAddr(r)
+	var addr string // the client's, read when needed: most tokens allow any
 	solo := false
 	if a.live.Load() {
 		e, _, unknown := a.cache.Get(&h)
 		switch {
 		case unknown:
-			return nil, a.failed(r, addr, errInvalid)
+			return nil, a.failed(r, a.opts.ClientAddr(r), errInvalid)
 		case e != nil:
+			if len(e.guards.AllowedIPs) > 0 {
+				addr = a.opts.ClientAddr(r)
+			}
 			switch err := e.guards.Admit(now, addr); {
 			case err == tokend.ErrIPNotAllowed:
 				return nil, a.failed(r, addr, errIPNotAllowd)
@@ -232,10 +235,13 @@ func (a *Authenticator) authenticate(r *http.Request, required []client.Permissi
 			}
 			// A token with a quota spends it in tokend, request by request.
 			if e.guards.Quota == nil && now.Sub(e.fetched) < a.opts.TTL && e.grants(key) {
-				return e.id, a.take(r, e)
+				return e.id, a.take(r, e, now)
 			}
 			solo = e.guards.Quota != nil
 		}
+	}
+	if addr == "" {
+		addr = a.opts.ClientAddr(r)
 	}
 	// Only a value tokend has verified is cached: anything else is checked
 	// for its shape before tokend is asked.
@@ -330,7 +336,7 @@ func (a *Authenticator) ask(r *http.Request, value string, h *[32]byte, addr str
 		return e.id, nil // tokend has charged this request, and every one of this token asks it
 	}
 	// tokend has charged this request; the local limits start counting with it.
-	return e.id, a.take(r, e)
+	return e.id, a.take(r, e, a.opts.Now())
 }
 
 // rateLimited is the refusal of a request tokend answered RATE_LIMITED.
@@ -391,9 +397,9 @@ func (a *Authenticator) logUpstream(err error) {
 
 // take spends one request of the token's own rate limit and of its plan
 // limit in this process, both or neither.
-func (a *Authenticator) take(r *http.Request, e *entry) *Error {
+func (a *Authenticator) take(r *http.Request, e *entry, now time.Time) *Error {
 	if own := e.guards.RateLimit; own != nil {
-		d, _ := a.limits.TakeN(r.Context(), e.ownKey, *own, 1) // local limits never fail
+		d := a.limits.TakeNAt(e.ownKey, *own, 1, now)
 		if !d.Allowed {
 			return &Error{Status: http.StatusTooManyRequests, Code: tokend.ReasonTokenRateLimited, Message: tokend.ErrTokenRateLimited.Message, RetryAfter: d.RetryAfter}
 		}
@@ -401,7 +407,7 @@ func (a *Authenticator) take(r *http.Request, e *entry) *Error {
 	if e.limit <= 0 {
 		return nil
 	}
-	d, _ := a.limits.TakeN(r.Context(), e.limitKey, tokend.PerMinute(e.limit), 1)
+	d := a.limits.TakeNAt(e.limitKey, tokend.PerMinute(e.limit), 1, now)
 	if d.Allowed {
 		return nil
 	}
