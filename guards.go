@@ -3,6 +3,7 @@ package tokend
 import (
 	"fmt"
 	"net/netip"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -130,6 +131,47 @@ func FormatAllowedIP(p netip.Prefix) string {
 		return p.Addr().String()
 	}
 	return p.String()
+}
+
+// ParseRate reads a rate limit written as "<limit>/<period>", such as
+// "100/1m" or "5000/24h": the form of the CLI's --rate-limit.
+func ParseRate(s string) (Rate, error) {
+	n, per, ok := strings.Cut(strings.TrimSpace(s), "/")
+	limit, err := strconv.Atoi(n)
+	if !ok || err != nil || limit <= 0 {
+		return Rate{}, fmt.Errorf("rate limit %q: want <requests>/<period>, such as 100/1m or 5000/24h", s)
+	}
+	d, err := time.ParseDuration(per)
+	if err != nil {
+		return Rate{}, fmt.Errorf("rate limit %q: period %q is not a duration such as 10s, 1m or 24h", s, per)
+	}
+	if d < time.Second || d > MaxRatePeriod || d%time.Second != 0 {
+		return Rate{}, fmt.Errorf("rate limit %q: the period must be whole seconds from 1s to 24h", s)
+	}
+	return Rate{Limit: limit, Per: d}, nil
+}
+
+// ParseQuota reads a quota written as "<limit>/<day|month>[/<requests|emails>]",
+// such as "1000/day" or "50000/month/emails": the form of the CLI's --quota.
+// The unit defaults to requests.
+func ParseQuota(s string) (Quota, error) {
+	parts := strings.Split(strings.TrimSpace(s), "/")
+	bad := fmt.Errorf("quota %q: want <limit>/day or <limit>/month, then optionally /requests or /emails, such as 1000/day or 50000/month/emails", s)
+	if len(parts) < 2 || len(parts) > 3 {
+		return Quota{}, bad
+	}
+	limit, err := strconv.ParseInt(parts[0], 10, 64)
+	if err != nil || limit <= 0 {
+		return Quota{}, bad
+	}
+	q := Quota{Limit: limit, Period: QuotaPeriod(parts[1]), Unit: QuotaRequests}
+	if len(parts) == 3 {
+		q.Unit = QuotaUnit(parts[2])
+	}
+	if q.Period != QuotaDay && q.Period != QuotaMonth || q.Unit != QuotaRequests && q.Unit != QuotaEmails {
+		return Quota{}, bad
+	}
+	return q, nil
 }
 
 // QuotaPeriod is how often a quota refills: at the start of each UTC day

@@ -86,3 +86,39 @@ func (s *Service) RevokeToken(ctx context.Context, id int64, operator string, fo
 	s.evict(change)
 	return out, nil
 }
+
+// GuardToken changes token id's guards (allowed IPs, rate limit, quota) on
+// an operator's behalf, as an account admin may through the API, and
+// records the change for every process. An unknown token is ENOTFOUND. It
+// returns the token as it now is.
+func (s *Service) GuardToken(ctx context.Context, id int64, in GuardsInput, operator string) (*Token, error) {
+	var fe FieldErrors
+	validateGuards(&fe, in)
+	if err := fe.Err(); err != nil {
+		return nil, err
+	}
+	var out *Token
+	var change AuthChange
+	err := s.store.Write(ctx, func(tx Tx) error {
+		t, err := tx.Token(ctx, id)
+		if err != nil {
+			return err
+		}
+		details := map[string]any{"via": "cli"}
+		in.apply(t, details)
+		if err := tx.UpdateToken(ctx, t); err != nil {
+			return err
+		}
+		change = AuthChange{TokenID: id, AccountID: t.AccountID}
+		if err := s.changed(ctx, tx, &change); err != nil {
+			return err
+		}
+		out = t
+		return s.audit(ctx, tx, t.AccountID, nil, operator, ActionTokenUpdated, "api_token", id, details)
+	})
+	if err != nil {
+		return nil, err
+	}
+	s.evict(change)
+	return out, nil
+}

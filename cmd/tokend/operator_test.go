@@ -403,3 +403,74 @@ func TestDatabaseErrorsNameTheFile(t *testing.T) {
 		}
 	}
 }
+
+// An operator's guards reach a running server within a second: an address
+// the token may no longer be used from is refused, a quota spent stops it;
+// removing them lets it through again. Contradictions and bad values are
+// usage errors.
+func TestTokenGuard(t *testing.T) {
+	db := filepath.Join(t.TempDir(), "tokend.db")
+	_, admin := createAccount(t, db, "Acme")
+	s := tokend.Serve(t, nil, "--db", db)
+	code, body := call(t, "POST", s.URL+"/api/api_tokens", admin, `{"name":"app"}`)
+	var tok struct {
+		ID    int64
+		Token string
+	}
+	if code != 200 || json.Unmarshal([]byte(body), &tok) != nil {
+		t.Fatalf("create: %d %s", code, body)
+	}
+	if code, _ := call(t, "GET", s.URL+"/api/whoami", tok.Token, ""); code != 200 {
+		t.Fatalf("whoami: %d", code)
+	}
+	id := fmt.Sprint(tok.ID)
+	r := tokend.Run(t, []string{"USER=oncall"}, "token", "guard", id, "--allowed-ips", "203.0.113.0/24, 2001:db8::/32", "--quota", "1000/month/emails", "--db", db)
+	if r.Code != 0 || !strings.Contains(r.Stdout, "allowed from 203.0.113.0/24, 2001:db8::/32") || !strings.Contains(r.Stdout, "a quota of 1000 emails a month") {
+		t.Fatalf("token guard: %+v", r)
+	}
+	waitFor(t, time.Second, "the guarded token to be refused from 127.0.0.1", func() bool {
+		code, body := call(t, "GET", s.URL+"/api/whoami", tok.Token, "")
+		return code == 403 && strings.Contains(body, "ip_not_allowed")
+	})
+	_, audit := call(t, "GET", s.URL+"/api/audit_log?limit=1", admin, "")
+	if !strings.Contains(audit, `"action":"token.updated","actor":"oncall"`) || !strings.Contains(audit, `"allowed_ips"`) {
+		t.Errorf("the audit log does not show the change: %s", audit)
+	}
+	r = tokend.Run(t, nil, "token", "guard", id, "--any-ip", "--rate-limit", "1/1h", "--no-quota", "--json", "--db", db)
+	var got struct {
+		AllowedIPs []string `json:"allowed_ips"`
+		RateLimit  struct {
+			Limit         int `json:"limit"`
+			PeriodSeconds int `json:"period_seconds"`
+		} `json:"rate_limit"`
+		Quota *struct{} `json:"quota"`
+	}
+	if r.Code != 0 || json.Unmarshal([]byte(r.Stdout), &got) != nil || len(got.AllowedIPs) != 0 || got.RateLimit.Limit != 1 || got.RateLimit.PeriodSeconds != 3600 || got.Quota != nil {
+		t.Fatalf("token guard --json: %+v", r)
+	}
+	waitFor(t, time.Second, "the token to pass from anywhere again", func() bool {
+		code, _ := call(t, "GET", s.URL+"/api/whoami", tok.Token, "")
+		return code == 200
+	})
+	if code, body := call(t, "GET", s.URL+"/api/whoami", tok.Token, ""); code != 429 || !strings.Contains(body, "token_rate_limited") {
+		t.Errorf("the second request in an hour of a token limited to 1: %d %s", code, body)
+	}
+	for _, tt := range []struct {
+		args []string
+		code int
+		says string
+	}{
+		{[]string{id}, 2, "nothing to change"},
+		{[]string{id, "--any-ip", "--allowed-ips", "10.0.0.0/8"}, 2, "contradict"},
+		{[]string{id, "--allowed-ips", "10.0.0.1/8"}, 2, "host bits"},
+		{[]string{id, "--rate-limit", "100"}, 2, "want <requests>/<period>"},
+		{[]string{id, "--rate-limit", "100/48h"}, 2, "from 1s to 24h"},
+		{[]string{id, "--quota", "100/week"}, 2, "want <limit>/day"},
+		{[]string{"999", "--no-quota"}, 1, "no token 999"},
+	} {
+		if r := tokend.Run(t, nil, append(append([]string{"token", "guard"}, tt.args...), "--db", db)...); r.Code != tt.code || !strings.Contains(r.Stderr, tt.says) {
+			t.Errorf("token guard %v: %+v; want exit %d mentioning %q", tt.args, r, tt.code, tt.says)
+		}
+	}
+	s.Stop(t)
+}

@@ -143,3 +143,7 @@ func (e *expiryInput) UnmarshalJSON(b []byte) error {
 // IssuedTokenJSON is a just-issued token in the contract's ApiTokenWithToken
 // shape, for callers outside HTTP (the CLI's --json output).
 func IssuedTokenJSON(t *tokend.IssuedToken) any { return toIssuedToken(t, time.Now()) }
+
+// TokenJSON is a token in the API's shape, its quota as of now, for
+// callers outside HTTP.
+func TokenJSON(t *tokend.Token) any { return toAPIToken(t, time.Now()) }

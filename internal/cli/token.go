@@ -3,9 +3,13 @@ package cli
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
+	"net/netip"
+	"strings"
 
+	"github.com/tokend/tokend"
 	"github.com/tokend/tokend/apikey"
 	"github.com/tokend/tokend/internal/api"
 )
@@ -67,4 +71,109 @@ func tokenRevoke(ctx context.Context, args []string, getenv Env, stdout, stderr 
 // what it is, and that this is the one time it is shown.
 func printNewToken(w io.Writer, what, value string) {
 	fmt.Fprintf(w, "%s:\n\n    %s\n\nStore it now: tokend keeps only a hash of it and will not show it again.\n", what, value)
+}
+
+func tokenGuard(ctx context.Context, args []string, getenv Env, stdout, stderr io.Writer) error {
+	fs := newFlagSet("token guard", stderr)
+	db := dbFlag(fs, "SQLite database file")
+	var in tokend.GuardsInput
+	fs.Func("allowed-ips", "comma-separated IP addresses and CIDR networks the token may be used from", func(s string) error {
+		var ips []netip.Prefix
+		for _, f := range strings.Split(s, ",") {
+			if f = strings.TrimSpace(f); f == "" {
+				continue
+			}
+			p, err := tokend.ParseAllowedIP(f)
+			if err != nil {
+				return err
+			}
+			ips = append(ips, p)
+		}
+		if len(ips) == 0 {
+			return errors.New("no address or network given: use --any-ip to allow any")
+		}
+		in.AllowedIPs = &ips
+		return nil
+	})
+	anyIP := fs.Bool("any-ip", false, "remove the allowed IPs: the token may be used from anywhere")
+	fs.Func("rate-limit", "the token's own rate limit, as requests/period (100/1m, 5000/24h)", func(s string) error {
+		r, err := tokend.ParseRate(s)
+		if err != nil {
+			return err
+		}
+		rp := &r
+		in.RateLimit = &rp
+		return nil
+	})
+	noRate := fs.Bool("no-rate-limit", false, "remove the token's own rate limit")
+	fs.Func("quota", "the token's quota, as limit/day or limit/month, then /requests (the default) or /emails", func(s string) error {
+		q, err := tokend.ParseQuota(s)
+		if err != nil {
+			return err
+		}
+		qp := &q
+		in.Quota = &qp
+		return nil
+	})
+	noQuota := fs.Bool("no-quota", false, "remove the token's quota")
+	asJSON := fs.Bool("json", false, "print the token as JSON")
+	id, err := parseWithID(fs, args, getenv, stdout, "token ID", "a token ID")
+	if err != nil {
+		return err
+	}
+	switch {
+	case *anyIP && in.AllowedIPs != nil:
+		return &UsageError{"token guard: --allowed-ips and --any-ip contradict each other"}
+	case *noRate && in.RateLimit != nil:
+		return &UsageError{"token guard: --rate-limit and --no-rate-limit contradict each other"}
+	case *noQuota && in.Quota != nil:
+		return &UsageError{"token guard: --quota and --no-quota contradict each other"}
+	}
+	if *anyIP {
+		in.AllowedIPs = &[]netip.Prefix{}
+	}
+	if *noRate {
+		in.RateLimit = new(*tokend.Rate)
+	}
+	if *noQuota {
+		in.Quota = new(*tokend.Quota)
+	}
+	if in.AllowedIPs == nil && in.RateLimit == nil && in.Quota == nil {
+		return &UsageError{"token guard: nothing to change: give --allowed-ips, --any-ip, --rate-limit, --no-rate-limit, --quota or --no-quota"}
+	}
+	svc, closeDB, err := openService(ctx, *db, apikey.DefaultPrefix, false)
+	if err != nil {
+		return err
+	}
+	defer closeDB()
+	t, err := svc.GuardToken(ctx, id, in, operatorName(getenv("USER")))
+	if err != nil {
+		return explainNotFound(fmt.Errorf("token guard: %w", err), "token guard: no token %d in %s", id, *db)
+	}
+	if *asJSON {
+		return json.NewEncoder(stdout).Encode(api.TokenJSON(t))
+	}
+	fmt.Fprintf(stdout, "Token %d %q of account %d: %s. Running servers apply it within a second.\n", t.ID, t.Name, t.AccountID, describeGuards(t))
+	return nil
+}
+
+// describeGuards says what a token's guards are, for people.
+func describeGuards(t *tokend.Token) string {
+	ips := "any IP address"
+	if len(t.AllowedIPs) > 0 {
+		list := make([]string, len(t.AllowedIPs))
+		for i, p := range t.AllowedIPs {
+			list[i] = tokend.FormatAllowedIP(p)
+		}
+		ips = "allowed from " + strings.Join(list, ", ")
+	}
+	rate := "no rate limit of its own"
+	if r := t.RateLimit; r != nil {
+		rate = fmt.Sprintf("at most %d requests per %s", r.Limit, r.Per)
+	}
+	quota := "no quota"
+	if q := t.Quota; q != nil {
+		quota = fmt.Sprintf("a quota of %d %s a %s", q.Limit, q.Unit, q.Period)
+	}
+	return ips + "; " + rate + "; " + quota
 }
