@@ -20,13 +20,15 @@ type tokenRow struct {
 	Access   string
 	Replaced bool // reset: it works until ExpiresAt, the end of its grace period
 	Expired  bool
+	Guards   string // its allowed IPs, rate limit and quota in a few words; "" for none
 }
 
 // CanReset reports whether the token can still be reset.
 func (t tokenRow) CanReset() bool { return !t.Replaced && !t.Expired }
 
 func (s *Server) tokenRow(t tokend.Token, access string) tokenRow {
-	return tokenRow{Token: t, Access: access, Replaced: t.ResetAt != nil, Expired: t.ExpiredAt(s.opts.Now())}
+	now := s.opts.Now()
+	return tokenRow{Token: t, Access: access, Replaced: t.ResetAt != nil, Expired: t.ExpiredAt(now), Guards: guardSummary(t, now)}
 }
 
 type tokensData struct {
@@ -40,7 +42,7 @@ func (s *Server) tokens(w http.ResponseWriter, r *http.Request, ses *session) er
 
 var notices = map[string]string{
 	"deleted": "The token was deleted: it no longer works.",
-	"updated": "The token's permissions were saved.",
+	"updated": "The token's permissions and guards were saved.",
 }
 
 func (s *Server) renderTokens(w http.ResponseWriter, r *http.Request, ses *session, status int, errMsg, notice string) error {
@@ -75,10 +77,16 @@ type tokenFormData struct {
 	// ReadOnly, when set, says why the user can grant nothing (a viewer):
 	// the page shows that and what they may do, and no form.
 	ReadOnly string
+	// Guards are the token's allowed IPs, rate limit and quota as typed;
+	// an account admin edits them (CanGuard), others see them.
+	Guards     guardFields
+	CanGuard   bool
+	Periods    []struct{ Seconds, Name string }
+	GuardWords string // the guards in words, for those who cannot edit them
 }
 
 func (s *Server) newToken(w http.ResponseWriter, r *http.Request, ses *session) error {
-	return s.renderTokenForm(w, r, ses, http.StatusOK, "", tokenFormData{Environment: "live"}, nil)
+	return s.renderTokenForm(w, r, ses, http.StatusOK, "", tokenFormData{Environment: "live", Guards: fieldsOf(nil)}, nil)
 }
 
 func (s *Server) renderTokenForm(w http.ResponseWriter, r *http.Request, ses *session, status int, errMsg string, d tokenFormData, perms []tokend.Permission) error {
@@ -92,6 +100,7 @@ func (s *Server) renderTokenForm(w http.ResponseWriter, r *http.Request, ses *se
 			"and its sending domains with their DNS records. Only an admin can add tokens or change what they may do.",
 			roleWord(c.accountLevel()), c.Account.Name)
 	}
+	d.CanGuard, d.Periods = ses.Principal.IsAccountAdmin(), ratePeriods
 	d.Today = s.opts.Now().UTC().Format(time.DateOnly)
 	d.DefaultExpiry = "the token never expires"
 	if ttl := s.svc.DefaultTTL(); ttl > 0 {
@@ -124,10 +133,16 @@ func (s *Server) createToken(w http.ResponseWriter, r *http.Request, ses *sessio
 	if err == nil {
 		expiry, err = readExpiry(d.ExpiresOn, d.ExpiresTime, s.opts.Now())
 	}
+	var guards tokend.GuardsInput
+	var gerr error
+	d.Guards, guards, gerr = readGuards(r)
+	if err == nil {
+		err = gerr
+	}
 	if err == nil {
 		var t *tokend.IssuedToken
 		t, err = s.svc.CreateToken(r.Context(), ses.Principal, tokend.TokenInput{
-			Name: d.Name, Environment: tokend.Environment(d.Environment), Permissions: perms, Expiry: expiry})
+			Name: d.Name, Environment: tokend.Environment(d.Environment), Permissions: perms, Expiry: expiry, Guards: guards})
 		if err == nil {
 			s.render(w, r, http.StatusOK, "token_issued", view{Title: "Token created", Session: ses, Data: issuedData{Token: *t}})
 			return nil
@@ -197,7 +212,8 @@ func (s *Server) editToken(w http.ResponseWriter, r *http.Request, ses *session)
 	if err != nil {
 		return err
 	}
-	return s.renderTokenForm(w, r, ses, http.StatusOK, "", tokenFormData{ID: t.ID, Name: t.Name, Environment: string(t.Environment), Editing: true}, t.Permissions)
+	return s.renderTokenForm(w, r, ses, http.StatusOK, "", tokenFormData{ID: t.ID, Name: t.Name, Environment: string(t.Environment), Editing: true,
+		Guards: fieldsOf(t), GuardWords: guardSummary(*t, s.opts.Now())}, t.Permissions)
 }
 
 func (s *Server) updateToken(w http.ResponseWriter, r *http.Request, ses *session) error {
@@ -210,8 +226,12 @@ func (s *Server) updateToken(w http.ResponseWriter, r *http.Request, ses *sessio
 	}
 	name := r.PostFormValue("name")
 	perms, err := readPermissions(r)
+	fields, guards, gerr := readGuards(r)
 	if err == nil {
-		_, err = s.svc.UpdateToken(r.Context(), ses.Principal, id, tokend.TokenPatch{Name: &name, Permissions: &perms})
+		err = gerr
+	}
+	if err == nil {
+		_, err = s.svc.UpdateToken(r.Context(), ses.Principal, id, tokend.TokenPatch{Name: &name, Permissions: &perms, Guards: guards})
 		if err == nil {
 			http.Redirect(w, r, "/settings/api-tokens?done=updated", http.StatusSeeOther)
 			return nil
@@ -222,7 +242,8 @@ func (s *Server) updateToken(w http.ResponseWriter, r *http.Request, ses *sessio
 		if gerr != nil {
 			return gerr
 		}
-		return s.renderTokenForm(w, r, ses, status, msg, tokenFormData{ID: id, Name: name, Environment: string(t.Environment), Editing: true}, perms)
+		return s.renderTokenForm(w, r, ses, status, msg, tokenFormData{ID: id, Name: name, Environment: string(t.Environment), Editing: true,
+			Guards: fields, GuardWords: guardSummary(*t, s.opts.Now())}, perms)
 	})
 }
 

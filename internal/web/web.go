@@ -288,14 +288,14 @@ func describe(err error) (int, string) {
 // fieldSentence renders validation errors as sentences: "Name can't be blank."
 func fieldSentence(e *tokend.Error) string {
 	var parts []string
-	for _, f := range []string{"base", "name", "email", "password", "resources", "environment", "domain_name", "expires_at", "cursor"} {
+	for _, f := range []string{"base", "name", "email", "password", "resources", "environment", "domain_name", "expires_at", "allowed_ips", "rate_limit", "quota", "cursor"} {
 		for _, m := range e.Fields[f] {
 			parts = append(parts, sentence(f, m))
 		}
 	}
 	for f, msgs := range e.Fields {
 		switch f {
-		case "base", "name", "email", "password", "resources", "environment", "domain_name", "expires_at", "cursor":
+		case "base", "name", "email", "password", "resources", "environment", "domain_name", "expires_at", "allowed_ips", "rate_limit", "quota", "cursor":
 			continue
 		}
 		for _, m := range msgs {
@@ -307,7 +307,8 @@ func fieldSentence(e *tokend.Error) string {
 
 func sentence(field, msg string) string {
 	label := map[string]string{"base": "", "name": "Name", "email": "Email", "email.email": "Email", "password": "Password", "resources": "Permissions:",
-		"environment": "Key type", "domain_name": "Domain name", "expires_at": "Expiry", "cursor": "Page"}[field]
+		"environment": "Key type", "domain_name": "Domain name", "expires_at": "Expiry", "cursor": "Page",
+		"allowed_ips": "Allowed IPs:", "rate_limit": "Rate limit:", "quota": "Quota:"}[field]
 	if label == "" && field != "base" {
 		label = field
 	}

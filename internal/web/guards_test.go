@@ -1,0 +1,46 @@
+package web_test
+
+import (
+	"fmt"
+	"net/url"
+	"regexp"
+	"testing"
+)
+
+// An account admin sets a token's guards on Add Token and changes them on
+// its edit page; the list says them in a few words, the API enforces them,
+// and a bad value is refused on the form, which keeps what was typed.
+func TestTokenGuardsInTheDashboard(t *testing.T) {
+	e := newEnv(t)
+	b := e.signIn("ann@example.com")
+	b.get("/settings/api-tokens/new").want(200).has(`<legend>Guards (optional)</legend>`,
+		`<textarea id="allowed_ips" name="allowed_ips"`, `<input id="rate_limit" name="rate_limit"`, `<input id="quota" name="quota"`)
+
+	form := url.Values{"name": {"office"}, "environment": {"live"}, "perm": {fmt.Sprintf("account:%d:10", e.acme)}, "guards": {"1"},
+		"allowed_ips": {"203.0.113.0/24\r\n2001:db8::/32"}, "rate_limit": {"2"}, "rate_per": {"3600"},
+		"quota": {"1000"}, "quota_per": {"month"}, "quota_unit": {"emails"}}
+	p := b.post("/settings/api-tokens", form).want(200).has("Token created")
+	value := tokenValue.FindString(p.Body)
+	if got := e.apiStatus("GET", "/api/whoami", value); got != 403 {
+		t.Errorf("a token allowed from 203.0.113.0/24 and 2001:db8::/32, used from 127.0.0.1: %d, want 403", got)
+	}
+	list := b.get("/settings/api-tokens").want(200).has("from 2 networks; 2 per hour; 1000 of 1000 emails left this month")
+	id := regexp.MustCompile(`href="/settings/api-tokens/(\d+)/edit" role="menuitem"|role="menuitem" href="/settings/api-tokens/(\d+)/edit"`).FindAllStringSubmatch(list.Body, -1)
+	if len(id) == 0 {
+		t.Fatalf("no edit link in the list:\n%s", list.Body)
+	}
+	edit := fmt.Sprintf("/settings/api-tokens/%s", id[len(id)-1][2])
+	b.get(edit+"/edit").want(200).has("203.0.113.0/24\n2001:db8::/32</textarea>", `name="rate_limit" type="number" min="1" inputmode="numeric" value="2"`,
+		`<option value="3600" selected>hour</option>`, `<option value="emails" selected>emails</option>`)
+
+	// Allowing 127.0.0.1 lets it through; a bad network is refused and kept.
+	b.post(edit, url.Values{"name": {"office"}, "perm": {fmt.Sprintf("account:%d:10", e.acme)}, "guards": {"1"},
+		"allowed_ips": {"10.0.0.1/8"}, "rate_limit": {""}, "quota": {""}}).
+		want(422).has("Allowed IPs: &#34;10.0.0.1/8&#34; has host bits set", ">10.0.0.1/8</textarea>")
+	b.post(edit, url.Values{"name": {"office"}, "perm": {fmt.Sprintf("account:%d:10", e.acme)}, "guards": {"1"},
+		"allowed_ips": {"127.0.0.1"}, "rate_limit": {""}, "quota": {""}}).want(303)
+	if got := e.apiStatus("GET", "/api/whoami", value); got != 200 {
+		t.Errorf("after allowing 127.0.0.1: %d, want 200", got)
+	}
+	b.get("/settings/api-tokens").want(200).has("from 127.0.0.1").lacks("per hour", "emails left")
+}
