@@ -114,6 +114,11 @@ type Account struct {
 	RateLimit    int // requests per minute
 	MessageLimit int // messages (recipients) sent per minute
 	CreatedAt    time.Time
+	// The account's token settings (see TokenSettings): the days before a
+	// token's expiry when tokend warns (nil: DefaultExpiryWarningDays), and
+	// what a reported leak does.
+	ExpiryWarningDays []int
+	LeakPolicy        LeakPolicy
 }
 
 // Resource is a project, sandbox or domain inside an account. Name is the
@@ -284,6 +289,10 @@ type Tx interface {
 	// DeleteTokensExpiredBefore deletes tokens whose expires_at is at or before
 	// cutoff and returns how many it deleted.
 	DeleteTokensExpiredBefore(ctx context.Context, cutoff time.Time) (int64, error)
+
+	// SetTokenSettings stores an account's expiry warning days (nil for
+	// the default) and leak policy.
+	SetTokenSettings(ctx context.Context, accountID int64, expiryWarningDays []int, policy LeakPolicy) error
 
 	// SetPlan changes an account's plan, rate limit and message allowance.
 	SetPlan(ctx context.Context, accountID int64, plan Plan, rateLimit, messageLimit int) error

@@ -53,6 +53,8 @@ func (s *Server) eachRoute(handle func(pattern string, h http.Handler)) {
 	m("GET /api/auth_changes", s.authed(s.authChanges))
 
 	m("GET /api/accounts", s.authed(s.listAccounts))
+	m("GET /api/accounts/{account_id}/token_settings", s.authed(s.tokenSettings))
+	m("PATCH /api/accounts/{account_id}/token_settings", s.authed(s.setTokenSettings))
 	m("GET /api/whoami", s.authed(s.whoami))
 
 	m("GET /api/accounts/{account_id}/projects", s.authed(s.listResources(tokend.ResourceProject, asArray)))

@@ -9,6 +9,8 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/tokend/tokend"
@@ -98,15 +100,52 @@ func (x *Tx) CreateAccount(ctx context.Context, a *tokend.Account) error {
 	return nil
 }
 
-const accountColumns = `id, name, plan, rate_limit, message_limit, created_at`
+const accountColumns = `id, name, plan, rate_limit, message_limit, created_at, expiry_warning_days, leak_policy`
 
 func scanAccount(row interface{ Scan(...any) error }) (tokend.Account, error) {
 	var a tokend.Account
-	var plan string
+	var plan, policy string
 	var created int64
-	err := row.Scan(&a.ID, &a.Name, &plan, &a.RateLimit, &a.MessageLimit, &created)
-	a.Plan, a.CreatedAt = tokend.Plan(plan), fromMicros(created)
+	var warnings sql.NullString
+	err := row.Scan(&a.ID, &a.Name, &plan, &a.RateLimit, &a.MessageLimit, &created, &warnings, &policy)
+	a.Plan, a.CreatedAt, a.LeakPolicy = tokend.Plan(plan), fromMicros(created), tokend.LeakPolicy(policy)
+	if err == nil && warnings.Valid {
+		a.ExpiryWarningDays, err = parseDays(warnings.String)
+	}
 	return a, err
+}
+
+// SetTokenSettings stores an account's token settings.
+func (x *Tx) SetTokenSettings(ctx context.Context, accountID int64, days []int, policy tokend.LeakPolicy) error {
+	var warnings sql.NullString
+	if days != nil {
+		warnings = sql.NullString{String: formatDays(days), Valid: true}
+	}
+	res, err := x.q.ExecContext(ctx, `UPDATE accounts SET expiry_warning_days = ?, leak_policy = ? WHERE id = ?`, warnings, string(policy), accountID)
+	return expectOne(res, err, "account")
+}
+
+func parseDays(s string) ([]int, error) {
+	days := []int{}
+	for _, f := range strings.Split(s, ",") {
+		if f == "" {
+			continue
+		}
+		n, err := strconv.Atoi(f)
+		if err != nil {
+			return nil, fmt.Errorf("expiry warning days %q: %w", s, err)
+		}
+		days = append(days, n)
+	}
+	return days, nil
+}
+
+func formatDays(days []int) string {
+	s := make([]string, len(days))
+	for i, d := range days {
+		s[i] = strconv.Itoa(d)
+	}
+	return strings.Join(s, ",")
 }
 
 // Account returns one account.

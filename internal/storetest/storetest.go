@@ -7,6 +7,7 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
+	"reflect"
 	"sync"
 	"testing"
 	"time"
@@ -110,8 +111,10 @@ func testAccounts(t *testing.T, s tokend.Store) {
 		if err != nil {
 			return err
 		}
-		if *got != *a {
-			t.Errorf("Account = %+v, want %+v", *got, *a)
+		want := *a
+		want.LeakPolicy = tokend.LeakRevoke // the default
+		if !reflect.DeepEqual(*got, want) {
+			t.Errorf("Account = %+v, want %+v", *got, want)
 		}
 		all, err := tx.Accounts(context.Background())
 		if len(all) != 2 || all[0].ID != a.ID || all[1].ID != b.ID {
@@ -119,6 +122,19 @@ func testAccounts(t *testing.T, s tokend.Store) {
 		}
 		return err
 	})
+	// Token settings: nil days is the default, an empty list is none.
+	for _, days := range [][]int{{14, 3, 1}, {}, nil} {
+		write(t, s, func(tx tokend.Tx) error {
+			return tx.SetTokenSettings(context.Background(), b.ID, days, tokend.LeakNotify)
+		})
+		read(t, s, func(tx tokend.Tx) error {
+			got, err := tx.Account(context.Background(), b.ID)
+			if err == nil && (!reflect.DeepEqual(got.ExpiryWarningDays, days) || got.LeakPolicy != tokend.LeakNotify) {
+				t.Errorf("token settings %v: read back %v %q", days, got.ExpiryWarningDays, got.LeakPolicy)
+			}
+			return err
+		})
+	}
 }
 
 func testResources(t *testing.T, s tokend.Store) {
