@@ -286,6 +286,12 @@ type Tx interface {
 	// CopyQuotaUsage gives token to what token from has spent of its quota
 	// in its current period.
 	CopyQuotaUsage(ctx context.Context, from, to int64) error
+	// TokensExpiringBetween lists the tokens, not reset, whose expires_at is
+	// after after and at or before until, with their permissions.
+	TokensExpiringBetween(ctx context.Context, after, until time.Time) ([]Token, error)
+	// RecordExpiryWarning records that the warning of days before a token's
+	// expiry at expiresAt was raised, and reports whether it was not yet.
+	RecordExpiryWarning(ctx context.Context, tokenID int64, days int, expiresAt, at time.Time) (bool, error)
 	// DeleteTokensExpiredBefore deletes tokens whose expires_at is at or before
 	// cutoff and returns how many it deleted.
 	DeleteTokensExpiredBefore(ctx context.Context, cutoff time.Time) (int64, error)

@@ -79,6 +79,7 @@ type App struct {
 	Verifier *tokend.Verifier
 	Mailer   *tokend.Mailer
 	Domains  *tokend.Domains
+	Events   *tokend.TokenEvents // expiry warnings and leaks: audit log, alert webhook, email
 	Monitor  *alert.Monitor
 	Handler  http.Handler // the API and dashboard
 
@@ -175,6 +176,7 @@ func New(ctx context.Context, cfg Config, opts Options) (_ *App, err error) {
 	domainOpts := a.newAlerts(ctx, opts)
 	// The sign-in ceiling's alert goes out as the domain checks' do.
 	svc.Users().AnnounceAlerts(domainOpts.Alert, domainOpts.Alerted)
+	a.Events = tokend.NewTokenEvents(svc, a.Mailer, tokend.EventOptions{Alert: domainOpts.Alert, Alerted: domainOpts.Alerted})
 	domainOpts.Resolver, domainOpts.Recheck = resolver, cfg.DNSRecheck
 	a.Domains = tokend.NewDomains(svc, a.Mailer, domainOpts)
 	a.Handler = api.NewServer(svc, api.Options{

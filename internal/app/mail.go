@@ -3,6 +3,7 @@ package app
 import (
 	"context"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/tokend/tokend"
@@ -169,12 +170,19 @@ func (a *App) newAlerts(ctx context.Context, opts Options) tokend.DomainOptions 
 	// verification) go out through the same webhook.
 	return tokend.DomainOptions{
 		Alert: func(e *tokend.AuditEvent) ([]*tokend.Job, error) {
-			m.Alerts.WithLabelValues(e.Action[len(tokend.ActionAlertPrefix):]).Inc()
+			// Alerts are audited as alert.<type>; token events under
+			// their own name (token.expiring), which is their type.
+			typ := strings.TrimPrefix(e.Action, tokend.ActionAlertPrefix)
+			m.Alerts.WithLabelValues(typ).Inc()
 			if webhook == nil {
 				return nil, nil
 			}
 			msg, _ := e.Details["message"].(string)
-			j, err := webhook.Job(alert.Event{Type: e.Action[len(tokend.ActionAlertPrefix):], At: e.At, Message: msg, AccountID: e.AccountID})
+			ev := alert.Event{Type: typ, At: e.At, Message: msg, AccountID: e.AccountID}
+			if e.TargetType == "api_token" {
+				ev.TokenID = e.TargetID
+			}
+			j, err := webhook.Job(ev)
 			if err != nil {
 				return nil, err
 			}

@@ -31,6 +31,9 @@ const (
 	authStaleAfter = 2 * time.Second
 )
 
+// expiryCheckInterval is how often expiry warnings are looked for.
+const expiryCheckInterval = time.Hour
+
 // shutdownGrace bounds each step of stopping: requests finishing, the last
 // usage written, the queued alerts recorded.
 const shutdownGrace = 15 * time.Second
@@ -159,6 +162,17 @@ func (a *App) Run(ctx context.Context) error {
 			m.EmailsQueued.Set(float64(n))
 		}
 	})
+	// Expiry warnings: at start, then hourly; each is raised once whatever
+	// the restarts and instances.
+	checkExpiring := func(ctx context.Context) {
+		if n, err := a.Events.CheckExpiring(ctx); err != nil && ctx.Err() == nil {
+			logger.Error("raising expiry warnings", "err", err)
+		} else if n > 0 {
+			logger.Info("raised expiry warnings", "tokens", n)
+		}
+	}
+	g.Go(func() error { checkExpiring(ctx); return nil })
+	every(expiryCheckInterval, checkExpiring)
 	g.Go(func() error { a.purge(ctx); return nil }) // what expired while tokend was down goes at once
 	every(svc.PurgeInterval(), a.purge)
 	every(cfg.UsageFlush, func(ctx context.Context) {

@@ -142,3 +142,19 @@ func (x *Tx) CopyQuotaUsage(ctx context.Context, from, to int64) error {
 	}
 	return nil
 }
+
+// TokensExpiringBetween lists the tokens, not reset, expiring in (after, until].
+func (x *Tx) TokensExpiringBetween(ctx context.Context, after, until time.Time) ([]tokend.Token, error) {
+	return x.tokensWhere(ctx, "t.expires_at > ? AND t.expires_at <= ? AND t.reset_at IS NULL", micros(after), micros(until))
+}
+
+// RecordExpiryWarning records an expiry warning once.
+func (x *Tx) RecordExpiryWarning(ctx context.Context, tokenID int64, days int, expiresAt, at time.Time) (bool, error) {
+	res, err := x.q.ExecContext(ctx, `INSERT INTO token_expiry_warnings (token_id, days, expires_at, raised_at) VALUES (?, ?, ?, ?)
+		ON CONFLICT (token_id, days, expires_at) DO NOTHING`, tokenID, days, micros(expiresAt), micros(at))
+	if err != nil {
+		return false, fmt.Errorf("record expiry warning: %w", err)
+	}
+	n, err := res.RowsAffected()
+	return n == 1, err
+}

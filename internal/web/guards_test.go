@@ -44,3 +44,23 @@ func TestTokenGuardsInTheDashboard(t *testing.T) {
 	}
 	b.get("/settings/api-tokens").want(200).has("from 127.0.0.1").lacks("per hour", "emails left")
 }
+
+// Tokens that expire within the account's furthest warning (7 days by
+// default) show in a banner on the token list, soonest first; the others,
+// and replaced tokens, do not.
+func TestExpiringTokensBanner(t *testing.T) {
+	e := newEnv(t)
+	b := e.signIn("ann@example.com")
+	perm := fmt.Sprintf("account:%d:10", e.acme)
+	b.get("/settings/api-tokens").want(200).lacks("expires soon", "expire soon")
+	for _, tt := range []struct{ name, on string }{{"in six days", "2026-06-06"}, {"tomorrow", "2026-06-01"}, {"in a month", "2026-07-01"}} {
+		b.post("/settings/api-tokens", url.Values{"name": {tt.name}, "perm": {perm}, "expires_on": {tt.on}}).want(200)
+	}
+	page := b.get("/settings/api-tokens").want(200).has("2 tokens expire soon.", "<li>tomorrow", "<li>in six days")
+	if i, j := regexp.MustCompile(`<li>tomorrow`).FindStringIndex(page.Body), regexp.MustCompile(`<li>in six days`).FindStringIndex(page.Body); i[0] > j[0] {
+		t.Error("the banner does not list the soonest first")
+	}
+	if regexp.MustCompile(`<li>in a month`).MatchString(page.Body) {
+		t.Error("the banner lists a token a month away")
+	}
+}

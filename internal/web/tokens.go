@@ -34,6 +34,9 @@ func (s *Server) tokenRow(t tokend.Token, access string) tokenRow {
 type tokensData struct {
 	Tokens []tokenRow
 	CanAdd bool // only an admin can grant anything
+	// Expiring are the tokens that expire within the account's furthest
+	// expiry warning, soonest first: the page's banner.
+	Expiring []tokenRow
 }
 
 func (s *Server) tokens(w http.ResponseWriter, r *http.Request, ses *session) error {
@@ -54,12 +57,26 @@ func (s *Server) renderTokens(w http.ResponseWriter, r *http.Request, ses *sessi
 	if err != nil {
 		return err
 	}
+	settings, err := s.svc.TokenSettings(r.Context(), ses.Principal)
+	if err != nil {
+		return err
+	}
+	horizon := time.Duration(0)
+	if len(settings.ExpiryWarningDays) > 0 {
+		horizon = time.Duration(slices.Max(settings.ExpiryWarningDays)) * 24 * time.Hour
+	}
+	now := s.opts.Now()
 	rows := make([]tokenRow, len(list))
+	var expiring []tokenRow
 	for i, t := range list {
 		rows[i] = s.tokenRow(t, c.summary(t.Permissions))
+		if row := rows[i]; row.ExpiresAt != nil && row.CanReset() && row.ExpiresAt.Sub(now) <= horizon {
+			expiring = append(expiring, row)
+		}
 	}
+	slices.SortFunc(expiring, func(a, b tokenRow) int { return a.ExpiresAt.Compare(*b.ExpiresAt) })
 	s.render(w, r, status, "tokens", view{Title: "API Tokens", Session: ses, Error: errMsg, Notice: notice,
-		Data: tokensData{Tokens: rows, CanAdd: ses.Principal.IsAccountAdmin()}})
+		Data: tokensData{Tokens: rows, CanAdd: ses.Principal.IsAccountAdmin(), Expiring: expiring}})
 	return nil
 }
 
