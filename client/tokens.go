@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
+	"net/url"
+	"strconv"
 	"time"
 )
 
@@ -269,4 +271,20 @@ func (c *Client) TokenUsage(ctx context.Context, id int64) (*Usage, error) {
 		return nil, err
 	}
 	return &out, nil
+}
+
+// UnusedTokens returns the tokens the caller can see that made no request
+// in the last days days (0: tokend's default, 90): used last before then,
+// or never used and created before then. The caller itself is never among
+// them.
+func (c *Client) UnusedTokens(ctx context.Context, days int) ([]Token, error) {
+	var query url.Values
+	if days > 0 {
+		query = url.Values{"days": {strconv.Itoa(days)}}
+	}
+	var out []Token
+	if err := c.do(ctx, http.MethodGet, "/api/api_tokens/unused", query, nil, &out); err != nil {
+		return nil, err
+	}
+	return out, nil
 }

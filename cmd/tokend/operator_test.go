@@ -474,3 +474,30 @@ func TestTokenGuard(t *testing.T) {
 	}
 	s.Stop(t)
 }
+
+// tokend token unused lists an account's tokens that made no request
+// lately (the listing's rule is tested through the API, whose clock a test
+// can move); here what the command prints and refuses.
+func TestTokenUnused(t *testing.T) {
+	db := filepath.Join(t.TempDir(), "tokend.db")
+	createAccount(t, db, "Acme")
+	if r := tokend.Run(t, nil, "token", "unused", "--account", "1", "--db", db); r.Code != 0 || !strings.Contains(r.Stdout, "No token of account 1 has gone 90 days without a request.") {
+		t.Errorf("token unused: %+v", r)
+	}
+	if r := tokend.Run(t, nil, "token", "unused", "--account", "1", "--days", "1", "--json", "--db", db); r.Code != 0 || strings.TrimSpace(r.Stdout) != "[]" {
+		t.Errorf("token unused --json: %+v", r)
+	}
+	for _, tt := range []struct {
+		args []string
+		code int
+		says string
+	}{
+		{[]string{"--account", "1", "--days", "0"}, 2, "days must be a whole number of days from 1 to 3650"},
+		{[]string{"--account", "9"}, 1, "no account 9"},
+		{[]string{}, 2, "--account ID is required"},
+	} {
+		if r := tokend.Run(t, nil, append(append([]string{"token", "unused"}, tt.args...), "--db", db)...); r.Code != tt.code || !strings.Contains(r.Stderr, tt.says) {
+			t.Errorf("token unused %v: %+v; want exit %d mentioning %q", tt.args, r, tt.code, tt.says)
+		}
+	}
+}

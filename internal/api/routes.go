@@ -36,6 +36,7 @@ func (s *Server) eachRoute(handle func(pattern string, h http.Handler)) {
 
 	for _, base := range []string{"/api", "/api/accounts/{account_id}"} {
 		m("GET "+base+"/api_tokens", s.authed(s.listTokens))
+		m("GET "+base+"/api_tokens/unused", s.authed(s.unusedTokens))
 		m("POST "+base+"/api_tokens", s.authed(s.createToken))
 		m("GET "+base+"/api_tokens/{id}", s.authed(s.getToken))
 		m("PATCH "+base+"/api_tokens/{id}", s.authed(s.updateToken))

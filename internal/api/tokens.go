@@ -2,6 +2,7 @@ package api
 
 import (
 	"net/http"
+	"strconv"
 	"time"
 
 	"github.com/tokend/tokend"
@@ -15,6 +16,30 @@ func (s *Server) listTokens(w http.ResponseWriter, r *http.Request, caller *toke
 	out := make([]apiToken, len(tokens))
 	for i := range tokens {
 		out[i] = toAPIToken(&tokens[i], s.opts.Now())
+	}
+	encode(w, http.StatusOK, out)
+	return nil
+}
+
+// unusedTokens answers GET .../api_tokens/unused?days=N (default 90): the
+// tokens the caller can see that made no request in N days.
+func (s *Server) unusedTokens(w http.ResponseWriter, r *http.Request, caller *tokend.Token) error {
+	days := tokend.DefaultUnusedDays
+	if v := r.URL.Query().Get("days"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil {
+			return tokend.Invalid("days", "must be a whole number of days from 1 to 3650")
+		}
+		days = n
+	}
+	tokens, err := s.svc.UnusedTokens(r.Context(), caller, days)
+	if err != nil {
+		return err
+	}
+	out := make([]apiToken, len(tokens))
+	now := s.opts.Now()
+	for i := range tokens {
+		out[i] = toAPIToken(&tokens[i], now)
 	}
 	encode(w, http.StatusOK, out)
 	return nil

@@ -62,6 +62,7 @@ func init() {
 			"change an account's plan (enterprise takes custom limits: requests and messages per minute)", accountSetPlan, nil},
 		{"token create", "--account ID --name N [--json]", "mint an account-admin token into an existing account: the recovery when its only admin token is lost", tokenCreate, nil},
 		{"token revoke", "ID [--force]", "delete a token; running servers refuse it within a second", tokenRevoke, nil},
+		{"token unused", "--account ID [--days N] [--json]", "list the tokens of an account that made no request in N days (default 90)", tokenUnused, nil},
 		{"token guard", "ID [--allowed-ips LIST | --any-ip] [--rate-limit N/PERIOD | --no-rate-limit] [--quota N/day|month[/requests|emails] | --no-quota] [--json]",
 			"set or remove a token's allowed IPs, rate limit and quota; running servers apply them within a second", tokenGuard, nil},
 		{"domain verify", "ID [--dns-resolver HOST:PORT] [--spf MECHANISM] [--json]", "check a sending domain's DNS records now and show what was found", domainVerify, nil},
@@ -242,7 +243,7 @@ func dbFlag(fs *flag.FlagSet, usage string) *string {
 // cannot rename what an operator creates.
 var perInvocation = map[string]bool{"name": true, "plan": true, "json": true, "rate-limit": true, "message-limit": true, "account": true, "force": true, "undo": true,
 	"email": true, "role": true, "password-stdin": true,
-	"allowed-ips": true, "any-ip": true, "quota": true, "no-rate-limit": true, "no-quota": true}
+	"allowed-ips": true, "any-ip": true, "days": true, "quota": true, "no-rate-limit": true, "no-quota": true}
 
 // envVar is the environment variable a flag is read from, or "" for none.
 func envVar(f *flag.Flag) string {

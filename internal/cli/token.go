@@ -8,6 +8,8 @@ import (
 	"io"
 	"net/netip"
 	"strings"
+	"text/tabwriter"
+	"time"
 
 	"github.com/tokend/tokend"
 	"github.com/tokend/tokend/apikey"
@@ -176,4 +178,48 @@ func describeGuards(t *tokend.Token) string {
 		quota = fmt.Sprintf("a quota of %d %s a %s", q.Limit, q.Unit, q.Period)
 	}
 	return ips + "; " + rate + "; " + quota
+}
+
+func tokenUnused(ctx context.Context, args []string, getenv Env, stdout, stderr io.Writer) error {
+	fs := newFlagSet("token unused", stderr)
+	account := fs.Int64("account", 0, "ID of the account (required)")
+	days := fs.Int("days", tokend.DefaultUnusedDays, "days without a request that make a token unused")
+	db := dbFlag(fs, "SQLite database file")
+	asJSON := fs.Bool("json", false, "print a JSON array")
+	if err := parse(fs, args, getenv, stdout); err != nil {
+		return err
+	}
+	if *account <= 0 {
+		return &UsageError{"token unused: --account ID is required"}
+	}
+	svc, closeDB, err := openService(ctx, *db, apikey.DefaultPrefix, false)
+	if err != nil {
+		return err
+	}
+	defer closeDB()
+	list, err := svc.UnusedTokensOf(ctx, *account, *days)
+	if err != nil {
+		return explainNotFound(fmt.Errorf("token unused: %w", err), "token unused: no account %d in %s", *account, *db)
+	}
+	if *asJSON {
+		return writeJSONList(stdout, list, func(t *tokend.Token) any { return api.TokenJSON(t) })
+	}
+	if len(list) == 0 {
+		fmt.Fprintf(stdout, "No token of account %d has gone %d days without a request.\n", *account, *days)
+		return nil
+	}
+	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "ID\tNAME\tLAST USED\tCREATED")
+	for _, t := range list {
+		last := "never"
+		if t.LastUsedAt != nil {
+			last = t.LastUsedAt.UTC().Format(time.RFC3339)
+		}
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\n", t.ID, t.Name, last, t.CreatedAt.UTC().Format(time.RFC3339))
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "Review them, and delete those no one needs with tokend token revoke ID.\n")
+	return nil
 }
