@@ -292,6 +292,11 @@ type Tx interface {
 	// RecordExpiryWarning records that the warning of days before a token's
 	// expiry at expiresAt was raised, and reports whether it was not yet.
 	RecordExpiryWarning(ctx context.Context, tokenID int64, days int, expiresAt, at time.Time) (bool, error)
+	// RecordLeak records that the token with hash was reported published at
+	// url, and reports whether it was not yet.
+	RecordLeak(ctx context.Context, hash []byte, url string, accountID, tokenID int64, at time.Time) (bool, error)
+	// LeakRecorded reports whether the token with hash was ever reported.
+	LeakRecorded(ctx context.Context, hash []byte) (bool, error)
 	// DeleteTokensExpiredBefore deletes tokens whose expires_at is at or before
 	// cutoff and returns how many it deleted.
 	DeleteTokensExpiredBefore(ctx context.Context, cutoff time.Time) (int64, error)

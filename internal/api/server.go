@@ -42,6 +42,10 @@ type Options struct {
 	Now            func() time.Time // the clock; time.Now if nil
 	// SendLimits bound the sends in flight, per account and in all.
 	SendLimits SendLimits
+	// SecretScanning, when set, takes GitHub's secret scanning reports at
+	// POST /api/secret_scanning/github (it checks their signatures itself);
+	// without it that route answers 503.
+	SecretScanning http.Handler
 	// Done, when closed, ends the long-lived responses (the change streams
 	// of GET /api/auth_changes), so that a graceful shutdown need not wait
 	// for them. Close it as the HTTP server starts shutting down.

@@ -47,3 +47,17 @@ func (s *Server) setTokenSettings(w http.ResponseWriter, r *http.Request, caller
 	encode(w, http.StatusOK, toSettingsJSON(set))
 	return nil
 }
+
+// secretScanning passes GitHub's reports to the handler the server was
+// given, or answers 503 when the operator set none up (GitHub retries, so
+// reports sent before the key file is in place are not lost).
+func (s *Server) secretScanning(w http.ResponseWriter, r *http.Request) {
+	if s.opts.SecretScanning == nil {
+		w.Header().Set("Retry-After", "60")
+		s.writeError(w, r, errNoSecretScanning)
+		return
+	}
+	s.opts.SecretScanning.ServeHTTP(w, r)
+}
+
+var errNoSecretScanning = tokend.Errorf(tokend.EUNAVAILABLE, "Secret scanning reports are not taken here: the operator has not given tokend GitHub's keys (--secret-scanning-keys)")

@@ -24,6 +24,7 @@ import (
 	"github.com/tokend/tokend/internal/mail"
 	"github.com/tokend/tokend/internal/metrics"
 	redislimits "github.com/tokend/tokend/internal/redis"
+	"github.com/tokend/tokend/internal/secretscan"
 	"github.com/tokend/tokend/internal/web"
 )
 
@@ -179,12 +180,23 @@ func New(ctx context.Context, cfg Config, opts Options) (_ *App, err error) {
 	a.Events = tokend.NewTokenEvents(svc, a.Mailer, tokend.EventOptions{Alert: domainOpts.Alert, Alerted: domainOpts.Alerted})
 	domainOpts.Resolver, domainOpts.Recheck = resolver, cfg.DNSRecheck
 	a.Domains = tokend.NewDomains(svc, a.Mailer, domainOpts)
+	var scanning http.Handler
+	if cfg.SecretScanningKeys != "" {
+		keys, err := secretscan.LoadKeys(cfg.SecretScanningKeys, secretscan.KeysOptions{Now: opts.Now,
+			OnReloadError: func(err error) {
+				logger.Error("the secret scanning key file changed and cannot be used; the last good keys stay", "err", err)
+			}})
+		if err != nil {
+			return nil, &ConfigError{Msg: fmt.Sprintf("--secret-scanning-keys: %v", err)}
+		}
+		scanning = secretscan.Handler(keys, leakReporter{a.Events}, secretscan.HandlerOptions{Logger: logger})
+	}
 	a.Handler = api.NewServer(svc, api.Options{
 		Done:   a.done,
 		Logger: logger, Metrics: a.Metrics, Alerts: a.Monitor, ServeMetrics: cfg.MetricsAddr == "",
 		TrustedProxies: cfg.TrustedProxies, Mailer: a.Mailer, Verifier: a.Verifier, Domains: a.Domains, Now: opts.Now,
-		SendLimits: api.SendLimits{Total: cfg.SendsInFlight, PerAccount: cfg.AccountSendsInFlight},
-		Dashboard:  web.New(svc, a.Mailer, web.Options{Logger: logger, HTTPS: api.IsHTTPS, Domains: a.Domains, Now: opts.Now}),
+		SendLimits: api.SendLimits{Total: cfg.SendsInFlight, PerAccount: cfg.AccountSendsInFlight}, SecretScanning: scanning,
+		Dashboard: web.New(svc, a.Mailer, web.Options{Logger: logger, HTTPS: api.IsHTTPS, Domains: a.Domains, Now: opts.Now}),
 	})
 	if cfg.AuthCache {
 		start := time.Now()
@@ -278,4 +290,15 @@ func (a *App) Close() error {
 	}
 	a.closers = nil
 	return errors.Join(errs...)
+}
+
+// leakReporter hands secret scanning reports to the token events.
+type leakReporter struct{ events *tokend.TokenEvents }
+
+func (l leakReporter) Report(ctx context.Context, m secretscan.Match) (secretscan.Label, error) {
+	ok, err := l.events.ReportLeak(ctx, tokend.LeakReport{Value: m.Token, Type: m.Type, URL: m.URL, Source: m.Source})
+	if err != nil || !ok {
+		return secretscan.FalsePositive, err
+	}
+	return secretscan.TruePositive, nil
 }

@@ -41,6 +41,10 @@ type Config struct {
 	AlertThreshold     int
 	AlertWindow        time.Duration
 	AuthCache          bool
+	// SecretScanningKeys is the file of GitHub's secret scanning public keys
+	// (its public_keys JSON); with it, POST /api/secret_scanning/github
+	// takes GitHub's reports of leaked tokens.
+	SecretScanningKeys string
 
 	// SMTPRelay is the relay live email goes out through; without it, live
 	// sends answer 503.

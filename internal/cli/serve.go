@@ -37,6 +37,7 @@ func serveFlags(cfg *ServeConfig, stderr io.Writer) *flag.FlagSet {
 	fs.IntVar(&cfg.AuthFailureLimit, "auth-failure-limit", def.AuthFailureLimit, "failed authentications per minute a client address may make before 429")
 	fs.DurationVar(&cfg.UsageFlush, "usage-flush", def.UsageFlush, "how often usage counts are written to the database")
 	fs.StringVar(&cfg.AlertWebhook, "alert-webhook", "", "URL that receives unusual-activity alerts as JSON POSTs")
+	fs.StringVar(&cfg.SecretScanningKeys, "secret-scanning-keys", "", "file of GitHub's secret scanning public keys (its public_keys JSON, re-read when it changes); enables POST /api/secret_scanning/github")
 	fs.IntVar(&cfg.AlertThreshold, "alert-threshold", def.AlertThreshold, "401/403/429 answers within --alert-window that raise an alert for a token or address")
 	fs.DurationVar(&cfg.AlertWindow, "alert-window", def.AlertWindow, "window for --alert-threshold")
 	fs.BoolVar(&cfg.AuthCache, "auth-cache", def.AuthCache, "authenticate from an in-memory cache (false: a database lookup per request, for comparison)")

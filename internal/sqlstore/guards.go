@@ -158,3 +158,24 @@ func (x *Tx) RecordExpiryWarning(ctx context.Context, tokenID int64, days int, e
 	n, err := res.RowsAffected()
 	return n == 1, err
 }
+
+// RecordLeak records that the token with hash was reported published at
+// url, once.
+func (x *Tx) RecordLeak(ctx context.Context, hash []byte, url string, accountID, tokenID int64, at time.Time) (bool, error) {
+	res, err := x.q.ExecContext(ctx, `INSERT INTO token_leaks (token_hash, url, account_id, token_id, reported_at) VALUES (?, ?, ?, ?, ?)
+		ON CONFLICT (token_hash, url) DO NOTHING`, hash, url, accountID, tokenID, micros(at))
+	if err != nil {
+		return false, fmt.Errorf("record leak: %w", err)
+	}
+	n, err := res.RowsAffected()
+	return n == 1, err
+}
+
+// LeakRecorded reports whether the token with hash was ever reported.
+func (x *Tx) LeakRecorded(ctx context.Context, hash []byte) (bool, error) {
+	var n int
+	if err := x.q.QueryRowContext(ctx, `SELECT count(*) FROM token_leaks WHERE token_hash = ?`, hash).Scan(&n); err != nil {
+		return false, fmt.Errorf("leak recorded: %w", err)
+	}
+	return n > 0, nil
+}

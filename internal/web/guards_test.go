@@ -5,6 +5,7 @@ import (
 	"net/url"
 	"regexp"
 	"testing"
+	"time"
 )
 
 // An account admin sets a token's guards on Add Token and changes them on
@@ -63,4 +64,32 @@ func TestExpiringTokensBanner(t *testing.T) {
 	if regexp.MustCompile(`<li>in a month`).MatchString(page.Body) {
 		t.Error("the banner lists a token a month away")
 	}
+}
+
+// Unused tokens: the page lists the tokens that made no request in the
+// days asked (90 by default), each with its Delete, which removes it.
+func TestUnusedTokensPage(t *testing.T) {
+	e := newEnv(t)
+	b := e.signIn("ann@example.com")
+	perm := fmt.Sprintf("account:%d:10", e.acme)
+	p := b.post("/settings/api-tokens", url.Values{"name": {"forgotten"}, "perm": {perm}}).want(200)
+	value := tokenValue.FindString(p.Body)
+	b.post("/settings/api-tokens", url.Values{"name": {"busy"}, "perm": {perm}}).want(200)
+	b.get("/settings/api-tokens").want(200).has(`<a href="/settings/api-tokens/unused">Unused tokens</a>`)
+	b.get("/settings/api-tokens/unused").want(200).has("No token you can see has gone 90 days without a request.")
+	e.clock.Advance(60 * 24 * time.Hour)
+	if e.apiStatus("GET", "/api/whoami", value) != 200 {
+		t.Fatal("the token does not work")
+	}
+	e.clock.Advance(40 * 24 * time.Hour)
+	b = e.signIn("ann@example.com") // the session has long expired
+	page := b.get("/settings/api-tokens/unused").want(200).has("busy", "never").lacks("forgotten")
+	id := regexp.MustCompile(`busy <span[^<]*</span></td>[\s\S]*?href="/settings/api-tokens/(\d+)/delete">Delete token`).FindStringSubmatch(page.Body)
+	if id == nil {
+		t.Fatalf("no Delete on the page:\n%s", page.Body)
+	}
+	b.get("/settings/api-tokens/unused?days=30").want(200).has("busy", "forgotten")
+	b.get("/settings/api-tokens/unused?days=0").want(422)
+	b.post("/settings/api-tokens/"+id[1]+"/delete", nil).want(303)
+	b.get("/settings/api-tokens/unused").want(200).lacks("busy")
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -374,5 +375,37 @@ func (s *Server) deleteToken(w http.ResponseWriter, r *http.Request, ses *sessio
 		return err
 	}
 	http.Redirect(w, r, "/settings/api-tokens?done=deleted", http.StatusSeeOther)
+	return nil
+}
+
+type unusedData struct {
+	Days   int
+	Tokens []tokenRow
+}
+
+// unusedTokens lists the tokens the user can see that made no request in
+// ?days= days (90 by default), each with its Delete.
+func (s *Server) unusedTokens(w http.ResponseWriter, r *http.Request, ses *session) error {
+	days := tokend.DefaultUnusedDays
+	if v := r.URL.Query().Get("days"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil {
+			return tokend.Invalid("days", "must be a whole number of days from 1 to 3650")
+		}
+		days = n
+	}
+	list, err := s.svc.UnusedTokens(r.Context(), ses.Principal, days)
+	if err != nil {
+		return err
+	}
+	c, err := s.catalog(r.Context(), ses.Principal)
+	if err != nil {
+		return err
+	}
+	rows := make([]tokenRow, len(list))
+	for i, t := range list {
+		rows[i] = s.tokenRow(t, c.summary(t.Permissions))
+	}
+	s.render(w, r, http.StatusOK, "unused", view{Title: "Unused tokens", Session: ses, Data: unusedData{Days: days, Tokens: rows}})
 	return nil
 }

@@ -136,6 +136,7 @@ func (s *Server) Routes(handle func(pattern string, h http.Handler)) {
 
 	m("GET /settings/api-tokens", page(s.tokens))
 	m("GET /settings/api-tokens/new", page(s.newToken))
+	m("GET /settings/api-tokens/unused", page(s.unusedTokens))
 	m("POST /settings/api-tokens", page(s.createToken))
 	m("GET /settings/api-tokens/{id}/edit", page(s.editToken))
 	m("POST /settings/api-tokens/{id}", page(s.updateToken))
