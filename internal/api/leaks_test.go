@@ -15,8 +15,12 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/tokend/tokend"
 	"github.com/tokend/tokend/internal/app"
+	"github.com/tokend/tokend/internal/mail"
+	"github.com/tokend/tokend/internal/testutil"
 )
 
 // githubKey is a signing key as GitHub holds it, with its public half in a
@@ -74,7 +78,13 @@ func (e *env) report(k githubKey, body []byte, signature string) *response {
 func TestSecretScanningRevokesLeakedTokens(t *testing.T) {
 	keyFile, keys := newGitHubKeys(t, "github-current", "github-old")
 	rc := newReceiver(t, 0, nil)
-	e := newEnv(t, withConfig(func(c *app.Config) { c.SecretScanningKeys = keyFile }), monitorFor(rc, 1000, &deliveries{counts: map[string]int{}}))
+	smtp := testutil.StartSMTP(t, testutil.SMTPOptions{})
+	relay, _ := mail.ParseRelay("smtp://"+smtp.Addr, mail.RelayOptions{})
+	e := newEnv(t, withConfig(func(c *app.Config) { c.SecretScanningKeys = keyFile }), withRelay(relay),
+		monitorFor(rc, 1000, &deliveries{counts: map[string]int{}}))
+	if _, err := e.svc.Users().Create(t.Context(), tokend.NewUser{AccountID: e.acme, Email: "ann@example.com", Name: "Ann", Role: tokend.Admin, Password: "correct horse battery"}); err != nil {
+		t.Fatal(err)
+	}
 	leaked := e.createToken(e.admin, "ci", perm("account", e.acme, 10))
 	e.get("/api/whoami", leaked.Token).want(200) // in the cache: the revocation must reach it
 	e.patch(e.path("/api/accounts/%d/token_settings", e.other), e.otherAdmin, map[string]any{"leak_policy": "notify"}).want(200)
@@ -137,6 +147,15 @@ func TestSecretScanningRevokesLeakedTokens(t *testing.T) {
 	}
 	if strings.Contains(e.logs.String(), madeUp) {
 		t.Error("a reported value appears in the logs")
+	}
+	m := smtp.WaitMails(t, 1, 10*time.Second)[0]
+	if m.To[0] != "ann@example.com" || !strings.Contains(string(m.Data), `Subject: API token "ci" was found published`) ||
+		!strings.Contains(string(m.Data), matches[0]["url"]) || strings.Contains(string(m.Data), leaked.Token) {
+		t.Errorf("the email: to %v\n%s", m.To, m.Data)
+	}
+	time.Sleep(100 * time.Millisecond) // time for a second email, which must not come
+	if n := len(smtp.Mails()); n != 1 {
+		t.Errorf("%d emails to the account's one user, want 1 (the other account has no users; the report came twice)", n)
 	}
 }
 
