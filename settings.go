@@ -75,6 +75,37 @@ func (s *Service) TokenSettings(ctx context.Context, caller *Token) (TokenSettin
 // admins only (EFORBIDDEN otherwise). Warning days are whole days from 1 to
 // 365, at most five, in any order (kept largest first, without repeats).
 func (s *Service) SetTokenSettings(ctx context.Context, caller *Token, p TokenSettingsPatch) (TokenSettings, error) {
+	if err := p.validate(); err != nil {
+		return TokenSettings{}, err
+	}
+	if !caller.IsAccountAdmin() {
+		return TokenSettings{}, Errorf(EFORBIDDEN, "Only an account admin can change the account's token settings")
+	}
+	var out TokenSettings
+	err := s.writeAs(ctx, caller, func(tx Tx, caller *Token) error {
+		var err error
+		out, err = s.setTokenSettings(ctx, tx, caller.AccountID, p, caller, "")
+		return err
+	})
+	return out, err
+}
+
+// SetTokenSettingsOf is SetTokenSettings on an operator's behalf, for
+// account accountID (ENOTFOUND when there is none).
+func (s *Service) SetTokenSettingsOf(ctx context.Context, accountID int64, p TokenSettingsPatch, operator string) (TokenSettings, error) {
+	if err := p.validate(); err != nil {
+		return TokenSettings{}, err
+	}
+	var out TokenSettings
+	err := s.store.Write(ctx, func(tx Tx) error {
+		var err error
+		out, err = s.setTokenSettings(ctx, tx, accountID, p, nil, operator)
+		return err
+	})
+	return out, err
+}
+
+func (p TokenSettingsPatch) validate() error {
 	var fe FieldErrors
 	if d := p.ExpiryWarningDays; d != nil {
 		if len(*d) > MaxExpiryWarnings {
@@ -90,36 +121,43 @@ func (s *Service) SetTokenSettings(ctx context.Context, caller *Token, p TokenSe
 	if p.LeakPolicy != nil && *p.LeakPolicy != LeakRevoke && *p.LeakPolicy != LeakNotify {
 		fe.Add("leak_policy", "must be revoke or notify")
 	}
-	if err := fe.Err(); err != nil {
+	return fe.Err()
+}
+
+func (s *Service) setTokenSettings(ctx context.Context, tx Tx, accountID int64, p TokenSettingsPatch, caller *Token, operator string) (TokenSettings, error) {
+	a, err := tx.Account(ctx, accountID)
+	if err != nil {
 		return TokenSettings{}, err
 	}
-	if !caller.IsAccountAdmin() {
-		return TokenSettings{}, Errorf(EFORBIDDEN, "Only an account admin can change the account's token settings")
+	before := SettingsOf(a)
+	after := before
+	if d := p.ExpiryWarningDays; d != nil {
+		days := slices.Clone(*d)
+		slices.Sort(days)
+		slices.Reverse(days)
+		after.ExpiryWarningDays = slices.Compact(days)
 	}
+	if p.LeakPolicy != nil {
+		after.LeakPolicy = *p.LeakPolicy
+	}
+	if err := tx.SetTokenSettings(ctx, a.ID, after.ExpiryWarningDays, after.LeakPolicy); err != nil {
+		return TokenSettings{}, err
+	}
+	return after, s.audit(ctx, tx, a.ID, caller, operator, ActionSettingsChanged, "account", a.ID, map[string]any{
+		"expiry_warning_days": map[string]any{"from": before.ExpiryWarningDays, "to": after.ExpiryWarningDays},
+		"leak_policy":         map[string]any{"from": before.LeakPolicy, "to": after.LeakPolicy}})
+}
+
+// TokenSettingsOf returns account accountID's token settings, for an
+// operator (ENOTFOUND when there is no such account).
+func (s *Service) TokenSettingsOf(ctx context.Context, accountID int64) (TokenSettings, error) {
 	var out TokenSettings
-	err := s.writeAs(ctx, caller, func(tx Tx, caller *Token) error {
-		a, err := tx.Account(ctx, caller.AccountID)
-		if err != nil {
-			return err
+	err := s.store.Read(ctx, func(tx Tx) error {
+		a, err := tx.Account(ctx, accountID)
+		if err == nil {
+			out = SettingsOf(a)
 		}
-		before := SettingsOf(a)
-		after := before
-		if d := p.ExpiryWarningDays; d != nil {
-			days := slices.Clone(*d)
-			slices.Sort(days)
-			slices.Reverse(days)
-			after.ExpiryWarningDays = slices.Compact(days)
-		}
-		if p.LeakPolicy != nil {
-			after.LeakPolicy = *p.LeakPolicy
-		}
-		if err := tx.SetTokenSettings(ctx, a.ID, after.ExpiryWarningDays, after.LeakPolicy); err != nil {
-			return err
-		}
-		out = after
-		return s.audit(ctx, tx, a.ID, caller, "", ActionSettingsChanged, "account", a.ID, map[string]any{
-			"expiry_warning_days": map[string]any{"from": before.ExpiryWarningDays, "to": after.ExpiryWarningDays},
-			"leak_policy":         map[string]any{"from": before.LeakPolicy, "to": after.LeakPolicy}})
+		return err
 	})
 	return out, err
 }

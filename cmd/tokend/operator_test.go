@@ -501,3 +501,34 @@ func TestTokenUnused(t *testing.T) {
 		}
 	}
 }
+
+// tokend account settings shows and changes an account's expiry warnings
+// and leak policy, audited.
+func TestAccountSettings(t *testing.T) {
+	db := filepath.Join(t.TempDir(), "tokend.db")
+	createAccount(t, db, "Acme")
+	if r := tokend.Run(t, nil, "account", "settings", "1", "--db", db); r.Code != 0 || r.Stdout != "Account 1: expiry warnings 7, 1 days before expiry; leaked tokens: revoke.\n" {
+		t.Errorf("account settings: %+v", r)
+	}
+	r := tokend.Run(t, []string{"USER=oncall"}, "account", "settings", "1", "--expiry-warnings", "1,30", "--leak-policy", "notify", "--json", "--db", db)
+	if r.Code != 0 || strings.TrimSpace(r.Stdout) != `{"expiry_warning_days":[30,1],"leak_policy":"notify"}` {
+		t.Errorf("account settings --json: %+v", r)
+	}
+	if r := tokend.Run(t, nil, "account", "settings", "1", "--expiry-warnings", "none", "--db", db); r.Code != 0 || !strings.Contains(r.Stdout, "expiry warnings none; leaked tokens: notify.") {
+		t.Errorf("account settings --expiry-warnings none: %+v", r)
+	}
+	for _, tt := range []struct {
+		args []string
+		code int
+		says string
+	}{
+		{[]string{"1", "--leak-policy", "ignore"}, 2, "leak policy must be revoke or notify"},
+		{[]string{"1", "--expiry-warnings", "soon"}, 2, "is not a number of days"},
+		{[]string{"1", "--expiry-warnings", "0"}, 2, "must be whole days from 1 to 365"},
+		{[]string{"9"}, 1, "no account 9"},
+	} {
+		if r := tokend.Run(t, nil, append(append([]string{"account", "settings"}, tt.args...), "--db", db)...); r.Code != tt.code || !strings.Contains(r.Stderr, tt.says) {
+			t.Errorf("account settings %v: %+v; want exit %d mentioning %q", tt.args, r, tt.code, tt.says)
+		}
+	}
+}

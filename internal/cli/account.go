@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"strconv"
+	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -152,4 +154,61 @@ func accountList(ctx context.Context, args []string, getenv Env, stdout, stderr 
 		fmt.Fprintf(tw, "%d\t%s\t%s\t%d/min\t%d/min\t%s\n", a.ID, a.Name, a.Plan, a.RateLimit, a.MessageLimit, a.CreatedAt.Format(time.RFC3339))
 	}
 	return tw.Flush()
+}
+
+func accountSettings(ctx context.Context, args []string, getenv Env, stdout, stderr io.Writer) error {
+	fs := newFlagSet("account settings", stderr)
+	db := dbFlag(fs, "SQLite database file")
+	var patch tokend.TokenSettingsPatch
+	fs.Func("expiry-warnings", "comma-separated days before a token's expiry when tokend warns (7,1), or none", func(s string) error {
+		days := []int{}
+		if s != "none" {
+			for _, f := range strings.Split(s, ",") {
+				n, err := strconv.Atoi(strings.TrimSpace(f))
+				if err != nil {
+					return fmt.Errorf("%q is not a number of days: want a list such as 14,7,1, or none", f)
+				}
+				days = append(days, n)
+			}
+		}
+		patch.ExpiryWarningDays = &days
+		return nil
+	})
+	fs.Func("leak-policy", "what a leak reported by a secret scanner does: revoke or notify", func(s string) error {
+		p := tokend.LeakPolicy(s)
+		patch.LeakPolicy = &p
+		return nil
+	})
+	asJSON := fs.Bool("json", false, "print the settings as JSON")
+	id, err := parseWithID(fs, args, getenv, stdout, "account ID", "an account ID")
+	if err != nil {
+		return err
+	}
+	svc, closeDB, err := openService(ctx, *db, apikey.DefaultPrefix, false)
+	if err != nil {
+		return err
+	}
+	defer closeDB()
+	var set tokend.TokenSettings
+	if patch.ExpiryWarningDays == nil && patch.LeakPolicy == nil {
+		set, err = svc.TokenSettingsOf(ctx, id)
+	} else {
+		set, err = svc.SetTokenSettingsOf(ctx, id, patch, operatorName(getenv("USER")))
+	}
+	if err != nil {
+		return explainNotFound(fmt.Errorf("account settings: %w", err), "account settings: no account %d in %s", id, *db)
+	}
+	if *asJSON {
+		return json.NewEncoder(stdout).Encode(map[string]any{"expiry_warning_days": set.ExpiryWarningDays, "leak_policy": set.LeakPolicy})
+	}
+	warn := "none"
+	if len(set.ExpiryWarningDays) > 0 {
+		days := make([]string, len(set.ExpiryWarningDays))
+		for i, d := range set.ExpiryWarningDays {
+			days[i] = strconv.Itoa(d)
+		}
+		warn = strings.Join(days, ", ") + " days before expiry"
+	}
+	fmt.Fprintf(stdout, "Account %d: expiry warnings %s; leaked tokens: %s.\n", id, warn, set.LeakPolicy)
+	return nil
 }

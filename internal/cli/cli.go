@@ -60,6 +60,8 @@ func init() {
 		{"account list", "[--json]", "list accounts", accountList, nil},
 		{"account set-plan", "ID --plan free|pro|enterprise [--rate-limit N] [--message-limit N]",
 			"change an account's plan (enterprise takes custom limits: requests and messages per minute)", accountSetPlan, nil},
+		{"account settings", "ID [--expiry-warnings 7,1|none] [--leak-policy revoke|notify] [--json]",
+			"show or change an account's expiry warnings and what a reported leak does", accountSettings, nil},
 		{"token create", "--account ID --name N [--json]", "mint an account-admin token into an existing account: the recovery when its only admin token is lost", tokenCreate, nil},
 		{"token revoke", "ID [--force]", "delete a token; running servers refuse it within a second", tokenRevoke, nil},
 		{"token unused", "--account ID [--days N] [--json]", "list the tokens of an account that made no request in N days (default 90)", tokenUnused, nil},
@@ -243,7 +245,7 @@ func dbFlag(fs *flag.FlagSet, usage string) *string {
 // cannot rename what an operator creates.
 var perInvocation = map[string]bool{"name": true, "plan": true, "json": true, "rate-limit": true, "message-limit": true, "account": true, "force": true, "undo": true,
 	"email": true, "role": true, "password-stdin": true,
-	"allowed-ips": true, "any-ip": true, "days": true, "quota": true, "no-rate-limit": true, "no-quota": true}
+	"allowed-ips": true, "any-ip": true, "days": true, "expiry-warnings": true, "leak-policy": true, "quota": true, "no-rate-limit": true, "no-quota": true}
 
 // envVar is the environment variable a flag is read from, or "" for none.
 func envVar(f *flag.Flag) string {
