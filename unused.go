@@ -2,6 +2,7 @@ package tokend
 
 import (
 	"context"
+	"strconv"
 	"time"
 )
 
@@ -51,9 +52,25 @@ func (s *Service) UnusedTokensOf(ctx context.Context, accountID int64, days int)
 	return s.unused(list, days, 0), nil
 }
 
+// ParseUnusedDays reads the days of an unused-token listing as a caller
+// typed them ("" for DefaultUnusedDays); anything but a whole number from 1
+// to MaxUnusedDays is EINVALID on "days".
+func ParseUnusedDays(s string) (int, error) {
+	if s == "" {
+		return DefaultUnusedDays, nil
+	}
+	n, err := strconv.Atoi(s)
+	if err != nil {
+		return 0, errUnusedDays
+	}
+	return n, validUnusedDays(n)
+}
+
+var errUnusedDays = Invalid("days", "must be a whole number of days from 1 to 3650")
+
 func validUnusedDays(days int) error {
 	if days < 1 || days > MaxUnusedDays {
-		return Invalid("days", "must be a whole number of days from 1 to 3650")
+		return errUnusedDays
 	}
 	return nil
 }

@@ -20,16 +20,7 @@ func TestTwoInstancesHoldTokenLimitsAndQuotasExactly(t *testing.T) {
 	url := testutil.Postgres(t)
 	redis := testutil.Redis(t)
 	key := filepath.Join(t.TempDir(), "secrets.key")
-	created := tokend.Run(t, nil, "account", "create", "--name", "Acme", "--db", url, "--json")
-	var out struct {
-		APIToken struct {
-			Token string `json:"token"`
-		} `json:"api_token"`
-	}
-	if created.Code != 0 || json.Unmarshal([]byte(created.Stdout), &out) != nil {
-		t.Fatalf("account create: %+v", created)
-	}
-	admin := out.APIToken.Token
+	_, admin := createAccount(t, url, "Acme")
 	if r := tokend.Run(t, nil, "account", "set-plan", "1", "--plan", "enterprise", "--rate-limit", "1000000", "--db", url); r.Code != 0 {
 		t.Fatalf("set-plan: %+v", r)
 	}

@@ -2,7 +2,6 @@ package api
 
 import (
 	"net/http"
-	"strconv"
 	"time"
 
 	"github.com/tokend/tokend"
@@ -24,13 +23,9 @@ func (s *Server) listTokens(w http.ResponseWriter, r *http.Request, caller *toke
 // unusedTokens answers GET .../api_tokens/unused?days=N (default 90): the
 // tokens the caller can see that made no request in N days.
 func (s *Server) unusedTokens(w http.ResponseWriter, r *http.Request, caller *tokend.Token) error {
-	days := tokend.DefaultUnusedDays
-	if v := r.URL.Query().Get("days"); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil {
-			return tokend.Invalid("days", "must be a whole number of days from 1 to 3650")
-		}
-		days = n
+	days, err := tokend.ParseUnusedDays(r.URL.Query().Get("days"))
+	if err != nil {
+		return err
 	}
 	tokens, err := s.svc.UnusedTokens(r.Context(), caller, days)
 	if err != nil {

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"net/http"
 	"slices"
-	"strconv"
 	"strings"
 	"time"
 
@@ -386,13 +385,9 @@ type unusedData struct {
 // unusedTokens lists the tokens the user can see that made no request in
 // ?days= days (90 by default), each with its Delete.
 func (s *Server) unusedTokens(w http.ResponseWriter, r *http.Request, ses *session) error {
-	days := tokend.DefaultUnusedDays
-	if v := r.URL.Query().Get("days"); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil {
-			return tokend.Invalid("days", "must be a whole number of days from 1 to 3650")
-		}
-		days = n
+	days, err := tokend.ParseUnusedDays(r.URL.Query().Get("days"))
+	if err != nil {
+		return err
 	}
 	list, err := s.svc.UnusedTokens(r.Context(), ses.Principal, days)
 	if err != nil {
