@@ -319,3 +319,17 @@ func TestResetKeepsGuardsAndQuotaSpent(t *testing.T) {
 	}
 	e.send(request{method: "GET", path: "/api/whoami", token: next.Token, from: "127.0.0.2"}).want(403)
 }
+
+// A change stream lasts as long as its token could open it again: once the
+// token's allowed_ips no longer hold the stream's address, it ends.
+func TestChangeStreamEndsWhenItsAddressIsNoLongerAllowed(t *testing.T) {
+	e := newEnv(t, withStreams())
+	service := e.guarded(map[string]any{"allowed_ips": []string{"127.0.0.0/8"}})
+	s := e.openStream(service.Token)
+	s.want("ready", fmt.Sprintf(`{"account_id":%d}`, e.acme))
+	e.patch(e.path("/api/api_tokens/%d", service.ID), e.admin, map[string]any{"allowed_ips": []string{"203.0.113.0/24"}}).want(200)
+	s.want("token", fmt.Sprintf(`{"token_id":%d,"account_id":%d}`, service.ID, e.acme))
+	if ev, _ := s.next(); ev != "" {
+		t.Fatalf("the stream went on from an address its token no longer allows: %q", ev)
+	}
+}

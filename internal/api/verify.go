@@ -308,9 +308,10 @@ func (s *Server) authChanges(w http.ResponseWriter, r *http.Request, caller *tok
 		return nil
 	}
 	// The stream lasts as long as its token could open it again.
+	client := tokend.ClientAddr(r.Context())
 	stillValid := func() bool {
 		t, err := s.svc.Authenticate(r.Context(), value)
-		return err == nil && t.ID == caller.ID && tokend.MayVerify(t) == nil
+		return err == nil && t.ID == caller.ID && tokend.MayVerify(t) == nil && t.Guards().AllowsIP(client)
 	}
 	beat := time.NewTicker(streamHeartbeat)
 	defer beat.Stop()
