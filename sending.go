@@ -3,6 +3,7 @@ package tokend
 import (
 	"context"
 	"crypto"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"sync"
@@ -230,14 +231,28 @@ func (m *Mailer) send(ctx context.Context, caller *Token, sandboxID int64, email
 	stored := 0
 	// What was spent but not stored goes back, and shows in the allowance returned.
 	defer func() { m.opts.Verifier.refundMessages(ctx, caller, rcpts-stored, &allowance) }()
+	// One request is one transaction: bound what it may write. What the
+	// attachments alone will take, base64-encoded, is known before any
+	// rendering: a request certain to go over is refused without it.
+	tooLarge := Errorf(ETOOLARGE, "The emails of this request come to more than %d bytes (50 MiB) rendered: send fewer at a time", MaxRequestSize)
+	least := 0
+	for i := range preps {
+		if p := &preps[i]; p.err == nil {
+			for _, a := range p.email.Attachments {
+				least += base64.StdEncoding.EncodedLen(len(a.Content))
+			}
+		}
+	}
+	if least > MaxRequestSize {
+		return nil, allowance, tooLarge
+	}
 	size := 0
 	for i := range preps {
 		if p := &preps[i]; p.err == nil {
 			*p = m.render(p.email, now, live)
 		}
-		// One request is one transaction: bound what it may write.
 		if size += len(preps[i].raw); size > MaxRequestSize {
-			return nil, allowance, Errorf(ETOOLARGE, "The emails of this request come to more than %d bytes (50 MiB) rendered: send fewer at a time", MaxRequestSize)
+			return nil, allowance, tooLarge
 		}
 	}
 	results := make([]BatchResult, len(emails))
