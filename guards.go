@@ -242,8 +242,16 @@ func (q Quota) StateAt(now time.Time, used *QuotaUsage) QuotaState {
 
 // validateGuards checks the guards a caller asks to set.
 func validateGuards(fe *FieldErrors, g GuardsInput) {
-	if g.AllowedIPs != nil && len(*g.AllowedIPs) > MaxAllowedIPs {
-		fe.Add("allowed_ips", fmt.Sprintf("may list at most %d addresses or networks", MaxAllowedIPs))
+	if g.AllowedIPs != nil {
+		if len(*g.AllowedIPs) > MaxAllowedIPs {
+			fe.Add("allowed_ips", fmt.Sprintf("may list at most %d addresses or networks", MaxAllowedIPs))
+		}
+		for _, p := range *g.AllowedIPs {
+			if !p.IsValid() || p.Masked() != p || p.Addr().Is4In6() || p.Addr().Zone() != "" {
+				fe.Add("allowed_ips", fmt.Sprintf("%s is not a network in canonical form (such as 10.0.0.0/8)", p))
+				break
+			}
+		}
 	}
 	if r := g.RateLimit; r != nil && *r != nil {
 		rl := *r
