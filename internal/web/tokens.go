@@ -45,7 +45,7 @@ func (s *Server) tokens(w http.ResponseWriter, r *http.Request, ses *session) er
 
 var notices = map[string]string{
 	"deleted": "The token was deleted: it no longer works.",
-	"updated": "The token's permissions and guards were saved.",
+	"updated": "The token's permissions were saved.",
 }
 
 func (s *Server) renderTokens(w http.ResponseWriter, r *http.Request, ses *session, status int, errMsg, notice string) error {
