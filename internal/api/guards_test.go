@@ -118,10 +118,11 @@ func TestGuardsHoldOnEveryWayIn(t *testing.T) {
 			{"192.0.2.1", passed}, {"192.0.2.1", passed}, {"192.0.2.1", passed}, {"192.0.2.1", outcome{429, "quota_exceeded"}},
 		}},
 	}
+	e := guardedEnv(t, 1000) // one server: each case has a token of its own
 	for way, use := range waysIn {
 		for _, tc := range cases {
 			t.Run(way+"/"+tc.name, func(t *testing.T) {
-				e := guardedEnv(t, 1000)
+				e := e.with(t)
 				tok := e.guarded(tc.guards)
 				for i, s := range tc.steps {
 					if got := use(e, tok.Token, s.ip); got != s.want {
