@@ -378,13 +378,15 @@ type MessageState string
 
 // Message states. Queued and deferred wait for delivery (deferred after a
 // temporary failure, with its error); delivered and failed are final; a
-// captured message went into a sandbox and is never delivered.
+// captured message went into a sandbox and is never delivered; a suppressed
+// one was accepted for a recipient on the suppression list, and not sent.
 const (
-	MessageQueued    MessageState = "queued"
-	MessageDeferred  MessageState = "deferred"
-	MessageDelivered MessageState = "delivered"
-	MessageFailed    MessageState = "failed"
-	MessageCaptured  MessageState = "captured"
+	MessageQueued     MessageState = "queued"
+	MessageDeferred   MessageState = "deferred"
+	MessageDelivered  MessageState = "delivered"
+	MessageFailed     MessageState = "failed"
+	MessageCaptured   MessageState = "captured"
+	MessageSuppressed MessageState = "suppressed"
 )
 
 // StoredEmail is an accepted email as the store keeps it: a live one waiting
@@ -416,6 +418,7 @@ type Message struct {
 	ID        string
 	EmailID   int64
 	AccountID int64
+	DomainID  int64 // the sending domain of the email; 0 for a send to a named sandbox
 	Recipient string
 	State     MessageState
 	Attempts  int
@@ -487,13 +490,28 @@ type EmailTx interface {
 
 	// Message returns one message by id.
 	Message(ctx context.Context, id string) (*Message, error)
-	// UpdateMessage records a delivery attempt's outcome. When the last
-	// message of a live email reaches a final state, the email's raw content
-	// is dropped: delivered mail is not kept.
-	UpdateMessage(ctx context.Context, id string, state MessageState, attempts int, lastError string, at time.Time) error
-	// DeleteEmailsBefore deletes live emails created before cutoff with no
-	// message waiting, and DKIM keys of deleted domains no mail waits for.
-	DeleteEmailsBefore(ctx context.Context, cutoff time.Time) (int64, error)
+	// UpdateMessage records a delivery attempt's outcome and returns the
+	// message as it now is. When the last message of a live email reaches a
+	// final state, the email's raw content is dropped: delivered mail is not
+	// kept.
+	UpdateMessage(ctx context.Context, id string, state MessageState, attempts int, lastError string, at time.Time) (*Message, error)
+	// DeleteEmailsBefore deletes up to limit live emails created before
+	// cutoff with no message waiting (oldest first, with their messages and
+	// events), and DKIM keys of deleted domains no mail waits for, and
+	// returns how many emails it deleted.
+	DeleteEmailsBefore(ctx context.Context, cutoff time.Time, limit int) (int64, error)
+
+	// AddEmailEvent appends an event of a message and sets its ID.
+	AddEmailEvent(ctx context.Context, e *EmailEvent) error
+	// EmailEvents returns the events of the given messages, oldest first
+	// for each.
+	EmailEvents(ctx context.Context, messageIDs []string) (map[string][]EmailEvent, error)
+	// EmailLogs returns one page of an account's messages of live and
+	// test-key mail (not named-sandbox sends) as q selects them, newest
+	// first (by email, then by message id), without raw content.
+	EmailLogs(ctx context.Context, accountID int64, q LogQuery) ([]MessageLog, error)
+	// CountEmailLogs counts the messages q selects, up to max.
+	CountEmailLogs(ctx context.Context, accountID int64, q LogQuery, max int) (int, error)
 
 	// SandboxUsage returns what a sandbox holds of captured mail (zero for
 	// a sandbox that holds none, or does not exist). The store keeps it up to

@@ -72,9 +72,11 @@ type Outbox struct {
 }
 
 // jobHooks keep a job kind's records in step with its jobs; each may be nil.
+// They are given the error of the attempt (nil when it succeeded), so that
+// a kind can tell its failures apart.
 type jobHooks struct {
-	retried  func(ctx context.Context, tx Tx, j *Job, lastError string, at time.Time) error
-	finished func(ctx context.Context, tx Tx, j *Job, state JobState, lastError string, at time.Time) error
+	retried  func(ctx context.Context, tx Tx, j *Job, cause error, at time.Time) error
+	finished func(ctx context.Context, tx Tx, j *Job, state JobState, cause error, at time.Time) error
 }
 
 func newOutbox(store Store) *Outbox { return &Outbox{store: store, hooks: map[string]jobHooks{}} }
@@ -107,36 +109,37 @@ func (o *Outbox) Claim(ctx context.Context, kind string, now time.Time, lease ti
 
 // Delivered marks a job done at at.
 func (o *Outbox) Delivered(ctx context.Context, j *Job, at time.Time) error {
-	return o.finish(ctx, j, JobDelivered, at, "")
+	return o.finish(ctx, j, JobDelivered, at, nil)
 }
 
-// Failed marks a job as given up at at, with the last error.
-func (o *Outbox) Failed(ctx context.Context, j *Job, at time.Time, lastError string) error {
-	return o.finish(ctx, j, JobFailed, at, lastError)
+// Failed marks a job as given up at at, because of cause.
+func (o *Outbox) Failed(ctx context.Context, j *Job, at time.Time, cause error) error {
+	return o.finish(ctx, j, JobFailed, at, cause)
 }
 
-func (o *Outbox) finish(ctx context.Context, j *Job, state JobState, at time.Time, lastError string) error {
+func (o *Outbox) finish(ctx context.Context, j *Job, state JobState, at time.Time, cause error) error {
 	h := o.hooksOf(j.Kind)
 	return o.store.Write(ctx, func(tx Tx) error {
-		if err := tx.FinishJob(ctx, j.ID, state, at, lastError); err != nil {
+		if err := tx.FinishJob(ctx, j.ID, state, at, errorText(cause)); err != nil {
 			return err
 		}
 		if h.finished != nil {
-			return h.finished(ctx, tx, j, state, lastError, at)
+			return h.finished(ctx, tx, j, state, cause, at)
 		}
 		return nil
 	})
 }
 
-// Retry makes a job due again at next; at is when the attempt failed.
-func (o *Outbox) Retry(ctx context.Context, j *Job, next, at time.Time, lastError string) error {
+// Retry makes a job due again at next; at is when the attempt failed,
+// because of cause.
+func (o *Outbox) Retry(ctx context.Context, j *Job, next, at time.Time, cause error) error {
 	h := o.hooksOf(j.Kind)
 	return o.store.Write(ctx, func(tx Tx) error {
-		if err := tx.RetryJob(ctx, j.ID, next, lastError); err != nil {
+		if err := tx.RetryJob(ctx, j.ID, next, errorText(cause)); err != nil {
 			return err
 		}
 		if h.retried != nil {
-			return h.retried(ctx, tx, j, lastError, at)
+			return h.retried(ctx, tx, j, cause, at)
 		}
 		return nil
 	})

@@ -3,7 +3,6 @@ package tokend
 import (
 	"context"
 	"strings"
-	"time"
 )
 
 // SandboxPageSize is how many captured emails a sandbox listing returns.
@@ -104,61 +103,3 @@ func adminCapturedEmail(ctx context.Context, tx Tx, caller *Token, sandboxID, id
 	}
 	return e, nil
 }
-
-// MessageLog is what is known of one message: the email it belongs to, and
-// where delivery to its recipient stands.
-type MessageLog struct {
-	Message
-	Email  StoredEmail // without its raw content
-	Domain string      // the sending domain of live mail
-}
-
-// MessageLog returns a message of the caller's account, if the caller sent
-// it or can read the sending domain it went out from (live mail) or the
-// sandbox it was captured into; ENOTFOUND otherwise.
-func (m *Mailer) MessageLog(ctx context.Context, caller *Token, id string) (*MessageLog, error) {
-	var out *MessageLog
-	err := m.store.Read(ctx, func(tx Tx) error {
-		msg, err := tx.Message(ctx, id)
-		if ErrorCode(err) == ENOTFOUND || err == nil && msg.AccountID != caller.AccountID {
-			return errNotFound
-		} else if err != nil {
-			return err
-		}
-		e, err := tx.Email(ctx, msg.EmailID)
-		if err != nil {
-			return err
-		}
-		e.Raw = nil
-		out = &MessageLog{Message: *msg, Email: *e}
-		if caller.ID != 0 && e.TokenID == caller.ID {
-			// The token that sent it may follow it, whatever else it can read.
-			if key, err := tx.DomainKey(ctx, e.DomainID); err == nil {
-				out.Domain = key.Domain
-			}
-			return nil
-		}
-		if e.SandboxID != 0 {
-			_, err := readableResource(ctx, tx, caller, ResourceSandbox, e.SandboxID)
-			return err
-		}
-		d, err := readableResource(ctx, tx, caller, ResourceDomain, e.DomainID)
-		if ErrorCode(err) == ENOTFOUND && caller.IsAccountAdmin() {
-			// The domain was deleted since; its mail stays visible to account admins.
-			key, kerr := tx.DomainKey(ctx, e.DomainID)
-			if kerr == nil {
-				out.Domain = key.Domain
-				return nil
-			}
-		}
-		if err != nil {
-			return err
-		}
-		out.Domain = d.Name
-		return nil
-	})
-	return out, err
-}
-
-// emailRetention is how long the delivery state of live mail stays readable.
-const emailRetention = 30 * 24 * time.Hour

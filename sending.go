@@ -6,6 +6,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"time"
 
@@ -87,6 +88,9 @@ func NewMailer(svc *Service, compose Composer, opts MailerOptions) *Mailer {
 // Cc, Bcc.
 type Sent struct {
 	MessageIDs []string
+	// Replayed says the send was made earlier under the same idempotency
+	// key: this is its answer again, and nothing more was sent.
+	Replayed bool
 }
 
 // BatchItem is one email of a batch, or the error that refused it before
@@ -114,8 +118,8 @@ var errNoRelay = Errorf(EUNAVAILABLE, "Email delivery is not configured on this 
 //
 // Every send spends its recipients from the caller's message allowance (see
 // Allowance), which it returns as the send left it.
-func (m *Mailer) Send(ctx context.Context, caller *Token, e *Email) (*Sent, Allowance, error) {
-	res, a, err := m.send(ctx, caller, 0, []BatchItem{{Email: e}})
+func (m *Mailer) Send(ctx context.Context, caller *Token, e *Email, opts ...SendOption) (*Sent, Allowance, error) {
+	res, a, err := m.send(ctx, caller, 0, []BatchItem{{Email: e}}, opts)
 	if err != nil {
 		return nil, a, err
 	}
@@ -126,8 +130,8 @@ func (m *Mailer) Send(ctx context.Context, caller *Token, e *Email) (*Sent, Allo
 // if the caller cannot read it, EFORBIDDEN if it only views it). Any sender
 // address is accepted; nothing is delivered. It spends the message allowance
 // as Send does.
-func (m *Mailer) SendToSandbox(ctx context.Context, caller *Token, sandboxID int64, e *Email) (*Sent, Allowance, error) {
-	res, a, err := m.send(ctx, caller, sandboxID, []BatchItem{{Email: e}})
+func (m *Mailer) SendToSandbox(ctx context.Context, caller *Token, sandboxID int64, e *Email, opts ...SendOption) (*Sent, Allowance, error) {
+	res, a, err := m.send(ctx, caller, sandboxID, []BatchItem{{Email: e}}, opts)
 	if err != nil {
 		return nil, a, err
 	}
@@ -141,7 +145,7 @@ func (m *Mailer) SendToSandbox(ctx context.Context, caller *Token, sandboxID int
 // cannot cover every valid item's recipients). Accepted items are written in
 // one transaction, and their recipients are what the batch spends of the
 // allowance.
-func (m *Mailer) SendBatch(ctx context.Context, caller *Token, sandboxID int64, base *Email, items []BatchItem) ([]BatchResult, Allowance, error) {
+func (m *Mailer) SendBatch(ctx context.Context, caller *Token, sandboxID int64, base *Email, items []BatchItem, opts ...SendOption) ([]BatchResult, Allowance, error) {
 	switch {
 	case len(items) == 0:
 		return nil, Allowance{}, Invalid("requests", "is required: a batch needs at least one request")
@@ -158,7 +162,7 @@ func (m *Mailer) SendBatch(ctx context.Context, caller *Token, sandboxID int64, 
 			merged[i].Email = base.merge(it.Email)
 		}
 	}
-	return m.send(ctx, caller, sandboxID, merged)
+	return m.send(ctx, caller, sandboxID, merged, opts)
 }
 
 // DefaultSender is the sender of a caller that names none: no-reply at the
@@ -201,7 +205,22 @@ type prepared struct {
 // was spent but not stored is given back. Live mail without a relay is
 // refused (errNoRelay) once validated: an invalid email gets its own error
 // as with a relay, and a request with no valid email is answered as usual.
-func (m *Mailer) send(ctx context.Context, caller *Token, sandboxID int64, emails []BatchItem) (_ []BatchResult, allowance Allowance, _ error) {
+//
+// Under an idempotency key (WithIdempotency), a send the account made under
+// the same key within IdempotencyWindow is answered as it was, and nothing
+// is spent or stored again; checked before anything else, and again in the
+// write transaction, so that retries racing each other, on any instance,
+// store once.
+func (m *Mailer) send(ctx context.Context, caller *Token, sandboxID int64, emails []BatchItem, options []SendOption) (_ []BatchResult, allowance Allowance, _ error) {
+	var o sendOptions
+	for _, opt := range options {
+		opt(&o)
+	}
+	if o.idem != nil {
+		if prior, err := m.replay(ctx, caller, o.idem); err != nil || prior != nil {
+			return prior, Allowance{}, err
+		}
+	}
 	now := m.svc.now()
 	live := sandboxID == 0 && caller.Environment == Live
 	preps := make([]prepared, len(emails))
@@ -257,87 +276,29 @@ func (m *Mailer) send(ctx context.Context, caller *Token, sandboxID int64, email
 	}
 	results := make([]BatchResult, len(emails))
 	var accepted, captured, evicted int
+	var replayed []BatchResult
 	err := m.svc.writeAs(ctx, caller, func(tx Tx, caller *Token) error {
-		accepted, captured, evicted = 0, 0, 0
-		c, err := loadCatalog(ctx, tx, caller.AccountID)
-		if err != nil {
+		accepted, captured, evicted, replayed = 0, 0, 0, nil
+		if o.idem != nil {
+			prior, err := o.idem.prior(ctx, tx, caller.AccountID, now)
+			if err != nil || prior != nil {
+				replayed = prior
+				return err
+			}
+		}
+		if err := m.accept(ctx, tx, caller, sandboxID, live, preps, results, &accepted, &captured, &evicted, now); err != nil {
 			return err
 		}
-		target := sandboxID
-		if sandboxID != 0 {
-			sb, err := readableResource(ctx, tx, caller, ResourceSandbox, sandboxID)
-			if err != nil {
-				return err
-			}
-			if sb.Level != Admin {
-				return Errorf(EFORBIDDEN, "You need admin access to sandbox %d to send to it", sandboxID)
-			}
-		}
-		// First what passes the rules, then, for captured mail, room for
-		// all of it, then the writes.
-		sendable := map[int64]bool{} // by domain, read once a request
-		domains := make([]Resource, len(preps))
-		var passed []int
-		var size SandboxUsage
-		for i := range preps {
-			p := &preps[i]
-			results[i] = BatchResult{Err: p.err}
-			if p.err != nil {
-				continue
-			}
-			if sandboxID == 0 {
-				d, err := c.sendingDomain(caller, p.email.From)
-				if err != nil {
-					results[i].Err = err
-					continue
-				}
-				if live {
-					ok, known := sendable[d.ID]
-					if !known {
-						if ok, err = domainSendable(ctx, tx, d.ID); err != nil {
-							return err
-						}
-						sendable[d.ID] = ok
-					}
-					if !ok {
-						results[i].Err = domainNotVerified(d)
-						continue
-					}
-				}
-				domains[i] = d
-			}
-			passed = append(passed, i)
-			size.Emails, size.Bytes = size.Emails+1, size.Bytes+int64(len(p.raw))
-		}
-		if len(passed) == 0 {
-			return nil
-		}
-		if !live {
-			if target == 0 {
-				if target, err = m.captureSandbox(ctx, tx, caller, c); err != nil {
-					return err
-				}
-			}
-			if evicted, err = m.makeRoom(ctx, tx, caller.AccountID, target, size); err != nil {
-				return err
-			}
-		}
-		for _, i := range passed {
-			p := &preps[i]
-			if err := m.store1(ctx, tx, caller, p, domains[i], target, now); err != nil {
-				return err
-			}
-			results[i].Sent = &Sent{MessageIDs: p.ids}
-			if live {
-				accepted += len(p.ids)
-			} else {
-				captured += len(p.ids)
-			}
+		if o.idem != nil {
+			return o.idem.save(ctx, tx, caller.AccountID, results, now)
 		}
 		return nil
 	})
 	if err != nil {
 		return nil, allowance, err
+	}
+	if replayed != nil {
+		return replayed, allowance, nil // what was spent goes back: nothing was stored
 	}
 	stored = accepted + captured
 	if accepted > 0 && m.opts.Notify != nil {
@@ -355,6 +316,90 @@ func (m *Mailer) send(ctx context.Context, caller *Token, sandboxID int64, email
 		}
 	}
 	return results, allowance, nil
+}
+
+// accept applies the sending rules to the prepared emails in tx, setting
+// each one's result, and stores what passes: live mail with its delivery
+// jobs, test-key mail captured. It counts what it accepted, captured and
+// evicted to make room.
+func (m *Mailer) accept(ctx context.Context, tx Tx, caller *Token, sandboxID int64, live bool, preps []prepared, results []BatchResult,
+	accepted, captured, evicted *int, now time.Time) error {
+	c, err := loadCatalog(ctx, tx, caller.AccountID)
+	if err != nil {
+		return err
+	}
+	target := sandboxID
+	if sandboxID != 0 {
+		sb, err := readableResource(ctx, tx, caller, ResourceSandbox, sandboxID)
+		if err != nil {
+			return err
+		}
+		if sb.Level != Admin {
+			return Errorf(EFORBIDDEN, "You need admin access to sandbox %d to send to it", sandboxID)
+		}
+	}
+	// First what passes the rules, then, for captured mail, room for
+	// all of it, then the writes.
+	sendable := map[int64]bool{} // by domain, read once a request
+	domains := make([]Resource, len(preps))
+	var passed []int
+	var size SandboxUsage
+	for i := range preps {
+		p := &preps[i]
+		results[i] = BatchResult{Err: p.err}
+		if p.err != nil {
+			continue
+		}
+		if sandboxID == 0 {
+			d, err := c.sendingDomain(caller, p.email.From)
+			if err != nil {
+				results[i].Err = err
+				continue
+			}
+			if live {
+				ok, known := sendable[d.ID]
+				if !known {
+					if ok, err = domainSendable(ctx, tx, d.ID); err != nil {
+						return err
+					}
+					sendable[d.ID] = ok
+				}
+				if !ok {
+					results[i].Err = domainNotVerified(d)
+					continue
+				}
+			}
+			domains[i] = d
+		}
+		passed = append(passed, i)
+		size.Emails, size.Bytes = size.Emails+1, size.Bytes+int64(len(p.raw))
+	}
+	if len(passed) == 0 {
+		return nil
+	}
+	if !live {
+		if target == 0 {
+			if target, err = m.captureSandbox(ctx, tx, caller, c); err != nil {
+				return err
+			}
+		}
+		if *evicted, err = m.makeRoom(ctx, tx, caller.AccountID, target, size); err != nil {
+			return err
+		}
+	}
+	for _, i := range passed {
+		p := &preps[i]
+		if err := m.store1(ctx, tx, caller, p, domains[i], target, now); err != nil {
+			return err
+		}
+		results[i].Sent = &Sent{MessageIDs: p.ids}
+		if live {
+			*accepted += len(p.ids)
+		} else {
+			*captured += len(p.ids)
+		}
+	}
+	return nil
 }
 
 // makeRoom makes room in sandboxID for adding emails of the given size, by
@@ -461,9 +506,21 @@ func (m *Mailer) store1(ctx context.Context, tx Tx, caller *Token, p *prepared, 
 	if sandboxID != 0 {
 		state = MessageCaptured
 	}
+	// Live mail is not relayed to a suppressed recipient: its message is
+	// rejected, and the others of the email go as usual.
+	var suppressed map[string]*Suppression
+	if sandboxID == 0 {
+		var err error
+		if suppressed, err = suppressedRecipients(ctx, tx, caller.AccountID, domain.ID, rcpts); err != nil {
+			return err
+		}
+	}
 	msgs := make([]Message, len(rcpts))
 	for i, r := range rcpts {
-		msgs[i] = Message{ID: p.ids[i], AccountID: caller.AccountID, Recipient: r.Email, State: state, CreatedAt: now, UpdatedAt: now}
+		msgs[i] = Message{ID: p.ids[i], AccountID: caller.AccountID, DomainID: domain.ID, Recipient: r.Email, State: state, CreatedAt: now, UpdatedAt: now}
+		if suppressed[strings.ToLower(r.Email)] != nil {
+			msgs[i].State = MessageSuppressed
+		}
 	}
 	if err := tx.CreateEmail(ctx, se, msgs); err != nil {
 		return err
@@ -472,11 +529,36 @@ func (m *Mailer) store1(ctx context.Context, tx Tx, caller *Token, p *prepared, 
 		return nil
 	}
 	for _, msg := range msgs {
+		if sp := suppressed[strings.ToLower(msg.Recipient)]; sp != nil {
+			if err := recordEmailEvent(ctx, tx, &EmailEvent{MessageID: msg.ID, AccountID: msg.AccountID, Type: EmailReject, At: now,
+				Details: EmailEventDetails{RejectReason: "Recipient in suppression list. Reason: " + string(sp.Type)}}); err != nil {
+				return err
+			}
+			continue
+		}
 		if err := tx.EnqueueJob(ctx, &Job{Kind: EmailJob, Payload: []byte(msg.ID), NextAttemptAt: now, CreatedAt: now}); err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+// suppressedRecipients returns the suppressions that hold for mail from
+// domainID to rcpts, by lower-case address.
+func suppressedRecipients(ctx context.Context, tx Tx, accountID, domainID int64, rcpts []Address) (map[string]*Suppression, error) {
+	emails := make([]string, len(rcpts))
+	for i, r := range rcpts {
+		emails[i] = strings.ToLower(r.Email)
+	}
+	list, err := tx.SuppressedAmong(ctx, accountID, domainID, emails)
+	if err != nil || len(list) == 0 {
+		return nil, err
+	}
+	out := make(map[string]*Suppression, len(list))
+	for i := range list {
+		out[list[i].Email] = &list[i]
+	}
+	return out, nil
 }
 
 // sendingDomain returns the sending domain of from's address if caller is
@@ -602,26 +684,4 @@ func (m *Mailer) signer(k *DomainKey) (crypto.Signer, error) {
 	}
 	m.signers.Store(k.DomainID, s)
 	return s, nil
-}
-
-// deferred records a failed attempt that will be retried.
-func (m *Mailer) deferred(ctx context.Context, tx Tx, j *Job, lastError string, at time.Time) error {
-	return ignoreMissing(tx.UpdateMessage(ctx, string(j.Payload), MessageDeferred, j.Attempts, lastError, at))
-}
-
-// finished records a message's final state.
-func (m *Mailer) finished(ctx context.Context, tx Tx, j *Job, state JobState, lastError string, at time.Time) error {
-	ms := MessageDelivered
-	if state == JobFailed {
-		ms = MessageFailed
-	}
-	return ignoreMissing(tx.UpdateMessage(ctx, string(j.Payload), ms, j.Attempts, lastError, at))
-}
-
-// ignoreMissing treats a record deleted meanwhile (with its account) as done.
-func ignoreMissing(err error) error {
-	if ErrorCode(err) == ENOTFOUND {
-		return nil
-	}
-	return err
 }

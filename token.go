@@ -345,7 +345,7 @@ func (s *Service) PurgeExpired(ctx context.Context) (int64, error) {
 		if _, err := tx.DeleteJobsFinishedBefore(ctx, now.Add(-jobRetention)); err != nil {
 			return err
 		}
-		if _, err := tx.DeleteEmailsBefore(ctx, now.Add(-emailRetention)); err != nil {
+		if _, err := tx.DeleteIdempotentSendsBefore(ctx, now.Add(-IdempotencyWindow)); err != nil {
 			return err
 		}
 		if err := tx.DeleteSessionsBefore(ctx, now, SessionIdle); err != nil {

@@ -250,6 +250,8 @@ type AuthChange struct {
 type Tx interface {
 	OutboxTx
 	EmailTx
+	SuppressionTx
+	IdempotencyTx
 	UserTx
 	DomainTx
 

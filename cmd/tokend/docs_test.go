@@ -387,7 +387,8 @@ func runReadme(t *testing.T, blocks []codeBlock) {
 // "tokend serve" on quickstart.db logging to tokend.log, and the quick
 // start's variables. Unlike the quick start it listens on a free port, and it
 // has what a tokend in production has and a test machine does not: an SMTP
-// relay to deliver through (a local one, which accepts everything) and DNS
+// relay to deliver through (a local one, which accepts everything but
+// bounce@example.org, which it refuses with 550 5.1.1) and DNS
 // (a local server, which knows the records of example.com, whose owner has
 // published an SPF record for another mail provider and a DMARC record, and
 // of nothing else).
@@ -409,6 +410,7 @@ func docEnv(t *testing.T, dir string) []string {
 	}
 
 	relay := testutil.StartSMTP(t, testutil.SMTPOptions{})
+	relay.RefuseRecipient("bounce@example.org", 550, "5.1.1", "no such user here")
 	dns := testutil.StartDNS(t)
 	dns.AddTXT("example.com", "v=spf1 include:_spf.google.com -all")
 	dns.AddTXT("_dmarc.example.com", "v=DMARC1; p=none; rua=mailto:dmarc@example.com")

@@ -87,8 +87,14 @@ func (s *Server) eachRoute(handle func(pattern string, h http.Handler)) {
 	m("POST /api/send/{inbox_id}", sending(s.send))
 	m("POST /api/batch/{inbox_id}", sending(s.batch))
 	m("POST /api/v1/emails/send", s.authedAs(s.writeMailSageError, s.sendMailSage))
+	// What became of sent mail: the email logs (one entry per recipient,
+	// with its events) and the suppression lists, at Mailtrap's paths.
 	m("GET /api/email_logs/{message_id}", s.authed(s.emailLog))
+	m("GET /api/accounts/{account_id}/email_logs", s.authed(s.listEmailLogs))
 	m("GET /api/accounts/{account_id}/email_logs/{message_id}", s.authed(s.emailLog))
+	m("GET /api/accounts/{account_id}/suppressions", s.authed(s.listSuppressions))
+	m("POST /api/accounts/{account_id}/suppressions", s.authed(s.createSuppression))
+	m("DELETE /api/accounts/{account_id}/suppressions/{id}", s.authed(s.deleteSuppression))
 
 	// Captured mail, at the older (SDK) and the newer sandbox paths.
 	for _, base := range []string{"/api/accounts/{account_id}/inboxes/{inbox_id}/messages", "/api/sandboxes/{inbox_id}/messages"} {

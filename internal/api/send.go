@@ -1,10 +1,12 @@
 package api
 
 import (
+	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"regexp"
 	"slices"
@@ -186,6 +188,10 @@ func (s *Server) send(w http.ResponseWriter, r *http.Request, caller *tokend.Tok
 		return err
 	}
 	defer release()
+	idem, err := idempotency(r)
+	if err != nil {
+		return err
+	}
 	var in emailJSON
 	if err := decodeLimit(w, r, &in, maxSendBody); err != nil {
 		return err
@@ -197,14 +203,15 @@ func (s *Server) send(w http.ResponseWriter, r *http.Request, caller *tokend.Tok
 	var sent *tokend.Sent
 	var allowance tokend.Allowance
 	if sb != 0 {
-		sent, allowance, err = s.mailer.SendToSandbox(r.Context(), caller, sb, e)
+		sent, allowance, err = s.mailer.SendToSandbox(r.Context(), caller, sb, e, idem()...)
 	} else {
-		sent, allowance, err = s.mailer.Send(r.Context(), caller, e)
+		sent, allowance, err = s.mailer.Send(r.Context(), caller, e, idem()...)
 	}
 	s.setAllowance(w, allowance)
 	if err != nil {
 		return err
 	}
+	markReplayed(w, sent)
 	encode(w, http.StatusOK, sentJSON{Success: true, MessageIDs: sent.MessageIDs})
 	return nil
 }
@@ -221,6 +228,10 @@ func (s *Server) batch(w http.ResponseWriter, r *http.Request, caller *tokend.To
 		return err
 	}
 	defer release()
+	idem, err := idempotency(r)
+	if err != nil {
+		return err
+	}
 	var in batchJSON
 	if err := decodeLimit(w, r, &in, maxBatchBody); err != nil {
 		return err
@@ -240,10 +251,13 @@ func (s *Server) batch(w http.ResponseWriter, r *http.Request, caller *tokend.To
 		}
 		items[i].Email, items[i].Err = req.toEmail()
 	}
-	results, allowance, err := s.mailer.SendBatch(r.Context(), caller, sb, base, items)
+	results, allowance, err := s.mailer.SendBatch(r.Context(), caller, sb, base, items, idem()...)
 	s.setAllowance(w, allowance)
 	if err != nil {
 		return err
+	}
+	for _, res := range results {
+		markReplayed(w, res.Sent)
 	}
 	out := make([]batchItemJSON, len(results))
 	for i, res := range results {
@@ -391,6 +405,9 @@ func (s *Server) sendStatus(r *http.Request, err error) (int, []string) {
 	}
 	switch e.Code {
 	case tokend.EINVALID:
+		if e.Reason == tokend.ReasonIdempotencyKeyReused {
+			return http.StatusUnprocessableEntity, errorList(err)
+		}
 		return http.StatusBadRequest, errorList(err)
 	case tokend.EUNAUTHORIZED:
 		return http.StatusUnauthorized, []string{e.Message}
@@ -439,6 +456,10 @@ func (s *Server) sendMailSage(w http.ResponseWriter, r *http.Request, caller *to
 		return err
 	}
 	defer release()
+	idem, err := idempotency(r)
+	if err != nil {
+		return err
+	}
 	var in mailSageJSON
 	if err := decodeLimit(w, r, &in, maxSendBody); err != nil {
 		return err
@@ -456,11 +477,12 @@ func (s *Server) sendMailSage(w http.ResponseWriter, r *http.Request, caller *to
 		}
 		e.From = from
 	}
-	sent, allowance, err := s.mailer.Send(r.Context(), caller, e)
+	sent, allowance, err := s.mailer.Send(r.Context(), caller, e, idem()...)
 	s.setAllowance(w, allowance)
 	if err != nil {
 		return err
 	}
+	markReplayed(w, sent)
 	encode(w, http.StatusOK, map[string]any{"success": true, "message_id": sent.MessageIDs[0], "status": "accepted"})
 	return nil
 }
@@ -480,8 +502,9 @@ func (s *Server) writeMailSageError(w http.ResponseWriter, r *http.Request, err 
 		switch e.Code {
 		case tokend.EINVALID:
 			status, code = http.StatusBadRequest, "invalid_request"
-			if e.Reason == "sender_required" {
-				status, code = http.StatusUnprocessableEntity, "sender_required"
+			switch e.Reason {
+			case "sender_required", tokend.ReasonIdempotencyKeyReused:
+				status, code = http.StatusUnprocessableEntity, e.Reason
 			}
 			renamed := tokend.FieldErrors{}
 			for f, msgs := range e.Fields {
@@ -514,4 +537,38 @@ func (s *Server) writeMailSageError(w http.ResponseWriter, r *http.Request, err 
 		}
 	}
 	encode(w, status, map[string]any{"error": msg, "status": status, "code": code})
+}
+
+// idempotency reads a send's Idempotency-Key header. With one, it hashes the
+// route and the body as the handler reads it, and returns the option that
+// makes the send idempotent, to call once the body is read; without one,
+// nothing. A key that is not 1 to 255 printable characters is EINVALID.
+func idempotency(r *http.Request) (func() []tokend.SendOption, error) {
+	keys, ok := r.Header["Idempotency-Key"]
+	if !ok {
+		return func() []tokend.SendOption { return nil }, nil
+	}
+	if len(keys) != 1 {
+		return nil, tokend.Invalid("Idempotency-Key", "must be given once")
+	}
+	if err := tokend.ParseIdempotencyKey(keys[0]); err != nil {
+		return nil, err
+	}
+	h := sha256.New()
+	io.WriteString(h, r.Method+" "+r.URL.Path+"\n")
+	r.Body = teeBody{io.TeeReader(r.Body, h), r.Body}
+	return func() []tokend.SendOption { return []tokend.SendOption{tokend.WithIdempotency(keys[0], h.Sum(nil))} }, nil
+}
+
+type teeBody struct {
+	io.Reader
+	io.Closer
+}
+
+// markReplayed says, as Stripe does, that an answer repeats an earlier
+// send's under the same idempotency key.
+func markReplayed(w http.ResponseWriter, sent *tokend.Sent) {
+	if sent != nil && sent.Replayed {
+		w.Header().Set("Idempotent-Replayed", "true")
+	}
 }

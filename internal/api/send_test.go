@@ -841,7 +841,7 @@ func TestRefusedMailFailsWithTheRelaysAnswer(t *testing.T) {
 	e.post("/api/send", e.admin, email("a@example.com", "gone@example.org")).want(200).decode(&s)
 	waitFor(t, 5*time.Second, "the message failed", func() bool { return e.emailLog(e.admin, s.MessageIDs[0]).DeliveryStatus == "failed" })
 	l := e.emailLog(e.admin, s.MessageIDs[0])
-	if l.Status != "not_delivered" || l.LastError == nil || !strings.Contains(*l.LastError, "550 mailbox unavailable") {
+	if l.Status != "not_delivered" || l.LastError == nil || !strings.Contains(*l.LastError, "550 ") || !strings.Contains(*l.LastError, "mailbox unavailable") {
 		t.Errorf("failed message log = %+v", l)
 	}
 }

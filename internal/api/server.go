@@ -36,6 +36,9 @@ type Options struct {
 	Verifier *tokend.Verifier
 	Mailer   *tokend.Mailer
 	Domains  *tokend.Domains
+	// Logs serve the email logs; Suppressions the suppression lists.
+	Logs         *tokend.EmailLogs
+	Suppressions *tokend.Suppressions
 	// TrustedProxies are the peers whose X-Forwarded-For / Forwarded headers
 	// are believed for the client address (and X-Forwarded-Proto for HSTS).
 	TrustedProxies Prefixes
@@ -79,8 +82,8 @@ type Server struct {
 // NewServer returns the API handler over svc. It panics when a required
 // dependency is missing: that is a wiring mistake, not a condition to serve.
 func NewServer(svc *tokend.Service, opts Options) http.Handler {
-	if opts.Verifier == nil || opts.Mailer == nil || opts.Domains == nil {
-		panic("api.NewServer: Options.Verifier, Mailer and Domains are required (internal/app builds them)")
+	if opts.Verifier == nil || opts.Mailer == nil || opts.Domains == nil || opts.Logs == nil || opts.Suppressions == nil {
+		panic("api.NewServer: Options.Verifier, Mailer, Domains, Logs and Suppressions are required (internal/app builds them)")
 	}
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)

@@ -100,6 +100,10 @@ func endpoints(e *env) []endpoint {
 	batch := map[string]any{"base": map[string]any{"from": map[string]any{"email": "news@fixture.example.com"}, "subject": "Fixture", "text": "t"},
 		"requests": []any{map[string]any{"to": []any{map[string]any{"email": "a@example.org"}}}}}
 	msgID, captured := e.captureFixture(sb)
+	// Suppressions have UUIDs: the row of one names it by this stand-in.
+	const suppressionFixture = -1
+	var suppressed struct{ Data struct{ ID string } }
+	e.post(e.path("/api/accounts/%d/suppressions", e.acme), e.admin, map[string]any{"email": "fixture@example.org", "domain_id": d}).want(201).decode(&suppressed)
 	read := map[string]any{"message": map[string]any{"is_read": true}}
 	const inbox, sandbox = acct + "/inboxes/{inbox_id}/messages", "/api/sandboxes/{inbox_id}/messages"
 	rows := []struct {
@@ -153,6 +157,10 @@ func endpoints(e *env) []endpoint {
 			"subject": "Fixture", "body": "t", "from": "news@fixture.example.com"}},
 		{"email log", "GET /api/email_logs/{message_id}", 0, nil},
 		{"email log in account", "GET " + acct + "/email_logs/{message_id}", 0, nil},
+		{"email logs", "GET " + acct + "/email_logs", 0, nil},
+		{"suppressions", "GET " + acct + "/suppressions", 0, nil},
+		{"add suppression", "POST " + acct + "/suppressions", 0, map[string]any{"email": "new@example.org", "domain_id": d}},
+		{"delete suppression", "DELETE " + acct + "/suppressions/{id}", suppressionFixture, nil},
 		{"verify token", "POST /api/verify", 0, map[string]any{"token": tok.Token}},
 		{"verify forwarded request", "GET /api/verify", 0, nil},
 		{"verify forwarded request (HEAD)", "HEAD /api/verify", 0, nil},
@@ -185,9 +193,13 @@ func endpoints(e *env) []endpoint {
 		if strings.Contains(pattern, "{id}") != (r.id != 0) {
 			e.t.Fatalf("%s: route %s with record id %d", r.name, r.route, r.id)
 		}
+		id := fmt.Sprint(r.id)
+		if r.id == suppressionFixture {
+			id = suppressed.Data.ID
+		}
 		path := strings.NewReplacer("{account_id}", fmt.Sprint(e.acme), "{project_id}", fmt.Sprint(p),
 			"{inbox_id}", fmt.Sprint(sb), "{attachment_id}", "1", "{message_id}", msgID,
-			"{id}", fmt.Sprint(r.id)).Replace(pattern)
+			"{id}", id).Replace(pattern)
 		if strings.Contains(path, "{") {
 			e.t.Fatalf("%s: no value for a parameter of %s", r.name, r.route)
 		}

@@ -79,6 +79,8 @@ type App struct {
 	Service  *tokend.Service
 	Verifier *tokend.Verifier
 	Mailer   *tokend.Mailer
+	Logs     *tokend.EmailLogs
+	Suppress *tokend.Suppressions
 	Domains  *tokend.Domains
 	Events   *tokend.TokenEvents // expiry warnings and leaks: audit log, alert webhook, email
 	Monitor  *alert.Monitor
@@ -174,6 +176,7 @@ func New(ctx context.Context, cfg Config, opts Options) (_ *App, err error) {
 	if err := a.newMailer(ctx, opts); err != nil {
 		return nil, err
 	}
+	a.Logs, a.Suppress = tokend.NewEmailLogs(svc, cfg.EmailLogRetention), tokend.NewSuppressions(svc)
 	domainOpts := a.newAlerts(ctx, opts)
 	// The sign-in ceiling's alert goes out as the domain checks' do.
 	svc.Users().AnnounceAlerts(domainOpts.Alert, domainOpts.Alerted)
@@ -195,6 +198,7 @@ func New(ctx context.Context, cfg Config, opts Options) (_ *App, err error) {
 		Done:   a.done,
 		Logger: logger, Metrics: a.Metrics, Alerts: a.Monitor, ServeMetrics: cfg.MetricsAddr == "",
 		TrustedProxies: cfg.TrustedProxies, Mailer: a.Mailer, Verifier: a.Verifier, Domains: a.Domains, Now: opts.Now,
+		Logs: a.Logs, Suppressions: a.Suppress,
 		SendLimits: api.SendLimits{Total: cfg.SendsInFlight, PerAccount: cfg.AccountSendsInFlight}, SecretScanning: scanning,
 		Dashboard: web.New(svc, a.Mailer, web.Options{Logger: logger, HTTPS: api.IsHTTPS, Domains: a.Domains, Now: opts.Now}),
 	})

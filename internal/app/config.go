@@ -61,6 +61,9 @@ type Config struct {
 
 	// CaptureRetention is how long captured mail (test keys, sandbox sends) is kept.
 	CaptureRetention time.Duration
+	// EmailLogRetention is how long the logs of sent mail (messages and
+	// their events) are kept.
+	EmailLogRetention time.Duration
 	// SendsInFlight and AccountSendsInFlight bound the sends read and
 	// rendered at once, in all and per account.
 	SendsInFlight        int
@@ -88,6 +91,7 @@ func Default() Config {
 		NoticeFrom:           "tokend <no-reply@localhost.localdomain>",
 		DNSRecheck:           time.Hour,
 		CaptureRetention:     tokend.DefaultCaptureRetention,
+		EmailLogRetention:    tokend.DefaultEmailLogRetention,
 		SendsInFlight:        api.DefaultSendsInFlight,
 		AccountSendsInFlight: api.DefaultSendsPerAccount,
 		RedisFail:            string(redislimits.FailOpen),
@@ -129,8 +133,8 @@ func (c Config) Validate() error {
 	if c.RedisFail != string(redislimits.FailOpen) && c.RedisFail != string(redislimits.FailClosed) {
 		return &ConfigError{fmt.Sprintf("--redis-fail must be open or closed, not %q", c.RedisFail)}
 	}
-	if c.UsageFlush <= 0 || c.AlertWindow <= 0 || c.SMTPRetryFor <= 0 || c.CaptureRetention <= 0 {
-		return &ConfigError{"--usage-flush, --alert-window, --smtp-retry-for and --capture-retention must be positive"}
+	if c.UsageFlush <= 0 || c.AlertWindow <= 0 || c.SMTPRetryFor <= 0 || c.CaptureRetention <= 0 || c.EmailLogRetention <= 0 {
+		return &ConfigError{"--usage-flush, --alert-window, --smtp-retry-for, --capture-retention and --email-log-retention must be positive"}
 	}
 	if c.DNSRecheck < time.Second {
 		return &ConfigError{"--dns-recheck: must be at least 1s"}

@@ -237,6 +237,11 @@ func (a *App) purge(ctx context.Context) {
 	} else if n > 0 {
 		a.Logger.Info("purged expired tokens", "count", n)
 	}
+	if n, err := a.Logs.Prune(ctx); err != nil && ctx.Err() == nil {
+		a.Logger.Error("deleting email logs past their retention", "err", err)
+	} else if n > 0 {
+		a.Logger.Info("deleted email logs past their retention", "emails", n, "retention", a.Logs.Retention())
+	}
 	if n, err := a.Mailer.PruneCaptured(ctx); err != nil && ctx.Err() == nil {
 		a.Logger.Error("deleting captured mail past its retention", "err", err)
 	} else if n > 0 {

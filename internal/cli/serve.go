@@ -51,6 +51,7 @@ func serveFlags(cfg *ServeConfig, stderr io.Writer) *flag.FlagSet {
 	fs.StringVar(&cfg.RedisFail, "redis-fail", def.RedisFail, "when Redis is slow or down: open (count in this instance meanwhile) or closed (refuse with 503)")
 	fs.DurationVar(&cfg.RedisTimeout, "redis-timeout", def.RedisTimeout, "bound of one call to Redis; a slower answer counts as a failure (three in a row skip Redis for 2 s)")
 	fs.DurationVar(&cfg.CaptureRetention, "capture-retention", def.CaptureRetention, "how long captured mail (test keys' and sandbox sends') is kept before it is deleted")
+	fs.DurationVar(&cfg.EmailLogRetention, "email-log-retention", def.EmailLogRetention, "how long the email logs (each sent message's state and events) are kept before they are deleted")
 	fs.IntVar(&cfg.SendsInFlight, "sends-in-flight", def.SendsInFlight, "sends this instance reads and renders at once; more wait briefly, then get 503")
 	fs.IntVar(&cfg.AccountSendsInFlight, "account-sends-in-flight", def.AccountSendsInFlight, "sends one account may have in flight on this instance; more wait briefly, then get 429")
 	fs.StringVar(&cfg.SecretsKeyFile, "secrets-key-file", "", "file with the key that seals DKIM private keys, created on first start (default: the database path + .key)")

@@ -220,15 +220,15 @@ func (r *Runner) attempt(ctx context.Context, j tokend.Job) {
 		}
 	case IsPermanent(err):
 		log.Warn("outbox job failed; giving up: retrying cannot help", "outcome", outcomeFailed, "permanent", true, "err", err)
-		r.record(rctx, log, r.outbox.Failed(rctx, &j, r.opts.Now(), err.Error()), ResultFailed)
+		r.record(rctx, log, r.outbox.Failed(rctx, &j, r.opts.Now(), err), ResultFailed)
 	case j.Attempts >= r.opts.Attempts || r.opts.MaxAge > 0 && r.opts.Now().Sub(j.CreatedAt) >= r.opts.MaxAge:
 		log.Error("outbox job failed; giving up: out of attempts or time", "outcome", outcomeFailed, "permanent", false,
 			"age", r.opts.Now().Sub(j.CreatedAt), "err", err)
-		r.record(rctx, log, r.outbox.Failed(rctx, &j, r.opts.Now(), err.Error()), ResultFailed)
+		r.record(rctx, log, r.outbox.Failed(rctx, &j, r.opts.Now(), err), ResultFailed)
 	default:
 		wait := r.backoff(j.Attempts)
 		log.Warn("outbox job failed; retrying", "outcome", outcomeDeferred, "retry_in", wait, "err", err)
-		r.record(rctx, log, r.outbox.Retry(rctx, &j, r.opts.Now().Add(wait), r.opts.Now(), err.Error()), ResultRetried)
+		r.record(rctx, log, r.outbox.Retry(rctx, &j, r.opts.Now().Add(wait), r.opts.Now(), err), ResultRetried)
 	}
 }
 

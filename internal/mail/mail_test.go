@@ -231,7 +231,9 @@ func TestRelayRefusals(t *testing.T) {
 		t.Errorf("451: error %v, want a temporary error naming the code", err)
 	}
 	srv.Refuse(550, "no such user")
-	if err := send(); !errors.As(err, &perm) || !strings.Contains(err.Error(), "550 no such user") {
+	var reply *tokend.RelayReply
+	if err := send(); !errors.As(err, &perm) || !errors.As(err, &reply) || reply.Code != 550 || reply.Message != "no such user" ||
+		!strings.Contains(err.Error(), "550") || !strings.Contains(err.Error(), "no such user") {
 		t.Errorf("550: error %v, want a permanent error with the reply", err)
 	}
 	srv.Refuse(0, "")

@@ -16,6 +16,8 @@ import (
 
 	"github.com/emersion/go-sasl"
 	"github.com/emersion/go-smtp"
+
+	"github.com/tokend/tokend"
 )
 
 // Relay delivers messages to one SMTP relay, keeping a few connections open
@@ -121,14 +123,16 @@ func redactErr(err error) error {
 // String is the relay's URL without its password.
 func (r *Relay) String() string { return r.redacted }
 
-// PermanentError is a refusal the relay will repeat: a 5xx reply.
+// PermanentError is a refusal the relay will repeat: a 5xx reply, whose
+// Err is a *tokend.RelayReply.
 type PermanentError struct{ Err error }
 
 func (e *PermanentError) Error() string { return e.Err.Error() }
 func (e *PermanentError) Unwrap() error { return e.Err }
 
 // Send delivers msg from from to one recipient. A 5xx reply is a
-// *PermanentError; anything else (a 4xx reply, a network failure) may pass.
+// *PermanentError; a 4xx reply a *tokend.RelayReply; anything else (a
+// network failure) may pass too.
 func (r *Relay) Send(ctx context.Context, from, to string, msg []byte) error {
 	for attempt := 0; ; attempt++ {
 		c, pooled, err := r.client(ctx)
@@ -154,10 +158,11 @@ func (r *Relay) Send(ctx context.Context, from, to string, msg []byte) error {
 			} else {
 				c.Close()
 			}
-			if se.Code >= 500 {
-				return &PermanentError{fmt.Errorf("relay refused the message: %d %s", se.Code, se.Message)}
+			reply := &tokend.RelayReply{Code: se.Code, Status: enhancedStatus(se.EnhancedCode), Message: se.Message, Deferred: se.Code < 500}
+			if !reply.Deferred {
+				return &PermanentError{reply}
 			}
-			return fmt.Errorf("relay deferred the message: %d %s", se.Code, se.Message)
+			return reply
 		default:
 			c.Close()
 			// A kept connection the relay closed meanwhile: try once on a fresh one.
@@ -170,6 +175,15 @@ func (r *Relay) Send(ctx context.Context, from, to string, msg []byte) error {
 			return fmt.Errorf("relay %s: %w", r.addr, err)
 		}
 	}
+}
+
+// enhancedStatus writes a reply's enhanced status code (RFC 3463) as
+// "5.1.1", or "" when the reply had none.
+func enhancedStatus(c smtp.EnhancedCode) string {
+	if c == (smtp.EnhancedCode{}) || c == smtp.NoEnhancedCode || c[0] <= 0 {
+		return ""
+	}
+	return fmt.Sprintf("%d.%d.%d", c[0], c[1], c[2])
 }
 
 func transact(c *smtp.Client, from, to string, msg []byte) error {

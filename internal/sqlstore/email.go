@@ -97,9 +97,9 @@ func (x *Tx) CreateEmail(ctx context.Context, e *tokend.StoredEmail, msgs []toke
 		m := &msgs[i]
 		m.EmailID = e.ID
 		if _, err := x.q.ExecContext(ctx,
-			`INSERT INTO messages (id, email_id, account_id, recipient, state, attempts, last_error, created_at, updated_at)
-			 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-			m.ID, m.EmailID, m.AccountID, m.Recipient, string(m.State), m.Attempts, m.LastError, micros(m.CreatedAt), micros(m.UpdatedAt)); err != nil {
+			`INSERT INTO messages (id, email_id, account_id, domain_id, recipient, state, attempts, last_error, created_at, updated_at)
+			 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+			m.ID, m.EmailID, m.AccountID, nullID(m.DomainID), m.Recipient, string(m.State), m.Attempts, m.LastError, micros(m.CreatedAt), micros(m.UpdatedAt)); err != nil {
 			return fmt.Errorf("insert message: %w", err)
 		}
 	}
@@ -191,53 +191,60 @@ func (x *Tx) DeleteEmail(ctx context.Context, id int64) error {
 	return expectOne(res, err, "email")
 }
 
-// Message returns one message.
-func (x *Tx) Message(ctx context.Context, id string) (*tokend.Message, error) {
+const messageColumns = `id, email_id, account_id, domain_id, recipient, state, attempts, last_error, created_at, updated_at`
+
+func scanMessage(rs row) (tokend.Message, error) {
 	var m tokend.Message
 	var state string
+	var domain sql.NullInt64
 	var created, updated int64
-	err := x.q.QueryRowContext(ctx,
-		`SELECT id, email_id, account_id, recipient, state, attempts, last_error, created_at, updated_at FROM messages WHERE id = ?`, id).
-		Scan(&m.ID, &m.EmailID, &m.AccountID, &m.Recipient, &state, &m.Attempts, &m.LastError, &created, &updated)
+	err := rs.Scan(&m.ID, &m.EmailID, &m.AccountID, &domain, &m.Recipient, &state, &m.Attempts, &m.LastError, &created, &updated)
+	m.DomainID, m.State, m.CreatedAt, m.UpdatedAt = domain.Int64, tokend.MessageState(state), fromMicros(created), fromMicros(updated)
+	return m, err
+}
+
+// Message returns one message.
+func (x *Tx) Message(ctx context.Context, id string) (*tokend.Message, error) {
+	m, err := scanMessage(x.q.QueryRowContext(ctx, `SELECT `+messageColumns+` FROM messages WHERE id = ?`, id))
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, notFound("message")
 	} else if err != nil {
 		return nil, fmt.Errorf("message: %w", err)
 	}
-	m.State, m.CreatedAt, m.UpdatedAt = tokend.MessageState(state), fromMicros(created), fromMicros(updated)
 	return &m, nil
 }
 
 // UpdateMessage records a delivery outcome, and drops the raw content of a
 // live email whose every message is final.
-func (x *Tx) UpdateMessage(ctx context.Context, id string, state tokend.MessageState, attempts int, lastError string, at time.Time) error {
-	var emailID int64
-	err := x.q.QueryRowContext(ctx,
-		`UPDATE messages SET state = ?, attempts = ?, last_error = ?, updated_at = ? WHERE id = ? RETURNING email_id`,
-		string(state), attempts, lastError, micros(at), id).Scan(&emailID)
+func (x *Tx) UpdateMessage(ctx context.Context, id string, state tokend.MessageState, attempts int, lastError string, at time.Time) (*tokend.Message, error) {
+	m, err := scanMessage(x.q.QueryRowContext(ctx,
+		`UPDATE messages SET state = ?, attempts = ?, last_error = ?, updated_at = ? WHERE id = ? RETURNING `+messageColumns,
+		string(state), attempts, lastError, micros(at), id))
 	if errors.Is(err, sql.ErrNoRows) {
-		return notFound("message")
+		return nil, notFound("message")
 	} else if err != nil {
-		return fmt.Errorf("update message: %w", err)
+		return nil, fmt.Errorf("update message: %w", err)
 	}
 	if state != tokend.MessageDelivered && state != tokend.MessageFailed {
-		return nil
+		return &m, nil
 	}
 	if _, err := x.q.ExecContext(ctx,
 		`UPDATE emails SET raw = ?, updated_at = ? WHERE id = ? AND sandbox_id IS NULL
 		   AND NOT EXISTS (SELECT 1 FROM messages WHERE email_id = ? AND state IN ('queued', 'deferred'))`,
-		[]byte{}, micros(at), emailID, emailID); err != nil {
-		return fmt.Errorf("release delivered email: %w", err)
+		[]byte{}, micros(at), m.EmailID, m.EmailID); err != nil {
+		return nil, fmt.Errorf("release delivered email: %w", err)
 	}
-	return nil
+	return &m, nil
 }
 
-// DeleteEmailsBefore deletes old live emails no message waits on, and the
-// DKIM keys of deleted domains that no waiting mail needs.
-func (x *Tx) DeleteEmailsBefore(ctx context.Context, cutoff time.Time) (int64, error) {
+// DeleteEmailsBefore deletes up to limit old live emails no message waits
+// on, oldest first (through the index on their creation time), and the DKIM
+// keys of deleted domains that no waiting mail needs.
+func (x *Tx) DeleteEmailsBefore(ctx context.Context, cutoff time.Time, limit int) (int64, error) {
 	res, err := x.q.ExecContext(ctx,
-		`DELETE FROM emails WHERE sandbox_id IS NULL AND created_at < ?
-		   AND NOT EXISTS (SELECT 1 FROM messages m WHERE m.email_id = emails.id AND m.state IN ('queued', 'deferred'))`, micros(cutoff))
+		`DELETE FROM emails WHERE id IN (SELECT id FROM emails WHERE sandbox_id IS NULL AND created_at < ?
+		   AND NOT EXISTS (SELECT 1 FROM messages m WHERE m.email_id = emails.id AND m.state IN ('queued', 'deferred'))
+		 ORDER BY created_at LIMIT ?)`, micros(cutoff), limit)
 	if err != nil {
 		return 0, fmt.Errorf("delete old emails: %w", err)
 	}

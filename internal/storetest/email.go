@@ -18,7 +18,8 @@ func storeEmail(t *testing.T, s tokend.Store, e *tokend.StoredEmail, recipients 
 	}
 	for i, r := range recipients {
 		hashSeq++
-		msgs[i] = tokend.Message{ID: fmt.Sprintf("msg-%d", hashSeq), AccountID: e.AccountID, Recipient: r, State: state, CreatedAt: e.CreatedAt, UpdatedAt: e.CreatedAt}
+		msgs[i] = tokend.Message{ID: fmt.Sprintf("msg-%06d", hashSeq), AccountID: e.AccountID, DomainID: e.DomainID, Recipient: r, State: state,
+			CreatedAt: e.CreatedAt, UpdatedAt: e.CreatedAt}
 	}
 	write(t, s, func(tx tokend.Tx) error { return tx.CreateEmail(context.Background(), e, msgs) })
 	if e.ID == 0 || msgs[0].EmailID != e.ID {
@@ -58,10 +59,12 @@ func testEmailsRoundTrip(t *testing.T, s tokend.Store) {
 	})
 	at := t0.Add(time.Minute)
 	write(t, s, func(tx tokend.Tx) error {
-		return tx.UpdateMessage(ctx, msgs[0].ID, tokend.MessageDelivered, 1, "", at)
+		_, err := tx.UpdateMessage(ctx, msgs[0].ID, tokend.MessageDelivered, 1, "", at)
+		return err
 	})
 	write(t, s, func(tx tokend.Tx) error {
-		return tx.UpdateMessage(ctx, msgs[1].ID, tokend.MessageDeferred, 2, "451 later", at)
+		_, err := tx.UpdateMessage(ctx, msgs[1].ID, tokend.MessageDeferred, 2, "451 later", at)
+		return err
 	})
 	read(t, s, func(tx tokend.Tx) error {
 		got, err := tx.Email(ctx, e.ID)
@@ -75,7 +78,8 @@ func testEmailsRoundTrip(t *testing.T, s tokend.Store) {
 		return err
 	})
 	write(t, s, func(tx tokend.Tx) error {
-		return tx.UpdateMessage(ctx, msgs[1].ID, tokend.MessageFailed, 3, "550 no", at)
+		_, err := tx.UpdateMessage(ctx, msgs[1].ID, tokend.MessageFailed, 3, "550 no", at)
+		return err
 	})
 	read(t, s, func(tx tokend.Tx) error {
 		got, err := tx.Email(ctx, e.ID)
@@ -85,7 +89,7 @@ func testEmailsRoundTrip(t *testing.T, s tokend.Store) {
 		return err
 	})
 	write(t, s, func(tx tokend.Tx) error {
-		if err := tx.UpdateMessage(ctx, "no-such-message", tokend.MessageDelivered, 1, "", at); tokend.ErrorCode(err) != tokend.ENOTFOUND {
+		if _, err := tx.UpdateMessage(ctx, "no-such-message", tokend.MessageDelivered, 1, "", at); tokend.ErrorCode(err) != tokend.ENOTFOUND {
 			t.Errorf("UpdateMessage of a missing message: %v", err)
 		}
 		return nil
@@ -200,7 +204,7 @@ func testDomainKeysAndSettings(t *testing.T, s tokend.Store) {
 		var n int64
 		write(t, s, func(tx tokend.Tx) error {
 			var err error
-			n, err = tx.DeleteEmailsBefore(ctx, cutoff)
+			n, err = tx.DeleteEmailsBefore(ctx, cutoff, 1000)
 			return err
 		})
 		return n
@@ -219,7 +223,10 @@ func testDomainKeysAndSettings(t *testing.T, s tokend.Store) {
 		}
 		return err
 	})
-	write(t, s, func(tx tokend.Tx) error { return tx.UpdateMessage(ctx, msgs[0].ID, tokend.MessageDelivered, 1, "", t0) })
+	write(t, s, func(tx tokend.Tx) error {
+		_, err := tx.UpdateMessage(ctx, msgs[0].ID, tokend.MessageDelivered, 1, "", t0)
+		return err
+	})
 	if n := purge(t0); n != 0 {
 		t.Errorf("purge deleted %d emails created after the cutoff", n)
 	}
@@ -404,7 +411,7 @@ func testSandboxUsage(t *testing.T, s tokend.Store) {
 	var live int64
 	write(t, s, func(tx tokend.Tx) error {
 		var err error
-		live, err = tx.DeleteEmailsBefore(ctx, t0.Add(time.Hour))
+		live, err = tx.DeleteEmailsBefore(ctx, t0.Add(time.Hour), 1000)
 		return err
 	})
 	if live != 0 {

@@ -48,6 +48,9 @@ func Run(t *testing.T, open func(t *testing.T) tokend.Store) {
 		{"SandboxEmailsPageSearchAndCascade", testSandboxEmails},
 		{"SandboxUsageEvictionAndRetention", testSandboxUsage},
 		{"DomainKeysCaptureSandboxAndSettings", testDomainKeysAndSettings},
+		{"EmailLogsFilterPageAndCount", testEmailLogs},
+		{"EmailEventsGoWithTheirMessages", testEmailEvents},
+		{"SuppressionsHoldPerDomainOrAccount", testSuppressions},
 		{"UsersSessionsInvites", testUsersSessionsInvites},
 	}
 	for _, tt := range tests {

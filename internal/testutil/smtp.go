@@ -9,6 +9,7 @@ import (
 	"crypto/x509/pkix"
 	"encoding/pem"
 	"errors"
+	"fmt"
 	"io"
 	"math/big"
 	"net"
@@ -51,6 +52,7 @@ type SMTPServer struct {
 	mu      sync.Mutex
 	mails   []Mail
 	refusal *smtp.SMTPError
+	byRcpt  map[string]*smtp.SMTPError
 	srv     *smtp.Server
 	ln      net.Listener
 	arrived chan struct{}
@@ -137,6 +139,29 @@ func (s *SMTPServer) Refuse(code int, msg string) {
 	s.refusal = &smtp.SMTPError{Code: code, Message: msg}
 }
 
+// RefuseRecipient makes the relay answer RCPT TO of one address with code,
+// enhanced status code (such as "5.1.1"; "" for none) and message, as a
+// real relay answers each recipient on its own; code 0 accepts it again.
+func (s *SMTPServer) RefuseRecipient(addr string, code int, enhanced, msg string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.byRcpt == nil {
+		s.byRcpt = map[string]*smtp.SMTPError{}
+	}
+	if code == 0 {
+		delete(s.byRcpt, addr)
+		return
+	}
+	e := &smtp.SMTPError{Code: code, Message: msg, EnhancedCode: smtp.NoEnhancedCode}
+	if enhanced != "" {
+		var c smtp.EnhancedCode
+		if _, err := fmt.Sscanf(enhanced, "%d.%d.%d", &c[0], &c[1], &c[2]); err == nil {
+			e.EnhancedCode = c
+		}
+	}
+	s.byRcpt[addr] = e
+}
+
 // Mails returns what the relay has accepted so far.
 func (s *SMTPServer) Mails() []Mail {
 	s.mu.Lock()
@@ -198,6 +223,9 @@ func (x *smtpSession) Mail(from string, _ *smtp.MailOptions) error {
 func (x *smtpSession) Rcpt(to string, _ *smtp.RcptOptions) error {
 	x.s.mu.Lock()
 	refusal := x.s.refusal
+	if r := x.s.byRcpt[to]; r != nil {
+		refusal = r
+	}
 	x.s.mu.Unlock()
 	if refusal != nil {
 		return refusal
