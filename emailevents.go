@@ -137,10 +137,16 @@ func failureDetails(err error, attempt int) EmailEventDetails {
 	return d
 }
 
-// recordEmailEvent stores ev in tx: every event of a message goes through
-// here, in the transaction of the change that caused it.
-func recordEmailEvent(ctx context.Context, tx Tx, ev *EmailEvent) error {
-	return tx.AddEmailEvent(ctx, ev)
+// recordEmailEvent stores ev, of a message sent from domainID, in tx, with
+// a delivery to each webhook that subscribes to it: every event of a message
+// goes through here, in the transaction of the change that caused it, so
+// that an event is recorded with its deliveries or not at all.
+func recordEmailEvent(ctx context.Context, tx Tx, ev *EmailEvent, domainID int64) error {
+	if err := tx.AddEmailEvent(ctx, ev); err != nil {
+		return err
+	}
+	_, err := fanOut(ctx, tx, ev, domainID, ev.At)
+	return err
 }
 
 // deferred records a failed delivery attempt that will be retried: the
@@ -154,7 +160,7 @@ func (m *Mailer) deferred(ctx context.Context, tx Tx, j *Job, cause error, at ti
 		return err
 	}
 	return recordEmailEvent(ctx, tx, &EmailEvent{MessageID: id, AccountID: msg.AccountID, Type: EmailSoftBounce, At: at,
-		Details: failureDetails(cause, j.Attempts)})
+		Details: failureDetails(cause, j.Attempts)}, msg.DomainID)
 }
 
 // finished records a message's final state and its event: delivery, or a
@@ -174,14 +180,14 @@ func (m *Mailer) finished(ctx context.Context, tx Tx, j *Job, state JobState, ca
 	}
 	if state == JobDelivered {
 		return recordEmailEvent(ctx, tx, &EmailEvent{MessageID: id, AccountID: msg.AccountID, Type: EmailDelivery, At: at,
-			Details: EmailEventDetails{Attempt: j.Attempts}})
+			Details: EmailEventDetails{Attempt: j.Attempts}}, msg.DomainID)
 	}
 	details := failureDetails(cause, j.Attempts)
 	var reply *RelayReply
 	if !errors.As(cause, &reply) || reply.Deferred {
 		details.BounceCategory = "message_expired" // retried until the retry time ran out
 	}
-	if err := recordEmailEvent(ctx, tx, &EmailEvent{MessageID: id, AccountID: msg.AccountID, Type: EmailBounce, At: at, Details: details}); err != nil {
+	if err := recordEmailEvent(ctx, tx, &EmailEvent{MessageID: id, AccountID: msg.AccountID, Type: EmailBounce, At: at, Details: details}, msg.DomainID); err != nil {
 		return err
 	}
 	if reply == nil || !reply.hard() {

@@ -22,9 +22,13 @@ const (
 // work and recording it can never come apart, then done by workers at least
 // once. Payload is opaque to the store.
 type Job struct {
-	ID            int64
-	Kind          string
-	Payload       []byte
+	ID      int64
+	Kind    string
+	Payload []byte
+	// OrderingKey, when set, orders the jobs that share it: one is claimed
+	// only when no pending job of the same key was enqueued before it, so
+	// that they are done one at a time, in the order they were enqueued.
+	OrderingKey   string
 	State         JobState
 	Attempts      int // attempts started, including the current one
 	NextAttemptAt time.Time
@@ -41,8 +45,9 @@ type OutboxTx interface {
 	EnqueueJob(ctx context.Context, j *Job) error
 	// ClaimJobs leases up to limit pending jobs of kind that are due at now and
 	// not leased (or whose lease has run out, as after a crash), oldest due
-	// first, until now+lease, counting an attempt for each. Two transactions
-	// never claim the same job.
+	// first, until now+lease, counting an attempt for each, and none while a
+	// pending job of its OrderingKey enqueued before it waits. Two
+	// transactions never claim the same job.
 	ClaimJobs(ctx context.Context, kind string, now time.Time, lease time.Duration, limit int) ([]Job, error)
 	// FinishJob moves a job to a final state (JobDelivered or JobFailed).
 	FinishJob(ctx context.Context, id int64, state JobState, at time.Time, lastError string) error

@@ -531,7 +531,7 @@ func (m *Mailer) store1(ctx context.Context, tx Tx, caller *Token, p *prepared, 
 	for _, msg := range msgs {
 		if sp := suppressed[strings.ToLower(msg.Recipient)]; sp != nil {
 			if err := recordEmailEvent(ctx, tx, &EmailEvent{MessageID: msg.ID, AccountID: msg.AccountID, Type: EmailReject, At: now,
-				Details: EmailEventDetails{RejectReason: "Recipient in suppression list. Reason: " + string(sp.Type)}}); err != nil {
+				Details: EmailEventDetails{RejectReason: "Recipient in suppression list. Reason: " + string(sp.Type)}}, msg.DomainID); err != nil {
 				return err
 			}
 			continue

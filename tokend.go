@@ -252,6 +252,7 @@ type Tx interface {
 	EmailTx
 	SuppressionTx
 	IdempotencyTx
+	WebhookTx
 	UserTx
 	DomainTx
 

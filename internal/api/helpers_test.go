@@ -180,6 +180,7 @@ func newEnv(t *testing.T, opts ...envOption) *env {
 		// The outbox retries on real time, while this clock stands months
 		// before it: messages stamped by the clock must not look a day old.
 		cfg.app.SMTPRetryFor = 100 * 365 * 24 * time.Hour
+		cfg.app.WebhookRetryFor = cfg.app.SMTPRetryFor
 	case cfg.deliver:
 		cfg.opts.Relay = testutil.Undelivered{}
 	}

@@ -98,10 +98,17 @@ func TestPermissionMatrix(t *testing.T) {
 		"email log in account": {u, u, u, u, u, 404, 200, 404, 200},
 		// The logs and suppressions of mail need access to a sending domain;
 		// changing a domain's suppressions needs admin on it.
-		"email logs":         {u, u, u, u, u, 404, 200, 403, 200},
-		"suppressions":       {u, u, u, u, u, 404, 200, 403, 200},
-		"add suppression":    {u, u, u, u, u, 404, 403, 404, 201},
-		"delete suppression": {u, u, u, u, u, 404, 403, 404, 200},
+		"email logs":              {u, u, u, u, u, 404, 200, 403, 200},
+		"suppressions":            {u, u, u, u, u, 404, 200, 403, 200},
+		"add suppression":         {u, u, u, u, u, 404, 403, 404, 201},
+		"delete suppression":      {u, u, u, u, u, 404, 403, 404, 200},
+		"list webhooks":           {u, u, u, u, u, 404, 200, 200, 200}, // each sees the webhooks it can read: maybe none
+		"create webhook":          {u, u, u, u, u, 404, 403, 404, 200},
+		"get webhook":             {u, u, u, u, u, 404, 200, 404, 200},
+		"update webhook":          {u, u, u, u, u, 404, 403, 404, 200},
+		"delete webhook":          {u, u, u, u, u, 404, 403, 404, 200},
+		"webhook deliveries":      {u, u, u, u, u, 404, 200, 404, 200},
+		"resend webhook delivery": {u, u, u, u, u, 404, 403, 404, 200},
 		// Services verify their own account's tokens (another account's look
 		// missing, with 200); a reverse proxy's forwarded request passes with
 		// any valid token; the change stream needs viewer on the account.

@@ -154,7 +154,7 @@ func TestEveryRouteIsDocumented(t *testing.T) {
 		})
 	}
 	fill := strings.NewReplacer("{account_id}", "1", "{project_id}", "1", "{id}", "1", "{inbox_id}", "1",
-		"{attachment_id}", "1", "{message_id}", "0c7fd939-02cf-11ed-88c2-0a58a9feac02")
+		"{attachment_id}", "1", "{delivery_id}", "1", "{message_id}", "0c7fd939-02cf-11ed-88c2-0a58a9feac02")
 	for _, op := range ops {
 		t.Run("documented/"+op, func(t *testing.T) {
 			if !slices.Contains(routes, op) {

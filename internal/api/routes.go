@@ -95,6 +95,13 @@ func (s *Server) eachRoute(handle func(pattern string, h http.Handler)) {
 	m("GET /api/accounts/{account_id}/suppressions", s.authed(s.listSuppressions))
 	m("POST /api/accounts/{account_id}/suppressions", s.authed(s.createSuppression))
 	m("DELETE /api/accounts/{account_id}/suppressions/{id}", s.authed(s.deleteSuppression))
+	m("GET /api/accounts/{account_id}/webhooks", s.authed(s.listWebhooks))
+	m("POST /api/accounts/{account_id}/webhooks", s.authed(s.createWebhook))
+	m("GET /api/accounts/{account_id}/webhooks/{id}", s.authed(s.getWebhook))
+	m("PATCH /api/accounts/{account_id}/webhooks/{id}", s.authed(s.updateWebhook))
+	m("DELETE /api/accounts/{account_id}/webhooks/{id}", s.authed(s.deleteWebhook))
+	m("GET /api/accounts/{account_id}/webhooks/{id}/deliveries", s.authed(s.webhookDeliveries))
+	m("POST /api/accounts/{account_id}/webhooks/{id}/deliveries/{delivery_id}/resend", s.authed(s.resendWebhookDelivery))
 
 	// Captured mail, at the older (SDK) and the newer sandbox paths.
 	for _, base := range []string{"/api/accounts/{account_id}/inboxes/{inbox_id}/messages", "/api/sandboxes/{inbox_id}/messages"} {

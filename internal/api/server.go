@@ -36,9 +36,11 @@ type Options struct {
 	Verifier *tokend.Verifier
 	Mailer   *tokend.Mailer
 	Domains  *tokend.Domains
-	// Logs serve the email logs; Suppressions the suppression lists.
+	// Logs serve the email logs; Suppressions the suppression lists;
+	// Webhooks the endpoints that receive email events.
 	Logs         *tokend.EmailLogs
 	Suppressions *tokend.Suppressions
+	Webhooks     *tokend.Webhooks
 	// TrustedProxies are the peers whose X-Forwarded-For / Forwarded headers
 	// are believed for the client address (and X-Forwarded-Proto for HSTS).
 	TrustedProxies Prefixes
@@ -82,8 +84,8 @@ type Server struct {
 // NewServer returns the API handler over svc. It panics when a required
 // dependency is missing: that is a wiring mistake, not a condition to serve.
 func NewServer(svc *tokend.Service, opts Options) http.Handler {
-	if opts.Verifier == nil || opts.Mailer == nil || opts.Domains == nil || opts.Logs == nil || opts.Suppressions == nil {
-		panic("api.NewServer: Options.Verifier, Mailer, Domains, Logs and Suppressions are required (internal/app builds them)")
+	if opts.Verifier == nil || opts.Mailer == nil || opts.Domains == nil || opts.Logs == nil || opts.Suppressions == nil || opts.Webhooks == nil {
+		panic("api.NewServer: Options.Verifier, Mailer, Domains, Logs, Suppressions and Webhooks are required (internal/app builds them)")
 	}
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)

@@ -104,6 +104,17 @@ func endpoints(e *env) []endpoint {
 	const suppressionFixture = -1
 	var suppressed struct{ Data struct{ ID string } }
 	e.post(e.path("/api/accounts/%d/suppressions", e.acme), e.admin, map[string]any{"email": "fixture@example.org", "domain_id": d}).want(201).decode(&suppressed)
+	var hook struct{ Data struct{ ID int64 } }
+	e.post(e.path("/api/accounts/%d/webhooks", e.acme), e.admin, map[string]any{"webhook": map[string]any{"url": "https://hooks.example.org/fixture",
+		"event_types": []string{"reject"}, "domain_id": d}}).want(200).decode(&hook)
+	// A send to the suppressed address makes a reject event, delivered to the webhook.
+	e.post("/api/send", e.admin, map[string]any{"from": map[string]any{"email": "news@fixture.example.com"},
+		"to": []any{map[string]any{"email": "fixture@example.org"}}, "subject": "Fixture", "text": "t"}).want(200)
+	var deliveries struct{ Data []struct{ ID int64 } }
+	e.get(e.path("/api/accounts/%d/webhooks/%d/deliveries", e.acme, hook.Data.ID), e.admin).want(200).decode(&deliveries)
+	if len(deliveries.Data) != 1 {
+		e.t.Fatalf("the fixture webhook has deliveries %+v, want the reject's", deliveries.Data)
+	}
 	read := map[string]any{"message": map[string]any{"is_read": true}}
 	const inbox, sandbox = acct + "/inboxes/{inbox_id}/messages", "/api/sandboxes/{inbox_id}/messages"
 	rows := []struct {
@@ -161,6 +172,14 @@ func endpoints(e *env) []endpoint {
 		{"suppressions", "GET " + acct + "/suppressions", 0, nil},
 		{"add suppression", "POST " + acct + "/suppressions", 0, map[string]any{"email": "new@example.org", "domain_id": d}},
 		{"delete suppression", "DELETE " + acct + "/suppressions/{id}", suppressionFixture, nil},
+		{"list webhooks", "GET " + acct + "/webhooks", 0, nil},
+		{"create webhook", "POST " + acct + "/webhooks", 0, map[string]any{"webhook": map[string]any{"url": "https://hooks.example.org/",
+			"event_types": []string{"delivery"}, "domain_id": d}}},
+		{"get webhook", "GET " + acct + "/webhooks/{id}", hook.Data.ID, nil},
+		{"update webhook", "PATCH " + acct + "/webhooks/{id}", hook.Data.ID, map[string]any{"webhook": map[string]any{"active": false}}},
+		{"delete webhook", "DELETE " + acct + "/webhooks/{id}", hook.Data.ID, nil},
+		{"webhook deliveries", "GET " + acct + "/webhooks/{id}/deliveries", hook.Data.ID, nil},
+		{"resend webhook delivery", "POST " + acct + "/webhooks/{id}/deliveries/{delivery_id}/resend", hook.Data.ID, nil},
 		{"verify token", "POST /api/verify", 0, map[string]any{"token": tok.Token}},
 		{"verify forwarded request", "GET /api/verify", 0, nil},
 		{"verify forwarded request (HEAD)", "HEAD /api/verify", 0, nil},
@@ -198,7 +217,7 @@ func endpoints(e *env) []endpoint {
 			id = suppressed.Data.ID
 		}
 		path := strings.NewReplacer("{account_id}", fmt.Sprint(e.acme), "{project_id}", fmt.Sprint(p),
-			"{inbox_id}", fmt.Sprint(sb), "{attachment_id}", "1", "{message_id}", msgID,
+			"{inbox_id}", fmt.Sprint(sb), "{attachment_id}", "1", "{message_id}", msgID, "{delivery_id}", fmt.Sprint(deliveries.Data[0].ID),
 			"{id}", id).Replace(pattern)
 		if strings.Contains(path, "{") {
 			e.t.Fatalf("%s: no value for a parameter of %s", r.name, r.route)

@@ -57,10 +57,11 @@ type Options struct {
 	Retry *RetryTiming
 	// WrapStore wraps the store the service uses (to count or fail calls).
 	WrapStore func(tokend.Store) tokend.Store
-	// DeliveryResult and AlertResult are told each outbox attempt's result
-	// of email and of alert webhook deliveries (and AlertResult "dropped"
-	// for an alert the monitor could not record); may be nil.
-	DeliveryResult, AlertResult func(result string)
+	// DeliveryResult, AlertResult and WebhookResult are told each outbox
+	// attempt's result of email, alert webhook and email event webhook
+	// deliveries (and AlertResult "dropped" for an alert the monitor could
+	// not record); may be nil.
+	DeliveryResult, AlertResult, WebhookResult func(result string)
 }
 
 // RetryTiming is how soon failed outbox jobs are tried again and how often
@@ -81,6 +82,7 @@ type App struct {
 	Mailer   *tokend.Mailer
 	Logs     *tokend.EmailLogs
 	Suppress *tokend.Suppressions
+	Webhooks *tokend.Webhooks
 	Domains  *tokend.Domains
 	Events   *tokend.TokenEvents // expiry warnings and leaks: audit log, alert webhook, email
 	Monitor  *alert.Monitor
@@ -181,6 +183,7 @@ func New(ctx context.Context, cfg Config, opts Options) (_ *App, err error) {
 	// The sign-in ceiling's alert goes out as the domain checks' do.
 	svc.Users().AnnounceAlerts(domainOpts.Alert, domainOpts.Alerted)
 	a.Events = tokend.NewTokenEvents(svc, a.Mailer, tokend.EventOptions{Alert: domainOpts.Alert, Alerted: domainOpts.Alerted})
+	a.newWebhooks(opts)
 	domainOpts.Resolver, domainOpts.Recheck = resolver, cfg.DNSRecheck
 	a.Domains = tokend.NewDomains(svc, a.Mailer, domainOpts)
 	var scanning http.Handler
@@ -198,7 +201,7 @@ func New(ctx context.Context, cfg Config, opts Options) (_ *App, err error) {
 		Done:   a.done,
 		Logger: logger, Metrics: a.Metrics, Alerts: a.Monitor, ServeMetrics: cfg.MetricsAddr == "",
 		TrustedProxies: cfg.TrustedProxies, Mailer: a.Mailer, Verifier: a.Verifier, Domains: a.Domains, Now: opts.Now,
-		Logs: a.Logs, Suppressions: a.Suppress,
+		Logs: a.Logs, Suppressions: a.Suppress, Webhooks: a.Webhooks,
 		SendLimits: api.SendLimits{Total: cfg.SendsInFlight, PerAccount: cfg.AccountSendsInFlight}, SecretScanning: scanning,
 		Dashboard: web.New(svc, a.Mailer, web.Options{Logger: logger, HTTPS: api.IsHTTPS, Domains: a.Domains, Now: opts.Now}),
 	})

@@ -64,6 +64,15 @@ type Config struct {
 	// EmailLogRetention is how long the logs of sent mail (messages and
 	// their events) are kept.
 	EmailLogRetention time.Duration
+	// WebhookRetryFor is how long a webhook delivery keeps being retried;
+	// WebhookAllowHTTP lets webhooks use http:// to loopback hosts, and
+	// WebhookAllowPrivate reach private and internal addresses.
+	WebhookRetryFor     time.Duration
+	WebhookAllowHTTP    bool
+	WebhookAllowPrivate bool
+	// WebhookDeactivateAfter is how long an endpoint may fail every
+	// delivery before it is deactivated.
+	WebhookDeactivateAfter time.Duration
 	// SendsInFlight and AccountSendsInFlight bound the sends read and
 	// rendered at once, in all and per account.
 	SendsInFlight        int
@@ -86,16 +95,18 @@ func Default() Config {
 		AuthFailureLimit:   tokend.DefaultAuthFailureLimit,
 		UsageFlush:         10 * time.Second,
 		AlertThreshold:     20, AlertWindow: time.Minute,
-		AuthCache:            true,
-		SMTPRetryFor:         24 * time.Hour,
-		NoticeFrom:           "tokend <no-reply@localhost.localdomain>",
-		DNSRecheck:           time.Hour,
-		CaptureRetention:     tokend.DefaultCaptureRetention,
-		EmailLogRetention:    tokend.DefaultEmailLogRetention,
-		SendsInFlight:        api.DefaultSendsInFlight,
-		AccountSendsInFlight: api.DefaultSendsPerAccount,
-		RedisFail:            string(redislimits.FailOpen),
-		RedisTimeout:         redislimits.DefaultTimeout,
+		AuthCache:              true,
+		SMTPRetryFor:           24 * time.Hour,
+		NoticeFrom:             "tokend <no-reply@localhost.localdomain>",
+		DNSRecheck:             time.Hour,
+		CaptureRetention:       tokend.DefaultCaptureRetention,
+		EmailLogRetention:      tokend.DefaultEmailLogRetention,
+		WebhookRetryFor:        72 * time.Hour,
+		WebhookDeactivateAfter: tokend.WebhookDeactivateAfter,
+		SendsInFlight:          api.DefaultSendsInFlight,
+		AccountSendsInFlight:   api.DefaultSendsPerAccount,
+		RedisFail:              string(redislimits.FailOpen),
+		RedisTimeout:           redislimits.DefaultTimeout,
 	}
 }
 
@@ -133,8 +144,10 @@ func (c Config) Validate() error {
 	if c.RedisFail != string(redislimits.FailOpen) && c.RedisFail != string(redislimits.FailClosed) {
 		return &ConfigError{fmt.Sprintf("--redis-fail must be open or closed, not %q", c.RedisFail)}
 	}
-	if c.UsageFlush <= 0 || c.AlertWindow <= 0 || c.SMTPRetryFor <= 0 || c.CaptureRetention <= 0 || c.EmailLogRetention <= 0 {
-		return &ConfigError{"--usage-flush, --alert-window, --smtp-retry-for, --capture-retention and --email-log-retention must be positive"}
+	if c.UsageFlush <= 0 || c.AlertWindow <= 0 || c.SMTPRetryFor <= 0 || c.CaptureRetention <= 0 || c.EmailLogRetention <= 0 ||
+		c.WebhookRetryFor <= 0 || c.WebhookDeactivateAfter <= 0 {
+		return &ConfigError{"--usage-flush, --alert-window, --smtp-retry-for, --capture-retention, --email-log-retention, --webhook-retry-for " +
+			"and --webhook-deactivate-after must be positive"}
 	}
 	if c.DNSRecheck < time.Second {
 		return &ConfigError{"--dns-recheck: must be at least 1s"}

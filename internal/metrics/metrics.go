@@ -25,11 +25,13 @@ type Metrics struct {
 	UsageFlushes    *prometheus.CounterVec   // result
 	Alerts          *prometheus.CounterVec   // type
 	AlertDeliveries *prometheus.CounterVec   // result
-	Emails          *prometheus.CounterVec   // event: accepted, captured, delivered, deferred, failed
-	EmailsQueued    prometheus.Gauge         // live messages waiting for delivery
-	CapturedDeleted *prometheus.CounterVec   // reason: quota or retention
-	RedisErrors     prometheus.Counter       // failed calls to Redis
-	RedisCircuit    prometheus.Gauge         // 1 while Redis is skipped after failures
+	// WebhookDeliveries counts email event webhook attempts by result.
+	WebhookDeliveries *prometheus.CounterVec
+	Emails            *prometheus.CounterVec // event: accepted, captured, delivered, deferred, failed
+	EmailsQueued      prometheus.Gauge       // live messages waiting for delivery
+	CapturedDeleted   *prometheus.CounterVec // reason: quota or retention
+	RedisErrors       prometheus.Counter     // failed calls to Redis
+	RedisCircuit      prometheus.Gauge       // 1 while Redis is skipped after failures
 }
 
 // New returns collectors registered on a fresh registry, with Go and process metrics.
@@ -61,6 +63,9 @@ func New() *Metrics {
 		AlertDeliveries: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "tokend_alert_deliveries_total", Help: "Webhook delivery attempts by result: delivered, retried, failed, dropped.",
 		}, []string{"result"}),
+		WebhookDeliveries: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "tokend_webhook_deliveries_total", Help: "Email event webhook delivery attempts by result: delivered, retried, failed.",
+		}, []string{"result"}),
 	}
 	m.Emails = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "tokend_emails_total", Help: "Emails by event: accepted (live, queued for delivery), captured (test key or sandbox), " +
@@ -86,7 +91,7 @@ func New() *Metrics {
 		Name: "tokend_redis_circuit_open", Help: "1 while Redis is skipped after failing and limits follow --redis-fail; 0 otherwise.",
 	})
 	m.Registry.MustRegister(m.Requests, m.Latency, m.AuthOutcomes, m.RateLimited, m.StoreErrors,
-		m.UsageFlushes, m.Alerts, m.AlertDeliveries, m.Emails, m.EmailsQueued, m.CapturedDeleted, m.RedisErrors, m.RedisCircuit,
+		m.UsageFlushes, m.Alerts, m.AlertDeliveries, m.WebhookDeliveries, m.Emails, m.EmailsQueued, m.CapturedDeleted, m.RedisErrors, m.RedisCircuit,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }

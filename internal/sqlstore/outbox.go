@@ -14,8 +14,8 @@ import (
 // EnqueueJob inserts j as pending and sets its ID.
 func (x *Tx) EnqueueJob(ctx context.Context, j *tokend.Job) error {
 	err := x.q.QueryRowContext(ctx,
-		`INSERT INTO outbox (kind, payload, next_attempt_at, created_at) VALUES (?, ?, ?, ?) RETURNING id`,
-		j.Kind, j.Payload, micros(j.NextAttemptAt), micros(j.CreatedAt)).Scan(&j.ID)
+		`INSERT INTO outbox (kind, payload, next_attempt_at, created_at, ordering_key) VALUES (?, ?, ?, ?, ?) RETURNING id`,
+		j.Kind, j.Payload, micros(j.NextAttemptAt), micros(j.CreatedAt), sql.NullString{String: j.OrderingKey, Valid: j.OrderingKey != ""}).Scan(&j.ID)
 	if err != nil {
 		return fmt.Errorf("enqueue job: %w", err)
 	}
@@ -29,11 +29,13 @@ func (x *Tx) EnqueueJob(ctx context.Context, j *tokend.Job) error {
 func (x *Tx) ClaimJobs(ctx context.Context, kind string, now time.Time, lease time.Duration, limit int) ([]tokend.Job, error) {
 	rows, err := x.q.QueryContext(ctx,
 		`UPDATE outbox SET lease_until = ?, attempts = attempts + 1
-		  WHERE id IN (SELECT id FROM outbox
-		                WHERE kind = ? AND state = 'pending' AND next_attempt_at <= ?
-		                  AND (lease_until IS NULL OR lease_until <= ?)
-		                ORDER BY next_attempt_at, id LIMIT ?`+x.d.ClaimLock+`)
-		 RETURNING id, kind, payload, attempts, next_attempt_at, lease_until, last_error, created_at`,
+		  WHERE id IN (SELECT o.id FROM outbox o
+		                WHERE o.kind = ? AND o.state = 'pending' AND o.next_attempt_at <= ?
+		                  AND (o.lease_until IS NULL OR o.lease_until <= ?)
+		                  AND (o.ordering_key IS NULL OR NOT EXISTS (SELECT 1 FROM outbox p
+		                        WHERE p.ordering_key = o.ordering_key AND p.state = 'pending' AND p.id < o.id))
+		                ORDER BY o.next_attempt_at, o.id LIMIT ?`+x.d.ClaimLock+`)
+		 RETURNING id, kind, payload, attempts, next_attempt_at, lease_until, last_error, created_at, ordering_key`,
 		micros(now.Add(lease)), kind, micros(now), micros(now), limit)
 	if err != nil {
 		return nil, fmt.Errorf("claim jobs: %w", err)
@@ -44,10 +46,11 @@ func (x *Tx) ClaimJobs(ctx context.Context, kind string, now time.Time, lease ti
 		j := tokend.Job{State: tokend.JobPending}
 		var next, created int64
 		var leaseUntil sql.NullInt64
-		if err := rows.Scan(&j.ID, &j.Kind, &j.Payload, &j.Attempts, &next, &leaseUntil, &j.LastError, &created); err != nil {
+		var key sql.NullString
+		if err := rows.Scan(&j.ID, &j.Kind, &j.Payload, &j.Attempts, &next, &leaseUntil, &j.LastError, &created, &key); err != nil {
 			return nil, fmt.Errorf("claim jobs: %w", err)
 		}
-		j.NextAttemptAt, j.LeaseUntil, j.CreatedAt = fromMicros(next), timePtr(leaseUntil), fromMicros(created)
+		j.NextAttemptAt, j.LeaseUntil, j.CreatedAt, j.OrderingKey = fromMicros(next), timePtr(leaseUntil), fromMicros(created), key.String
 		out = append(out, j)
 	}
 	if err := rows.Err(); err != nil {

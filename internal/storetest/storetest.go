@@ -51,6 +51,8 @@ func Run(t *testing.T, open func(t *testing.T) tokend.Store) {
 		{"EmailLogsFilterPageAndCount", testEmailLogs},
 		{"EmailEventsGoWithTheirMessages", testEmailEvents},
 		{"SuppressionsHoldPerDomainOrAccount", testSuppressions},
+		{"OutboxOrderingKeysKeepOrder", testOutboxOrdering},
+		{"WebhooksAndDeliveriesRoundTrip", testWebhooks},
 		{"UsersSessionsInvites", testUsersSessionsInvites},
 	}
 	for _, tt := range tests {
