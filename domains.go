@@ -96,6 +96,46 @@ func (d *Domains) Verify(ctx context.Context, caller *Token, id int64) (*Resourc
 	return d.svc.GetResource(ctx, caller, ResourceDomain, id)
 }
 
+// DomainSettings are Mailtrap's per-domain features, as its sending domain
+// settings name them. tokend has none of them: it tracks no opens or clicks,
+// adds no unsubscribe links and takes no inbound mail, so each is false and
+// stays so.
+type DomainSettings struct {
+	OpenTracking, ClickTracking, TrackingOptOut, AutoUnsubscribeLink, Inbound *bool
+}
+
+// UpdateSettings changes a domain's settings, on which the caller must be
+// admin: turning one of them on is EINVALID naming it, as tokend does not
+// have the feature; turning it off changes nothing. It answers the domain.
+func (d *Domains) UpdateSettings(ctx context.Context, caller *Token, id int64, s DomainSettings) (*ResourceView, error) {
+	err := d.svc.store.Read(ctx, func(tx Tx) error {
+		_, err := adminResource(ctx, tx, caller, ResourceDomain, id, "change")
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	var fe FieldErrors
+	for _, f := range []struct {
+		name, why string
+		on        *bool
+	}{
+		{"open_tracking_enabled", "tokend does not track opens", s.OpenTracking},
+		{"click_tracking_enabled", "tokend does not track clicks", s.ClickTracking},
+		{"tracking_opt_out_enabled", "tokend does not track opens or clicks", s.TrackingOptOut},
+		{"auto_unsubscribe_link_enabled", "tokend adds no unsubscribe links", s.AutoUnsubscribeLink},
+		{"inbound_enabled", "tokend takes no inbound mail", s.Inbound},
+	} {
+		if f.on != nil && *f.on {
+			fe.Add(f.name, "cannot be turned on: "+f.why)
+		}
+	}
+	if err := fe.Err(); err != nil {
+		return nil, err
+	}
+	return d.svc.GetResource(ctx, caller, ResourceDomain, id)
+}
+
 // VerifyAsOperator checks a domain's records now, for an operator.
 func (d *Domains) VerifyAsOperator(ctx context.Context, id int64, operator string) (*ResourceView, error) {
 	if err := d.check(ctx, id, nil, operator, false); err != nil {

@@ -5,14 +5,20 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
+
+	"github.com/tokend/tokend/internal/testutil"
 )
 
 // sdkMessage is a sandbox message as the SDK returned it (Mailtrap's
@@ -90,6 +96,147 @@ type sdkSummary struct {
 	} `json:"attachment"`
 	Deleted         sdkMessage   `json:"deleted"`
 	ListAfterDelete []sdkMessage `json:"listAfterDelete"`
+	Domains         struct {
+		List struct {
+			Data []struct {
+				ID         int64  `json:"id"`
+				DomainName string `json:"domain_name"`
+			} `json:"data"`
+		} `json:"list"`
+		Created struct {
+			ID         int64  `json:"id"`
+			DomainName string `json:"domain_name"`
+		} `json:"created"`
+		Got struct {
+			DomainName string `json:"domain_name"`
+		} `json:"got"`
+		Updated struct {
+			OpenTracking *bool `json:"open_tracking_enabled"`
+		} `json:"updated"`
+		TrackingRefused sdkError `json:"trackingRefused"`
+		Gone            sdkError `json:"gone"`
+	} `json:"domains"`
+	Webhooks struct {
+		Created struct {
+			Data struct {
+				ID            int64    `json:"id"`
+				URL           string   `json:"url"`
+				Active        bool     `json:"active"`
+				EventTypes    []string `json:"event_types"`
+				SigningSecret string   `json:"signing_secret"`
+			} `json:"data"`
+		} `json:"created"`
+		List struct {
+			Data []struct {
+				ID int64 `json:"id"`
+			} `json:"data"`
+		} `json:"list"`
+		Got struct {
+			Data map[string]any `json:"data"`
+		} `json:"got"`
+		Updated struct {
+			Data struct {
+				EventTypes []string `json:"event_types"`
+			} `json:"data"`
+		} `json:"updated"`
+		Invalid sdkError `json:"invalid"`
+		Deleted struct {
+			Data struct {
+				URL string `json:"url"`
+			} `json:"data"`
+		} `json:"deleted"`
+	} `json:"webhooks"`
+	Suppressions struct {
+		Created struct {
+			Data struct {
+				ID    string `json:"id"`
+				Email string `json:"email"`
+				Type  string `json:"type"`
+			} `json:"data"`
+		} `json:"created"`
+		List []struct {
+			ID string `json:"id"`
+		} `json:"list"`
+		Deleted struct {
+			ID string `json:"id"`
+		} `json:"deleted"`
+	} `json:"suppressions"`
+	LiveSend sdkSent `json:"liveSend"`
+	Logs     struct {
+		All        sdkLogList `json:"all"`
+		Filtered   sdkLogList `json:"filtered"`
+		Suppressed sdkLogList `json:"suppressed"`
+		One        sdkLog     `json:"one"`
+		Page       sdkLogList `json:"page"`
+		BadFilter  sdkError   `json:"badFilter"`
+	} `json:"logs"`
+}
+
+type sdkLog struct {
+	MessageID string `json:"message_id"`
+	Status    string `json:"status"`
+	To        string `json:"to"`
+	Captured  bool   `json:"captured"`
+	Events    []struct {
+		EventType string `json:"event_type"`
+	} `json:"events"`
+}
+
+type sdkLogList struct {
+	Messages       []sdkLog `json:"messages"`
+	TotalCount     int      `json:"total_count"`
+	NextPageCursor *string  `json:"next_page_cursor"`
+}
+
+// hookReceiver is a webhook endpoint on loopback that keeps every delivery.
+type hookReceiver struct {
+	URL  string
+	mu   sync.Mutex
+	got  []hookDelivery
+	seen chan struct{}
+}
+
+type hookDelivery struct {
+	Header http.Header
+	Body   []byte
+}
+
+func startHookReceiver(t *testing.T) *hookReceiver {
+	h := &hookReceiver{seen: make(chan struct{}, 1)}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		h.mu.Lock()
+		h.got = append(h.got, hookDelivery{Header: r.Header.Clone(), Body: body})
+		h.mu.Unlock()
+		select {
+		case h.seen <- struct{}{}:
+		default:
+		}
+	}))
+	t.Cleanup(srv.Close)
+	h.URL = srv.URL
+	return h
+}
+
+// wait returns the first delivery whose body contains want, or fails after limit.
+func (h *hookReceiver) wait(t *testing.T, want string, limit time.Duration) hookDelivery {
+	t.Helper()
+	deadline := time.After(limit)
+	for {
+		h.mu.Lock()
+		for _, d := range h.got {
+			if strings.Contains(string(d.Body), want) {
+				h.mu.Unlock()
+				return d
+			}
+		}
+		h.mu.Unlock()
+		select {
+		case <-h.seen:
+		case <-deadline:
+			t.Fatalf("no webhook delivery containing %q within %v", want, limit)
+		}
+	}
 }
 
 // TestMailtrapNodeSDK drives Mailtrap's official Node SDK, unmodified,
@@ -113,7 +260,7 @@ func TestMailtrapNodeSDK(t *testing.T) {
 	for _, f := range []string{
 		filepath.Join(example, "package.json"), filepath.Join(example, "package-lock.json"),
 		filepath.Join(example, "tokend.js"), filepath.Join(example, "send.js"),
-		filepath.Join("testdata", "mailtrap-sdk", "run.js"),
+		filepath.Join("testdata", "mailtrap-sdk", "run.js"), filepath.Join("testdata", "mailtrap-sdk", "verify.js"),
 	} {
 		b, err := os.ReadFile(f)
 		if err != nil {
@@ -137,7 +284,11 @@ func TestMailtrapNodeSDK(t *testing.T) {
 	// domain, a project with a sandbox, and a test key with account admin.
 	db := filepath.Join(t.TempDir(), "tokend.db")
 	account, admin := tokend.EnterpriseAccount(t, db)
-	s := tokend.Serve(t, nil, "--db", db)
+	// A relay to deliver the live send to, and a webhook receiver on
+	// loopback (which --webhook-allow-http lets webhooks reach).
+	relay := testutil.StartSMTP(t, testutil.SMTPOptions{})
+	hooks := startHookReceiver(t)
+	s := tokend.Serve(t, nil, "--db", db, "--smtp-relay", "smtp://"+relay.Addr, "--webhook-allow-http")
 	api := func(method, path, token, body string, want int, into any) {
 		t.Helper()
 		code, got := call(t, method, s.URL+path, token, body)
@@ -163,6 +314,10 @@ func TestMailtrapNodeSDK(t *testing.T) {
 	api("POST", "/api/api_tokens", admin, fmt.Sprintf(`{"name":"sdk test key","environment":"test","resources":[{"resource_type":"account","resource_id":%d,"access_level":100}]}`, account), 200, &testKey)
 	if dom.ID == 0 || project.ID == 0 || inbox.ID == 0 || !strings.HasPrefix(testKey.Token, "tk_test_") || testKey.Environment != "test" {
 		t.Fatalf("setup: domain %d, project %d, inbox %d, test key %q (%s)", dom.ID, project.ID, inbox.ID, testKey.Token, testKey.Environment)
+	}
+	// The live key sends from the domain: an operator trusts it (no DNS here).
+	if r := tokend.Run(t, nil, "domain", "trust", strconv.FormatInt(dom.ID, 10), "--db", db); r.Code != 0 {
+		t.Fatalf("tokend domain trust: %d %s", r.Code, r.Stderr)
 	}
 
 	// runNode runs a script of sdkDir, on loopback only (no proxy may take the
@@ -205,7 +360,7 @@ func TestMailtrapNodeSDK(t *testing.T) {
 	out = runNode("run.js",
 		"TOKEND_URL="+s.URL, "TOKEND_TEST_KEY="+testKey.Token, "TOKEND_ADMIN_KEY="+admin,
 		"TOKEND_ACCOUNT_ID="+strconv.FormatInt(account, 10), "TOKEND_INBOX_ID="+strconv.FormatInt(inbox.ID, 10),
-		"TOKEND_DOMAIN="+domain)
+		"TOKEND_DOMAIN="+domain, "TOKEND_DOMAIN_ID="+strconv.FormatInt(dom.ID, 10), "TOKEND_HOOK_URL="+hooks.URL)
 	var got sdkSummary
 	if err := json.Unmarshal(out, &got); err != nil {
 		t.Fatalf("run.js output: %v\n%s", err, out)
@@ -294,6 +449,65 @@ func TestMailtrapNodeSDK(t *testing.T) {
 	}
 	if len(got.ListAfterDelete) != len(got.List)-1 || slices.ContainsFunc(got.ListAfterDelete, func(x sdkMessage) bool { return x.ID == got.MessageID }) {
 		t.Errorf("after deleteMessage the list is %+v, want the %d others", got.ListAfterDelete, len(got.List)-1)
+	}
+
+	// (f) Sending domains: list, create, get, update (tracking stays off), setup
+	// instructions, delete.
+	if len(got.Domains.List.Data) != 1 || got.Domains.List.Data[0].DomainName != domain || got.Domains.Created.DomainName != "sdk2.example.com" ||
+		got.Domains.Got.DomainName != "sdk2.example.com" || got.Domains.Updated.OpenTracking == nil || *got.Domains.Updated.OpenTracking {
+		t.Errorf("sendingDomains: list %+v, created %+v, got %+v, updated %+v", got.Domains.List, got.Domains.Created, got.Domains.Got, got.Domains.Updated)
+	}
+	checkErr("turn open tracking on", got.Domains.TrackingRefused, 422, "open_tracking_enabled")
+	checkErr("get a deleted domain", got.Domains.Gone, 404, "Not Found")
+	// Webhooks: {"data": ...} as Mailtrap answers, the secret once.
+	wh := got.Webhooks
+	if wh.Created.Data.ID == 0 || wh.Created.Data.URL != hooks.URL || !wh.Created.Data.Active || len(wh.Created.Data.SigningSecret) != 64 ||
+		len(wh.List.Data) != 1 || wh.Got.Data["signing_secret"] != nil || !slices.Equal(wh.Updated.Data.EventTypes, []string{"delivery", "soft_bounce", "bounce", "reject"}) ||
+		wh.Deleted.Data.URL != hooks.URL+"/doomed" {
+		t.Errorf("webhooks: %+v", wh)
+	}
+	checkErr("a webhook to ftp://", wh.Invalid, 422, "url")
+	// Suppressions: the live send's blocked recipient was not relayed.
+	if sp := got.Suppressions; sp.Created.Data.Email != "blocked@example.org" || sp.Created.Data.Type != "manual import" || len(sp.List) != 1 ||
+		sp.List[0].ID != sp.Created.Data.ID || sp.Deleted.ID != sp.Created.Data.ID {
+		t.Errorf("suppressions: %+v", sp)
+	}
+	if !got.LiveSend.Success || len(got.LiveSend.MessageIDs) != 2 {
+		t.Fatalf("the live send = %+v", got.LiveSend)
+	}
+	// Email logs: the list (test-key mail captured, the live send), filters,
+	// one message with its events, a page after a cursor, a bad filter.
+	logs := got.Logs
+	if logs.All.TotalCount < 7 || len(logs.All.Messages) != logs.All.TotalCount || logs.All.Messages[0].To != "blocked@example.org" && logs.All.Messages[0].To != "reader@example.org" {
+		t.Errorf("emailLogs.getList() = %d of %d, newest %+v", len(logs.All.Messages), logs.All.TotalCount, logs.All.Messages[:min(1, len(logs.All.Messages))])
+	}
+	if !slices.ContainsFunc(logs.All.Messages, func(l sdkLog) bool { return l.Captured && l.Status == "captured" }) {
+		t.Error("the test key's sends are not in the logs as captured")
+	}
+	if len(logs.Filtered.Messages) != 1 || logs.Filtered.Messages[0].MessageID != got.LiveSend.MessageIDs[0] {
+		t.Errorf("filtered by recipient and domain: %+v", logs.Filtered)
+	}
+	if len(logs.Suppressed.Messages) != 1 || logs.Suppressed.Messages[0].To != "blocked@example.org" {
+		t.Errorf("status opted_out: %+v", logs.Suppressed)
+	}
+	if logs.One.MessageID != got.LiveSend.MessageIDs[0] || len(logs.One.Events) == 0 || logs.One.Events[0].EventType != "accepted" {
+		t.Errorf("emailLogs.get = %+v", logs.One)
+	}
+	if len(logs.Page.Messages) != logs.All.TotalCount-1 || logs.Page.NextPageCursor != nil {
+		t.Errorf("the page after the newest: %d messages, want %d", len(logs.Page.Messages), logs.All.TotalCount-1)
+	}
+	checkErr("a status that does not exist", logs.BadFilter, 422, "filters[status][value]")
+	// The webhook got the live send's delivery, and the SDK's own verifier
+	// accepts tokend's Mailtrap-Signature (and refuses a tampered body).
+	d := hooks.wait(t, got.LiveSend.MessageIDs[0], 30*time.Second)
+	bodyFile := filepath.Join(t.TempDir(), "body.json")
+	if err := os.WriteFile(bodyFile, d.Body, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var verified struct{ Valid, Tampered bool }
+	out = runNode("verify.js", "HOOK_BODY_FILE="+bodyFile, "HOOK_SIGNATURE="+d.Header.Get("Mailtrap-Signature"), "HOOK_SECRET="+wh.Created.Data.SigningSecret)
+	if err := json.Unmarshal(out, &verified); err != nil || !verified.Valid || verified.Tampered {
+		t.Errorf("verifyWebhookSignature: %s (%v), want the delivery valid and a tampered body not", out, err)
 	}
 
 	// Through tokend's own API: the test key's mail is in the account's

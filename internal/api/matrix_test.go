@@ -75,6 +75,7 @@ func TestPermissionMatrix(t *testing.T) {
 		"list domains":              {u, u, u, u, u, 404, 200, 200, 200},
 		"create domain":             {u, u, u, u, u, 404, 403, 403, 200},
 		"get domain":                {u, u, u, u, u, 404, 200, 404, 200},
+		"update domain":             {u, u, u, u, u, 404, 403, 404, 200},
 		"delete domain":             {u, u, u, u, u, 404, 403, 404, 204},
 		"verify domain":             {u, u, u, u, u, 404, 403, 404, 200},
 		"domain setup instructions": {u, u, u, u, u, 404, 403, 404, 204},

@@ -71,6 +71,12 @@ type domainJSON struct {
 	DNSRecords    []dnsRecordJSON `json:"dns_records"`
 	Permissions   permissionsJSON `json:"permissions"`
 	APIToken      *apiToken       `json:"api_token,omitempty"`
+	// Mailtrap's features that tokend does not have: always false.
+	OpenTracking        bool `json:"open_tracking_enabled"`
+	ClickTracking       bool `json:"click_tracking_enabled"`
+	TrackingOptOut      bool `json:"tracking_opt_out_enabled"`
+	AutoUnsubscribeLink bool `json:"auto_unsubscribe_link_enabled"`
+	Inbound             bool `json:"inbound_enabled"`
 }
 
 // dnsRecordJSON is a record to publish, in Mailtrap's shape, with what the

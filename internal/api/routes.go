@@ -75,6 +75,7 @@ func (s *Server) eachRoute(handle func(pattern string, h http.Handler)) {
 	m("GET /api/accounts/{account_id}/sending_domains", s.authed(s.listResources(tokend.ResourceDomain, asData)))
 	m("POST /api/accounts/{account_id}/sending_domains", s.authed(s.createDomain))
 	m("GET /api/accounts/{account_id}/sending_domains/{id}", s.authed(s.getResource(tokend.ResourceDomain)))
+	m("PATCH /api/accounts/{account_id}/sending_domains/{id}", s.authed(s.updateDomain))
 	m("DELETE /api/accounts/{account_id}/sending_domains/{id}", s.authed(s.deleteResource(tokend.ResourceDomain)))
 	m("POST /api/accounts/{account_id}/sending_domains/{id}/verify", s.authed(s.verifyDomain))
 	m("POST /api/accounts/{account_id}/sending_domains/{id}/send_setup_instructions", s.authed(s.sendSetupInstructions))

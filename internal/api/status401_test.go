@@ -148,6 +148,7 @@ func endpoints(e *env) []endpoint {
 		{"list domains", "GET " + acct + "/sending_domains", 0, nil},
 		{"create domain", "POST " + acct + "/sending_domains", 0, map[string]any{"sending_domain": map[string]any{"domain_name": "new.example.com"}}},
 		{"get domain", "GET " + acct + "/sending_domains/{id}", d, nil},
+		{"update domain", "PATCH " + acct + "/sending_domains/{id}", d, map[string]any{"sending_domain": map[string]any{"open_tracking_enabled": false}}},
 		{"delete domain", "DELETE " + acct + "/sending_domains/{id}", d, nil},
 		{"verify domain", "POST " + acct + "/sending_domains/{id}/verify", d, nil},
 		{"domain setup instructions", "POST " + acct + "/sending_domains/{id}/send_setup_instructions", d, map[string]any{"email": "dns@example.org"}},

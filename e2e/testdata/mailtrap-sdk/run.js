@@ -11,6 +11,7 @@
 //   TOKEND_ACCOUNT_ID  the account id
 //   TOKEND_INBOX_ID    a sandbox of that account
 //   TOKEND_DOMAIN      a sending domain of that account
+//   TOKEND_HOOK_URL    a webhook receiver for run.js to subscribe
 //
 // It prints one JSON object with what it observed on stdout, and leaves the
 // judging to the Go test. Any unexpected failure is printed on stderr and
@@ -30,6 +31,7 @@ const adminKey = env('TOKEND_ADMIN_KEY');
 const accountId = Number(env('TOKEND_ACCOUNT_ID'));
 const inboxId = Number(env('TOKEND_INBOX_ID'));
 const domain = env('TOKEND_DOMAIN');
+const hookURL = env('TOKEND_HOOK_URL');
 
 // tokend is plain HTTP on loopback: any HTTPS request would be the SDK
 // reaching the real Mailtrap, so refuse it rather than let it leave.
@@ -169,6 +171,57 @@ async function main() {
     if (!other) throw new Error('no batch message left to read');
     return messages.getHtmlMessage(inboxId, other.id);
   });
+
+  // (f) The account APIs of email sending: sending domains, webhooks,
+  // suppressions and email logs, with the live admin key.
+  const acct = client({ token: adminKey, accountId });
+  out.domains = {};
+  out.domains.list = await acct.sendingDomains.getList();
+  const newDomain = await acct.sendingDomains.create({ domain_name: 'sdk2.example.com' });
+  out.domains.created = newDomain;
+  out.domains.got = await acct.sendingDomains.get(newDomain.id);
+  out.domains.updated = await acct.sendingDomains.update(newDomain.id, { open_tracking_enabled: false, click_tracking_enabled: false });
+  out.domains.trackingRefused = await caught(() => acct.sendingDomains.update(newDomain.id, { open_tracking_enabled: true }));
+  out.domains.setup = await acct.sendingDomains.sendSetupInstructions(newDomain.id, 'dns@example.org');
+  out.domains.deleted = await acct.sendingDomains.delete(newDomain.id);
+  out.domains.gone = await caught(() => acct.sendingDomains.get(newDomain.id));
+
+  out.webhooks = {};
+  out.webhooks.created = await acct.webhooks.create({
+    url: hookURL, webhook_type: 'email_sending', sending_stream: 'transactional',
+    event_types: ['delivery', 'bounce'], payload_format: 'json', active: true,
+  });
+  const hookId = out.webhooks.created.data.id;
+  out.webhooks.list = await acct.webhooks.getList();
+  out.webhooks.got = await acct.webhooks.get(hookId);
+  out.webhooks.updated = await acct.webhooks.update(hookId, { event_types: ['delivery', 'soft_bounce', 'bounce', 'reject'] });
+  out.webhooks.invalid = await caught(() => acct.webhooks.create({ url: 'ftp://x.example.org/', webhook_type: 'email_sending', event_types: ['delivery'] }));
+  const doomed = await acct.webhooks.create({ url: hookURL + '/doomed', webhook_type: 'email_sending', event_types: ['delivery'] });
+  out.webhooks.deleted = await acct.webhooks.delete(doomed.data.id);
+
+  out.suppressions = {};
+  out.suppressions.created = await acct.suppressions.create({ email: 'Blocked@Example.org', domain_id: Number(process.env.TOKEND_DOMAIN_ID), sending_stream: 'transactional' });
+  out.suppressions.list = await acct.suppressions.getList({ email: 'blocked@example.org' });
+  out.suppressions.all = await acct.suppressions.getList();
+
+  // A live send from the (trusted) domain: one recipient delivered, one
+  // suppressed; the webhook gets the delivery.
+  const sender = client({ token: adminKey });
+  out.liveSend = await sender.send({
+    from: { email: `news@${domain}` },
+    to: [{ email: 'reader@example.org' }, { email: 'blocked@example.org' }],
+    subject: 'SDK live', text: 'Live from the SDK.', category: 'sdk-live',
+  });
+  out.suppressions.deleted = await acct.suppressions.delete(out.suppressions.created.data.id);
+
+  out.logs = {};
+  out.logs.all = await acct.emailLogs.getList();
+  out.logs.filtered = await acct.emailLogs.getList({ filters: { to: { operator: 'ci_equal', value: 'READER@example.org' }, sending_domain_id: { operator: 'equal', value: [Number(process.env.TOKEND_DOMAIN_ID)] } } });
+  out.logs.suppressed = await acct.emailLogs.getList({ filters: { status: { operator: 'equal', value: 'opted_out' } } });
+  out.logs.one = await acct.emailLogs.get(out.liveSend.message_ids[0]);
+  out.logs.page = await acct.emailLogs.getList({ search_after: out.logs.all.messages[0].message_id });
+  out.logs.badFilter = await caught(() => acct.emailLogs.getList({ filters: { status: { operator: 'equal', value: 'lost' } } }));
+
   out.asked = [...asked].sort();
   return out;
 }
