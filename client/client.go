@@ -1,6 +1,7 @@
 // Package client is a typed Go client for tokend's HTTP API: API tokens,
 // accounts, projects, sandboxes and sending domains, usage and the audit
-// log, sending email and reading captured mail, and verification (a token a
+// log, sending email (safe to retry with an idempotency key), its logs and
+// the suppression list, reading captured mail, and verification (a token a
 // service was handed, and the account's change stream).
 //
 // A Client holds one token and may be used by many goroutines at once. Every
@@ -109,32 +110,40 @@ const maxErrorBody = 64 << 10
 // do sends one request with in as its JSON body (none when nil) and decodes a
 // 2xx body into out (skipped when nil). query may be nil.
 func (c *Client) do(ctx context.Context, method, path string, query url.Values, in, out any) error {
-	res, err := c.send(ctx, c.hc, method, path, query, in)
+	_, err := c.doHeader(ctx, method, path, query, nil, in, out)
+	return err
+}
+
+// doHeader is do with header added to the request's headers (nil: none),
+// returning the headers of a 2xx answer.
+func (c *Client) doHeader(ctx context.Context, method, path string, query url.Values, header http.Header, in, out any) (http.Header, error) {
+	res, err := c.send(ctx, c.hc, method, path, query, header, in)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	defer res.Body.Close()
 	if res.StatusCode/100 != 2 {
-		return readError(res)
+		return nil, readError(res)
 	}
 	if out == nil {
 		_, _ = io.Copy(io.Discard, io.LimitReader(res.Body, maxErrorBody))
-		return nil
+		return res.Header, nil
 	}
 	if w, ok := out.(io.Writer); ok {
 		if _, err := io.Copy(w, res.Body); err != nil {
-			return fmt.Errorf("tokend: %s %s: read body: %w", method, path, err)
+			return nil, fmt.Errorf("tokend: %s %s: read body: %w", method, path, err)
 		}
-		return nil
+		return res.Header, nil
 	}
 	if err := json.NewDecoder(res.Body).Decode(out); err != nil {
-		return fmt.Errorf("tokend: %s %s: decode answer: %w", method, path, err)
+		return nil, fmt.Errorf("tokend: %s %s: decode answer: %w", method, path, err)
 	}
-	return nil
+	return res.Header, nil
 }
 
-// send builds and sends a request; the caller closes the body.
-func (c *Client) send(ctx context.Context, hc *http.Client, method, path string, query url.Values, in any) (*http.Response, error) {
+// send builds and sends a request, with header added to its headers (nil:
+// none); the caller closes the body.
+func (c *Client) send(ctx context.Context, hc *http.Client, method, path string, query url.Values, header http.Header, in any) (*http.Response, error) {
 	u := *c.base
 	u.Path = strings.TrimRight(c.base.Path, "/") + path
 	if len(query) > 0 {
@@ -154,6 +163,11 @@ func (c *Client) send(ctx context.Context, hc *http.Client, method, path string,
 	}
 	if in != nil {
 		req.Header.Set("Content-Type", "application/json")
+	}
+	for k, vs := range header {
+		for _, v := range vs {
+			req.Header.Add(k, v)
+		}
 	}
 	req.Header.Set("Accept", "application/json")
 	req.Header.Set("User-Agent", c.userAgent)

@@ -221,7 +221,7 @@ func messagesPath(sandboxID int64, parts ...any) string {
 // download copies a raw body to w. A 409 answers in plain text, which
 // becomes the *Error's Message.
 func (c *Client) download(ctx context.Context, path string, w io.Writer) error {
-	res, err := c.send(ctx, c.hc, http.MethodGet, path, nil, nil)
+	res, err := c.send(ctx, c.hc, http.MethodGet, path, nil, nil, nil)
 	if err != nil {
 		return err
 	}

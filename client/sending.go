@@ -4,9 +4,7 @@ import (
 	"context"
 	"errors"
 	"net/http"
-	"strconv"
 	"strings"
-	"time"
 )
 
 // Sending takes Mailtrap's request shapes. Its errors are *Error like any
@@ -52,6 +50,15 @@ type Email struct {
 	Attachments []Attachment      `json:"attachments,omitempty"`
 	// CustomVariables are kept with the message and shown in its log.
 	CustomVariables map[string]string `json:"custom_variables,omitempty"`
+	// IdempotencyKey, when set, makes Send and SendToSandbox safe to retry
+	// (see "Retrying a send safely" in docs/sending.md): it goes in the
+	// Idempotency-Key header, 1 to 255 printable ASCII characters unique per
+	// account. The same key with the same email within 24 hours answers as
+	// the first send did, with SendResult.Replayed set, and sends nothing
+	// more; with a different email it is a 422 with Code
+	// "idempotency_key_reused". It is not part of the email: a batch's base
+	// and items ignore it (Batch.IdempotencyKey keys a batch).
+	IdempotencyKey string `json:"-"`
 }
 
 // SendResult is an accepted send: the ids of its messages, one a recipient
@@ -59,6 +66,9 @@ type Email struct {
 type SendResult struct {
 	Success    bool     `json:"success"`
 	MessageIDs []string `json:"message_ids"`
+	// Replayed reports that the answer repeats an earlier send's under the
+	// same IdempotencyKey (the Idempotent-Replayed header): nothing was sent.
+	Replayed bool `json:"-"`
 }
 
 // Batch is up to 500 emails sent in one request. Each of Requests is laid
@@ -66,12 +76,18 @@ type SendResult struct {
 type Batch struct {
 	Base     *Email  `json:"base,omitempty"`
 	Requests []Email `json:"requests"`
+	// IdempotencyKey makes the batch as a whole safe to retry, as
+	// Email.IdempotencyKey does one email.
+	IdempotencyKey string `json:"-"`
 }
 
 // BatchResult answers a batch item by item, in the order of its requests.
 type BatchResult struct {
 	Success   bool              `json:"success"`
 	Responses []BatchItemResult `json:"responses"`
+	// Replayed reports that the answer repeats an earlier batch's under the
+	// same IdempotencyKey: nothing was sent.
+	Replayed bool `json:"-"`
 }
 
 // BatchItemResult is the outcome of one email of a batch.
@@ -108,10 +124,26 @@ func (c *Client) sendEmail(ctx context.Context, path string, e *Email) (*SendRes
 		return nil, errors.New("tokend: POST " + path + ": no email")
 	}
 	var out SendResult
-	if err := c.do(ctx, http.MethodPost, path, nil, e, &out); err != nil {
+	var err error
+	out.Replayed, err = c.sendIdempotent(ctx, path, e.IdempotencyKey, e, &out)
+	if err != nil {
 		return nil, err
 	}
 	return &out, nil
+}
+
+// sendIdempotent posts in to a send route under key (none when ""), decodes
+// the answer into out, and reports whether it was replayed.
+func (c *Client) sendIdempotent(ctx context.Context, path, key string, in, out any) (bool, error) {
+	var header http.Header
+	if key != "" {
+		header = http.Header{"Idempotency-Key": {key}}
+	}
+	h, err := c.doHeader(ctx, http.MethodPost, path, nil, header, in, out)
+	if err != nil {
+		return false, err
+	}
+	return h.Get("Idempotent-Replayed") == "true", nil
 }
 
 // SendBatch sends a batch. An error means the batch as a whole was refused
@@ -131,7 +163,9 @@ func (c *Client) sendBatch(ctx context.Context, path string, b Batch) (*BatchRes
 		b.Requests = []Email{}
 	}
 	var out BatchResult
-	if err := c.do(ctx, http.MethodPost, path, nil, b, &out); err != nil {
+	var err error
+	out.Replayed, err = c.sendIdempotent(ctx, path, b.IdempotencyKey, b, &out)
+	if err != nil {
 		return nil, err
 	}
 	return &out, nil
@@ -147,6 +181,10 @@ type MailSageEmail struct {
 	// From, when nil, is no-reply@ the one sending domain the token is admin
 	// on; with none or several, tokend answers 422 with Code "sender_required".
 	From *Address `json:"from,omitempty"`
+	// IdempotencyKey makes the send safe to retry, as Email.IdempotencyKey
+	// does; a key reused with another email is a 422 with Code
+	// "idempotency_key_reused".
+	IdempotencyKey string `json:"-"`
 }
 
 // MailSageResult is MailSage's answer to an accepted send.
@@ -154,6 +192,9 @@ type MailSageResult struct {
 	Success   bool   `json:"success"`
 	MessageID string `json:"message_id"`
 	Status    string `json:"status"` // "accepted"
+	// Replayed reports that the answer repeats an earlier send's under the
+	// same IdempotencyKey: nothing was sent.
+	Replayed bool `json:"-"`
 }
 
 // SendMailSage sends one email through MailSage's route (POST
@@ -162,67 +203,9 @@ type MailSageResult struct {
 // invalid_api_key, rate_limited, delivery_unavailable, ...
 func (c *Client) SendMailSage(ctx context.Context, e MailSageEmail) (*MailSageResult, error) {
 	var out MailSageResult
-	if err := c.do(ctx, http.MethodPost, "/api/v1/emails/send", nil, e, &out); err != nil {
-		return nil, err
-	}
-	return &out, nil
-}
-
-// Email log statuses (EmailLog.Status, Mailtrap's) and delivery states
-// (EmailLog.DeliveryStatus, tokend's).
-const (
-	StatusEnqueued     = "enqueued"      // queued or deferred
-	StatusDelivered    = "delivered"     // the relay accepted it
-	StatusNotDelivered = "not_delivered" // failed for good
-	StatusCaptured     = "captured"      // in a sandbox
-
-	DeliveryQueued    = "queued"
-	DeliveryDeferred  = "deferred" // failed, to be tried again; LastError says why
-	DeliveryDelivered = "delivered"
-	DeliveryFailed    = "failed"
-	DeliveryCaptured  = "captured"
-)
-
-// EmailLog is one message's delivery record.
-type EmailLog struct {
-	MessageID       string            `json:"message_id"`
-	Status          string            `json:"status"`          // Status* (Mailtrap's)
-	DeliveryStatus  string            `json:"delivery_status"` // Delivery* (tokend's)
-	Attempts        int               `json:"attempts"`
-	LastError       string            `json:"last_error"` // the relay's last refusal, "" when none
-	Subject         string            `json:"subject"`
-	From            string            `json:"from"`
-	To              string            `json:"to"` // this message's one recipient
-	SentAt          time.Time         `json:"sent_at"`
-	UpdatedAt       time.Time         `json:"updated_at"`
-	Category        string            `json:"category"`
-	CustomVariables map[string]string `json:"custom_variables"`
-	SendingStream   string            `json:"sending_stream"` // "transactional"
-	// DomainID is the sending domain of a live message; SandboxID and
-	// SandboxMessageID (for GetMessage) those of a captured one. 0 otherwise.
-	DomainID         int64        `json:"domain_id"`
-	SandboxID        int64        `json:"sandbox_id"`
-	SandboxMessageID int64        `json:"sandbox_message_id"`
-	Events           []EmailEvent `json:"events"`
-}
-
-// EmailEvent is something that happened to a message: delivery,
-// soft_bounce (deferred) or bounce (failed).
-type EmailEvent struct {
-	EventType string         `json:"event_type"`
-	CreatedAt time.Time      `json:"created_at"`
-	Details   map[string]any `json:"details"`
-}
-
-// GetEmailLog returns the delivery record of a message id from a send's
-// answer. The token that sent it may read it, and so may any token that can
-// read its sending domain or sandbox; others, and other accounts, get a 404.
-func (c *Client) GetEmailLog(ctx context.Context, messageID string) (*EmailLog, error) {
-	if messageID == "" || messageID == "." || messageID == ".." || strings.ContainsAny(messageID, "/?#") {
-		return nil, errors.New("tokend: email log: message id " + strconv.Quote(messageID) + " is not one tokend issued")
-	}
-	var out EmailLog
-	if err := c.do(ctx, http.MethodGet, "/api/email_logs/"+messageID, nil, nil, &out); err != nil {
+	var err error
+	out.Replayed, err = c.sendIdempotent(ctx, "/api/v1/emails/send", e.IdempotencyKey, e, &out)
+	if err != nil {
 		return nil, err
 	}
 	return &out, nil

@@ -186,7 +186,7 @@ const StreamIdleTimeout = 40 * time.Second
 func (c *Client) AuthChanges(ctx context.Context) (*AuthChangeStream, error) {
 	hc := *c.hc
 	hc.Timeout = 0 // the stream is meant to last
-	res, err := c.send(ctx, &hc, http.MethodGet, "/api/auth_changes", nil, nil)
+	res, err := c.send(ctx, &hc, http.MethodGet, "/api/auth_changes", nil, nil, nil)
 	if err != nil {
 		return nil, err
 	}

@@ -69,6 +69,10 @@ func init() {
 			"set or remove a token's allowed IPs, rate limit and quota; running servers apply them within a second", tokenGuard, nil},
 		{"domain verify", "ID [--dns-resolver HOST:PORT] [--spf MECHANISM] [--json]", "check a sending domain's DNS records now and show what was found", domainVerify, nil},
 		{"domain trust", "ID [--undo]", "let a sending domain send whatever its DNS says, for internal use (audited); --undo takes it back", domainTrust, nil},
+		{"email logs", "[--to ADDR] [--status S] [--domain ID] [--after RFC3339] [--before RFC3339] [--limit N] [--account ID] [--json]",
+			"list an account's email logs, newest first: each message's time, id, recipient, subject and status", emailLogs, nil},
+		{"email log", "MESSAGE_ID [--account ID] [--json]", "show one message's log: its delivery state and the timeline of its events", emailLog, nil},
+		{"suppression list", "[--email ADDR] [--account ID] [--json]", "list the addresses an account's live mail is not relayed to, newest first", suppressionList, nil},
 		{"user create", "--account ID --email E [--name N] [--role admin|viewer] --password-stdin", "create a person who signs in to the dashboard, reading the password from standard input", nil, userCreate},
 		{"user list", "[--json]", "list the people who sign in to the dashboard", userList, nil},
 		{"user delete", "ID", "delete a user; their sessions end at once", userDelete, nil},
@@ -244,7 +248,7 @@ func dbFlag(fs *flag.FlagSet, usage string) *string {
 // up: they are never read from the environment, so that a stray TOKEND_NAME
 // cannot rename what an operator creates.
 var perInvocation = map[string]bool{"name": true, "plan": true, "json": true, "rate-limit": true, "message-limit": true, "account": true, "force": true, "undo": true,
-	"email": true, "role": true, "password-stdin": true,
+	"email": true, "role": true, "password-stdin": true, "to": true, "status": true, "domain": true, "after": true, "before": true, "limit": true,
 	"allowed-ips": true, "any-ip": true, "days": true, "expiry-warnings": true, "leak-policy": true, "quota": true, "no-rate-limit": true, "no-quota": true}
 
 // envVar is the environment variable a flag is read from, or "" for none.

@@ -71,6 +71,11 @@ type Options struct {
 	// Domains checks sending domains' DNS records for the domain page's
 	// "Re-check DNS Records"; nil: one without a resolver.
 	Domains *tokend.Domains
+	// Logs are the email logs the Email Logs pages read, and Suppressions
+	// the suppression lists; nil: new ones over the service (the logs with
+	// the default retention, which the pages do not use).
+	Logs         *tokend.EmailLogs
+	Suppressions *tokend.Suppressions
 }
 
 // Server is the dashboard. Create it with New; its routes join the API's mux.
@@ -98,6 +103,12 @@ func New(svc *tokend.Service, mailer *tokend.Mailer, opts Options) *Server {
 	}
 	if opts.Domains == nil {
 		opts.Domains = tokend.NewDomains(svc, mailer, tokend.DomainOptions{})
+	}
+	if opts.Logs == nil {
+		opts.Logs = tokend.NewEmailLogs(svc, 0)
+	}
+	if opts.Suppressions == nil {
+		opts.Suppressions = tokend.NewSuppressions(svc)
 	}
 	s := &Server{svc: svc, mailer: mailer, users: svc.Users(), dns: opts.Domains, opts: opts, pages: map[string]*template.Template{},
 		csrf: http.NewCrossOriginProtection()}
@@ -162,6 +173,12 @@ func (s *Server) Routes(handle func(pattern string, h http.Handler)) {
 	m("POST /domains/{id}/send-setup-instructions", page(s.sendSetupInstructions))
 	m("GET /domains/{id}/delete", page(s.confirmDeleteDomain))
 	m("POST /domains/{id}/delete", page(s.deleteDomain))
+
+	m("GET /email-logs", page(s.emailLogs))
+	m("GET /email-logs/{id}", page(s.emailLog))
+	m("GET /suppressions", page(s.suppressions))
+	m("POST /suppressions", page(s.addSuppression))
+	m("POST /suppressions/{id}/delete", page(s.removeSuppression))
 
 	m("GET /audit-log", page(s.auditLog))
 }
@@ -308,7 +325,9 @@ func fieldSentence(e *tokend.Error) string {
 
 func sentence(field, msg string) string {
 	label := map[string]string{"base": "", "name": "Name", "email": "Email", "email.email": "Email", "password": "Password", "resources": "Permissions:",
-		"environment": "Key type", "domain_name": "Domain name", "expires_at": "Expiry", "cursor": "Page",
+		"environment": "Key type", "domain_name": "Domain name", "expires_at": "Expiry", "cursor": "Page", "search_after": "Page",
+		"filters[to]": "Recipient", "filters[status][value]": "Status", "filters[sending_domain_id][value]": "Sending domain",
+		"domain_id": "Sending domain", "type": "Type",
 		"allowed_ips": "Allowed IPs:", "rate_limit": "Rate limit:", "quota": "Quota:"}[field]
 	if label == "" && field != "base" {
 		label = field

@@ -48,6 +48,8 @@ type envOptions struct {
 	// deliver queues live mail (tokend's own included) in the outbox, as
 	// with a relay configured; no dispatcher delivers it.
 	deliver bool
+	// relay, when set, delivers live mail, in the background as serve does.
+	relay mail.Sender
 	// defaultTTL is the lifetime of tokens created without an expiry
 	// (tokend serve --default-ttl); 0: they never expire.
 	defaultTTL time.Duration
@@ -74,8 +76,17 @@ func newEnvWith(t *testing.T, o envOptions) *env {
 	if o.deliver {
 		opts.Relay = testutil.Undelivered{} // live mail is queued, never delivered
 	}
+	if o.relay != nil {
+		opts.Relay = o.relay
+		opts.Retry = &app.RetryTiming{Backoff: 50 * time.Millisecond, MaxBackoff: 200 * time.Millisecond, Poll: 20 * time.Millisecond}
+	}
 	instance := testutil.App(t, func(c *app.Config) {
 		c.DefaultTTL = o.defaultTTL
+		if o.relay != nil {
+			// The outbox retries on real time, while this clock stands
+			// before it: messages stamped by the clock must not look old.
+			c.SMTPRetryFor = 100 * 365 * 24 * time.Hour
+		}
 		if o.behindProxy {
 			if err := c.TrustedProxies.Set("127.0.0.1/32"); err != nil {
 				t.Fatal(err)
@@ -83,6 +94,9 @@ func newEnvWith(t *testing.T, o envOptions) *env {
 		}
 	}, opts)
 	instance.EndStreams()
+	if o.relay != nil {
+		testutil.Background(t, instance)
+	}
 	e.svc = instance.Service
 	e.srv = httptest.NewServer(instance.Handler)
 	t.Cleanup(e.srv.Close)

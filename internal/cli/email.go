@@ -1,0 +1,426 @@
+package cli
+
+// What became of sent mail: the email logs and the suppression lists, read
+// by the operator as an admin of the account, through the same services
+// the API answers from.
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"maps"
+	"slices"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/tokend/tokend"
+	"github.com/tokend/tokend/apikey"
+)
+
+// mailRecords are the email logs and suppression lists of one account, and
+// the operator who reads them, as an admin of that account.
+type mailRecords struct {
+	logs         *tokend.EmailLogs
+	suppressions *tokend.Suppressions
+	operator     *tokend.Token
+	accountID    int64
+}
+
+// accountFlag defines the --account flag of a command that reads one
+// account's mail.
+func accountFlag(fs *flag.FlagSet) *int64 {
+	return fs.Int64("account", 0, "ID of the account (default: the only one, when the database has one)")
+}
+
+// openMailRecords opens the database and the mail records of account, or of
+// the database's only account when account is 0 (a usage error when it has
+// several). An unknown account is an error naming the database.
+func openMailRecords(ctx context.Context, cmd, db string, account int64, operator string) (*mailRecords, func() error, error) {
+	svc, closeDB, err := openService(ctx, db, apikey.DefaultPrefix, false)
+	if err != nil {
+		return nil, nil, err
+	}
+	accounts, err := svc.ListAllAccounts(ctx)
+	if err != nil {
+		closeDB()
+		return nil, nil, err
+	}
+	switch {
+	case account == 0 && len(accounts) == 1:
+		account = accounts[0].ID
+	case account == 0:
+		closeDB()
+		return nil, nil, &UsageError{fmt.Sprintf("%s: --account ID is required: %s holds %d accounts (tokend account list shows them)", cmd, db, len(accounts))}
+	case !hasAccount(accounts, account):
+		closeDB()
+		return nil, nil, fmt.Errorf("%s: no account %d in %s", cmd, account, db)
+	}
+	return &mailRecords{
+		logs:         tokend.NewEmailLogs(svc, 0),
+		suppressions: tokend.NewSuppressions(svc),
+		operator: &tokend.Token{AccountID: account, Name: operator, Environment: tokend.Live,
+			Permissions: []tokend.Permission{{ResourceType: tokend.ResourceAccount, ResourceID: account, Level: tokend.Admin}}},
+		accountID: account,
+	}, closeDB, nil
+}
+
+func hasAccount(accounts []tokend.Account, id int64) bool {
+	for _, a := range accounts {
+		if a.ID == id {
+			return true
+		}
+	}
+	return false
+}
+
+// asFlags renames the fields of a refusal (EINVALID) to the flags that gave
+// them, in its messages too, so that the operator reads "--status must be
+// ..." rather than the API's parameter names. Other errors pass unchanged.
+func asFlags(err error, flags map[string]string) error {
+	var e *tokend.Error
+	if !errors.As(err, &e) || e.Code != tokend.EINVALID {
+		return err
+	}
+	fields := slices.SortedFunc(maps.Keys(flags), func(a, b string) int { return len(b) - len(a) }) // the longest name matches first
+	var pairs []string
+	for _, f := range fields {
+		pairs = append(pairs, f, flags[f])
+	}
+	rename := strings.NewReplacer(pairs...)
+	var renamed tokend.FieldErrors
+	for field, msgs := range e.Fields {
+		name := field
+		if f, ok := flags[field]; ok {
+			name = f
+		}
+		for _, m := range msgs {
+			renamed.Add(name, rename.Replace(m))
+		}
+	}
+	return &tokend.Error{Code: e.Code, Reason: e.Reason, Message: e.Message, Fields: renamed}
+}
+
+// logFlags are the API's parameters that email logs' flags give.
+var logFlags = map[string]string{
+	"filters[to][value]": "--to", "filters[to]": "--to",
+	"filters[status][value]": "--status", "filters[status]": "--status",
+	"filters[sending_domain_id][value]": "--domain", "filters[sending_domain_id]": "--domain",
+	"filters[sent_after]": "--after", "filters[sent_before]": "--before",
+}
+
+// emailLogs lists an account's email logs, newest first, following the
+// pages until --limit messages.
+func emailLogs(ctx context.Context, args []string, getenv Env, stdout, stderr io.Writer) error {
+	fs := newFlagSet("email logs", stderr)
+	db := dbFlag(fs, "SQLite database file, or a postgres:// URL")
+	account := accountFlag(fs)
+	to := fs.String("to", "", "only the messages to this address (case-insensitive)")
+	status := fs.String("status", "", "only the messages of this status: delivered, not_delivered, enqueued, opted_out or captured")
+	domain := fs.Int64("domain", 0, "only the messages sent from this sending domain ID")
+	var q tokend.LogQuery
+	fs.Func("after", "only the messages sent after this time (RFC 3339, such as 2026-03-01T12:00:00Z)", timeFlag(&q.SentAfter))
+	fs.Func("before", "only the messages sent before this time (RFC 3339)", timeFlag(&q.SentBefore))
+	limit := fs.Int("limit", tokend.LogPageSize, "show at most this many messages")
+	asJSON := fs.Bool("json", false, `print {"messages": [...], "total_count", "next_page_cursor"} as JSON, the messages with their events`)
+	if err := parse(fs, args, getenv, stdout); err != nil {
+		return err
+	}
+	switch {
+	case *limit <= 0:
+		return &UsageError{"email logs: --limit must be a positive number of messages"}
+	case *domain < 0:
+		return &UsageError{"email logs: --domain must be a sending domain ID"}
+	}
+	filters := []struct{ field, op, value string }{{"to", "ci_equal", *to}, {"status", "equal", *status}}
+	if *domain != 0 {
+		filters = append(filters, struct{ field, op, value string }{"sending_domain_id", "equal", strconv.FormatInt(*domain, 10)})
+	}
+	for _, f := range filters {
+		if f.value == "" {
+			continue
+		}
+		lf, err := tokend.NewLogFilter(f.field, f.op, []string{f.value})
+		if err != nil {
+			return asFlags(err, logFlags)
+		}
+		q.Filters = append(q.Filters, lf)
+	}
+	m, closeDB, err := openMailRecords(ctx, "email logs", *db, *account, operatorName(getenv("USER")))
+	if err != nil {
+		return err
+	}
+	defer closeDB()
+	var shown []tokend.MessageLog
+	var page *tokend.LogPage
+	for {
+		q.Limit = min(*limit-len(shown), tokend.LogPageSize)
+		if page, err = m.logs.List(ctx, m.operator, q); err != nil {
+			return asFlags(fmt.Errorf("email logs: %w", err), logFlags)
+		}
+		shown = append(shown, page.Messages...)
+		if page.Next == nil || len(shown) >= *limit {
+			break
+		}
+		q.SearchAfter = page.Next.String()
+	}
+	if *asJSON {
+		out := logListJSON{Messages: make([]logJSON, len(shown)), TotalCount: page.Total}
+		for i := range shown {
+			out.Messages[i] = toLogJSON(&shown[i])
+		}
+		if page.Next != nil {
+			next := page.Next.String()
+			out.NextPageCursor = &next
+		}
+		return json.NewEncoder(stdout).Encode(out)
+	}
+	if len(shown) == 0 {
+		fmt.Fprintf(stdout, "No email logs of account %d match.\n", m.accountID)
+		return nil
+	}
+	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "TIME\tMESSAGE ID\tTO\tSUBJECT\tSTATUS")
+	for _, l := range shown {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", l.CreatedAt.UTC().Format(time.RFC3339), l.ID, l.Recipient, oneLine(l.Email.Subject, 60), tokend.LogStatus(l.State))
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	total := strconv.Itoa(page.Total)
+	if page.Total >= tokend.LogCountCap {
+		total = "at least " + total
+	}
+	fmt.Fprintf(stdout, "%d of %s messages.", len(shown), total)
+	if page.Next != nil {
+		fmt.Fprintf(stdout, " Older ones: --limit %d, or narrow with --to, --status, --domain, --after, --before.", *limit+tokend.LogPageSize)
+	}
+	fmt.Fprintln(stdout)
+	return nil
+}
+
+// timeFlag parses an RFC 3339 time into t.
+func timeFlag(t *time.Time) func(string) error {
+	return func(s string) error {
+		v, err := time.Parse(time.RFC3339, s)
+		if err != nil {
+			return errors.New("want a date-time such as 2026-03-01T12:00:00Z (RFC 3339)")
+		}
+		*t = v
+		return nil
+	}
+}
+
+// oneLine is s on one line, clipped to n runes for a table.
+func oneLine(s string, n int) string {
+	s = strings.Join(strings.Fields(s), " ")
+	if r := []rune(s); len(r) > n {
+		return string(r[:n-1]) + "…"
+	}
+	return s
+}
+
+// emailLog shows one message's log: where its delivery stands and its events.
+func emailLog(ctx context.Context, args []string, getenv Env, stdout, stderr io.Writer) error {
+	fs := newFlagSet("email log", stderr)
+	db := dbFlag(fs, "SQLite database file, or a postgres:// URL")
+	account := accountFlag(fs)
+	asJSON := fs.Bool("json", false, "print the message and its events as JSON")
+	id, err := parseWithArg(fs, args, getenv, stdout, "MESSAGE_ID")
+	if err != nil {
+		return err
+	}
+	m, closeDB, err := openMailRecords(ctx, "email log", *db, *account, operatorName(getenv("USER")))
+	if err != nil {
+		return err
+	}
+	defer closeDB()
+	l, err := m.logs.Message(ctx, m.operator, id)
+	if err != nil {
+		return explainNotFound(fmt.Errorf("email log: %w", err), "email log: no message %q in account %d of %s", id, m.accountID, *db)
+	}
+	if *asJSON {
+		return json.NewEncoder(stdout).Encode(toLogJSON(l))
+	}
+	fmt.Fprintf(stdout, "Message %s to %s: %s", l.ID, l.Recipient, tokend.LogStatus(l.State))
+	if string(l.State) != tokend.LogStatus(l.State) {
+		fmt.Fprintf(stdout, " (%s)", l.State)
+	}
+	if l.Attempts > 0 {
+		fmt.Fprintf(stdout, " after %d delivery attempts", l.Attempts)
+	}
+	fmt.Fprintln(stdout)
+	fmt.Fprintf(stdout, "From %s, subject %q, sent %s", l.Email.From.Email, l.Email.Subject, l.CreatedAt.UTC().Format(time.RFC3339))
+	switch {
+	case l.Captured():
+		fmt.Fprintf(stdout, ", captured in sandbox %d", l.Email.SandboxID)
+	case l.Domain != "":
+		fmt.Fprintf(stdout, ", from sending domain %d %s", l.Email.DomainID, l.Domain)
+	}
+	if l.Email.TokenID != 0 {
+		fmt.Fprintf(stdout, ", by token %d", l.Email.TokenID)
+	}
+	fmt.Fprintln(stdout, ".")
+	fmt.Fprintln(stdout)
+	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "TIME\tEVENT\tDETAILS")
+	for _, ev := range l.Events {
+		fmt.Fprintf(tw, "%s\t%s\t%s\n", ev.At.UTC().Format(time.RFC3339), ev.Type, describeEvent(ev.Details))
+	}
+	return tw.Flush()
+}
+
+// describeEvent says an event's details in a few words: the relay's reply
+// and the bounce's category, why a message was rejected, which attempt.
+func describeEvent(d tokend.EmailEventDetails) string {
+	var parts []string
+	if d.Response != "" {
+		parts = append(parts, oneLine(d.Response, 120))
+	}
+	if d.BounceCategory != "" {
+		parts = append(parts, "bounce category "+d.BounceCategory)
+	}
+	if d.RejectReason != "" {
+		parts = append(parts, d.RejectReason)
+	}
+	if d.Attempt > 0 {
+		parts = append(parts, fmt.Sprintf("attempt %d", d.Attempt))
+	}
+	return strings.Join(parts, "; ")
+}
+
+// logJSON is a message's log as the CLI prints it with --json: the API's
+// fields, with each event's details as tokend records them.
+type logJSON struct {
+	MessageID       string      `json:"message_id"`
+	Status          string      `json:"status"`
+	DeliveryStatus  string      `json:"delivery_status"`
+	Attempts        int         `json:"attempts"`
+	LastError       *string     `json:"last_error"`
+	Subject         string      `json:"subject"`
+	RFCMessageID    string      `json:"rfc_message_id"`
+	From            string      `json:"from"`
+	To              string      `json:"to"`
+	SentAt          time.Time   `json:"sent_at"`
+	UpdatedAt       time.Time   `json:"updated_at"`
+	Category        *string     `json:"category"`
+	SendingDomainID *int64      `json:"sending_domain_id"`
+	SendingDomain   *string     `json:"sending_domain"`
+	APITokenID      int64       `json:"api_token_id"`
+	Captured        bool        `json:"captured"`
+	SandboxID       *int64      `json:"sandbox_id"`
+	Events          []eventJSON `json:"events"`
+}
+
+type eventJSON struct {
+	EventType tokend.EmailEventType    `json:"event_type"`
+	CreatedAt time.Time                `json:"created_at"`
+	Details   tokend.EmailEventDetails `json:"details"`
+}
+
+type logListJSON struct {
+	Messages       []logJSON `json:"messages"`
+	TotalCount     int       `json:"total_count"`
+	NextPageCursor *string   `json:"next_page_cursor"`
+}
+
+func toLogJSON(l *tokend.MessageLog) logJSON {
+	out := logJSON{MessageID: l.ID, Status: tokend.LogStatus(l.State), DeliveryStatus: string(l.State), Attempts: l.Attempts,
+		LastError: nonEmpty(l.LastError), Subject: l.Email.Subject, From: l.Email.From.Email, To: l.Recipient,
+		SentAt: l.CreatedAt, UpdatedAt: l.UpdatedAt, Category: nonEmpty(l.Email.Category), SendingDomain: nonEmpty(l.Domain),
+		APITokenID: l.Email.TokenID, Captured: l.Captured(), Events: make([]eventJSON, len(l.Events))}
+	if l.Email.DomainID != 0 {
+		out.SendingDomainID = &l.Email.DomainID
+	}
+	if l.Email.SandboxID != 0 {
+		out.SandboxID = &l.Email.SandboxID
+	}
+	if l.Email.DomainID != 0 || l.Email.SandboxID != 0 {
+		out.RFCMessageID = tokend.RFCMessageID(l.ID, l.Email.From.Domain())
+	}
+	for i, ev := range l.Events {
+		out.Events[i] = eventJSON{EventType: ev.Type, CreatedAt: ev.At, Details: ev.Details}
+	}
+	return out
+}
+
+// nonEmpty is v, or nil when it is the zero value: JSON's null.
+func nonEmpty[T comparable](v T) *T {
+	var zero T
+	if v == zero {
+		return nil
+	}
+	return &v
+}
+
+// suppressionList lists an account's suppressed addresses, newest first.
+func suppressionList(ctx context.Context, args []string, getenv Env, stdout, stderr io.Writer) error {
+	fs := newFlagSet("suppression list", stderr)
+	db := dbFlag(fs, "SQLite database file, or a postgres:// URL")
+	account := accountFlag(fs)
+	email := fs.String("email", "", "only the suppressions of this address (case-insensitive)")
+	asJSON := fs.Bool("json", false, "print a JSON array")
+	if err := parse(fs, args, getenv, stdout); err != nil {
+		return err
+	}
+	m, closeDB, err := openMailRecords(ctx, "suppression list", *db, *account, operatorName(getenv("USER")))
+	if err != nil {
+		return err
+	}
+	defer closeDB()
+	list, err := m.suppressions.List(ctx, m.operator, *email)
+	if err != nil {
+		return fmt.Errorf("suppression list: %w", err)
+	}
+	if *asJSON {
+		return writeJSONList(stdout, list, toSuppressionJSON)
+	}
+	if len(list) == 0 {
+		fmt.Fprintf(stdout, "No address of account %d is suppressed.\n", m.accountID)
+		return nil
+	}
+	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "ID\tEMAIL\tTYPE\tDOMAIN\tCREATED\tBOUNCED MESSAGE")
+	for _, sp := range list {
+		domain, source := "every domain", "-"
+		if sp.DomainID != 0 {
+			domain = fmt.Sprintf("%d %s", sp.DomainID, sp.DomainName)
+		}
+		if sp.Source != nil {
+			source = sp.Source.MessageID
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", sp.ID, sp.Email, sp.Type, domain, sp.CreatedAt.UTC().Format(time.RFC3339), source)
+	}
+	return tw.Flush()
+}
+
+// suppressionJSON is a suppression as the CLI prints it with --json: the
+// API's fields.
+type suppressionJSON struct {
+	ID                    string    `json:"id"`
+	Type                  string    `json:"type"`
+	CreatedAt             time.Time `json:"created_at"`
+	Email                 string    `json:"email"`
+	SendingStream         string    `json:"sending_stream"`
+	DomainID              *int64    `json:"domain_id"`
+	DomainName            *string   `json:"domain_name"`
+	MessageID             *string   `json:"message_id"`
+	MessageBounceCategory *string   `json:"message_bounce_category"`
+	MessageESPResponse    *string   `json:"message_esp_response"`
+	MessageSubject        *string   `json:"message_subject"`
+	MessageSenderEmail    *string   `json:"message_sender_email"`
+}
+
+func toSuppressionJSON(sp *tokend.Suppression) suppressionJSON {
+	out := suppressionJSON{ID: sp.ID, Type: string(sp.Type), CreatedAt: sp.CreatedAt, Email: sp.Email, SendingStream: sp.SendingStream,
+		DomainID: nonEmpty(sp.DomainID), DomainName: nonEmpty(sp.DomainName)}
+	if src := sp.Source; src != nil {
+		out.MessageID, out.MessageBounceCategory, out.MessageESPResponse = nonEmpty(src.MessageID), nonEmpty(src.BounceCategory), nonEmpty(src.Response)
+		out.MessageSubject, out.MessageSenderEmail = nonEmpty(src.Subject), nonEmpty(src.SenderEmail)
+	}
+	return out
+}
