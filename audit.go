@@ -3,6 +3,7 @@ package tokend
 import (
 	"context"
 	"encoding/base64"
+	"maps"
 	"strconv"
 	"time"
 )
@@ -62,7 +63,15 @@ func ClientAddr(ctx context.Context) string {
 func (s *Service) audit(ctx context.Context, tx Tx, accountID int64, caller *Token, operator, action, targetType string, targetID int64, details map[string]any) error {
 	e := &AuditEvent{AccountID: accountID, At: s.now(), Actor: operator, Action: action,
 		TargetType: targetType, TargetID: targetID, ClientAddr: ClientAddr(ctx), Details: details}
-	if caller != nil {
+	switch {
+	case caller != nil && caller.Operator != "":
+		e.Actor = caller.Operator
+		e.Details = maps.Clone(details)
+		if e.Details == nil {
+			e.Details = map[string]any{}
+		}
+		e.Details["via"] = "cli"
+	case caller != nil:
 		e.Actor, e.ActorTokenID = caller.Name, caller.ID
 	}
 	return tx.AddAuditEvent(ctx, e)

@@ -8,6 +8,15 @@ import (
 // Operators run tokend: the command line acts as them, outside any token's
 // permissions, and every change they make is audit-logged under their name.
 
+// OperatorPrincipal is an operator acting on one account as its admin,
+// through the same services (and rules) as the account's own admins: the
+// audit log names the operator, with "via": "cli". It is never stored, and
+// authenticates nothing.
+func OperatorPrincipal(accountID int64, operator string) *Token {
+	return &Token{AccountID: accountID, Name: operator, Operator: operator, Environment: Live,
+		Permissions: []Permission{{ResourceType: ResourceAccount, ResourceID: accountID, Level: Admin}}}
+}
+
 // CreateAdminToken mints a live token with admin on an existing account, the
 // recovery when an account's only admin token is lost. operator is recorded
 // as its creator and in the audit log. An unknown account is ENOTFOUND.

@@ -98,6 +98,12 @@ func (s *Service) writeAs(ctx context.Context, caller *Token, fn func(tx Tx, cal
 		if err := tx.LockAccount(ctx, caller.AccountID); err != nil {
 			return err
 		}
+		if caller.Operator != "" { // the command line: the account must exist
+			if _, err := tx.Account(ctx, caller.AccountID); err != nil {
+				return err
+			}
+			return fn(tx, caller)
+		}
 		if caller.UserID != 0 { // a person: as the user is now, with its current role
 			u, err := tx.User(ctx, caller.UserID)
 			if ErrorCode(err) == ENOTFOUND {

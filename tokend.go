@@ -175,6 +175,10 @@ type Token struct {
 	// UserID is set, and ID is 0, when this is the principal of a person
 	// signed in to the dashboard (see User.Principal) rather than a stored token.
 	UserID int64
+	// Operator names the operator, and ID and UserID are 0, when this is the
+	// principal of the command line acting on one account (see
+	// OperatorPrincipal).
+	Operator string
 
 	// plan and own are the keys of the token's plan limit and of its own
 	// rate limit, made once for a token kept in the authentication cache

@@ -63,9 +63,8 @@ func openMailRecords(ctx context.Context, cmd, db string, account int64, operato
 	return &mailRecords{
 		logs:         tokend.NewEmailLogs(svc, 0),
 		suppressions: tokend.NewSuppressions(svc),
-		operator: &tokend.Token{AccountID: account, Name: operator, Environment: tokend.Live,
-			Permissions: []tokend.Permission{{ResourceType: tokend.ResourceAccount, ResourceID: account, Level: tokend.Admin}}},
-		accountID: account,
+		operator:     tokend.OperatorPrincipal(account, operator),
+		accountID:    account,
 	}, closeDB, nil
 }
 
