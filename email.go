@@ -508,7 +508,8 @@ type EmailTx interface {
 	EmailEvents(ctx context.Context, messageIDs []string) (map[string][]EmailEvent, error)
 	// EmailLogs returns one page of an account's messages of live and
 	// test-key mail (not named-sandbox sends) as q selects them, newest
-	// first (by email, then by message id), without raw content.
+	// first (by creation time, then email, then message id), without raw
+	// content.
 	EmailLogs(ctx context.Context, accountID int64, q LogQuery) ([]MessageLog, error)
 	// CountEmailLogs counts the messages q selects, up to max.
 	CountEmailLogs(ctx context.Context, accountID int64, q LogQuery, max int) (int, error)

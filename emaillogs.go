@@ -72,8 +72,10 @@ type LogQuery struct {
 	TokenID   int64
 }
 
-// LogCursor is where a page of email logs ended: its last message.
+// LogCursor is where a page of email logs ended: its last message, which
+// listings order by time, then email, then message id, newest first.
 type LogCursor struct {
+	CreatedAt time.Time
 	EmailID   int64
 	MessageID string
 }
@@ -321,7 +323,7 @@ func (l *EmailLogs) List(ctx context.Context, caller *Token, q LogQuery) (*LogPa
 			} else if err != nil {
 				return err
 			}
-			q.After = &LogCursor{EmailID: msg.EmailID, MessageID: msg.ID}
+			q.After = &LogCursor{CreatedAt: msg.CreatedAt, EmailID: msg.EmailID, MessageID: msg.ID}
 		}
 		want := q.Limit
 		q.Limit++ // one more tells whether there is a next page
@@ -333,7 +335,7 @@ func (l *EmailLogs) List(ctx context.Context, caller *Token, q LogQuery) (*LogPa
 		if len(msgs) > want {
 			page.Messages = msgs[:want]
 			last := page.Messages[want-1]
-			page.Next = &LogCursor{EmailID: last.EmailID, MessageID: last.ID}
+			page.Next = &LogCursor{CreatedAt: last.CreatedAt, EmailID: last.EmailID, MessageID: last.ID}
 		}
 		if err := attachEvents(ctx, tx, page.Messages); err != nil {
 			return err

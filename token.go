@@ -345,6 +345,9 @@ func (s *Service) PurgeExpired(ctx context.Context) (int64, error) {
 		if _, err := tx.DeleteJobsFinishedBefore(ctx, now.Add(-jobRetention)); err != nil {
 			return err
 		}
+		if _, err := tx.DeleteWebhookDeliveriesBefore(ctx, now.Add(-jobRetention)); err != nil {
+			return err
+		}
 		if _, err := tx.DeleteIdempotentSendsBefore(ctx, now.Add(-IdempotencyWindow)); err != nil {
 			return err
 		}

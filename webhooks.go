@@ -111,6 +111,9 @@ type WebhookTx interface {
 	WebhookDeliveries(ctx context.Context, webhookID int64, limit int) ([]WebhookDelivery, error)
 	// EmailEvent returns one event.
 	EmailEvent(ctx context.Context, id int64) (*EmailEvent, error)
+	// DeleteWebhookDeliveriesBefore deletes delivered and failed deliveries
+	// last changed before cutoff.
+	DeleteWebhookDeliveriesBefore(ctx context.Context, cutoff time.Time) (int64, error)
 }
 
 // WebhookOptions configure Webhooks.

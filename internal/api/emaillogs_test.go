@@ -1,6 +1,7 @@
 package api_test
 
 import (
+	"context"
 	"fmt"
 	"net/url"
 	"slices"
@@ -8,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tokend/tokend/internal/app"
 	"github.com/tokend/tokend/internal/mail"
 	"github.com/tokend/tokend/internal/testutil"
 )
@@ -352,5 +354,39 @@ func TestSuppressionsAPI(t *testing.T) {
 	}
 	if list := e.suppressions(e.admin, "who@example.org"); len(list) != 0 {
 		t.Errorf("after the delete: %+v", list)
+	}
+}
+
+// Logs older than --email-log-retention are deleted with their events by
+// the background prune, but never mail still waiting for delivery.
+func TestEmailLogsArePrunedPastTheRetention(t *testing.T) {
+	relay := testutil.StartSMTP(t, testutil.SMTPOptions{})
+	r, _ := mail.ParseRelay("smtp://"+relay.Addr, mail.RelayOptions{})
+	e := newEnv(t, withRelay(r), withConfig(func(c *app.Config) { c.EmailLogRetention = 7 * 24 * time.Hour }))
+	e.domainRecord(e.admin, "mail.example.com")
+	relay.RefuseRecipient("later@example.org", 451, "4.2.0", "greylisted")
+	var s sent
+	e.post("/api/send", e.admin, email("news@mail.example.com", "ok@example.org", "later@example.org")).want(200).decode(&s)
+	waitFor(t, 10*time.Second, "the delivery", func() bool { return e.emailLog(e.admin, s.MessageIDs[0]).DeliveryStatus == "delivered" })
+	var fresh sent
+	e.clock.Advance(6 * 24 * time.Hour)
+	e.post("/api/send", e.admin, email("news@mail.example.com", "ok@example.org")).want(200).decode(&fresh)
+	waitFor(t, 10*time.Second, "the second delivery", func() bool { return e.emailLog(e.admin, fresh.MessageIDs[0]).DeliveryStatus == "delivered" })
+	e.clock.Advance(2 * 24 * time.Hour)
+	if _, err := e.app.Logs.Prune(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	// The first email waits for its greylisted recipient: kept whole.
+	e.get("/api/email_logs/"+s.MessageIDs[0], e.admin).want(200)
+	relay.RefuseRecipient("later@example.org", 0, "", "")
+	waitFor(t, 10*time.Second, "the deferred delivery", func() bool { return e.emailLog(e.admin, s.MessageIDs[1]).DeliveryStatus == "delivered" })
+	if _, err := e.app.Logs.Prune(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	e.get("/api/email_logs/"+s.MessageIDs[0], e.admin).want(404)
+	e.get("/api/email_logs/"+s.MessageIDs[1], e.admin).want(404)
+	e.get("/api/email_logs/"+fresh.MessageIDs[0], e.admin).want(200)
+	if l := e.emailLogs(e.admin, nil); l.TotalCount != 1 {
+		t.Errorf("%d logs left, want the one within the retention", l.TotalCount)
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -23,12 +24,20 @@ import (
 // BenchmarkSend measures accepted sends per second, one recipient each, from
 // 16 concurrent clients over loopback HTTP, on SQLite: "live" is queued in
 // the accepting transaction while four workers deliver to a local relay
-// (competing for the same database), "test key" is captured into a sandbox.
+// (competing for the same database, each delivery recording its event),
+// "live_webhook" also has a webhook subscribed to deliveries (four more
+// workers posting them to a local endpoint), "test" is captured into a
+// sandbox.
 //
 //	go test -run '^$' -bench Send -benchtime 5s ./internal/api
 func BenchmarkSend(b *testing.B) {
-	for _, env := range []tokend.Environment{tokend.Live, tokend.Test} {
-		b.Run(string(env), func(b *testing.B) {
+	for _, c := range []struct {
+		name    string
+		env     tokend.Environment
+		webhook bool
+	}{{"live", tokend.Live, false}, {"live_webhook", tokend.Live, true}, {"test", tokend.Test, false}} {
+		env := c.env
+		b.Run(c.name, func(b *testing.B) {
 			ctx := context.Background()
 			store, err := sqlite.Open(ctx, filepath.Join(b.TempDir(), "send.db"))
 			if err != nil {
@@ -43,7 +52,13 @@ func BenchmarkSend(b *testing.B) {
 			relay := testutil.StartSMTP(b, testutil.SMTPOptions{})
 			r, _ := mail.ParseRelay("smtp://"+relay.Addr, mail.RelayOptions{})
 			defer r.Close()
-			a := testutil.App(b, func(c *app.Config) { c.SendsInFlight, c.AccountSendsInFlight = 16, 16 },
+			var hooks atomic.Int64
+			receiver := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				io.Copy(io.Discard, r.Body)
+				hooks.Add(1)
+			}))
+			defer receiver.Close()
+			a := testutil.App(b, func(c *app.Config) { c.SendsInFlight, c.AccountSendsInFlight, c.WebhookAllowHTTP = 16, 16, true },
 				app.Options{Store: store, DKIMKeyBits: 2048, Resolver: resolver, Relay: r, Logger: slog.New(slog.NewJSONHandler(io.Discard, nil))})
 			svc := a.Service
 			_, admin, err := svc.CreateAccount(ctx, "Bench", tokend.PlanFree, "bench")
@@ -64,6 +79,11 @@ func BenchmarkSend(b *testing.B) {
 			}
 			if v, err := a.Domains.VerifyAsOperator(ctx, d.ID, "bench"); err != nil || v.DNSState.VerifiedAt == nil {
 				b.Fatalf("verify the domain: %v", err)
+			}
+			if c.webhook {
+				if _, err := a.Webhooks.Create(ctx, &admin.Token, tokend.WebhookInput{URL: receiver.URL, EventTypes: []string{"delivery"}}); err != nil {
+					b.Fatal(err)
+				}
 			}
 			token := admin.Value
 			if env == tokend.Test {
@@ -111,6 +131,9 @@ func BenchmarkSend(b *testing.B) {
 			}
 			if env == tokend.Live {
 				b.ReportMetric(float64(len(relay.Mails())), "delivered")
+			}
+			if c.webhook {
+				b.ReportMetric(float64(hooks.Load()), "webhooks")
 			}
 		})
 	}

@@ -97,9 +97,9 @@ func (x *Tx) CreateEmail(ctx context.Context, e *tokend.StoredEmail, msgs []toke
 		m := &msgs[i]
 		m.EmailID = e.ID
 		if _, err := x.q.ExecContext(ctx,
-			`INSERT INTO messages (id, email_id, account_id, domain_id, recipient, state, attempts, last_error, created_at, updated_at)
-			 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-			m.ID, m.EmailID, m.AccountID, nullID(m.DomainID), m.Recipient, string(m.State), m.Attempts, m.LastError, micros(m.CreatedAt), micros(m.UpdatedAt)); err != nil {
+			`INSERT INTO messages (id, email_id, account_id, domain_id, token_id, recipient, state, attempts, last_error, created_at, updated_at)
+			 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+			m.ID, m.EmailID, m.AccountID, nullID(m.DomainID), nullID(e.TokenID), m.Recipient, string(m.State), m.Attempts, m.LastError, micros(m.CreatedAt), micros(m.UpdatedAt)); err != nil {
 			return fmt.Errorf("insert message: %w", err)
 		}
 	}

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/tokend/tokend"
 )
@@ -155,4 +156,13 @@ func (x *Tx) EmailEvent(ctx context.Context, id int64) (*tokend.EmailEvent, erro
 		return nil, fmt.Errorf("details of email event %d: %w", e.ID, err)
 	}
 	return &e, nil
+}
+
+// DeleteWebhookDeliveriesBefore deletes final deliveries last changed before cutoff.
+func (x *Tx) DeleteWebhookDeliveriesBefore(ctx context.Context, cutoff time.Time) (int64, error) {
+	res, err := x.q.ExecContext(ctx, `DELETE FROM webhook_deliveries WHERE state <> 'pending' AND updated_at < ?`, micros(cutoff))
+	if err != nil {
+		return 0, fmt.Errorf("delete old webhook deliveries: %w", err)
+	}
+	return res.RowsAffected()
 }

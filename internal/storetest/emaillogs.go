@@ -81,7 +81,7 @@ func testEmailLogs(t *testing.T, s tokend.Store) {
 		l.Email.From.Email != "ops@two.example.com" || len(l.Email.Raw) != 0 || !l.CreatedAt.Equal(t0.Add(time.Minute)) {
 		t.Errorf("newest log = %+v", l)
 	}
-	after := &tokend.LogCursor{EmailID: all[1].EmailID, MessageID: all[1].ID}
+	after := &tokend.LogCursor{CreatedAt: all[1].CreatedAt, EmailID: all[1].EmailID, MessageID: all[1].ID}
 	if got := logIDs(list(tokend.LogQuery{All: true, After: after})); !slices.Equal(got, newest[2:]) {
 		t.Errorf("after the second: %v, want %v", got, newest[2:])
 	}

@@ -109,6 +109,16 @@ func testWebhooks(t *testing.T, s tokend.Store) {
 		}
 		return err
 	})
+	write(t, s, func(tx tokend.Tx) error {
+		if n, err := tx.DeleteWebhookDeliveriesBefore(ctx, t0); err != nil || n != 0 {
+			t.Errorf("pruned %d deliveries changed at the cutoff (%v)", n, err)
+		}
+		n, err := tx.DeleteWebhookDeliveriesBefore(ctx, t0.Add(time.Second))
+		if n != 1 {
+			t.Errorf("pruned %d final deliveries, want 1", n)
+		}
+		return err
+	})
 	write(t, s, func(tx tokend.Tx) error { return tx.DeleteWebhook(ctx, w.ID) })
 	write(t, s, func(tx tokend.Tx) error { return tx.DeleteResource(ctx, tokend.ResourceDomain, d.ID) })
 	read(t, s, func(tx tokend.Tx) error {

@@ -39,7 +39,7 @@ CREATE TABLE webhook_deliveries (
     updated_at  BIGINT NOT NULL
 );
 CREATE INDEX webhook_deliveries_webhook ON webhook_deliveries (webhook_id, id);
-CREATE INDEX webhook_deliveries_created ON webhook_deliveries (created_at);
+CREATE INDEX webhook_deliveries_final ON webhook_deliveries (updated_at) WHERE state <> 'pending';
 
 -- +goose Down
 DROP TABLE webhook_deliveries;
