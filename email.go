@@ -481,6 +481,8 @@ type EmailTx interface {
 	CreateEmail(ctx context.Context, e *StoredEmail, msgs []Message) error
 	// Email returns one stored email with its raw content.
 	Email(ctx context.Context, id int64) (*StoredEmail, error)
+	// EmailInfo returns one stored email without its raw content.
+	EmailInfo(ctx context.Context, id int64) (*StoredEmail, error)
 	// SandboxEmails lists a sandbox's captured emails without their raw content.
 	SandboxEmails(ctx context.Context, sandboxID int64, q SandboxQuery) ([]StoredEmail, error)
 	// MarkEmailRead sets a captured email's read flag.

@@ -193,7 +193,7 @@ func (m *Mailer) finished(ctx context.Context, tx Tx, j *Job, state JobState, ca
 	if reply == nil || !reply.hard() {
 		return nil
 	}
-	e, err := tx.Email(ctx, msg.EmailID)
+	e, err := tx.EmailInfo(ctx, msg.EmailID)
 	if err != nil {
 		return err
 	}

@@ -380,11 +380,10 @@ func (l *EmailLogs) Message(ctx context.Context, caller *Token, id string) (*Mes
 		} else if err != nil {
 			return err
 		}
-		e, err := tx.Email(ctx, msg.EmailID)
+		e, err := tx.EmailInfo(ctx, msg.EmailID)
 		if err != nil {
 			return err
 		}
-		e.Raw = nil
 		out = &MessageLog{Message: *msg, Email: *e}
 		if err := l.mayRead(ctx, tx, caller, e); err != nil {
 			return err

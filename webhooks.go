@@ -579,7 +579,7 @@ func (w *Webhooks) Outgoing(ctx context.Context, j Job) (*OutgoingWebhook, error
 		} else if err != nil {
 			return err
 		}
-		e, err := tx.Email(ctx, msg.EmailID)
+		e, err := tx.EmailInfo(ctx, msg.EmailID)
 		if err != nil {
 			return err
 		}

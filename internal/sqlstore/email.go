@@ -145,6 +145,17 @@ func (x *Tx) Email(ctx context.Context, id int64) (*tokend.StoredEmail, error) {
 	return &e, nil
 }
 
+// EmailInfo returns one email without its raw content.
+func (x *Tx) EmailInfo(ctx context.Context, id int64) (*tokend.StoredEmail, error) {
+	e, err := scanEmail(x.q.QueryRowContext(ctx, `SELECT `+emailColumns+` FROM emails WHERE id = ?`, id), nil)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, notFound("email")
+	} else if err != nil {
+		return nil, fmt.Errorf("email: %w", err)
+	}
+	return &e, nil
+}
+
 // SandboxEmails lists a sandbox's captured emails, newest first.
 func (x *Tx) SandboxEmails(ctx context.Context, sandboxID int64, q tokend.SandboxQuery) ([]tokend.StoredEmail, error) {
 	where, args := []string{"sandbox_id = ?"}, []any{sandboxID}

@@ -105,7 +105,8 @@ func logWhere(accountID int64, q tokend.LogQuery) (where string, args []any, joi
 	}
 	if q.After != nil {
 		at := micros(q.After.CreatedAt)
-		conds = append(conds, "(m.created_at < ? OR m.created_at = ? AND (m.email_id < ? OR m.email_id = ? AND m.id < ?))")
+		// The first term bounds the index's range; the second is the order's.
+		conds = append(conds, "m.created_at <= ? AND (m.created_at < ? OR m.email_id < ? OR m.email_id = ? AND m.id < ?)")
 		args = append(args, at, at, q.After.EmailID, q.After.EmailID, q.After.MessageID)
 	}
 	for _, f := range q.Filters {

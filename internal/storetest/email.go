@@ -48,6 +48,10 @@ func testEmailsRoundTrip(t *testing.T, s tokend.Store) {
 			got.CustomVariables["user"] != "42" || got.Category != "welcome" || !got.CreatedAt.Equal(t0) {
 			t.Errorf("Email = %+v", got)
 		}
+		info, err := tx.EmailInfo(ctx, e.ID)
+		if err != nil || len(info.Raw) != 0 || info.Subject != "Hi" || info.Size != e.Size {
+			t.Errorf("EmailInfo = %+v %v, want the email without its content", info, err)
+		}
 		m, err := tx.Message(ctx, msgs[1].ID)
 		if err != nil {
 			return err
