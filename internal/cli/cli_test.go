@@ -220,6 +220,9 @@ func TestIDArguments(t *testing.T) {
 		{"domain trust of no domain", []string{"domain", "trust", "5"}, 1, "domain trust: no sending domain 5 in " + db},
 		{"token create for no account", []string{"token", "create", "--account", "99", "--name", "x"}, 1, "token create: no account 99 in " + db},
 		{"user setup-link for no account", []string{"user", "setup-link", "--account", "99"}, 1, "user setup-link: no account 99 in " + db},
+		{"suppression remove without an ID", []string{"suppression", "remove"}, 2, `suppression remove: missing suppression ID (run "tokend help suppression remove")`},
+		{"suppression remove of no suppression", []string{"suppression", "remove", "nope"}, 1, `suppression remove: no suppression "nope" in account 1 of ` + db},
+		{"suppression add for no domain", []string{"suppression", "add", "ann@example.org", "--domain", "4"}, 1, "suppression add: no sending domain 4 in account 1 of " + db},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
