@@ -77,6 +77,15 @@ func init() {
 		{"suppression add", "EMAIL [--domain ID] [--type TYPE] [--account ID] [--json]",
 			"keep an account's live mail from an address, for one sending domain or every one (audited)", suppressionAdd, nil},
 		{"suppression remove", "ID [--account ID] [--json]", "take a suppression off an account's list: its address receives live mail again (audited)", suppressionRemove, nil},
+		{"webhook list", "[--account ID] [--json]", "list an account's webhooks: the endpoints that receive its email events", webhookList, nil},
+		{"webhook show", "ID [--account ID] [--json]", "show one webhook: its URL, event types, sending domain, format and state", webhookShow, nil},
+		{"webhook create", "--url URL --events delivery,bounce [--domain ID] [--format json|jsonlines] [--inactive] [--account ID] [--json]",
+			"add a webhook and print its signing secret (and its Standard Webhooks form) once; URLs follow serve's --webhook-allow-* policy", webhookCreate, nil},
+		{"webhook update", "ID [--url URL] [--events LIST] [--format json|jsonlines] [--active true|false] [--account ID] [--json]",
+			"change a webhook's URL, event types, format, or state (--active true reactivates one tokend deactivated)", webhookUpdate, nil},
+		{"webhook delete", "ID [--account ID] [--json]", "delete a webhook and the deliveries waiting for it", webhookDelete, nil},
+		{"webhook deliveries", "ID [--account ID] [--json]", "list a webhook's last 100 deliveries, newest first, with their attempts and the endpoint's last answer", webhookDeliveries, nil},
+		{"webhook resend", "ID DELIVERY_ID [--account ID] [--json]", "deliver a delivery's event to its webhook again, as a new delivery", webhookResend, nil},
 		{"user create", "--account ID --email E [--name N] [--role admin|viewer] --password-stdin", "create a person who signs in to the dashboard, reading the password from standard input", nil, userCreate},
 		{"user list", "[--json]", "list the people who sign in to the dashboard", userList, nil},
 		{"user delete", "ID", "delete a user; their sessions end at once", userDelete, nil},
@@ -274,7 +283,8 @@ func envVar(fs *flag.FlagSet, f *flag.Flag) string {
 // line. Bad values and stray arguments are usage errors; -h and --help print
 // the command's usage and flags to stdout and return flag.ErrHelp.
 func parse(fs *flag.FlagSet, args []string, getenv Env, stdout io.Writer) error {
-	return parseArgs(fs, args, getenv, stdout, 0)
+	_, err := parsePositional(fs, args, getenv, stdout)
+	return err
 }
 
 // parseWithArg is parse for commands that take one positional argument (an
@@ -288,22 +298,57 @@ func parseWithArg(fs *flag.FlagSet, args []string, getenv Env, stdout io.Writer,
 }
 
 // parsePositional is parse for commands that take one positional argument
-// for each of whats, which names it when it is missing ("token ID"): they
-// come in that order, before the flags, after them, or around them. It
-// returns the arguments.
+// for each of whats, which names it when it is missing ("token ID"). They
+// come in that order, before, after or between the flags; one that starts
+// with "-" only after "--". It returns the arguments.
 func parsePositional(fs *flag.FlagSet, args []string, getenv Env, stdout io.Writer, whats ...string) ([]string, error) {
-	var got []string
-	for len(got) < len(whats) && len(args) > 0 && !strings.HasPrefix(args[0], "-") {
-		got, args = append(got, args[0]), args[1:]
-	}
-	if err := parseArgs(fs, args, getenv, stdout, len(whats)-len(got)); err != nil {
+	if err := applyEnv(fs, getenv); err != nil {
 		return nil, err
 	}
-	got = append(got, fs.Args()...)
-	if len(got) < len(whats) {
+	var got []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			if errors.Is(err, flag.ErrHelp) {
+				printHelp(fs, stdout)
+				return nil, err
+			}
+			return nil, &UsageError{fmt.Sprintf("%s: %v (run \"tokend help %s\" to list its flags)", fs.Name(), err, fs.Name())}
+		}
+		left := fs.Args()
+		if len(left) == 0 {
+			break
+		}
+		if len(left) < len(args) && args[len(args)-len(left)-1] == "--" { // after "--", every argument is positional
+			got = append(got, left...)
+			break
+		}
+		got, args = append(got, left[0]), left[1:] // and the flags after it
+	}
+	switch {
+	case len(got) > len(whats):
+		return nil, &UsageError{fmt.Sprintf("%s: unexpected argument %q", fs.Name(), got[len(whats)])}
+	case len(got) < len(whats):
 		return nil, &UsageError{fmt.Sprintf("%s: missing %s (run \"tokend help %s\")", fs.Name(), whats[len(got)], fs.Name())}
 	}
 	return got, nil
+}
+
+// applyEnv sets fs's flags from their TOKEND_* variables, the defaults the
+// command line overrides.
+func applyEnv(fs *flag.FlagSet, getenv Env) error {
+	var envErr error
+	fs.VisitAll(func(f *flag.Flag) {
+		key := envVar(fs, f)
+		if key == "" || envErr != nil {
+			return
+		}
+		if v := getenv(key); v != "" {
+			if err := fs.Set(f.Name, v); err != nil {
+				envErr = &UsageError{fmt.Sprintf("%s=%q: %v", key, v, err)}
+			}
+		}
+	})
+	return envErr
 }
 
 // parseWithID is parseWithArg for the commands whose argument is an ID, a
@@ -325,35 +370,6 @@ func parseID(cmd, arg, aWhat string) (int64, error) {
 		return 0, &UsageError{fmt.Sprintf("%s: %q is not %s", cmd, arg, aWhat)}
 	}
 	return id, nil
-}
-
-func parseArgs(fs *flag.FlagSet, args []string, getenv Env, stdout io.Writer, maxArgs int) error {
-	var envErr error
-	fs.VisitAll(func(f *flag.Flag) {
-		key := envVar(fs, f)
-		if key == "" || envErr != nil {
-			return
-		}
-		if v := getenv(key); v != "" {
-			if err := fs.Set(f.Name, v); err != nil {
-				envErr = &UsageError{fmt.Sprintf("%s=%q: %v", key, v, err)}
-			}
-		}
-	})
-	if envErr != nil {
-		return envErr
-	}
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			printHelp(fs, stdout)
-			return err
-		}
-		return &UsageError{fmt.Sprintf("%s: %v (run \"tokend help %s\" to list its flags)", fs.Name(), err, fs.Name())}
-	}
-	if fs.NArg() > maxArgs {
-		return &UsageError{fmt.Sprintf("%s: unexpected argument %q", fs.Name(), fs.Arg(maxArgs))}
-	}
-	return nil
 }
 
 // printHelp prints a command's usage line, summary and flags, each with the
