@@ -131,6 +131,8 @@ func TestWebhooksFromTheCLI(t *testing.T) {
 		{"a domain that is not there", nil, []string{"--url", "https://hooks.example.org/", "--events", "delivery", "--domain", "9"}, 1,
 			"webhook create: no sending domain 9 in account 1 of " + db},
 		{"no account", nil, []string{"--url", "https://hooks.example.org/", "--events", "delivery", "--account", "7"}, 1, "webhook create: no account 7 in " + db},
+		{"a secrets key that is not serve's", nil, []string{"--url", "https://hooks.example.org/", "--events", "delivery", "--secrets-key-file", db + ".lost"}, 1,
+			"secrets key file " + db + ".lost is missing, but database"},
 		{"a private address, allowed by the variable", []string{"TOKEND_WEBHOOK_ALLOW_PRIVATE=true"},
 			[]string{"--url", "https://10.0.0.1/hook", "--events", "delivery", "--inactive"}, 0, ""},
 	} {
