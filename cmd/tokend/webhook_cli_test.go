@@ -110,6 +110,14 @@ func TestWebhooksFromTheCLI(t *testing.T) {
 		}
 	}
 
+	// Another database's secrets key, made as the first webhook there is.
+	otherDB := filepath.Join(t.TempDir(), "other.db")
+	tokend.EnterpriseAccount(t, otherDB)
+	if r := tokend.Run(t, nil, "webhook", "create", "--url", "https://hooks.example.org/", "--events", "delivery", "--db", otherDB); r.Code != 0 ||
+		!strings.Contains(r.Stderr, "created the secrets key file") {
+		t.Fatalf("the first webhook of a database serve never opened: %+v", r)
+	}
+
 	// What serve refuses, the command refuses, in the policy's words; what
 	// serve's flags or variables allow, it allows.
 	for _, tt := range []struct {
@@ -131,7 +139,9 @@ func TestWebhooksFromTheCLI(t *testing.T) {
 		{"a domain that is not there", nil, []string{"--url", "https://hooks.example.org/", "--events", "delivery", "--domain", "9"}, 1,
 			"webhook create: no sending domain 9 in account 1 of " + db},
 		{"no account", nil, []string{"--url", "https://hooks.example.org/", "--events", "delivery", "--account", "7"}, 1, "webhook create: no account 7 in " + db},
-		{"a secrets key that is not serve's", nil, []string{"--url", "https://hooks.example.org/", "--events", "delivery", "--secrets-key-file", db + ".lost"}, 1,
+		{"another database's secrets key", nil, []string{"--url", "https://hooks.example.org/", "--events", "delivery", "--secrets-key-file", otherDB + ".key"}, 1,
+			"secrets key file " + otherDB + ".key: the secrets key does not open this database's secrets"},
+		{"a secrets key file that is not there", nil, []string{"--url", "https://hooks.example.org/", "--events", "delivery", "--secrets-key-file", db + ".lost"}, 1,
 			"secrets key file " + db + ".lost is missing, but database"},
 		{"a private address, allowed by the variable", []string{"TOKEND_WEBHOOK_ALLOW_PRIVATE=true"},
 			[]string{"--url", "https://10.0.0.1/hook", "--events", "delivery", "--inactive"}, 0, ""},
