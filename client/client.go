@@ -1,8 +1,9 @@
 // Package client is a typed Go client for tokend's HTTP API: API tokens,
 // accounts, projects, sandboxes and sending domains, usage and the audit
-// log, sending email (safe to retry with an idempotency key), its logs and
-// the suppression list, reading captured mail, and verification (a token a
-// service was handed, and the account's change stream).
+// log, sending email (safe to retry with an idempotency key), its logs, the
+// suppression list and the webhooks that receive its events, reading
+// captured mail, and verification (a token a service was handed, and the
+// account's change stream).
 //
 // A Client holds one token and may be used by many goroutines at once. Every
 // answer outside 2xx is an *Error carrying the status and tokend's code:

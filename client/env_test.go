@@ -14,6 +14,7 @@ import (
 	"github.com/tokend/tokend/client"
 	"github.com/tokend/tokend/internal/app"
 	tokenddns "github.com/tokend/tokend/internal/dns"
+	"github.com/tokend/tokend/internal/mail"
 	"github.com/tokend/tokend/internal/testutil"
 )
 
@@ -38,6 +39,9 @@ type envConfig struct {
 	limit      int
 	defaultTTL time.Duration
 	deliver    bool // live mail is queued (no relay ever takes it); false answers 503
+	// relay, when set, delivers live mail, and webhook deliveries go out
+	// (http:// to loopback allowed), in the background as serve runs them.
+	relay mail.Sender
 }
 
 type envOption func(*envConfig)
@@ -48,6 +52,10 @@ func withPlan(plan tokend.Plan, limit int) envOption {
 }
 
 func withDefaultTTL(d time.Duration) envOption { return func(c *envConfig) { c.defaultTTL = d } }
+
+// withRelay delivers live mail through relay and sends webhook deliveries,
+// as serve --smtp-relay --webhook-allow-http does.
+func withRelay(relay mail.Sender) envOption { return func(c *envConfig) { c.relay = relay } }
 
 // withoutDelivery is a server started without --smtp-relay.
 func withoutDelivery() envOption { return func(c *envConfig) { c.deliver = false } }
@@ -65,10 +73,25 @@ func newEnv(t *testing.T, opts ...envOption) *env {
 		t.Fatal(err)
 	}
 	appOpts := app.Options{Now: e.clock.Now, Resolver: resolver}
-	if cfg.deliver {
+	switch {
+	case cfg.relay != nil:
+		appOpts.Relay = cfg.relay
+		appOpts.Retry = &app.RetryTiming{Backoff: 50 * time.Millisecond, MaxBackoff: 200 * time.Millisecond, Poll: 20 * time.Millisecond}
+	case cfg.deliver:
 		appOpts.Relay = testutil.Undelivered{} // queued; the background that would deliver does not run
 	}
-	instance := testutil.App(t, func(c *app.Config) { c.TokenPrefix, c.DefaultTTL = "tk", cfg.defaultTTL }, appOpts)
+	instance := testutil.App(t, func(c *app.Config) {
+		c.TokenPrefix, c.DefaultTTL = "tk", cfg.defaultTTL
+		if cfg.relay != nil {
+			// The outbox retries on real time, while this clock stands
+			// before it: what the clock stamps must not look old.
+			c.SMTPRetryFor = 100 * 365 * 24 * time.Hour
+			c.WebhookRetryFor, c.WebhookAllowHTTP = c.SMTPRetryFor, true
+		}
+	}, appOpts)
+	if cfg.relay != nil {
+		testutil.Background(t, instance)
+	}
 	e.svc = instance.Service
 	srv := httptest.NewServer(instance.Handler)
 	t.Cleanup(srv.Close)

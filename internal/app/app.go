@@ -203,7 +203,7 @@ func New(ctx context.Context, cfg Config, opts Options) (_ *App, err error) {
 		TrustedProxies: cfg.TrustedProxies, Mailer: a.Mailer, Verifier: a.Verifier, Domains: a.Domains, Now: opts.Now,
 		Logs: a.Logs, Suppressions: a.Suppress, Webhooks: a.Webhooks,
 		SendLimits: api.SendLimits{Total: cfg.SendsInFlight, PerAccount: cfg.AccountSendsInFlight}, SecretScanning: scanning,
-		Dashboard: web.New(svc, a.Mailer, web.Options{Logger: logger, HTTPS: api.IsHTTPS, Domains: a.Domains, Now: opts.Now, Logs: a.Logs, Suppressions: a.Suppress}),
+		Dashboard: web.New(svc, a.Mailer, web.Options{Logger: logger, HTTPS: api.IsHTTPS, Domains: a.Domains, Now: opts.Now, Logs: a.Logs, Suppressions: a.Suppress, Webhooks: a.Webhooks}),
 	})
 	if cfg.AuthCache {
 		start := time.Now()

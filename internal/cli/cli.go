@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"runtime/debug"
+	"slices"
 	"strconv"
 	"strings"
 	"text/tabwriter"
@@ -73,6 +74,18 @@ func init() {
 			"list an account's email logs, newest first: each message's time, id, recipient, subject and status", emailLogs, nil},
 		{"email log", "MESSAGE_ID [--account ID] [--json]", "show one message's log: its delivery state and the timeline of its events", emailLog, nil},
 		{"suppression list", "[--email ADDR] [--account ID] [--json]", "list the addresses an account's live mail is not relayed to, newest first", suppressionList, nil},
+		{"suppression add", "EMAIL [--domain ID] [--type TYPE] [--account ID] [--json]",
+			"keep an account's live mail from an address, for one sending domain or every one (audited)", suppressionAdd, nil},
+		{"suppression remove", "ID [--account ID] [--json]", "take a suppression off an account's list: its address receives live mail again (audited)", suppressionRemove, nil},
+		{"webhook list", "[--account ID] [--json]", "list an account's webhooks: the endpoints that receive its email events", webhookList, nil},
+		{"webhook show", "ID [--account ID] [--json]", "show one webhook: its URL, event types, sending domain, format and state", webhookShow, nil},
+		{"webhook create", "--url URL --events delivery,bounce [--domain ID] [--format json|jsonlines] [--inactive] [--account ID] [--json]",
+			"add a webhook and print its signing secret (and its Standard Webhooks form) once; URLs follow serve's --webhook-allow-* policy", webhookCreate, nil},
+		{"webhook update", "ID [--url URL] [--events LIST] [--format json|jsonlines] [--active true|false] [--account ID] [--json]",
+			"change a webhook's URL, event types, format, or state (--active true reactivates one tokend deactivated)", webhookUpdate, nil},
+		{"webhook delete", "ID [--account ID] [--json]", "delete a webhook and the deliveries waiting for it", webhookDelete, nil},
+		{"webhook deliveries", "ID [--account ID] [--json]", "list a webhook's last 100 deliveries, newest first, with their attempts and the endpoint's last answer", webhookDeliveries, nil},
+		{"webhook resend", "ID DELIVERY_ID [--account ID] [--json]", "deliver a delivery's event to its webhook again, as a new delivery", webhookResend, nil},
 		{"user create", "--account ID --email E [--name N] [--role admin|viewer] --password-stdin", "create a person who signs in to the dashboard, reading the password from standard input", nil, userCreate},
 		{"user list", "[--json]", "list the people who sign in to the dashboard", userList, nil},
 		{"user delete", "ID", "delete a user; their sessions end at once", userDelete, nil},
@@ -249,11 +262,18 @@ func dbFlag(fs *flag.FlagSet, usage string) *string {
 // cannot rename what an operator creates.
 var perInvocation = map[string]bool{"name": true, "plan": true, "json": true, "rate-limit": true, "message-limit": true, "account": true, "force": true, "undo": true,
 	"email": true, "role": true, "password-stdin": true, "to": true, "status": true, "domain": true, "after": true, "before": true, "limit": true,
-	"allowed-ips": true, "any-ip": true, "days": true, "expiry-warnings": true, "leak-policy": true, "quota": true, "no-rate-limit": true, "no-quota": true}
+	"allowed-ips": true, "any-ip": true, "days": true, "expiry-warnings": true, "leak-policy": true, "quota": true, "no-rate-limit": true, "no-quota": true,
+	"type": true, "events": true, "format": true, "inactive": true, "active": true}
 
-// envVar is the environment variable a flag is read from, or "" for none.
-func envVar(f *flag.Flag) string {
-	if perInvocation[f.Name] {
+// perInvocationIn are flags that say what to do in some commands only, and
+// are never read from the environment there: --url of user setup-link is
+// where tokend is reached (TOKEND_URL), but a webhook's --url is its
+// endpoint, which TOKEND_URL must not fill in.
+var perInvocationIn = map[string][]string{"webhook create": {"url"}, "webhook update": {"url"}}
+
+// envVar is the environment variable a flag of fs is read from, or "" for none.
+func envVar(fs *flag.FlagSet, f *flag.Flag) string {
+	if perInvocation[f.Name] || slices.Contains(perInvocationIn[fs.Name()], f.Name) {
 		return ""
 	}
 	return "TOKEND_" + strings.ToUpper(strings.ReplaceAll(f.Name, "-", "_"))
@@ -263,22 +283,72 @@ func envVar(f *flag.Flag) string {
 // line. Bad values and stray arguments are usage errors; -h and --help print
 // the command's usage and flags to stdout and return flag.ErrHelp.
 func parse(fs *flag.FlagSet, args []string, getenv Env, stdout io.Writer) error {
-	return parseArgs(fs, args, getenv, stdout, 0)
+	_, err := parsePositional(fs, args, getenv, stdout)
+	return err
 }
 
 // parseWithArg is parse for commands that take one positional argument (an
 // ID or a file), accepted before or after the flags. It returns the argument.
 func parseWithArg(fs *flag.FlagSet, args []string, getenv Env, stdout io.Writer, what string) (string, error) {
-	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
-		return args[0], parse(fs, args[1:], getenv, stdout)
-	}
-	if err := parseArgs(fs, args, getenv, stdout, 1); err != nil {
+	got, err := parsePositional(fs, args, getenv, stdout, what)
+	if err != nil {
 		return "", err
 	}
-	if fs.NArg() == 0 {
-		return "", &UsageError{fmt.Sprintf("%s: missing %s (run \"tokend help %s\")", fs.Name(), what, fs.Name())}
+	return got[0], nil
+}
+
+// parsePositional is parse for commands that take one positional argument
+// for each of whats, which names it when it is missing ("token ID"). They
+// come in that order, before, after or between the flags; one that starts
+// with "-" only after "--". It returns the arguments.
+func parsePositional(fs *flag.FlagSet, args []string, getenv Env, stdout io.Writer, whats ...string) ([]string, error) {
+	if err := applyEnv(fs, getenv); err != nil {
+		return nil, err
 	}
-	return fs.Arg(0), nil
+	var got []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			if errors.Is(err, flag.ErrHelp) {
+				printHelp(fs, stdout)
+				return nil, err
+			}
+			return nil, &UsageError{fmt.Sprintf("%s: %v (run \"tokend help %s\" to list its flags)", fs.Name(), err, fs.Name())}
+		}
+		left := fs.Args()
+		if len(left) == 0 {
+			break
+		}
+		if len(left) < len(args) && args[len(args)-len(left)-1] == "--" { // after "--", every argument is positional
+			got = append(got, left...)
+			break
+		}
+		got, args = append(got, left[0]), left[1:] // and the flags after it
+	}
+	switch {
+	case len(got) > len(whats):
+		return nil, &UsageError{fmt.Sprintf("%s: unexpected argument %q", fs.Name(), got[len(whats)])}
+	case len(got) < len(whats):
+		return nil, &UsageError{fmt.Sprintf("%s: missing %s (run \"tokend help %s\")", fs.Name(), whats[len(got)], fs.Name())}
+	}
+	return got, nil
+}
+
+// applyEnv sets fs's flags from their TOKEND_* variables, the defaults the
+// command line overrides.
+func applyEnv(fs *flag.FlagSet, getenv Env) error {
+	var envErr error
+	fs.VisitAll(func(f *flag.Flag) {
+		key := envVar(fs, f)
+		if key == "" || envErr != nil {
+			return
+		}
+		if v := getenv(key); v != "" {
+			if err := fs.Set(f.Name, v); err != nil {
+				envErr = &UsageError{fmt.Sprintf("%s=%q: %v", key, v, err)}
+			}
+		}
+	})
+	return envErr
 }
 
 // parseWithID is parseWithArg for the commands whose argument is an ID, a
@@ -289,40 +359,17 @@ func parseWithID(fs *flag.FlagSet, args []string, getenv Env, stdout io.Writer, 
 	if err != nil {
 		return 0, err
 	}
-	id, err := strconv.ParseInt(arg, 10, 64)
-	if err != nil || id <= 0 {
-		return 0, &UsageError{fmt.Sprintf("%s: %q is not %s", fs.Name(), arg, aWhat)}
-	}
-	return id, nil
+	return parseID(fs.Name(), arg, aWhat)
 }
 
-func parseArgs(fs *flag.FlagSet, args []string, getenv Env, stdout io.Writer, maxArgs int) error {
-	var envErr error
-	fs.VisitAll(func(f *flag.Flag) {
-		key := envVar(f)
-		if key == "" || envErr != nil {
-			return
-		}
-		if v := getenv(key); v != "" {
-			if err := fs.Set(f.Name, v); err != nil {
-				envErr = &UsageError{fmt.Sprintf("%s=%q: %v", key, v, err)}
-			}
-		}
-	})
-	if envErr != nil {
-		return envErr
+// parseID reads arg, a positional argument of cmd, as an ID: a positive
+// integer; aWhat names it when it is not one ("a token ID").
+func parseID(cmd, arg, aWhat string) (int64, error) {
+	id, err := strconv.ParseInt(arg, 10, 64)
+	if err != nil || id <= 0 {
+		return 0, &UsageError{fmt.Sprintf("%s: %q is not %s", cmd, arg, aWhat)}
 	}
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			printHelp(fs, stdout)
-			return err
-		}
-		return &UsageError{fmt.Sprintf("%s: %v (run \"tokend help %s\" to list its flags)", fs.Name(), err, fs.Name())}
-	}
-	if fs.NArg() > maxArgs {
-		return &UsageError{fmt.Sprintf("%s: unexpected argument %q", fs.Name(), fs.Arg(maxArgs))}
-	}
-	return nil
+	return id, nil
 }
 
 // printHelp prints a command's usage line, summary and flags, each with the
@@ -355,7 +402,7 @@ func printHelp(fs *flag.FlagSet, w io.Writer) {
 		if kind != "" {
 			name += " " + strings.ToUpper(kind)
 		}
-		env := envVar(f)
+		env := envVar(fs, f)
 		if env == "" {
 			env = "-"
 		}

@@ -194,6 +194,41 @@ func TestServeRefusesPlainHTTPOnANetworkAddress(t *testing.T) {
 	}
 }
 
+// Positional arguments come before, after or between the flags, in their
+// order; one that starts with "-" only after "--".
+func TestPositionalArgumentsAmongFlags(t *testing.T) {
+	db := filepath.Join(t.TempDir(), "t.db")
+	if err := cli.Run(context.Background(), []string{"tokend", "account", "create", "--name", "Acme", "--db", db},
+		func(string) string { return "" }, nil, &bytes.Buffer{}, &bytes.Buffer{}); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name    string
+		args    []string
+		code    int
+		message string
+	}{
+		{"both first", []string{"5", "6", "--json", "--db", db}, 1, "webhook resend: no webhook 5 in account 1 of " + db},
+		{"both last", []string{"--db", db, "--json", "5", "6"}, 1, "webhook resend: no webhook 5 in account 1 of " + db},
+		{"around the flags", []string{"5", "--db", db, "6", "--json"}, 1, "webhook resend: no webhook 5 in account 1 of " + db},
+		{"between the flags", []string{"--json", "5", "--db", db, "6"}, 1, "webhook resend: no webhook 5 in account 1 of " + db},
+		{"after --", []string{"--db", db, "--", "5", "-6"}, 2, `webhook resend: "-6" is not a delivery ID`},
+		{"one short", []string{"5", "--db", db}, 2, `webhook resend: missing DELIVERY_ID (run "tokend help webhook resend")`},
+		{"none", []string{"--db", db}, 2, `webhook resend: missing webhook ID (run "tokend help webhook resend")`},
+		{"one too many", []string{"5", "6", "--db", db, "7"}, 2, `webhook resend: unexpected argument "7"`},
+		{"a flag it lacks, after them", []string{"5", "6", "--force"}, 2, "webhook resend: flag provided but not defined: -force"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var stdout, stderr bytes.Buffer
+			err := cli.Run(context.Background(), append([]string{"tokend", "webhook", "resend"}, tt.args...), func(string) string { return "" }, nil, &stdout, &stderr)
+			if code := cli.ExitCode(err); code != tt.code || err == nil || !strings.HasPrefix(err.Error(), tt.message) {
+				t.Errorf("exit %d, %v; want exit %d, %q", code, err, tt.code, tt.message)
+			}
+		})
+	}
+}
+
 // The commands that take an ID say the same things of it, each in its own
 // words: a missing one, one that is not an ID, and an ID that names nothing.
 func TestIDArguments(t *testing.T) {
@@ -220,6 +255,9 @@ func TestIDArguments(t *testing.T) {
 		{"domain trust of no domain", []string{"domain", "trust", "5"}, 1, "domain trust: no sending domain 5 in " + db},
 		{"token create for no account", []string{"token", "create", "--account", "99", "--name", "x"}, 1, "token create: no account 99 in " + db},
 		{"user setup-link for no account", []string{"user", "setup-link", "--account", "99"}, 1, "user setup-link: no account 99 in " + db},
+		{"suppression remove without an ID", []string{"suppression", "remove"}, 2, `suppression remove: missing suppression ID (run "tokend help suppression remove")`},
+		{"suppression remove of no suppression", []string{"suppression", "remove", "nope"}, 1, `suppression remove: no suppression "nope" in account 1 of ` + db},
+		{"suppression add for no domain", []string{"suppression", "add", "ann@example.org", "--domain", "4"}, 1, "suppression add: no sending domain 4 in account 1 of " + db},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

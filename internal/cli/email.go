@@ -27,45 +27,56 @@ import (
 type mailRecords struct {
 	logs         *tokend.EmailLogs
 	suppressions *tokend.Suppressions
-	operator     *tokend.Token
-	accountID    int64
+	*operatorAccount
 }
 
-// accountFlag defines the --account flag of a command that reads one
-// account's mail.
+// operatorAccount is the account a command acts on, and the operator acting
+// on it as its admin (tokend.OperatorPrincipal: audited as the operator, via
+// cli), through the service over the command's database.
+type operatorAccount struct {
+	svc       *tokend.Service
+	operator  *tokend.Token
+	accountID int64
+}
+
+// accountFlag defines the --account flag of a command that acts on one
+// account.
 func accountFlag(fs *flag.FlagSet) *int64 {
 	return fs.Int64("account", 0, "ID of the account (default: the only one, when the database has one)")
 }
 
-// openMailRecords opens the database and the mail records of account, or of
-// the database's only account when account is 0 (a usage error when it has
-// several). An unknown account is an error naming the database.
+// openMailRecords opens the database and the mail records of account, as
+// openAccount does.
 func openMailRecords(ctx context.Context, cmd, db string, account int64, operator string) (*mailRecords, func() error, error) {
 	svc, closeDB, err := openService(ctx, db, apikey.DefaultPrefix, false)
 	if err != nil {
 		return nil, nil, err
 	}
-	accounts, err := svc.ListAllAccounts(ctx)
+	a, err := openAccount(ctx, svc, cmd, db, account, operator)
 	if err != nil {
 		closeDB()
 		return nil, nil, err
+	}
+	return &mailRecords{logs: tokend.NewEmailLogs(svc, 0), suppressions: tokend.NewSuppressions(svc), operatorAccount: a}, closeDB, nil
+}
+
+// openAccount returns account of svc's database db, or its only account
+// when account is 0 (a usage error when it has several), with operator
+// acting on it. An unknown account is an error naming the database.
+func openAccount(ctx context.Context, svc *tokend.Service, cmd, db string, account int64, operator string) (*operatorAccount, error) {
+	accounts, err := svc.ListAllAccounts(ctx)
+	if err != nil {
+		return nil, err
 	}
 	switch {
 	case account == 0 && len(accounts) == 1:
 		account = accounts[0].ID
 	case account == 0:
-		closeDB()
-		return nil, nil, &UsageError{fmt.Sprintf("%s: --account ID is required: %s holds %d accounts (tokend account list shows them)", cmd, db, len(accounts))}
+		return nil, &UsageError{fmt.Sprintf("%s: --account ID is required: %s holds %d accounts (tokend account list shows them)", cmd, db, len(accounts))}
 	case !hasAccount(accounts, account):
-		closeDB()
-		return nil, nil, fmt.Errorf("%s: no account %d in %s", cmd, account, db)
+		return nil, fmt.Errorf("%s: no account %d in %s", cmd, account, db)
 	}
-	return &mailRecords{
-		logs:         tokend.NewEmailLogs(svc, 0),
-		suppressions: tokend.NewSuppressions(svc),
-		operator:     tokend.OperatorPrincipal(account, operator),
-		accountID:    account,
-	}, closeDB, nil
+	return &operatorAccount{svc: svc, operator: tokend.OperatorPrincipal(account, operator), accountID: account}, nil
 }
 
 func hasAccount(accounts []tokend.Account, id int64) bool {
@@ -385,16 +396,100 @@ func suppressionList(ctx context.Context, args []string, getenv Env, stdout, std
 	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "ID\tEMAIL\tTYPE\tDOMAIN\tCREATED\tBOUNCED MESSAGE")
 	for _, sp := range list {
-		domain, source := "every domain", "-"
-		if sp.DomainID != 0 {
-			domain = fmt.Sprintf("%d %s", sp.DomainID, sp.DomainName)
-		}
+		source := "-"
 		if sp.Source != nil {
 			source = sp.Source.MessageID
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", sp.ID, sp.Email, sp.Type, domain, sp.CreatedAt.UTC().Format(time.RFC3339), source)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", sp.ID, sp.Email, sp.Type, suppressionScope(&sp), sp.CreatedAt.UTC().Format(time.RFC3339), source)
 	}
 	return tw.Flush()
+}
+
+// suppressionScope says which mail a suppression holds for: "every domain",
+// or its sending domain's ID and name.
+func suppressionScope(sp *tokend.Suppression) string {
+	if sp.DomainID == 0 {
+		return "every domain"
+	}
+	return fmt.Sprintf("%d %s", sp.DomainID, sp.DomainName)
+}
+
+// suppressionFlags are the API's fields that suppression add's arguments give.
+var suppressionFlags = map[string]string{"email": "EMAIL", "domain_id": "--domain", "type": "--type"}
+
+// suppressionAdd puts an address on an account's suppression list, as POST
+// .../suppressions does: for one sending domain, or for every domain of the
+// account. An address already suppressed there is left as it is, and said
+// so; the command succeeds either way. Adding is audited under the
+// operator's name, via cli.
+func suppressionAdd(ctx context.Context, args []string, getenv Env, stdout, stderr io.Writer) error {
+	fs := newFlagSet("suppression add", stderr)
+	db := dbFlag(fs, "SQLite database file, or a postgres:// URL")
+	account := accountFlag(fs)
+	domain := fs.Int64("domain", 0, "suppress it for mail from this sending domain ID only (default: from every sending domain of the account)")
+	typ := fs.String("type", string(tokend.SuppressionManual), `why it is suppressed: "manual import", "unsubscription", "spam complaint" or "hard bounce"`)
+	asJSON := fs.Bool("json", false, "print the suppression that holds as JSON")
+	email, err := parseWithArg(fs, args, getenv, stdout, "EMAIL")
+	if err != nil {
+		return err
+	}
+	m, closeDB, err := openMailRecords(ctx, "suppression add", *db, *account, operatorName(getenv("USER")))
+	if err != nil {
+		return err
+	}
+	defer closeDB()
+	sp, created, err := m.suppressions.Create(ctx, m.operator, tokend.SuppressionInput{Email: email, DomainID: *domain, Type: tokend.SuppressionType(*typ)})
+	if err != nil {
+		err = explainNotFound(fmt.Errorf("suppression add: %w", err), "suppression add: no sending domain %d in account %d of %s", *domain, m.accountID, *db)
+		return asFlags(err, suppressionFlags)
+	}
+	if *asJSON {
+		return json.NewEncoder(stdout).Encode(toSuppressionJSON(sp))
+	}
+	if !created {
+		fmt.Fprintf(stdout, "%s was already suppressed for %s of account %d (%s), as suppression %s; nothing changed.\n",
+			sp.Email, scopeWords(sp), m.accountID, sp.Type, sp.ID)
+		return nil
+	}
+	fmt.Fprintf(stdout, "Suppressed %s for %s of account %d (%s), as suppression %s: live mail to it is not relayed.\n",
+		sp.Email, scopeWords(sp), m.accountID, sp.Type, sp.ID)
+	return nil
+}
+
+// scopeWords says suppressionScope in a sentence's words.
+func scopeWords(sp *tokend.Suppression) string {
+	if sp.DomainID == 0 {
+		return "every sending domain"
+	}
+	return "sending domain " + suppressionScope(sp)
+}
+
+// suppressionRemove takes a suppression off an account's list, as DELETE
+// .../suppressions/{id} does, so that its address receives live mail again.
+// Removing is audited under the operator's name, via cli.
+func suppressionRemove(ctx context.Context, args []string, getenv Env, stdout, stderr io.Writer) error {
+	fs := newFlagSet("suppression remove", stderr)
+	db := dbFlag(fs, "SQLite database file, or a postgres:// URL")
+	account := accountFlag(fs)
+	asJSON := fs.Bool("json", false, "print the suppression removed as JSON")
+	id, err := parseWithArg(fs, args, getenv, stdout, "suppression ID")
+	if err != nil {
+		return err
+	}
+	m, closeDB, err := openMailRecords(ctx, "suppression remove", *db, *account, operatorName(getenv("USER")))
+	if err != nil {
+		return err
+	}
+	defer closeDB()
+	sp, err := m.suppressions.Delete(ctx, m.operator, id)
+	if err != nil {
+		return explainNotFound(fmt.Errorf("suppression remove: %w", err), "suppression remove: no suppression %q in account %d of %s", id, m.accountID, *db)
+	}
+	if *asJSON {
+		return json.NewEncoder(stdout).Encode(toSuppressionJSON(sp))
+	}
+	fmt.Fprintf(stdout, "Removed suppression %s of %s for %s of account %d: it receives live mail again.\n", sp.ID, sp.Email, scopeWords(sp), m.accountID)
+	return nil
 }
 
 // suppressionJSON is a suppression as the CLI prints it with --json: the

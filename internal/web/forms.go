@@ -31,8 +31,12 @@ func (s *Server) resource(r *http.Request, ses *session, typ tokend.ResourceType
 }
 
 // pathID reads the {id} of the path: the record the page is about.
-func (s *Server) pathID(r *http.Request) (int64, error) {
-	id, err := strconv.ParseInt(r.PathValue("id"), 10, 64)
+func (s *Server) pathID(r *http.Request) (int64, error) { return pathInt(r, "id") }
+
+// pathInt reads the path's {name}, the ID of a record: one that cannot be
+// is a page that is not there.
+func pathInt(r *http.Request, name string) (int64, error) {
+	id, err := strconv.ParseInt(r.PathValue(name), 10, 64)
 	if err != nil || id <= 0 {
 		return 0, tokend.Errorf(tokend.ENOTFOUND, "Not Found")
 	}

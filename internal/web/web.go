@@ -13,10 +13,12 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"time"
 
 	"github.com/tokend/tokend"
+	"github.com/tokend/tokend/internal/webhook"
 )
 
 //go:embed templates/*.html
@@ -76,6 +78,13 @@ type Options struct {
 	// the default retention, which the pages do not use).
 	Logs         *tokend.EmailLogs
 	Suppressions *tokend.Suppressions
+	// Webhooks manage the endpoints that receive email events, for the
+	// Webhooks pages: pass the application's. nil builds one over the
+	// service, with the strict URL policy (https:// only, public addresses
+	// only) and nothing to wake a delivery runner; building it hooks its
+	// deliveries' outcomes into the service's outbox in place of any
+	// other's, so a server that delivers webhooks must pass its own.
+	Webhooks *tokend.Webhooks
 }
 
 // Server is the dashboard. Create it with New; its routes join the API's mux.
@@ -109,6 +118,9 @@ func New(svc *tokend.Service, mailer *tokend.Mailer, opts Options) *Server {
 	}
 	if opts.Suppressions == nil {
 		opts.Suppressions = tokend.NewSuppressions(svc)
+	}
+	if opts.Webhooks == nil {
+		opts.Webhooks = tokend.NewWebhooks(svc, tokend.WebhookOptions{CheckURL: webhook.Policy{}.ValidateURL})
 	}
 	s := &Server{svc: svc, mailer: mailer, users: svc.Users(), dns: opts.Domains, opts: opts, pages: map[string]*template.Template{},
 		csrf: http.NewCrossOriginProtection()}
@@ -179,6 +191,13 @@ func (s *Server) Routes(handle func(pattern string, h http.Handler)) {
 	m("GET /suppressions", page(s.suppressions))
 	m("POST /suppressions", page(s.addSuppression))
 	m("POST /suppressions/{id}/delete", page(s.removeSuppression))
+	m("GET /webhooks", page(s.webhooks))
+	m("POST /webhooks", page(s.createWebhook))
+	m("GET /webhooks/{id}", page(s.webhook))
+	m("POST /webhooks/{id}", page(s.updateWebhook))
+	m("GET /webhooks/{id}/delete", page(s.confirmDeleteWebhook))
+	m("POST /webhooks/{id}/delete", page(s.deleteWebhook))
+	m("POST /webhooks/{id}/deliveries/{delivery}/resend", page(s.resendWebhookDelivery))
 
 	m("GET /audit-log", page(s.auditLog))
 }
@@ -303,17 +322,21 @@ func describe(err error) (int, string) {
 	return http.StatusInternalServerError, "Something went wrong on our side. Try again; if it keeps happening, the operator's log has the details."
 }
 
+// fieldOrder is the order of the fields fieldSentence says first, as the
+// forms have them; others follow.
+var fieldOrder = []string{"base", "name", "email", "password", "resources", "environment", "domain_name", "expires_at", "allowed_ips", "rate_limit", "quota", "cursor",
+	"url", "event_types", "domain_id", "payload_format"}
+
 // fieldSentence renders validation errors as sentences: "Name can't be blank."
 func fieldSentence(e *tokend.Error) string {
 	var parts []string
-	for _, f := range []string{"base", "name", "email", "password", "resources", "environment", "domain_name", "expires_at", "allowed_ips", "rate_limit", "quota", "cursor"} {
+	for _, f := range fieldOrder {
 		for _, m := range e.Fields[f] {
 			parts = append(parts, sentence(f, m))
 		}
 	}
 	for f, msgs := range e.Fields {
-		switch f {
-		case "base", "name", "email", "password", "resources", "environment", "domain_name", "expires_at", "allowed_ips", "rate_limit", "quota", "cursor":
+		if slices.Contains(fieldOrder, f) {
 			continue
 		}
 		for _, m := range msgs {
@@ -327,7 +350,7 @@ func sentence(field, msg string) string {
 	label := map[string]string{"base": "", "name": "Name", "email": "Email", "email.email": "Email", "password": "Password", "resources": "Permissions:",
 		"environment": "Key type", "domain_name": "Domain name", "expires_at": "Expiry", "cursor": "Page", "search_after": "Page",
 		"filters[to]": "Recipient", "filters[status][value]": "Status", "filters[sending_domain_id][value]": "Sending domain",
-		"domain_id": "Sending domain", "type": "Type",
+		"domain_id": "Sending domain", "type": "Type", "url": "URL", "event_types": "Event types", "payload_format": "Format",
 		"allowed_ips": "Allowed IPs:", "rate_limit": "Rate limit:", "quota": "Quota:"}[field]
 	if label == "" && field != "base" {
 		label = field
@@ -441,7 +464,8 @@ var funcs = template.FuncMap{
 	"typeName": func(t tokend.ResourceType) string {
 		return string(t)
 	},
-	"add": func(a, b int) int { return a + b },
+	"add":  func(a, b int) int { return a + b },
+	"join": strings.Join,
 	// recordLabel names a sending domain's DNS record by its key.
 	"recordLabel": func(key string) string {
 		if l, ok := map[string]string{tokend.RecordVerification: "Verification", tokend.RecordSPF: "SPF",

@@ -59,6 +59,9 @@ type envOptions struct {
 	// shared, when set, holds the sign-in throttle, as Redis does across
 	// instances.
 	shared tokend.Limits
+	// webhookHTTP lets webhooks use http:// URLs of loopback hosts (tokend
+	// serve --webhook-allow-http), for a receiver in the test.
+	webhookHTTP bool
 }
 
 func newEnvWith(t *testing.T, o envOptions) *env {
@@ -86,7 +89,9 @@ func newEnvWith(t *testing.T, o envOptions) *env {
 			// The outbox retries on real time, while this clock stands
 			// before it: messages stamped by the clock must not look old.
 			c.SMTPRetryFor = 100 * 365 * 24 * time.Hour
+			c.WebhookRetryFor = c.SMTPRetryFor
 		}
+		c.WebhookAllowHTTP = o.webhookHTTP
 		if o.behindProxy {
 			if err := c.TrustedProxies.Set("127.0.0.1/32"); err != nil {
 				t.Fatal(err)
