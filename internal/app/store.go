@@ -56,7 +56,7 @@ func LoadKeyring(ctx context.Context, db, keyFile string, store tokend.Store, lo
 		return nil, err
 	}
 	if has {
-		return nil, fmt.Errorf("secrets key file %s is missing, but database %s holds secrets (DKIM keys) sealed with a key: "+
+		return nil, fmt.Errorf("secrets key file %s is missing, but database %s holds secrets (DKIM keys, webhook signing secrets) sealed with a key: "+
 			"restore the key file from your backup, or point --secrets-key-file at it", path, DBName(db))
 	}
 	encoded := tokend.NewSecretsKey()
@@ -72,7 +72,7 @@ func LoadKeyring(ctx context.Context, db, keyFile string, store tokend.Store, lo
 		return nil, fmt.Errorf("write secrets key file %s: %w", path, err)
 	}
 	abs, _ := filepath.Abs(path)
-	logger.Info("created the secrets key file; back it up with the database: without it, DKIM keys cannot be opened", "file", abs)
+	logger.Info("created the secrets key file; back it up with the database: without it, DKIM keys and webhook signing secrets cannot be opened", "file", abs)
 	key, _ := tokend.ParseSecretsKey(encoded)
 	return tokend.NewKeyring(key)
 }
