@@ -56,6 +56,9 @@ type OutboxTx interface {
 	// ReleaseJob gives a claimed job back untried (its attempt not counted),
 	// due at once: for a worker that stops before it could finish.
 	ReleaseJob(ctx context.Context, id int64) error
+	// UnclaimedJob reports whether a pending job of kind and ordering key
+	// waits that no worker has attempted yet.
+	UnclaimedJob(ctx context.Context, kind, orderingKey string) (bool, error)
 	// PendingJobs counts the pending jobs of kind.
 	PendingJobs(ctx context.Context, kind string) (int, error)
 	// DeleteJobsFinishedBefore deletes delivered and failed jobs finished before cutoff.

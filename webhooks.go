@@ -12,8 +12,8 @@ import (
 	"time"
 )
 
-// WebhookJob is the outbox kind of webhook deliveries: one job per event and
-// endpoint, whose payload is the delivery's id.
+// WebhookJob is the outbox kind of webhook requests: a job sends what waits
+// for one endpoint, whose id is its payload.
 const WebhookJob = "webhook"
 
 // Webhook is an endpoint that receives an account's email events, signed
@@ -81,9 +81,10 @@ type WebhookDelivery struct {
 // WebhookResponse is an endpoint's answer to a delivery that failed, as the
 // dispatcher hands it to the outbox.
 type WebhookResponse struct {
-	Status int    // 0: no answer (refused, timed out)
-	Body   string // the start of the answer's body
-	Err    string
+	DeliveryIDs []int64 // what the request carried
+	Status      int     // 0: no answer (refused, timed out)
+	Body        string  // the start of the answer's body
+	Err         string
 	// Permanent says no retry can pass: the operator's policy refuses the
 	// endpoint's address. The endpoint is deactivated at once.
 	Permanent bool
@@ -109,6 +110,13 @@ type WebhookTx interface {
 	UpdateWebhookDelivery(ctx context.Context, d *WebhookDelivery) error
 	// WebhookDeliveries lists up to limit deliveries of a webhook, newest first.
 	WebhookDeliveries(ctx context.Context, webhookID int64, limit int) ([]WebhookDelivery, error)
+	// PendingWebhookDeliveries lists up to limit pending deliveries of a
+	// webhook, oldest first.
+	PendingWebhookDeliveries(ctx context.Context, webhookID int64, limit int) ([]WebhookDelivery, error)
+	// MarkWebhookDeliveries records an attempt on pending deliveries: one
+	// more attempt each, the state they move to, the endpoint's status
+	// (0: none) and the error (""), at at.
+	MarkWebhookDeliveries(ctx context.Context, ids []int64, state WebhookDeliveryState, status int, lastError string, at time.Time) error
 	// EmailEvent returns one event.
 	EmailEvent(ctx context.Context, id int64) (*EmailEvent, error)
 	// DeleteWebhookDeliveriesBefore deletes delivered and failed deliveries
@@ -486,18 +494,27 @@ func (w *Webhooks) Resend(ctx context.Context, caller *Token, id, deliveryID int
 	return out, err
 }
 
-// enqueueWebhookDelivery writes a delivery of ev to hook with its job.
-// Deliveries of one message to one endpoint go in the order of their events.
+// enqueueWebhookDelivery writes a delivery of ev to hook, and makes sure a
+// job will send it: deliveries go in batches, one job at a time for each
+// endpoint (its ordering key), each sending what waits for the endpoint, in
+// the order the events happened. A job no worker has taken yet will take
+// this delivery too; otherwise (none, or one already under way) another is
+// queued behind.
 func enqueueWebhookDelivery(ctx context.Context, tx Tx, hook *Webhook, ev *EmailEvent, now time.Time) (*WebhookDelivery, error) {
 	d := &WebhookDelivery{WebhookID: hook.ID, AccountID: hook.AccountID, EventID: ev.ID, MessageID: ev.MessageID, EventType: ev.Type,
 		State: WebhookPending, CreatedAt: now, UpdatedAt: now}
 	if err := tx.CreateWebhookDelivery(ctx, d); err != nil {
 		return nil, err
 	}
-	j := &Job{Kind: WebhookJob, Payload: []byte(strconv.FormatInt(d.ID, 10)), NextAttemptAt: now, CreatedAt: now,
-		OrderingKey: "webhook:" + strconv.FormatInt(hook.ID, 10) + ":" + ev.MessageID}
-	return d, tx.EnqueueJob(ctx, j)
+	key := webhookJobKey(hook.ID)
+	waiting, err := tx.UnclaimedJob(ctx, WebhookJob, key)
+	if err != nil || waiting {
+		return d, err
+	}
+	return d, tx.EnqueueJob(ctx, &Job{Kind: WebhookJob, Payload: []byte(strconv.FormatInt(hook.ID, 10)), NextAttemptAt: now, CreatedAt: now, OrderingKey: key})
 }
+
+func webhookJobKey(webhookID int64) string { return "webhook:" + strconv.FormatInt(webhookID, 10) }
 
 // webhookEventName is the name an event type has among a webhook's event_types.
 func webhookEventName(t EmailEventType) string { return string(t) }
@@ -523,14 +540,17 @@ func fanOut(ctx context.Context, tx Tx, ev *EmailEvent, domainID int64, now time
 	return queued, nil
 }
 
-// OutgoingWebhook is one delivery as the dispatcher sends it.
+// MaxWebhookBatch bounds the events of one webhook request.
+const MaxWebhookBatch = 100
+
+// OutgoingWebhook is one request to an endpoint: a batch of its waiting
+// deliveries, oldest first, as the dispatcher sends it.
 type OutgoingWebhook struct {
-	DeliveryID  int64
 	WebhookID   int64
+	DeliveryIDs []int64
 	URL         string
 	Secret      string
-	ID          string    // the delivery's id for the receiver, the same on every attempt
-	At          time.Time // when the event happened
+	ID          string // the request's id for the receiver: the same for the same batch on every attempt
 	ContentType string
 	Body        []byte
 }
@@ -539,9 +559,9 @@ type OutgoingWebhook struct {
 // it is sent if the endpoint is reactivated within the retry time.
 var errWebhookInactive = errors.New("the webhook is inactive: its deliveries wait until it is reactivated")
 
-// Outgoing returns the delivery a job asks for: ErrNothingToDeliver when
-// the webhook or the event is gone, or the delivery is already final; a
-// retryable error while the webhook is inactive.
+// Outgoing returns the request a job asks for: up to MaxWebhookBatch of the
+// endpoint's waiting deliveries. ErrNothingToDeliver when the webhook is
+// gone or nothing waits; a retryable error while the webhook is inactive.
 func (w *Webhooks) Outgoing(ctx context.Context, j Job) (*OutgoingWebhook, error) {
 	id, err := strconv.ParseInt(string(j.Payload), 10, 64)
 	if err != nil {
@@ -549,16 +569,7 @@ func (w *Webhooks) Outgoing(ctx context.Context, j Job) (*OutgoingWebhook, error
 	}
 	var out *OutgoingWebhook
 	err = w.svc.store.Read(ctx, func(tx Tx) error {
-		d, err := tx.WebhookDelivery(ctx, id)
-		if ErrorCode(err) == ENOTFOUND {
-			return ErrNothingToDeliver
-		} else if err != nil {
-			return err
-		}
-		if d.State != WebhookPending {
-			return ErrNothingToDeliver
-		}
-		hook, err := tx.Webhook(ctx, d.WebhookID)
+		hook, err := tx.Webhook(ctx, id)
 		if ErrorCode(err) == ENOTFOUND {
 			return ErrNothingToDeliver
 		} else if err != nil {
@@ -567,35 +578,66 @@ func (w *Webhooks) Outgoing(ctx context.Context, j Job) (*OutgoingWebhook, error
 		if !hook.Active {
 			return errWebhookInactive
 		}
-		ev, err := tx.EmailEvent(ctx, d.EventID)
-		if ErrorCode(err) == ENOTFOUND {
-			return ErrNothingToDeliver
-		} else if err != nil {
-			return err
-		}
-		msg, err := tx.Message(ctx, ev.MessageID)
-		if ErrorCode(err) == ENOTFOUND {
-			return ErrNothingToDeliver
-		} else if err != nil {
-			return err
-		}
-		e, err := tx.EmailInfo(ctx, msg.EmailID)
+		waiting, err := tx.PendingWebhookDeliveries(ctx, hook.ID, MaxWebhookBatch)
 		if err != nil {
 			return err
+		}
+		events := make([]map[string]any, 0, len(waiting))
+		var ids []int64
+		for _, d := range waiting {
+			ev, err := tx.EmailEvent(ctx, d.EventID)
+			if ErrorCode(err) == ENOTFOUND {
+				continue // gone with its message, past the log retention
+			} else if err != nil {
+				return err
+			}
+			msg, err := tx.Message(ctx, ev.MessageID)
+			if ErrorCode(err) == ENOTFOUND {
+				continue
+			} else if err != nil {
+				return err
+			}
+			e, err := tx.EmailInfo(ctx, msg.EmailID)
+			if err != nil {
+				return err
+			}
+			events, ids = append(events, mailtrapEvent(ev, msg, e)), append(ids, d.ID)
+		}
+		if len(events) == 0 {
+			return ErrNothingToDeliver
 		}
 		secret, err := w.svc.opts.Keyring.Open(webhookSecretPurpose, hook.SealedSecret)
 		if err != nil {
 			return fmt.Errorf("signing secret of webhook %d: %w", hook.ID, err)
 		}
-		body, ctype, err := webhookPayload(hook.PayloadFormat, mailtrapEvent(ev, msg, e))
+		body, ctype, err := webhookPayload(hook.PayloadFormat, events)
 		if err != nil {
 			return err
 		}
-		out = &OutgoingWebhook{DeliveryID: d.ID, WebhookID: hook.ID, URL: hook.URL, Secret: string(secret),
-			ID: "msg_" + strconv.FormatInt(d.ID, 10), At: ev.At, ContentType: ctype, Body: body}
+		out = &OutgoingWebhook{WebhookID: hook.ID, DeliveryIDs: ids, URL: hook.URL, Secret: string(secret), ContentType: ctype, Body: body,
+			ID: fmt.Sprintf("msg_%d_%d_%d", hook.ID, ids[0], ids[len(ids)-1])}
 		return nil
 	})
 	return out, err
+}
+
+// Delivered records that the endpoint took a request (answering status):
+// its deliveries are done, and the endpoint is not failing.
+func (w *Webhooks) Delivered(ctx context.Context, out *OutgoingWebhook, status int) error {
+	now := w.svc.now()
+	return w.svc.store.Write(ctx, func(tx Tx) error {
+		if err := tx.MarkWebhookDeliveries(ctx, out.DeliveryIDs, WebhookDelivered, status, "", now); err != nil {
+			return err
+		}
+		hook, err := tx.Webhook(ctx, out.WebhookID)
+		if ErrorCode(err) == ENOTFOUND || err == nil && hook.FailingSince == nil {
+			return nil
+		} else if err != nil {
+			return err
+		}
+		hook.FailingSince = nil
+		return tx.UpdateWebhook(ctx, hook)
+	})
 }
 
 // mailtrapEvent is an event as Mailtrap's email sending webhooks send it.
@@ -638,97 +680,91 @@ func mailtrapEventName(t EmailEventType) string {
 	return string(t)
 }
 
-// webhookPayload encodes one event: {"events": [...]} for json, the event
-// on a line of its own for jsonlines.
-func webhookPayload(format string, event map[string]any) ([]byte, string, error) {
+// webhookPayload encodes a batch of events: {"events": [...]} for json, an
+// event a line for jsonlines.
+func webhookPayload(format string, events []map[string]any) ([]byte, string, error) {
 	if format == "jsonlines" {
-		b, err := json.Marshal(event)
-		if err != nil {
-			return nil, "", fmt.Errorf("encode webhook event: %w", err)
+		var out []byte
+		for _, ev := range events {
+			b, err := json.Marshal(ev)
+			if err != nil {
+				return nil, "", fmt.Errorf("encode webhook event: %w", err)
+			}
+			out = append(append(out, b...), '\n')
 		}
-		return append(b, '\n'), "application/jsonl", nil
+		return out, "application/jsonl", nil
 	}
-	b, err := json.Marshal(map[string]any{"events": []any{event}})
+	b, err := json.Marshal(map[string]any{"events": events})
 	if err != nil {
-		return nil, "", fmt.Errorf("encode webhook event: %w", err)
+		return nil, "", fmt.Errorf("encode webhook events: %w", err)
 	}
 	return b, "application/json", nil
 }
 
-// retried records a failed attempt, and deactivates an endpoint that has
-// failed every delivery for WebhookDeactivateAfter.
+// retried records a failed attempt on the deliveries it carried, and
+// deactivates an endpoint that has failed every request for
+// DeactivateAfter (or at once, when the policy refuses its address).
 func (w *Webhooks) retried(ctx context.Context, tx Tx, j *Job, cause error, at time.Time) error {
 	return w.attempted(ctx, tx, j, WebhookPending, cause, at)
 }
 
+// finished records a job given up (the retry time ran out): its deliveries
+// failed. A job that succeeded was recorded by Delivered.
 func (w *Webhooks) finished(ctx context.Context, tx Tx, j *Job, state JobState, cause error, at time.Time) error {
-	ds := WebhookDelivered
-	if state == JobFailed {
-		ds = WebhookFailed
+	if state == JobDelivered {
+		return nil
 	}
-	return w.attempted(ctx, tx, j, ds, cause, at)
+	return w.attempted(ctx, tx, j, WebhookFailed, cause, at)
 }
 
 func (w *Webhooks) attempted(ctx context.Context, tx Tx, j *Job, state WebhookDeliveryState, cause error, at time.Time) error {
 	id, err := strconv.ParseInt(string(j.Payload), 10, 64)
 	if err != nil {
-		return nil // not a delivery this version wrote; nothing to record
+		return nil // not a job this version wrote; nothing to record
 	}
-	d, err := tx.WebhookDelivery(ctx, id)
+	hook, err := tx.Webhook(ctx, id)
 	if ErrorCode(err) == ENOTFOUND {
-		return nil // deleted with its webhook
+		return nil // deleted, with its deliveries
 	} else if err != nil {
 		return err
 	}
-	if errors.Is(cause, errWebhookInactive) {
-		d.State, d.UpdatedAt = state, at
-		if state == WebhookFailed {
-			d.LastError = cause.Error()
-		}
-		return tx.UpdateWebhookDelivery(ctx, d)
-	}
-	d.State, d.Attempts, d.UpdatedAt, d.LastStatus, d.LastError = state, j.Attempts, at, 0, ""
 	var resp *WebhookResponse
-	if errors.As(cause, &resp) {
-		d.LastStatus, d.LastError = resp.Status, resp.Err
-	} else if cause != nil {
-		d.LastError = cause.Error()
-	}
-	if err := tx.UpdateWebhookDelivery(ctx, d); err != nil {
-		return err
-	}
-	hook, err := tx.Webhook(ctx, d.WebhookID)
-	if ErrorCode(err) == ENOTFOUND {
-		return nil
-	} else if err != nil {
-		return err
-	}
-	if cause == nil {
-		if hook.FailingSince == nil {
+	errors.As(cause, &resp)
+	if resp == nil {
+		// No request was made (the endpoint is inactive, or the batch could
+		// not be read): a job given up fails what waits for the endpoint.
+		if state != WebhookFailed {
 			return nil
 		}
-		hook.FailingSince = nil
-		return tx.UpdateWebhook(ctx, hook)
-	}
-	permanent := resp != nil && resp.Permanent
-	if hook.FailingSince == nil {
-		hook.FailingSince = &at
-		if !permanent {
-			return tx.UpdateWebhook(ctx, hook)
+		waiting, err := tx.PendingWebhookDeliveries(ctx, hook.ID, MaxWebhookBatch)
+		if err != nil {
+			return err
 		}
+		ids := make([]int64, len(waiting))
+		for i, d := range waiting {
+			ids[i] = d.ID
+		}
+		return tx.MarkWebhookDeliveries(ctx, ids, WebhookFailed, 0, errorText(cause), at)
 	}
-	if !hook.Active || !permanent && at.Sub(*hook.FailingSince) < w.opts.DeactivateAfter {
-		return tx.UpdateWebhook(ctx, hook)
-	}
-	hook.Active, hook.DeactivatedAt = false, &at
-	hook.DeactivatedReason = fmt.Sprintf("every delivery failed for %v (last: %s)", w.opts.DeactivateAfter, d.LastError)
-	if permanent {
-		hook.DeactivatedReason = "its address is one this server may not reach: " + d.LastError
-	}
-	if err := tx.UpdateWebhook(ctx, hook); err != nil {
+	if err := tx.MarkWebhookDeliveries(ctx, resp.DeliveryIDs, state, resp.Status, resp.Err, at); err != nil {
 		return err
 	}
-	return w.announceDeactivated(ctx, tx, hook, at)
+	permanent := resp.Permanent
+	if hook.FailingSince == nil {
+		hook.FailingSince = &at
+	}
+	if hook.Active && (permanent || at.Sub(*hook.FailingSince) >= w.opts.DeactivateAfter) {
+		hook.Active, hook.DeactivatedAt = false, &at
+		hook.DeactivatedReason = fmt.Sprintf("every delivery failed for %v (last: %s)", w.opts.DeactivateAfter, resp.Err)
+		if permanent {
+			hook.DeactivatedReason = "its address is one this server may not reach: " + resp.Err
+		}
+		if err := tx.UpdateWebhook(ctx, hook); err != nil {
+			return err
+		}
+		return w.announceDeactivated(ctx, tx, hook, at)
+	}
+	return tx.UpdateWebhook(ctx, hook)
 }
 
 // announceDeactivated raises the alert of an endpoint tokend stopped.

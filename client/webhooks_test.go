@@ -113,7 +113,7 @@ func TestWebhooks(t *testing.T) {
 		return len(deliveries) == 1 && deliveries[0].State == client.WebhookDelivered
 	})
 	first := deliveries[0]
-	if first.EventType != client.EventDelivery || first.MessageID != sent.MessageIDs[0] || first.Attempts != 1 || first.LastStatus != 0 ||
+	if first.EventType != client.EventDelivery || first.MessageID != sent.MessageIDs[0] || first.Attempts != 1 || first.LastStatus != 200 ||
 		first.LastError != "" || first.EventID == 0 {
 		t.Errorf("delivery %+v", first)
 	}

@@ -199,7 +199,7 @@ func TestWebhooksFromTheCLI(t *testing.T) {
 		decode(t, run(t, nil, "webhook", "deliveries", fmt.Sprint(local.ID), "--json"), &deliveries)
 		return len(deliveries) == 1 && deliveries[0].State == "delivered"
 	})
-	if d := deliveries[0]; d.EventType != "delivery" || d.MessageID != sent.MessageIDs[0] || d.Attempts != 1 || d.LastStatus != nil {
+	if d := deliveries[0]; d.EventType != "delivery" || d.MessageID != sent.MessageIDs[0] || d.Attempts != 1 || d.LastStatus == nil || *d.LastStatus != 200 {
 		t.Errorf("the delivery: %+v", d)
 	}
 	table := run(t, nil, "webhook", "deliveries", fmt.Sprint(local.ID)).Stdout

@@ -23,6 +23,18 @@ func (x *Tx) EnqueueJob(ctx context.Context, j *tokend.Job) error {
 	return nil
 }
 
+// UnclaimedJob reports whether a pending job of kind and key waits that no
+// worker has attempted yet.
+func (x *Tx) UnclaimedJob(ctx context.Context, kind, orderingKey string) (bool, error) {
+	var n int
+	err := x.q.QueryRowContext(ctx, `SELECT count(*) FROM outbox WHERE ordering_key = ? AND kind = ? AND state = 'pending' AND attempts = 0`,
+		orderingKey, kind).Scan(&n)
+	if err != nil {
+		return false, fmt.Errorf("unclaimed job: %w", err)
+	}
+	return n > 0, nil
+}
+
 // ClaimJobs leases due jobs. Under SQLite's single writer the select and the
 // update cannot interleave with another claim; elsewhere the dialect's claim
 // lock (FOR UPDATE SKIP LOCKED) keeps concurrent claims apart.

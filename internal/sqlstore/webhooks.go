@@ -166,3 +166,25 @@ func (x *Tx) DeleteWebhookDeliveriesBefore(ctx context.Context, cutoff time.Time
 	}
 	return res.RowsAffected()
 }
+
+// PendingWebhookDeliveries lists a webhook's pending deliveries, oldest first.
+func (x *Tx) PendingWebhookDeliveries(ctx context.Context, webhookID int64, limit int) ([]tokend.WebhookDelivery, error) {
+	return queryAll(ctx, x, "pending webhook deliveries", `SELECT `+webhookDeliveryColumns+` FROM webhook_deliveries
+		WHERE webhook_id = ? AND state = 'pending' ORDER BY id LIMIT ?`, []any{webhookID, limit}, scanWebhookDelivery)
+}
+
+// MarkWebhookDeliveries records an attempt on pending deliveries.
+func (x *Tx) MarkWebhookDeliveries(ctx context.Context, ids []int64, state tokend.WebhookDeliveryState, status int, lastError string, at time.Time) error {
+	if len(ids) == 0 {
+		return nil
+	}
+	args := []any{string(state), status, lastError, micros(at)}
+	for _, id := range ids {
+		args = append(args, id)
+	}
+	if _, err := x.q.ExecContext(ctx, `UPDATE webhook_deliveries SET state = ?, attempts = attempts + 1, last_status = ?, last_error = ?, updated_at = ?
+		WHERE state = 'pending' AND id IN (`+placeholders(len(ids))+`)`, args...); err != nil {
+		return fmt.Errorf("mark webhook deliveries: %w", err)
+	}
+	return nil
+}

@@ -19,6 +19,12 @@ func testOutboxOrdering(t *testing.T, s tokend.Store) {
 		write(t, s, func(tx tokend.Tx) error { return tx.EnqueueJob(ctx, j) })
 		return j
 	}
+	read(t, s, func(tx tokend.Tx) error {
+		if waiting, err := tx.UnclaimedJob(ctx, "hook", "a"); err != nil || waiting {
+			t.Errorf("UnclaimedJob before any = %v %v", waiting, err)
+		}
+		return nil
+	})
 	a1 := enq("a", t0.Add(time.Minute)) // due later than the next one
 	a2 := enq("a", t0)
 	b1 := enq("b", t0)
@@ -32,6 +38,16 @@ func testOutboxOrdering(t *testing.T, s tokend.Store) {
 	if got[0].OrderingKey == "" && got[0].ID != free.ID {
 		t.Errorf("claimed job lost its key: %+v", got[0])
 	}
+	read(t, s, func(tx tokend.Tx) error {
+		// a1 is under way; a2 waits, untried.
+		if waiting, err := tx.UnclaimedJob(ctx, "hook", "a"); err != nil || !waiting {
+			t.Errorf("UnclaimedJob with a2 waiting = %v %v", waiting, err)
+		}
+		if waiting, err := tx.UnclaimedJob(ctx, "hook", "b"); err != nil || waiting {
+			t.Errorf("UnclaimedJob with b1 under way = %v %v", waiting, err)
+		}
+		return nil
+	})
 	// a1 fails and waits: a2 still waits behind it (the others are leased).
 	write(t, s, func(tx tokend.Tx) error { return tx.RetryJob(ctx, a1.ID, t0.Add(time.Hour), "down") })
 	if again := claim(t, s, "hook", t0.Add(2*time.Minute+10*time.Second), 10); len(again) != 0 {
@@ -88,6 +104,45 @@ func testWebhooks(t *testing.T, s tokend.Store) {
 		if err != nil || e.MessageID != msgs[0].ID || e.Type != tokend.EmailDelivery || e.Details.Attempt != 1 {
 			t.Errorf("EmailEvent = %+v %v", e, err)
 		}
+		return err
+	})
+	// A second delivery; both pending, oldest first; an attempt marks both.
+	second := &tokend.WebhookDelivery{WebhookID: w.ID, AccountID: a.ID, EventID: ev.ID, MessageID: msgs[0].ID, EventType: tokend.EmailDelivery,
+		State: tokend.WebhookPending, CreatedAt: t0, UpdatedAt: t0}
+	write(t, s, func(tx tokend.Tx) error { return tx.CreateWebhookDelivery(ctx, second) })
+	read(t, s, func(tx tokend.Tx) error {
+		list, err := tx.PendingWebhookDeliveries(ctx, w.ID, 10)
+		if len(list) != 2 || list[0].ID != del.ID || list[1].ID != second.ID {
+			t.Errorf("PendingWebhookDeliveries = %+v", list)
+		}
+		if list, _ := tx.PendingWebhookDeliveries(ctx, w.ID, 1); len(list) != 1 || list[0].ID != del.ID {
+			t.Errorf("PendingWebhookDeliveries limit 1 = %+v", list)
+		}
+		return err
+	})
+	write(t, s, func(tx tokend.Tx) error {
+		return tx.MarkWebhookDeliveries(ctx, []int64{del.ID, second.ID}, tokend.WebhookPending, 503, "endpoint answered 503", t0)
+	})
+	write(t, s, func(tx tokend.Tx) error {
+		return tx.MarkWebhookDeliveries(ctx, []int64{second.ID}, tokend.WebhookDelivered, 200, "", t0)
+	})
+	read(t, s, func(tx tokend.Tx) error {
+		a, err := tx.WebhookDelivery(ctx, del.ID)
+		if err != nil {
+			return err
+		}
+		b, err := tx.WebhookDelivery(ctx, second.ID)
+		if a.Attempts != 1 || a.State != tokend.WebhookPending || a.LastStatus != 503 || b.Attempts != 2 || b.State != tokend.WebhookDelivered || b.LastStatus != 200 {
+			t.Errorf("after two attempts: %+v and %+v", a, b)
+		}
+		return err
+	})
+	write(t, s, func(tx tokend.Tx) error {
+		// A delivered delivery is not marked again.
+		if err := tx.MarkWebhookDeliveries(ctx, []int64{second.ID}, tokend.WebhookFailed, 0, "late", t0); err != nil {
+			return err
+		}
+		_, err := tx.DeleteWebhookDeliveriesBefore(ctx, t0.Add(time.Hour)) // the delivered one goes
 		return err
 	})
 	write(t, s, func(tx tokend.Tx) error {

@@ -10,8 +10,8 @@ import (
 	"github.com/tokend/tokend/internal/jobs"
 )
 
-// Dispatcher delivers the outbox's webhook jobs: each is one email event for
-// one endpoint, signed with the endpoint's secret.
+// Dispatcher delivers the outbox's webhook jobs: each sends a batch of the
+// email events waiting for one endpoint, signed with the endpoint's secret.
 type Dispatcher struct {
 	Hooks  *tokend.Webhooks
 	Client *http.Client     // from Policy.Client
@@ -30,7 +30,7 @@ func (d *Dispatcher) Deliver(ctx context.Context, j tokend.Job) error {
 	} else if err != nil {
 		return err
 	}
-	jobs.Annotate(ctx, "webhook_id", out.WebhookID, "delivery_id", out.DeliveryID)
+	jobs.Annotate(ctx, "webhook_id", out.WebhookID, "events", len(out.DeliveryIDs))
 	now := time.Now
 	if d.Now != nil {
 		now = d.Now
@@ -39,9 +39,11 @@ func (d *Dispatcher) Deliver(ctx context.Context, j tokend.Job) error {
 	// refuse old timestamps (Standard Webhooks allows 5 minutes) take retries.
 	res, err := Deliver(ctx, d.Client, out.URL, out.Secret, out.ID, now(), out.ContentType, out.Body)
 	if err == nil {
-		return nil
+		// Recorded at once: a failure to record it makes the batch go again
+		// (at least once), never lost.
+		return d.Hooks.Delivered(ctx, out, res.Status)
 	}
-	resp := &tokend.WebhookResponse{Status: res.Status, Body: res.Body, Err: err.Error(), Permanent: IsPermanent(err)}
+	resp := &tokend.WebhookResponse{DeliveryIDs: out.DeliveryIDs, Status: res.Status, Body: res.Body, Err: err.Error(), Permanent: IsPermanent(err)}
 	if resp.Permanent {
 		return jobs.Permanent(resp)
 	}
