@@ -57,7 +57,9 @@ type OutboxTx interface {
 	// due at once: for a worker that stops before it could finish.
 	ReleaseJob(ctx context.Context, id int64) error
 	// UnclaimedJob reports whether a pending job of kind and ordering key
-	// waits that no worker has attempted yet.
+	// waits that no worker has attempted yet, and keeps any claim from
+	// taking that job until the transaction ends (so that its worker sees
+	// what the transaction wrote). Write transactions only.
 	UnclaimedJob(ctx context.Context, kind, orderingKey string) (bool, error)
 	// PendingJobs counts the pending jobs of kind.
 	PendingJobs(ctx context.Context, kind string) (int, error)

@@ -164,7 +164,7 @@ func retryable(err error) bool {
 
 // dialect is PostgreSQL's: concurrent claims skip each other's rows, and
 // writes on an account hold its row.
-var dialect = &sqlstore.Dialect{Greatest: "GREATEST", ClaimLock: " FOR UPDATE SKIP LOCKED",
+var dialect = &sqlstore.Dialect{Greatest: "GREATEST", ClaimLock: " FOR UPDATE SKIP LOCKED", RowLock: " FOR UPDATE",
 	LockAccount: "SELECT 1 FROM accounts WHERE id = ? FOR UPDATE", PermissionOrder: "p.resource_type, p.resource_id",
 	IsUniqueViolation: isUniqueViolation}
 

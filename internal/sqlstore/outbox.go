@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"slices"
 	"time"
@@ -24,15 +25,19 @@ func (x *Tx) EnqueueJob(ctx context.Context, j *tokend.Job) error {
 }
 
 // UnclaimedJob reports whether a pending job of kind and key waits that no
-// worker has attempted yet.
+// worker has attempted yet. Where claims run beside writes, it locks that
+// job until the transaction ends: a claim skips it meanwhile, so the worker
+// that takes it sees what this transaction added for it.
 func (x *Tx) UnclaimedJob(ctx context.Context, kind, orderingKey string) (bool, error) {
-	var n int
-	err := x.q.QueryRowContext(ctx, `SELECT count(*) FROM outbox WHERE ordering_key = ? AND kind = ? AND state = 'pending' AND attempts = 0`,
-		orderingKey, kind).Scan(&n)
-	if err != nil {
+	var id int64
+	err := x.q.QueryRowContext(ctx, `SELECT id FROM outbox WHERE ordering_key = ? AND kind = ? AND state = 'pending' AND attempts = 0
+		ORDER BY id LIMIT 1`+x.d.RowLock, orderingKey, kind).Scan(&id)
+	if errors.Is(err, sql.ErrNoRows) {
+		return false, nil
+	} else if err != nil {
 		return false, fmt.Errorf("unclaimed job: %w", err)
 	}
-	return n > 0, nil
+	return true, nil
 }
 
 // ClaimJobs leases due jobs. Under SQLite's single writer the select and the

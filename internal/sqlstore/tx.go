@@ -46,6 +46,9 @@ type Dialect struct {
 	// ClaimLock follows the claim's inner select: "" under a single
 	// writer, " FOR UPDATE SKIP LOCKED" where claims run at once.
 	ClaimLock string
+	// RowLock follows a select whose rows must stay as read until the
+	// transaction ends: "" under a single writer, " FOR UPDATE" elsewhere.
+	RowLock string
 	// LockAccount is the query that holds an account's row; "" for none.
 	LockAccount string
 	// PermissionOrder breaks ties between permissions of equal position.

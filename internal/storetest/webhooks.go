@@ -19,7 +19,7 @@ func testOutboxOrdering(t *testing.T, s tokend.Store) {
 		write(t, s, func(tx tokend.Tx) error { return tx.EnqueueJob(ctx, j) })
 		return j
 	}
-	read(t, s, func(tx tokend.Tx) error {
+	write(t, s, func(tx tokend.Tx) error { // UnclaimedJob locks what it finds: writes only
 		if waiting, err := tx.UnclaimedJob(ctx, "hook", "a"); err != nil || waiting {
 			t.Errorf("UnclaimedJob before any = %v %v", waiting, err)
 		}
@@ -38,7 +38,7 @@ func testOutboxOrdering(t *testing.T, s tokend.Store) {
 	if got[0].OrderingKey == "" && got[0].ID != free.ID {
 		t.Errorf("claimed job lost its key: %+v", got[0])
 	}
-	read(t, s, func(tx tokend.Tx) error {
+	write(t, s, func(tx tokend.Tx) error {
 		// a1 is under way; a2 waits, untried.
 		if waiting, err := tx.UnclaimedJob(ctx, "hook", "a"); err != nil || !waiting {
 			t.Errorf("UnclaimedJob with a2 waiting = %v %v", waiting, err)
