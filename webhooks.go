@@ -83,7 +83,6 @@ type WebhookDelivery struct {
 type WebhookResponse struct {
 	DeliveryIDs []int64 // what the request carried
 	Status      int     // 0: no answer (refused, timed out)
-	Body        string  // the start of the answer's body
 	Err         string
 	// Permanent says no retry can pass: the operator's policy refuses the
 	// endpoint's address. The endpoint is deactivated at once.
@@ -235,9 +234,9 @@ func checkPayloadFormat(fe *FieldErrors, f string) string {
 	return f
 }
 
-// mayManage says whether caller may change w: admin on its domain, or an
-// account admin for a webhook of every domain. A webhook the caller cannot
-// read is ENOTFOUND.
+// access says whether caller may read hook (viewer on its domain, or on the
+// account for a webhook of every domain) or, with change, change it (admin
+// there). A webhook the caller cannot read is ENOTFOUND.
 func (w *Webhooks) access(ctx context.Context, tx Tx, caller *Token, hook *Webhook, change bool) error {
 	if hook.AccountID != caller.AccountID {
 		return errNotFound
@@ -516,9 +515,6 @@ func enqueueWebhookDelivery(ctx context.Context, tx Tx, hook *Webhook, ev *Email
 
 func webhookJobKey(webhookID int64) string { return "webhook:" + strconv.FormatInt(webhookID, 10) }
 
-// webhookEventName is the name an event type has among a webhook's event_types.
-func webhookEventName(t EmailEventType) string { return string(t) }
-
 // fanOut queues ev for every active webhook of its account that subscribes
 // to it, for the message's domain, and reports whether it queued any.
 func fanOut(ctx context.Context, tx Tx, ev *EmailEvent, domainID int64, now time.Time) (bool, error) {
@@ -529,7 +525,7 @@ func fanOut(ctx context.Context, tx Tx, ev *EmailEvent, domainID int64, now time
 	queued := false
 	for i := range hooks {
 		h := &hooks[i]
-		if !h.Active || h.DomainID != 0 && h.DomainID != domainID || !slices.Contains(h.EventTypes, webhookEventName(ev.Type)) {
+		if !h.Active || h.DomainID != 0 && h.DomainID != domainID || !slices.Contains(h.EventTypes, string(ev.Type)) {
 			continue
 		}
 		if _, err := enqueueWebhookDelivery(ctx, tx, h, ev, now); err != nil {

@@ -131,17 +131,35 @@ func (s *Server) listEmailLogs(w http.ResponseWriter, r *http.Request, caller *t
 	if err != nil {
 		return err
 	}
-	out := emailLogListJSON{Messages: make([]emailLogJSON, len(page.Messages)), TotalCount: page.Total}
-	for i := range page.Messages {
-		out.Messages[i] = toEmailLog(&page.Messages[i])
-	}
-	if page.Next != nil {
-		next := page.Next.String()
-		out.NextPageCursor = &next
-	}
-	encode(w, http.StatusOK, out)
+	encode(w, http.StatusOK, toEmailLogList(page.Messages, page.Total, page.Next))
 	return nil
 }
+
+func toEmailLogList(logs []tokend.MessageLog, total int, next *tokend.LogCursor) emailLogListJSON {
+	out := emailLogListJSON{Messages: make([]emailLogJSON, len(logs)), TotalCount: total}
+	for i := range logs {
+		out.Messages[i] = toEmailLog(&logs[i])
+	}
+	if next != nil {
+		cursor := next.String()
+		out.NextPageCursor = &cursor
+	}
+	return out
+}
+
+// The API's shapes of email logs and suppressions, for the CLI's --json:
+// one encoding for both ways in.
+
+// EmailLogJSON is one message's log as GET .../email_logs/{id} answers it.
+func EmailLogJSON(l *tokend.MessageLog) any { return toEmailLog(l) }
+
+// EmailLogListJSON is a listing as GET .../email_logs answers it.
+func EmailLogListJSON(logs []tokend.MessageLog, total int, next *tokend.LogCursor) any {
+	return toEmailLogList(logs, total, next)
+}
+
+// SuppressionJSON is a suppression as the suppressions API answers it.
+func SuppressionJSON(sp *tokend.Suppression) any { return toSuppression(sp) }
 
 // parseLogQuery reads Mailtrap's email log query: search_after, and
 // filters[sent_after], filters[sent_before] and filters[field][operator]

@@ -69,6 +69,21 @@ func toWebhookDelivery(d *tokend.WebhookDelivery) webhookDeliveryJSON {
 	return out
 }
 
+// The API's shapes of webhooks, for the CLI's --json.
+
+// WebhookJSON is a webhook as the webhooks API answers it (in "data").
+func WebhookJSON(w *tokend.Webhook) any { return toWebhook(w) }
+
+// CreatedWebhookJSON is a new webhook with its secret, in both forms.
+func CreatedWebhookJSON(c *tokend.CreatedWebhook) any { return toCreatedWebhook(c) }
+
+// WebhookDeliveryJSON is a delivery as .../webhooks/{id}/deliveries lists it.
+func WebhookDeliveryJSON(d *tokend.WebhookDelivery) any { return toWebhookDelivery(d) }
+
+func toCreatedWebhook(c *tokend.CreatedWebhook) createdWebhookJSON {
+	return createdWebhookJSON{webhookJSON: toWebhook(&c.Webhook), SigningSecret: c.Secret, StandardWebhooksSecret: webhook.StandardSecret(c.Secret)}
+}
+
 // webhookRequest is the body of a create or an update: {"webhook": {...}}.
 type webhookRequest struct {
 	Webhook *struct {
@@ -122,8 +137,7 @@ func (s *Server) createWebhook(w http.ResponseWriter, r *http.Request, caller *t
 	if err != nil {
 		return err
 	}
-	encode(w, http.StatusOK, map[string]any{"data": createdWebhookJSON{webhookJSON: toWebhook(&created.Webhook),
-		SigningSecret: created.Secret, StandardWebhooksSecret: webhook.StandardSecret(created.Secret)}})
+	encode(w, http.StatusOK, map[string]any{"data": toCreatedWebhook(created)})
 	return nil
 }
 

@@ -20,6 +20,7 @@ import (
 
 	"github.com/tokend/tokend"
 	"github.com/tokend/tokend/apikey"
+	"github.com/tokend/tokend/internal/api"
 )
 
 // mailRecords are the email logs and suppression lists of one account, and
@@ -179,15 +180,7 @@ func emailLogs(ctx context.Context, args []string, getenv Env, stdout, stderr io
 		q.SearchAfter = page.Next.String()
 	}
 	if *asJSON {
-		out := logListJSON{Messages: make([]logJSON, len(shown)), TotalCount: page.Total}
-		for i := range shown {
-			out.Messages[i] = toLogJSON(&shown[i])
-		}
-		if page.Next != nil {
-			next := page.Next.String()
-			out.NextPageCursor = &next
-		}
-		return json.NewEncoder(stdout).Encode(out)
+		return json.NewEncoder(stdout).Encode(api.EmailLogListJSON(shown, page.Total, page.Next))
 	}
 	if len(shown) == 0 {
 		fmt.Fprintf(stdout, "No email logs of account %d match.\n", m.accountID)
@@ -254,7 +247,7 @@ func emailLog(ctx context.Context, args []string, getenv Env, stdout, stderr io.
 		return explainNotFound(fmt.Errorf("email log: %w", err), "email log: no message %q in account %d of %s", id, m.accountID, *db)
 	}
 	if *asJSON {
-		return json.NewEncoder(stdout).Encode(toLogJSON(l))
+		return json.NewEncoder(stdout).Encode(api.EmailLogJSON(l))
 	}
 	fmt.Fprintf(stdout, "Message %s to %s: %s", l.ID, l.Recipient, tokend.LogStatus(l.State))
 	if string(l.State) != tokend.LogStatus(l.State) {
@@ -303,70 +296,6 @@ func describeEvent(d tokend.EmailEventDetails) string {
 	return strings.Join(parts, "; ")
 }
 
-// logJSON is a message's log as the CLI prints it with --json: the API's
-// fields, with each event's details as tokend records them.
-type logJSON struct {
-	MessageID       string      `json:"message_id"`
-	Status          string      `json:"status"`
-	DeliveryStatus  string      `json:"delivery_status"`
-	Attempts        int         `json:"attempts"`
-	LastError       *string     `json:"last_error"`
-	Subject         string      `json:"subject"`
-	RFCMessageID    string      `json:"rfc_message_id"`
-	From            string      `json:"from"`
-	To              string      `json:"to"`
-	SentAt          time.Time   `json:"sent_at"`
-	UpdatedAt       time.Time   `json:"updated_at"`
-	Category        *string     `json:"category"`
-	SendingDomainID *int64      `json:"sending_domain_id"`
-	SendingDomain   *string     `json:"sending_domain"`
-	APITokenID      int64       `json:"api_token_id"`
-	Captured        bool        `json:"captured"`
-	SandboxID       *int64      `json:"sandbox_id"`
-	Events          []eventJSON `json:"events"`
-}
-
-type eventJSON struct {
-	EventType tokend.EmailEventType    `json:"event_type"`
-	CreatedAt time.Time                `json:"created_at"`
-	Details   tokend.EmailEventDetails `json:"details"`
-}
-
-type logListJSON struct {
-	Messages       []logJSON `json:"messages"`
-	TotalCount     int       `json:"total_count"`
-	NextPageCursor *string   `json:"next_page_cursor"`
-}
-
-func toLogJSON(l *tokend.MessageLog) logJSON {
-	out := logJSON{MessageID: l.ID, Status: tokend.LogStatus(l.State), DeliveryStatus: string(l.State), Attempts: l.Attempts,
-		LastError: nonEmpty(l.LastError), Subject: l.Email.Subject, From: l.Email.From.Email, To: l.Recipient,
-		SentAt: l.CreatedAt, UpdatedAt: l.UpdatedAt, Category: nonEmpty(l.Email.Category), SendingDomain: nonEmpty(l.Domain),
-		APITokenID: l.Email.TokenID, Captured: l.Captured(), Events: make([]eventJSON, len(l.Events))}
-	if l.Email.DomainID != 0 {
-		out.SendingDomainID = &l.Email.DomainID
-	}
-	if l.Email.SandboxID != 0 {
-		out.SandboxID = &l.Email.SandboxID
-	}
-	if l.Email.DomainID != 0 || l.Email.SandboxID != 0 {
-		out.RFCMessageID = tokend.RFCMessageID(l.ID, l.Email.From.Domain())
-	}
-	for i, ev := range l.Events {
-		out.Events[i] = eventJSON{EventType: ev.Type, CreatedAt: ev.At, Details: ev.Details}
-	}
-	return out
-}
-
-// nonEmpty is v, or nil when it is the zero value: JSON's null.
-func nonEmpty[T comparable](v T) *T {
-	var zero T
-	if v == zero {
-		return nil
-	}
-	return &v
-}
-
 // suppressionList lists an account's suppressed addresses, newest first.
 func suppressionList(ctx context.Context, args []string, getenv Env, stdout, stderr io.Writer) error {
 	fs := newFlagSet("suppression list", stderr)
@@ -387,7 +316,7 @@ func suppressionList(ctx context.Context, args []string, getenv Env, stdout, std
 		return fmt.Errorf("suppression list: %w", err)
 	}
 	if *asJSON {
-		return writeJSONList(stdout, list, toSuppressionJSON)
+		return writeJSONList(stdout, list, api.SuppressionJSON)
 	}
 	if len(list) == 0 {
 		fmt.Fprintf(stdout, "No address of account %d is suppressed.\n", m.accountID)
@@ -444,7 +373,7 @@ func suppressionAdd(ctx context.Context, args []string, getenv Env, stdout, stde
 		return asFlags(err, suppressionFlags)
 	}
 	if *asJSON {
-		return json.NewEncoder(stdout).Encode(toSuppressionJSON(sp))
+		return json.NewEncoder(stdout).Encode(api.SuppressionJSON(sp))
 	}
 	if !created {
 		fmt.Fprintf(stdout, "%s was already suppressed for %s of account %d (%s), as suppression %s; nothing changed.\n",
@@ -486,35 +415,8 @@ func suppressionRemove(ctx context.Context, args []string, getenv Env, stdout, s
 		return explainNotFound(fmt.Errorf("suppression remove: %w", err), "suppression remove: no suppression %q in account %d of %s", id, m.accountID, *db)
 	}
 	if *asJSON {
-		return json.NewEncoder(stdout).Encode(toSuppressionJSON(sp))
+		return json.NewEncoder(stdout).Encode(api.SuppressionJSON(sp))
 	}
 	fmt.Fprintf(stdout, "Removed suppression %s of %s for %s of account %d: it receives live mail again.\n", sp.ID, sp.Email, scopeWords(sp), m.accountID)
 	return nil
-}
-
-// suppressionJSON is a suppression as the CLI prints it with --json: the
-// API's fields.
-type suppressionJSON struct {
-	ID                    string    `json:"id"`
-	Type                  string    `json:"type"`
-	CreatedAt             time.Time `json:"created_at"`
-	Email                 string    `json:"email"`
-	SendingStream         string    `json:"sending_stream"`
-	DomainID              *int64    `json:"domain_id"`
-	DomainName            *string   `json:"domain_name"`
-	MessageID             *string   `json:"message_id"`
-	MessageBounceCategory *string   `json:"message_bounce_category"`
-	MessageESPResponse    *string   `json:"message_esp_response"`
-	MessageSubject        *string   `json:"message_subject"`
-	MessageSenderEmail    *string   `json:"message_sender_email"`
-}
-
-func toSuppressionJSON(sp *tokend.Suppression) suppressionJSON {
-	out := suppressionJSON{ID: sp.ID, Type: string(sp.Type), CreatedAt: sp.CreatedAt, Email: sp.Email, SendingStream: sp.SendingStream,
-		DomainID: nonEmpty(sp.DomainID), DomainName: nonEmpty(sp.DomainName)}
-	if src := sp.Source; src != nil {
-		out.MessageID, out.MessageBounceCategory, out.MessageESPResponse = nonEmpty(src.MessageID), nonEmpty(src.BounceCategory), nonEmpty(src.Response)
-		out.MessageSubject, out.MessageSenderEmail = nonEmpty(src.Subject), nonEmpty(src.SenderEmail)
-	}
-	return out
 }

@@ -20,6 +20,7 @@ import (
 
 	"github.com/tokend/tokend"
 	"github.com/tokend/tokend/apikey"
+	"github.com/tokend/tokend/internal/api"
 	"github.com/tokend/tokend/internal/app"
 	"github.com/tokend/tokend/internal/webhook"
 )
@@ -162,7 +163,7 @@ func webhookList(ctx context.Context, args []string, getenv Env, stdout, stderr 
 		return fmt.Errorf("webhook list: %w", err)
 	}
 	if *c.asJSON {
-		return writeJSONList(stdout, list, toWebhookJSON)
+		return writeJSONList(stdout, list, api.WebhookJSON)
 	}
 	if len(list) == 0 {
 		fmt.Fprintf(stdout, "Account %d has no webhooks.\n", m.accountID)
@@ -221,7 +222,7 @@ func webhookState(h *tokend.Webhook) string {
 // printWebhook prints a webhook, as JSON or as lines of text after title.
 func (m *webhookRecords) printWebhook(ctx context.Context, w io.Writer, h *tokend.Webhook, asJSON bool, title string) error {
 	if asJSON {
-		return json.NewEncoder(w).Encode(toWebhookJSON(h))
+		return json.NewEncoder(w).Encode(api.WebhookJSON(h))
 	}
 	domains, err := m.domainNames(ctx)
 	if err != nil {
@@ -288,7 +289,7 @@ func webhookCreate(ctx context.Context, args []string, getenv Env, stdout, stder
 	}
 	standard := webhook.StandardSecret(h.Secret)
 	if *c.asJSON {
-		return json.NewEncoder(stdout).Encode(createdWebhookJSON{webhookJSON: toWebhookJSON(&h.Webhook), SigningSecret: h.Secret, StandardWebhooksSecret: standard})
+		return json.NewEncoder(stdout).Encode(api.CreatedWebhookJSON(h))
 	}
 	if err := m.printWebhook(ctx, stdout, &h.Webhook, false, fmt.Sprintf("Created webhook %d of account %d:", h.ID, m.accountID)); err != nil {
 		return err
@@ -366,7 +367,7 @@ func webhookDelete(ctx context.Context, args []string, getenv Env, stdout, stder
 		return webhookError("webhook delete", id, m, *c.db, err)
 	}
 	if *c.asJSON {
-		return json.NewEncoder(stdout).Encode(toWebhookJSON(h))
+		return json.NewEncoder(stdout).Encode(api.WebhookJSON(h))
 	}
 	fmt.Fprintf(stdout, "Deleted webhook %d (%s) of account %d, and the deliveries waiting for it.\n", h.ID, h.URL, m.accountID)
 	return nil
@@ -389,7 +390,7 @@ func webhookDeliveries(ctx context.Context, args []string, getenv Env, stdout, s
 		return webhookError("webhook deliveries", id, m, *c.db, err)
 	}
 	if *c.asJSON {
-		return writeJSONList(stdout, list, toDeliveryJSON)
+		return writeJSONList(stdout, list, api.WebhookDeliveryJSON)
 	}
 	if len(list) == 0 {
 		fmt.Fprintf(stdout, "No deliveries to webhook %d yet.\n", id)
@@ -437,63 +438,9 @@ func webhookResend(ctx context.Context, args []string, getenv Env, stdout, stder
 		return explainNotFound(fmt.Errorf("webhook resend: %w", err), "webhook resend: webhook %d has no delivery %d", id, deliveryID)
 	}
 	if *c.asJSON {
-		return json.NewEncoder(stdout).Encode(toDeliveryJSON(d))
+		return json.NewEncoder(stdout).Encode(api.WebhookDeliveryJSON(d))
 	}
 	fmt.Fprintf(stdout, "Queued delivery %d: the %s event of message %s, to webhook %d again. Running servers send it within seconds.\n",
 		d.ID, d.EventType, d.MessageID, id)
 	return nil
-}
-
-// webhookJSON is a webhook as the CLI prints it with --json: the API's fields.
-type webhookJSON struct {
-	ID                int64      `json:"id"`
-	URL               string     `json:"url"`
-	Active            bool       `json:"active"`
-	WebhookType       string     `json:"webhook_type"`
-	PayloadFormat     string     `json:"payload_format"`
-	SendingStream     string     `json:"sending_stream"`
-	DomainID          *int64     `json:"domain_id"`
-	EventTypes        []string   `json:"event_types"`
-	CreatedAt         time.Time  `json:"created_at"`
-	UpdatedAt         time.Time  `json:"updated_at"`
-	FailingSince      *time.Time `json:"failing_since"`
-	DeactivatedAt     *time.Time `json:"deactivated_at"`
-	DeactivatedReason *string    `json:"deactivated_reason"`
-}
-
-// createdWebhookJSON adds the signing secret, as the API shows it once.
-type createdWebhookJSON struct {
-	webhookJSON
-	SigningSecret          string `json:"signing_secret"`
-	StandardWebhooksSecret string `json:"standard_webhooks_secret"`
-}
-
-func toWebhookJSON(h *tokend.Webhook) webhookJSON {
-	out := webhookJSON{ID: h.ID, URL: h.URL, Active: h.Active, WebhookType: "email_sending", PayloadFormat: h.PayloadFormat,
-		SendingStream: "transactional", DomainID: nonEmpty(h.DomainID), EventTypes: h.EventTypes, CreatedAt: h.CreatedAt, UpdatedAt: h.UpdatedAt,
-		FailingSince: h.FailingSince, DeactivatedAt: h.DeactivatedAt, DeactivatedReason: nonEmpty(h.DeactivatedReason)}
-	if out.EventTypes == nil {
-		out.EventTypes = []string{}
-	}
-	return out
-}
-
-// deliveryJSON is a webhook delivery as the CLI prints it with --json: the
-// API's fields.
-type deliveryJSON struct {
-	ID         int64     `json:"id"`
-	EventID    int64     `json:"event_id"`
-	EventType  string    `json:"event_type"`
-	MessageID  string    `json:"message_id"`
-	State      string    `json:"state"`
-	Attempts   int       `json:"attempts"`
-	LastStatus *int      `json:"last_status"`
-	LastError  *string   `json:"last_error"`
-	CreatedAt  time.Time `json:"created_at"`
-	UpdatedAt  time.Time `json:"updated_at"`
-}
-
-func toDeliveryJSON(d *tokend.WebhookDelivery) deliveryJSON {
-	return deliveryJSON{ID: d.ID, EventID: d.EventID, EventType: string(d.EventType), MessageID: d.MessageID, State: string(d.State),
-		Attempts: d.Attempts, LastStatus: nonEmpty(d.LastStatus), LastError: nonEmpty(d.LastError), CreatedAt: d.CreatedAt, UpdatedAt: d.UpdatedAt}
 }

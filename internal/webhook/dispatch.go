@@ -43,7 +43,7 @@ func (d *Dispatcher) Deliver(ctx context.Context, j tokend.Job) error {
 		// (at least once), never lost.
 		return d.Hooks.Delivered(ctx, out, res.Status)
 	}
-	resp := &tokend.WebhookResponse{DeliveryIDs: out.DeliveryIDs, Status: res.Status, Body: res.Body, Err: err.Error(), Permanent: IsPermanent(err)}
+	resp := &tokend.WebhookResponse{DeliveryIDs: out.DeliveryIDs, Status: res.Status, Err: err.Error(), Permanent: IsPermanent(err)}
 	if resp.Permanent {
 		return jobs.Permanent(resp)
 	}
