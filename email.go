@@ -193,6 +193,11 @@ func validateAddress(fe *FieldErrors, field string, a *Address) {
 	}
 }
 
+// ValidAddress reports whether s is an address tokend sends to: a plain
+// ASCII addr-spec (no display name, no brackets) with a domain of at least
+// two labels.
+func ValidAddress(s string) bool { return validAddrSpec(s) }
+
 // validAddrSpec reports whether s is a plain addr-spec with a domain of at
 // least two labels.
 func validAddrSpec(s string) bool {

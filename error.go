@@ -109,6 +109,26 @@ func (f FieldErrors) Err() error {
 	return &Error{Code: EINVALID, Message: "Validation failed", Fields: f}
 }
 
+// String is every message, each after its field, fields in name order:
+// "From is required; RCPT TO has too many recipients".
+func (f FieldErrors) String() string {
+	names := make([]string, 0, len(f))
+	for name := range f {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	var b strings.Builder
+	for _, name := range names {
+		for _, msg := range f[name] {
+			if b.Len() > 0 {
+				b.WriteString("; ")
+			}
+			b.WriteString(name + " " + msg)
+		}
+	}
+	return b.String()
+}
+
 // Invalid returns an EINVALID error with one message on one field.
 func Invalid(field, msg string) error {
 	var f FieldErrors

@@ -49,6 +49,10 @@ type MailerOptions struct {
 	// CaptureRetention is how long captured mail is kept (PruneCaptured
 	// deletes what is older); 0 means DefaultCaptureRetention.
 	CaptureRetention time.Duration
+	// BounceDomain, when set, gives every live message a return path of its
+	// own on it (see ReturnPath), so that bounces that come back by mail
+	// name the message; otherwise the envelope sender is the email's own.
+	BounceDomain string
 }
 
 // DefaultCaptureRetention is how long captured mail is kept by default.
@@ -190,13 +194,33 @@ func (m *Mailer) DefaultSender(ctx context.Context, caller *Token) (Address, err
 	return out, err
 }
 
-// prepared is an email that passed validation and was rendered, ready to be
-// stored.
+// prepared is an email that passed validation and was rendered (or, from
+// SMTP, submitted whole), ready for the sending rules and the store.
 type prepared struct {
-	email *Email
-	ids   []string
+	email *Email // the email asked for through the API; nil for a submission
+	env   envelope
+	ids   []string // a message id per recipient
 	raw   []byte
 	err   error
+}
+
+// envelope is what the sending rules and the logs need of an email, however
+// it came: the envelope sender and recipients, and the header fields shown
+// in listings.
+type envelope struct {
+	mailFrom        string    // the envelope sender: From's address for the API
+	from            Address   // the From header's mailbox
+	rcpts           []Address // every recipient, in message id order
+	subject         string
+	category        string
+	customVariables map[string]string
+	textSize        int
+	htmlSize        int
+}
+
+func emailEnvelope(e *Email) envelope {
+	return envelope{mailFrom: e.From.Email, from: e.From, rcpts: e.Recipients(), subject: e.Subject, category: e.Category,
+		customVariables: e.CustomVariables, textSize: len(e.Text), htmlSize: len(e.HTML)}
 }
 
 // send validates each email, spends the valid ones' recipients from the
@@ -211,7 +235,7 @@ type prepared struct {
 // is spent or stored again; checked before anything else, and again in the
 // write transaction, so that retries racing each other, on any instance,
 // store once.
-func (m *Mailer) send(ctx context.Context, caller *Token, sandboxID int64, emails []BatchItem, options []SendOption) (_ []BatchResult, allowance Allowance, _ error) {
+func (m *Mailer) send(ctx context.Context, caller *Token, sandboxID int64, emails []BatchItem, options []SendOption) ([]BatchResult, Allowance, error) {
 	var o sendOptions
 	for _, opt := range options {
 		opt(&o)
@@ -221,7 +245,6 @@ func (m *Mailer) send(ctx context.Context, caller *Token, sandboxID int64, email
 			return prior, Allowance{}, err
 		}
 	}
-	now := m.svc.now()
 	live := sandboxID == 0 && caller.Environment == Live
 	preps := make([]prepared, len(emails))
 	rcpts := 0
@@ -238,6 +261,46 @@ func (m *Mailer) send(ctx context.Context, caller *Token, sandboxID int64, email
 			return nil, Allowance{}, Invalid("requests", fmt.Sprintf("have too many recipients in all (maximum is %d a request)", MaxRequestRecipients))
 		}
 	}
+	now := m.svc.now()
+	// One request is one transaction: bound what it may write. What the
+	// attachments alone will take, base64-encoded, is known before any
+	// rendering: a request certain to go over is refused without it.
+	render := func() error {
+		tooLarge := Errorf(ETOOLARGE, "The emails of this request come to more than %d bytes (50 MiB) rendered: send fewer at a time", MaxRequestSize)
+		least := 0
+		for i := range preps {
+			if p := &preps[i]; p.err == nil {
+				for _, a := range p.email.Attachments {
+					least += base64.StdEncoding.EncodedLen(len(a.Content))
+				}
+			}
+		}
+		if least > MaxRequestSize {
+			return tooLarge
+		}
+		size := 0
+		for i := range preps {
+			if p := &preps[i]; p.err == nil {
+				*p = m.render(p.email, now, live)
+			}
+			if size += len(preps[i].raw); size > MaxRequestSize {
+				return tooLarge
+			}
+		}
+		return nil
+	}
+	return m.commit(ctx, caller, sandboxID, live, preps, rcpts, &o, now, render)
+}
+
+// commit is the part of every send after its emails were read and
+// validated: it spends their rcpts recipients from the caller's message
+// allowance, has them rendered (render, which may be nil, runs after the
+// allowance passed and outside any transaction), applies the sending rules
+// and stores what passes in one write transaction, under o's idempotency key
+// when it has one. What was spent but not stored is given back. Live mail
+// without a relay is refused (errNoRelay).
+func (m *Mailer) commit(ctx context.Context, caller *Token, sandboxID int64, live bool, preps []prepared, rcpts int, o *sendOptions,
+	now time.Time, render func() error) (_ []BatchResult, allowance Allowance, _ error) {
 	if live && !m.opts.Deliver && rcpts > 0 {
 		return nil, Allowance{}, errNoRelay
 	}
@@ -250,31 +313,12 @@ func (m *Mailer) send(ctx context.Context, caller *Token, sandboxID int64, email
 	stored := 0
 	// What was spent but not stored goes back, and shows in the allowance returned.
 	defer func() { m.opts.Verifier.refundMessages(ctx, caller, rcpts-stored, &allowance) }()
-	// One request is one transaction: bound what it may write. What the
-	// attachments alone will take, base64-encoded, is known before any
-	// rendering: a request certain to go over is refused without it.
-	tooLarge := Errorf(ETOOLARGE, "The emails of this request come to more than %d bytes (50 MiB) rendered: send fewer at a time", MaxRequestSize)
-	least := 0
-	for i := range preps {
-		if p := &preps[i]; p.err == nil {
-			for _, a := range p.email.Attachments {
-				least += base64.StdEncoding.EncodedLen(len(a.Content))
-			}
+	if render != nil {
+		if err := render(); err != nil {
+			return nil, allowance, err
 		}
 	}
-	if least > MaxRequestSize {
-		return nil, allowance, tooLarge
-	}
-	size := 0
-	for i := range preps {
-		if p := &preps[i]; p.err == nil {
-			*p = m.render(p.email, now, live)
-		}
-		if size += len(preps[i].raw); size > MaxRequestSize {
-			return nil, allowance, tooLarge
-		}
-	}
-	results := make([]BatchResult, len(emails))
+	results := make([]BatchResult, len(preps))
 	var accepted, captured, evicted int
 	var replayed []BatchResult
 	err := m.svc.writeAs(ctx, caller, func(tx Tx, caller *Token) error {
@@ -351,7 +395,7 @@ func (m *Mailer) accept(ctx context.Context, tx Tx, caller *Token, sandboxID int
 			continue
 		}
 		if sandboxID == 0 {
-			d, err := c.sendingDomain(caller, p.email.From)
+			d, err := c.sendingDomain(caller, &p.env)
 			if err != nil {
 				results[i].Err = err
 				continue
@@ -469,11 +513,7 @@ func (m *Mailer) CaptureRetention() time.Duration { return m.opts.CaptureRetenti
 // it. Live mail is rendered without a Message-ID: each recipient's delivery
 // carries its own. Captured mail carries the first recipient's.
 func (m *Mailer) render(e *Email, now time.Time, live bool) prepared {
-	rcpts := e.Recipients()
-	ids := make([]string, len(rcpts))
-	for i := range ids {
-		ids[i] = uuid.NewString()
-	}
+	ids := newMessageIDs(len(e.Recipients()))
 	msgID := ""
 	if !live {
 		msgID = RFCMessageID(ids[0], e.From.Domain())
@@ -485,7 +525,15 @@ func (m *Mailer) render(e *Email, now time.Time, live bool) prepared {
 	if len(raw) > MaxEmailSize {
 		return prepared{err: Errorf(ETOOLARGE, "The email is %d bytes with its attachments encoded; the maximum is %d bytes (10 MiB)", len(raw), MaxEmailSize)}
 	}
-	return prepared{email: e, ids: ids, raw: raw}
+	return prepared{email: e, env: emailEnvelope(e), ids: ids, raw: raw}
+}
+
+func newMessageIDs(n int) []string {
+	ids := make([]string, n)
+	for i := range ids {
+		ids[i] = uuid.NewString()
+	}
+	return ids
 }
 
 // RFCMessageID is the Message-ID header value of a message id sent from domain.
@@ -494,12 +542,12 @@ func RFCMessageID(id, domain string) string { return "<" + id + "@" + domain + "
 // store1 writes one accepted email: its content, a message per recipient and,
 // for live mail (no sandbox), a delivery job per recipient.
 func (m *Mailer) store1(ctx context.Context, tx Tx, caller *Token, p *prepared, domain Resource, sandboxID int64, now time.Time) error {
-	e := p.email
-	rcpts := e.Recipients()
+	e := &p.env
+	rcpts := e.rcpts
 	se := &StoredEmail{
 		AccountID: caller.AccountID, TokenID: caller.ID, DomainID: domain.ID, SandboxID: sandboxID,
-		MailFrom: e.From.Email, From: e.From, To: rcpts[0], Subject: e.Subject, Category: e.Category,
-		CustomVariables: e.CustomVariables, Raw: p.raw, Size: len(p.raw), TextSize: len(e.Text), HTMLSize: len(e.HTML),
+		MailFrom: e.mailFrom, From: e.from, To: rcpts[0], Subject: e.subject, Category: e.category,
+		CustomVariables: e.customVariables, Raw: p.raw, Size: len(p.raw), TextSize: e.textSize, HTMLSize: e.htmlSize,
 		CreatedAt: now, UpdatedAt: now,
 	}
 	state := MessageQueued
@@ -561,11 +609,24 @@ func suppressedRecipients(ctx context.Context, tx Tx, accountID, domainID int64,
 	return out, nil
 }
 
-// sendingDomain returns the sending domain of from's address if caller is
-// admin on it. The answer is the same whether the domain is missing, of
-// another account, or only viewed by the caller, so that it reveals nothing.
-func (c *catalog) sendingDomain(caller *Token, from Address) (Resource, error) {
-	name := from.Domain()
+// sendingDomain returns the sending domain an email is sent from: that of
+// its From address, on which caller must be admin, and which its envelope
+// sender must share. The answer is the same whether the domain is missing,
+// of another account, or only viewed by the caller, so that it reveals
+// nothing.
+func (c *catalog) sendingDomain(caller *Token, env *envelope) (Resource, error) {
+	name := env.from.Domain()
+	if sender := (Address{Email: env.mailFrom}).Domain(); sender != name {
+		return Resource{}, &Error{Code: EFORBIDDEN, Reason: ReasonSenderMismatch,
+			Message: fmt.Sprintf("The envelope sender's domain (%s) and the From address's domain (%s) must be the same sending domain", sender, name)}
+	}
+	return c.adminDomain(caller, name)
+}
+
+// adminDomain returns the account's sending domain name if caller is admin
+// on it, and otherwise an EFORBIDDEN error that says the same whatever the
+// reason.
+func (c *catalog) adminDomain(caller *Token, name string) (Resource, error) {
 	for _, d := range c.domains {
 		if d.Name == name && caller.LevelOn(d) == Admin {
 			return d, nil
@@ -625,9 +686,11 @@ func (m *Mailer) captureSandbox(ctx context.Context, tx Tx, caller *Token, c *ca
 	return sandbox.ID, nil
 }
 
-// Delivery is what the dispatcher needs to deliver one message: the envelope,
-// the rendered email (without its Message-ID, which MessageID names), and the
-// DKIM key of its domain.
+// Delivery is what the dispatcher needs to deliver one message: the envelope
+// (with the message's own return path when bounces come back by mail), the
+// email as stored (without a Message-ID, unless its sender gave one: then
+// MessageID names the message for the copy that has none), and the DKIM
+// key of its domain.
 type Delivery struct {
 	MessageID string
 	Domain    string
@@ -669,6 +732,9 @@ func (m *Mailer) Delivery(ctx context.Context, j Job) (*Delivery, error) {
 		}
 		d = &Delivery{MessageID: msg.ID, Domain: key.Domain, MailFrom: e.MailFrom, Recipient: msg.Recipient,
 			Raw: e.Raw, Selector: key.Selector, Signer: signer}
+		if m.opts.BounceDomain != "" {
+			d.MailFrom = ReturnPath(msg.ID, m.opts.BounceDomain)
+		}
 		return nil
 	})
 	return d, err

@@ -180,6 +180,12 @@ func (u *usageRecorder) pending(tokenID int64) (time.Time, map[dayOutcome]int64)
 	return p.lastUsed, counts
 }
 
+// RecordOutcome counts one authenticated request by token tokenID that
+// ended with outcome, made another way than HTTP (a message over SMTP).
+func (s *Service) RecordOutcome(tokenID int64, outcome Outcome) {
+	s.usage.record(tokenID, outcome, s.now())
+}
+
 // RecordRequest counts one authenticated request by token tokenID that
 // answered status. It only touches memory; FlushUsage persists it.
 func (s *Service) RecordRequest(tokenID int64, status int) {

@@ -169,6 +169,11 @@ func NewVerifier(svc *Service, opts VerifierOptions) *Verifier {
 		quotas: &quotas{store: svc.store, now: opts.Now}}
 }
 
+// Throttle is the failed-authentication budget of client addresses that
+// the verifier spends: a way in that refuses a credential before asking the
+// verifier (a wrong SMTP username) spends it too.
+func (v *Verifier) Throttle() *Throttle { return v.throttle }
+
 // Limits are the limits the verifier counts in.
 func (v *Verifier) Limits() Limits { return v.limits }
 

@@ -25,6 +25,7 @@ import (
 	"github.com/tokend/tokend/internal/metrics"
 	redislimits "github.com/tokend/tokend/internal/redis"
 	"github.com/tokend/tokend/internal/secretscan"
+	"github.com/tokend/tokend/internal/smtpd"
 	"github.com/tokend/tokend/internal/web"
 )
 
@@ -87,6 +88,9 @@ type App struct {
 	Events   *tokend.TokenEvents // expiry warnings and leaks: audit log, alert webhook, email
 	Monitor  *alert.Monitor
 	Handler  http.Handler // the API and dashboard
+	// Submission and MX are the SMTP servers, when the Config asks for them.
+	Submission *smtpd.Server
+	MX         *smtpd.MX
 
 	now      func() time.Time
 	operator string
@@ -184,6 +188,9 @@ func New(ctx context.Context, cfg Config, opts Options) (_ *App, err error) {
 	svc.Users().AnnounceAlerts(domainOpts.Alert, domainOpts.Alerted)
 	a.Events = tokend.NewTokenEvents(svc, a.Mailer, tokend.EventOptions{Alert: domainOpts.Alert, Alerted: domainOpts.Alerted})
 	a.newWebhooks(opts)
+	if err := a.newSMTP(); err != nil {
+		return nil, err
+	}
 	domainOpts.Resolver, domainOpts.Recheck = resolver, cfg.DNSRecheck
 	a.Domains = tokend.NewDomains(svc, a.Mailer, domainOpts)
 	var scanning http.Handler

@@ -3,6 +3,8 @@ package app
 import (
 	"fmt"
 	"log/slog"
+	"net"
+	"net/netip"
 	"net/url"
 	"strings"
 	"time"
@@ -11,6 +13,7 @@ import (
 	"github.com/tokend/tokend/apikey"
 	"github.com/tokend/tokend/internal/api"
 	redislimits "github.com/tokend/tokend/internal/redis"
+	"github.com/tokend/tokend/internal/smtpd"
 )
 
 // Config is everything an instance of tokend is made of: what "tokend serve"
@@ -78,6 +81,25 @@ type Config struct {
 	SendsInFlight        int
 	AccountSendsInFlight int
 
+	// SMTPAddr and SMTPSAddr are where apps submit mail over SMTP, with an
+	// API token as the password: STARTTLS, and TLS from the first byte.
+	// Without --tls-cert, on loopback only, they present a self-signed
+	// certificate made at start.
+	SMTPAddr  string
+	SMTPSAddr string
+	// SMTPHostname is the name the SMTP listeners greet with (default: the
+	// machine's).
+	SMTPHostname string
+	// SMTPMaxConnsPerIP bounds the SMTP connections of one client address;
+	// SMTPIdle how long an SMTP session may send nothing.
+	SMTPMaxConnsPerIP int
+	SMTPIdle          time.Duration
+	// BounceDomain, when set, gives every live message a return path of its
+	// own on it (bounces+<message id>@domain); MXAddr is where tokend takes
+	// the bounces sent there (the domain's MX points at it).
+	BounceDomain string
+	MXAddr       string
+
 	// Redis, when set, holds the limits across instances.
 	Redis        string
 	RedisFail    string
@@ -105,6 +127,8 @@ func Default() Config {
 		WebhookDeactivateAfter: tokend.WebhookDeactivateAfter,
 		SendsInFlight:          api.DefaultSendsInFlight,
 		AccountSendsInFlight:   api.DefaultSendsPerAccount,
+		SMTPMaxConnsPerIP:      smtpd.DefaultMaxConnsPerIP,
+		SMTPIdle:               smtpd.DefaultIdle,
 		RedisFail:              string(redislimits.FailOpen),
 		RedisTimeout:           redislimits.DefaultTimeout,
 	}
@@ -149,6 +173,23 @@ func (c Config) Validate() error {
 		return &ConfigError{"--usage-flush, --alert-window, --smtp-retry-for, --capture-retention, --email-log-retention, --webhook-retry-for " +
 			"and --webhook-deactivate-after must be positive"}
 	}
+	if c.SMTPMaxConnsPerIP < 1 || c.SMTPIdle < time.Second {
+		return &ConfigError{"--smtp-max-conns-per-ip must be at least 1 and --smtp-idle at least 1s"}
+	}
+	if c.MXAddr != "" && c.BounceDomain == "" {
+		return &ConfigError{"--mx-addr needs --bounce-domain: the MX takes bounces for the return paths on that domain"}
+	}
+	if c.BounceDomain != "" && !tokend.ValidAddress("bounces@"+c.BounceDomain) {
+		return &ConfigError{fmt.Sprintf("--bounce-domain %q is not a domain name", c.BounceDomain)}
+	}
+	if c.TLSCert == "" {
+		for _, l := range []struct{ flag, addr string }{{"smtp-addr", c.SMTPAddr}, {"smtps-addr", c.SMTPSAddr}} {
+			if l.addr != "" && !loopbackAddr(l.addr) {
+				return &ConfigError{fmt.Sprintf("--%s %s is not a loopback address: give the certificate SMTP clients will check with --tls-cert and --tls-key "+
+					"(without them, tokend makes a self-signed one, on loopback only)", l.flag, l.addr)}
+			}
+		}
+	}
 	if c.DNSRecheck < time.Second {
 		return &ConfigError{"--dns-recheck: must be at least 1s"}
 	}
@@ -164,6 +205,20 @@ func (c Config) Validate() error {
 		return &ConfigError{"--secrets-key-file is required with a PostgreSQL database: every instance must seal and open DKIM keys with the same key"}
 	}
 	return nil
+}
+
+// loopbackAddr reports whether addr (host:port) names a loopback address or
+// localhost.
+func loopbackAddr(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false
+	}
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	ip, err := netip.ParseAddr(host)
+	return err == nil && ip.Unmap().IsLoopback()
 }
 
 // IsPostgres reports whether a --db value names a PostgreSQL database.

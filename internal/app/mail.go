@@ -44,9 +44,10 @@ func (a *App) newMailer(ctx context.Context, opts Options) error {
 	}
 	var runner, notices *jobs.Runner
 	a.Mailer = tokend.NewMailer(svc, mail.Composer{}, tokend.MailerOptions{
-		Verifier:   a.Verifier,
-		Deliver:    relay != nil,
-		NoticeFrom: noticeFrom,
+		Verifier:     a.Verifier,
+		Deliver:      relay != nil,
+		BounceDomain: cfg.BounceDomain,
+		NoticeFrom:   noticeFrom,
 		Notify: func() {
 			if runner != nil {
 				runner.Notify()

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
 	"net/http"
 	"time"
 
@@ -38,11 +37,14 @@ const expiryCheckInterval = time.Hour
 // usage written, the queued alerts recorded.
 const shutdownGrace = 15 * time.Second
 
-// Serve answers HTTP on ln (and /metrics on metricsLn when it is not nil)
-// and does the background work, until ctx ends or serving fails. Then it
-// stops in order: no new requests, the running ones finish (change streams
-// end at once), the background stops, the usage still counted is written.
-func (a *App) Serve(ctx context.Context, ln, metricsLn net.Listener) error {
+// Serve answers HTTP on ls.HTTP (and /metrics on ls.Metrics, SMTP
+// submission on ls.SMTP and ls.SMTPS, bounces on ls.MX when they are not
+// nil) and does the background work, until ctx ends or serving fails. Then
+// it stops in order: no new requests or sessions, the running ones finish
+// (change streams end at once, idle SMTP sessions too), the background
+// stops, the usage still counted is written.
+func (a *App) Serve(ctx context.Context, ls Listeners) error {
+	ln, metricsLn := ls.HTTP, ls.Metrics
 	errLog := slog.NewLogLogger(a.Logger.Handler(), slog.LevelWarn)
 	srv := &http.Server{
 		Handler:           a.Handler,
@@ -84,13 +86,15 @@ func (a *App) Serve(ctx context.Context, ln, metricsLn net.Listener) error {
 			return nil
 		})
 	}
+	a.serveSMTP(g.Go, ls)
 	g.Go(func() error { return a.Run(bgCtx) })
 	g.Go(func() error {
 		<-gctx.Done()
 		a.Logger.Info("shutting down")
 		shutCtx, cancel := context.WithTimeout(context.Background(), shutdownGrace)
 		defer cancel()
-		err := srv.Shutdown(shutCtx)
+		err := errors.Join(srv.Shutdown(shutCtx), a.shutdownSMTP(shutCtx))
+		ls.closeSMTP() // a server that had not started serving yet
 		if metricsSrv != nil {
 			err = errors.Join(err, metricsSrv.Shutdown(shutCtx))
 		}

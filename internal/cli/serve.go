@@ -58,6 +58,13 @@ func serveFlags(cfg *ServeConfig, stderr io.Writer) *flag.FlagSet {
 	fs.BoolVar(&cfg.WebhookAllowPrivate, "webhook-allow-private", def.WebhookAllowPrivate, "let webhooks reach private, loopback and link-local addresses (an internal receiver); off, such URLs are refused")
 	fs.IntVar(&cfg.SendsInFlight, "sends-in-flight", def.SendsInFlight, "sends this instance reads and renders at once; more wait briefly, then get 503")
 	fs.IntVar(&cfg.AccountSendsInFlight, "account-sends-in-flight", def.AccountSendsInFlight, "sends one account may have in flight on this instance; more wait briefly, then get 429")
+	fs.StringVar(&cfg.SMTPAddr, "smtp-addr", "", "address of the SMTP submission listener (STARTTLS; AUTH with username api and an API token as the password), such as 127.0.0.1:2587")
+	fs.StringVar(&cfg.SMTPSAddr, "smtps-addr", "", "address of the SMTP submission listener with TLS from the first byte, such as 127.0.0.1:2465")
+	fs.StringVar(&cfg.SMTPHostname, "smtp-hostname", "", "name the SMTP listeners greet with (default: this machine's)")
+	fs.IntVar(&cfg.SMTPMaxConnsPerIP, "smtp-max-conns-per-ip", def.SMTPMaxConnsPerIP, "SMTP connections one client address may hold open at once")
+	fs.DurationVar(&cfg.SMTPIdle, "smtp-idle", def.SMTPIdle, "how long an SMTP session may send nothing before it is closed")
+	fs.StringVar(&cfg.BounceDomain, "bounce-domain", "", "domain of the return paths live mail leaves with (bounces+<message id>@DOMAIN), so that bounces by mail name their message; its MX must reach --mx-addr")
+	fs.StringVar(&cfg.MXAddr, "mx-addr", "", "address where tokend takes bounces for --bounce-domain (no AUTH, no relaying), such as 0.0.0.0:25")
 	fs.StringVar(&cfg.SecretsKeyFile, "secrets-key-file", "", "file with the key that seals DKIM private keys, created on first start (default: the database path + .key)")
 	return fs
 }
@@ -162,13 +169,29 @@ func Serve(ctx context.Context, cfg ServeConfig, operator string, stdout io.Writ
 		}
 		logger.Info("serving metrics", "addr", mln.Addr().String(), "url", listenURL(mln, false)+"/metrics")
 	}
+	ls := app.Listeners{HTTP: ln, Metrics: mln}
+	if err := a.ListenSMTP(&ls); err != nil {
+		ln.Close()
+		if mln != nil {
+			mln.Close()
+		}
+		return err
+	}
+	for _, l := range []struct {
+		ln  net.Listener
+		msg string
+	}{{ls.SMTP, "listening for SMTP submission (STARTTLS)"}, {ls.SMTPS, "listening for SMTP submission (TLS)"}, {ls.MX, "listening for bounces (MX)"}} {
+		if l.ln != nil {
+			logger.Info(l.msg, "addr", l.ln.Addr().String())
+		}
+	}
 	base := listenURL(ln, cfg.TLSCert != "")
 	logger.Info("listening", "addr", ln.Addr().String(), "url", base, "db", app.DBName(cfg.DB), "transport", how)
 	if first != nil {
 		fmt.Fprintf(stdout, "\nTo use the dashboard, set the owner's email and password within 7 days (this link works once):\n\n    %s\n\n",
 			setupURL(base, first.SetupCode))
 	}
-	return a.Serve(ctx, ln, mln)
+	return a.Serve(ctx, ls)
 }
 
 // listenURL is the URL of what serves on ln: https with TLS, http otherwise.

@@ -101,12 +101,15 @@ func (e logSafeError) LogValue() slog.Value {
 // The angle brackets around one are replaced with it.
 var emailAddress = regexp.MustCompile(`<?[^\s<>()\[\],;:"']+@[^\s<>()\[\],;:"']+>?`)
 
-// Sign returns a delivery's message as it goes out: its Message-ID, then
-// its DKIM signature, then the stored message.
+// Sign returns a delivery's message as it goes out: its DKIM signature,
+// its Message-ID unless the stored message has one (a message submitted
+// over SMTP with its own), then the stored message.
 func Sign(del *tokend.Delivery) ([]byte, error) {
 	var msg bytes.Buffer
 	msg.Grow(len(del.Raw) + 1024)
-	msg.WriteString("Message-ID: " + tokend.RFCMessageID(del.MessageID, del.Domain) + "\r\n")
+	if !hasField(del.Raw, "message-id") {
+		msg.WriteString("Message-ID: " + tokend.RFCMessageID(del.MessageID, del.Domain) + "\r\n")
+	}
 	msg.Write(del.Raw)
 	var sig bytes.Buffer
 	err := dkim.Sign(&sig, bytes.NewReader(msg.Bytes()), &dkim.SignOptions{
@@ -118,4 +121,22 @@ func Sign(del *tokend.Delivery) ([]byte, error) {
 		return nil, fmt.Errorf("dkim sign: %w", err)
 	}
 	return sig.Bytes(), nil
+}
+
+// hasField reports whether the header of the CRLF message raw has a field
+// named name (lower-case).
+func hasField(raw []byte, name string) bool {
+	for len(raw) > 0 {
+		end := bytes.Index(raw, []byte("\r\n"))
+		if end <= 0 { // the blank line that ends the header, or no line end
+			return false
+		}
+		line := raw[:end]
+		raw = raw[end+2:]
+		if colon := bytes.IndexByte(line, ':'); colon > 0 && line[0] != ' ' && line[0] != '\t' &&
+			strings.EqualFold(string(bytes.TrimRight(line[:colon], " \t")), name) {
+			return true
+		}
+	}
+	return false
 }

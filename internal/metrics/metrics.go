@@ -30,8 +30,11 @@ type Metrics struct {
 	Emails            *prometheus.CounterVec // event: accepted, captured, delivered, deferred, failed
 	EmailsQueued      prometheus.Gauge       // live messages waiting for delivery
 	CapturedDeleted   *prometheus.CounterVec // reason: quota or retention
-	RedisErrors       prometheus.Counter     // failed calls to Redis
-	RedisCircuit      prometheus.Gauge       // 1 while Redis is skipped after failures
+	// SMTP counts what the SMTP listeners see, by server (submission or mx),
+	// what (connection, auth, message, bounce) and result.
+	SMTP         *prometheus.CounterVec
+	RedisErrors  prometheus.Counter // failed calls to Redis
+	RedisCircuit prometheus.Gauge   // 1 while Redis is skipped after failures
 }
 
 // New returns collectors registered on a fresh registry, with Go and process metrics.
@@ -84,6 +87,10 @@ func New() *Metrics {
 	for _, r := range []string{"quota", "retention"} {
 		m.CapturedDeleted.WithLabelValues(r)
 	}
+	m.SMTP = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "tokend_smtp_events_total", Help: "What the SMTP listeners see, by server (submission or mx), what (connection: refused:reason; " +
+			"auth: ok, invalid, expired, throttled, ip_not_allowed, error; message: accepted, refused; bounce: recorded, refused, unknown_recipient, relay_denied) and result.",
+	}, []string{"server", "what", "result"})
 	m.RedisErrors = prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "tokend_redis_errors_total", Help: "Calls to Redis (shared limits) that failed or timed out.",
 	})
@@ -91,7 +98,7 @@ func New() *Metrics {
 		Name: "tokend_redis_circuit_open", Help: "1 while Redis is skipped after failing and limits follow --redis-fail; 0 otherwise.",
 	})
 	m.Registry.MustRegister(m.Requests, m.Latency, m.AuthOutcomes, m.RateLimited, m.StoreErrors,
-		m.UsageFlushes, m.Alerts, m.AlertDeliveries, m.WebhookDeliveries, m.Emails, m.EmailsQueued, m.CapturedDeleted, m.RedisErrors, m.RedisCircuit,
+		m.UsageFlushes, m.Alerts, m.AlertDeliveries, m.WebhookDeliveries, m.Emails, m.EmailsQueued, m.CapturedDeleted, m.SMTP, m.RedisErrors, m.RedisCircuit,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
