@@ -415,13 +415,14 @@ func docEnv(t *testing.T, dir string) []string {
 	dns.AddTXT("example.com", "v=spf1 include:_spf.google.com -all")
 	dns.AddTXT("_dmarc.example.com", "v=DMARC1; p=none; rua=mailto:dmarc@example.com")
 
-	addr := freeAddr(t)
+	addr, smtpAddr, mxAddr := freeAddr(t), freeAddr(t), freeAddr(t)
 	logFile, err := os.Create(filepath.Join(dir, "tokend.log"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { logFile.Close() })
-	serve := exec.Command(tokend.Path, "serve", "--addr", addr, "--smtp-relay", "smtp://"+relay.Addr, "--dns-resolver", dns.Addr())
+	serve := exec.Command(tokend.Path, "serve", "--addr", addr, "--smtp-relay", "smtp://"+relay.Addr, "--dns-resolver", dns.Addr(),
+		"--smtp-addr", smtpAddr, "--mx-addr", mxAddr, "--bounce-domain", "bounces.example.com")
 	serve.Dir, serve.Env = dir, append(cleanEnv(), "TOKEND_DB="+db)
 	serve.Stderr = logFile
 	if err := serve.Start(); err != nil {
@@ -465,6 +466,8 @@ func docEnv(t *testing.T, dir string) []string {
 		"API="+url+"/api",
 		"ACCOUNT="+strconv.FormatInt(created.Account.ID, 10),
 		"ADMIN="+created.APIToken.Token,
+		"SMTP_ADDR="+smtpAddr,
+		"MX_ADDR="+mxAddr,
 		// The operator's commands ask the same DNS as the server.
 		"TOKEND_DNS_RESOLVER="+dns.Addr(),
 	)

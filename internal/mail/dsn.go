@@ -68,11 +68,13 @@ const (
 // to the copy of the original message that some MTAs append to it, for the
 // first line with an enhanced status code of class 4 or 5 or an SMTP reply
 // code of those classes. That line is the Diagnostic of the one recipient
-// reported, which is the first address written up to it ("" when none). The
-// status is failed, 5.0.0 when no code is found.
+// reported, which is the first address written up to it ("" when none); its
+// Action is failed for class 5 and delayed for class 4, and without any code
+// it is failed with the Status 5.0.0.
 //
-// The only error is ErrNotBounce, wrapping the reason when the message could
-// not be read. Only the first 64 parts and 256 KiB of text are read.
+// Every error is ErrNotBounce (errors.Is), wrapping the reason when the
+// message could not be read at all. Only the first 64 parts and 256 KiB of
+// text are read.
 func ParseBounce(raw []byte) (*Bounce, error) {
 	e, err := message.Read(bytes.NewReader(raw))
 	if err != nil && !lenient(err) {
@@ -168,11 +170,11 @@ func mediaType(h message.Header) string {
 }
 
 // fieldGroups splits the body of a delivery-status part into its groups of
-// fields (RFC 3464 section 2.1), at most max of them. Lines that are empty or
+// fields (RFC 3464 section 2.1), at most limit of them. Lines that are empty or
 // hold only white space separate groups, folded fields are unfolded, names are
 // lower-case, the first of a repeated field counts and lines that are no field
 // are skipped.
-func fieldGroups(body string, max int) []map[string]string {
+func fieldGroups(body string, limit int) []map[string]string {
 	var (
 		groups []map[string]string
 		g      map[string]string
@@ -204,7 +206,7 @@ func fieldGroups(body string, max int) []map[string]string {
 				continue
 			}
 			if g == nil {
-				if len(groups) == max {
+				if len(groups) == limit {
 					return groups
 				}
 				g = map[string]string{}
@@ -228,6 +230,7 @@ func perRecipient(g map[string]string) bool {
 	return false
 }
 
+// dsnRecipient reads a per-recipient group of a DSN.
 func dsnRecipient(g map[string]string) BounceRecipient {
 	r := BounceRecipient{Recipient: address(g["final-recipient"]), RemoteMTA: field(untyped(g["remote-mta"]))}
 	if r.Recipient == "" {
