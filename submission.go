@@ -97,15 +97,15 @@ func (m *Mailer) Submit(ctx context.Context, caller *Token, s *Submission, opts 
 	}
 	live := caller.Environment == Live
 	now := m.svc.now()
-	p, key, err := prepareSubmission(s, live, now)
+	p, idem, err := prepareSubmission(s, live, now)
 	if err != nil {
 		return nil, Allowance{}, err
 	}
-	if o.idem == nil && key != "" {
-		if err := ParseIdempotencyKey(key); err != nil {
+	if o.idem == nil && idem != nil {
+		if err := ParseIdempotencyKey(idem.Key); err != nil {
 			return nil, Allowance{}, err
 		}
-		o.idem = &Idempotency{Key: key, Fingerprint: submissionFingerprint(&p)}
+		o.idem = idem
 	}
 	if o.idem != nil {
 		if prior, err := m.replay(ctx, caller, o.idem); err != nil {
@@ -122,27 +122,36 @@ func (m *Mailer) Submit(ctx context.Context, caller *Token, s *Submission, opts 
 }
 
 // submissionFingerprint is what an idempotent submission's retry must match:
-// its envelope and message, as prepared (the key itself removed).
-func submissionFingerprint(p *prepared) []byte {
+// its envelope and the message as the client sent it, with CRLF line
+// endings and without the Idempotency-Key field. What tokend adds (a Date,
+// a Message-ID) is not in it, so a retry that lacks them matches.
+func submissionFingerprint(env *envelope, fields []headerField, body []byte) []byte {
 	h := sha256.New()
-	h.Write([]byte("smtp\x00" + p.env.mailFrom + "\x00"))
-	for _, r := range p.env.rcpts {
+	h.Write([]byte("smtp\x00" + env.mailFrom + "\x00"))
+	for _, r := range env.rcpts {
 		h.Write([]byte(r.Email + "\x00"))
 	}
-	h.Write(p.raw)
+	for _, f := range fields {
+		if !strings.EqualFold(f.name(), "idempotency-key") {
+			h.Write(f)
+		}
+	}
+	h.Write([]byte("\r\n"))
+	h.Write(body)
 	return h.Sum(nil)
 }
 
 // prepareSubmission checks a submission and makes its message what goes on
-// (see Submit), returning its idempotency key field's value, if any.
-func prepareSubmission(s *Submission, live bool, now time.Time) (prepared, string, error) {
+// (see Submit). When the message has an Idempotency-Key field, it returns
+// the key (not yet validated) with the submission's fingerprint.
+func prepareSubmission(s *Submission, live bool, now time.Time) (prepared, *Idempotency, error) {
 	if len(s.Raw) > MaxEmailSize {
-		return prepared{}, "", Errorf(ETOOLARGE, "The message is %d bytes; the maximum is %d bytes (10 MiB)", len(s.Raw), MaxEmailSize)
+		return prepared{}, nil, Errorf(ETOOLARGE, "The message is %d bytes; the maximum is %d bytes (10 MiB)", len(s.Raw), MaxEmailSize)
 	}
 	var fe FieldErrors
 	switch {
 	case s.MailFrom == "":
-		return prepared{}, "", ErrNullSender
+		return prepared{}, nil, ErrNullSender
 	case !validAddrSpec(s.MailFrom):
 		fe.Add("MAIL FROM", "is not a valid email address")
 	}
@@ -210,7 +219,7 @@ func prepareSubmission(s *Submission, live bool, now time.Time) (prepared, strin
 		fe.Add("From", "must appear once")
 	}
 	if fe != nil {
-		return prepared{}, "", &Error{Code: EINVALID, Message: "Validation failed", Fields: fe}
+		return prepared{}, nil, &Error{Code: EINVALID, Message: "Validation failed", Fields: fe}
 	}
 	ids := newMessageIDs(len(rcpts))
 	var added []byte
@@ -222,7 +231,11 @@ func prepareSubmission(s *Submission, live bool, now time.Time) (prepared, strin
 	}
 	raw := make([]byte, 0, len(added)+len(kept)+2+len(body))
 	raw = append(append(append(append(raw, added...), kept...), "\r\n"...), body...)
-	return prepared{env: env, ids: ids, raw: raw}, key, nil
+	var idem *Idempotency
+	if key != "" {
+		idem = &Idempotency{Key: key, Fingerprint: submissionFingerprint(&env, fields, body)}
+	}
+	return prepared{env: env, ids: ids, raw: raw}, idem, nil
 }
 
 // normalizeNewlines returns raw with every line ending CRLF: a bare LF or CR

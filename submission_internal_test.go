@@ -34,7 +34,7 @@ func TestPrepareSubmission(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			p, key, err := prepareSubmission(&Submission{MailFrom: "a@example.com", Recipients: []string{"b@example.org"}, Raw: []byte(tc.raw)}, tc.live, submissionNow)
+			p, idem, err := prepareSubmission(&Submission{MailFrom: "a@example.com", Recipients: []string{"b@example.org"}, Raw: []byte(tc.raw)}, tc.live, submissionNow)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -49,11 +49,64 @@ func TestPrepareSubmission(t *testing.T) {
 					t.Errorf("prepared message has %q:\n%q", w, raw)
 				}
 			}
+			var key string
+			if idem != nil {
+				key = idem.Key
+			}
 			if p.env.subject != tc.subject || key != tc.key {
 				t.Errorf("subject %q key %q, want %q %q", p.env.subject, key, tc.subject, tc.key)
 			}
 		})
 	}
+}
+
+// TestSubmissionFingerprint: a retry of an idempotent submission matches
+// its first try although tokend added a Date and a Message-ID of its own to
+// each (at another time, with other ids); any change of envelope or
+// message does not match.
+func TestSubmissionFingerprint(t *testing.T) {
+	const msg = "From: a@example.com\r\nIdempotency-Key: k1\r\nSubject: s\r\n\r\nbody\r\n"
+	first := fingerprint(t, "a@example.com", []string{"b@example.org"}, msg, submissionNow)
+	cases := []struct {
+		name      string
+		mailFrom  string
+		rcpts     []string
+		raw       string
+		now       time.Time
+		wantMatch bool
+	}{
+		{name: "retried a minute later", mailFrom: "a@example.com", rcpts: []string{"b@example.org"}, raw: msg, now: submissionNow.Add(time.Minute), wantMatch: true},
+		{name: "retried with bare LF", mailFrom: "a@example.com", rcpts: []string{"b@example.org"}, raw: strings.ReplaceAll(msg, "\r\n", "\n"), now: submissionNow, wantMatch: true},
+		{name: "key field elsewhere", mailFrom: "a@example.com", rcpts: []string{"b@example.org"}, raw: "Idempotency-Key: k1\r\nFrom: a@example.com\r\nSubject: s\r\n\r\nbody\r\n", now: submissionNow, wantMatch: true},
+		{name: "other body", mailFrom: "a@example.com", rcpts: []string{"b@example.org"}, raw: strings.Replace(msg, "body", "Body", 1), now: submissionNow},
+		{name: "other subject", mailFrom: "a@example.com", rcpts: []string{"b@example.org"}, raw: strings.Replace(msg, "Subject: s", "Subject: t", 1), now: submissionNow},
+		{name: "other recipient", mailFrom: "a@example.com", rcpts: []string{"c@example.org"}, raw: msg, now: submissionNow},
+		{name: "one more recipient", mailFrom: "a@example.com", rcpts: []string{"b@example.org", "c@example.org"}, raw: msg, now: submissionNow},
+		{name: "other envelope sender", mailFrom: "z@example.com", rcpts: []string{"b@example.org"}, raw: msg, now: submissionNow},
+		{name: "a Bcc added", mailFrom: "a@example.com", rcpts: []string{"b@example.org"}, raw: "Bcc: x@example.org\r\n" + msg, now: submissionNow},
+		{name: "a category added", mailFrom: "a@example.com", rcpts: []string{"b@example.org"}, raw: "X-MT-Category: c\r\n" + msg, now: submissionNow},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			got := fingerprint(t, tc.mailFrom, tc.rcpts, tc.raw, tc.now)
+			if match := bytes.Equal(got, first); match != tc.wantMatch {
+				t.Errorf("matches the first try: %v, want %v", match, tc.wantMatch)
+			}
+		})
+	}
+}
+
+func fingerprint(t *testing.T, mailFrom string, rcpts []string, raw string, now time.Time) []byte {
+	t.Helper()
+	// captured (not live): tokend adds a random Message-ID as well as a Date
+	_, idem, err := prepareSubmission(&Submission{MailFrom: mailFrom, Recipients: rcpts, Raw: []byte(raw)}, false, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if idem == nil || idem.Key != "k1" {
+		t.Fatalf("idempotency %+v, want key k1", idem)
+	}
+	return idem.Fingerprint
 }
 
 // FuzzSubmission holds the submission's promises for any message: it is
