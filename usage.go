@@ -110,6 +110,11 @@ func (u *usageRecorder) shard(tokenID int64) *usageShard {
 }
 
 func (u *usageRecorder) record(tokenID int64, outcome Outcome, at time.Time) {
+	u.recordN(tokenID, outcome, 1, at)
+}
+
+// recordN counts n requests of tokenID that ended with outcome at at.
+func (u *usageRecorder) recordN(tokenID int64, outcome Outcome, n int64, at time.Time) {
 	s := u.shard(tokenID)
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -124,7 +129,7 @@ func (u *usageRecorder) record(tokenID int64, outcome Outcome, at time.Time) {
 	if at.After(p.lastUsed) {
 		p.lastUsed = at
 	}
-	p.counts[dayOutcome{at.Unix() / 86400, outcome}]++
+	p.counts[dayOutcome{at.Unix() / 86400, outcome}] += n
 }
 
 // take removes and returns everything pending.

@@ -288,18 +288,12 @@ func (v *Verifier) charge(ctx context.Context, d *Decision) {
 // bucket of the same size beside the plan limit, so that made-up tokens
 // cannot spend the real one.
 func (v *Verifier) chargeKey(ctx context.Context, d *Decision, miss bool) {
-	t := d.Token
-	limit := t.AccountLimit
-	test := t.Environment == Test
-	if test {
-		limit *= v.opts.TestRateMultiplier
-	}
-	key := t.planKey()
+	key, rate := v.planRate(d.Token)
 	if miss {
 		key += ":verify-miss"
 	}
 	var err error
-	if d.Limit, err = take(ctx, v.limits, key, limit); err != nil {
+	if d.Limit, err = v.limits.TakeN(ctx, key, rate, 1); err != nil {
 		d.Err, d.Outcome = ErrLimitsUnavailable, VerifyError
 		return
 	}

@@ -9,14 +9,12 @@ import (
 )
 
 // entry is what the middleware knows of one verified token: who it is, its
-// plan limit, and the permission sets tokend has said it holds.
+// guards, its ledger, and the permission sets tokend has said it holds.
 type entry struct {
-	id       *Identity
-	limit    int    // the plan's requests per minute; 0 when not known
-	limitKey string // the plan limit's key in the Authenticator's limits
-	ownKey   string // the token's own rate limit's key, when it has one
-	guards   tokend.Guards
-	fetched  time.Time
+	id      *Identity
+	guards  tokend.Guards
+	fetched time.Time
+	ledger  *tokenLedger // the token's lease and unreported usage
 
 	mu      sync.RWMutex
 	granted map[string]struct{} // permission-set keys (see permsKey) tokend said VALID for

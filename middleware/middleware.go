@@ -17,9 +17,15 @@
 //
 //	id, _ := middleware.FromContext(r.Context())
 //
-// The plan limit that tokend reports for a token is enforced in this
-// process's memory (each process allows the whole limit); only the requests
-// that ask tokend count in the token's usage and in tokend's own limit.
+// Every request it admits counts in the token's usage and against its
+// limits in tokend (its own rate limit, its quota, its account's plan
+// limit), however many processes admit requests of the same token: a
+// request answered from memory spends a lease of requests tokend has
+// already charged, and usage goes to tokend in reports every
+// Options.ReportInterval (see ledger.go for how, and for the error bound).
+// When tokend cannot be reached, requests that need it (a token not in
+// memory, a lease to top up) are refused 503 unavailable: the middleware
+// fails closed.
 package middleware
 
 import (
@@ -76,6 +82,11 @@ type Error struct {
 	Code       string
 	Message    string
 	RetryAfter time.Duration
+	// Limit, Remaining and Reset describe the plan limit that refused a
+	// request (Code rate_limited), for the X-RateLimit-* headers; Limit
+	// is 0 otherwise.
+	Limit, Remaining int
+	Reset            time.Duration
 }
 
 func (e *Error) Error() string { return e.Message }
@@ -98,9 +109,12 @@ type Options struct {
 	WriteError func(w http.ResponseWriter, r *http.Request, e *Error)
 	// TTL bounds how long a verified token is answered from memory before
 	// tokend is asked again, whatever the change stream says (default 5 min).
-	TTL    time.Duration
-	Logger *slog.Logger     // default: discard
-	Now    func() time.Time // the clock; time.Now if nil
+	TTL time.Duration
+	// ReportInterval is how often usage is reported to tokend and the
+	// leases of busy tokens topped up (default DefaultReportInterval).
+	ReportInterval time.Duration
+	Logger         *slog.Logger     // default: discard
+	Now            func() time.Time // the clock; time.Now if nil
 }
 
 // Authenticator is the middleware. Create it with New, run Run beside the
@@ -110,9 +124,10 @@ type Authenticator struct {
 	opts   Options
 	format apikey.Format
 	cache  *cache
-	live   atomic.Bool // the change stream is up: memory may be trusted
-	limits *tokend.LocalLimits
+	live   atomic.Bool         // the change stream is up: memory may be trusted
+	limits *tokend.LocalLimits // the failed-authentication throttle
 	gate   *tokend.Gate[flight]
+	ledger *ledger
 
 	loggedUpstream atomic.Int64 // unix seconds of the last upstream failure logged
 }
@@ -140,6 +155,9 @@ func New(c *client.Client, opts Options) (*Authenticator, error) {
 	if opts.TTL <= 0 {
 		opts.TTL = 5 * time.Minute
 	}
+	if opts.ReportInterval <= 0 {
+		opts.ReportInterval = DefaultReportInterval
+	}
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -148,8 +166,13 @@ func New(c *client.Client, opts Options) (*Authenticator, error) {
 	}
 	limits := tokend.NewLocalLimits(opts.Now)
 	throttle := &tokend.Throttle{Limits: limits, Limit: opts.AuthFailureLimit}
-	return &Authenticator{c: c, opts: opts, format: format, cache: newCache(), limits: limits,
-		gate: tokend.NewGate[flight](throttle)}, nil
+	a := &Authenticator{c: c, opts: opts, format: format, cache: newCache(), limits: limits,
+		gate: tokend.NewGate[flight](throttle)}
+	a.ledger = newLedger(c, opts.ReportInterval, opts.Now, func(h *[32]byte) bool {
+		_, ok, _ := a.cache.Get(h)
+		return ok
+	}, a.logUpstream)
+	return a, nil
 }
 
 // Require returns middleware that lets a request through when it carries a
@@ -217,7 +240,6 @@ func (a *Authenticator) authenticate(r *http.Request, required []client.Permissi
 	now := a.opts.Now()
 	h := apikey.Hash(value)
 	var addr string // the client's, read when needed: most tokens allow any
-	solo := false
 	if a.live.Load() {
 		e, _, unknown := a.cache.Get(&h)
 		switch {
@@ -233,11 +255,9 @@ func (a *Authenticator) authenticate(r *http.Request, required []client.Permissi
 			case err != nil:
 				return nil, refusalOf(err)
 			}
-			// A token with a quota spends it in tokend, request by request.
-			if e.guards.Quota == nil && now.Sub(e.fetched) < a.opts.TTL && e.grants(key) {
-				return e.id, a.take(r, e, now)
+			if now.Sub(e.fetched) < a.opts.TTL && e.grants(key) {
+				return e.id, a.ledger.admit(r.Context(), e.ledger)
 			}
-			solo = e.guards.Quota != nil
 		}
 	}
 	if addr == "" {
@@ -248,7 +268,7 @@ func (a *Authenticator) authenticate(r *http.Request, required []client.Permissi
 	if _, err := a.format.Parse(value); err != nil {
 		return nil, a.failed(r, addr, errInvalid)
 	}
-	return a.ask(r, value, &h, addr, required, key, solo)
+	return a.ask(r, value, &h, addr, required, key)
 }
 
 // ask verifies with tokend through the gate, as tokend itself looks up a
@@ -256,32 +276,20 @@ func (a *Authenticator) authenticate(r *http.Request, required []client.Permissi
 // reserved first and given back unless tokend says the token is unknown,
 // expired or not allowed from addr; concurrent requests of one token,
 // address and permission set share one verification and one reservation.
-// A token with a quota spends it once per request: solo (a token known to
-// have one) asks on its own, and a request that joined another's
-// verification of such a token asks again on its own.
-func (a *Authenticator) ask(r *http.Request, value string, h *[32]byte, addr string, required []client.Permission, key string, solo bool) (*Identity, *Error) {
-	var f flight
-	if solo {
-		f = flight{gen: a.cache.Gen(), at: a.opts.Now()}
-		f.v, f.err = a.c.VerifyFrom(r.Context(), value, addr, required...)
-	} else {
-		mine := new(byte)
-		var d tokend.LimitDecision
-		var err error
-		f, d, err = a.gate.Lookup(r.Context(), string(h[:])+"\x00"+addr+"\x00"+key, addr, func(ctx context.Context) (flight, bool) {
-			// What the answer may be cached against is read here, before tokend
-			// is asked, and shared by every request of the flight: one that
-			// joins late must not vouch for an answer older than it.
-			f := flight{gen: a.cache.Gen(), at: a.opts.Now(), leader: mine}
-			f.v, f.err = a.c.VerifyFrom(ctx, value, addr, required...)
-			return f, f.err == nil && (f.v.Code == client.CodeNotFound || f.v.Code == client.CodeExpired || f.v.Code == client.CodeIPNotAllowed)
-		})
-		if err != nil {
-			return nil, throttled(d)
-		}
-		if f.err == nil && f.v.Quota != nil && f.leader != mine {
-			return a.ask(r, value, h, addr, required, key, true)
-		}
+// The verification spends the request that made it in tokend; the others
+// that joined it spend the token's lease.
+func (a *Authenticator) ask(r *http.Request, value string, h *[32]byte, addr string, required []client.Permission, key string) (*Identity, *Error) {
+	mine := new(byte)
+	f, d, err := a.gate.Lookup(r.Context(), string(h[:])+"\x00"+addr+"\x00"+key, addr, func(ctx context.Context) (flight, bool) {
+		// What the answer may be cached against is read here, before tokend
+		// is asked, and shared by every request of the flight: one that
+		// joins late must not vouch for an answer older than it.
+		f := flight{gen: a.cache.Gen(), at: a.opts.Now(), leader: mine}
+		f.v, f.err = a.c.VerifyFrom(ctx, value, addr, required...)
+		return f, f.err == nil && (f.v.Code == client.CodeNotFound || f.v.Code == client.CodeExpired || f.v.Code == client.CodeIPNotAllowed)
+	})
+	if err != nil {
+		return nil, throttled(d)
 	}
 	if f.err != nil {
 		a.logUpstream(f.err)
@@ -300,23 +308,24 @@ func (a *Authenticator) ask(r *http.Request, value string, h *[32]byte, addr str
 	case client.CodeIPNotAllowed:
 		return nil, errIPNotAllowd
 	}
-	e := &entry{id: identityOf(v), fetched: f.at, granted: map[string]struct{}{},
-		limitKey: "plan:" + strconv.FormatInt(v.AccountID, 10) + ":" + v.Environment, guards: guardsOf(v)}
-	if v.RateLimit != nil {
-		e.limit = v.RateLimit.Limit
-	}
-	if e.guards.RateLimit != nil {
-		e.ownKey = "token:" + strconv.FormatInt(v.TokenID, 10)
-	}
+	e := &entry{id: identityOf(v), fetched: f.at, granted: map[string]struct{}{}, guards: guardsOf(v),
+		ledger: a.ledger.get(h)}
+	// tokend counted the verifying request in the token's usage (but one
+	// over its quota); the ones that joined it count here.
+	leader := f.leader == mine
 	switch v.Code {
 	case client.CodeRateLimited:
+		if !leader {
+			e.ledger.limited.Add(1)
+		}
 		return nil, rateLimited(v)
 	case client.CodeUsageExceeded:
+		e.ledger.limited.Add(1)
 		retry := time.Second
 		if v.Quota != nil && v.Quota.ResetsAt != nil {
 			retry = max(retry, v.Quota.ResetsAt.Sub(a.opts.Now()))
 		}
-		return nil, &Error{Status: http.StatusTooManyRequests, Code: tokend.ReasonQuotaExceeded, Message: "This token's quota is used up", RetryAfter: retry}
+		return nil, &Error{Status: http.StatusTooManyRequests, Code: tokend.ReasonQuotaExceeded, Message: errQuotaMessage, RetryAfter: retry}
 	case client.CodeValid:
 		e.grant(key)
 	case client.CodeInsufficientPermissions:
@@ -330,14 +339,19 @@ func (a *Authenticator) ask(r *http.Request, value string, h *[32]byte, addr str
 		}
 	}
 	if v.Code == client.CodeInsufficientPermissions {
+		if !leader {
+			e.ledger.lacking.Add(1)
+		}
 		return nil, errLacking
 	}
-	if e.guards.Quota != nil {
-		return e.id, nil // tokend has charged this request, and every one of this token asks it
+	if leader {
+		return e.id, nil // tokend has charged this request
 	}
-	// tokend has charged this request; the local limits start counting with it.
-	return e.id, a.take(r, e, a.opts.Now())
+	return e.id, a.ledger.admit(r.Context(), e.ledger)
 }
+
+// errQuotaMessage refuses a request of a token whose quota is used up.
+const errQuotaMessage = "This token's quota is used up"
 
 // rateLimited is the refusal of a request tokend answered RATE_LIMITED.
 func rateLimited(v *client.Verification) *Error {
@@ -354,7 +368,11 @@ func rateLimited(v *client.Verification) *Error {
 	} else if limit > 0 {
 		retry = max(retry, time.Duration(math.Ceil(60/float64(limit)))*time.Second)
 	}
-	return &Error{Status: http.StatusTooManyRequests, Code: code, Message: msg, RetryAfter: retry}
+	e := &Error{Status: http.StatusTooManyRequests, Code: code, Message: msg, RetryAfter: retry}
+	if rl := v.RateLimit; rl != nil && code == "rate_limited" {
+		e.Limit, e.Remaining, e.Reset = rl.Limit, rl.Remaining, time.Duration(rl.Reset)*time.Second
+	}
+	return e
 }
 
 // guardsOf turns the guards in tokend's answer into the domain's.
@@ -393,28 +411,6 @@ func (a *Authenticator) logUpstream(err error) {
 	if last := a.loggedUpstream.Load(); now > last && a.loggedUpstream.CompareAndSwap(last, now) {
 		a.opts.Logger.Error("verifying a token with tokend (logged at most once a second)", "err", err)
 	}
-}
-
-// take spends one request of the token's own rate limit and of its plan
-// limit in this process, both or neither.
-func (a *Authenticator) take(r *http.Request, e *entry, now time.Time) *Error {
-	if own := e.guards.RateLimit; own != nil {
-		d := a.limits.TakeNAt(e.ownKey, *own, 1, now)
-		if !d.Allowed {
-			return &Error{Status: http.StatusTooManyRequests, Code: tokend.ReasonTokenRateLimited, Message: tokend.ErrTokenRateLimited.Message, RetryAfter: d.RetryAfter}
-		}
-	}
-	if e.limit <= 0 {
-		return nil
-	}
-	d := a.limits.TakeNAt(e.limitKey, tokend.PerMinute(e.limit), 1, now)
-	if d.Allowed {
-		return nil
-	}
-	if own := e.guards.RateLimit; own != nil {
-		_ = a.limits.RefundN(r.Context(), e.ownKey, *own, 1)
-	}
-	return &Error{Status: http.StatusTooManyRequests, Code: "rate_limited", Message: "Rate limit exceeded", RetryAfter: d.RetryAfter}
 }
 
 // failed charges one failure to the client address addr and returns
@@ -470,6 +466,7 @@ func (a *Authenticator) Run(ctx context.Context) error {
 		}
 	})
 	g.Go(func() error { return a.followStream(ctx) })
+	g.Go(func() error { return a.ledger.run(ctx) })
 	return g.Wait()
 }
 
@@ -562,6 +559,11 @@ func WriteJSONError(w http.ResponseWriter, r *http.Request, e *Error) {
 	h := w.Header()
 	if e.RetryAfter > 0 {
 		h.Set("Retry-After", strconv.Itoa(int(math.Ceil(e.RetryAfter.Seconds()))))
+	}
+	if e.Limit > 0 {
+		h.Set("X-Ratelimit-Limit", strconv.Itoa(e.Limit))
+		h.Set("X-Ratelimit-Remaining", strconv.Itoa(e.Remaining))
+		h.Set("X-Ratelimit-Reset", strconv.Itoa(int(math.Ceil(e.Reset.Seconds()))))
 	}
 	h.Set("Content-Type", "application/json; charset=utf-8")
 	h.Set("Cache-Control", "no-store")

@@ -354,19 +354,120 @@ func TestMiddlewareWhenTokendIsDown(t *testing.T) {
 	}
 }
 
+// The plan limit is the account's in tokend, not this process's: the
+// middleware's change stream spent one of its 5 requests a minute (the
+// middleware's own token is the account's), so 4 pass, and the refusal
+// says so as tokend's own would.
 func TestMiddlewarePlanLimit(t *testing.T) {
 	f := newFixture(t, testutil.TokendOptions{RateLimit: 5}, middleware.Options{})
-	// The gateway's own token and the fixture spent none of the 5 yet.
 	tok := f.tokend.Token(t, "user")
-	for i := range 5 {
+	for i := range 4 {
 		if a := f.get("/any", bearer(tok.Value)); a.status != 200 {
-			t.Fatalf("request %d: %d %v", i, a.status, a.body)
+			t.Fatalf("request %d: %d %v", i+1, a.status, a.body)
 		}
 	}
 	a := f.get("/any", bearer(tok.Value))
-	if a.status != 429 || a.code != "rate_limited" || a.header.Get("Retry-After") == "" {
-		t.Fatalf("request 6: %d %v %v", a.status, a.body, a.header)
+	if a.status != 429 || a.code != "rate_limited" || a.header.Get("Retry-After") == "" ||
+		a.header.Get("X-Ratelimit-Limit") != "5" || a.header.Get("X-Ratelimit-Remaining") != "0" || a.header.Get("X-Ratelimit-Reset") == "" {
+		t.Fatalf("request 5: %d %v %v", a.status, a.body, a.header)
 	}
+	// tokend refuses the account's next request too: the limit is spent there.
+	req, _ := http.NewRequest("GET", f.tokend.URL+"/api/whoami", nil)
+	req.Header.Set("Api-Token", f.tokend.Admin.Value)
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	if res.StatusCode != 429 {
+		t.Fatalf("tokend's own API after the middleware spent the limit: %d", res.StatusCode)
+	}
+}
+
+// Several processes in front of one tokend admit together what tokend
+// alone would, and every request they admit or refuse is in the token's
+// usage.
+func TestMiddlewareLimitsAcrossProcesses(t *testing.T) {
+	const limit, procs, each = 60, 3, 40
+	tk := testutil.Tokend(t, testutil.TokendOptions{RateLimit: limit})
+	var auths []*middleware.Authenticator
+	for i := range procs {
+		c, err := client.New(tk.URL, tk.Token(t, fmt.Sprint("gateway ", i)).Value)
+		if err != nil {
+			t.Fatal(err)
+		}
+		auth, err := middleware.New(c, middleware.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan struct{})
+		go func() { auth.Run(ctx); close(done) }()
+		t.Cleanup(func() { cancel(); <-done })
+		auths = append(auths, auth)
+	}
+	for _, auth := range auths {
+		for deadline := time.Now().Add(5 * time.Second); !auth.Live(); time.Sleep(5 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatal("change stream not up")
+			}
+		}
+	}
+	// Each stream spent one request of the account's limit.
+	tok := tk.Token(t, "user")
+	var admitted, refused atomic.Int64
+	var wg sync.WaitGroup
+	for _, auth := range auths {
+		h := auth.Require()(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}))
+		for range each {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				rec := httptest.NewRecorder()
+				req := httptest.NewRequest("GET", "/", nil)
+				req.Header.Set("Authorization", "Bearer "+tok.Value)
+				h.ServeHTTP(rec, req)
+				switch rec.Code {
+				case 200:
+					admitted.Add(1)
+				case 429:
+					refused.Add(1)
+				default:
+					t.Errorf("%d %s", rec.Code, rec.Body)
+				}
+			}()
+		}
+	}
+	wg.Wait()
+	// The limit refills one request a second: a slow run may admit a few more.
+	if n := admitted.Load(); n < limit-procs || n > limit-procs+3 {
+		t.Errorf("%d processes admitted %d of %d requests; tokend alone would admit %d (the streams spent %d)", procs, n, procs*each, limit-procs, procs)
+	}
+	// Every request, admitted or refused, reaches the token's usage.
+	want := map[tokend.Outcome]int64{tokend.OutcomeSuccess: admitted.Load(), tokend.OutcomeRateLimited: refused.Load()}
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		got := usageOf(t, tk, tok.ID)
+		if got[tokend.OutcomeSuccess] == want[tokend.OutcomeSuccess] && got[tokend.OutcomeRateLimited] == want[tokend.OutcomeRateLimited] {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("usage %v, want %v", got, want)
+		}
+	}
+}
+
+// usageOf is token id's usage today by outcome, as tokend reports it.
+func usageOf(t *testing.T, tk *testutil.TokendServer, id int64) map[tokend.Outcome]int64 {
+	t.Helper()
+	u, err := tk.Svc.Usage(context.Background(), &tk.Admin.Token, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[tokend.Outcome]int64{}
+	for _, c := range u.Counts {
+		out[c.Outcome] += c.Count
+	}
+	return out
 }
 
 func TestMiddlewareThrottlesGuessing(t *testing.T) {

@@ -112,8 +112,10 @@ func TestPermissionMatrix(t *testing.T) {
 		"resend webhook delivery": {u, u, u, u, u, 404, 403, 404, 200},
 		// Services verify their own account's tokens (another account's look
 		// missing, with 200); a reverse proxy's forwarded request passes with
-		// any valid token; the change stream needs viewer on the account.
+		// any valid token; the change stream and usage reports need viewer
+		// on the account.
 		"verify token":                    {u, u, u, u, u, 200, 200, 403, 200},
+		"report usage":                    {u, u, u, u, u, 200, 200, 403, 200},
 		"verify forwarded request":        {u, u, u, u, u, 204, 204, 204, 204},
 		"verify forwarded request (HEAD)": {u, u, u, u, u, 204, 204, 204, 204},
 		"auth changes":                    {u, u, u, u, u, 200, 200, 403, 200},

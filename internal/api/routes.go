@@ -52,6 +52,7 @@ func (s *Server) eachRoute(handle func(pattern string, h http.Handler)) {
 	m("GET /api/verify", http.HandlerFunc(s.verifyForward))
 	m("HEAD /api/verify", http.HandlerFunc(s.verifyForward))
 	m("GET /api/auth_changes", s.authed(s.authChanges))
+	m("POST /api/usage_reports", s.authedUncharged(s.reportUsage))
 	// Reports of leaked tokens, signed by the scanner rather than by a token.
 	m("POST /api/secret_scanning/github", http.HandlerFunc(s.secretScanning))
 

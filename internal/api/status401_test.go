@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/tokend/tokend/apikey"
+	"github.com/tokend/tokend/client"
 	"github.com/tokend/tokend/internal/app"
 )
 
@@ -182,6 +183,7 @@ func endpoints(e *env) []endpoint {
 		{"webhook deliveries", "GET " + acct + "/webhooks/{id}/deliveries", hook.Data.ID, nil},
 		{"resend webhook delivery", "POST " + acct + "/webhooks/{id}/deliveries/{delivery_id}/resend", hook.Data.ID, nil},
 		{"verify token", "POST /api/verify", 0, map[string]any{"token": tok.Token}},
+		{"report usage", "POST /api/usage_reports", 0, map[string]any{"reports": []any{map[string]any{"token_sha256": client.TokenSHA256(tok.Token), "want": 1}}}},
 		{"verify forwarded request", "GET /api/verify", 0, nil},
 		{"verify forwarded request (HEAD)", "HEAD /api/verify", 0, nil},
 		{"auth changes", "GET /api/auth_changes", 0, nil},

@@ -1,6 +1,9 @@
 package api
 
 import (
+	"cmp"
+	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"net/netip"
@@ -134,6 +137,41 @@ const (
 	HeaderEnvironment = "X-Tokend-Environment"
 )
 
+// Headers of a refusal of GET /api/verify, for a reverse proxy that cannot
+// pass the body on (nginx's auth_request): the refusal's code, as the
+// middleware and the gateway name it, and its message, escaped to go
+// between the quotes of a JSON string as it is.
+const (
+	HeaderErrorCode = "X-Tokend-Error-Code"
+	HeaderError     = "X-Tokend-Error"
+)
+
+// refusalOf is the code and JSON-escaped message of a refusal of GET
+// /api/verify.
+func refusalOf(err error) (code, msg string) {
+	var e *tokend.Error
+	if !errors.As(err, &e) {
+		return "internal_error", "Internal Server Error"
+	}
+	code, msg = e.Reason, e.Message
+	switch e.Code {
+	case tokend.EUNAUTHORIZED:
+		code = cmp.Or(code, "invalid_api_key")
+	case tokend.EFORBIDDEN:
+		code = cmp.Or(code, "insufficient_permissions")
+	case tokend.ERATELIMITED:
+		code = cmp.Or(code, "rate_limited")
+	case tokend.EINVALID:
+		code, msg = "invalid_request", "The verification's query is not valid: "+tokend.FieldErrors(e.Fields).String()
+	case tokend.EUNAVAILABLE:
+		code = "unavailable"
+	default:
+		code, msg = "internal_error", "Internal Server Error"
+	}
+	b, _ := json.Marshal(msg)
+	return code, string(b[1 : len(b)-1])
+}
+
 var (
 	liveValue = []string{string(tokend.Live)}[:1:1]
 	testValue = []string{string(tokend.Test)}[:1:1]
@@ -165,6 +203,10 @@ func (s *Server) verifyForward(w http.ResponseWriter, r *http.Request) {
 		err = s.checkRequired(r, caller, q.required)
 	}
 	if err != nil {
+		code, msg := refusalOf(err)
+		h := w.Header()
+		h[HeaderErrorCode] = []string{code}
+		h[HeaderError] = []string{msg}
 		s.writeError(w, r, err)
 		return
 	}
