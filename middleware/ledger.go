@@ -18,9 +18,10 @@ import (
 // lease, a number of requests tokend has already spent in the token's own
 // rate limit, its quota and its account's plan limit (shared by every
 // tokend instance) and lent to this process. A request that finds the lease
-// empty waits for the next usage report (POST /api/usage_reports), which
-// asks for as many requests as are waiting, plus what the token's recent
-// pace will need before the report after it. Reports also carry what was
+// empty waits for the next usage report (POST /api/usage_reports), sent at
+// once, which asks for as many requests as are waiting plus two report
+// intervals' worth of the token's pace (its pace so far while a stream
+// starts, so that leases double then). Reports also carry what was
 // admitted and refused, to the token's usage. So any number of processes
 // together admit what one tokend would, and a lease left unspent is the
 // only error: at most what one process asked for ahead of its demand, about
@@ -226,8 +227,10 @@ func (l *ledger) report(ctx context.Context, tick, final bool) {
 			want = tl.waiting
 			p.r, tl.next, tl.waiting = tl.next, nil, 0
 			// Enough for two intervals at the token's pace, so that a steady
-			// stream of requests rarely waits.
-			if ahead := 2*tl.pace.Load() - tl.avail.Load(); ahead > 0 && !now.Before(tl.denied) {
+			// stream of requests rarely waits. Within its first interval a
+			// stream's pace so far counts, so leases double as it starts.
+			pace := max(tl.pace.Load(), tl.paced.Load())
+			if ahead := 2*pace - tl.avail.Load(); ahead > 0 && !now.Before(tl.denied) {
 				want += int(min(ahead, tokend.MaxLease))
 			}
 			want = min(want, tokend.MaxLease)
