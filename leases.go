@@ -55,8 +55,8 @@ type Lease struct {
 	Granted    int
 	RetryAfter time.Duration
 	// Limit is the token's plan limit after the grant (LimitSet when it was
-	// charged); Quota its quota of requests after it (nil when it has none
-	// or none was asked for).
+	// charged), or its own rate limit when that refused it; Quota its quota
+	// of requests after it (nil when it has none or none was asked for).
 	Limit    LimitDecision
 	LimitSet bool
 	Quota    *QuotaState
@@ -90,10 +90,11 @@ type UsageLeases struct {
 // viewer on its account (EFORBIDDEN otherwise). A token of another account,
 // or none, is NOT_FOUND, its counts are dropped, and it spends one request
 // of the caller's allowance of verifications that find no valid token, as
-// POST /api/verify does; when that allowance cannot pay for every such
-// token the report is ErrRateLimited and nothing of it counts. A report
-// that breaks the bounds above, names a token twice or an unknown outcome
-// is EINVALID, and nothing of it counts either.
+// POST /api/verify does; once that allowance is spent the report is
+// ErrRateLimited and nothing of it counts. A report that breaks the bounds
+// above, names a token twice or an unknown outcome is EINVALID, and one the
+// limits or the store fail, an error of theirs: nothing of either counts,
+// and nothing is leased.
 func (v *Verifier) ReportUsage(ctx context.Context, caller *Token, reports []UsageReport) (UsageLeases, error) {
 	var out UsageLeases
 	if err := MayVerify(caller); err != nil {
@@ -102,28 +103,23 @@ func (v *Verifier) ReportUsage(ctx context.Context, caller *Token, reports []Usa
 	if err := validateReports(reports); err != nil {
 		return out, err
 	}
+	// Each miss is charged as it is found, so that a report of made-up
+	// tokens stops costing lookups once the allowance is spent.
 	tokens := make([]*Token, len(reports))
-	misses := 0
 	for i := range reports {
 		t, _, err := v.svc.lookup(ctx, &reports[i].TokenHash)
 		switch {
 		case err != nil && err != errBadToken:
 			return out, err
 		case err != nil || t.AccountID != caller.AccountID:
-			misses++
+			d := Decision{Token: caller}
+			v.chargeKey(ctx, &d, true)
+			out.Misses, out.MissesSet = d.Limit, d.LimitSet
+			if d.Err != nil {
+				return out, d.Err
+			}
 		default:
 			tokens[i] = t
-		}
-	}
-	if misses > 0 {
-		key, rate := v.planRate(caller)
-		d, err := v.limits.TakeN(ctx, key+":verify-miss", rate, misses)
-		if err != nil {
-			return out, ErrLimitsUnavailable
-		}
-		out.Misses, out.MissesSet = d, true
-		if !d.Allowed {
-			return out, ErrRateLimited
 		}
 	}
 	now := v.opts.Now()
@@ -144,6 +140,13 @@ func (v *Verifier) ReportUsage(ctx context.Context, caller *Token, reports []Usa
 		if r.Want > 0 {
 			granted, d := v.lease(ctx, t, r.Want)
 			if d.Outcome == VerifyError {
+				// The report fails and is sent again: what it was granted
+				// so far goes back.
+				for j := range i {
+					if g := out.Leases[j].Granted; g > 0 {
+						v.unlease(ctx, tokens[j], g)
+					}
+				}
 				return UsageLeases{}, d.Err
 			}
 			l.Granted, l.Limit, l.LimitSet, l.Quota = granted, d.Limit, d.LimitSet, d.Quota
@@ -209,10 +212,10 @@ func validateReports(reports []UsageReport) error {
 func (v *Verifier) lease(ctx context.Context, t *Token, want int) (int, Decision) {
 	d := Decision{Token: t}
 	n := want
+	// The last limit that cuts the grant says why: when it grants none,
+	// it is the one that refuses.
 	bounded := func(err error, retry time.Duration) {
-		if d.Err == nil {
-			d.Err, d.Outcome, d.RetryAfter = err, VerifyRateLimited, retry
-		}
+		d.Err, d.Outcome, d.RetryAfter = err, VerifyRateLimited, retry
 	}
 	if t.RateLimit != nil {
 		got, ld, err := takeUpTo(ctx, v.limits, tokenKey(t), *t.RateLimit, n)
@@ -269,6 +272,19 @@ func (v *Verifier) lease(ctx context.Context, t *Token, want int) (int, Decision
 		d.Err, d.Outcome, d.RetryAfter = nil, VerifiedOK, 0
 	}
 	return n, d
+}
+
+// unlease gives back n requests lease granted for t.
+func (v *Verifier) unlease(ctx context.Context, t *Token, n int) {
+	ctx = context.WithoutCancel(ctx)
+	if t.RateLimit != nil {
+		_ = v.limits.RefundN(ctx, tokenKey(t), *t.RateLimit, n)
+	}
+	if t.Quota != nil && t.Quota.Unit == QuotaRequests {
+		v.quotas.refund(ctx, t, int64(n), nil)
+	}
+	key, rate := v.planRate(t)
+	_ = v.limits.RefundN(ctx, key, rate, n)
 }
 
 // takeUpTo spends as many of n units of key's rate as conform now, all of

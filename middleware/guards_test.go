@@ -122,3 +122,38 @@ func TestMiddlewareFollowsGuardChanges(t *testing.T) {
 		t.Errorf("from inside the new list: %d %v", a.status, a.body)
 	}
 }
+
+// A refusal the middleware holds in memory ends with the change that lifts
+// it: a token whose quota is used up passes again once the quota is raised.
+func TestMiddlewareLiftsARefusalOnChange(t *testing.T) {
+	f := newFixture(t, testutil.TokendOptions{}, fromHeader)
+	tok := f.guarded(tokend.GuardsInput{Quota: some(&tokend.Quota{Limit: 1, Period: tokend.QuotaMonth, Unit: tokend.QuotaRequests})})
+	for i, want := range []int{200, 429, 429} {
+		if a := f.get("/any", from(tok.Value, "192.0.2.1")); a.status != want {
+			t.Fatalf("request %d: %d %v, want %d", i+1, a.status, a.body, want)
+		}
+	}
+	raised := &tokend.Quota{Limit: 10, Period: tokend.QuotaMonth, Unit: tokend.QuotaRequests}
+	if _, err := f.tokend.Svc.UpdateToken(context.Background(), &f.tokend.Admin.Token, tok.ID, tokend.TokenPatch{Guards: tokend.GuardsInput{Quota: &raised}}); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		a := f.get("/any", from(tok.Value, "192.0.2.1"))
+		if a.status == 200 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("5 s after the quota was raised: %d %v", a.status, a.body)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	// And from memory, once answers of the changed token are cached again
+	// (2 s after a change).
+	time.Sleep(2100 * time.Millisecond)
+	for i, want := range []int{200, 200, 200} {
+		if a := f.get("/any", from(tok.Value, "192.0.2.1")); a.status != want {
+			t.Fatalf("after the change, request %d: %d %v, want %d", i+1, a.status, a.body, want)
+		}
+	}
+}

@@ -48,9 +48,10 @@ type ledger struct {
 	cached   func(h *[32]byte) bool // whether the token is in the Authenticator's cache
 	onError  func(error)
 
-	mu     sync.Mutex
-	tokens map[[32]byte]*tokenLedger // by the SHA-256 of the token's value
-	wake   chan struct{}             // a request waits for a lease
+	mu      sync.Mutex
+	tokens  map[[32]byte]*tokenLedger // by the SHA-256 of the token's value
+	wake    chan struct{}             // a request waits for a lease
+	running atomic.Bool               // run is reporting: a request may wait for a lease
 }
 
 func newLedger(c *client.Client, interval time.Duration, now func() time.Time, cached func(*[32]byte) bool, onError func(error)) *ledger {
@@ -60,6 +61,9 @@ func newLedger(c *client.Client, interval time.Duration, now func() time.Time, c
 
 // tokenLedger is one token's lease and unreported usage.
 type tokenLedger struct {
+	// exact is set for a token with a quota: its leases are only what
+	// waiting requests need, none ahead, so that no quota is spent unused.
+	exact atomic.Bool
 	hash  string       // the SHA-256 of the token's value, in hexadecimal: its name in reports
 	avail atomic.Int64 // leased requests not yet admitted
 	// Requests admitted, refused by a limit and refused for lacking a
@@ -123,12 +127,17 @@ func (l *ledger) admit(ctx context.Context, tl *tokenLedger) *Error {
 	}
 	deadline := time.Now().Add(leaseWait)
 	for time.Now().Before(deadline) {
+		if !l.running.Load() {
+			return errUpstream // nothing would report: Run is not running
+		}
 		tl.mu.Lock()
 		if now := l.now(); now.Before(tl.denied) {
 			e := *tl.denial
 			e.RetryAfter = tl.denied.Sub(now)
 			tl.mu.Unlock()
-			tl.limited.Add(1)
+			if e.Status == http.StatusTooManyRequests {
+				tl.limited.Add(1)
+			}
 			return &e
 		}
 		if tl.take() {
@@ -167,6 +176,23 @@ func (l *ledger) admit(ctx context.Context, tl *tokenLedger) *Error {
 	return errUpstream
 }
 
+// lift forgets tokend's refusal of tl's token: tokend has since said the
+// token may make requests, or the token or its account changed.
+func (tl *tokenLedger) lift() {
+	tl.mu.Lock()
+	tl.denied, tl.denial = time.Time{}, nil
+	tl.mu.Unlock()
+}
+
+// liftAll lifts every token's refusal.
+func (l *ledger) liftAll() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for _, tl := range l.tokens {
+		tl.lift()
+	}
+}
+
 // leave withdraws a request from round r it no longer waits for.
 func (l *ledger) leave(tl *tokenLedger, r *round) {
 	tl.mu.Lock()
@@ -177,15 +203,18 @@ func (l *ledger) leave(tl *tokenLedger, r *round) {
 }
 
 // run reports every interval, and at once when a request waits for a
-// lease, until ctx ends; then it reports what is left to report, once.
+// lease, until ctx ends; then it refuses the requests still waiting and
+// reports what is left to report, once.
 func (l *ledger) run(ctx context.Context) error {
 	t := time.NewTicker(l.interval)
 	defer t.Stop()
+	l.running.Store(true)
 	for {
 		tick := false
 		select {
 		case <-ctx.Done():
-			fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
+			l.running.Store(false)
+			fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), leaseWait)
 			l.report(fctx, false, true)
 			cancel()
 			return nil
@@ -193,7 +222,9 @@ func (l *ledger) run(ctx context.Context) error {
 			tick = true
 		case <-l.wake:
 		}
-		l.report(ctx, tick, false)
+		rctx, cancel := context.WithTimeout(ctx, leaseWait)
+		l.report(rctx, tick, false)
+		cancel()
 	}
 }
 
@@ -218,19 +249,37 @@ func (l *ledger) report(ctx context.Context, tick, final bool) {
 	l.mu.Lock()
 	for h, tl := range l.tokens {
 		p := pending{tl: tl, success: tl.success.Swap(0), limited: tl.limited.Swap(0), lacking: tl.lacking.Swap(0)}
+		// At most MaxReportedRequests of each count a report; the rest next time.
+		for _, c := range []struct {
+			n   *int64
+			src *atomic.Int64
+		}{{&p.success, &tl.success}, {&p.limited, &tl.limited}, {&p.lacking, &tl.lacking}} {
+			if over := *c.n - tokend.MaxReportedRequests; over > 0 {
+				*c.n -= over
+				c.src.Add(over)
+			}
+		}
 		want := 0
 		tl.mu.Lock()
 		if tick {
 			tl.pace.Store(tl.paced.Swap(0))
 		}
-		if !final {
+		if final {
+			// Nothing reports after this one: the requests still waiting
+			// are refused now rather than at their bound.
+			if tl.next != nil {
+				tl.next.err = errStopped
+				close(tl.next.done)
+				tl.next, tl.waiting = nil, 0
+			}
+		} else {
 			want = tl.waiting
 			p.r, tl.next, tl.waiting = tl.next, nil, 0
 			// Enough for two intervals at the token's pace, so that a steady
 			// stream of requests rarely waits. Within its first interval a
 			// stream's pace so far counts, so leases double as it starts.
 			pace := max(tl.pace.Load(), tl.paced.Load())
-			if ahead := 2*pace - tl.avail.Load(); ahead > 0 && !now.Before(tl.denied) {
+			if ahead := 2*pace - tl.avail.Load(); ahead > 0 && !now.Before(tl.denied) && !tl.exact.Load() {
 				want += int(min(ahead, tokend.MaxLease))
 			}
 			want = min(want, tokend.MaxLease)
@@ -271,10 +320,16 @@ func (l *ledger) report(ctx context.Context, tick, final bool) {
 	}
 	if err != nil {
 		l.onError(err)
+		// The counts are sent again next time, unless tokend refused the
+		// report for good (a 4xx but 429: it would refuse it again).
+		status := client.StatusOf(err)
+		keep := status == 0 || status == http.StatusTooManyRequests || status >= 500
 		for _, p := range parts {
-			p.tl.success.Add(p.success)
-			p.tl.limited.Add(p.limited)
-			p.tl.lacking.Add(p.lacking)
+			if keep {
+				p.tl.success.Add(p.success)
+				p.tl.limited.Add(p.limited)
+				p.tl.lacking.Add(p.lacking)
+			}
 			if p.r != nil {
 				p.r.err = err
 				close(p.r.done)
@@ -286,6 +341,9 @@ func (l *ledger) report(ctx context.Context, tick, final bool) {
 	for i, p := range parts {
 		le := &leases[i]
 		p.tl.avail.Add(int64(le.Granted))
+		if le.Code == client.CodeValid {
+			p.tl.lift()
+		}
 		if refusal := leaseRefusal(le); refusal != nil {
 			wait := le.RetryAfter()
 			if wait <= 0 {
@@ -300,6 +358,9 @@ func (l *ledger) report(ctx context.Context, tick, final bool) {
 		}
 	}
 }
+
+// errStopped fails the requests waiting for a lease when Run ends.
+var errStopped = errors.New("the middleware stopped reporting to tokend")
 
 // leaseRefusal is the refusal of requests of a token tokend leased none
 // of, or nil when it may make more.

@@ -310,6 +310,7 @@ func (a *Authenticator) ask(r *http.Request, value string, h *[32]byte, addr str
 	}
 	e := &entry{id: identityOf(v), fetched: f.at, granted: map[string]struct{}{}, guards: guardsOf(v),
 		ledger: a.ledger.get(h)}
+	e.ledger.exact.Store(e.guards.Quota != nil)
 	// tokend counted the verifying request in the token's usage (but one
 	// over its quota); the ones that joined it count here.
 	leader := f.leader == mine
@@ -328,6 +329,7 @@ func (a *Authenticator) ask(r *http.Request, value string, h *[32]byte, addr str
 		return nil, &Error{Status: http.StatusTooManyRequests, Code: tokend.ReasonQuotaExceeded, Message: errQuotaMessage, RetryAfter: retry}
 	case client.CodeValid:
 		e.grant(key)
+		e.ledger.lift() // tokend admits the token again, whatever it refused before
 	case client.CodeInsufficientPermissions:
 	default:
 		a.opts.Logger.Error("tokend answered an unknown verification code", "code", v.Code)
@@ -447,10 +449,14 @@ func (a *Authenticator) CachedTokens() int { return a.cache.Len() }
 
 // Run follows the account's change stream until ctx ends, reconnecting
 // with capped backoff when it is lost; each loss forgets everything cached,
-// and until the stream is back every request asks tokend. Beside it, about
-// once a minute, it forgets the limits of clients that have rested, so that
-// memory stays bounded by the clients of the last minute. It returns nil
-// once ctx is done.
+// and until the stream is back every request asks tokend. Beside it, it
+// reports usage and tops up leases every Options.ReportInterval, and about
+// once a minute forgets the failure budgets of clients that have rested,
+// so that memory stays bounded by the clients of the last minute. It
+// returns nil once ctx is done, after a last report of what was admitted
+// (end it after the server's Shutdown, so that the last requests are in
+// it). Without Run, only requests that tokend verifies pass: a request
+// that would need a lease is refused 503 unavailable.
 func (a *Authenticator) Run(ctx context.Context) error {
 	g, ctx := errgroup.WithContext(ctx)
 	g.Go(func() error {
@@ -513,6 +519,7 @@ func (a *Authenticator) follow(ctx context.Context) error {
 		switch ev.Kind {
 		case client.EventReady:
 			a.cache.Flush()
+			a.ledger.liftAll()
 			a.live.Store(true)
 			a.opts.Logger.Info("following tokend's change stream")
 		case client.EventToken:
@@ -521,6 +528,11 @@ func (a *Authenticator) follow(ctx context.Context) error {
 			a.cache.evictAccount(ev.AccountID, now)
 		case client.EventFlush:
 			a.cache.Flush()
+		}
+		if ev.Kind != client.EventReady {
+			// A change may lift a refusal (a quota raised, a plan upgraded):
+			// the next request asks tokend again.
+			a.ledger.liftAll()
 		}
 	}
 }

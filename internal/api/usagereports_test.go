@@ -143,8 +143,9 @@ func TestUsageReportCounts(t *testing.T) {
 }
 
 // Tokens a report names that are not the account's spend the caller's
-// allowance of verifications that find no valid token, all at once: a
-// report that allowance cannot pay for is 429, and nothing of it counts.
+// allowance of verifications that find no valid token, one as each is
+// found: a report that allowance cannot pay for is 429, and nothing of it
+// counts.
 func TestUsageReportMissesSpendTheCallersAllowance(t *testing.T) {
 	e := newEnv(t, withPlan(tokend.PlanEnterprise, 5))
 	tok := e.createToken(e.admin, "user", perm("account", e.acme, 10))
@@ -164,7 +165,9 @@ func TestUsageReportMissesSpendTheCallersAllowance(t *testing.T) {
 	if len(u.Days) != 0 {
 		t.Errorf("a refused report counted: %+v", u.Days)
 	}
-	// Five misses fit; the plan limit itself is untouched by them.
+	// Once the allowance is whole again, five misses fit; the plan limit
+	// itself is untouched by them.
+	e.clock.Advance(time.Hour)
 	if l := e.reportUsage(service, reports[1:]...); l[5].Code != "VALID" || l[5].Granted != 1 {
 		t.Errorf("the account's token beside 5 misses: %+v", l[5])
 	}
@@ -215,4 +218,47 @@ func TestUsageReportRefusals(t *testing.T) {
 	if len(u.Days) != 0 {
 		t.Errorf("refused reports counted: %+v", u.Days)
 	}
+}
+
+// When a later limit grants less than an earlier one, what the earlier one
+// spent beyond it goes back, and the limit that granted nothing is the one
+// the answer names.
+func TestUsageReportLeaseGivesBack(t *testing.T) {
+	e := newEnv(t, withPlan(tokend.PlanEnterprise, 10))
+	quota := e.guarded(map[string]any{"quota": map[string]any{"limit": 5, "period": "day"}})
+	other := e.createToken(e.admin, "other", perm("account", e.acme, 10))
+	service := e.createToken(e.admin, "gateway", perm("account", e.acme, 10)).Token
+	e.clock.Advance(time.Hour)
+	// Another token takes 9 of the plan's 10: the quota grants 5, the plan 1.
+	if l := e.reportUsage(service, want(other.Token, 9))[0]; l.Granted != 9 {
+		t.Fatalf("the other token's lease: %+v", l)
+	}
+	l := e.reportUsage(service, want(quota.Token, 5))[0]
+	if l.Code != "VALID" || l.Granted != 1 || l.Quota == nil || l.Quota.Remaining == nil || *l.Quota.Remaining != 4 {
+		t.Fatalf("lease with the plan nearly spent: %+v, quota %+v", l, l.Quota)
+	}
+	// Now the plan grants none: the quota's 4 stay, and the plan is named.
+	if l := e.reportUsage(service, want(quota.Token, 3))[0]; l.Code != "RATE_LIMITED" || l.Reason != "rate_limited" || l.RetryAfterMS != 6000 {
+		t.Fatalf("lease with the plan spent: %+v", l)
+	}
+	e.clock.Advance(time.Hour)
+	if l := e.reportUsage(service, want(quota.Token, 10))[0]; l.Code != "VALID" || l.Granted != 4 {
+		t.Fatalf("lease once the plan is whole: %+v, want the quota's 4 left", l)
+	}
+}
+
+// Test keys lease from their own plan limit, TestRateMultiplier (5) times
+// the live one.
+func TestUsageReportLeaseTestKey(t *testing.T) {
+	e := newEnv(t, withPlan(tokend.PlanEnterprise, 10))
+	var test apiToken
+	e.post("/api/api_tokens", e.admin, map[string]any{"name": "ci", "environment": "test",
+		"resources": []any{perm("account", e.acme, 10)}}).want(200).decode(&test)
+	service := e.createToken(e.admin, "gateway", perm("account", e.acme, 10)).Token
+	e.clock.Advance(time.Hour)
+	if l := e.reportUsage(service, want(test.Token, 100))[0]; l.Granted != 50 || l.RateLimit == nil || l.RateLimit.Limit != 50 {
+		t.Fatalf("a test key's lease: %+v", l)
+	}
+	// The live limit is untouched.
+	e.get("/api/accounts", e.admin).want(200)
 }

@@ -151,7 +151,11 @@ func Proxy(ctx context.Context, cfg ProxyConfig, logger *slog.Logger) error {
 		"tokend", cfg.Tokend, "account_id", self.AccountID, "routes", rules, "transport", how)
 
 	g, gctx := errgroup.WithContext(ctx)
-	g.Go(func() error { return auth.Run(gctx) })
+	// The authenticator outlives the server's shutdown, so that what the
+	// last requests were admitted with is reported to tokend.
+	authCtx, stopAuth := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopAuth()
+	g.Go(func() error { return auth.Run(authCtx) })
 	g.Go(func() error {
 		var err error
 		if cfg.TLSCert != "" {
@@ -169,7 +173,9 @@ func Proxy(ctx context.Context, cfg ProxyConfig, logger *slog.Logger) error {
 		logger.Info("shutting down")
 		shutCtx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 		defer cancel()
-		return srv.Shutdown(shutCtx)
+		err := srv.Shutdown(shutCtx)
+		stopAuth()
+		return err
 	})
 	err = g.Wait()
 	logger.Info("stopped")
