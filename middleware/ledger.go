@@ -64,6 +64,11 @@ type tokenLedger struct {
 	// exact is set for a token with a quota: its leases are only what
 	// waiting requests need, none ahead, so that no quota is spent unused.
 	exact atomic.Bool
+	// room is what tokend last said was left of the token's limit after
+	// its lease (-1: not known). A lease asks ahead for at most an eighth
+	// of it, so that near the limit, where other processes compete for the
+	// rest, nothing is leased that may go unspent.
+	room  atomic.Int64
 	hash  string       // the SHA-256 of the token's value, in hexadecimal: its name in reports
 	avail atomic.Int64 // leased requests not yet admitted
 	// Requests admitted, refused by a limit and refused for lacking a
@@ -94,6 +99,7 @@ func (l *ledger) get(h *[32]byte) *tokenLedger {
 	tl := l.tokens[*h]
 	if tl == nil {
 		tl = &tokenLedger{hash: hex.EncodeToString(h[:])}
+		tl.room.Store(-1)
 		l.tokens[*h] = tl
 	}
 	tl.mu.Lock()
@@ -279,7 +285,11 @@ func (l *ledger) report(ctx context.Context, tick, final bool) {
 			// stream of requests rarely waits. Within its first interval a
 			// stream's pace so far counts, so leases double as it starts.
 			pace := max(tl.pace.Load(), tl.paced.Load())
-			if ahead := 2*pace - tl.avail.Load(); ahead > 0 && !now.Before(tl.denied) && !tl.exact.Load() {
+			ahead := 2*pace - tl.avail.Load()
+			if room := tl.room.Load(); room >= 0 {
+				ahead = min(ahead, room/8)
+			}
+			if ahead > 0 && !now.Before(tl.denied) && !tl.exact.Load() {
 				want += int(min(ahead, tokend.MaxLease))
 			}
 			want = min(want, tokend.MaxLease)
@@ -341,6 +351,9 @@ func (l *ledger) report(ctx context.Context, tick, final bool) {
 	for i, p := range parts {
 		le := &leases[i]
 		p.tl.avail.Add(int64(le.Granted))
+		if rl := le.RateLimit; rl != nil {
+			p.tl.room.Store(int64(rl.Remaining))
+		}
 		if le.Code == client.CodeValid {
 			p.tl.lift()
 		}

@@ -311,6 +311,9 @@ func (a *Authenticator) ask(r *http.Request, value string, h *[32]byte, addr str
 	e := &entry{id: identityOf(v), fetched: f.at, granted: map[string]struct{}{}, guards: guardsOf(v),
 		ledger: a.ledger.get(h)}
 	e.ledger.exact.Store(e.guards.Quota != nil)
+	if v.RateLimit != nil {
+		e.ledger.room.Store(int64(v.RateLimit.Remaining))
+	}
 	// tokend counted the verifying request in the token's usage (but one
 	// over its quota); the ones that joined it count here.
 	leader := f.leader == mine
