@@ -35,6 +35,11 @@ const DefaultReportInterval = 100 * time.Millisecond
 // answered 503 unavailable.
 const leaseWait = 5 * time.Second
 
+// minRoomAhead is the least room left of a token's limit for a lease to
+// ask ahead at all: a token whose limit has less left is asked for exactly
+// what waits, so that near a small limit nothing goes unspent.
+const minRoomAhead = 64
+
 // ledgerIdle is how long a token's ledger is kept after its last activity
 // once the token has left the cache.
 const ledgerIdle = 2 * time.Minute
@@ -66,8 +71,9 @@ type tokenLedger struct {
 	exact atomic.Bool
 	// room is what tokend last said was left of the token's limit after
 	// its lease (-1: not known). A lease asks ahead for at most an eighth
-	// of it, so that near the limit, where other processes compete for the
-	// rest, nothing is leased that may go unspent.
+	// of it, and none below minRoomAhead, so that near the limit, where
+	// other processes compete for the rest, nothing is leased that may go
+	// unspent.
 	room  atomic.Int64
 	hash  string       // the SHA-256 of the token's value, in hexadecimal: its name in reports
 	avail atomic.Int64 // leased requests not yet admitted
@@ -288,6 +294,9 @@ func (l *ledger) report(ctx context.Context, tick, final bool) {
 			ahead := 2*pace - tl.avail.Load()
 			if room := tl.room.Load(); room >= 0 {
 				ahead = min(ahead, room/8)
+				if room < minRoomAhead {
+					ahead = 0
+				}
 			}
 			if ahead > 0 && !now.Before(tl.denied) && !tl.exact.Load() {
 				want += int(min(ahead, tokend.MaxLease))

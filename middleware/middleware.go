@@ -10,7 +10,7 @@
 //
 //	c, _ := client.New("http://tokend:8080", os.Getenv("TOKEND_TOKEN"))
 //	auth, _ := middleware.New(c, middleware.Options{})
-//	go auth.Run(ctx) // follows the change stream until ctx ends
+//	go auth.Run(ctx) // follows the change stream and reports usage until ctx ends (end it after the server's Shutdown)
 //	mux.Handle("GET /reports", auth.Require(client.MustPermission("project:3:viewer"))(reports))
 //
 // and in the handler:

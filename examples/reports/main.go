@@ -66,7 +66,11 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	logger.Info("listening", "url", "http://"+ln.Addr().String())
 
 	g, gctx := errgroup.WithContext(ctx)
-	g.Go(func() error { return auth.Run(gctx) }) // follows tokend's change stream
+	// The authenticator follows tokend's change stream and reports usage; it
+	// stops after the server, so that its last report has every request.
+	authCtx, stopAuth := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopAuth()
+	g.Go(func() error { return auth.Run(authCtx) })
 	g.Go(func() error {
 		if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
 			return err
@@ -77,7 +81,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		<-gctx.Done()
 		shut, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
-		return srv.Shutdown(shut)
+		err := srv.Shutdown(shut)
+		stopAuth()
+		return err
 	})
 	return g.Wait()
 }
