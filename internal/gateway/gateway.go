@@ -54,8 +54,14 @@ type Options struct {
 	// Defaults: DefaultBodyGrace, DefaultBodyMinRate.
 	BodyGrace   time.Duration
 	BodyMinRate int
-	Transport   http.RoundTripper // default: one tuned for a single upstream
-	Logger      *slog.Logger      // the access log; default: discard
+	// Transport, when set, carries every request to the upstream (through
+	// httputil.ReverseProxy). By default a plain-HTTP upstream is reached
+	// through the gateway's own hop (see hop: HTTP/1.1 on kept-alive
+	// connections, in the handler's goroutine), except upgrades, Expect:
+	// 100-continue and CONNECT, which go, as everything to an HTTPS
+	// upstream goes, through an http.Transport tuned for a single upstream.
+	Transport http.RoundTripper
+	Logger    *slog.Logger // the access log; default: discard
 }
 
 // New returns the gateway's handler.
@@ -85,6 +91,9 @@ func New(opts Options) (http.Handler, error) {
 		t := http.DefaultTransport.(*http.Transport).Clone()
 		t.MaxIdleConns, t.MaxIdleConnsPerHost, t.IdleConnTimeout = 1024, 1024, 90*time.Second
 		transport = t
+		if opts.Upstream.Scheme == "http" && canPeek {
+			g.hop = newHop(upstreamAddr(opts.Upstream))
+		}
 	}
 	g.proxy = &httputil.ReverseProxy{Rewrite: g.rewrite, Transport: transport, ErrorHandler: g.proxyFailed,
 		ModifyResponse: g.modifyResponse, BufferPool: bufferPool{},
@@ -115,6 +124,15 @@ func New(opts Options) (http.Handler, error) {
 	return g, nil
 }
 
+// upstreamAddr is the host:port to dial for u (http).
+func upstreamAddr(u *url.URL) string {
+	port := u.Port()
+	if port == "" {
+		port = "80"
+	}
+	return net.JoinHostPort(u.Hostname(), port)
+}
+
 // register adds a route to mux, turning ServeMux's panic on a bad or
 // conflicting pattern into an error that names the line.
 func register(mux *http.ServeMux, rt Route) (err error) {
@@ -135,6 +153,11 @@ var registeredAt = regexp.MustCompile(` \(registered at [^)]*\)`)
 type gateway struct {
 	opts  Options
 	table *table // the routes
+	// hop carries requests to a plain-HTTP upstream (nil: the upstream is
+	// HTTPS, or Options.Transport is set); proxy, with Options.Transport or
+	// an http.Transport, carries the rest: upgrades, Expect: 100-continue,
+	// CONNECT.
+	hop   *hop
 	proxy *httputil.ReverseProxy
 	ids   *httpx.RequestIDs
 	log   slog.Handler // the access log's
@@ -215,7 +238,12 @@ func (g *gateway) serveRoute(w *answer, r *http.Request, st *requestState) {
 		}
 		st.tokenID, st.identity = id.TokenID, id
 	}
-	g.viaProxy(w, r, st)
+	if g.hop == nil || r.Method == http.MethodConnect || r.Header["Expect"] != nil ||
+		g.opts.AllowUpgrades && r.Header["Upgrade"] != nil && hasToken(r.Header["Connection"], "upgrade") {
+		g.viaProxy(w, r, st)
+		return
+	}
+	g.forward(w, r, st)
 }
 
 // viaProxy passes r on through the ReverseProxy, with its state in its
