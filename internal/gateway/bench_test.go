@@ -5,6 +5,7 @@ import (
 	"context"
 	"flag"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -28,7 +29,8 @@ var benchConns = flag.Int("gateway.conns", 64, "BenchmarkGateway's client connec
 // (-gateway.conns of them, kept alive, 64 by default), through: the upstream alone;
 // a minimal httputil.ReverseProxy with a tuned http.Transport and a buffer
 // pool (what the gateway was built on); and the gateway with a public
-// route ("/ none") and with authentication (no routes: a valid token). The
+// route ("/ none") and with authentication (no routes: a valid token),
+// without a log and with one like tokend proxy's (to io.Discard). The
 // upstream answers a 13-byte body with the headers nginx sends for a small
 // static file. Each op is one request and its answer, the client's own
 // work included: compare the sub-benchmarks, and profile with
@@ -76,8 +78,8 @@ func BenchmarkGateway(b *testing.B) {
 		b.Cleanup(s.Close)
 		return s.Listener.Addr().String()
 	}
-	gw := func(routes string) string {
-		opts := gateway.Options{Upstream: upURL, Auth: auth}
+	gw := func(routes string, logger *slog.Logger) string {
+		opts := gateway.Options{Upstream: upURL, Auth: auth, Logger: logger}
 		if routes != "" {
 			if opts.Routes, err = gateway.ParseRoutes(strings.NewReader(routes)); err != nil {
 				b.Fatal(err)
@@ -99,8 +101,22 @@ func BenchmarkGateway(b *testing.B) {
 	}{
 		{"upstream", up.Listener.Addr().String()},
 		{"reverseproxy", serve(rp)},
-		{"gateway/public", gw("/ none\n")},
-		{"gateway/token", gw("")},
+		{"gateway/public", gw("/ none\n", nil)},
+		{"gateway/token", gw("", nil)},
+		// As tokend proxy logs (internal/cli's newLogger): a JSON line per
+		// request, durations and the level as text.
+		{"gateway/token-logged", gw("", slog.New(slog.NewJSONHandler(io.Discard, &slog.HandlerOptions{
+			ReplaceAttr: func(_ []string, a slog.Attr) slog.Attr {
+				switch a.Value.Kind() {
+				case slog.KindDuration:
+					a.Value = slog.StringValue(a.Value.Duration().String())
+				case slog.KindAny:
+					if l, ok := a.Value.Any().(slog.Level); ok {
+						a.Value = slog.StringValue(l.String())
+					}
+				}
+				return a
+			}})))},
 	} {
 		b.Run(c.name, func(b *testing.B) {
 			req := []byte("GET /hello.txt HTTP/1.1\r\nHost: bench.test\r\nUser-Agent: wrk\r\nAuthorization: Bearer " + user + "\r\n\r\n")
