@@ -34,6 +34,12 @@ import (
 // connection turns out closed before any of the answer arrives is sent
 // again on a new connection when that is safe: it has no body and its
 // method is idempotent, or none of it was written.
+//
+// The request, body included, is written before its answer is read: an
+// upstream that answers early (a 413 to a large upload) is heard once it
+// stops reading, when writing fails, or when the body is in; one that
+// answers early and then neither reads nor closes holds the request until
+// the client leaves.
 type hop struct {
 	addr        string // host:port
 	dialer      net.Dialer

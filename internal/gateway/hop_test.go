@@ -600,3 +600,48 @@ func TestHopUpstreamBase(t *testing.T) {
 		t.Fatalf("the upstream got %s", u)
 	}
 }
+
+// An upstream that answers a large upload before reading it (413) and
+// closes is heard: the client gets that answer, not a 502.
+func TestHopEarlyAnswerToAnUpload(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				if _, err := http.ReadRequest(bufio.NewReader(c)); err != nil { // the headers only
+					return
+				}
+				io.WriteString(c, "HTTP/1.1 413 Payload Too Large\r\nContent-Length: 8\r\nConnection: close\r\n\r\ntoo big!")
+			}()
+		}
+	}()
+	f := newFixtureSetup(t, nil, "/ none\n", setup{options: func(o *gateway.Options) { o.Upstream = mustURL(t, "http://"+ln.Addr().String()) }})
+	conn, err := net.Dial("tcp", f.gw.Listener.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	conn.SetDeadline(time.Now().Add(10 * time.Second))
+	const size = 8 << 20
+	go func() { // the client sends on while it reads, as clients do
+		io.WriteString(conn, rawRequest("POST", "/upload", fmt.Sprintf("Content-Length: %d", size)))
+		conn.Write(make([]byte, size))
+	}()
+	res, err := http.ReadResponse(bufio.NewReader(conn), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(res.Body)
+	if res.StatusCode != 413 || string(b) != "too big!" {
+		t.Fatalf("%d %q, want the upstream's 413", res.StatusCode, b)
+	}
+}
