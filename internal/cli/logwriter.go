@@ -63,9 +63,18 @@ func newLogger(w io.Writer, level slog.Level) (logger *slog.Logger, closeLogs fu
 	return slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: level, ReplaceAttr: readableDuration})), logs.Close
 }
 
-func readableDuration(_ []string, a slog.Attr) slog.Attr {
-	if a.Value.Kind() == slog.KindDuration {
+// readableDuration writes durations as text. It also hands slog the
+// record's level as the text slog would write for it: given a ReplaceAttr,
+// slog's JSON handler passes the level as a value it encodes through
+// encoding/json, by reflection, on every line.
+func readableDuration(groups []string, a slog.Attr) slog.Attr {
+	switch a.Value.Kind() {
+	case slog.KindDuration:
 		a.Value = slog.StringValue(a.Value.Duration().String())
+	case slog.KindAny:
+		if l, ok := a.Value.Any().(slog.Level); ok && len(groups) == 0 && a.Key == slog.LevelKey {
+			a.Value = slog.StringValue(l.String())
+		}
 	}
 	return a
 }

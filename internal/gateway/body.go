@@ -17,19 +17,20 @@ const (
 	DefaultBodyMinRate = 16 << 10 // bytes a second
 )
 
-// boundBody makes r's body, if it has one, keep to the bounds of BodyGrace
-// and BodyMinRate (see slowBody). A writer without read deadlines (a test's
-// recorder) leaves it unbounded.
-func (g *gateway) boundBody(w http.ResponseWriter, r *http.Request) {
+// boundBody returns r's body made to keep to the bounds of BodyGrace and
+// BodyMinRate (see slowBody), or r's body as it is when it has none or the
+// connection takes no read deadlines (a test's recorder).
+func (g *gateway) boundBody(w *answer, r *http.Request, st *requestState) io.ReadCloser {
 	if r.Body == nil || r.Body == http.NoBody {
-		return
+		return r.Body
 	}
-	st := state(r)
-	b := &slowBody{ReadCloser: r.Body, rc: http.NewResponseController(w), st: st,
+	b := &st.body
+	*b = slowBody{ReadCloser: r.Body, rc: *http.NewResponseController(w.ResponseWriter), st: st,
 		grace: g.opts.BodyGrace, rate: int64(g.opts.BodyMinRate)}
-	if b.rc.SetReadDeadline(b.deadline()) == nil {
-		r.Body = b
+	if b.rc.SetReadDeadline(b.deadline()) != nil {
+		return r.Body
 	}
+	return b
 }
 
 // slowBody is a request body that must arrive by its deadline: the grace
@@ -40,7 +41,7 @@ func (g *gateway) boundBody(w http.ResponseWriter, r *http.Request) {
 // body is in, the deadline is lifted: the upstream may take its time.
 type slowBody struct {
 	io.ReadCloser
-	rc    *http.ResponseController
+	rc    http.ResponseController
 	st    *requestState
 	grace time.Duration
 	rate  int64

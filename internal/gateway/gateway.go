@@ -6,6 +6,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/http/httputil"
 	"net/netip"
@@ -18,7 +19,6 @@ import (
 	"time"
 
 	"github.com/tokend/tokend/apikey"
-	"github.com/tokend/tokend/client"
 	"github.com/tokend/tokend/internal/httpx"
 	"github.com/tokend/tokend/middleware"
 )
@@ -54,8 +54,14 @@ type Options struct {
 	// Defaults: DefaultBodyGrace, DefaultBodyMinRate.
 	BodyGrace   time.Duration
 	BodyMinRate int
-	Transport   http.RoundTripper // default: one tuned for a single upstream
-	Logger      *slog.Logger      // the access log; default: discard
+	// Transport, when set, carries every request to the upstream (through
+	// httputil.ReverseProxy). By default a plain-HTTP upstream is reached
+	// through the gateway's own hop (see hop: HTTP/1.1 on kept-alive
+	// connections, in the handler's goroutine), except upgrades, Expect:
+	// 100-continue and CONNECT, which go, as everything to an HTTPS
+	// upstream goes, through an http.Transport tuned for a single upstream.
+	Transport http.RoundTripper
+	Logger    *slog.Logger // the access log; default: discard
 }
 
 // New returns the gateway's handler.
@@ -78,40 +84,58 @@ func New(opts Options) (http.Handler, error) {
 	if opts.BodyMinRate <= 0 {
 		opts.BodyMinRate = DefaultBodyMinRate
 	}
-	if opts.Transport == nil {
+	g := &gateway{opts: opts, ids: httpx.NewRequestIDs(), log: opts.Logger.Handler(),
+		tokenMarks: [2]string{opts.TokenPrefix + "_live_", opts.TokenPrefix + "_test_"}}
+	transport := opts.Transport
+	if transport == nil {
 		t := http.DefaultTransport.(*http.Transport).Clone()
 		t.MaxIdleConns, t.MaxIdleConnsPerHost, t.IdleConnTimeout = 1024, 1024, 90*time.Second
-		opts.Transport = t
+		transport = t
+		if opts.Upstream.Scheme == "http" && canPeek {
+			g.hop = newHop(upstreamAddr(opts.Upstream))
+		}
 	}
-	g := &gateway{opts: opts, mux: http.NewServeMux(), classify: http.NewServeMux(), ids: httpx.NewRequestIDs(),
-		tokenMarks: [2]string{opts.TokenPrefix + "_live_", opts.TokenPrefix + "_test_"}}
-	g.proxy = &httputil.ReverseProxy{Rewrite: g.rewrite, Transport: opts.Transport, ErrorHandler: g.upstreamFailed,
+	g.proxy = &httputil.ReverseProxy{Rewrite: g.rewrite, Transport: transport, ErrorHandler: g.proxyFailed,
 		ModifyResponse: g.modifyResponse, BufferPool: bufferPool{},
 		ErrorLog: slog.NewLogLogger(opts.Logger.Handler(), slog.LevelWarn)}
+
 	routes := opts.Routes
 	if routes == nil {
 		routes = []Route{{Pattern: "/"}}
 	}
+	// ServeMux checks the patterns: their syntax, and that no two conflict.
+	mux := http.NewServeMux()
 	for _, rt := range routes {
 		if method, _, ok := strings.Cut(rt.Pattern, " "); ok && method == http.MethodConnect {
 			g.connect = true
 		}
-		if err := register(g.mux, rt, g.guard(rt.Rule)); err != nil {
+		if err := register(mux, rt); err != nil {
 			return nil, err
 		}
-		only := http.NewServeMux() // the route's pattern alone, to ask whether it matches a path
-		register(only, rt, http.NotFoundHandler())
-		register(g.classify, rt, classifier(rt.Rule, only)) // the same patterns: cannot fail now
 	}
 	// Anything no route matches is 404, unless a route ("/", "/{path...}")
 	// already takes every path: then the fallback conflicts and is not needed.
-	_ = register(g.mux, Route{Pattern: "/"}, http.HandlerFunc(notFound))
+	fallback := register(mux, Route{Pattern: "/"}) == nil
+	t, err := compile(routes, fallback)
+	if err != nil {
+		return nil, err
+	}
+	g.table = t
 	return g, nil
 }
 
-// register adds a route, turning ServeMux's panic on a bad or conflicting
-// pattern into an error that names the line.
-func register(mux *http.ServeMux, rt Route, h http.Handler) (err error) {
+// upstreamAddr is the host:port to dial for u (http).
+func upstreamAddr(u *url.URL) string {
+	port := u.Port()
+	if port == "" {
+		port = "80"
+	}
+	return net.JoinHostPort(u.Hostname(), port)
+}
+
+// register adds a route to mux, turning ServeMux's panic on a bad or
+// conflicting pattern into an error that names the line.
+func register(mux *http.ServeMux, rt Route) (err error) {
 	defer func() {
 		if v := recover(); v != nil {
 			// ServeMux says where in this package each pattern was registered:
@@ -120,7 +144,7 @@ func register(mux *http.ServeMux, rt Route, h http.Handler) (err error) {
 			err = fmt.Errorf("routes line %d: %s", rt.Line, msg)
 		}
 	}()
-	mux.Handle(rt.Pattern, h)
+	mux.Handle(rt.Pattern, http.NotFoundHandler())
 	return nil
 }
 
@@ -128,36 +152,48 @@ var registeredAt = regexp.MustCompile(` \(registered at [^)]*\)`)
 
 type gateway struct {
 	opts  Options
-	mux   *http.ServeMux // the routes, each guarding the proxy with its rule
+	table *table // the routes
+	// hop carries requests to a plain-HTTP upstream (nil: the upstream is
+	// HTTPS, or Options.Transport is set); proxy, with Options.Transport or
+	// an http.Transport, carries the rest: upgrades, Expect: 100-continue,
+	// CONNECT.
+	hop   *hop
 	proxy *httputil.ReverseProxy
-	// classify has the same patterns, each only saying what its rule needs
-	// (see variantNeeds).
-	classify *http.ServeMux
-	ids      *httpx.RequestIDs
-	connect  bool // a route names the CONNECT method
+	ids   *httpx.RequestIDs
+	log   slog.Handler // the access log's
+	// idents caches the identity headers of recent identities, by token id.
+	idents  [256]atomic.Pointer[identityHeaders]
+	connect bool // a route names the CONNECT method
 	// tokenMarks begin every live and test token value: a header value
 	// holding one carries a token.
 	tokenMarks [2]string
 }
 
 // requestState is what the gateway learns about a request as it serves it,
-// for the access log and the answer.
+// for the access log, the upstream's request and the answer: one
+// allocation per request.
 type requestState struct {
-	id      string
-	start   time.Time
-	tokenID int64 // once the request authenticated
+	id       string
+	start    time.Time
+	route    string // the pattern matched, for the log
+	tokenID  int64  // once the request authenticated
+	identity *middleware.Identity
 	// bodyTimedOut is set when the body did not arrive in time (see
 	// slowBody), by whichever goroutine reads it.
 	bodyTimedOut atomic.Bool
 	// header backs the X-Request-Id header value: one allocation for the
 	// upstream's request and the client's answer.
 	header [1]string
+	// forwarded backs the X-Forwarded-For and X-Forwarded-Host values.
+	forwarded [2]string
+	answer    answer
+	body      slowBody
 }
 
 type stateKey struct{}
 
-// state is the requestState of r, which ServeHTTP puts in every request's
-// context.
+// state is the requestState of r, which the gateway puts in the context of
+// the requests it passes to its ReverseProxy.
 func state(r *http.Request) *requestState {
 	st, _ := r.Context().Value(stateKey{}).(*requestState)
 	if st == nil {
@@ -166,126 +202,57 @@ func state(r *http.Request) *requestState {
 	return st
 }
 
-// needs is what a request must present: a token (auth), holding perms.
-type needs struct {
-	auth  bool
-	perms []client.Permission
-	err   error // a permission's id could not be read from the path
-
-	orig *http.Request // while classifying variants: the request itself
-}
-
-func (n *needs) add(o needs) {
-	n.auth = n.auth || o.auth
-	n.perms = append(n.perms, o.perms...)
-	if n.err == nil {
-		n.err = o.err
+// serveRoute serves a screened request: it finds its route (a redirect or
+// 404 as ServeMux would answer them), authenticates what the route and
+// the path's variants need (see variantNeeds), then forwards.
+func (g *gateway) serveRoute(w *answer, r *http.Request, st *requestState) {
+	var buf [256]byte // the path, with room for a slash (see table.find)
+	path := append(buf[:0], r.URL.Path...)
+	var vals values
+	rt, redirect := g.table.find(r.Method, path, &vals)
+	if rt == nil { // every path has a route or the fallback: not reached
+		notFound(w, r)
+		return
 	}
-}
-
-// of is what rule needs of r (its path values resolve the templates).
-func of(rule Rule, r *http.Request) needs {
-	if rule.Public {
-		return needs{}
+	st.route = rt.pattern
+	switch {
+	case redirect:
+		u := url.URL{Path: r.URL.Path + "/", RawQuery: r.URL.RawQuery}
+		http.Redirect(w, r, u.String(), http.StatusTemporaryRedirect)
+		return
+	case rt.notFound:
+		notFound(w, r)
+		return
 	}
-	n := needs{auth: true}
-	for _, p := range rule.Permissions {
-		perm, err := p.resolve(r)
-		if err != nil {
-			n.err = err
-			return n
-		}
-		n.perms = append(n.perms, perm)
+	n := rt.needsOf(path, &vals)
+	g.table.variantNeeds(r.Method, path, &n)
+	if n.err != nil {
+		middleware.WriteJSONError(w, r, &middleware.Error{Status: http.StatusForbidden, Code: "insufficient_permissions", Message: n.err.Error()})
+		return
 	}
-	return n
-}
-
-type needsKey struct{}
-
-// classifier records what rule needs of a variant of a request into its
-// context, unless the rule's pattern (alone in only) matches the request's
-// own path too: then the routes file chose a rule for that path on purpose
-// (a public /healthz beside a catch-all "/ token" stays public).
-func classifier(rule Rule, only *http.ServeMux) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		n, ok := r.Context().Value(needsKey{}).(*needs)
-		if !ok {
+	if n.auth {
+		id, refusal := g.opts.Auth.Authenticate(r, n.perms...)
+		if refusal != nil {
+			g.opts.Auth.WriteError(w, r, refusal)
 			return
 		}
-		if n.orig != nil {
-			if _, pattern := only.Handler(n.orig); pattern != "" {
-				return
-			}
-		}
-		n.add(of(rule, r))
-	})
-}
-
-// guard serves a request of a route with rule: it authenticates what the
-// rule and the path's variants need, then proxies.
-func (g *gateway) guard(rule Rule) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		n := of(rule, r)
-		if extra, ok := r.Context().Value(needsKey{}).(*needs); ok {
-			n.add(*extra)
-		}
-		if n.err != nil {
-			middleware.WriteJSONError(w, r, &middleware.Error{Status: http.StatusForbidden, Code: "insufficient_permissions", Message: n.err.Error()})
-			return
-		}
-		if n.auth {
-			id, refusal := g.opts.Auth.Authenticate(r, n.perms...)
-			if refusal != nil {
-				g.opts.Auth.WriteError(w, r, refusal)
-				return
-			}
-			state(r).tokenID = id.TokenID
-			r = r.WithContext(middleware.WithIdentity(r.Context(), id))
-		}
-		g.boundBody(w, r)
-		g.proxy.ServeHTTP(w, r)
-	})
-}
-
-// variantNeeds is what the rules of r's path variants need: in lower case
-// and with its trailing slash toggled. The API behind may route those the
-// same as the path itself (case-insensitive routers, routers that ignore a
-// trailing slash), so a request must meet the strictest of the rules any
-// of them matches, or a weaker catch-all would let it through. A rule whose
-// pattern matches r's own path as well does not count (see classifier).
-func (g *gateway) variantNeeds(r *http.Request) *needs {
-	n := needs{orig: r}
-	defer func() { n.orig = nil }()
-	p := r.URL.Path
-	lower := strings.ToLower(p)
-	toggle := func(s string) string {
-		if strings.HasSuffix(s, "/") {
-			return strings.TrimSuffix(s, "/")
-		}
-		return s + "/"
+		st.tokenID, st.identity = id.TokenID, id
 	}
-	seen := map[string]bool{p: true}
-	for _, v := range []string{lower, toggle(p), toggle(lower)} {
-		if v == "" || seen[v] {
-			continue
-		}
-		seen[v] = true
-		u := *r.URL
-		u.Path, u.RawPath = v, ""
-		vr := r.WithContext(context.WithValue(r.Context(), needsKey{}, &n)) // a shallow copy
-		vr.URL = &u
-		g.classify.ServeHTTP(discard{}, vr)
+	if g.hop == nil || r.Method == http.MethodConnect || r.Header["Expect"] != nil ||
+		g.opts.AllowUpgrades && r.Header["Upgrade"] != nil && hasToken(r.Header["Connection"], "upgrade") {
+		g.viaProxy(w, r, st)
+		return
 	}
-	return &n
+	g.forward(w, r, st)
 }
 
-// discard is a ResponseWriter for the classifier, which writes nothing
-// (but may redirect, which counts as no match).
-type discard struct{}
-
-func (discard) Header() http.Header         { return http.Header{} }
-func (discard) Write(b []byte) (int, error) { return len(b), nil }
-func (discard) WriteHeader(int)             {}
+// viaProxy passes r on through the ReverseProxy, with its state in its
+// context.
+func (g *gateway) viaProxy(w *answer, r *http.Request, st *requestState) {
+	r = r.WithContext(context.WithValue(r.Context(), stateKey{}, st))
+	r.Body = g.boundBody(w, r, st)
+	g.proxy.ServeHTTP(w, r)
+}
 
 // screen refuses what the API behind could read differently than the
 // routes do: a method not in upper case (some servers upper-case it, and
@@ -347,28 +314,35 @@ func dropUpgrade(h http.Header) {
 func (g *gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	st := &requestState{id: g.ids.From(r.Header), start: time.Now()}
 	st.header[0] = st.id
-	rec := &answer{ResponseWriter: w, id: st.header[:]}
-	r = r.WithContext(context.WithValue(r.Context(), stateKey{}, st))
+	st.answer = answer{ResponseWriter: w, id: st.header[:]}
+	defer g.logRequest(r, st) // even when the answer is aborted (a panic)
 	if refusal := g.screen(r); refusal != nil {
-		middleware.WriteJSONError(rec, r, refusal)
-	} else {
-		r = r.WithContext(context.WithValue(r.Context(), needsKey{}, g.variantNeeds(r)))
-		g.mux.ServeHTTP(rec, r) // sets r.Pattern
-	}
-	if !g.opts.Logger.Enabled(r.Context(), slog.LevelInfo) {
+		middleware.WriteJSONError(&st.answer, r, refusal)
 		return
 	}
-	attrs := []slog.Attr{
+	g.serveRoute(&st.answer, r, st)
+}
+
+// logRequest writes the access-log line of r. It builds the record itself:
+// slog.Logger would also look up the caller, which the line does not show.
+func (g *gateway) logRequest(r *http.Request, st *requestState) {
+	ctx := r.Context()
+	if !g.log.Enabled(ctx, slog.LevelInfo) {
+		return
+	}
+	end := time.Now()
+	rec := slog.NewRecord(end, slog.LevelInfo, "request", 0)
+	rec.AddAttrs(
 		slog.String("request_id", st.id),
 		slog.String("method", httpx.MethodLabel(r.Method)),
-		slog.String("route", routeLabel(r.Pattern)),
-		slog.Int("status", rec.Code()),
-		slog.Duration("duration", time.Since(st.start)),
-	}
+		slog.String("route", routeLabel(st.route)),
+		slog.Int("status", st.answer.Code()),
+		slog.Duration("duration", end.Sub(st.start)),
+	)
 	if st.tokenID != 0 {
-		attrs = append(attrs, slog.Int64("token_id", st.tokenID))
+		rec.AddAttrs(slog.Int64("token_id", st.tokenID))
 	}
-	g.opts.Logger.LogAttrs(r.Context(), slog.LevelInfo, "request", attrs...)
+	_ = g.log.Handle(ctx, rec)
 }
 
 // answer is the gateway's ResponseWriter: it records the status answered
@@ -409,23 +383,74 @@ func (w *answer) Code() int {
 // flushes, the hijack of an upgrade).
 func (w *answer) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
-// rewrite builds the upstream request: the headers the upstream could take
-// for a credential or a client address are scrubbed, and the request's ID,
-// the forwarding headers and the verified identity are added.
+// rewrite builds the ReverseProxy's upstream request (see upstreamHeader).
 func (g *gateway) rewrite(pr *httputil.ProxyRequest) {
-	h := pr.Out.Header
-	g.scrub(h)
-	if g.viaTrustedProxy(pr.In) {
-		h["X-Forwarded-For"] = pr.In.Header["X-Forwarded-For"]
-	}
 	pr.SetURL(g.opts.Upstream)
-	pr.SetXForwarded()
-	h[httpx.HeaderRequestID] = state(pr.In).header[:]
-	if id, ok := middleware.FromContext(pr.In.Context()); ok {
-		h[httpx.HeaderAccountID] = []string{strconv.FormatInt(id.AccountID, 10)}
-		h[httpx.HeaderTokenID] = []string{strconv.FormatInt(id.TokenID, 10)}
-		h[httpx.HeaderEnvironment] = []string{id.Environment}
+	g.upstreamHeader(pr.Out.Header, pr.In, pr.In.Header["X-Forwarded-For"], state(pr.In))
+}
+
+// upstreamHeader turns h, the client's headers without their hop-by-hop
+// and forwarding headers, into the upstream's: the headers the upstream
+// could take for a credential or a client address are scrubbed (see
+// scrub), and the forwarding headers, the request's ID and the verified
+// identity are set. in is the client's request and prior its
+// X-Forwarded-For, which goes on (with the peer appended) when the peer is
+// a trusted proxy. The values set are shared, never to be changed in place.
+func (g *gateway) upstreamHeader(h http.Header, in *http.Request, prior []string, st *requestState) {
+	g.scrub(h)
+	// As httputil.ProxyRequest.SetXForwarded sets them.
+	if clientIP, _, err := net.SplitHostPort(in.RemoteAddr); err == nil {
+		if len(prior) > 0 && g.viaTrustedProxy(in) {
+			clientIP = strings.Join(prior, ", ") + ", " + clientIP
+		}
+		st.forwarded[0] = clientIP
+		h["X-Forwarded-For"] = st.forwarded[0:1:1]
+	} else {
+		delete(h, "X-Forwarded-For")
 	}
+	st.forwarded[1] = in.Host
+	h["X-Forwarded-Host"] = st.forwarded[1:2:2]
+	if in.TLS == nil {
+		h["X-Forwarded-Proto"] = protoHTTP
+	} else {
+		h["X-Forwarded-Proto"] = protoHTTPS
+	}
+	h[httpx.HeaderRequestID] = st.header[:]
+	if id := st.identity; id != nil {
+		ih := g.identityHeaders(id)
+		h[httpx.HeaderAccountID], h[httpx.HeaderTokenID], h[httpx.HeaderEnvironment] = ih.account, ih.token, ih.environment
+	}
+	if _, ok := h["User-Agent"]; !ok {
+		h["User-Agent"] = noUserAgent // or Go's would be sent
+	}
+}
+
+// Header values the gateway sets, shared by every request: read only.
+var (
+	protoHTTP   = []string{"http"}
+	protoHTTPS  = []string{"https"}
+	noUserAgent = []string{""}
+	teTrailers  = []string{"trailers"}
+)
+
+// identityHeaders are the upstream's identity header values for id.
+type identityHeaders struct {
+	id                          *middleware.Identity
+	account, token, environment []string
+}
+
+// identityHeaders returns id's header values, formatted once for each
+// identity the Authenticator hands out (it hands out the same one for a
+// token it has cached) and kept in a slot of g.idents by token id.
+func (g *gateway) identityHeaders(id *middleware.Identity) *identityHeaders {
+	slot := &g.idents[uint64(id.TokenID)%uint64(len(g.idents))]
+	if ih := slot.Load(); ih != nil && ih.id == id {
+		return ih
+	}
+	ih := &identityHeaders{id: id, account: []string{strconv.FormatInt(id.AccountID, 10)},
+		token: []string{strconv.FormatInt(id.TokenID, 10)}, environment: []string{id.Environment}}
+	slot.Store(ih)
+	return ih
 }
 
 // modifyResponse puts the request's ID on an upgrade's answer, which is
@@ -469,10 +494,14 @@ func (bufferPool) Put(b []byte) {
 	}
 }
 
-// upstreamFailed answers a request the upstream did not: 408 when the
-// client's body was too slow (see slowBody), else 502.
-func (g *gateway) upstreamFailed(w http.ResponseWriter, r *http.Request, err error) {
-	st := state(r)
+// proxyFailed is the ReverseProxy's error handler (see failed).
+func (g *gateway) proxyFailed(w http.ResponseWriter, r *http.Request, err error) {
+	g.failed(w, r, state(r), err)
+}
+
+// failed answers a request the upstream did not: 408 when the client's
+// body was too slow (see slowBody), else 502.
+func (g *gateway) failed(w http.ResponseWriter, r *http.Request, st *requestState, err error) {
 	if st.bodyTimedOut.Load() {
 		w.Header().Set("Connection", "close") // the rest of the body is not coming in time
 		middleware.WriteJSONError(w, r, &middleware.Error{Status: http.StatusRequestTimeout, Code: "request_timeout",
@@ -481,7 +510,7 @@ func (g *gateway) upstreamFailed(w http.ResponseWriter, r *http.Request, err err
 		return
 	}
 	g.opts.Logger.Warn("upstream request failed", "request_id", st.id, "method", httpx.MethodLabel(r.Method),
-		"route", routeLabel(r.Pattern), "err", err)
+		"route", routeLabel(st.route), "err", err)
 	middleware.WriteJSONError(w, r, &middleware.Error{Status: http.StatusBadGateway, Code: "upstream_unavailable",
 		Message: "The upstream service did not answer"})
 }

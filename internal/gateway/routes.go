@@ -4,9 +4,7 @@ import (
 	"bufio"
 	"fmt"
 	"io"
-	"net/http"
 	"regexp"
-	"strconv"
 	"strings"
 
 	"github.com/tokend/tokend/client"
@@ -35,20 +33,6 @@ type PermissionTemplate struct {
 	ResourceID   int64  // when IDFrom is empty
 	IDFrom       string // the path wildcard that holds the id
 	AccessLevel  int
-}
-
-// resolve returns the permission for a request to a route with p.
-func (p PermissionTemplate) resolve(r *http.Request) (client.Permission, error) {
-	id := p.ResourceID
-	if p.IDFrom != "" {
-		v := r.PathValue(p.IDFrom)
-		n, err := strconv.ParseInt(v, 10, 64)
-		if err != nil || n <= 0 {
-			return client.Permission{}, fmt.Errorf("%s %q in the path is not a %s id", p.IDFrom, v, p.ResourceType)
-		}
-		id = n
-	}
-	return client.Permission{ResourceType: p.ResourceType, ResourceID: id, AccessLevel: p.AccessLevel}, nil
 }
 
 var wildcard = regexp.MustCompile(`\{([A-Za-z_][A-Za-z0-9_]*)(\.\.\.)?\}`)
