@@ -389,14 +389,7 @@ var errStopped = errors.New("the middleware stopped reporting to tokend")
 func leaseRefusal(le *client.Lease) *Error {
 	switch le.Code {
 	case client.CodeRateLimited:
-		e := &Error{Status: http.StatusTooManyRequests, Code: "rate_limited", Message: tokend.ErrRateLimited.Message}
-		if le.Reason == tokend.ReasonTokenRateLimited {
-			e.Code, e.Message = tokend.ReasonTokenRateLimited, tokend.ErrTokenRateLimited.Message
-		}
-		if rl := le.RateLimit; rl != nil && e.Code == "rate_limited" {
-			e.Limit, e.Remaining, e.Reset = rl.Limit, rl.Remaining, time.Duration(rl.Reset)*time.Second
-		}
-		return e
+		return limitRefusal(le.Reason == tokend.ReasonTokenRateLimited, le.RateLimit, 0) // admit sets RetryAfter
 	case client.CodeUsageExceeded:
 		return &Error{Status: http.StatusTooManyRequests, Code: tokend.ReasonQuotaExceeded, Message: errQuotaMessage}
 	case client.CodeNotFound:

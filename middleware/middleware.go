@@ -360,21 +360,25 @@ const errQuotaMessage = "This token's quota is used up"
 
 // rateLimited is the refusal of a request tokend answered RATE_LIMITED.
 func rateLimited(v *client.Verification) *Error {
-	limit, code, msg := 0, "rate_limited", "Rate limit exceeded"
-	if v.RateLimit != nil {
-		limit = v.RateLimit.Limit
-	}
+	own := v.Reason == tokend.ReasonTokenRateLimited && v.TokenRateLimit != nil
 	retry := time.Second
-	if v.Reason == tokend.ReasonTokenRateLimited && v.TokenRateLimit != nil {
-		code, msg = tokend.ReasonTokenRateLimited, tokend.ErrTokenRateLimited.Message
-		if v.TokenRateLimit.Limit > 0 {
-			retry = max(retry, time.Duration(math.Ceil(float64(v.TokenRateLimit.PeriodSeconds)/float64(v.TokenRateLimit.Limit)))*time.Second)
-		}
-	} else if limit > 0 {
-		retry = max(retry, time.Duration(math.Ceil(60/float64(limit)))*time.Second)
+	switch {
+	case own && v.TokenRateLimit.Limit > 0:
+		retry = max(retry, time.Duration(math.Ceil(float64(v.TokenRateLimit.PeriodSeconds)/float64(v.TokenRateLimit.Limit)))*time.Second)
+	case !own && v.RateLimit != nil && v.RateLimit.Limit > 0:
+		retry = max(retry, time.Duration(math.Ceil(60/float64(v.RateLimit.Limit)))*time.Second)
 	}
-	e := &Error{Status: http.StatusTooManyRequests, Code: code, Message: msg, RetryAfter: retry}
-	if rl := v.RateLimit; rl != nil && code == "rate_limited" {
+	return limitRefusal(own, v.RateLimit, retry)
+}
+
+// limitRefusal is the refusal of a request over the token's own rate limit
+// (own) or its plan limit, whose state rl gives the X-RateLimit headers.
+func limitRefusal(own bool, rl *client.RateLimit, retry time.Duration) *Error {
+	if own {
+		return &Error{Status: http.StatusTooManyRequests, Code: tokend.ReasonTokenRateLimited, Message: tokend.ErrTokenRateLimited.Message, RetryAfter: retry}
+	}
+	e := &Error{Status: http.StatusTooManyRequests, Code: "rate_limited", Message: tokend.ErrRateLimited.Message, RetryAfter: retry}
+	if rl != nil {
 		e.Limit, e.Remaining, e.Reset = rl.Limit, rl.Remaining, time.Duration(rl.Reset)*time.Second
 	}
 	return e

@@ -14,6 +14,7 @@ import (
 	"github.com/tokend/tokend"
 	"github.com/tokend/tokend/apikey"
 	"github.com/tokend/tokend/client"
+	"github.com/tokend/tokend/internal/middlewaretest"
 	"github.com/tokend/tokend/internal/testutil"
 	"github.com/tokend/tokend/middleware"
 )
@@ -91,23 +92,7 @@ func newFixture(t *testing.T, opts testutil.TokendOptions, mopts middleware.Opti
 
 func newBenchFixture(b *testing.B) *benchFixture {
 	tk := testutil.Tokend(b, testutil.TokendOptions{RateLimit: 1 << 30})
-	c, err := client.New(tk.URL, tk.Token(b, "gateway").Value)
-	if err != nil {
-		b.Fatal(err)
-	}
-	auth, err := middleware.New(c, middleware.Options{})
-	if err != nil {
-		b.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { auth.Run(ctx); close(done) }()
-	b.Cleanup(func() { cancel(); <-done })
-	for deadline := time.Now().Add(10 * time.Second); !auth.Live(); time.Sleep(5 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			b.Fatal("the change stream is not live")
-		}
-	}
+	auth := middlewaretest.Start(b, tk.URL, tk.Token(b, "gateway").Value, middleware.Options{})
 	return &benchFixture{tokend: tk, auth: auth}
 }
 
@@ -392,26 +377,7 @@ func TestMiddlewareLimitsAcrossProcesses(t *testing.T) {
 	tk := testutil.Tokend(t, testutil.TokendOptions{RateLimit: limit})
 	var auths []*middleware.Authenticator
 	for i := range procs {
-		c, err := client.New(tk.URL, tk.Token(t, fmt.Sprint("gateway ", i)).Value)
-		if err != nil {
-			t.Fatal(err)
-		}
-		auth, err := middleware.New(c, middleware.Options{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		ctx, cancel := context.WithCancel(context.Background())
-		done := make(chan struct{})
-		go func() { auth.Run(ctx); close(done) }()
-		t.Cleanup(func() { cancel(); <-done })
-		auths = append(auths, auth)
-	}
-	for _, auth := range auths {
-		for deadline := time.Now().Add(5 * time.Second); !auth.Live(); time.Sleep(5 * time.Millisecond) {
-			if time.Now().After(deadline) {
-				t.Fatal("change stream not up")
-			}
-		}
+		auths = append(auths, middlewaretest.Start(t, tk.URL, tk.Token(t, fmt.Sprint("gateway ", i)).Value, middleware.Options{}))
 	}
 	// Each stream spent one request of the account's limit.
 	tok := tk.Token(t, "user")

@@ -226,6 +226,22 @@ http {
 	}
 }
 
+// documentedNginx runs nginx with the documented configuration
+// (deploy/nginx-auth-request.conf) in front of the API at upstream, asking
+// the tokend at tokendURL, and returns its base URL.
+func documentedNginx(t *testing.T, tokendURL, upstream string) string {
+	t.Helper()
+	listen := freeAddr(t)
+	doc, err := os.ReadFile("../../deploy/nginx-auth-request.conf")
+	if err != nil {
+		t.Fatal(err)
+	}
+	site := strings.NewReplacer("127.0.0.1:8080", strings.TrimPrefix(tokendURL, "http://"),
+		"127.0.0.1:9000", strings.TrimPrefix(upstream, "http://"), "127.0.0.1:8000", listen).Replace(string(doc))
+	startNginx(t, site, listen)
+	return "http://" + listen
+}
+
 // The nginx configuration the README documents (deploy/nginx-auth-request.conf)
 // lets valid tokens through with their identity, refuses the rest with
 // tokend's status, and keeps the credential from the API behind.
@@ -234,15 +250,7 @@ func TestNginxAuthRequestWithTheDocumentedConfig(t *testing.T) {
 	s := tokend.Serve(t, nil, "--db", db, "--trusted-proxies", "127.0.0.1")
 	admin := s.WaitToken(t)
 	up, served := echoUpstream(t)
-	listen := freeAddr(t)
-	doc, err := os.ReadFile("../../deploy/nginx-auth-request.conf")
-	if err != nil {
-		t.Fatal(err)
-	}
-	site := strings.NewReplacer("127.0.0.1:8080", strings.TrimPrefix(s.URL, "http://"),
-		"127.0.0.1:9000", strings.TrimPrefix(up.URL, "http://"), "127.0.0.1:8000", listen).Replace(string(doc))
-	startNginx(t, site, listen)
-	base := "http://" + listen
+	base := documentedNginx(t, s.URL, up.URL)
 
 	id, user := newToken(t, s.URL, admin, fmt.Sprintf(viewerToken, "user"))
 	for _, method := range []string{"GET", "POST", "DELETE"} {

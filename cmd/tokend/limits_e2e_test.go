@@ -1,7 +1,6 @@
 package main_test
 
 import (
-	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -13,7 +12,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/tokend/tokend/client"
+	"github.com/tokend/tokend/internal/middlewaretest"
 	"github.com/tokend/tokend/internal/testutil"
 	"github.com/tokend/tokend/middleware"
 )
@@ -46,19 +45,7 @@ func TestGatewaysShareTheLimitAndUsage(t *testing.T) {
 			"--upstream", up.URL, "--tokend", tk, "--auth-failure-limit", "1000000")
 		fronts = append(fronts, gw.URL+"/v1/x")
 	}
-	c, err := client.New(b.URL, service)
-	if err != nil {
-		t.Fatal(err)
-	}
-	auth, err := middleware.New(c, middleware.Options{AuthFailureLimit: 1000000})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { auth.Run(ctx); close(done) }()
-	t.Cleanup(func() { cancel(); <-done })
-	waitFor(t, 5*time.Second, "the middleware's change stream", auth.Live)
+	auth := middlewaretest.Start(t, b.URL, service, middleware.Options{AuthFailureLimit: 1000000})
 	svc := httptest.NewServer(auth.Require()(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {})))
 	t.Cleanup(svc.Close)
 	fronts = append(fronts, svc.URL)

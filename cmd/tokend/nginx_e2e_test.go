@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -21,15 +20,7 @@ func TestNginxAnswersRefusalsAsJSON(t *testing.T) {
 	s := tokend.Serve(t, nil, "--db", db, "--trusted-proxies", "127.0.0.1", "--auth-failure-limit", "10")
 	admin := s.WaitToken(t)
 	up, served := echoUpstream(t)
-	listen := freeAddr(t)
-	doc, err := os.ReadFile("../../deploy/nginx-auth-request.conf")
-	if err != nil {
-		t.Fatal(err)
-	}
-	site := strings.NewReplacer("127.0.0.1:8080", strings.TrimPrefix(s.URL, "http://"),
-		"127.0.0.1:9000", strings.TrimPrefix(up.URL, "http://"), "127.0.0.1:8000", listen).Replace(string(doc))
-	startNginx(t, site, listen)
-	base := "http://" + listen + "/v1/things"
+	base := documentedNginx(t, s.URL, up.URL) + "/v1/things"
 
 	guarded := func(name, guards string) string {
 		_, tok := newToken(t, s.URL, admin, fmt.Sprintf(`{"name": %q, "resources": [{"resource_type": "account", "resource_id": 1, "access_level": 10}], %s}`, name, guards))

@@ -27,11 +27,7 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	}
 	switch e.Code {
 	case tokend.EUNAUTHORIZED:
-		reason := e.Reason
-		if reason == "" {
-			reason = "invalid_api_key"
-		}
-		encode(w, http.StatusUnauthorized, map[string]any{"error": e.Message, "status": http.StatusUnauthorized, "code": reason})
+		encode(w, http.StatusUnauthorized, map[string]any{"error": e.Message, "status": http.StatusUnauthorized, "code": codeOf(e)})
 	case tokend.EFORBIDDEN:
 		if e.Reason != "" {
 			encode(w, http.StatusForbidden, map[string]any{"errors": e.Message, "status": http.StatusForbidden, "code": e.Reason})
@@ -43,11 +39,7 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	case tokend.EINVALID:
 		encode(w, http.StatusUnprocessableEntity, map[string]any{"errors": e.Fields})
 	case tokend.ERATELIMITED:
-		reason := e.Reason
-		if reason == "" {
-			reason = "rate_limited"
-		}
-		encode(w, http.StatusTooManyRequests, map[string]any{"error": e.Message, "status": http.StatusTooManyRequests, "code": reason})
+		encode(w, http.StatusTooManyRequests, map[string]any{"error": e.Message, "status": http.StatusTooManyRequests, "code": codeOf(e)})
 	case tokend.ETOOLARGE:
 		encode(w, http.StatusRequestEntityTooLarge, map[string]any{"error": e.Message})
 	case tokend.EUNAVAILABLE:
@@ -56,6 +48,22 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 		s.logFailure(r, err)
 		encode(w, http.StatusInternalServerError, map[string]any{"error": "Internal Server Error"})
 	}
+}
+
+// codeOf is the "code" of a refusal by authentication or a limit: its
+// reason, or the general one of its kind.
+func codeOf(e *tokend.Error) string {
+	switch {
+	case e.Reason != "":
+		return e.Reason
+	case e.Code == tokend.EUNAUTHORIZED:
+		return "invalid_api_key"
+	case e.Code == tokend.EFORBIDDEN:
+		return "insufficient_permissions"
+	case e.Code == tokend.ERATELIMITED:
+		return "rate_limited"
+	}
+	return ""
 }
 
 // tooLargeMessage says which bound a request body went over.

@@ -1,7 +1,6 @@
 package api
 
 import (
-	"cmp"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -153,14 +152,9 @@ func refusalOf(err error) (code, msg string) {
 	if !errors.As(err, &e) {
 		return "internal_error", "Internal Server Error"
 	}
-	code, msg = e.Reason, e.Message
+	code, msg = codeOf(e), e.Message
 	switch e.Code {
-	case tokend.EUNAUTHORIZED:
-		code = cmp.Or(code, "invalid_api_key")
-	case tokend.EFORBIDDEN:
-		code = cmp.Or(code, "insufficient_permissions")
-	case tokend.ERATELIMITED:
-		code = cmp.Or(code, "rate_limited")
+	case tokend.EUNAUTHORIZED, tokend.EFORBIDDEN, tokend.ERATELIMITED:
 	case tokend.EINVALID:
 		code, msg = "invalid_request", "The verification's query is not valid: "+tokend.FieldErrors(e.Fields).String()
 	case tokend.EUNAVAILABLE:

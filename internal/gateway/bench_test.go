@@ -2,7 +2,6 @@ package gateway_test
 
 import (
 	"bufio"
-	"context"
 	"flag"
 	"io"
 	"log/slog"
@@ -17,8 +16,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/tokend/tokend/client"
 	"github.com/tokend/tokend/internal/gateway"
+	"github.com/tokend/tokend/internal/middlewaretest"
 	"github.com/tokend/tokend/internal/testutil"
 	"github.com/tokend/tokend/middleware"
 )
@@ -54,23 +53,7 @@ func BenchmarkGateway(b *testing.B) {
 	upURL, _ := url.Parse(up.URL)
 
 	tk := testutil.Tokend(b, testutil.TokendOptions{})
-	c, err := client.New(tk.URL, tk.Token(b, "gateway").Value)
-	if err != nil {
-		b.Fatal(err)
-	}
-	auth, err := middleware.New(c, middleware.Options{})
-	if err != nil {
-		b.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { auth.Run(ctx); close(done) }()
-	b.Cleanup(func() { cancel(); <-done })
-	for deadline := time.Now().Add(10 * time.Second); !auth.Live(); time.Sleep(10 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			b.Fatal("the change stream did not come up")
-		}
-	}
+	auth := middlewaretest.Start(b, tk.URL, tk.Token(b, "gateway").Value, middleware.Options{})
 	user := tk.Token(b, "user").Value
 
 	serve := func(h http.Handler) string {
@@ -81,6 +64,7 @@ func BenchmarkGateway(b *testing.B) {
 	gw := func(routes string, logger *slog.Logger) string {
 		opts := gateway.Options{Upstream: upURL, Auth: auth, Logger: logger}
 		if routes != "" {
+			var err error
 			if opts.Routes, err = gateway.ParseRoutes(strings.NewReader(routes)); err != nil {
 				b.Fatal(err)
 			}
