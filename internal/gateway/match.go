@@ -154,6 +154,9 @@ func compileRoute(rt Route) (*route, error) {
 			r.segs = append(r.segs, segment{s: pathUnescape(seg)})
 			continue
 		}
+		if len(seg) < 3 || !strings.HasSuffix(seg, "}") {
+			return nil, fmt.Errorf("routes line %d: %q: a wildcard is a whole segment, {name}", rt.Line, rt.Pattern)
+		}
 		name := seg[1 : len(seg)-1]
 		if name == "$" {
 			r.segs = append(r.segs, segment{s: "/"})
