@@ -3,6 +3,7 @@ package tokend
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -126,29 +127,41 @@ func decodeResults(b []byte) ([]BatchResult, error) {
 }
 
 // prior returns the outcome of the send made under the same key within the
-// window, or nil; the same key with another request is EINVALID.
-func (i *Idempotency) prior(ctx context.Context, tx Tx, accountID int64, now time.Time) ([]BatchResult, error) {
-	s, err := tx.IdempotentSend(ctx, accountID, i.Key, now.Add(-IdempotencyWindow))
+// window, or nil; the same key with another request, or from another token,
+// is EINVALID.
+func (i *Idempotency) prior(ctx context.Context, tx Tx, caller *Token, now time.Time) ([]BatchResult, error) {
+	s, err := tx.IdempotentSend(ctx, caller.AccountID, i.Key, now.Add(-IdempotencyWindow))
 	if ErrorCode(err) == ENOTFOUND {
 		return nil, nil
 	} else if err != nil {
 		return nil, err
 	}
-	if !bytes.Equal(s.Fingerprint, i.Fingerprint) {
+	if !bytes.Equal(s.Fingerprint, i.fingerprintOf(caller)) {
 		return nil, &Error{Code: EINVALID, Reason: ReasonIdempotencyKeyReused, Message: "Validation failed",
-			Fields: FieldErrors{"Idempotency-Key": {"was used with a different request in the last 24 hours: use a new key for a new request"}}}
+			Fields: FieldErrors{"Idempotency-Key": {"was used with a different request, or by another token, in the last 24 hours: use a new key for a new request"}}}
 	}
 	return decodeResults(s.Results)
 }
 
 // save records results under the key, in the transaction that stored them.
-func (i *Idempotency) save(ctx context.Context, tx Tx, accountID int64, results []BatchResult, now time.Time) error {
+func (i *Idempotency) save(ctx context.Context, tx Tx, caller *Token, results []BatchResult, now time.Time) error {
 	b, err := encodeResults(results)
 	if err != nil {
 		return err
 	}
-	return tx.SaveIdempotentSend(ctx, &IdempotentSend{AccountID: accountID, Key: i.Key, Fingerprint: i.Fingerprint, Results: b, CreatedAt: now},
+	return tx.SaveIdempotentSend(ctx, &IdempotentSend{AccountID: caller.AccountID, Key: i.Key, Fingerprint: i.fingerprintOf(caller), Results: b, CreatedAt: now},
 		now.Add(-IdempotencyWindow))
+}
+
+// fingerprintOf binds the request's fingerprint to the token that made it:
+// a send's outcome is answered again only to the token it was made with
+// (which may send what it sent), never to another token of the account that
+// learnt the key.
+func (i *Idempotency) fingerprintOf(caller *Token) []byte {
+	h := sha256.New()
+	fmt.Fprintf(h, "token %d\n", caller.ID)
+	h.Write(i.Fingerprint)
+	return h.Sum(nil)
 }
 
 // replay returns the outcome of an earlier send under the same key, or nil,
@@ -157,7 +170,7 @@ func (m *Mailer) replay(ctx context.Context, caller *Token, idem *Idempotency) (
 	var out []BatchResult
 	err := m.store.Read(ctx, func(tx Tx) error {
 		var err error
-		out, err = idem.prior(ctx, tx, caller.AccountID, m.svc.now())
+		out, err = idem.prior(ctx, tx, caller, m.svc.now())
 		return err
 	})
 	return out, err

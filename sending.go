@@ -324,7 +324,7 @@ func (m *Mailer) commit(ctx context.Context, caller *Token, sandboxID int64, liv
 	err := m.svc.writeAs(ctx, caller, func(tx Tx, caller *Token) error {
 		accepted, captured, evicted, replayed = 0, 0, 0, nil
 		if o.idem != nil {
-			prior, err := o.idem.prior(ctx, tx, caller.AccountID, now)
+			prior, err := o.idem.prior(ctx, tx, caller, now)
 			if err != nil || prior != nil {
 				replayed = prior
 				return err
@@ -333,8 +333,11 @@ func (m *Mailer) commit(ctx context.Context, caller *Token, sandboxID int64, liv
 		if err := m.accept(ctx, tx, caller, sandboxID, live, preps, results, &accepted, &captured, &evicted, now); err != nil {
 			return err
 		}
-		if o.idem != nil {
-			return o.idem.save(ctx, tx, caller.AccountID, results, now)
+		// A send that stored nothing (every email refused) keeps no key:
+		// its retry is tried afresh, so a refusal (a token that may not
+		// send from the domain, say) never holds the key against one that may.
+		if o.idem != nil && accepted+captured > 0 {
+			return o.idem.save(ctx, tx, caller, results, now)
 		}
 		return nil
 	})

@@ -75,6 +75,52 @@ func TestIdempotentSendsAnswerOnceAndSendOnce(t *testing.T) {
 	}
 }
 
+// A key answers again only to the token that used it: another token of the
+// account that learnt the key and body (a viewer, a test key, another
+// admin) gets 422, never the first send's message ids. And a send refused
+// as a whole keeps no key: a token that may not send cannot hold a key
+// against one that may.
+func TestIdempotencyKeyIsTheTokens(t *testing.T) {
+	e := newEnv(t)
+	e.domainRecord(e.admin, "example.com")
+	body := email("a@example.com", "x@example.org")
+	viewer := e.createToken(e.admin, "viewer", perm("account", e.acme, 10)).Token
+	otherAdmin := e.createToken(e.admin, "ops", perm("account", e.acme, 100)).Token
+	testKey := e.createTestToken(e.admin, "ci", perm("account", e.acme, 100))
+
+	var first sent
+	e.sendWithKey("/api/send", "welcome-ann", body).want(200).decode(&first)
+	for name, token := range map[string]string{"viewer": viewer, "another admin": otherAdmin, "a test key": testKey} {
+		r := e.send(request{method: "POST", path: "/api/send", token: token, header: http.Header{"Idempotency-Key": {"welcome-ann"}}, body: body})
+		if r.Status != 422 || !strings.Contains(string(r.Body), `"code":"idempotency_key_reused"`) || r.Header.Get("Idempotent-Replayed") != "" {
+			t.Errorf("%s with the admin's key and body: %d %s, want 422 idempotency_key_reused", name, r.Status, r.Body)
+		}
+		for _, id := range first.MessageIDs {
+			if strings.Contains(string(r.Body), id) {
+				t.Errorf("%s was answered the admin's message id %s", name, id)
+			}
+		}
+	}
+	if n := e.pendingDeliveries(); n != 1 {
+		t.Errorf("%d deliveries queued, want the first send's 1", n)
+	}
+
+	// The viewer's refused send keeps nothing: the admin's send with the same
+	// key and body is made, and the viewer's retry is refused afresh.
+	other := email("a@example.com", "y@example.org")
+	e.send(request{method: "POST", path: "/api/send", token: viewer, header: http.Header{"Idempotency-Key": {"k-403"}}, body: other}).want(403)
+	var made sent
+	r := e.sendWithKey("/api/send", "k-403", other).want(200)
+	r.decode(&made)
+	if len(made.MessageIDs) != 1 || r.Header.Get("Idempotent-Replayed") != "" {
+		t.Errorf("the admin's send after a viewer's refused one: %s (replayed %q)", r.Body, r.Header.Get("Idempotent-Replayed"))
+	}
+	e.send(request{method: "POST", path: "/api/send", token: viewer, header: http.Header{"Idempotency-Key": {"k-403"}}, body: other}).want(422)
+	if n := e.pendingDeliveries(); n != 2 {
+		t.Errorf("%d deliveries queued, want 2", n)
+	}
+}
+
 // A batch replays item by item, refused items included.
 func TestIdempotentBatchReplaysEveryItem(t *testing.T) {
 	e := newEnv(t)
