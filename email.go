@@ -111,6 +111,33 @@ func reservedHeader(name string) string {
 	return ""
 }
 
+// ParseCustomVariables reads custom variables as Mailtrap's SDKs send them,
+// a JSON object of strings, numbers and booleans, and keeps each value as
+// the text it was written as. JSON null is no variables. field names the
+// input in the EINVALID error of anything else.
+func ParseCustomVariables(field string, b []byte) (map[string]string, error) {
+	var raw map[string]json.RawMessage
+	if err := json.Unmarshal(b, &raw); err != nil {
+		return nil, Invalid(field, "must be an object of strings, numbers or booleans")
+	}
+	if raw == nil {
+		return nil, nil
+	}
+	out := make(map[string]string, len(raw))
+	for k, v := range raw {
+		var s string
+		switch {
+		case json.Unmarshal(v, &s) == nil:
+		case len(v) > 0 && (v[0] == '-' || v[0] >= '0' && v[0] <= '9') || string(v) == "true" || string(v) == "false":
+			s = string(v)
+		default:
+			return nil, Invalid(field, fmt.Sprintf("%q must be a string, a number or a boolean", k))
+		}
+		out[k] = s
+	}
+	return out, nil
+}
+
 // Validate checks e against the sending rules and returns an EINVALID error
 // naming every field at fault, or nil. It normalizes what it accepts
 // (surrounding space, default attachment type and disposition).

@@ -4,12 +4,12 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
-	"encoding/json"
 	"fmt"
 	"mime"
 	"net/mail"
 	"strings"
 	"time"
+	"unicode/utf8"
 )
 
 // Submission is an email handed over whole, as SMTP carries it: its
@@ -174,10 +174,24 @@ func prepareSubmission(s *Submission, live bool, now time.Time) (prepared, *Idem
 	var key string
 	var hasDate, hasMessageID bool
 	var froms int
+	var sender string
+	seen := map[string]int{}
 	kept := make([]byte, 0, len(header)+64)
 	for _, f := range fields {
 		name, value := f.name(), f.value()
-		switch strings.ToLower(name) {
+		lower := strings.ToLower(name)
+		if !submittedFieldName(name) {
+			fe.Add("header", fmt.Sprintf("line %q is not a header field (name: value)", truncate(strings.TrimRight(string(f), "\r\n"), 40)))
+			continue
+		}
+		if seen[lower]++; seen[lower] == 2 && onceFields[lower] {
+			fe.Add(name, "must appear once")
+		}
+		if why := submissionRefusesField(lower); why != "" {
+			fe.Add(name, why)
+			continue
+		}
+		switch lower {
 		case "bcc", "return-path":
 			continue
 		case "idempotency-key":
@@ -191,8 +205,10 @@ func prepareSubmission(s *Submission, live bool, now time.Time) (prepared, *Idem
 		case "x-mt-custom-variables":
 			if len(value) > maxCustomVariableSize {
 				fe.Add(HeaderCustomVariables, fmt.Sprintf("is too large (maximum is %d bytes)", maxCustomVariableSize))
-			} else if err := json.Unmarshal([]byte(value), &env.customVariables); err != nil {
-				fe.Add(HeaderCustomVariables, "must be a JSON object of strings")
+			} else if vars, err := ParseCustomVariables(HeaderCustomVariables, []byte(value)); err != nil {
+				fe.Add(HeaderCustomVariables, "must be a JSON object of strings, numbers or booleans")
+			} else {
+				env.customVariables = vars
 			}
 			continue
 		case "from":
@@ -204,11 +220,18 @@ func prepareSubmission(s *Submission, live bool, now time.Time) (prepared, *Idem
 			}
 			env.from = Address{Email: list[0].Address, Name: list[0].Name}
 		case "subject":
-			env.subject = decodeHeader(value)
+			if env.subject = decodeHeader(value); utf8.RuneCountInString(env.subject) > maxSubjectLength {
+				fe.Add("Subject", fmt.Sprintf("is too long (maximum is %d characters)", maxSubjectLength))
+			}
+		case "sender":
+			sender = value
 		case "date":
 			hasDate = true
 		case "message-id":
 			hasMessageID = true
+			if !validMsgID(value) {
+				fe.Add("Message-ID", "must be one message id, <id@domain>, or left out for tokend to add")
+			}
 		}
 		kept = append(kept, f...)
 	}
@@ -217,6 +240,15 @@ func prepareSubmission(s *Submission, live bool, now time.Time) (prepared, *Idem
 		fe.Add("From", "is required: the message has no From header field")
 	case froms > 1:
 		fe.Add("From", "must appear once")
+	}
+	if sender != "" && froms == 1 && env.from.Email != "" {
+		// Sender names who sent the message for the author: it must be on
+		// the author's domain, which the token may send from.
+		if a, err := mail.ParseAddress(sender); err != nil {
+			fe.Add("Sender", "must be exactly one mailbox")
+		} else if !strings.EqualFold(Address{Email: a.Address}.Domain(), env.from.Domain()) {
+			fe.Add("Sender", "must be on the From address's domain, "+env.from.Domain())
+		}
 	}
 	if fe != nil {
 		return prepared{}, nil, &Error{Code: EINVALID, Message: "Validation failed", Fields: fe}
@@ -236,6 +268,63 @@ func prepareSubmission(s *Submission, live bool, now time.Time) (prepared, *Idem
 		idem = &Idempotency{Key: key, Fingerprint: submissionFingerprint(&env, fields, body)}
 	}
 	return prepared{env: env, ids: ids, raw: raw}, idem, nil
+}
+
+// onceFields are the fields a message has at most once (RFC 5322 section
+// 3.6, and Mailtrap's and tokend's own).
+var onceFields = map[string]bool{
+	"date": true, "from": true, "sender": true, "reply-to": true, "to": true, "cc": true, "bcc": true,
+	"message-id": true, "in-reply-to": true, "references": true, "subject": true,
+	"x-mt-category": true, "x-mt-custom-variables": true, "idempotency-key": true,
+}
+
+// submissionRefusesField says why a submitted message may not carry the
+// field (lower-cased name), or "": the fields the send API refuses as those
+// mail servers add and receivers trust, tokend's own, and signatures, which
+// tokend adds itself (a DKIM-Signature of another domain passed on would
+// let a message borrow that domain's reputation). Trace fields (Received)
+// that a mail server in front of tokend adds are kept, as a relay keeps
+// them; Return-Path and Bcc are removed instead.
+func submissionRefusesField(name string) string {
+	switch name {
+	case "received", "return-path", "bcc":
+		return ""
+	case "dkim-signature":
+		return "is added by tokend, which signs the message for its domain: remove the message's own"
+	}
+	if reservedHeaders[name] {
+		return ""
+	}
+	return reservedHeader(name)
+}
+
+// submittedFieldName says whether name is a header field name: printable
+// ASCII but the colon.
+func submittedFieldName(name string) bool {
+	for i := 0; i < len(name); i++ {
+		if c := name[i]; c < 33 || c > 126 || c == ':' {
+			return false
+		}
+	}
+	return name != ""
+}
+
+// validMsgID says whether v is one msg-id, <left@right>.
+func validMsgID(v string) bool {
+	inner, ok := strings.CutPrefix(v, "<")
+	if inner, ok = strings.CutSuffix(inner, ">"); !ok {
+		return false
+	}
+	left, right, ok := strings.Cut(inner, "@")
+	return ok && left != "" && right != "" && !strings.ContainsAny(inner, "<> \t\r\n")
+}
+
+// truncate shortens s to at most n runes, marking the cut.
+func truncate(s string, n int) string {
+	if utf8.RuneCountInString(s) <= n {
+		return s
+	}
+	return string([]rune(s)[:n]) + "…"
 }
 
 // normalizeNewlines returns raw with every line ending CRLF: a bare LF or CR

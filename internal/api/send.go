@@ -70,28 +70,9 @@ type emailJSON struct {
 type customVariables map[string]string
 
 func (c *customVariables) UnmarshalJSON(b []byte) error {
-	var raw map[string]json.RawMessage
-	if err := json.Unmarshal(b, &raw); err != nil {
-		return tokend.Invalid("custom_variables", "must be an object of strings, numbers or booleans")
-	}
-	if raw == nil {
-		*c = nil
-		return nil
-	}
-	out := make(customVariables, len(raw))
-	for k, v := range raw {
-		var s string
-		switch {
-		case json.Unmarshal(v, &s) == nil:
-		case len(v) > 0 && (v[0] == '-' || v[0] >= '0' && v[0] <= '9') || string(v) == "true" || string(v) == "false":
-			s = string(v)
-		default:
-			return tokend.Invalid("custom_variables", fmt.Sprintf("%q must be a string, a number or a boolean", k))
-		}
-		out[k] = s
-	}
-	*c = out
-	return nil
+	vars, err := tokend.ParseCustomVariables("custom_variables", b)
+	*c = vars
+	return err
 }
 
 // batchJSON keeps each request raw, so that one request that cannot be read
