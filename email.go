@@ -436,6 +436,10 @@ type StoredEmail struct {
 	Category  string
 	// CustomVariables as given, JSON-encoded.
 	CustomVariables map[string]string
+	// MessageIDHeader is the Message-ID the sender gave the email (an SMTP
+	// submission's own), which every copy carries; "" when tokend gave
+	// each copy its own (see MessageLog.RFCMessageID).
+	MessageIDHeader string
 	Raw             []byte // empty once a live email is delivered to everyone
 	Size            int
 	TextSize        int

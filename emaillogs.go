@@ -42,6 +42,15 @@ type MessageLog struct {
 	Events []EmailEvent // oldest first, starting with EmailAccepted
 }
 
+// RFCMessageID is the Message-ID header the message went out with: the
+// sender's own, or the one tokend gave it.
+func (l *MessageLog) RFCMessageID() string {
+	if l.Email.MessageIDHeader != "" {
+		return l.Email.MessageIDHeader
+	}
+	return RFCMessageID(l.ID, l.Email.From.Domain())
+}
+
 // Captured reports whether the message was captured into a sandbox (a test
 // key's send) rather than sent.
 func (l *MessageLog) Captured() bool { return l.Email.SandboxID != 0 }

@@ -214,6 +214,7 @@ type envelope struct {
 	subject         string
 	category        string
 	customVariables map[string]string
+	messageID       string // the sender's own Message-ID, when it gave one
 	textSize        int
 	htmlSize        int
 }
@@ -550,7 +551,7 @@ func (m *Mailer) store1(ctx context.Context, tx Tx, caller *Token, p *prepared, 
 	se := &StoredEmail{
 		AccountID: caller.AccountID, TokenID: caller.ID, DomainID: domain.ID, SandboxID: sandboxID,
 		MailFrom: e.mailFrom, From: e.from, To: rcpts[0], Subject: e.subject, Category: e.category,
-		CustomVariables: e.customVariables, Raw: p.raw, Size: len(p.raw), TextSize: e.textSize, HTMLSize: e.htmlSize,
+		CustomVariables: e.customVariables, MessageIDHeader: e.messageID, Raw: p.raw, Size: len(p.raw), TextSize: e.textSize, HTMLSize: e.htmlSize,
 		CreatedAt: now, UpdatedAt: now,
 	}
 	state := MessageQueued

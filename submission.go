@@ -229,7 +229,7 @@ func prepareSubmission(s *Submission, live bool, now time.Time) (prepared, *Idem
 			hasDate = true
 		case "message-id":
 			hasMessageID = true
-			if !validMsgID(value) {
+			if env.messageID = value; !validMsgID(value) {
 				fe.Add("Message-ID", "must be one message id, <id@domain>, or left out for tokend to add")
 			}
 		}

@@ -74,13 +74,11 @@ func toEmailLog(l *tokend.MessageLog) emailLogJSON {
 	}
 	if l.Email.DomainID != 0 {
 		out.SendingDomainID, out.DomainID = &l.Email.DomainID, &l.Email.DomainID
-		out.RFCMessageID = tokend.RFCMessageID(l.ID, l.Email.From.Domain())
+		out.RFCMessageID = l.RFCMessageID()
 	}
 	if l.Email.SandboxID != 0 {
 		out.SandboxID, out.SandboxMsgID = &l.Email.SandboxID, &l.Email.ID
-		if out.RFCMessageID == "" {
-			out.RFCMessageID = tokend.RFCMessageID(l.ID, l.Email.From.Domain())
-		}
+		out.RFCMessageID = l.RFCMessageID()
 	}
 	for _, e := range l.Events {
 		out.Events = append(out.Events, emailEventJSON{EventType: string(e.Type), CreatedAt: e.At, Details: eventDetails(e)})

@@ -85,3 +85,39 @@ func TestSubmissionHeadersKept(t *testing.T) {
 		t.Errorf("custom variables logged as %v", got)
 	}
 }
+
+// The logs show the Message-ID each copy went out with: the sender's own
+// when the message had one, tokend's per copy when it had none.
+func TestSubmissionLogsTheMessageIDSent(t *testing.T) {
+	e := newEnv(t, nil)
+	own := "From: ann@example.com\r\nTo: bob@example.org\r\nMessage-ID: <my-own-id@client.example>\r\nSubject: own\r\n\r\nhi\r\n"
+	if _, err := send(e.dial(e.live), "ann@example.com", []string{"bob@example.org", "carl@example.org"}, own); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := send(e.dial(e.live), "ann@example.com", []string{"dan@example.org"}, "From: ann@example.com\r\nSubject: none\r\n\r\nhi\r\n"); err != nil {
+		t.Fatal(err)
+	}
+	sent := map[string]string{} // recipient: the Message-ID relayed
+	for _, m := range e.relay.WaitMails(t, 3, 10*time.Second) {
+		for _, line := range strings.Split(string(m.Data), "\r\n") {
+			if v, ok := strings.CutPrefix(line, "Message-ID: "); ok {
+				sent[m.To[0]] = v
+			}
+		}
+	}
+	page, err := e.a.Logs.List(context.Background(), &e.admin.Token, tokend.LogQuery{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(page.Messages) != 3 {
+		t.Fatalf("%d messages logged, want 3", len(page.Messages))
+	}
+	for _, l := range page.Messages {
+		if got, want := l.RFCMessageID(), sent[l.Recipient]; got != want || want == "" {
+			t.Errorf("log of %s says Message-ID %q; %q was sent", l.Recipient, got, want)
+		}
+	}
+	if sent["bob@example.org"] != "<my-own-id@client.example>" {
+		t.Errorf("the sender's Message-ID went out as %q", sent["bob@example.org"])
+	}
+}

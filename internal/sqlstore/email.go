@@ -86,10 +86,10 @@ func (x *Tx) CreateEmail(ctx context.Context, e *tokend.StoredEmail, msgs []toke
 	}
 	err = x.q.QueryRowContext(ctx,
 		`INSERT INTO emails (account_id, token_id, domain_id, sandbox_id, mail_from, from_email, from_name, to_email, to_name,
-		                     subject, category, custom_variables, raw, size, text_size, html_size, created_at, updated_at)
-		 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id`,
+		                     subject, category, custom_variables, message_id_header, raw, size, text_size, html_size, created_at, updated_at)
+		 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id`,
 		e.AccountID, e.TokenID, nullID(e.DomainID), nullID(e.SandboxID), e.MailFrom, e.From.Email, e.From.Name, e.To.Email, e.To.Name,
-		e.Subject, e.Category, string(vars), e.Raw, e.Size, e.TextSize, e.HTMLSize, micros(e.CreatedAt), micros(e.UpdatedAt)).Scan(&e.ID)
+		e.Subject, e.Category, string(vars), e.MessageIDHeader, e.Raw, e.Size, e.TextSize, e.HTMLSize, micros(e.CreatedAt), micros(e.UpdatedAt)).Scan(&e.ID)
 	if err != nil {
 		return fmt.Errorf("insert email: %w", err)
 	}
@@ -107,7 +107,7 @@ func (x *Tx) CreateEmail(ctx context.Context, e *tokend.StoredEmail, msgs []toke
 }
 
 const emailColumns = `id, account_id, token_id, domain_id, sandbox_id, mail_from, from_email, from_name, to_email, to_name,
-	subject, category, custom_variables, size, text_size, html_size, is_read, created_at, updated_at`
+	subject, category, custom_variables, message_id_header, size, text_size, html_size, is_read, created_at, updated_at`
 
 func scanEmail(row interface{ Scan(...any) error }, raw *[]byte) (tokend.StoredEmail, error) {
 	var e tokend.StoredEmail
@@ -115,7 +115,7 @@ func scanEmail(row interface{ Scan(...any) error }, raw *[]byte) (tokend.StoredE
 	var vars string
 	var created, updated int64
 	dest := []any{&e.ID, &e.AccountID, &e.TokenID, &domain, &sandbox, &e.MailFrom, &e.From.Email, &e.From.Name, &e.To.Email, &e.To.Name,
-		&e.Subject, &e.Category, &vars, &e.Size, &e.TextSize, &e.HTMLSize, &e.IsRead, &created, &updated}
+		&e.Subject, &e.Category, &vars, &e.MessageIDHeader, &e.Size, &e.TextSize, &e.HTMLSize, &e.IsRead, &created, &updated}
 	if raw != nil {
 		dest = append(dest, raw)
 	}

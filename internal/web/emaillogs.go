@@ -154,7 +154,7 @@ func (s *Server) emailLog(w http.ResponseWriter, r *http.Request, ses *session) 
 	}
 	d := emailLogData{MessageLog: l, Status: statusOf(l.State)}
 	if l.Email.DomainID != 0 || l.Email.SandboxID != 0 {
-		d.RFCMessageID = tokend.RFCMessageID(l.ID, l.Email.From.Domain())
+		d.RFCMessageID = l.RFCMessageID()
 	}
 	for _, ev := range l.Events {
 		label, ok := eventLabels[ev.Type]
