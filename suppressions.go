@@ -128,9 +128,12 @@ type SuppressionInput struct {
 
 // Create adds an address to the suppression list: for one sending domain,
 // on which the caller must be admin, or for all of them, which takes an
-// account admin (EFORBIDDEN otherwise; ENOTFOUND for a domain the caller
-// cannot read). Adding an address that is already suppressed there answers
-// the suppression that holds, and changes nothing.
+// account admin (EFORBIDDEN otherwise; EINVALID on domain_id for a domain
+// that does not exist or that the caller cannot read, the same for both).
+// Adding an address that is already suppressed there, or for one domain
+// when a suppression of every domain holds, answers the suppression that
+// holds, and changes nothing. A suppression of every domain is added even
+// when some domains suppress the address already.
 func (s *Suppressions) Create(ctx context.Context, caller *Token, in SuppressionInput) (*Suppression, bool, error) {
 	var fe FieldErrors
 	email := strings.ToLower(strings.TrimSpace(in.Email))
@@ -162,11 +165,26 @@ func (s *Suppressions) Create(ctx context.Context, caller *Token, in Suppression
 		sp := &Suppression{ID: uuid.NewString(), AccountID: caller.AccountID, Email: email, Type: in.Type,
 			SendingStream: "transactional", CreatedAt: s.svc.now()}
 		if in.DomainID != 0 {
-			d, err := adminResource(ctx, tx, caller, ResourceDomain, in.DomainID, "suppress addresses for")
+			d, err := bodyDomain(ctx, tx, caller, in.DomainID, "suppress addresses for")
 			if err != nil {
 				return err
 			}
 			sp.DomainID, sp.DomainName = d.ID, d.Name
+			// A suppression of every domain holds for this one already:
+			// answer it rather than add a narrower copy. (A suppression of
+			// one domain does not stop one of every domain being added.)
+			held, err := tx.SuppressedAmong(ctx, caller.AccountID, d.ID, []string{email})
+			if err != nil {
+				return err
+			}
+			if i := slices.IndexFunc(held, func(h Suppression) bool { return h.DomainID == d.ID }); i >= 0 {
+				out = &held[i]
+				return nil
+			}
+			if i := slices.IndexFunc(held, func(h Suppression) bool { return h.DomainID == 0 }); i >= 0 {
+				out = &held[i]
+				return nil
+			}
 		} else if !caller.IsAccountAdmin() {
 			return Errorf(EFORBIDDEN, "Suppressing an address for every sending domain needs account admin access: give domain_id to suppress it for one domain")
 		}
@@ -220,6 +238,19 @@ func suppressionDetails(sp *Suppression) map[string]any {
 		d["domain_id"], d["domain_name"] = sp.DomainID, sp.DomainName
 	}
 	return d
+}
+
+// bodyDomain returns the sending domain a request body names as domain_id,
+// on which the caller must be admin to verb it (EFORBIDDEN otherwise). A
+// domain that does not exist, or that the caller cannot read (another
+// account's included), is EINVALID on domain_id, with the same message for
+// both: the id is a reference in the body, not the resource of the path.
+func bodyDomain(ctx context.Context, tx Tx, caller *Token, id int64, verb string) (*ResourceView, error) {
+	d, err := adminResource(ctx, tx, caller, ResourceDomain, id, verb)
+	if ErrorCode(err) == ENOTFOUND {
+		return nil, Invalid("domain_id", fmt.Sprintf("sending domain %d does not exist", id))
+	}
+	return d, err
 }
 
 // errNoDomainAccess answers a caller that can read no sending domain.

@@ -260,8 +260,9 @@ func (w *Webhooks) access(ctx context.Context, tx Tx, caller *Token, hook *Webho
 }
 
 // Create adds a webhook: for one sending domain, on which the caller must be
-// admin, or for every domain, which takes an account admin. Its signing
-// secret is returned this once and stored sealed.
+// admin, or for every domain, which takes an account admin. A domain_id that
+// does not exist, or names a domain the caller cannot read, is EINVALID (the
+// same for both). Its signing secret is returned this once and stored sealed.
 func (w *Webhooks) Create(ctx context.Context, caller *Token, in WebhookInput) (*CreatedWebhook, error) {
 	var fe FieldErrors
 	w.checkURL(&fe, in.URL)
@@ -293,7 +294,11 @@ func (w *Webhooks) Create(ctx context.Context, caller *Token, in WebhookInput) (
 		if hook.DomainID == 0 && !caller.IsAccountAdmin() {
 			return Errorf(EFORBIDDEN, "A webhook of every sending domain needs account admin access: give domain_id for one domain's events")
 		}
-		if err := w.access(ctx, tx, caller, hook, true); err != nil {
+		if hook.DomainID != 0 {
+			if _, err := bodyDomain(ctx, tx, caller, hook.DomainID, "change the webhooks of"); err != nil {
+				return err
+			}
+		} else if err := w.access(ctx, tx, caller, hook, true); err != nil {
 			return err
 		}
 		existing, err := tx.Webhooks(ctx, caller.AccountID)

@@ -161,7 +161,10 @@ func SuppressionJSON(sp *tokend.Suppression) any { return toSuppression(sp) }
 
 // parseLogQuery reads Mailtrap's email log query: search_after, and
 // filters[sent_after], filters[sent_before] and filters[field][operator]
-// with filters[field][value] (or filters[field][value][] for several).
+// with filters[field][value] (or filters[field][value][] for several; both
+// may be repeated, as Mailtrap's SDKs repeat them). A parameter that takes
+// one value given more than once is refused, rather than one of them used;
+// parameters that are not filters and not search_after are ignored.
 func parseLogQuery(v url.Values) (tokend.LogQuery, error) {
 	q := tokend.LogQuery{SearchAfter: v.Get("search_after")}
 	type parts struct {
@@ -170,6 +173,9 @@ func parseLogQuery(v url.Values) (tokend.LogQuery, error) {
 	}
 	fields := map[string]*parts{}
 	var fe tokend.FieldErrors
+	if len(v["search_after"]) > 1 {
+		fe.Add("search_after", "must be given once")
+	}
 	for key, vals := range v {
 		rest, ok := strings.CutPrefix(key, "filters[")
 		if !ok {
@@ -182,8 +188,12 @@ func parseLogQuery(v url.Values) (tokend.LogQuery, error) {
 		}
 		switch field {
 		case "sent_after", "sent_before":
-			if rest != "" || len(vals) != 1 {
+			if rest != "" {
 				fe.Add("filters["+field+"]", "must be one date-time (RFC 3339)")
+				continue
+			}
+			if len(vals) != 1 {
+				fe.Add("filters["+field+"]", "must be given once")
 				continue
 			}
 			t, err := time.Parse(time.RFC3339, vals[0])
@@ -205,6 +215,10 @@ func parseLogQuery(v url.Values) (tokend.LogQuery, error) {
 		}
 		switch {
 		case rest == "[operator]":
+			if len(vals) > 1 {
+				fe.Add(key, "must be given once")
+				continue
+			}
 			p.op = vals[0]
 		case rest == "[value]" || rest == "[value][]" || strings.HasPrefix(rest, "[value][") && strings.HasSuffix(rest, "]"):
 			p.values = append(p.values, vals...)

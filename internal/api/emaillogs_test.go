@@ -236,6 +236,10 @@ func TestEmailLogsListPagesAndFilters(t *testing.T) {
 	}{
 		{"to, case-insensitive", filter("filters[to][operator]", "ci_equal", "filters[to][value]", "ann@EXAMPLE.org"), 1},
 		{"to, several", filter("filters[to][operator]", "ci_equal", "filters[to][value][]", "ann@example.org", "filters[to][value][]", "late@example.org"), 2},
+		// Mailtrap's Node SDK repeats [value] without [] for several.
+		{"to, several repeated", filter("filters[to][operator]", "ci_equal", "filters[to][value]", "ann@example.org", "filters[to][value]", "late@example.org"), 2},
+		// Parameters that are neither filters nor search_after are ignored.
+		{"unknown parameter", filter("page", "2", "filters[to][operator]", "ci_equal", "filters[to][value]", "ann@example.org"), 1},
 		{"to, containing", filter("filters[to][operator]", "ci_contain", "filters[to][value]", "USER1-"), 25},
 		{"from, not", filter("filters[from][operator]", "ci_not_equal", "filters[from][value]", "news@mail.example.com"), 1},
 		{"subject", filter("filters[subject][operator]", "ci_contain", "filters[subject][value]", "reset"), 1},
@@ -276,6 +280,24 @@ func TestEmailLogsListPagesAndFilters(t *testing.T) {
 		r := e.get(e.path("/api/accounts/%d/email_logs?%s", e.acme, c.query), e.admin).want(422)
 		if !strings.Contains(string(r.Body), `"`+c.field+`"`) {
 			t.Errorf("%s: %s, want an error on %s", c.name, r.Body, c.field)
+		}
+	}
+
+	// A parameter that takes one value, given twice, is refused rather
+	// than one of its values quietly used.
+	for _, c := range []struct {
+		name, query, field string
+	}{
+		{"operator twice", "filters[to][operator]=ci_equal&filters[to][operator]=ci_not_equal&filters[to][value]=ann@example.org", "filters[to][operator]"},
+		{"same operator twice", "filters[status][operator]=equal&filters[status][operator]=equal&filters[status][value][]=enqueued", "filters[status][operator]"},
+		{"search_after twice", "search_after=" + otherID + "&search_after=" + otherID, "search_after"},
+		{"sent_after twice", "filters[sent_after]=2026-03-01T00:00:00Z&filters[sent_after]=2026-03-02T00:00:00Z", "filters[sent_after]"},
+		{"sent_before twice", "filters[sent_before]=2026-03-01T00:00:00Z&filters[sent_before]=2026-03-01T00:00:00Z", "filters[sent_before]"},
+	} {
+		var body struct{ Errors map[string][]string }
+		e.get(e.path("/api/accounts/%d/email_logs?%s", e.acme, c.query), e.admin).want(422).decode(&body)
+		if msgs := body.Errors[c.field]; len(msgs) != 1 || msgs[0] != "must be given once" {
+			t.Errorf("%s: errors %v, want %s: must be given once", c.name, body.Errors, c.field)
 		}
 	}
 }
@@ -354,6 +376,79 @@ func TestSuppressionsAPI(t *testing.T) {
 	}
 	if list := e.suppressions(e.admin, "who@example.org"); len(list) != 0 {
 		t.Errorf("after the delete: %+v", list)
+	}
+}
+
+// A domain_id in the body that names no sending domain the caller can read
+// (none at all, another account's, or one of the account the caller cannot
+// see) is invalid input, 422 on domain_id, the same answer for each; the
+// path's account is the caller's, so it is not 404.
+func TestSuppressionDomainThatDoesNotExist(t *testing.T) {
+	e := newEnv(t)
+	domain, _, _ := e.domainRecord(e.admin, "mail.example.com")
+	hidden, _, _ := e.domainRecord(e.admin, "hidden.example.com")
+	domainAdmin := e.createToken(e.admin, "domain admin", map[string]any{"resource_type": "domain", "resource_id": domain, "access_level": 100})
+	var foreign struct{ ID int64 }
+	e.post(e.path("/api/accounts/%d/sending_domains", e.other), e.otherAdmin,
+		map[string]any{"sending_domain": map[string]any{"domain_name": "other.example.net"}}).want(200).decode(&foreign)
+	base := e.path("/api/accounts/%d/suppressions", e.acme)
+	for _, c := range []struct {
+		name   string
+		token  string
+		domain int64
+	}{
+		{"missing", e.admin, 999},
+		{"another account's", e.admin, foreign.ID},
+		{"one the caller cannot read", domainAdmin.Token, hidden},
+	} {
+		var body struct{ Errors map[string][]string }
+		e.post(base, c.token, map[string]any{"email": "x@example.org", "domain_id": c.domain}).want(422).decode(&body)
+		if want := fmt.Sprintf("sending domain %d does not exist", c.domain); !slices.Equal(body.Errors["domain_id"], []string{want}) {
+			t.Errorf("%s: errors %v, want domain_id: %s", c.name, body.Errors, want)
+		}
+	}
+	if list := e.suppressions(e.admin, "x@example.org"); len(list) != 0 {
+		t.Errorf("refused suppressions were added: %+v", list)
+	}
+}
+
+// A suppression of every domain holds for each domain: adding the address
+// for one domain answers it (200) rather than adding a copy. The other way
+// round, a suppression of one domain does not hold for the others, so one
+// of every domain is added (201) beside it.
+func TestSuppressionOfEveryDomainCoversOne(t *testing.T) {
+	e := newEnv(t)
+	domain, _, _ := e.domainRecord(e.admin, "mail.example.com")
+	domainAdmin := e.createToken(e.admin, "domain admin", map[string]any{"resource_type": "domain", "resource_id": domain, "access_level": 100})
+	base := e.path("/api/accounts/%d/suppressions", e.acme)
+
+	var wide, again, byDomainAdmin struct{ Data suppression }
+	e.post(base, e.admin, map[string]any{"email": "Left@Example.org", "type": "unsubscription"}).want(201).decode(&wide)
+	e.post(base, e.admin, map[string]any{"email": "left@example.org", "domain_id": domain}).want(200).decode(&again)
+	if again.Data.ID != wide.Data.ID || again.Data.DomainID != nil || again.Data.Type != "unsubscription" {
+		t.Errorf("adding for one domain answered %+v, want the suppression of every domain %+v", again.Data, wide.Data)
+	}
+	e.post(base, domainAdmin.Token, map[string]any{"email": "LEFT@example.org", "domain_id": domain}).want(200).decode(&byDomainAdmin)
+	if byDomainAdmin.Data.ID != wide.Data.ID {
+		t.Errorf("the domain admin's add answered %+v, want %+v", byDomainAdmin.Data, wide.Data)
+	}
+	if list := e.suppressions(e.admin, "left@example.org"); len(list) != 1 {
+		t.Errorf("the address has suppressions %+v, want the one of every domain only", list)
+	}
+
+	var narrow, widened struct{ Data suppression }
+	e.post(base, e.admin, map[string]any{"email": "one@example.org", "domain_id": domain}).want(201).decode(&narrow)
+	e.post(base, e.admin, map[string]any{"email": "one@example.org"}).want(201).decode(&widened)
+	if widened.Data.ID == narrow.Data.ID || widened.Data.DomainID != nil {
+		t.Errorf("adding for every domain answered %+v beside %+v, want a new suppression of every domain", widened.Data, narrow.Data)
+	}
+	var held struct{ Data suppression }
+	e.post(base, e.admin, map[string]any{"email": "one@example.org", "domain_id": domain}).want(200).decode(&held)
+	if held.Data.ID != narrow.Data.ID {
+		t.Errorf("with both held, adding for the domain answered %+v, want the domain's own %+v", held.Data, narrow.Data)
+	}
+	if list := e.suppressions(e.admin, "one@example.org"); len(list) != 2 {
+		t.Errorf("the address has suppressions %+v, want both", list)
 	}
 }
 
