@@ -2,13 +2,20 @@ package middleware_test
 
 import (
 	"context"
+	"encoding/json"
+	"fmt"
 	"net/http"
+	"net/http/httptest"
 	"net/netip"
+	"reflect"
+	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/tokend/tokend"
+	"github.com/tokend/tokend/internal/middlewaretest"
 	"github.com/tokend/tokend/internal/testutil"
 	"github.com/tokend/tokend/middleware"
 )
@@ -155,5 +162,52 @@ func TestMiddlewareLiftsARefusalOnChange(t *testing.T) {
 		if a := f.get("/any", from(tok.Value, "192.0.2.1")); a.status != want {
 			t.Fatalf("after the change, request %d: %d %v, want %d", i+1, a.status, a.body, want)
 		}
+	}
+}
+
+// A request over its token's quota is refused as tokend refuses it (GET
+// /api/whoami): the same status, code, message (the quota and when it
+// refills) and Retry-After, whether the middleware learnt of it from a usage
+// report (a token it admitted before) or from a verification (a token it
+// had not seen).
+func TestMiddlewareQuotaRefusalIsTokends(t *testing.T) {
+	for _, limit := range []int64{1, 2} {
+		t.Run(strconv.FormatInt(limit, 10), func(t *testing.T) {
+			f := newFixture(t, testutil.TokendOptions{}, fromHeader)
+			tok := f.guarded(tokend.GuardsInput{Quota: some(&tokend.Quota{Limit: limit, Period: tokend.QuotaDay, Unit: tokend.QuotaRequests})})
+			for i := range limit {
+				if a := f.get("/any", from(tok.Value, "192.0.2.1")); a.status != 200 {
+					t.Fatalf("request %d: %d %v", i+1, a.status, a.body)
+				}
+			}
+			fromReport := f.get("/any", from(tok.Value, "192.0.2.1"))
+
+			other := middlewaretest.Start(t, f.tokend.URL, f.tokend.Token(t, "other").Value, fromHeader)
+			srv := httptest.NewServer(other.Require()(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {})))
+			t.Cleanup(srv.Close)
+			fromVerify := (&fixture{t: t, service: srv}).get("/any", from(tok.Value, "192.0.2.1"))
+
+			req, _ := http.NewRequest("GET", f.tokend.URL+"/api/whoami", nil)
+			req.Header.Set("Api-Token", tok.Value)
+			res, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer res.Body.Close()
+			want := answer{status: res.StatusCode, header: res.Header}
+			json.NewDecoder(res.Body).Decode(&want.body)
+			if want.status != 429 || want.body["code"] != "quota_exceeded" || !strings.Contains(fmt.Sprint(want.body["error"]), "refills at") {
+				t.Fatalf("tokend: %d %v", want.status, want.body)
+			}
+			wantRetry, _ := strconv.Atoi(want.header.Get("Retry-After"))
+			for name, a := range map[string]answer{"from a usage report": fromReport, "from a verification": fromVerify} {
+				if a.status != want.status || !reflect.DeepEqual(a.body, want.body) {
+					t.Errorf("%s: %d %v, tokend %d %v", name, a.status, a.body, want.status, want.body)
+				}
+				if retry, err := strconv.Atoi(a.header.Get("Retry-After")); err != nil || retry < wantRetry || retry > wantRetry+2 {
+					t.Errorf("%s: Retry-After %q, tokend %q", name, a.header.Get("Retry-After"), want.header.Get("Retry-After"))
+				}
+			}
+		})
 	}
 }

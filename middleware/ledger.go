@@ -391,7 +391,9 @@ func leaseRefusal(le *client.Lease) *Error {
 	case client.CodeRateLimited:
 		return limitRefusal(le.Reason == tokend.ReasonTokenRateLimited, le.RateLimit, 0) // admit sets RetryAfter
 	case client.CodeUsageExceeded:
-		return &Error{Status: http.StatusTooManyRequests, Code: tokend.ReasonQuotaExceeded, Message: errQuotaMessage}
+		e := quotaRefusal(le.Quota, time.Time{})
+		e.RetryAfter = 0 // admit sets RetryAfter
+		return e
 	case client.CodeNotFound:
 		return errInvalid
 	case client.CodeExpired:

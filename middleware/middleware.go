@@ -325,11 +325,7 @@ func (a *Authenticator) ask(r *http.Request, value string, h *[32]byte, addr str
 		return nil, rateLimited(v)
 	case client.CodeUsageExceeded:
 		e.ledger.limited.Add(1)
-		retry := time.Second
-		if v.Quota != nil && v.Quota.ResetsAt != nil {
-			retry = max(retry, v.Quota.ResetsAt.Sub(a.opts.Now()))
-		}
-		return nil, &Error{Status: http.StatusTooManyRequests, Code: tokend.ReasonQuotaExceeded, Message: errQuotaMessage, RetryAfter: retry}
+		return nil, quotaRefusal(v.Quota, a.opts.Now())
 	case client.CodeValid:
 		e.grant(key)
 		e.ledger.lift() // tokend admits the token again, whatever it refused before
@@ -355,8 +351,34 @@ func (a *Authenticator) ask(r *http.Request, value string, h *[32]byte, addr str
 	return e.id, a.ledger.admit(r.Context(), e.ledger)
 }
 
-// errQuotaMessage refuses a request of a token whose quota is used up.
+// errQuotaMessage refuses a request of a token whose quota is used up,
+// when tokend's answer did not say what the quota is.
 const errQuotaMessage = "This token's quota is used up"
+
+// quotaRefusal is the refusal of a request of a token whose quota is used
+// up, as tokend answers it: its message names the quota and when it
+// refills, from q (tokend's answer), and Retry-After is until then (at
+// least a second).
+func quotaRefusal(q *client.Quota, now time.Time) *Error {
+	e := &Error{Status: http.StatusTooManyRequests, Code: tokend.ReasonQuotaExceeded, Message: errQuotaMessage, RetryAfter: time.Second}
+	if q == nil || q.ResetsAt == nil {
+		return e
+	}
+	e.Message = quotaMessage(q.Limit, q.Unit, q.Period, *q.ResetsAt)
+	e.RetryAfter = max(e.RetryAfter, q.ResetsAt.Sub(now))
+	return e
+}
+
+// quotaMessage is tokend's message for a quota used up (its
+// errQuotaExceeded): "This token's quota of 2 requests a day is used up;
+// it refills at 2026-12-07T00:00:00Z".
+func quotaMessage(limit int64, unit, period string, resetsAt time.Time) string {
+	amount := strconv.FormatInt(limit, 10) + " " + unit
+	if limit == 1 {
+		amount = "1 " + strings.TrimSuffix(unit, "s")
+	}
+	return "This token's quota of " + amount + " a " + period + " is used up; it refills at " + resetsAt.UTC().Format(time.RFC3339)
+}
 
 // rateLimited is the refusal of a request tokend answered RATE_LIMITED.
 func rateLimited(v *client.Verification) *Error {

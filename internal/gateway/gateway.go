@@ -202,29 +202,24 @@ func state(r *http.Request) *requestState {
 	return st
 }
 
-// serveRoute serves a screened request: it finds its route (a redirect or
-// 404 as ServeMux would answer them), authenticates what the route and
-// the path's variants need (see variantNeeds), then forwards.
+// serveRoute serves a screened request: it finds its route (404 when
+// none takes the path; never a redirect, see table.serve), authenticates
+// what the route and the path's variants need (see variantNeeds), then
+// forwards.
 func (g *gateway) serveRoute(w *answer, r *http.Request, st *requestState) {
-	var buf [256]byte // the path, with room for a slash (see table.find)
+	var buf [256]byte // the path, with room for a slash (see table.serve)
 	path := append(buf[:0], r.URL.Path...)
 	var vals values
-	rt, redirect := g.table.find(r.Method, path, &vals)
+	rt, _, n := g.table.serve(r.Method, path, &vals)
 	if rt == nil { // every path has a route or the fallback: not reached
 		notFound(w, r)
 		return
 	}
 	st.route = rt.pattern
-	switch {
-	case redirect:
-		u := url.URL{Path: r.URL.Path + "/", RawQuery: r.URL.RawQuery}
-		http.Redirect(w, r, u.String(), http.StatusTemporaryRedirect)
-		return
-	case rt.notFound:
+	if rt.notFound {
 		notFound(w, r)
 		return
 	}
-	n := rt.needsOf(path, &vals)
 	g.table.variantNeeds(r.Method, path, &n)
 	if n.err != nil {
 		middleware.WriteJSONError(w, r, &middleware.Error{Status: http.StatusForbidden, Code: "insufficient_permissions", Message: n.err.Error()})

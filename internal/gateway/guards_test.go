@@ -4,6 +4,7 @@ import (
 	"context"
 	"net/http"
 	"net/netip"
+	"strings"
 	"testing"
 	"time"
 
@@ -38,6 +39,11 @@ func TestGatewayEnforcesGuards(t *testing.T) {
 				status, _, body := base.do("GET", "/x", http.Header{"Api-Token": {tok.Value}})
 				if status != want || status != 200 && body["code"] != tc.code {
 					t.Fatalf("request %d: %d %v, want %d %q", i+1, status, body, want, tc.code)
+				}
+				// tokend's own message (GET /api/whoami's), which says when the quota refills.
+				if msg, _ := body["error"].(string); status == 429 && tc.code == "quota_exceeded" &&
+					!strings.HasPrefix(msg, "This token's quota of 2 requests a day is used up; it refills at ") {
+					t.Fatalf("request %d: %q, not tokend's message", i+1, msg)
 				}
 			}
 		})

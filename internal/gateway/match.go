@@ -18,7 +18,8 @@ import (
 // patterns, with the same precedence (a literal segment before a wildcard,
 // a wildcard before a trailing multi wildcard; the method's own patterns,
 // then GET's for HEAD, then those without a method) and the same
-// trailing-slash redirect, but without a request copy, a context or an
+// trailing-slash redirect (which the gateway turns into serving the path
+// itself under the stricter rule, see serve), but without a request copy, a context or an
 // allocation. It is the tree of ServeMux's routing_tree.go, over paths
 // already decoded (screen refuses every encoded separator, so a decoded
 // path splits into the segments ServeMux would unescape one by one). New
@@ -303,20 +304,67 @@ func exact(r *route, path []byte) bool {
 	return len(r.segs) == bytes.Count(path, []byte{'/'})
 }
 
+// redirect is where ServeMux would send a request for method and path
+// (clean), which r matches (lookup's pick): when r does not match path
+// exactly and the path with a trailing slash has a route that matches it
+// exactly, that route (to), with its values in vals, and the slashed path
+// (path with the slash appended in its spare capacity); otherwise nil.
+// path needs one byte of spare capacity for the slash, or this allocates.
+func (t *table) redirect(method string, path []byte, r *route, vals *values) (to *route, slashed []byte) {
+	if exact(r, path) || len(path) == 0 || path[len(path)-1] == '/' {
+		return nil, nil
+	}
+	slashed = append(path, '/')
+	if to = t.lookup(method, slashed, vals); exact(to, slashed) {
+		return to, slashed
+	}
+	return nil, nil
+}
+
 // find is what ServeMux would do with a request for method and path
 // (clean): serve route r with vals, or, when redirect, send the client to
-// the path with a trailing slash, which r matches exactly. path needs one
-// byte of spare capacity for the slash, or the check allocates.
+// the path with a trailing slash, which r matches exactly. The gateway
+// itself redirects nothing (see serve); find is what serve is checked
+// against. path needs one byte of spare capacity for the slash, or the
+// check allocates.
 func (t *table) find(method string, path []byte, vals *values) (r *route, redirect bool) {
 	r = t.lookup(method, path, vals)
-	if !exact(r, path) && len(path) > 0 && path[len(path)-1] != '/' {
-		slashed := append(path, '/')
-		var v2 values
-		if r2 := t.lookup(method, slashed, &v2); exact(r2, slashed) {
-			return r2, true
-		}
+	var v2 values
+	if to, _ := t.redirect(method, path, r, &v2); to != nil {
+		return to, true
 	}
 	return r, false
+}
+
+// serve is the route that serves a request for method and path (clean),
+// with its values in vals (offsets into at), and what it asks, before the
+// path's variants (see variantNeeds). It is the route ServeMux picks,
+// except that the gateway never redirects: where ServeMux would send the
+// client to the path with a trailing slash, the path itself is served (and
+// passed on as it is) by the route the client would have reached, the
+// slashed path's (at is then path with the slash appended in its spare
+// capacity), and it asks what that route asks and, unless it is the
+// fallback, what the route the path itself matches asks too: the stricter
+// of the two. r is nil or the fallback when no route takes the path.
+// path needs one byte of spare capacity for the slash, or this allocates.
+func (t *table) serve(method string, path []byte, vals *values) (r *route, at []byte, n needs) {
+	r = t.lookup(method, path, vals)
+	own := r != nil && !r.notFound
+	if own {
+		n = r.needsOf(path, vals)
+	}
+	var v2 values
+	to, slashed := t.redirect(method, path, r, &v2)
+	if to == nil {
+		return r, path, n
+	}
+	if tn := to.needsOf(slashed, &v2); own {
+		n.add(tn)
+	} else {
+		n = tn
+	}
+	*vals = v2
+	return to, slashed, n
 }
 
 // matches reports whether r's pattern alone matches method and path.
@@ -402,8 +450,9 @@ func (n *needs) add(o needs) {
 // let it through. A variant's route counts unless its pattern matches the
 // path itself too: then the routes file chose the path's own route for it
 // on purpose (a public /healthz beside a catch-all "/ token" stays public).
-// A variant ServeMux would redirect, or that only the fallback takes,
-// counts for nothing. With a uniform table there is nothing to add.
+// A variant counts with every route serve would make it ask for (a
+// variant that only the fallback takes counts for nothing). With a uniform
+// table there is nothing to add.
 func (t *table) variantNeeds(method string, path []byte, n *needs) {
 	if t.uniform {
 		return
@@ -431,11 +480,17 @@ func (t *table) variantNeeds(method string, path []byte, n *needs) {
 			continue
 		}
 		var vals values
-		r, redirect := t.find(method, v, &vals)
-		if r == nil || redirect || r.notFound || r.matches(method, path) {
-			continue
+		r := t.lookup(method, v, &vals)
+		if r != nil && !r.notFound && !r.matches(method, path) {
+			n.add(r.needsOf(v, &vals))
 		}
-		n.add(r.needsOf(v, &vals))
+		// Where ServeMux would redirect the variant, the route of the
+		// slashed variant counts too, as it does for the path itself (see
+		// serve).
+		var v2 values
+		if to, slashed := t.redirect(method, v, r, &v2); to != nil && !to.matches(method, path) {
+			n.add(to.needsOf(slashed, &v2))
+		}
 	}
 }
 

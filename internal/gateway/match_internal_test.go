@@ -26,6 +26,8 @@ var routeSets = []struct{ name, routes string }{
 	{"CONNECT", "CONNECT /tunnel/ token\n/ token\n"},
 	{"escaped literals", "/caf%C3%A9 none\n/a%20b token\n"},
 	{"a subtree and a wildcard beside it", "/admin/ account:1:admin\n/{x} none\n"},
+	{"subtrees beside a catch-all", "GET /admin/ account:1:admin\nGET /public/ none\n/ token\n"},
+	{"a subtree with a wildcard", "GET /p/{id}/ project:{id}:viewer\n/p/{id}/{rest...} none\n"},
 }
 
 var methods = []string{"GET", "HEAD", "POST", "DELETE", "CONNECT"}
@@ -94,6 +96,36 @@ func tableAnswer(t *table, method, path string) string {
 	})
 }
 
+// serveAnswer is what the gateway does with method and path: "route
+// <pattern> <values>", "fallback" or "none", never a redirect.
+func serveAnswer(t *table, method, path string) string {
+	var vals values
+	p := make([]byte, len(path), len(path)+1)
+	copy(p, path)
+	r, at, _ := t.serve(method, p, &vals)
+	switch {
+	case r == nil:
+		return "none"
+	case r.notFound:
+		return "fallback"
+	}
+	return "route " + r.pattern + valuesString(r.names, func(i int) string {
+		return string(at[vals.off[i][0]:vals.off[i][1]])
+	})
+}
+
+// gatewayWant is what the gateway must do with method and path, from what
+// ServeMux does: the same, except that where ServeMux redirects to the path
+// with a trailing slash, the gateway serves the path itself with the route
+// (and values) ServeMux serves the slashed path with.
+func gatewayWant(mux *http.ServeMux, method, path string) string {
+	want := muxAnswer(mux, method, path)
+	if strings.HasPrefix(want, "redirect ") {
+		return muxAnswer(mux, method, path+"/")
+	}
+	return want
+}
+
 func valuesString(names []string, value func(i int) string) string {
 	var b strings.Builder
 	for i, n := range names {
@@ -138,8 +170,16 @@ func compileNames(pattern string) []string {
 }
 
 // The compiled table picks what ServeMux picks for the same patterns: the
-// route, its path values, the trailing-slash redirect, or nothing.
+// route, its path values, the trailing-slash redirect, or nothing; and the
+// gateway serves what ServeMux serves, except that where ServeMux
+// redirects, it serves the path itself with the redirect target's route.
 func TestTableMatchesServeMux(t *testing.T) {
+	redirects := 0
+	defer func() {
+		if redirects == 0 {
+			t.Error("no request ServeMux redirects was tried")
+		}
+	}()
 	for _, c := range routeSets {
 		t.Run(c.name, func(t *testing.T) {
 			routes, err := ParseRoutes(strings.NewReader(c.routes))
@@ -158,6 +198,10 @@ func TestTableMatchesServeMux(t *testing.T) {
 					if got != want {
 						t.Errorf("%s %s: table %q, ServeMux %q", m, p, got, want)
 					}
+					if want, got := gatewayWant(mux, m, p), serveAnswer(tab, m, p); got != want {
+						t.Errorf("%s %s: the gateway serves %q, want %q (ServeMux: %q)", m, p, got, want, muxAnswer(mux, m, p))
+					}
+					redirects += strings.Count(want, "redirect ")
 					n++
 				}
 			}
@@ -212,6 +256,9 @@ func FuzzTable(f *testing.F) {
 			if want, got := muxAnswer(mux, method, p), tableAnswer(tab, method, p); got != want {
 				t.Fatalf("%s %s with routes %q: table %q, ServeMux %q", method, p, file, got, want)
 			}
+			if want, got := gatewayWant(mux, method, p), serveAnswer(tab, method, p); got != want {
+				t.Fatalf("%s %s with routes %q: the gateway serves %q, want %q", method, p, file, got, want)
+			}
 		}
 	})
 }
@@ -229,8 +276,7 @@ func TestTableDoesNotAllocate(t *testing.T) {
 			var buf [256]byte
 			path := append(buf[:0], p...)
 			var vals values
-			r, _ := tab.find("POST", path, &vals)
-			n := needs{auth: !r.public, perms: r.perms}
+			_, _, n := tab.serve("POST", path, &vals)
 			tab.variantNeeds("POST", path, &n)
 		})
 		if allocs != 0 {
