@@ -46,6 +46,7 @@ type MX struct {
 
 	mu        sync.Mutex
 	listeners []*limitListener
+	count     *counter
 }
 
 // NewMX returns an MX; serve it with Serve.
@@ -68,9 +69,9 @@ func NewMX(opts MXOptions) *MX {
 	if opts.Hostname == "" {
 		opts.Hostname = "localhost"
 	}
-	m := &MX{opts: opts}
+	m := &MX{opts: opts, count: newCounter()}
 	srv := smtp.NewServer(smtp.BackendFunc(func(c *smtp.Conn) (smtp.Session, error) {
-		return &mxSession{mx: m}, nil
+		return &mxSession{mx: m, sc: c, conn: bind(c)}, nil
 	}))
 	srv.Domain = opts.Hostname
 	srv.TLSConfig = opts.TLS
@@ -78,7 +79,10 @@ func NewMX(opts MXOptions) *MX {
 	srv.WriteTimeout = time.Minute
 	srv.MaxMessageBytes = tokend.MaxEmailSize + 1<<20 // a bounce may quote the whole message
 	srv.MaxRecipients = maxBounceRecipients
-	srv.MaxLineLength = 2000
+	srv.MaxLineLength = MaxLineLength
+	// AUTH reaches the session, before STARTTLS as after, and is refused
+	// there the same way: there is no AUTH here, TLS or not.
+	srv.AllowInsecureAuth = true
 	srv.ErrorLog = logLogger{opts.Logger}
 	m.smtp = srv
 	return m
@@ -87,7 +91,7 @@ func NewMX(opts MXOptions) *MX {
 // Serve answers SMTP on ln until Shutdown.
 func (m *MX) Serve(ln net.Listener) error {
 	ll := newLimitListener(ln, &limits{maxConns: m.opts.MaxConns, maxPerIP: m.opts.MaxConnsPerIP, commandBytes: DefaultCommandBytes,
-		idle: m.opts.Idle, refused: func(reason string) { m.opts.Observe("connection", "refused:"+reason) }})
+		idle: m.opts.Idle, refused: func(reason string) { m.opts.Observe("connection", "refused:"+reason) }}, m.count, nil)
 	m.mu.Lock()
 	m.listeners = append(m.listeners, ll)
 	m.mu.Unlock()
@@ -125,6 +129,8 @@ func (m *MX) Shutdown(ctx context.Context) error {
 
 type mxSession struct {
 	mx    *MX
+	sc    *smtp.Conn
+	conn  *conn
 	rcpts []bounceRcpt
 }
 
@@ -168,9 +174,16 @@ func (x *mxSession) Rcpt(to string, _ *smtp.RcptOptions) error {
 // Data records what the bounce says about each message it was sent for,
 // and answers 250 once that is stored.
 func (x *mxSession) Data(r io.Reader) error {
+	if x.conn != nil {
+		x.conn.inData(true)
+		defer x.conn.inData(false)
+	}
 	raw, err := io.ReadAll(r)
 	if err != nil {
-		return err
+		if errors.Is(err, smtp.ErrDataTooLarge) {
+			return smtp.ErrDataTooLarge
+		}
+		return dataError(x.conn, x.mx.opts.Logger, x.mx.opts.Idle, err)
 	}
 	b, err := mail.ParseBounce(raw)
 	if err != nil {
@@ -211,5 +224,8 @@ func pickReport(b *mail.Bounce, recipient string) mail.BounceRecipient {
 	return mail.BounceRecipient{}
 }
 
-func (x *mxSession) Reset()        { x.rcpts = nil }
-func (x *mxSession) Logout() error { return nil }
+func (x *mxSession) Reset() { x.rcpts = nil }
+func (x *mxSession) Logout() error {
+	bind(x.sc) // after STARTTLS: the TLS connection
+	return nil
+}

@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"net"
 	"strings"
 	"sync"
@@ -96,12 +97,13 @@ type Server struct {
 
 	mu        sync.Mutex
 	listeners []*limitListener
+	count     *counter // connections, shared by all the listeners
 }
 
 // NewServer returns a submission server; serve it with Serve or ServeTLS.
 func NewServer(opts Options) *Server {
 	opts.defaults()
-	s := &Server{opts: opts}
+	s := &Server{opts: opts, count: newCounter()}
 	srv := smtp.NewServer(smtp.BackendFunc(s.newSession))
 	srv.Domain = opts.Hostname
 	srv.TLSConfig = opts.TLS
@@ -109,7 +111,7 @@ func NewServer(opts Options) *Server {
 	srv.WriteTimeout = time.Minute
 	srv.MaxMessageBytes = tokend.MaxEmailSize
 	srv.MaxRecipients = tokend.MaxRecipientsPerField
-	srv.MaxLineLength = 2000
+	srv.MaxLineLength = MaxLineLength
 	srv.ErrorLog = logLogger{opts.Logger}
 	s.smtp = srv
 	return s
@@ -122,8 +124,12 @@ func (s *Server) Serve(ln net.Listener) error { return s.serve(ln, false) }
 func (s *Server) ServeTLS(ln net.Listener) error { return s.serve(ln, true) }
 
 func (s *Server) serve(ln net.Listener, implicit bool) error {
+	var implicitTLS *tls.Config
+	if implicit {
+		implicitTLS = s.opts.TLS
+	}
 	ll := newLimitListener(ln, &limits{maxConns: s.opts.MaxConns, maxPerIP: s.opts.MaxConnsPerIP, commandBytes: s.opts.CommandBytes,
-		idle: s.opts.Idle, refused: func(reason string) { s.opts.Observe("connection", "refused:"+reason) }})
+		idle: s.opts.Idle, refused: func(reason string) { s.opts.Observe("connection", "refused:"+reason) }}, s.count, implicitTLS)
 	s.mu.Lock()
 	s.listeners = append(s.listeners, ll)
 	s.mu.Unlock()
@@ -168,6 +174,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 // session is one SMTP session of the submission server.
 type session struct {
 	srv    *Server
+	sc     *smtp.Conn
 	conn   *conn // nil when go-smtp hides it (never in practice)
 	client string
 
@@ -183,14 +190,26 @@ type session struct {
 }
 
 func (s *Server) newSession(c *smtp.Conn) (smtp.Session, error) {
-	sess := &session{srv: s, client: clientIP(c.Conn().RemoteAddr())}
+	sess := &session{srv: s, sc: c, client: clientIP(c.Conn().RemoteAddr())}
+	sess.conn = bind(c)
+	return sess, nil
+}
+
+// bind returns the *conn under go-smtp's connection c, and tells it the
+// connection its replies are written on (go-smtp makes a session once a
+// TLS handshake is complete, never during one).
+func bind(c *smtp.Conn) *conn {
+	var wc *conn
 	switch nc := c.Conn().(type) {
 	case *conn:
-		sess.conn = nc
+		wc = nc
 	case *tls.Conn:
-		sess.conn, _ = nc.NetConn().(*conn)
+		wc, _ = nc.NetConn().(*conn)
 	}
-	return sess, nil
+	if wc != nil {
+		wc.setTop(c.Conn())
+	}
+	return wc
 }
 
 // Replies of the submission server.
@@ -258,7 +277,7 @@ func (x *session) authFailed(outcome tokend.VerifyOutcome) error {
 // closeSoon ends the session after the reply being written.
 func (x *session) closeSoon() {
 	if x.conn != nil {
-		x.conn.stop()
+		x.conn.endAfterReply()
 	}
 }
 
@@ -296,7 +315,7 @@ func (x *session) Mail(from string, _ *smtp.MailOptions) error {
 	d := x.srv.opts.Verifier.Verify(ctx, tokend.Credential{APIToken: []string{x.password}}, x.client)
 	if d.Token == nil {
 		if d.Outcome == tokend.VerifyError {
-			return reply(d.Err)
+			return reply(d.Err, 0)
 		}
 		x.token = nil
 		x.closeSoon()
@@ -305,13 +324,13 @@ func (x *session) Mail(from string, _ *smtp.MailOptions) error {
 	x.token, x.open = d.Token, true // from here on, the message counts in the usage
 	if d.Err != nil {
 		x.record(d.Err)
-		return reply(d.Err)
+		return reply(d.Err, d.RetryAfter)
 	}
 	domain := strings.ToLower(tokend.Address{Email: from}.Domain())
 	if !x.senders[domain] {
 		if err := x.srv.opts.Mailer.CheckSender(ctx, x.token, from); err != nil {
 			x.record(err)
-			return reply(err)
+			return reply(err, 0)
 		}
 		if x.senders == nil {
 			x.senders = map[string]bool{}
@@ -350,18 +369,18 @@ func (x *session) Data(r io.Reader) error {
 			x.record(&tokend.Error{Code: tokend.ETOOLARGE})
 			return smtp.ErrDataTooLarge
 		}
-		return err
+		return dataError(x.conn, x.srv.opts.Logger, x.srv.opts.Idle, err)
 	}
 	x.messages++
 	sub := &tokend.Submission{MailFrom: x.from, Recipients: x.rcpts, Raw: raw}
 	if p, err := mail.Parse(raw); err == nil {
 		sub.TextSize, sub.HTMLSize = len(p.Text), len(p.HTML)
 	}
-	sent, _, err := x.srv.opts.Mailer.Submit(context.Background(), x.token, sub)
+	sent, allowance, err := x.srv.opts.Mailer.Submit(context.Background(), x.token, sub)
 	x.record(err)
 	if err != nil {
 		x.srv.opts.Observe("message", "refused")
-		return reply(err)
+		return reply(err, allowance.RetryAfter)
 	}
 	x.srv.opts.Observe("message", "accepted")
 	msg := "OK: queued as " + strings.Join(sent.MessageIDs, " ")
@@ -401,28 +420,30 @@ func (x *session) Reset() {
 }
 
 func (x *session) Logout() error {
+	// After STARTTLS go-smtp ends the session made before it, on the TLS
+	// connection whose handshake is complete.
+	bind(x.sc)
 	x.Reset()
 	x.password = ""
 	return nil
 }
 
 // reply maps a domain error to an SMTP reply: the one function that does,
-// so that every refusal of the API has its SMTP form.
-func reply(err error) *smtp.SMTPError {
+// so that every refusal of the API has its SMTP form. retry is how long the
+// client should wait, for refusals of a limit.
+func reply(err error, retry time.Duration) *smtp.SMTPError {
 	var e *tokend.Error
 	if !errors.As(err, &e) {
 		return &smtp.SMTPError{Code: 451, EnhancedCode: smtp.EnhancedCode{4, 3, 0}, Message: "Temporary server error; try again later"}
 	}
-	msg := e.Message
-	if len(e.Fields) > 0 {
-		msg = tokend.FieldErrors(e.Fields).String()
-	}
+	msg := e.Sentences()
 	switch e.Code {
 	case tokend.EFORBIDDEN, tokend.ENOTFOUND:
 		return &smtp.SMTPError{Code: 550, EnhancedCode: smtp.EnhancedCode{5, 7, 1}, Message: msg}
 	case tokend.EUNAUTHORIZED:
 		return errTokenGone
 	case tokend.ERATELIMITED:
+		msg = retryIn(msg, retry)
 		if e.Reason == tokend.ReasonMessagesLimited {
 			return &smtp.SMTPError{Code: 452, EnhancedCode: smtp.EnhancedCode{4, 5, 3}, Message: msg}
 		}
@@ -431,13 +452,61 @@ func reply(err error) *smtp.SMTPError {
 		return &smtp.SMTPError{Code: 552, EnhancedCode: smtp.EnhancedCode{5, 3, 4}, Message: msg}
 	case tokend.EINVALID:
 		if e.Reason == tokend.ReasonOverMessageLimit {
-			return &smtp.SMTPError{Code: 552, EnhancedCode: smtp.EnhancedCode{5, 5, 3}, Message: msg}
+			// Permanent: as it is, the message can never pass. (552 for too
+			// many recipients is read as temporary, RFC 5321 4.5.3.1.10.)
+			return &smtp.SMTPError{Code: 550, EnhancedCode: smtp.EnhancedCode{5, 5, 3}, Message: msg}
 		}
 		return &smtp.SMTPError{Code: 550, EnhancedCode: smtp.EnhancedCode{5, 6, 0}, Message: msg}
 	case tokend.EUNAVAILABLE:
 		return &smtp.SMTPError{Code: 451, EnhancedCode: smtp.EnhancedCode{4, 3, 5}, Message: msg}
 	}
 	return &smtp.SMTPError{Code: 451, EnhancedCode: smtp.EnhancedCode{4, 3, 0}, Message: "Temporary server error; try again later"}
+}
+
+// retryIn makes a refusal of a limit say when to retry, in seconds: in
+// place of the API's "retry after Retry-After seconds" (a header SMTP
+// clients do not get), or after the message.
+func retryIn(msg string, retry time.Duration) string {
+	const apiWording = "retry after Retry-After seconds"
+	if retry <= 0 {
+		return strings.Replace(msg, apiWording, "retry later", 1)
+	}
+	when := fmt.Sprintf("retry in %d s", int64(math.Ceil(retry.Seconds())))
+	if strings.Contains(msg, apiWording) {
+		return strings.Replace(msg, apiWording, when, 1)
+	}
+	return strings.TrimSuffix(msg, ".") + "; " + when
+}
+
+// MaxLineLength is the longest line, CRLF included, of a command or of a
+// message's data. RFC 5321 asks for 1,000 at least; real mail (HTML from
+// some generators) has longer lines, which are taken up to this.
+const MaxLineLength = 2000
+
+var (
+	errLineTooLong = &smtp.SMTPError{Code: 500, EnhancedCode: smtp.EnhancedCode{5, 5, 2},
+		Message: fmt.Sprintf("Line too long (max %d bytes including CRLF); message refused, closing connection", MaxLineLength)}
+	errReadFailed = &smtp.SMTPError{Code: 421, EnhancedCode: smtp.EnhancedCode{4, 4, 0}, Message: "Error reading the message; closing connection"}
+)
+
+// dataError is the reply to a message whose data could not be read whole,
+// and the session's last: after a timeout, a line too long or a broken
+// connection, what comes next cannot be trusted to be a command. The error
+// itself (socket addresses and all) goes to the log, never to the client.
+func dataError(c *conn, logger *slog.Logger, idle time.Duration, err error) error {
+	if c != nil {
+		c.endAfterReply()
+	}
+	var ne net.Error
+	switch {
+	case errors.Is(err, smtp.ErrTooLongLine):
+		return errLineTooLong
+	case errors.As(err, &ne) && ne.Timeout():
+		return &smtp.SMTPError{Code: 421, EnhancedCode: smtp.EnhancedCode{4, 4, 2},
+			Message: fmt.Sprintf("Idle timeout: no data for %s; closing connection", idle)}
+	}
+	logger.Debug("smtp: reading a message's data", "err", err)
+	return errReadFailed
 }
 
 // loginServer is the server side of AUTH LOGIN: username, then password,
