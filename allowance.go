@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"strconv"
+	"time"
 )
 
 // The message allowance: sending is counted against the plan in messages as
@@ -72,7 +73,7 @@ func (v *Verifier) spendMessages(ctx context.Context, t *Token, n int) (Allowanc
 	if !d.Allowed {
 		return a, &Error{Code: ERATELIMITED, Reason: ReasonMessagesLimited,
 			Message: fmt.Sprintf("Message allowance exceeded: this request has %s and %d of the %d messages a minute this account's %s may send are left; "+
-				"retry after Retry-After seconds, or send to fewer recipients at a time", recipientCount(n), d.Remaining, limit, keys)}
+				"retry in %d s, or send to fewer recipients at a time", recipientCount(n), d.Remaining, limit, keys, retrySeconds(d.RetryAfter))}
 	}
 	if q := t.Quota; q != nil && q.Unit == QuotaEmails {
 		state, err := v.quotas.spend(ctx, t, int64(n))
@@ -88,6 +89,11 @@ func (v *Verifier) spendMessages(ctx context.Context, t *Token, n int) (Allowanc
 		a.Quota = &state
 	}
 	return a, nil
+}
+
+// retrySeconds is a wait in whole seconds, rounded up, at least 1.
+func retrySeconds(d time.Duration) int64 {
+	return max(1, int64((d+time.Second-1)/time.Second))
 }
 
 func recipientCount(n int) string {

@@ -463,19 +463,13 @@ func reply(err error, retry time.Duration) *smtp.SMTPError {
 	return &smtp.SMTPError{Code: 451, EnhancedCode: smtp.EnhancedCode{4, 3, 0}, Message: "Temporary server error; try again later"}
 }
 
-// retryIn makes a refusal of a limit say when to retry, in seconds: in
-// place of the API's "retry after Retry-After seconds" (a header SMTP
-// clients do not get), or after the message.
+// retryIn makes a refusal of a limit say when to retry, in seconds (SMTP
+// clients get no Retry-After header), unless its message already does.
 func retryIn(msg string, retry time.Duration) string {
-	const apiWording = "retry after Retry-After seconds"
-	if retry <= 0 {
-		return strings.Replace(msg, apiWording, "retry later", 1)
+	if retry <= 0 || strings.Contains(msg, "retry in ") {
+		return msg
 	}
-	when := fmt.Sprintf("retry in %d s", int64(math.Ceil(retry.Seconds())))
-	if strings.Contains(msg, apiWording) {
-		return strings.Replace(msg, apiWording, when, 1)
-	}
-	return strings.TrimSuffix(msg, ".") + "; " + when
+	return strings.TrimSuffix(msg, ".") + fmt.Sprintf("; retry in %d s", int64(math.Ceil(retry.Seconds())))
 }
 
 // MaxLineLength is the longest line, CRLF included, of a command or of a
