@@ -285,6 +285,9 @@ func toSuppression(sp *tokend.Suppression) suppressionJSON {
 }
 
 func (s *Server) listSuppressions(w http.ResponseWriter, r *http.Request, caller *tokend.Token) error {
+	if len(r.URL.Query()["email"]) > 1 {
+		return tokend.Invalid("email", "must be given once")
+	}
 	list, err := s.opts.Suppressions.List(r.Context(), caller, r.URL.Query().Get("email"))
 	if err != nil {
 		return err

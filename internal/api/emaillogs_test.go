@@ -360,6 +360,7 @@ func TestSuppressionsAPI(t *testing.T) {
 	if list := e.suppressions(e.admin, "WHO@example.org"); len(list) != 1 || list[0].ID != created.Data.ID {
 		t.Errorf("by address: %+v", list)
 	}
+	e.get(base+"?email=who@example.org&email=all@example.org", e.admin).want(422) // one address a query, not the first of several
 	// The account-wide suppression holds for this domain's mail.
 	var s sent
 	e.post("/api/send", e.admin, email("news@mail.example.com", "all@example.org", "who@example.org", "fine@example.org")).want(200).decode(&s)
