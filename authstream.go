@@ -32,7 +32,6 @@ type AuthSubscription struct {
 	c       chan AuthEvent
 	account int64
 	token   int64
-	service bool
 	lost    atomic.Bool
 	stream  *authStream
 	once    sync.Once
@@ -56,30 +55,22 @@ const (
 	// MaxServiceTokenStreams bounds the streams of one service token (see
 	// IsServiceToken): a fleet of gateways may share one.
 	MaxServiceTokenStreams = 16
-	// MaxTestKeyStreams bounds the streams of one test key (a token that
-	// may follow the stream but is not a service token).
-	MaxTestKeyStreams = 2
-	// MaxTestKeyStreamsPerAccount bounds the streams of all of an account's
-	// test keys together, so that the rest of MaxAuthSubscriptions is kept
-	// for service tokens.
-	MaxTestKeyStreamsPerAccount = 16
 )
 
 // IsServiceToken reports whether t is a service token: a live token with at
 // least viewer on its account, which is what a gateway or the middleware
-// needs to verify the account's tokens and follow its change stream. Test
-// keys never are: they are for code under test, not for guarding live
-// traffic.
-func IsServiceToken(t *Token) bool { return t.Environment == Live && MayVerify(t) == nil }
+// needs to verify the account's tokens, report their usage and follow its
+// change stream (see MayVerify). Test keys never are: they are for code
+// under test, not for guarding live traffic.
+func IsServiceToken(t *Token) bool { return MayVerify(t) == nil }
 
-// SubscribeAuthChanges subscribes caller, a service's token, to the
+// SubscribeAuthChanges subscribes caller, a service token, to the
 // authentication changes of its account (and the flushes that concern
-// everyone). Like verifying tokens, it needs at least viewer on the account
-// (EFORBIDDEN). A subscription beyond a bound is ERATELIMITED with reason
-// too_many_streams: the account's MaxAuthSubscriptions, the token's own
-// (MaxServiceTokenStreams for a service token, MaxTestKeyStreams for a test
-// key), and MaxTestKeyStreamsPerAccount for the account's test keys
-// together. The caller must Close the subscription.
+// everyone). Like verifying tokens, it needs a service token (MayVerify:
+// EFORBIDDEN otherwise, a test key included). A subscription beyond a bound
+// is ERATELIMITED with reason too_many_streams: the account's
+// MaxAuthSubscriptions, or the token's MaxServiceTokenStreams. The caller
+// must Close the subscription.
 func (s *Service) SubscribeAuthChanges(ctx context.Context, caller *Token) (*AuthSubscription, error) {
 	if err := MayVerify(caller); err != nil {
 		return nil, err
@@ -103,39 +94,29 @@ type authStream struct {
 	subs      map[*AuthSubscription]struct{}
 	byAccount map[int64]int // streams of each account
 	byToken   map[int64]int // streams of each token
-	testKeys  map[int64]int // streams of each account's test keys
 	n         atomic.Int32
 }
 
-// add subscribes t to its account's changes, within the bounds.
+// add subscribes t, a service token, to its account's changes, within the
+// bounds.
 func (h *authStream) add(t *Token) (*AuthSubscription, error) {
-	service := IsServiceToken(t)
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if h.subs == nil {
-		h.subs, h.byAccount, h.byToken, h.testKeys = make(map[*AuthSubscription]struct{}), make(map[int64]int), make(map[int64]int), make(map[int64]int)
+		h.subs, h.byAccount, h.byToken = make(map[*AuthSubscription]struct{}), make(map[int64]int), make(map[int64]int)
 	}
 	switch {
 	case h.byAccount[t.AccountID] >= MaxAuthSubscriptions:
 		return nil, tooManyStreams("This account already holds %d change streams open on this server, the most it may", MaxAuthSubscriptions)
-	case service && h.byToken[t.ID] >= MaxServiceTokenStreams:
+	case h.byToken[t.ID] >= MaxServiceTokenStreams:
 		return nil, tooManyStreams("This token already holds %d change streams open on this server, the most one token may: "+
 			"give each group of gateways its own service token", MaxServiceTokenStreams)
-	case !service && h.byToken[t.ID] >= MaxTestKeyStreams:
-		return nil, tooManyStreams("This test key already holds %d change streams open on this server, the most a test key may: "+
-			"gateways should follow the stream with a service token (a live token with viewer on the account)", MaxTestKeyStreams)
-	case !service && h.testKeys[t.AccountID] >= MaxTestKeyStreamsPerAccount:
-		return nil, tooManyStreams("This account's test keys already hold %d change streams open on this server, the most they may together: "+
-			"the rest are kept for service tokens (live tokens with viewer on the account)", MaxTestKeyStreamsPerAccount)
 	}
 	c := make(chan AuthEvent, authSubscriptionBuffer)
-	sub := &AuthSubscription{C: c, c: c, account: t.AccountID, token: t.ID, service: service, stream: h}
+	sub := &AuthSubscription{C: c, c: c, account: t.AccountID, token: t.ID, stream: h}
 	h.subs[sub] = struct{}{}
 	h.byAccount[t.AccountID]++
 	h.byToken[t.ID]++
-	if !service {
-		h.testKeys[t.AccountID]++
-	}
 	h.n.Store(int32(len(h.subs)))
 	return sub, nil
 }
@@ -146,9 +127,6 @@ func (h *authStream) remove(sub *AuthSubscription) {
 		delete(h.subs, sub)
 		decrement(h.byAccount, sub.account)
 		decrement(h.byToken, sub.token)
-		if !sub.service {
-			decrement(h.testKeys, sub.account)
-		}
 	}
 	h.n.Store(int32(len(h.subs)))
 	h.mu.Unlock()

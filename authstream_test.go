@@ -1,9 +1,12 @@
 package tokend_test
 
 import (
+	"errors"
+	"strings"
 	"testing"
 
 	"github.com/tokend/tokend"
+	"github.com/tokend/tokend/apikey"
 )
 
 // A subscriber that stops reading is dropped once it is a whole buffer
@@ -39,46 +42,75 @@ func TestAuthSubscriberThatFallsBehindIsDropped(t *testing.T) {
 	}
 }
 
-// A stream closed gives its room back to its token and to the account's
-// test keys.
+// A stream closed gives its room back to its token.
 func TestAuthSubscriptionClosedFreesItsRoom(t *testing.T) {
 	f := newFixture(t, tokend.Options{})
 	admin := f.account(t)
-	var keys []*tokend.Token
-	for range tokend.MaxTestKeyStreamsPerAccount / tokend.MaxTestKeyStreams {
-		k, err := f.svc.CreateToken(t.Context(), &admin.Token, tokend.TokenInput{Name: "test", Environment: tokend.Test,
-			Permissions: []tokend.Permission{{ResourceType: tokend.ResourceAccount, ResourceID: admin.AccountID, Level: tokend.Viewer}}})
+	k, err := f.svc.CreateToken(t.Context(), &admin.Token, tokend.TokenInput{Name: "gateway",
+		Permissions: []tokend.Permission{{ResourceType: tokend.ResourceAccount, ResourceID: admin.AccountID, Level: tokend.Viewer}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	key := &k.Token
+	var first *tokend.AuthSubscription
+	for range tokend.MaxServiceTokenStreams {
+		s, err := f.svc.SubscribeAuthChanges(t.Context(), key)
 		if err != nil {
 			t.Fatal(err)
 		}
-		keys = append(keys, &k.Token)
-	}
-	var first *tokend.AuthSubscription
-	for _, k := range keys {
-		for range tokend.MaxTestKeyStreams {
-			s, err := f.svc.SubscribeAuthChanges(t.Context(), k)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer s.Close()
-			if first == nil {
-				first = s
-			}
+		defer s.Close()
+		if first == nil {
+			first = s
 		}
 	}
-	if _, err := f.svc.SubscribeAuthChanges(t.Context(), keys[0]); tokend.ErrorCode(err) != tokend.ERATELIMITED {
-		t.Fatalf("a test key's stream beyond the bounds: %v", err)
+	if _, err := f.svc.SubscribeAuthChanges(t.Context(), key); tokend.ErrorCode(err) != tokend.ERATELIMITED {
+		t.Fatalf("a token's stream beyond the bounds: %v", err)
 	}
 	first.Close()
 	first.Close() // twice is once
-	s, err := f.svc.SubscribeAuthChanges(t.Context(), keys[0])
+	s, err := f.svc.SubscribeAuthChanges(t.Context(), key)
 	if err != nil {
-		t.Fatalf("after a stream of the key closed: %v", err)
+		t.Fatalf("after a stream of the token closed: %v", err)
 	}
 	defer s.Close()
-	if _, err := f.svc.SubscribeAuthChanges(t.Context(), keys[0]); tokend.ErrorCode(err) != tokend.ERATELIMITED {
+	if _, err := f.svc.SubscribeAuthChanges(t.Context(), key); tokend.ErrorCode(err) != tokend.ERATELIMITED {
 		t.Fatalf("a closed stream freed more than its room: %v", err)
 	}
+}
+
+// Test keys are never service tokens: whatever access they hold, they may
+// not verify tokens, report usage or follow the change stream.
+func TestTestKeyIsNotAServiceToken(t *testing.T) {
+	f := newFixture(t, tokend.Options{})
+	admin := f.account(t)
+	k, err := f.svc.CreateToken(t.Context(), &admin.Token, tokend.TokenInput{Name: "ci", Environment: tokend.Test,
+		Permissions: []tokend.Permission{{ResourceType: tokend.ResourceAccount, ResourceID: admin.AccountID, Level: tokend.Admin}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	key := &k.Token
+	if tokend.IsServiceToken(key) || !tokend.IsServiceToken(&admin.Token) {
+		t.Fatalf("IsServiceToken: test key %v, live admin %v", tokend.IsServiceToken(key), tokend.IsServiceToken(&admin.Token))
+	}
+	refused := func(what string, err error) {
+		t.Helper()
+		var e *tokend.Error
+		if !errors.As(err, &e) || e.Code != tokend.EFORBIDDEN || e.Reason != "environment_not_allowed" || !strings.Contains(e.Message, "test key") {
+			t.Errorf("%s with a test key: %v, want EFORBIDDEN environment_not_allowed", what, err)
+		}
+	}
+	err = tokend.MayVerify(key)
+	refused("MayVerify", err)
+	sub, err := f.svc.SubscribeAuthChanges(t.Context(), key)
+	if sub != nil {
+		sub.Close()
+	}
+	refused("SubscribeAuthChanges", err)
+	v := tokend.NewVerifier(f.svc, tokend.VerifierOptions{})
+	_, err = v.VerifyToken(t.Context(), key, admin.Value, "", nil)
+	refused("VerifyToken", err)
+	_, err = v.ReportUsage(t.Context(), key, []tokend.UsageReport{{TokenHash: apikey.Hash(admin.Value), Want: 1}})
+	refused("ReportUsage", err)
 }
 
 func TestAuthSubscriptionNeedsAccountViewer(t *testing.T) {

@@ -120,15 +120,25 @@ func (v *Verifier) VerifyToken(ctx context.Context, caller *Token, value, ip str
 	return out, nil
 }
 
-// MayVerify is the rule for services that verify an account's tokens and
-// follow its change stream: t needs at least viewer on its account
-// (EFORBIDDEN otherwise).
+// MayVerify is the rule for services that verify an account's tokens,
+// report their usage and follow the account's change stream: caller must be
+// a service token (see IsServiceToken), a live token with at least viewer on
+// its account. A test key is EFORBIDDEN with reason environment_not_allowed
+// (it is for code under test, and must not verify, charge or follow live
+// tokens), any other token without viewer on its account EFORBIDDEN.
 func MayVerify(caller *Token) error {
+	if caller.Environment != Live {
+		return errTestKeyNotService
+	}
 	if caller.LevelOn(accountResource(caller.AccountID)) < Viewer {
 		return Errorf(EFORBIDDEN, "Verifying tokens needs at least viewer access to the account")
 	}
 	return nil
 }
+
+// errTestKeyNotService refuses a test key where a service token is needed.
+var errTestKeyNotService = &Error{Code: EFORBIDDEN, Reason: "environment_not_allowed",
+	Message: "A test key is never a service token: verifying tokens, usage reports and the change stream need a live token with at least viewer on the account"}
 
 // chargeCaller spends a request of the caller's allowance of verifications
 // that found no valid token to charge.

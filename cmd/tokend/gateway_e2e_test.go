@@ -151,12 +151,14 @@ func TestProxyRefusesABadServiceToken(t *testing.T) {
 	var p struct{ ID int64 }
 	json.Unmarshal([]byte(out), &p)
 	_, projectOnly := newToken(t, s.URL, admin, fmt.Sprintf(`{"name": "p", "resources": [{"resource_type": "project", "resource_id": %d, "access_level": 100}]}`, p.ID))
+	_, testKey := newToken(t, s.URL, admin, `{"name": "staging", "environment": "test", "resources": [{"resource_type": "account", "resource_id": 1, "access_level": 100}]}`)
 	for _, c := range []struct {
 		name, token, want string
 	}{
 		{"no token", "", "TOKEND_TOKEN"},
 		{"unknown token", "tk_live_nope", "401"},
 		{"not viewer on the account", projectOnly, "403"},
+		{"a test key", testKey, "403 environment_not_allowed: A test key is never a service token"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			r := tokend.Run(t, []string{"TOKEND_TOKEN=" + c.token}, "proxy", "--addr", "127.0.0.1:0", "--upstream", "http://127.0.0.1:1", "--tokend", s.URL)

@@ -1,8 +1,12 @@
 package api_test
 
 import (
+	"fmt"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/tokend/tokend/client"
 )
 
 func TestForbidden(t *testing.T) {
@@ -148,4 +152,50 @@ func TestTestKeyCannotMintLiveKey(t *testing.T) {
 	}
 	// A live admin still makes both.
 	e.post("/api/api_tokens", e.admin, map[string]any{"name": "t2", "environment": "test"}).want(200)
+}
+
+// Test keys are never service tokens: whatever access a test key holds, the
+// endpoints of services (verifying tokens, reporting usage, the change
+// stream) answer it 403 environment_not_allowed, and nothing of the live
+// tokens it names is verified or charged. GET /api/verify verifies the
+// request's own token, not a service's, so a test key passes it.
+func TestTestKeyIsNotAServiceToken(t *testing.T) {
+	e := newEnv(t)
+	testKey := e.createTestToken(e.admin, "staging gateway", perm("account", e.acme, 100))
+	live := e.createToken(e.admin, "customer", perm("account", e.acme, 10))
+	for _, tt := range []struct {
+		name string
+		req  request
+	}{
+		{"verify token", request{method: "POST", path: "/api/verify", body: map[string]any{"token": live.Token}}},
+		{"report usage", request{method: "POST", path: "/api/usage_reports",
+			body: map[string]any{"reports": []any{map[string]any{"token_sha256": client.TokenSHA256(live.Token), "want": 10}}}}},
+		{"auth changes", request{method: "GET", path: "/api/auth_changes"}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			e := e.with(t)
+			tt.req.token = testKey
+			r := e.send(tt.req).want(403)
+			body := r.object()
+			if body["code"] != "environment_not_allowed" || body["status"] != float64(403) ||
+				!strings.Contains(fmt.Sprint(body["errors"]), "A test key is never a service token") {
+				t.Errorf("403 body %s, want code environment_not_allowed saying a test key is never a service token", r.Body)
+			}
+			if r.Header.Get("Content-Type") == "text/event-stream" {
+				t.Error("a refusal is a stream")
+			}
+		})
+	}
+	// The live token was neither verified nor charged: its usage is empty.
+	var u usageJSON
+	e.clock.Advance(time.Hour)
+	e.get(e.path("/api/api_tokens/%d/usage", live.ID), e.admin).want(200).decode(&u)
+	if len(u.Days) != 0 {
+		t.Errorf("usage of the live token named by a test key: %+v, want none", u.Days)
+	}
+	// The forwarded request's own test key passes GET /api/verify.
+	e.send(request{method: "GET", path: "/api/verify", token: testKey}).want(204)
+	// A live token with the same access is a service token.
+	service := e.createToken(e.admin, "gateway", perm("account", e.acme, 100))
+	e.post("/api/verify", service.Token, map[string]any{"token": live.Token}).want(200)
 }

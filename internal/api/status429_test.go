@@ -327,11 +327,11 @@ func TestSendingRoutesRateLimitedCarryCode(t *testing.T) {
 	}
 }
 
-// Change streams are shared out so that no token can take them all: a test
-// key holds at most 2, the account's test keys 16 together, a service token
-// (a live token with viewer on the account) 16, and the account 64. Past a
-// bound the answer is 429 too_many_streams, saying which, with Retry-After;
-// a service token still gets a stream when test keys hold all they may.
+// Change streams are shared out so that no token can take them all: a
+// service token (a live token with viewer on the account) holds at most 16,
+// and the account 64. Past a bound the answer is 429 too_many_streams,
+// saying which, with Retry-After. (Test keys are never service tokens: 403,
+// TestTestKeyIsNotAServiceToken.)
 func TestAuthChangeStreamLimits(t *testing.T) {
 	e := newEnv(t, withStreams())
 	ready := fmt.Sprintf(`{"account_id":%d}`, e.acme)
@@ -344,28 +344,14 @@ func TestAuthChangeStreamLimits(t *testing.T) {
 		}
 		assertRetryAfter(t, r)
 	}
-	// A test key with viewer on the account opens its two, and no more.
-	viewer := e.createTestToken(e.admin, "test viewer", perm("account", e.acme, 10))
-	for range tokend.MaxTestKeyStreams {
-		e.openStream(viewer).want("ready", ready)
-	}
-	refused(viewer, "This test key already holds 2 change streams")
-	// Test keys together hold at most 16.
-	for i := 1; i < tokend.MaxTestKeyStreamsPerAccount/tokend.MaxTestKeyStreams; i++ {
-		key := e.createTestToken(e.admin, fmt.Sprintf("test key %d", i), perm("account", e.acme, 100))
-		for range tokend.MaxTestKeyStreams {
-			e.openStream(key).want("ready", ready)
-		}
-	}
-	refused(e.createTestToken(e.admin, "one test key too many", perm("account", e.acme, 10)), "test keys already hold 16 change streams")
-	// A service token still gets its streams, up to 16.
+	// A service token gets its streams, up to 16.
 	gateway := e.createToken(e.admin, "gateway", perm("account", e.acme, 10))
 	for range tokend.MaxServiceTokenStreams {
 		e.openStream(gateway.Token).want("ready", ready)
 	}
 	refused(gateway.Token, "This token already holds 16 change streams")
 	// Other service tokens take the rest of the account's 64.
-	for open := tokend.MaxTestKeyStreamsPerAccount + tokend.MaxServiceTokenStreams; open < tokend.MaxAuthSubscriptions; {
+	for open := tokend.MaxServiceTokenStreams; open < tokend.MaxAuthSubscriptions; {
 		other := e.createToken(e.admin, fmt.Sprintf("gateway %d", open), perm("account", e.acme, 10))
 		for range min(tokend.MaxServiceTokenStreams, tokend.MaxAuthSubscriptions-open) {
 			e.openStream(other.Token).want("ready", ready)

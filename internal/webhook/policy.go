@@ -25,7 +25,9 @@ type Policy struct {
 	// test receivers work.
 	AllowHTTP bool
 	// AllowPrivate allows destinations in the private, loopback,
-	// link-local, CGNAT and unique-local ranges.
+	// link-local, CGNAT and unique-local ranges, the other special-purpose
+	// ranges that are not globally reachable, and this host's own
+	// addresses.
 	AllowPrivate bool
 }
 
@@ -37,31 +39,98 @@ const (
 
 var (
 	thisNetwork = netip.MustParsePrefix("0.0.0.0/8")
-	cgnat       = netip.MustParsePrefix("100.64.0.0/10")
 	reserved    = netip.MustParsePrefix("240.0.0.0/4") // 255.255.255.255 included
 	nat64       = netip.MustParsePrefix("64:ff9b::/96")
+	sixToFour   = netip.MustParsePrefix("2002::/16")
 )
+
+// internal are the IANA special-purpose ranges that are not globally
+// reachable (beside loopback, link-local, multicast and what IsPrivate
+// covers), refused unless AllowPrivate: a webhook has no business there.
+// The few globally reachable anycast assignments inside 192.0.0.0/24 and
+// 2001::/23 (PCP, TURN, AMT, AS112, ORCHID) are no webhook endpoint
+// either, and go with their blocks.
+var internal = []netip.Prefix{
+	netip.MustParsePrefix("100.64.0.0/10"),   // shared address space (CGNAT)
+	netip.MustParsePrefix("192.0.0.0/24"),    // IETF protocol assignments
+	netip.MustParsePrefix("192.0.2.0/24"),    // TEST-NET-1
+	netip.MustParsePrefix("192.88.99.0/24"),  // 6to4 relay anycast (deprecated)
+	netip.MustParsePrefix("198.18.0.0/15"),   // benchmarking
+	netip.MustParsePrefix("198.51.100.0/24"), // TEST-NET-2
+	netip.MustParsePrefix("203.0.113.0/24"),  // TEST-NET-3
+	netip.MustParsePrefix("::/96"),           // IPv4-compatible (deprecated)
+	netip.MustParsePrefix("64:ff9b:1::/48"),  // local-use NAT64
+	netip.MustParsePrefix("100::/64"),        // discard-only
+	netip.MustParsePrefix("2001::/23"),       // IETF protocol assignments, Teredo (2001::/32) included
+	netip.MustParsePrefix("2001:db8::/32"),   // documentation
+	netip.MustParsePrefix("3fff::/20"),       // documentation
+	netip.MustParsePrefix("5f00::/16"),       // segment routing SIDs
+	netip.MustParsePrefix("fec0::/10"),       // site-local (deprecated)
+}
+
+// hostAddrs lists this host's own interface addresses; a test replaces it.
+var hostAddrs = net.InterfaceAddrs
+
+// isHostAddr reports whether a is an address of one of this host's
+// interfaces, read at each check so that an address added later counts.
+// When the interfaces cannot be listed, only the ranges guard.
+func isHostAddr(a netip.Addr) bool {
+	addrs, err := hostAddrs()
+	if err != nil {
+		return false
+	}
+	for _, ad := range addrs {
+		var ip net.IP
+		switch v := ad.(type) {
+		case *net.IPNet:
+			ip = v.IP
+		case *net.IPAddr:
+			ip = v.IP
+		}
+		if h, ok := netip.AddrFromSlice(ip); ok && h.Unmap() == a {
+			return true
+		}
+	}
+	return false
+}
 
 // allows reports whether p lets a delivery connect to a. Unspecified,
 // multicast, 0.0.0.0/8 and 240.0.0.0/4 (broadcast included) are never
-// allowed: they are no endpoint's address. An IPv4 address in IPv6 form
-// (IPv4-mapped, or in the NAT64 prefix 64:ff9b::/96) is judged as the
-// IPv4 address it reaches.
+// allowed: they are no endpoint's address. Loopback needs AllowPrivate or
+// AllowHTTP. The private, link-local and unique-local ranges, the other
+// IANA special-purpose ranges that are not globally reachable (internal),
+// and this host's own interface addresses need AllowPrivate. An IPv4
+// address in IPv6 form (IPv4-mapped, in the NAT64 prefix 64:ff9b::/96, or
+// a 6to4 address of 2002::/16) is judged as the IPv4 address it reaches.
 func (p Policy) allows(a netip.Addr) bool {
 	a = a.WithZone("").Unmap()
-	if nat64.Contains(a) {
-		b := a.As16()
+	switch b := a.As16(); {
+	case nat64.Contains(a):
 		a = netip.AddrFrom4([4]byte(b[12:]))
+	case sixToFour.Contains(a):
+		a = netip.AddrFrom4([4]byte(b[2:6]))
 	}
 	switch {
 	case !a.IsValid(), a.IsUnspecified(), a.IsMulticast(), thisNetwork.Contains(a), reserved.Contains(a):
 		return false
 	case a.IsLoopback():
 		return p.AllowPrivate || p.AllowHTTP
-	case a.IsPrivate(), a.IsLinkLocalUnicast(), cgnat.Contains(a):
-		return p.AllowPrivate
+	case p.AllowPrivate:
+		return true
+	case a.IsPrivate(), a.IsLinkLocalUnicast(), inAny(internal, a), isHostAddr(a):
+		return false
 	}
 	return true
+}
+
+// inAny reports whether a is in one of prefixes.
+func inAny(prefixes []netip.Prefix, a netip.Addr) bool {
+	for _, pf := range prefixes {
+		if pf.Contains(a) {
+			return true
+		}
+	}
+	return false
 }
 
 // isLocalhost reports whether host is "localhost" or a name under it
@@ -139,9 +208,15 @@ func (p Policy) shape(u *url.URL) string {
 //     resolution, so that a name resolving to 10.0.0.1 or 169.254.169.254 is
 //     refused like the address itself. Without AllowPrivate, that is the
 //     loopback, private (10/8, 172.16/12, 192.168/16, fc00::/7), link-local
-//     (169.254/16, fe80::/10) and CGNAT (100.64/10) ranges, and these in
-//     IPv4-mapped IPv6 form; but AllowHTTP allows loopback. Unspecified,
-//     multicast, 0.0.0.0/8 and broadcast addresses are refused always;
+//     (169.254/16, fe80::/10) and CGNAT (100.64/10) ranges, the other IANA
+//     special-purpose ranges that are not globally reachable (192.0.0/24,
+//     the documentation ranges 192.0.2/24, 198.51.100/24, 203.0.113/24,
+//     2001:db8::/32 and 3fff::/20, 192.88.99/24, benchmarking 198.18/15,
+//     100::/64, 2001::/23 with Teredo, 64:ff9b:1::/48, 5f00::/16,
+//     fec0::/10), any address of this host's own interfaces, and these in
+//     IPv4-mapped, NAT64 or 6to4 form; but AllowHTTP allows loopback.
+//     Unspecified, multicast, 0.0.0.0/8 and 240.0.0.0/4 (broadcast
+//     included) are refused always;
 //   - it uses no proxy (whatever the environment says), TLS 1.2 at least,
 //     and keeps a bounded number of idle connections.
 //
