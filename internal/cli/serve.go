@@ -55,7 +55,7 @@ func serveFlags(cfg *ServeConfig, stderr io.Writer) *flag.FlagSet {
 	fs.DurationVar(&cfg.WebhookRetryFor, "webhook-retry-for", def.WebhookRetryFor, "how long a webhook delivery that fails keeps being retried (an endpoint failing every delivery for 24h is deactivated)")
 	fs.DurationVar(&cfg.WebhookDeactivateAfter, "webhook-deactivate-after", def.WebhookDeactivateAfter, "how long a webhook endpoint may fail every delivery before it is deactivated (with an alert)")
 	fs.BoolVar(&cfg.WebhookAllowHTTP, "webhook-allow-http", def.WebhookAllowHTTP, "let webhooks use http:// URLs of loopback hosts (local development and tests)")
-	fs.BoolVar(&cfg.WebhookAllowPrivate, "webhook-allow-private", def.WebhookAllowPrivate, "let webhooks reach private, loopback and link-local addresses (an internal receiver); off, such URLs are refused")
+	fs.BoolVar(&cfg.WebhookAllowPrivate, "webhook-allow-private", def.WebhookAllowPrivate, "let webhooks reach addresses that are not public (private, loopback, link-local, other special-purpose ranges, this host's own: an internal receiver); off, such URLs are refused")
 	fs.IntVar(&cfg.SendsInFlight, "sends-in-flight", def.SendsInFlight, "sends this instance reads and renders at once; more wait briefly, then get 503")
 	fs.IntVar(&cfg.AccountSendsInFlight, "account-sends-in-flight", def.AccountSendsInFlight, "sends one account may have in flight on this instance; more wait briefly, then get 429")
 	fs.StringVar(&cfg.SMTPAddr, "smtp-addr", "", "address of the SMTP submission listener (STARTTLS; AUTH with username api and an API token as the password), such as 127.0.0.1:2587")

@@ -56,7 +56,7 @@ func newWebhookCommand(name string, stderr io.Writer, jsonUsage string) *webhook
 func (c *webhookCommand) policyFlags() {
 	def := app.Default()
 	c.allowHTTP = c.fs.Bool("webhook-allow-http", def.WebhookAllowHTTP, "accept http:// URLs of loopback hosts, as serve --webhook-allow-http does: give what serve is given")
-	c.allowPrivate = c.fs.Bool("webhook-allow-private", def.WebhookAllowPrivate, "accept URLs of private, loopback and link-local addresses, as serve --webhook-allow-private does: give what serve is given")
+	c.allowPrivate = c.fs.Bool("webhook-allow-private", def.WebhookAllowPrivate, "accept URLs of addresses that are not public, as serve --webhook-allow-private does: give what serve is given")
 }
 
 // keyFlag defines --secrets-key-file, serve's flag, for the command that
