@@ -101,10 +101,10 @@ func TestPermissionMatrix(t *testing.T) {
 		// changing a domain's suppressions needs admin on it.
 		"email logs":              {u, u, u, u, u, 404, 200, 403, 200},
 		"suppressions":            {u, u, u, u, u, 404, 200, 403, 200},
-		"add suppression":         {u, u, u, u, u, 404, 403, 404, 201},
+		"add suppression":         {u, u, u, u, u, 404, 403, 422, 201}, // a domain_id the caller cannot read looks missing
 		"delete suppression":      {u, u, u, u, u, 404, 403, 404, 200},
 		"list webhooks":           {u, u, u, u, u, 404, 200, 200, 200}, // each sees the webhooks it can read: maybe none
-		"create webhook":          {u, u, u, u, u, 404, 403, 404, 200},
+		"create webhook":          {u, u, u, u, u, 404, 403, 422, 200},
 		"get webhook":             {u, u, u, u, u, 404, 200, 404, 200},
 		"update webhook":          {u, u, u, u, u, 404, 403, 404, 200},
 		"delete webhook":          {u, u, u, u, u, 404, 403, 404, 200},

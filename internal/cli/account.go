@@ -3,6 +3,7 @@ package cli
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"strconv"
@@ -52,6 +53,17 @@ func explainNotFound(err error, format string, args ...any) error {
 		return fmt.Errorf(format, args...)
 	}
 	return err
+}
+
+// explainNoDomain is explainNotFound for a command's --domain: the domain
+// answers a domain_id that names no domain of the account as invalid input
+// (422 in the API), which an operator reads as the domain not being there.
+func explainNoDomain(err error, format string, args ...any) error {
+	var e *tokend.Error
+	if errors.As(err, &e) && e.Code == tokend.EINVALID && len(e.Fields) == 1 && e.Fields["domain_id"] != nil {
+		return fmt.Errorf(format, args...)
+	}
+	return explainNotFound(err, format, args...)
 }
 
 // writeJSONList writes items as one JSON array, each item as toJSON has it.

@@ -369,7 +369,7 @@ func suppressionAdd(ctx context.Context, args []string, getenv Env, stdout, stde
 	defer closeDB()
 	sp, created, err := m.suppressions.Create(ctx, m.operator, tokend.SuppressionInput{Email: email, DomainID: *domain, Type: tokend.SuppressionType(*typ)})
 	if err != nil {
-		err = explainNotFound(fmt.Errorf("suppression add: %w", err), "suppression add: no sending domain %d in account %d of %s", *domain, m.accountID, *db)
+		err = explainNoDomain(fmt.Errorf("suppression add: %w", err), "suppression add: no sending domain %d in account %d of %s", *domain, m.accountID, *db)
 		return asFlags(err, suppressionFlags)
 	}
 	if *asJSON {

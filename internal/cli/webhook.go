@@ -284,7 +284,7 @@ func webhookCreate(ctx context.Context, args []string, getenv Env, stdout, stder
 	h, err := m.hooks.Create(ctx, m.operator, tokend.WebhookInput{URL: *url, EventTypes: eventList(*events), DomainID: *domain,
 		PayloadFormat: *format, Active: &active})
 	if err != nil {
-		err = explainNotFound(fmt.Errorf("webhook create: %w", err), "webhook create: no sending domain %d in account %d of %s", *domain, m.accountID, *c.db)
+		err = explainNoDomain(fmt.Errorf("webhook create: %w", err), "webhook create: no sending domain %d in account %d of %s", *domain, m.accountID, *c.db)
 		return asFlags(err, webhookFlags)
 	}
 	standard := webhook.StandardSecret(h.Secret)
