@@ -73,7 +73,7 @@ func (v *Verifier) spendMessages(ctx context.Context, t *Token, n int) (Allowanc
 	if !d.Allowed {
 		return a, &Error{Code: ERATELIMITED, Reason: ReasonMessagesLimited,
 			Message: fmt.Sprintf("Message allowance exceeded: this request has %s and %d of the %d messages a minute this account's %s may send are left; "+
-				"retry in %d s, or send to fewer recipients at a time", recipientCount(n), d.Remaining, limit, keys, retrySeconds(d.RetryAfter))}
+				"retry in %d s, or send to fewer recipients at a time", recipientCount(n), d.Remaining, limit, keys, RetrySeconds(d.RetryAfter))}
 	}
 	if q := t.Quota; q != nil && q.Unit == QuotaEmails {
 		state, err := v.quotas.spend(ctx, t, int64(n))
@@ -91,8 +91,9 @@ func (v *Verifier) spendMessages(ctx context.Context, t *Token, n int) (Allowanc
 	return a, nil
 }
 
-// retrySeconds is a wait in whole seconds, rounded up, at least 1.
-func retrySeconds(d time.Duration) int64 {
+// RetrySeconds is a wait as a refusal states it: whole seconds, rounded up,
+// at least 1.
+func RetrySeconds(d time.Duration) int64 {
 	return max(1, int64((d+time.Second-1)/time.Second))
 }
 

@@ -318,13 +318,18 @@ func (s *Service) ResetToken(ctx context.Context, caller *Token, id int64, expir
 	return out, nil
 }
 
+// ReasonEnvironmentNotAllowed is the reason of the EFORBIDDEN error of a
+// test key used where only a live key may act: minting a live key, or
+// serving as a service token.
+const ReasonEnvironmentNotAllowed = "environment_not_allowed"
+
 // mayMint says whether t may create (or reset) a token of environment env: a
 // test key makes test keys only, so that code holding a test key can never
 // come by a key that delivers real mail. Live keys, and people and operators
 // acting through the dashboard and CLI, make both.
 func (t *Token) mayMint(env Environment) error {
 	if t.Environment == Test && env != Test {
-		return &Error{Code: EFORBIDDEN, Reason: "environment_not_allowed",
+		return &Error{Code: EFORBIDDEN, Reason: ReasonEnvironmentNotAllowed,
 			Message: "A test key can create and reset test keys only: use a live key, the dashboard or the CLI to make a live key"}
 	}
 	return nil

@@ -137,7 +137,7 @@ func MayVerify(caller *Token) error {
 }
 
 // errTestKeyNotService refuses a test key where a service token is needed.
-var errTestKeyNotService = &Error{Code: EFORBIDDEN, Reason: "environment_not_allowed",
+var errTestKeyNotService = &Error{Code: EFORBIDDEN, Reason: ReasonEnvironmentNotAllowed,
 	Message: "A test key is never a service token: verifying tokens, usage reports and the change stream need a live token with at least viewer on the account"}
 
 // chargeCaller spends a request of the caller's allowance of verifications

@@ -380,39 +380,6 @@ func TestSuppressionsAPI(t *testing.T) {
 	}
 }
 
-// A domain_id in the body that names no sending domain the caller can read
-// (none at all, another account's, or one of the account the caller cannot
-// see) is invalid input, 422 on domain_id, the same answer for each; the
-// path's account is the caller's, so it is not 404.
-func TestSuppressionDomainThatDoesNotExist(t *testing.T) {
-	e := newEnv(t)
-	domain, _, _ := e.domainRecord(e.admin, "mail.example.com")
-	hidden, _, _ := e.domainRecord(e.admin, "hidden.example.com")
-	domainAdmin := e.createToken(e.admin, "domain admin", map[string]any{"resource_type": "domain", "resource_id": domain, "access_level": 100})
-	var foreign struct{ ID int64 }
-	e.post(e.path("/api/accounts/%d/sending_domains", e.other), e.otherAdmin,
-		map[string]any{"sending_domain": map[string]any{"domain_name": "other.example.net"}}).want(200).decode(&foreign)
-	base := e.path("/api/accounts/%d/suppressions", e.acme)
-	for _, c := range []struct {
-		name   string
-		token  string
-		domain int64
-	}{
-		{"missing", e.admin, 999},
-		{"another account's", e.admin, foreign.ID},
-		{"one the caller cannot read", domainAdmin.Token, hidden},
-	} {
-		var body struct{ Errors map[string][]string }
-		e.post(base, c.token, map[string]any{"email": "x@example.org", "domain_id": c.domain}).want(422).decode(&body)
-		if want := fmt.Sprintf("sending domain %d does not exist", c.domain); !slices.Equal(body.Errors["domain_id"], []string{want}) {
-			t.Errorf("%s: errors %v, want domain_id: %s", c.name, body.Errors, want)
-		}
-	}
-	if list := e.suppressions(e.admin, "x@example.org"); len(list) != 0 {
-		t.Errorf("refused suppressions were added: %+v", list)
-	}
-}
-
 // A suppression of every domain holds for each domain: adding the address
 // for one domain answers it (200) rather than adding a copy. The other way
 // round, a suppression of one domain does not hold for the others, so one

@@ -2,6 +2,7 @@ package api_test
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -174,5 +175,57 @@ func TestUnreadableResourcesLookMissing(t *testing.T) {
 				t.Errorf("an unreadable %s answers %s, a missing one %s", tt.typ, got, want)
 			}
 		})
+	}
+}
+
+// A domain_id in the body of a new suppression or webhook that names no
+// sending domain the caller can read (none at all, another account's, or
+// one of the account the caller cannot see) is invalid input, 422 on
+// domain_id, the same answer for each, and nothing is added; the path's
+// account is the caller's, so it is not 404.
+func TestBodyDomainThatDoesNotExist(t *testing.T) {
+	e := newEnv(t)
+	domain, _, _ := e.domainRecord(e.admin, "mail.example.com")
+	hidden, _, _ := e.domainRecord(e.admin, "hidden.example.com")
+	domainAdmin := e.createToken(e.admin, "domain admin", perm("domain", domain, 100))
+	var foreign struct{ ID int64 }
+	e.post(e.path("/api/accounts/%d/sending_domains", e.other), e.otherAdmin,
+		map[string]any{"sending_domain": map[string]any{"domain_name": "other.example.net"}}).want(200).decode(&foreign)
+	routes := []struct {
+		name string
+		path string
+		body func(domain int64) map[string]any
+	}{
+		{"suppression", e.path("/api/accounts/%d/suppressions", e.acme), func(d int64) map[string]any {
+			return map[string]any{"email": "x@example.org", "domain_id": d}
+		}},
+		{"webhook", e.path("/api/accounts/%d/webhooks", e.acme), func(d int64) map[string]any {
+			return map[string]any{"webhook": map[string]any{"url": "https://hooks.example.org/", "event_types": []string{"delivery"}, "domain_id": d}}
+		}},
+	}
+	callers := []struct {
+		name   string
+		token  string
+		domain int64
+	}{
+		{"missing", e.admin, 999},
+		{"another account's", e.admin, foreign.ID},
+		{"one the caller cannot read", domainAdmin.Token, hidden},
+	}
+	for _, r := range routes {
+		for _, c := range callers {
+			var body struct{ Errors map[string][]string }
+			e.post(r.path, c.token, r.body(c.domain)).want(422).decode(&body)
+			if want := fmt.Sprintf("sending domain %d does not exist", c.domain); !slices.Equal(body.Errors["domain_id"], []string{want}) {
+				t.Errorf("%s, %s domain: errors %v, want domain_id: %s", r.name, c.name, body.Errors, want)
+			}
+		}
+	}
+	if list := e.suppressions(e.admin, "x@example.org"); len(list) != 0 {
+		t.Errorf("refused suppressions were added: %+v", list)
+	}
+	var hooks struct{ Data []webhookJSON }
+	if e.get(routes[1].path, e.admin).want(200).decode(&hooks); len(hooks.Data) != 0 {
+		t.Errorf("refused webhooks were created: %+v", hooks.Data)
 	}
 }

@@ -344,37 +344,3 @@ func TestWebhooksAPI(t *testing.T) {
 	}
 	e.get(e.path("%s/%d", base, own.ID), e.admin).want(404)
 }
-
-// A domain_id in a new webhook that names no sending domain the caller can
-// read (none at all, another account's, or one the caller cannot see) is
-// invalid input, 422 on domain_id, the same answer for each.
-func TestWebhookDomainThatDoesNotExist(t *testing.T) {
-	e := newEnv(t)
-	domain, _, _ := e.domainRecord(e.admin, "mail.example.com")
-	hidden, _, _ := e.domainRecord(e.admin, "hidden.example.com")
-	domainAdmin := e.createToken(e.admin, "domain admin", map[string]any{"resource_type": "domain", "resource_id": domain, "access_level": 100})
-	var foreign struct{ ID int64 }
-	e.post(e.path("/api/accounts/%d/sending_domains", e.other), e.otherAdmin,
-		map[string]any{"sending_domain": map[string]any{"domain_name": "other.example.net"}}).want(200).decode(&foreign)
-	base := e.path("/api/accounts/%d/webhooks", e.acme)
-	for _, c := range []struct {
-		name   string
-		token  string
-		domain int64
-	}{
-		{"missing", e.admin, 999},
-		{"another account's", e.admin, foreign.ID},
-		{"one the caller cannot read", domainAdmin.Token, hidden},
-	} {
-		var body struct{ Errors map[string][]string }
-		e.post(base, c.token, map[string]any{"webhook": map[string]any{"url": "https://hooks.example.org/", "event_types": []string{"delivery"}, "domain_id": c.domain}}).
-			want(422).decode(&body)
-		if want := fmt.Sprintf("sending domain %d does not exist", c.domain); !slices.Equal(body.Errors["domain_id"], []string{want}) {
-			t.Errorf("%s: errors %v, want domain_id: %s", c.name, body.Errors, want)
-		}
-	}
-	var list struct{ Data []webhookJSON }
-	if e.get(base, e.admin).want(200).decode(&list); len(list.Data) != 0 {
-		t.Errorf("refused webhooks were created: %+v", list.Data)
-	}
-}

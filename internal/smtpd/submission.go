@@ -12,7 +12,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"math"
 	"net"
 	"strings"
 	"sync"
@@ -469,7 +468,7 @@ func retryIn(msg string, retry time.Duration) string {
 	if retry <= 0 || strings.Contains(msg, "retry in ") {
 		return msg
 	}
-	return strings.TrimSuffix(msg, ".") + fmt.Sprintf("; retry in %d s", int64(math.Ceil(retry.Seconds())))
+	return strings.TrimSuffix(msg, ".") + fmt.Sprintf("; retry in %d s", tokend.RetrySeconds(retry))
 }
 
 // MaxLineLength is the longest line, CRLF included, of a command or of a
